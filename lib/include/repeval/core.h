@@ -1,0 +1,105 @@
+/* repeval core: status codes, errors with context, logging, checked allocation.
+ *
+ * Every fallible library function returns re_status. On failure it also leaves a
+ * human-readable message (file, key, offset, expected vs got) in a thread-local
+ * buffer, read with re_errmsg(). Library code never exits; only main() decides. */
+#ifndef REPEVAL_CORE_H
+#define REPEVAL_CORE_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define REPEVAL_VERSION "0.1.0"
+
+typedef enum re_status {
+  RE_OK = 0,
+  RE_EINVAL = 1,       /* invalid argument or option */
+  RE_EIO = 2,          /* the operating system refused a read/write/open */
+  RE_ENOMEM = 3,       /* allocation failed or a size overflowed */
+  RE_EFORMAT = 4,      /* a file does not follow its format */
+  RE_EUNSUPPORTED = 5, /* valid input we do not handle (dtype, opcode, ...) */
+  RE_ESHAPE = 6,       /* shapes do not fit together */
+  RE_EUNDEFINED = 7,   /* a metric is mathematically undefined for this input */
+  RE_EDATA = 8,        /* NaN/Inf or otherwise unusable values */
+  RE_EMPI = 9,         /* an MPI call failed */
+  RE_EINTERRUPTED = 10 /* stopped by a signal; state was saved */
+} re_status;
+
+/* Short name of a status code ("format error", ...). */
+const char *re_status_str(re_status st);
+
+/* Record an error message (printf-style) and return `st`, for `return re_err(...)`. */
+re_status re_err(re_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Prepend context ("reading X.npy: ") to the current message; returns `st`. */
+re_status re_err_context(re_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The message of the last error recorded on this thread ("" if none). */
+const char *re_errmsg(void);
+
+/* Forget the last error message. */
+void re_err_clear(void);
+
+/* Propagate a failing status to the caller. */
+#define RE_TRY(expr)                 \
+  do {                               \
+    re_status re_try_s_ = (expr);    \
+    if (re_try_s_ != RE_OK)          \
+      return re_try_s_;              \
+  } while (0)
+
+/* Store a failing status in `st` and jump to the function's `done:` cleanup block. */
+#define RE_CHECK(expr)               \
+  do {                               \
+    st = (expr);                     \
+    if (st != RE_OK)                 \
+      goto done;                     \
+  } while (0)
+
+/* ---- logging ---------------------------------------------------------- */
+
+typedef enum re_log_level {
+  RE_LOG_ERROR = 0,
+  RE_LOG_WARN = 1,
+  RE_LOG_INFO = 2,
+  RE_LOG_DEBUG = 3
+} re_log_level;
+
+/* Set the level from REPEVAL_LOG (error|warn|info|debug); default warn. */
+void re_log_init_from_env(void);
+/* Set the level explicitly. */
+void re_log_set_level(re_log_level level);
+/* Current level. */
+re_log_level re_log_get_level(void);
+/* Tag every line with an MPI rank (negative: no tag). */
+void re_log_set_rank(int rank);
+/* Print one line to stderr if `level` is enabled. */
+void re_log(re_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- checked sizes and allocation -------------------------------------- */
+
+/* *out = a * b for non-negative a, b; RE_ENOMEM (with message) on overflow. */
+re_status re_mul_i64(int64_t a, int64_t b, int64_t *out);
+/* *out = a + b for non-negative a, b; RE_ENOMEM on overflow. */
+re_status re_add_i64(int64_t a, int64_t b, int64_t *out);
+
+/* Allocate count * size bytes (overflow-checked, zeroed). *out is NULL on failure. */
+re_status re_calloc(int64_t count, int64_t size, void *out);
+/* Allocate count * size bytes (overflow-checked, not zeroed). */
+re_status re_malloc(int64_t count, int64_t size, void *out);
+/* Resize *p to count * size bytes (overflow-checked); *p unchanged on failure. */
+re_status re_realloc(void *p, int64_t count, int64_t size);
+/* Free *p (may be NULL) and set it to NULL. `p` is the address of a pointer. */
+void re_free(void *p);
+/* strdup that reports RE_ENOMEM. */
+re_status re_strdup(const char *s, char **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,84 @@
+/* Co-moment accumulator: streaming, mergeable first and second moments of
+ * several layers' features and their cross-products, in float64.
+ *
+ * For layers l = 0..L-1 of widths d_l it keeps n, the means mu_l (d_l) and,
+ * for every stored block (i, j) with i <= j, the centred co-moment
+ *   C_ij = sum_s (x_i,s - mu_i)(x_j,s - mu_j)^T          (d_i x d_j, row-major).
+ * Diagonal blocks (l, l) are always stored for every layer that appears in a
+ * requested pair. With RE_MOMENTS_DEBIASED it also keeps, per block, the sums
+ * needed for the unbiased HSIC estimator from features:
+ *   sqq_ij = sum_s q_i,s q_j,s,  aq_ij = sum_s (x_i,s - mu_i) q_j,s  (d_i),
+ *   aq_ji = sum_s (x_j,s - mu_j) q_i,s (d_j),   q_l,s = ||x_l,s - mu_l||^2.
+ *
+ * Batches are folded in with a Chan–Golub–LeVeque style update: the old state
+ * is re-centred on the new mean (exact algebra, see moments.c), and the batch
+ * is centred on the new mean before its GEMM, so large feature offsets do not
+ * cancel catastrophically. Merging two accumulators re-centres both on the
+ * pooled mean and adds; merge is what the MPI reduction applies.
+ *
+ * Contract shared by all accumulators: create / add_batch / merge /
+ * serialize (to a flat double buffer) / deserialize / finalize (metrics from
+ * the state) / destroy. */
+#ifndef REPEVAL_MOMENTS_H
+#define REPEVAL_MOMENTS_H
+
+#include "repeval/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum { RE_MOMENTS_DEBIASED = 1u << 0 };
+
+typedef struct re_moments re_moments;
+
+/* Number of doubles the state occupies for these layers and requested pairs
+ * (before deduplication; diagonal blocks are added). Use it to refuse jobs that
+ * do not fit: 8 * re_moments_state_len(...) bytes per copy. */
+re_status re_moments_state_len(int nlayers, const int64_t *dims, int npairs, const int32_t *pairs,
+                               unsigned flags, int64_t *len);
+
+/* Create an accumulator. dims: nlayers widths; pairs: npairs x 2 layer indices
+ * (order within a pair does not matter; duplicates are merged). */
+re_status re_moments_create(int nlayers, const int64_t *dims, int npairs, const int32_t *pairs, unsigned flags,
+                            re_moments **out);
+/* Destroy (NULL allowed); sets *m to NULL. */
+void re_moments_destroy(re_moments **m);
+/* Reset to n = 0. */
+void re_moments_reset(re_moments *m);
+
+/* Add a batch of b samples: X[l] is b x dims[l], row-major, leading dimension
+ * ld[l] (>= dims[l]); every layer of the accumulator must be given.
+ * Non-finite values are refused with the layer, row and column in the message. */
+re_status re_moments_add_batch(re_moments *m, int64_t b, const double *const *X, const int64_t *ld);
+
+/* m <- m (+) other, where other holds later samples (order matters only for rounding). */
+re_status re_moments_merge(re_moments *m, const re_moments *other);
+
+/* Length in doubles of the serialized state (constant for a given layout). */
+int64_t re_moments_serial_len(const re_moments *m);
+/* Copy the state to buf (re_moments_serial_len doubles). */
+void re_moments_serialize(const re_moments *m, double *buf);
+/* Merge a serialized state produced by an accumulator of the same layout. */
+re_status re_moments_merge_serial(re_moments *m, const double *buf, int64_t len);
+/* Replace the state by a serialized one of the same layout. */
+re_status re_moments_deserialize(re_moments *m, const double *buf, int64_t len);
+
+/* Accessors for finalize-time metrics. */
+double re_moments_n(const re_moments *m);
+int re_moments_nlayers(const re_moments *m);
+int64_t re_moments_dim(const re_moments *m, int layer);
+/* Mean of a layer (d_l). */
+const double *re_moments_mean(const re_moments *m, int layer);
+/* Centred co-moment C_ij (d_i x d_j row-major) or NULL if (i, j) is not stored.
+ * If i > j the stored block is C_ji: *transposed is set to 1. */
+const double *re_moments_block(const re_moments *m, int i, int j, int *transposed);
+/* Debiased extras of block (i, j): sqq_ij and the two vectors (aq for layer i, aq for layer j).
+ * RE_EINVAL if the accumulator was created without RE_MOMENTS_DEBIASED or (i, j) is not stored. */
+re_status re_moments_debiased_terms(const re_moments *m, int i, int j, double *sqq, const double **aq_i,
+                                    const double **aq_j);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,465 @@
+/* Streaming, mergeable co-moments (see moments.h).
+ *
+ * Re-centring identities. Let a_s = x_s - mu (so sum_s a_s = 0) and move the
+ * centre to mu' = mu + D, a'_s = a_s - D. With q_s = ||a_s||^2 and the same for
+ * a second layer (b, E, r):
+ *   C'      = C + n D E^T
+ *   aq'     = sum a'_s r'_s = aq - 2 C E - (tr C_yy + n|E|^2) D
+ *   sqq'    = sum q'_s r'_s = sqq - 2 E.(sum b q) - 2 D.(sum a r)
+ *             + |E|^2 tr C_xx + |D|^2 tr C_yy + 4 D^T C E + n |D|^2 |E|^2
+ * These are exact; with D small (a shift between means) they lose no precision,
+ * which is the point of the Chan–Golub–LeVeque pairwise update (Chan, Golub,
+ * LeVeque 1979, "Updating formulae and a pairwise algorithm for computing
+ * sample variances"). */
+#include "repeval/moments.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MOMENTS_MAGIC 1297040717.0 /* "MOMM" */
+#define SERIAL_HEADER 2            /* magic, layout hash */
+
+struct re_moments {
+  int L;
+  int64_t *dims;
+  unsigned flags;
+  int nblocks;
+  int32_t *blk;      /* nblocks x 2, i <= j, sorted */
+  int *blkindex;     /* L x L -> block id or -1 */
+  int64_t len;       /* doubles in state */
+  double *state;     /* [n, means..., per block: C, (sqq, aq_i, aq_j)] */
+  int64_t *mean_off; /* L */
+  int64_t *c_off, *x_off; /* nblocks: C and debiased extras (sqq at x_off, then aq_i, aq_j) */
+  double layout_hash;
+  /* workspace */
+  int64_t bcap;
+  double **xc;   /* per layer: bcap x d_l centred batch */
+  double *q;     /* L x bcap row norms */
+  double *delta; /* sum d_l */
+  int64_t *delta_off;
+  double *tr;    /* L traces */
+  double *tmp;   /* max d */
+  double *scratch; /* len, for merges */
+};
+
+static int64_t block_len(const re_moments *m, int b) {
+  int64_t di = m->dims[m->blk[2 * b]], dj = m->dims[m->blk[2 * b + 1]];
+  return di * dj;
+}
+
+static int cmp_pair(const void *a, const void *b) {
+  const int32_t *x = a, *y = b;
+  if (x[0] != y[0])
+    return x[0] < y[0] ? -1 : 1;
+  return (x[1] > y[1]) - (x[1] < y[1]);
+}
+
+/* Normalise requested pairs: i <= j, add diagonals, sort, dedupe. */
+static re_status normalise_pairs(int L, int npairs, const int32_t *pairs, int32_t **out, int *nout) {
+  int32_t *p = NULL;
+  RE_TRY(re_malloc((int64_t)(npairs * 3 + 1), 2 * sizeof(int32_t), &p));
+  int n = 0;
+  for (int k = 0; k < npairs; k++) {
+    int32_t i = pairs[2 * k], j = pairs[2 * k + 1];
+    if (i < 0 || j < 0 || i >= L || j >= L) {
+      free(p);
+      return re_err(RE_EINVAL, "moments: pair %d = (%d, %d) names a layer outside 0..%d", k, i, j, L - 1);
+    }
+    if (i > j) {
+      int32_t t = i;
+      i = j;
+      j = t;
+    }
+    p[2 * n] = i, p[2 * n + 1] = j, n++;
+    p[2 * n] = i, p[2 * n + 1] = i, n++;
+    p[2 * n] = j, p[2 * n + 1] = j, n++;
+  }
+  qsort(p, (size_t)n, 2 * sizeof(int32_t), cmp_pair);
+  int u = 0;
+  for (int k = 0; k < n; k++)
+    if (u == 0 || p[2 * k] != p[2 * (u - 1)] || p[2 * k + 1] != p[2 * (u - 1) + 1]) {
+      p[2 * u] = p[2 * k], p[2 * u + 1] = p[2 * k + 1];
+      u++;
+    }
+  *out = p;
+  *nout = u;
+  return RE_OK;
+}
+
+static re_status layout_len(int L, const int64_t *dims, int nb, const int32_t *blk, unsigned flags, int64_t *len) {
+  int64_t total = 1, t;
+  for (int l = 0; l < L; l++) {
+    if (dims[l] <= 0)
+      return re_err(RE_EINVAL, "moments: layer %d has width %lld", l, (long long)dims[l]);
+    RE_TRY(re_add_i64(total, dims[l], &total));
+  }
+  for (int b = 0; b < nb; b++) {
+    RE_TRY(re_mul_i64(dims[blk[2 * b]], dims[blk[2 * b + 1]], &t));
+    RE_TRY(re_add_i64(total, t, &total));
+    if (flags & RE_MOMENTS_DEBIASED) {
+      RE_TRY(re_add_i64(total, 1 + dims[blk[2 * b]] + dims[blk[2 * b + 1]], &total));
+    }
+  }
+  *len = total;
+  return RE_OK;
+}
+
+re_status re_moments_state_len(int nlayers, const int64_t *dims, int npairs, const int32_t *pairs,
+                               unsigned flags, int64_t *len) {
+  int32_t *blk = NULL;
+  int nb;
+  RE_TRY(normalise_pairs(nlayers, npairs, pairs, &blk, &nb));
+  re_status st = layout_len(nlayers, dims, nb, blk, flags, len);
+  free(blk);
+  return st;
+}
+
+static double hash_layout(const re_moments *m) {
+  uint64_t h = 1469598103934665603ull;
+#define MIX(v)                          \
+  do {                                  \
+    h ^= (uint64_t)(v);                 \
+    h *= 1099511628211ull;              \
+  } while (0)
+  MIX(m->L);
+  MIX(m->flags);
+  for (int l = 0; l < m->L; l++)
+    MIX(m->dims[l]);
+  for (int b = 0; b < m->nblocks; b++) {
+    MIX(m->blk[2 * b]);
+    MIX(m->blk[2 * b + 1]);
+  }
+#undef MIX
+  return (double)(h >> 12); /* 52 bits: exact in a double */
+}
+
+re_status re_moments_create(int nlayers, const int64_t *dims, int npairs, const int32_t *pairs, unsigned flags,
+                            re_moments **out) {
+  re_status st = RE_OK;
+  re_moments *m = NULL;
+  *out = NULL;
+  if (nlayers <= 0)
+    return re_err(RE_EINVAL, "moments: need at least one layer");
+  RE_CHECK(re_calloc(1, sizeof *m, &m));
+  m->L = nlayers;
+  m->flags = flags;
+  RE_CHECK(re_malloc(nlayers, sizeof(int64_t), &m->dims));
+  memcpy(m->dims, dims, sizeof(int64_t) * (size_t)nlayers);
+  RE_CHECK(normalise_pairs(nlayers, npairs, pairs, &m->blk, &m->nblocks));
+  RE_CHECK(layout_len(nlayers, dims, m->nblocks, m->blk, flags, &m->len));
+  RE_CHECK(re_calloc(m->len, sizeof(double), &m->state));
+  RE_CHECK(re_calloc(m->len, sizeof(double), &m->scratch));
+  RE_CHECK(re_malloc((int64_t)nlayers * nlayers, sizeof(int), &m->blkindex));
+  for (int k = 0; k < nlayers * nlayers; k++)
+    m->blkindex[k] = -1;
+  RE_CHECK(re_malloc(nlayers, sizeof(int64_t), &m->mean_off));
+  RE_CHECK(re_malloc(nlayers, sizeof(int64_t), &m->delta_off));
+  RE_CHECK(re_calloc(m->nblocks, sizeof(int64_t), &m->c_off));
+  RE_CHECK(re_calloc(m->nblocks, sizeof(int64_t), &m->x_off));
+  int64_t off = 1, doff = 0, maxd = 1;
+  for (int l = 0; l < nlayers; l++) {
+    m->mean_off[l] = off;
+    m->delta_off[l] = doff;
+    off += dims[l];
+    doff += dims[l];
+    if (dims[l] > maxd)
+      maxd = dims[l];
+  }
+  for (int b = 0; b < m->nblocks; b++) {
+    int i = m->blk[2 * b], j = m->blk[2 * b + 1];
+    m->blkindex[i * nlayers + j] = b;
+    m->blkindex[j * nlayers + i] = b;
+    m->c_off[b] = off;
+    off += block_len(m, b);
+    if (flags & RE_MOMENTS_DEBIASED) {
+      m->x_off[b] = off;
+      off += 1 + dims[i] + dims[j];
+    }
+  }
+  RE_CHECK(re_calloc(doff, sizeof(double), &m->delta));
+  RE_CHECK(re_calloc(nlayers, sizeof(double), &m->tr));
+  RE_CHECK(re_calloc(maxd, sizeof(double), &m->tmp));
+  RE_CHECK(re_calloc(nlayers, sizeof(double *), &m->xc));
+  m->layout_hash = hash_layout(m);
+  *out = m;
+  m = NULL;
+done:
+  re_moments_destroy(&m);
+  return st;
+}
+
+void re_moments_destroy(re_moments **pm) {
+  re_moments *m = *pm;
+  if (!m)
+    return;
+  if (m->xc)
+    for (int l = 0; l < m->L; l++)
+      free(m->xc[l]);
+  free(m->xc);
+  free(m->q);
+  free(m->delta);
+  free(m->delta_off);
+  free(m->tr);
+  free(m->tmp);
+  free(m->scratch);
+  free(m->state);
+  free(m->mean_off);
+  free(m->c_off);
+  free(m->x_off);
+  free(m->blkindex);
+  free(m->blk);
+  free(m->dims);
+  free(m);
+  *pm = NULL;
+}
+
+void re_moments_reset(re_moments *m) { memset(m->state, 0, sizeof(double) * (size_t)m->len); }
+
+/* Traces of the diagonal blocks of state s into m->tr. */
+static void compute_traces(re_moments *m, const double *s) {
+  for (int l = 0; l < m->L; l++) {
+    int b = m->blkindex[l * m->L + l];
+    double t = 0;
+    if (b >= 0) {
+      const double *C = s + m->c_off[b];
+      int64_t d = m->dims[l];
+      for (int64_t k = 0; k < d; k++)
+        t += C[k * d + k];
+    }
+    m->tr[l] = t;
+  }
+}
+
+/* Move the centre of state s (centred on its own mean) by m->delta. */
+static void recentre(re_moments *m, double *s) {
+  double n = s[0];
+  if (n == 0)
+    return;
+  compute_traces(m, s);
+  for (int b = 0; b < m->nblocks; b++) {
+    int i = m->blk[2 * b], j = m->blk[2 * b + 1];
+    int64_t di = m->dims[i], dj = m->dims[j];
+    double *C = s + m->c_off[b];
+    const double *D = m->delta + m->delta_off[i], *E = m->delta + m->delta_off[j];
+    double dd = cblas_ddot((int)di, D, 1, D, 1), ee = cblas_ddot((int)dj, E, 1, E, 1);
+    if (m->flags & RE_MOMENTS_DEBIASED) {
+      double *sqq = s + m->x_off[b], *aqi = sqq + 1, *aqj = aqi + di;
+      /* tmp = C E (d_i) */
+      cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)di, (int)dj, 1.0, C, (int)dj, E, 1, 0.0, m->tmp, 1);
+      double dCe = cblas_ddot((int)di, D, 1, m->tmp, 1);
+      double e_aqj = cblas_ddot((int)dj, E, 1, aqj, 1); /* E . sum b q */
+      double d_aqi = cblas_ddot((int)di, D, 1, aqi, 1); /* D . sum a r */
+      *sqq += -2 * e_aqj - 2 * d_aqi + ee * m->tr[i] + dd * m->tr[j] + 4 * dCe + n * dd * ee;
+      /* aq_i' = aq_i - 2 C E - (tr_j + n|E|^2) D */
+      cblas_daxpy((int)di, -2.0, m->tmp, 1, aqi, 1);
+      cblas_daxpy((int)di, -(m->tr[j] + n * ee), D, 1, aqi, 1);
+      /* aq_j' = aq_j - 2 C^T D - (tr_i + n|D|^2) E */
+      cblas_dgemv(CblasRowMajor, CblasTrans, (int)di, (int)dj, 1.0, C, (int)dj, D, 1, 0.0, m->tmp, 1);
+      cblas_daxpy((int)dj, -2.0, m->tmp, 1, aqj, 1);
+      cblas_daxpy((int)dj, -(m->tr[i] + n * dd), E, 1, aqj, 1);
+    }
+    cblas_dger(CblasRowMajor, (int)di, (int)dj, n, D, 1, E, 1, C, (int)dj);
+  }
+}
+
+static re_status ensure_workspace(re_moments *m, int64_t b) {
+  if (b <= m->bcap)
+    return RE_OK;
+  for (int l = 0; l < m->L; l++) {
+    free(m->xc[l]);
+    m->xc[l] = NULL;
+  }
+  free(m->q);
+  m->q = NULL;
+  m->bcap = 0;
+  for (int l = 0; l < m->L; l++)
+    RE_TRY(re_malloc(b, m->dims[l] * (int64_t)sizeof(double), &m->xc[l]));
+  RE_TRY(re_malloc(b, m->L * (int64_t)sizeof(double), &m->q));
+  m->bcap = b;
+  return RE_OK;
+}
+
+re_status re_moments_add_batch(re_moments *m, int64_t b, const double *const *X, const int64_t *ld) {
+  if (b <= 0)
+    return RE_OK;
+  RE_TRY(ensure_workspace(m, b));
+  double *s = m->state;
+  double na = s[0], n = na + (double)b;
+  /* batch means -> new mean; delta = new - old */
+  for (int l = 0; l < m->L; l++) {
+    int64_t d = m->dims[l];
+    double *mb = m->tmp;
+    memset(mb, 0, sizeof(double) * (size_t)d);
+    for (int64_t r = 0; r < b; r++) {
+      const double *row = X[l] + r * ld[l];
+      for (int64_t k = 0; k < d; k++) {
+        if (!isfinite(row[k]))
+          return re_err(RE_EDATA, "layer %d, batch row %lld, column %lld is %s", l, (long long)r,
+                        (long long)k, isnan(row[k]) ? "NaN" : "infinite");
+        mb[k] += row[k];
+      }
+    }
+    double *mu = s + m->mean_off[l], *D = m->delta + m->delta_off[l];
+    for (int64_t k = 0; k < d; k++) {
+      double batch_mean = mb[k] / (double)b;
+      D[k] = (double)b / n * (batch_mean - mu[k]);
+    }
+  }
+  recentre(m, s);
+  for (int l = 0; l < m->L; l++) {
+    double *mu = s + m->mean_off[l];
+    const double *D = m->delta + m->delta_off[l];
+    int64_t d = m->dims[l];
+    for (int64_t k = 0; k < d; k++)
+      mu[k] += D[k];
+    /* centre the batch on the new mean */
+    double *xc = m->xc[l], *q = m->q + l * b;
+    for (int64_t r = 0; r < b; r++) {
+      const double *row = X[l] + r * ld[l];
+      double *o = xc + r * d, acc = 0;
+      for (int64_t k = 0; k < d; k++) {
+        o[k] = row[k] - mu[k];
+        acc += o[k] * o[k];
+      }
+      q[r] = acc;
+    }
+  }
+  s[0] = n;
+  for (int bk = 0; bk < m->nblocks; bk++) {
+    int i = m->blk[2 * bk], j = m->blk[2 * bk + 1];
+    int64_t di = m->dims[i], dj = m->dims[j];
+    double *C = s + m->c_off[bk];
+    if (i == j) {
+      cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)di, (int)b, 1.0, m->xc[i], (int)di, 1.0, C,
+                  (int)di);
+      for (int64_t r = 1; r < di; r++) /* mirror the upper triangle */
+        for (int64_t c = 0; c < r; c++)
+          C[r * di + c] = C[c * di + r];
+    } else {
+      cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)di, (int)dj, (int)b, 1.0, m->xc[i], (int)di,
+                  m->xc[j], (int)dj, 1.0, C, (int)dj);
+    }
+    if (m->flags & RE_MOMENTS_DEBIASED) {
+      double *sqq = s + m->x_off[bk], *aqi = sqq + 1, *aqj = aqi + di;
+      const double *qi = m->q + i * b, *qj = m->q + j * b;
+      *sqq += cblas_ddot((int)b, qi, 1, qj, 1);
+      cblas_dgemv(CblasRowMajor, CblasTrans, (int)b, (int)di, 1.0, m->xc[i], (int)di, qj, 1, 1.0, aqi, 1);
+      cblas_dgemv(CblasRowMajor, CblasTrans, (int)b, (int)dj, 1.0, m->xc[j], (int)dj, qi, 1, 1.0, aqj, 1);
+    }
+  }
+  return RE_OK;
+}
+
+/* m->state <- m->state (+) o, where o is a state of the same layout (modified). */
+static void merge_state(re_moments *m, double *o) {
+  double *s = m->state;
+  double na = s[0], nb = o[0], n = na + nb;
+  if (nb == 0)
+    return;
+  if (na == 0) {
+    memcpy(s, o, sizeof(double) * (size_t)m->len);
+    return;
+  }
+  /* pooled mean mu = mu_a + (nb/n)(mu_b - mu_a); move a by +w, b by w - (mu_b - mu_a) */
+  for (int l = 0; l < m->L; l++) {
+    const double *ma = s + m->mean_off[l], *mb = o + m->mean_off[l];
+    double *D = m->delta + m->delta_off[l];
+    for (int64_t k = 0; k < m->dims[l]; k++)
+      D[k] = nb / n * (mb[k] - ma[k]);
+  }
+  recentre(m, s);
+  for (int l = 0; l < m->L; l++) {
+    const double *ma = s + m->mean_off[l], *mb = o + m->mean_off[l];
+    double *D = m->delta + m->delta_off[l];
+    for (int64_t k = 0; k < m->dims[l]; k++)
+      D[k] = (ma[k] + D[k]) - mb[k];
+  }
+  recentre(m, o);
+  for (int l = 0; l < m->L; l++) {
+    double *ma = s + m->mean_off[l];
+    const double *mb = o + m->mean_off[l], *D = m->delta + m->delta_off[l];
+    for (int64_t k = 0; k < m->dims[l]; k++)
+      ma[k] = mb[k] + D[k];
+  }
+  int64_t first = m->L > 0 ? m->mean_off[m->L - 1] + m->dims[m->L - 1] : 1;
+  for (int64_t k = first; k < m->len; k++)
+    s[k] += o[k];
+  s[0] = n;
+}
+
+re_status re_moments_merge(re_moments *m, const re_moments *other) {
+  if (other->len != m->len || other->layout_hash != m->layout_hash)
+    return re_err(RE_EINVAL, "moments: cannot merge accumulators of different layouts");
+  memcpy(m->scratch, other->state, sizeof(double) * (size_t)m->len);
+  merge_state(m, m->scratch);
+  return RE_OK;
+}
+
+int64_t re_moments_serial_len(const re_moments *m) { return SERIAL_HEADER + m->len; }
+
+void re_moments_serialize(const re_moments *m, double *buf) {
+  buf[0] = MOMENTS_MAGIC;
+  buf[1] = m->layout_hash;
+  memcpy(buf + SERIAL_HEADER, m->state, sizeof(double) * (size_t)m->len);
+}
+
+static re_status check_serial(const re_moments *m, const double *buf, int64_t len) {
+  if (len != SERIAL_HEADER + m->len || buf[0] != MOMENTS_MAGIC || buf[1] != m->layout_hash)
+    return re_err(RE_EFORMAT, "moments: serialized state does not match this accumulator's layout "
+                              "(%lld doubles, expected %lld)",
+                  (long long)len, (long long)(SERIAL_HEADER + m->len));
+  double n = buf[SERIAL_HEADER];
+  if (!(n >= 0) || n != floor(n))
+    return re_err(RE_EFORMAT, "moments: serialized state has an invalid sample count");
+  return RE_OK;
+}
+
+re_status re_moments_merge_serial(re_moments *m, const double *buf, int64_t len) {
+  RE_TRY(check_serial(m, buf, len));
+  memcpy(m->scratch, buf + SERIAL_HEADER, sizeof(double) * (size_t)m->len);
+  merge_state(m, m->scratch);
+  return RE_OK;
+}
+
+re_status re_moments_deserialize(re_moments *m, const double *buf, int64_t len) {
+  RE_TRY(check_serial(m, buf, len));
+  memcpy(m->state, buf + SERIAL_HEADER, sizeof(double) * (size_t)m->len);
+  return RE_OK;
+}
+
+double re_moments_n(const re_moments *m) { return m->state[0]; }
+
+int re_moments_nlayers(const re_moments *m) { return m->L; }
+
+int64_t re_moments_dim(const re_moments *m, int layer) { return m->dims[layer]; }
+
+const double *re_moments_mean(const re_moments *m, int layer) { return m->state + m->mean_off[layer]; }
+
+const double *re_moments_block(const re_moments *m, int i, int j, int *transposed) {
+  if (i < 0 || j < 0 || i >= m->L || j >= m->L)
+    return NULL;
+  int b = m->blkindex[i * m->L + j];
+  if (b < 0)
+    return NULL;
+  if (transposed)
+    *transposed = (i > j);
+  return m->state + m->c_off[b];
+}
+
+re_status re_moments_debiased_terms(const re_moments *m, int i, int j, double *sqq, const double **aq_i,
+                                    const double **aq_j) {
+  if (!(m->flags & RE_MOMENTS_DEBIASED))
+    return re_err(RE_EINVAL, "moments: accumulator was created without debiased terms");
+  if (i < 0 || j < 0 || i >= m->L || j >= m->L || m->blkindex[i * m->L + j] < 0)
+    return re_err(RE_EINVAL, "moments: pair (%d, %d) is not accumulated", i, j);
+  int b = m->blkindex[i * m->L + j];
+  const double *x = m->state + m->x_off[b];
+  int lo = i < j ? i : j;
+  const double *a_lo = x + 1, *a_hi = x + 1 + m->dims[lo];
+  *sqq = x[0];
+  *aq_i = (i == lo) ? a_lo : a_hi;
+  *aq_j = (i == lo) ? a_hi : a_lo;
+  return RE_OK;
+}

@@ -1,0 +1,87 @@
+/* Helpers shared by the subcommands: errors, options, inputs, JSON. */
+#include "cli.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+int re_cli_fail(re_status st) {
+  const char *msg = re_errmsg();
+  fprintf(stderr, "repeval: error: %s\n", *msg ? msg : re_status_str(st));
+  return RE_EXIT_ERROR;
+}
+
+int re_cli_usage_error(const char *cmd, const char *fmt, ...) {
+  char line[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "repeval %s: %s\nTry 'repeval %s --help'.\n", cmd, line, cmd);
+  return RE_EXIT_USAGE;
+}
+
+const char *re_cli_opt(int argc, char **argv, int *i, const char *name, int *missing) {
+  const char *a = argv[*i];
+  size_t n = strlen(name);
+  *missing = 0;
+  if (strncmp(a, name, n) != 0)
+    return NULL;
+  if (a[n] == '=')
+    return a + n + 1;
+  if (a[n] != '\0')
+    return NULL;
+  if (*i + 1 >= argc) {
+    *missing = 1;
+    return NULL;
+  }
+  return argv[++*i];
+}
+
+re_status re_cli_open_matrix(const char *spec, re_npy **out) {
+  const char *colon = strstr(spec, ".npz:");
+  if (!colon)
+    return re_npy_open(spec, out);
+  char *path;
+  RE_TRY(re_strdup(spec, &path));
+  path[colon - spec + 4] = '\0';
+  re_npz *z = NULL;
+  re_status st = re_npz_open(path, &z);
+  if (st == RE_OK)
+    st = re_npz_load(z, colon + 5, out);
+  re_npz_close(&z);
+  free(path);
+  return st;
+}
+
+re_status re_cli_read_rows_finite(const re_npy *a, int64_t r0, int64_t nr, double *out) {
+  RE_TRY(re_npy_read_rows_f64(a, r0, nr, out));
+  int64_t cols = re_npy_cols(a);
+  for (int64_t k = 0; k < nr * cols; k++)
+    if (!isfinite(out[k]))
+      return re_err(RE_EDATA, "%s: row %lld, column %lld is %s", a->name, (long long)(r0 + k / cols),
+                    (long long)(k % cols), isnan(out[k]) ? "NaN" : "infinite");
+  return RE_OK;
+}
+
+void re_json_number(FILE *f, double v) {
+  if (isfinite(v))
+    fprintf(f, "%.17g", v);
+  else
+    fputs("null", f);
+}
+
+void re_json_string(FILE *f, const char *s) {
+  fputc('"', f);
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\')
+      fprintf(f, "\\%c", c);
+    else if (c < 0x20)
+      fprintf(f, "\\u%04x", c);
+    else
+      fputc(c, f);
+  }
+  fputc('"', f);
+}

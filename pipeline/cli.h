@@ -1,0 +1,41 @@
+/* Shared pieces of the repeval command-line program (not part of the library API). */
+#ifndef REPEVAL_CLI_H
+#define REPEVAL_CLI_H
+
+#include <stdio.h>
+
+#include "repeval/npy.h"
+
+/* Exit codes of the repeval program (documented in docs/cli.md). */
+enum {
+  RE_EXIT_OK = 0,        /* success */
+  RE_EXIT_ERROR = 1,     /* bad input, I/O or runtime error */
+  RE_EXIT_USAGE = 2,     /* bad command line */
+  RE_EXIT_UNDEFINED = 3, /* the requested metric is undefined for this input */
+  RE_EXIT_INTERRUPTED = 75 /* stopped by a signal after saving state (EX_TEMPFAIL) */
+};
+
+int re_cmd_cka(int argc, char **argv);
+int re_cmd_inspect(int argc, char **argv);
+
+/* Print "repeval: error: <message>" for a failed status; returns RE_EXIT_ERROR. */
+int re_cli_fail(re_status st);
+/* Print a usage error with a hint to --help; returns RE_EXIT_USAGE. */
+int re_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Value of option `name` in argv[*i] ("--name=value" or "--name value"); advances *i.
+ * Returns NULL if argv[*i] is not this option; sets *missing if the value is absent. */
+const char *re_cli_opt(int argc, char **argv, int *i, const char *name, int *missing);
+
+/* Open a matrix given as "file.npy" or "file.npz:array" (validated, memory-mapped for .npy). */
+re_status re_cli_open_matrix(const char *spec, re_npy **out);
+
+/* Read rows [r0, r0+nr) of a as doubles, refusing NaN/Inf with file, row and column. */
+re_status re_cli_read_rows_finite(const re_npy *a, int64_t r0, int64_t nr, double *out);
+
+/* Print a double as JSON (null for NaN/Inf). */
+void re_json_number(FILE *f, double v);
+/* Print a JSON string literal with escapes. */
+void re_json_string(FILE *f, const char *s);
+
+#endif

@@ -1,0 +1,43 @@
+/* repeval: evaluate neural-network representations (CKA, CCA family, probes). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: repeval <command> [options]\n"
+          "\n"
+          "Commands:\n"
+          "  cka       CKA between two embedding matrices (.npy / .npz:array), optionally under MPI\n"
+          "  inspect   list the arrays in a .npy / .npz file\n"
+          "  version   print the version\n"
+          "\n"
+          "Run 'repeval <command> --help' for the options of a command.\n"
+          "Environment: REPEVAL_LOG=error|warn|info|debug sets the log level.\n"
+          "Exit codes: 0 ok, 1 error, 2 usage, 3 metric undefined for this input.\n");
+}
+
+int main(int argc, char **argv) {
+  re_log_init_from_env();
+  if (argc < 2) {
+    usage(stderr);
+    return RE_EXIT_USAGE;
+  }
+  const char *cmd = argv[1];
+  if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+    usage(stdout);
+    return RE_EXIT_OK;
+  }
+  if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+    printf("repeval %s\n", REPEVAL_VERSION);
+    return RE_EXIT_OK;
+  }
+  if (!strcmp(cmd, "cka"))
+    return re_cmd_cka(argc - 1, argv + 1);
+  if (!strcmp(cmd, "inspect"))
+    return re_cmd_inspect(argc - 1, argv + 1);
+  fprintf(stderr, "repeval: unknown command '%s'\n", cmd);
+  usage(stderr);
+  return RE_EXIT_USAGE;
+}

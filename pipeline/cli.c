@@ -25,7 +25,6 @@ int re_cli_usage_error(const char *cmd, const char *fmt, ...) {
 const char *re_cli_opt(int argc, char **argv, int *i, const char *name, int *missing) {
   const char *a = argv[*i];
   size_t n = strlen(name);
-  *missing = 0;
   if (strncmp(a, name, n) != 0)
     return NULL;
   if (a[n] == '=')

@@ -24,7 +24,8 @@ int re_cli_fail(re_status st);
 int re_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Value of option `name` in argv[*i] ("--name=value" or "--name value"); advances *i.
- * Returns NULL if argv[*i] is not this option; sets *missing if the value is absent. */
+ * Returns NULL if argv[*i] is not this option; sets *missing to 1 (never to 0) if the
+ * option is there but its value is absent. */
 const char *re_cli_opt(int argc, char **argv, int *i, const char *name, int *missing);
 
 /* Open a matrix given as "file.npy" or "file.npz:array" (validated, memory-mapped for .npy). */

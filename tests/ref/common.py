@@ -1,0 +1,109 @@
+"""Shared helpers for the Python reference tests: run the repeval program,
+count checks, and an independent NumPy implementation of the metrics."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+REPEVAL = os.environ.get("REPEVAL_BIN", "repeval")
+NPY_TOOL = os.environ.get("REPEVAL_NPY_TOOL", "npy_tool")
+MPIEXEC = os.environ.get("REPEVAL_MPIEXEC") or "mpiexec"
+SOURCE_DIR = os.environ.get(
+    "REPEVAL_SOURCE_DIR", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+
+class Suite:
+    """Counts checks; finish() prints 'N passed, M failed' and exits non-zero on failure."""
+
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, cond, what):
+        if cond:
+            self.passed += 1
+        else:
+            self.failed += 1
+            print(f"FAIL: {what}", file=sys.stderr)
+        return cond
+
+    def close(self, got, want, rtol, what):
+        ok = got is not None and want is not None and np.isfinite(got) and \
+            abs(got - want) <= rtol * max(abs(got), abs(want), 1e-300)
+        return self.check(ok, f"{what}: got {got!r}, want {want!r} (rtol {rtol})")
+
+    def finish(self):
+        print(f"{self.passed} passed, {self.failed} failed")
+        sys.exit(1 if self.failed else 0)
+
+
+def run(args, timeout=300, env=None):
+    """Run a command; returns (returncode, stdout, stderr)."""
+    e = dict(os.environ)
+    if env:
+        e.update(env)
+    p = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=e)
+    return p.returncode, p.stdout, p.stderr
+
+
+def repeval(*args, timeout=300):
+    return run([REPEVAL] + [str(a) for a in args], timeout=timeout)
+
+
+def mpirun(ranks, *args, timeout=300):
+    return run([MPIEXEC, "--oversubscribe", "-n", str(ranks), REPEVAL] + [str(a) for a in args],
+               timeout=timeout)
+
+
+def cka_value(*args):
+    """repeval cka ... --json -> parsed dict (raises on failure)."""
+    rc, out, err = repeval("cka", *args, "--json")
+    if rc != 0:
+        raise RuntimeError(f"repeval cka {args} exited {rc}: {err}")
+    return json.loads(out)
+
+
+def tmpdir():
+    return tempfile.TemporaryDirectory(prefix="repeval-test-")
+
+
+# ---- independent NumPy reference: HSIC from its definitions -------------------
+
+def gram_linear(x):
+    """Linear kernel of column-centred features: the same HSIC/CKA as the raw
+    kernel (H K H is unchanged), without cancellation for offset features."""
+    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    x = x - x.mean(axis=0)
+    return x @ x.T
+
+
+def gram_rbf(x, t=1.0):
+    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    d2 = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+    s2 = t * t * np.median(d2)
+    return np.exp(-d2 / (2 * s2))
+
+
+def hsic_biased(k, l):
+    n = k.shape[0]
+    h = np.eye(n) - np.ones((n, n)) / n
+    return np.trace(k @ h @ l @ h) / (n - 1) ** 2
+
+
+def hsic_unbiased(k, l):
+    """HSIC_1 of Song et al. (2012), eq. 5, with zeroed diagonals."""
+    n = k.shape[0]
+    kt = k - np.diag(np.diag(k))
+    lt = l - np.diag(np.diag(l))
+    one = np.ones(n)
+    term = np.trace(kt @ lt) + (one @ kt @ one) * (one @ lt @ one) / ((n - 1) * (n - 2)) \
+        - 2.0 / (n - 2) * (one @ kt @ lt @ one)
+    return term / (n * (n - 3))
+
+
+def cka(k, l, debiased=False):
+    f = hsic_unbiased if debiased else hsic_biased
+    return f(k, l) / np.sqrt(f(k, k) * f(l, l))

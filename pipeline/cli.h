@@ -16,6 +16,7 @@ enum {
 };
 
 int re_cmd_cka(int argc, char **argv);
+int re_cmd_cka_matrix(int argc, char **argv);
 int re_cmd_inspect(int argc, char **argv);
 
 /* Print "repeval: error: <message>" for a failed status; returns RE_EXIT_ERROR. */

@@ -9,9 +9,10 @@ static void usage(FILE *f) {
           "usage: repeval <command> [options]\n"
           "\n"
           "Commands:\n"
-          "  cka       CKA between two embedding matrices (.npy / .npz:array), optionally under MPI\n"
-          "  inspect   list the arrays in a .npy / .npz file\n"
-          "  version   print the version\n"
+          "  cka         CKA between two embedding matrices (.npy / .npz:array), optionally under MPI\n"
+          "  cka-matrix  CKA between every pair of many embeddings (minibatch or exact)\n"
+          "  inspect     list the tensors of a checkpoint or array file\n"
+          "  version     print the version\n"
           "\n"
           "Run 'repeval <command> --help' for the options of a command.\n"
           "Environment: REPEVAL_LOG=error|warn|info|debug sets the log level.\n"
@@ -35,6 +36,8 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(cmd, "cka"))
     return re_cmd_cka(argc - 1, argv + 1);
+  if (!strcmp(cmd, "cka-matrix"))
+    return re_cmd_cka_matrix(argc - 1, argv + 1);
   if (!strcmp(cmd, "inspect"))
     return re_cmd_inspect(argc - 1, argv + 1);
   fprintf(stderr, "repeval: unknown command '%s'\n", cmd);

@@ -107,3 +107,36 @@ def hsic_unbiased(k, l):
 def cka(k, l, debiased=False):
     f = hsic_unbiased if debiased else hsic_biased
     return f(k, l) / np.sqrt(f(k, k) * f(l, l))
+
+
+def minibatch_cka_matrix(taps, batch, unbiased=True, kernel="linear", sigma2=None):
+    """Minibatch CKA (Nguyen et al. 2021) from explicit per-batch kernels: the mean
+    over batches of cut by global index (tails of < 4 samples dropped) of HSIC,
+    then normalised. taps: list of (n x d) arrays."""
+    n = taps[0].shape[0]
+    P = len(taps)
+    sums = np.zeros((P, P))
+    f = hsic_unbiased if unbiased else hsic_biased
+    for s in range(0, n, batch):
+        e = min(n, s + batch)
+        if e - s < 4:
+            continue
+        ks = []
+        for p, t in enumerate(taps):
+            x = np.asarray(t[s:e], dtype=np.float64).reshape(e - s, -1)
+            if kernel == "linear":
+                ks.append(gram_linear(x))
+            else:
+                d2 = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+                ks.append(np.exp(-d2 / (2 * sigma2[p])))
+        for p in range(P):
+            for q in range(P):
+                sums[p, q] += f(ks[p], ks[q])
+    d = np.sqrt(np.diag(sums))
+    return sums / np.outer(d, d)
+
+
+def rbf_sigma2(x, t=1.0):
+    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    d2 = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+    return t * t * np.median(d2)

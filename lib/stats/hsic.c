@@ -1,0 +1,447 @@
+/* Minibatch HSIC accumulator (see hsic.h for the math). */
+#include "repeval/hsic.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HSIC_MAGIC 1213416259.0 /* "HSIC" */
+#define SERIAL_HEADER 4         /* magic, layout hash, batches (unbiased), batches (biased) */
+
+struct re_hsic {
+  int P;
+  re_kernel kernel;
+  double *sigma2;    /* P */
+  int64_t bmax, mmax; /* mmax = bmax (bmax - 1) / 2 */
+  int all_pairs;
+  int npairs;
+  int32_t *pairs;    /* npairs x 2 (p <= q), when !all_pairs */
+  unsigned char *mask; /* P x P */
+  double layout_hash;
+  /* current batch */
+  int64_t b;
+  unsigned char *given; /* P */
+  double *G;  /* P x mmax: strict upper triangles of K~ */
+  double *R;  /* P x bmax: row sums of K~ */
+  double *Dg; /* P x bmax: diagonals of K */
+  double *F;  /* P x bmax: row sums of K (R + Dg) */
+  double *T, *RR, *DD, *FF; /* P x P per-batch products */
+  /* workspace for one tap */
+  double *Xc; int64_t xc_cap;
+  double *K;  /* bmax x bmax */
+  /* sums */
+  double nb_u, nb_b;
+  double *U, *B; /* P x P */
+};
+
+static double hash_layout(const re_hsic *h) {
+  uint64_t x = 1469598103934665603ull;
+#define MIX(v)                 \
+  do {                         \
+    x ^= (uint64_t)(v);        \
+    x *= 1099511628211ull;     \
+  } while (0)
+  MIX(h->P);
+  MIX(h->kernel);
+  MIX(h->all_pairs);
+  for (int k = 0; k < h->npairs; k++) {
+    MIX(h->pairs[2 * k]);
+    MIX(h->pairs[2 * k + 1]);
+  }
+#undef MIX
+  return (double)(x >> 12);
+}
+
+re_status re_hsic_create(const re_hsic_config *cfg, re_hsic **out) {
+  re_status st = RE_OK;
+  re_hsic *h = NULL;
+  *out = NULL;
+  if (cfg->ntaps <= 0)
+    return re_err(RE_EINVAL, "HSIC: need at least one tap");
+  if (cfg->max_batch < 2)
+    return re_err(RE_EINVAL, "HSIC: batch size must be at least 2, got %lld", (long long)cfg->max_batch);
+  if (cfg->kernel == RE_KERNEL_RBF && !cfg->sigma2)
+    return re_err(RE_EINVAL, "HSIC: the RBF kernel needs a bandwidth per tap");
+  int P = cfg->ntaps;
+  int64_t PP = (int64_t)P * P;
+  RE_CHECK(re_calloc(1, sizeof *h, &h));
+  h->P = P;
+  h->kernel = cfg->kernel;
+  h->bmax = cfg->max_batch;
+  h->mmax = cfg->max_batch * (cfg->max_batch - 1) / 2;
+  RE_CHECK(re_calloc(P, sizeof(double), &h->sigma2));
+  if (cfg->kernel == RE_KERNEL_RBF)
+    for (int p = 0; p < P; p++) {
+      if (!(cfg->sigma2[p] > 0) || !isfinite(cfg->sigma2[p])) {
+        st = re_err(RE_EINVAL, "HSIC: RBF bandwidth of tap %d is %g (must be positive)", p, cfg->sigma2[p]);
+        goto done;
+      }
+      h->sigma2[p] = cfg->sigma2[p];
+    }
+  RE_CHECK(re_calloc(PP, 1, &h->mask));
+  h->all_pairs = (cfg->npairs == 0);
+  if (h->all_pairs) {
+    memset(h->mask, 1, (size_t)PP);
+  } else {
+    RE_CHECK(re_malloc(3 * (int64_t)cfg->npairs, 2 * sizeof(int32_t), &h->pairs)); /* pair + 2 self terms */
+    for (int k = 0; k < cfg->npairs; k++) {
+      int32_t p = cfg->pairs[2 * k], q = cfg->pairs[2 * k + 1];
+      if (p < 0 || q < 0 || p >= P || q >= P) {
+        st = re_err(RE_EINVAL, "HSIC: pair %d = (%d, %d) names a tap outside 0..%d", k, p, q, P - 1);
+        goto done;
+      }
+      int32_t lo = p < q ? p : q, hi = p < q ? q : p;
+      /* a pair needs both self terms for its CKA */
+      int32_t want[3][2] = {{lo, hi}, {lo, lo}, {hi, hi}};
+      for (int w = 0; w < 3; w++) {
+        int32_t a = want[w][0], c = want[w][1];
+        if (h->mask[(int64_t)a * P + c])
+          continue;
+        h->mask[(int64_t)a * P + c] = h->mask[(int64_t)c * P + a] = 1;
+        h->pairs[2 * h->npairs] = a;
+        h->pairs[2 * h->npairs + 1] = c;
+        h->npairs++;
+      }
+    }
+  }
+  RE_CHECK(re_calloc(P, 1, &h->given));
+  RE_CHECK(re_calloc(P, h->mmax * (int64_t)sizeof(double), &h->G));
+  RE_CHECK(re_calloc(P, h->bmax * (int64_t)sizeof(double), &h->R));
+  RE_CHECK(re_calloc(P, h->bmax * (int64_t)sizeof(double), &h->Dg));
+  RE_CHECK(re_calloc(P, h->bmax * (int64_t)sizeof(double), &h->F));
+  RE_CHECK(re_calloc(PP, sizeof(double), &h->T));
+  RE_CHECK(re_calloc(PP, sizeof(double), &h->RR));
+  RE_CHECK(re_calloc(PP, sizeof(double), &h->DD));
+  RE_CHECK(re_calloc(PP, sizeof(double), &h->FF));
+  RE_CHECK(re_calloc(PP, sizeof(double), &h->U));
+  RE_CHECK(re_calloc(PP, sizeof(double), &h->B));
+  RE_CHECK(re_calloc(h->bmax, h->bmax * (int64_t)sizeof(double), &h->K));
+  h->layout_hash = hash_layout(h);
+  *out = h;
+  h = NULL;
+done:
+  re_hsic_destroy(&h);
+  return st;
+}
+
+void re_hsic_destroy(re_hsic **ph) {
+  re_hsic *h = *ph;
+  if (!h)
+    return;
+  free(h->sigma2);
+  free(h->pairs);
+  free(h->mask);
+  free(h->given);
+  free(h->G);
+  free(h->R);
+  free(h->Dg);
+  free(h->F);
+  free(h->T);
+  free(h->RR);
+  free(h->DD);
+  free(h->FF);
+  free(h->Xc);
+  free(h->K);
+  free(h->U);
+  free(h->B);
+  free(h);
+  *ph = NULL;
+}
+
+re_status re_hsic_begin_batch(re_hsic *h, int64_t b) {
+  if (b < 2 || b > h->bmax)
+    return re_err(RE_EINVAL, "HSIC: batch of %lld samples (allowed 2..%lld)", (long long)b, (long long)h->bmax);
+  h->b = b;
+  memset(h->given, 0, (size_t)h->P);
+  return RE_OK;
+}
+
+/* Centre the batch (b x d, float64 in h->Xc) and fill tap p's Gram summaries. */
+static void gram_summaries(re_hsic *h, int p, int64_t d) {
+  int64_t b = h->b;
+  double *Xc = h->Xc, *K = h->K;
+  for (int64_t k = 0; k < d; k++) {
+    double s = 0;
+    for (int64_t r = 0; r < b; r++)
+      s += Xc[r * d + k];
+    double mu = s / (double)b;
+    for (int64_t r = 0; r < b; r++)
+      Xc[r * d + k] -= mu;
+  }
+  /* K = Xc Xc^T, upper triangle (row-major, leading dimension b) */
+  cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)b, (int)d, 1.0, Xc, (int)d, 0.0, K, (int)b);
+  if (h->kernel == RE_KERNEL_RBF) {
+    double inv = -1.0 / (2.0 * h->sigma2[p]);
+    for (int64_t i = 0; i < b; i++)
+      for (int64_t j = i + 1; j < b; j++) {
+        double dist = K[i * b + i] + K[j * b + j] - 2 * K[i * b + j];
+        K[i * b + j] = exp((dist > 0 ? dist : 0.0) * inv);
+      }
+    for (int64_t i = 0; i < b; i++)
+      K[i * b + i] = 1.0;
+  }
+  double *g = h->G + (int64_t)p * h->mmax, *r = h->R + (int64_t)p * h->bmax, *dg = h->Dg + (int64_t)p * h->bmax,
+         *f = h->F + (int64_t)p * h->bmax;
+  memset(r, 0, sizeof(double) * (size_t)b);
+  int64_t off = 0;
+  for (int64_t i = 0; i < b; i++) {
+    const double *row = K + i * b;
+    int64_t len = b - i - 1;
+    memcpy(g + off, row + i + 1, sizeof(double) * (size_t)len);
+    off += len;
+    double s = 0;
+    for (int64_t j = i + 1; j < b; j++) {
+      s += row[j];
+      r[j] += row[j];
+    }
+    r[i] += s;
+    dg[i] = row[i];
+  }
+  for (int64_t i = 0; i < b; i++)
+    f[i] = r[i] + dg[i];
+}
+
+static re_status ensure_xc(re_hsic *h, int64_t d) {
+  int64_t need = h->bmax * d;
+  if (need <= h->xc_cap)
+    return RE_OK;
+  free(h->Xc);
+  h->Xc = NULL;
+  h->xc_cap = 0;
+  RE_TRY(re_malloc(need, sizeof(double), &h->Xc));
+  h->xc_cap = need;
+  return RE_OK;
+}
+
+static re_status check_tap(re_hsic *h, int p, int64_t d, int64_t ld) {
+  if (h->b == 0)
+    return re_err(RE_EINVAL, "HSIC: add_tap before begin_batch");
+  if (p < 0 || p >= h->P)
+    return re_err(RE_EINVAL, "HSIC: tap %d outside 0..%d", p, h->P - 1);
+  if (d <= 0 || ld < d)
+    return re_err(RE_EINVAL, "HSIC: tap %d has width %lld (leading dimension %lld)", p, (long long)d,
+                  (long long)ld);
+  return ensure_xc(h, d);
+}
+
+re_status re_hsic_add_tap_f32(re_hsic *h, int p, const float *X, int64_t d, int64_t ld) {
+  RE_TRY(check_tap(h, p, d, ld));
+  for (int64_t r = 0; r < h->b; r++)
+    for (int64_t k = 0; k < d; k++) {
+      float v = X[r * ld + k];
+      if (!isfinite(v))
+        return re_err(RE_EDATA, "tap %d, batch row %lld, column %lld is %s", p, (long long)r, (long long)k,
+                      isnan(v) ? "NaN" : "infinite");
+      h->Xc[r * d + k] = v;
+    }
+  gram_summaries(h, p, d);
+  h->given[p] = 1;
+  return RE_OK;
+}
+
+re_status re_hsic_add_tap_f64(re_hsic *h, int p, const double *X, int64_t d, int64_t ld) {
+  RE_TRY(check_tap(h, p, d, ld));
+  for (int64_t r = 0; r < h->b; r++)
+    for (int64_t k = 0; k < d; k++) {
+      double v = X[r * ld + k];
+      if (!isfinite(v))
+        return re_err(RE_EDATA, "tap %d, batch row %lld, column %lld is %s", p, (long long)r, (long long)k,
+                      isnan(v) ? "NaN" : "infinite");
+      h->Xc[r * d + k] = v;
+    }
+  gram_summaries(h, p, d);
+  h->given[p] = 1;
+  return RE_OK;
+}
+
+static double dot(const double *a, const double *b, int64_t n) {
+  return cblas_ddot((int)n, a, 1, b, 1);
+}
+
+/* Fold pair (p, q) of the current batch into the sums. */
+static void accumulate_pair(re_hsic *h, int p, int q, int unbiased_ok) {
+  int P = h->P;
+  double b = (double)h->b;
+  int64_t pq = (int64_t)p * P + q, qp = (int64_t)q * P + p;
+  double t = 2 * h->T[pq];
+  double sp = 0, sq = 0, fp = 0, fq = 0;
+  const double *rp = h->R + (int64_t)p * h->bmax, *rq = h->R + (int64_t)q * h->bmax;
+  const double *Fp = h->F + (int64_t)p * h->bmax, *Fq = h->F + (int64_t)q * h->bmax;
+  for (int64_t i = 0; i < h->b; i++) {
+    sp += rp[i];
+    sq += rq[i];
+    fp += Fp[i];
+    fq += Fq[i];
+  }
+  if (unbiased_ok) {
+    double u = (t + sp * sq / ((b - 1) * (b - 2)) - 2.0 / (b - 2) * h->RR[pq]) / (b * (b - 3));
+    h->U[pq] += u;
+    if (pq != qp)
+      h->U[qp] += u;
+  }
+  double trkl = t + h->DD[pq];
+  double bi = (trkl - 2.0 / b * h->FF[pq] + fp * fq / (b * b)) / ((b - 1) * (b - 1));
+  h->B[pq] += bi;
+  if (pq != qp)
+    h->B[qp] += bi;
+}
+
+re_status re_hsic_end_batch(re_hsic *h) {
+  if (h->b == 0)
+    return re_err(RE_EINVAL, "HSIC: end_batch before begin_batch");
+  for (int p = 0; p < h->P; p++)
+    if (!h->given[p])
+      return re_err(RE_EINVAL, "HSIC: tap %d was not given for this batch", p);
+  int P = h->P;
+  int64_t b = h->b, m = b * (b - 1) / 2;
+  int unbiased_ok = b >= 4;
+  if (h->all_pairs) {
+    /* the two big products: G G^T (P x m) and the row-sum products (P x b) */
+    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, P, (int)m, 1.0, h->G, (int)h->mmax, 0.0, h->T, P);
+    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, P, (int)b, 1.0, h->R, (int)h->bmax, 0.0, h->RR, P);
+    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, P, (int)b, 1.0, h->Dg, (int)h->bmax, 0.0, h->DD, P);
+    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, P, (int)b, 1.0, h->F, (int)h->bmax, 0.0, h->FF, P);
+    for (int p = 0; p < P; p++)
+      for (int q = p; q < P; q++)
+        accumulate_pair(h, p, q, unbiased_ok);
+  } else {
+    for (int k = 0; k < h->npairs; k++) {
+      int p = h->pairs[2 * k], q = h->pairs[2 * k + 1];
+      int64_t pq = (int64_t)p * P + q;
+      h->T[pq] = dot(h->G + (int64_t)p * h->mmax, h->G + (int64_t)q * h->mmax, m);
+      h->RR[pq] = dot(h->R + (int64_t)p * h->bmax, h->R + (int64_t)q * h->bmax, b);
+      h->DD[pq] = dot(h->Dg + (int64_t)p * h->bmax, h->Dg + (int64_t)q * h->bmax, b);
+      h->FF[pq] = dot(h->F + (int64_t)p * h->bmax, h->F + (int64_t)q * h->bmax, b);
+      accumulate_pair(h, p, q, unbiased_ok);
+    }
+  }
+  if (unbiased_ok)
+    h->nb_u += 1;
+  h->nb_b += 1;
+  h->b = 0;
+  return RE_OK;
+}
+
+int64_t re_hsic_batches(const re_hsic *h) { return (int64_t)h->nb_u; }
+
+int64_t re_hsic_batches_biased(const re_hsic *h) { return (int64_t)h->nb_b; }
+
+int re_hsic_ntaps(const re_hsic *h) { return h->P; }
+
+int re_hsic_has_pair(const re_hsic *h, int p, int q) {
+  if (p < 0 || q < 0 || p >= h->P || q >= h->P)
+    return 0;
+  return h->mask[(int64_t)p * h->P + q];
+}
+
+double re_hsic_mean(const re_hsic *h, int p, int q, int unbiased) {
+  if (!re_hsic_has_pair(h, p, q))
+    return NAN;
+  double nb = unbiased ? h->nb_u : h->nb_b;
+  if (nb == 0)
+    return NAN;
+  return (unbiased ? h->U : h->B)[(int64_t)p * h->P + q] / nb;
+}
+
+re_status re_hsic_cka(const re_hsic *h, int p, int q, int unbiased, re_cka_result *out) {
+  memset(out, 0, sizeof *out);
+  if (!re_hsic_has_pair(h, p, q))
+    return re_err(RE_EINVAL, "HSIC: pair (%d, %d) was not accumulated", p, q);
+  out->hsic_xy = re_hsic_mean(h, p, q, unbiased);
+  out->hsic_xx = re_hsic_mean(h, p, p, unbiased);
+  out->hsic_yy = re_hsic_mean(h, q, q, unbiased);
+  out->value = NAN;
+  if ((unbiased ? h->nb_u : h->nb_b) == 0) {
+    out->reason = unbiased ? "no batch of at least 4 samples was accumulated" : "no batch was accumulated";
+    return RE_OK;
+  }
+  if (!(out->hsic_xx > 0) || !(out->hsic_yy > 0)) {
+    out->reason = "HSIC of a tap with itself is not positive (constant features)";
+    return RE_OK;
+  }
+  out->defined = 1;
+  out->value = out->hsic_xy / sqrt(out->hsic_xx * out->hsic_yy);
+  return RE_OK;
+}
+
+int64_t re_hsic_serial_len(const re_hsic *h) { return SERIAL_HEADER + 2 * (int64_t)h->P * h->P; }
+
+void re_hsic_serialize(const re_hsic *h, double *buf) {
+  int64_t PP = (int64_t)h->P * h->P;
+  buf[0] = HSIC_MAGIC;
+  buf[1] = h->layout_hash;
+  buf[2] = h->nb_u;
+  buf[3] = h->nb_b;
+  memcpy(buf + SERIAL_HEADER, h->U, sizeof(double) * (size_t)PP);
+  memcpy(buf + SERIAL_HEADER + PP, h->B, sizeof(double) * (size_t)PP);
+}
+
+static re_status check_serial(const re_hsic *h, const double *buf, int64_t len) {
+  if (len != re_hsic_serial_len(h) || buf[0] != HSIC_MAGIC || buf[1] != h->layout_hash)
+    return re_err(RE_EFORMAT, "HSIC: serialized state does not match this accumulator's layout "
+                              "(%lld doubles, expected %lld)",
+                  (long long)len, (long long)re_hsic_serial_len(h));
+  if (!(buf[2] >= 0) || !(buf[3] >= 0) || buf[2] != floor(buf[2]) || buf[3] != floor(buf[3]))
+    return re_err(RE_EFORMAT, "HSIC: serialized state has an invalid batch count");
+  return RE_OK;
+}
+
+re_status re_hsic_merge_serial(re_hsic *h, const double *buf, int64_t len) {
+  RE_TRY(check_serial(h, buf, len));
+  int64_t PP = (int64_t)h->P * h->P;
+  h->nb_u += buf[2];
+  h->nb_b += buf[3];
+  for (int64_t k = 0; k < PP; k++) {
+    h->U[k] += buf[SERIAL_HEADER + k];
+    h->B[k] += buf[SERIAL_HEADER + PP + k];
+  }
+  return RE_OK;
+}
+
+re_status re_hsic_deserialize(re_hsic *h, const double *buf, int64_t len) {
+  RE_TRY(check_serial(h, buf, len));
+  int64_t PP = (int64_t)h->P * h->P;
+  h->nb_u = buf[2];
+  h->nb_b = buf[3];
+  memcpy(h->U, buf + SERIAL_HEADER, sizeof(double) * (size_t)PP);
+  memcpy(h->B, buf + SERIAL_HEADER + PP, sizeof(double) * (size_t)PP);
+  return RE_OK;
+}
+
+re_status re_rbf_sigma2_f32(const float *X, int64_t n, int64_t d, int64_t ld, double threshold, double *sigma2) {
+  re_status st = RE_OK;
+  double *x = NULL, *K = NULL;
+  if (n < 2)
+    return re_err(RE_EINVAL, "RBF bandwidth needs at least 2 samples");
+  if (!(threshold > 0))
+    return re_err(RE_EINVAL, "RBF threshold must be positive, got %g", threshold);
+  RE_CHECK(re_malloc(n, d * (int64_t)sizeof(double), &x));
+  RE_CHECK(re_malloc(n, n * (int64_t)sizeof(double), &K));
+  for (int64_t r = 0; r < n; r++)
+    for (int64_t k = 0; k < d; k++) {
+      x[r * d + k] = X[r * ld + k];
+      if (!isfinite(x[r * d + k])) {
+        st = re_err(RE_EDATA, "row %lld, column %lld is not finite", (long long)r, (long long)k);
+        goto done;
+      }
+    }
+  RE_CHECK(re_gram_linear(x, n, d, d, K));
+  for (int64_t i = 0; i < n; i++)
+    x[i] = K[i * n + i]; /* reuse x for the squared norms (n <= n * d) */
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t j = 0; j < n; j++) {
+      double dist = i == j ? 0.0 : x[i] + x[j] - 2 * K[i * n + j];
+      K[i * n + j] = dist > 0 ? dist : 0.0;
+    }
+  double med = re_median_inplace(K, n * n);
+  if (!(med > 0)) {
+    st = re_err(RE_EUNDEFINED, "RBF bandwidth undefined: the median squared distance is zero");
+    goto done;
+  }
+  *sigma2 = threshold * threshold * med;
+done:
+  free(x);
+  free(K);
+  return st;
+}

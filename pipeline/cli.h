@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 
+#include "repeval/moments.h"
 #include "repeval/npy.h"
 
 /* Exit codes of the repeval program (documented in docs/cli.md). */
@@ -18,6 +19,14 @@ enum {
 int re_cmd_cka(int argc, char **argv);
 int re_cmd_cka_matrix(int argc, char **argv);
 int re_cmd_inspect(int argc, char **argv);
+int re_cmd_cca(int argc, char **argv);
+int re_cmd_spectrum(int argc, char **argv);
+
+/* Accumulate co-moments of 1..8 embedding files (same rows) with every pair; with
+ * `sharded` (MPI initialised) each rank reads its rows and the result is reduced to
+ * rank 0 (collective). *n gets the sample count. */
+re_status re_cli_moments(char *const *files, int nfiles, unsigned flags, int sharded, re_moments **out,
+                         int64_t *n);
 
 /* Print "repeval: error: <message>" for a failed status; returns RE_EXIT_ERROR. */
 int re_cli_fail(re_status st);

@@ -11,6 +11,8 @@ static void usage(FILE *f) {
           "Commands:\n"
           "  cka         CKA between two embedding matrices (.npy / .npz:array), optionally under MPI\n"
           "  cka-matrix  CKA between every pair of many embeddings (minibatch or exact)\n"
+          "  cca         CCA, SVCCA, PWCCA, Procrustes, regression R^2 of two embeddings\n"
+          "  spectrum    PCA spectrum, effective rank and collapse of one embedding\n"
           "  inspect     list the tensors of a checkpoint or array file\n"
           "  version     print the version\n"
           "\n"
@@ -38,6 +40,10 @@ int main(int argc, char **argv) {
     return re_cmd_cka(argc - 1, argv + 1);
   if (!strcmp(cmd, "cka-matrix"))
     return re_cmd_cka_matrix(argc - 1, argv + 1);
+  if (!strcmp(cmd, "cca"))
+    return re_cmd_cca(argc - 1, argv + 1);
+  if (!strcmp(cmd, "spectrum"))
+    return re_cmd_spectrum(argc - 1, argv + 1);
   if (!strcmp(cmd, "inspect"))
     return re_cmd_inspect(argc - 1, argv + 1);
   fprintf(stderr, "repeval: unknown command '%s'\n", cmd);

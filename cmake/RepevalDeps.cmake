@@ -17,6 +17,7 @@ repeval_require_pc(REPEVAL_OPENBLAS openblas libopenblas-dev)
 repeval_require_pc(REPEVAL_LAPACKE lapacke liblapacke-dev)
 repeval_require_pc(REPEVAL_ZSTD libzstd libzstd-dev)
 repeval_require_pc(REPEVAL_ARCHIVE libarchive libarchive-dev)
+repeval_require_pc(REPEVAL_YAML yaml-0.1 libyaml-dev)
 
 find_package(MPI COMPONENTS C)
 if(NOT MPI_C_FOUND)

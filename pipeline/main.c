@@ -13,6 +13,7 @@ static void usage(FILE *f) {
           "  cka-matrix  CKA between every pair of many embeddings (minibatch or exact)\n"
           "  cca         CCA, SVCCA, PWCCA, Procrustes, regression R^2 of two embeddings\n"
           "  spectrum    PCA spectrum, effective rank and collapse of one embedding\n"
+          "  embed       run a checkpoint on inputs and save the outputs of chosen layers\n"
           "  inspect     list the tensors of a checkpoint or array file\n"
           "  version     print the version\n"
           "\n"
@@ -44,6 +45,8 @@ int main(int argc, char **argv) {
     return re_cmd_cca(argc - 1, argv + 1);
   if (!strcmp(cmd, "spectrum"))
     return re_cmd_spectrum(argc - 1, argv + 1);
+  if (!strcmp(cmd, "embed"))
+    return re_cmd_embed(argc - 1, argv + 1);
   if (!strcmp(cmd, "inspect"))
     return re_cmd_inspect(argc - 1, argv + 1);
   fprintf(stderr, "repeval: unknown command '%s'\n", cmd);

@@ -446,3 +446,63 @@ re_status re_npy_write(const char *path, re_dtype dt, int ndim, const int64_t *s
   }
   return re_atomic_commit(&a);
 }
+
+/* ---- streaming writer ---------------------------------------------------- */
+
+struct re_npy_writer {
+  re_atomic a;
+  int64_t expect, written;
+};
+
+re_status re_npy_writer_open(const char *path, re_dtype dt, int ndim, const int64_t *shape, re_npy_writer **out) {
+  uint8_t hdr[4096];
+  int64_t hlen, count = 1;
+  re_npy_writer *w;
+  *out = NULL;
+  RE_TRY(re_npy_encode_header(dt, ndim, shape, hdr, sizeof hdr, &hlen));
+  for (int i = 0; i < ndim; i++)
+    RE_TRY(re_mul_i64(count, shape[i], &count));
+  RE_TRY(re_calloc(1, sizeof *w, &w));
+  RE_TRY(re_mul_i64(count, re_dtype_size(dt), &w->expect));
+  re_status st = re_atomic_open(path, &w->a);
+  if (st == RE_OK)
+    st = re_atomic_write(&w->a, hdr, hlen);
+  if (st != RE_OK) {
+    re_atomic_abort(&w->a);
+    free(w);
+    return st;
+  }
+  *out = w;
+  return RE_OK;
+}
+
+re_status re_npy_writer_append(re_npy_writer *w, const void *data, int64_t nbytes) {
+  if (nbytes < 0 || nbytes > w->expect - w->written)
+    return re_err(RE_EINVAL, "%s: more data than the declared shape holds", w->a.path);
+  RE_TRY(re_atomic_write(&w->a, data, nbytes));
+  w->written += nbytes;
+  return RE_OK;
+}
+
+re_status re_npy_writer_commit(re_npy_writer **pw) {
+  re_npy_writer *w = *pw;
+  re_status st;
+  if (w->written != w->expect) {
+    st = re_err(RE_EINVAL, "%s: %lld of %lld data bytes written", w->a.path, (long long)w->written,
+                (long long)w->expect);
+    re_atomic_abort(&w->a);
+  } else {
+    st = re_atomic_commit(&w->a);
+  }
+  free(w);
+  *pw = NULL;
+  return st;
+}
+
+void re_npy_writer_abort(re_npy_writer **pw) {
+  if (!*pw)
+    return;
+  re_atomic_abort(&(*pw)->a);
+  free(*pw);
+  *pw = NULL;
+}

@@ -67,6 +67,19 @@ re_status re_npy_write(const char *path, re_dtype dt, int ndim, const int64_t *s
 re_status re_npy_encode_header(re_dtype dt, int ndim, const int64_t *shape, uint8_t *buf, int64_t cap,
                                int64_t *len);
 
+/* Streaming writer: the header (with the final shape) first, then the data in
+ * pieces, committed atomically only when exactly shape x itemsize bytes arrived. */
+typedef struct re_npy_writer re_npy_writer;
+
+/* Start writing `path` (C order, little-endian). */
+re_status re_npy_writer_open(const char *path, re_dtype dt, int ndim, const int64_t *shape, re_npy_writer **out);
+/* Append nbytes of element data. */
+re_status re_npy_writer_append(re_npy_writer *w, const void *data, int64_t nbytes);
+/* Check the size, then fsync and rename into place; frees the writer. */
+re_status re_npy_writer_commit(re_npy_writer **w);
+/* Drop the temporary file (NULL allowed); frees the writer. */
+void re_npy_writer_abort(re_npy_writer **w);
+
 /* ---- .npz ---- */
 
 typedef struct re_npz re_npz;

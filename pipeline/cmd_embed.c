@@ -1,0 +1,198 @@
+/* repeval embed: run a checkpoint on inputs and write the outputs of the requested
+ * modules (taps) as .npy files, one per tap, streamed batch by batch. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "repeval/atomic.h"
+#include "repeval/nn.h"
+
+#define MAX_LAYERS 256
+
+static void help(void) {
+  printf("usage: repeval embed --model M --checkpoint C --input X.npy --layers a,b:mean,... --out DIR\n"
+         "       repeval embed --model M --checkpoint C --input X.npy --list\n"
+         "\n"
+         "Run checkpoint C through model M (a preset: resnet18, resnet34, resnet50,\n"
+         "resnet18-cifar, ..., vit, mlp; or a model file) and write DIR/<layer>.npy\n"
+         "(n x d, float32) for every tapped module.\n"
+         "\n"
+         "Options:\n"
+         "  --input X.npy        inputs, N x C x H x W (or N x H x W, or N x D), any dtype,\n"
+         "                       used as float32 as they are (normalise beforehand)\n"
+         "  --layers LIST        modules to tap, each name[:mode] with mode flatten (default),\n"
+         "                       mean (spatial / token average), cls (first token) or\n"
+         "                       spatial (H*W rows of C features per image)\n"
+         "  --out DIR            output folder (created)\n"
+         "  --batch B            samples per forward pass (default 64)\n"
+         "  --limit N            only the first N samples\n"
+         "  --state-dict-key K   select a nested state_dict in a PyTorch checkpoint\n"
+         "  --list               print the model's modules and output shapes, then exit\n");
+}
+
+typedef struct opts {
+  const char *model, *ckpt, *input, *layers, *out, *key;
+  int64_t batch, limit;
+  int list;
+} opts;
+
+static int parse(int argc, char **argv, opts *o) {
+  memset(o, 0, sizeof *o);
+  o->batch = 64;
+  o->limit = -1;
+  for (int i = 1; i < argc; i++) {
+    int missing = 0;
+    const char *v;
+    char *end;
+    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+      help();
+      return -1;
+    } else if ((v = re_cli_opt(argc, argv, &i, "--model", &missing))) {
+      o->model = v;
+    } else if ((v = re_cli_opt(argc, argv, &i, "--checkpoint", &missing))) {
+      o->ckpt = v;
+    } else if ((v = re_cli_opt(argc, argv, &i, "--input", &missing))) {
+      o->input = v;
+    } else if ((v = re_cli_opt(argc, argv, &i, "--layers", &missing))) {
+      o->layers = v;
+    } else if ((v = re_cli_opt(argc, argv, &i, "--out", &missing))) {
+      o->out = v;
+    } else if ((v = re_cli_opt(argc, argv, &i, "--state-dict-key", &missing))) {
+      o->key = v;
+    } else if ((v = re_cli_opt(argc, argv, &i, "--batch", &missing))) {
+      o->batch = strtoll(v, &end, 10);
+      if (*end || o->batch < 1)
+        return re_cli_usage_error("embed", "--batch must be a positive integer, got '%s'", v);
+    } else if ((v = re_cli_opt(argc, argv, &i, "--limit", &missing))) {
+      o->limit = strtoll(v, &end, 10);
+      if (*end || o->limit < 1)
+        return re_cli_usage_error("embed", "--limit must be a positive integer, got '%s'", v);
+    } else if (missing) {
+      return re_cli_usage_error("embed", "option %s needs a value", argv[i]);
+    } else if (!strcmp(argv[i], "--list")) {
+      o->list = 1;
+    } else {
+      return re_cli_usage_error("embed", "unexpected argument '%s'", argv[i]);
+    }
+  }
+  if (!o->model || !o->ckpt || !o->input)
+    return re_cli_usage_error("embed", "--model, --checkpoint and --input are required");
+  if (!o->list && (!o->layers || !o->out))
+    return re_cli_usage_error("embed", "--layers and --out are required (or --list)");
+  return 0;
+}
+
+static void list_modules(const re_net *net) {
+  for (int64_t k = 0; k < re_net_module_count(net); k++) {
+    const char *name, *type;
+    int rank;
+    int64_t d[3];
+    re_net_module(net, k, &name, &type, &rank, d);
+    printf("%-48s %-20s (", name, type);
+    for (int r = 0; r < rank; r++)
+      printf("%s%lld", r ? ", " : "", (long long)d[r]);
+    printf(")\n");
+  }
+}
+
+int re_cmd_embed(int argc, char **argv) {
+  opts o;
+  int rc = parse(argc, argv, &o);
+  if (rc != 0)
+    return rc < 0 ? RE_EXIT_OK : rc;
+  re_status st = RE_OK;
+  re_model *model = NULL;
+  re_ckpt *ck = NULL;
+  re_npy *in = NULL;
+  re_net *net = NULL;
+  float *x = NULL;
+  char *layers = NULL;
+  char *names[MAX_LAYERS];
+  int taps[MAX_LAYERS], ntaps = 0;
+  re_npy_writer *w[MAX_LAYERS] = {0};
+  re_ckpt_options copt = {o.key, 0};
+  RE_CHECK(re_model_load(o.model, &model));
+  RE_CHECK(re_ckpt_open(o.ckpt, &copt, &ck));
+  RE_CHECK(re_cli_open_matrix(o.input, &in));
+  int64_t n = re_npy_rows(in), in_dims[3];
+  int in_rank;
+  if (in->h.ndim == 4) {
+    in_rank = 3;
+    memcpy(in_dims, in->h.shape + 1, 3 * sizeof(int64_t));
+  } else if (in->h.ndim == 3) {
+    in_rank = 3;
+    in_dims[0] = 1, in_dims[1] = in->h.shape[1], in_dims[2] = in->h.shape[2];
+  } else if (in->h.ndim == 2) {
+    in_rank = 1;
+    in_dims[0] = in->h.shape[1];
+  } else {
+    st = re_err(RE_ESHAPE, "%s: inputs must be N x C x H x W, N x H x W or N x D", o.input);
+    goto done;
+  }
+  if (o.limit > 0 && o.limit < n)
+    n = o.limit;
+  int64_t B = o.batch < n ? o.batch : (n > 0 ? n : 1);
+  st = re_net_create(model, ck, in_rank, in_dims, B, &net);
+  if (st != RE_OK) {
+    re_err_context(st, "model %s, checkpoint %s: ", o.model, o.ckpt);
+    goto done;
+  }
+  if (o.list) {
+    list_modules(net);
+    goto done;
+  }
+  RE_CHECK(re_strdup(o.layers, &layers));
+  for (char *tok = strtok(layers, ","); tok; tok = strtok(NULL, ",")) {
+    if (ntaps == MAX_LAYERS) {
+      st = re_err(RE_EINVAL, "more than %d layers", MAX_LAYERS);
+      goto done;
+    }
+    re_tap_mode mode = RE_TAP_FLATTEN;
+    char *colon = strchr(tok, ':');
+    if (colon) {
+      *colon = '\0';
+      RE_CHECK(re_tap_mode_parse(colon + 1, &mode));
+    }
+    names[ntaps] = tok;
+    RE_CHECK(re_net_add_tap(net, tok, mode, &taps[ntaps]));
+    ntaps++;
+  }
+  RE_CHECK(re_mkdir_p(o.out));
+  for (int t = 0; t < ntaps; t++) {
+    int64_t dim, rps;
+    re_net_tap_shape(net, taps[t], &dim, &rps);
+    int64_t shape[2] = {n * rps, dim};
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s.npy", o.out, names[t]);
+    RE_CHECK(re_npy_writer_open(path, RE_DTYPE_F32, 2, shape, &w[t]));
+  }
+  int64_t per = re_npy_cols(in);
+  RE_CHECK(re_malloc(B, per * (int64_t)sizeof(float), &x));
+  for (int64_t s = 0; s < n; s += B) {
+    int64_t b = n - s < B ? n - s : B;
+    RE_CHECK(re_npy_read_rows_f32(in, s, b, x));
+    st = re_net_forward(net, x, b);
+    if (st != RE_OK) {
+      re_err_context(st, "samples %lld..%lld: ", (long long)s, (long long)(s + b));
+      goto done;
+    }
+    for (int t = 0; t < ntaps; t++) {
+      int64_t dim, rps;
+      re_net_tap_shape(net, taps[t], &dim, &rps);
+      RE_CHECK(re_npy_writer_append(w[t], re_net_tap_data(net, taps[t]), b * rps * dim * (int64_t)sizeof(float)));
+    }
+  }
+  for (int t = 0; t < ntaps; t++)
+    RE_CHECK(re_npy_writer_commit(&w[t]));
+done:
+  for (int t = 0; t < ntaps; t++)
+    re_npy_writer_abort(&w[t]);
+  free(x);
+  free(layers);
+  re_net_destroy(&net);
+  re_npy_close(&in);
+  re_ckpt_close(&ck);
+  re_model_destroy(&model);
+  return st == RE_OK ? RE_EXIT_OK : re_cli_fail(st);
+}

@@ -18,6 +18,7 @@ repeval_require_pc(REPEVAL_LAPACKE lapacke liblapacke-dev)
 repeval_require_pc(REPEVAL_ZSTD libzstd libzstd-dev)
 repeval_require_pc(REPEVAL_ARCHIVE libarchive libarchive-dev)
 repeval_require_pc(REPEVAL_YAML yaml-0.1 libyaml-dev)
+repeval_require_pc(REPEVAL_PNG libpng libpng-dev)
 
 find_package(MPI COMPONENTS C)
 if(NOT MPI_C_FOUND)

@@ -39,6 +39,17 @@ re_status re_dataset_open_npy(const char *inputs, const char *labels, re_dataset
  * optional integer label member `label_ext` ("cls"; NULL for none). */
 re_status re_dataset_open_wds(const char *const *shards, int nshards, const char *input_ext,
                               const char *label_ext, re_dataset **out);
+/* In-memory variants (plain or gzip IDX, one CIFAR batch, one tar shard); `name`
+ * stands for the file in messages. The bytes are not copied and must stay valid
+ * until the dataset is closed. */
+re_status re_dataset_open_idx_memory(const void *images, int64_t images_len, const void *labels,
+                                     int64_t labels_len, const char *name, re_dataset **out);
+/* One CIFAR batch held in memory (see re_dataset_open_cifar). */
+re_status re_dataset_open_cifar_memory(const void *buf, int64_t len, const char *name, int label_bytes,
+                                       int use_fine, re_dataset **out);
+/* One WebDataset tar shard held in memory (see re_dataset_open_wds). */
+re_status re_dataset_open_wds_memory(const void *buf, int64_t len, const char *name, const char *input_ext,
+                                     const char *label_ext, re_dataset **out);
 /* Close (NULL allowed); sets *d to NULL. */
 void re_dataset_close(re_dataset **d);
 
@@ -46,8 +57,10 @@ void re_dataset_close(re_dataset **d);
 const re_dataset_info *re_dataset_get_info(const re_dataset *d);
 /* Per-channel normalisation applied on read; n must equal the channel count. */
 re_status re_dataset_set_normalize(re_dataset *d, const float *mean, const float *std, int n);
-/* Read samples [i, j) into x ((j - i) x sample_dim) and labels (j - i, may be NULL).
- * Sequential ranges are fast for every format; random ranges may rescan (WebDataset). */
+/* Read samples [i, j) into x ((j - i) x sample_dim) and labels (j - i, may be NULL;
+ * -1 when the dataset has no labels). Sequential ranges are fast for every format;
+ * random ranges may rescan (WebDataset restarts the shard holding i when i is behind
+ * its stream position). */
 re_status re_dataset_read(re_dataset *d, int64_t i, int64_t j, float *x, int32_t *labels);
 
 /* Contiguous shard of rank r of R over n samples: [floor(n r / R), floor(n (r+1) / R)). */

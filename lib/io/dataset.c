@@ -1,0 +1,157 @@
+/* Datasets, the common part: the backend table, range checks, labels for
+ * unlabelled datasets, per-channel normalisation and the contiguous shard formula.
+ * The formats live in ds_idx.c, ds_cifar.c, ds_npy.c and ds_wds.c. */
+#include "ds_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct re_dataset {
+  const re_ds_ops *ops;
+  void *impl;
+  re_dataset_info info;
+  int nnorm;   /* 0: no normalisation, else info.channels */
+  float *mean; /* nnorm */
+  float *std;  /* nnorm */
+};
+
+re_status re_ds_wrap(const re_ds_ops *ops, void *impl, const re_dataset_info *info, re_dataset **out) {
+  re_dataset *d = NULL;
+  *out = NULL;
+  re_status st = re_calloc(1, sizeof *d, &d);
+  if (st != RE_OK) {
+    ops->close(impl);
+    return st;
+  }
+  d->ops = ops;
+  d->impl = impl;
+  d->info = *info;
+  *out = d;
+  return RE_OK;
+}
+
+void re_dataset_close(re_dataset **pd) {
+  re_dataset *d = *pd;
+  if (!d)
+    return;
+  d->ops->close(d->impl);
+  free(d->mean);
+  free(d->std);
+  free(d);
+  *pd = NULL;
+}
+
+const re_dataset_info *re_dataset_get_info(const re_dataset *d) { return &d->info; }
+
+re_status re_dataset_set_normalize(re_dataset *d, const float *mean, const float *std, int n) {
+  if (n != d->info.channels)
+    return re_err(RE_EINVAL, "normalisation has %d mean/std values but the dataset has %d channel%s", n,
+                  d->info.channels, d->info.channels == 1 ? "" : "s");
+  for (int c = 0; c < n; c++) {
+    if (!isfinite(mean[c]))
+      return re_err(RE_EINVAL, "normalisation mean[%d] = %g is not finite", c, (double)mean[c]);
+    if (!isfinite(std[c]) || !(std[c] > 0))
+      return re_err(RE_EINVAL, "normalisation std[%d] = %g must be positive and finite", c, (double)std[c]);
+  }
+  float *m = NULL, *s = NULL;
+  re_status st = RE_OK;
+  RE_CHECK(re_malloc(n, sizeof *m, &m));
+  RE_CHECK(re_malloc(n, sizeof *s, &s));
+  memcpy(m, mean, sizeof *m * (size_t)n);
+  memcpy(s, std, sizeof *s * (size_t)n);
+  free(d->mean);
+  free(d->std);
+  d->mean = m, d->std = s, d->nnorm = n;
+  m = s = NULL;
+done:
+  free(m);
+  free(s);
+  return st;
+}
+
+re_status re_dataset_read(re_dataset *d, int64_t i, int64_t j, float *x, int32_t *labels) {
+  if (i < 0 || j < i || j > d->info.count)
+    return re_err(RE_EINVAL, "dataset read [%lld, %lld) out of range (the dataset has %lld samples)",
+                  (long long)i, (long long)j, (long long)d->info.count);
+  if (i == j)
+    return RE_OK;
+  RE_TRY(d->ops->read(d->impl, i, j, x, d->info.has_labels ? labels : NULL));
+  if (labels && !d->info.has_labels)
+    for (int64_t k = 0; k < j - i; k++)
+      labels[k] = -1;
+  if (d->nnorm) {
+    /* sample layout C x (H W): channel c is a contiguous plane; (x - m) / s in
+     * float32, the order torchvision's Normalize uses */
+    int64_t plane = d->info.sample_dim / d->nnorm;
+    for (int64_t k = 0; k < j - i; k++) {
+      float *p = x + k * d->info.sample_dim;
+      for (int c = 0; c < d->nnorm; c++) {
+        const float m = d->mean[c], s = d->std[c];
+        for (int64_t t = 0; t < plane; t++)
+          p[c * plane + t] = (p[c * plane + t] - m) / s;
+      }
+    }
+  }
+  return RE_OK;
+}
+
+/* floor(n r / R) without forming n r: n = q R + m gives q r + floor(m r / R). */
+static int64_t shard_edge(int64_t n, int r, int size) {
+  int64_t q = n / size, m = n % size;
+  return q * r + (m * r) / size;
+}
+
+void re_shard_range(int64_t n, int rank, int size, int64_t *begin, int64_t *end) {
+  if (n <= 0 || size <= 0 || rank < 0 || rank >= size) {
+    *begin = *end = 0;
+    return;
+  }
+  *begin = shard_edge(n, rank, size);
+  *end = shard_edge(n, rank + 1, size);
+}
+
+/* ---- helpers for the backends ------------------------------------------ */
+
+void re_ds_u8_to_unit(const uint8_t *src, int64_t n, float *dst) {
+  for (int64_t k = 0; k < n; k++)
+    dst[k] = (float)src[k] / 255.0f;
+}
+
+re_status re_ds_map_file(const char *path, re_ds_map *m) {
+  memset(m, 0, sizeof *m);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return re_err(RE_EIO, "%s: cannot open: %s", path, strerror(errno));
+  struct stat sb;
+  re_status st = RE_OK;
+  if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    st = re_err(RE_EIO, "%s: not a regular file", path);
+    goto done;
+  }
+  m->len = sb.st_size;
+  if (m->len > 0) {
+    void *p = mmap(NULL, (size_t)m->len, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) {
+      st = re_err(RE_EIO, "%s: mmap failed: %s", path, strerror(errno));
+      m->len = 0;
+      goto done;
+    }
+    m->base = p;
+  }
+done:
+  close(fd);
+  return st;
+}
+
+void re_ds_unmap(re_ds_map *m) {
+  if (m->base)
+    munmap(m->base, (size_t)m->len);
+  m->base = NULL;
+  m->len = 0;
+}

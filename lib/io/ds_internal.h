@@ -1,0 +1,38 @@
+/* Private: what every dataset backend (IDX, CIFAR, .npy, WebDataset) provides to
+ * the common part in dataset.c. A backend validates its files at open, fills a
+ * re_dataset_info and returns raw samples (uint8 pixels already scaled to [0, 1]);
+ * dataset.c checks ranges, fills missing labels and applies the normalisation. */
+#ifndef REPEVAL_DS_INTERNAL_H
+#define REPEVAL_DS_INTERNAL_H
+
+#include "repeval/dataset.h"
+
+typedef struct re_ds_ops {
+  /* Samples [i, j) (0 <= i < j <= count, checked by the caller) into
+   * x ((j - i) x sample_dim) and, when labels is not NULL, labels (j - i). */
+  re_status (*read)(void *impl, int64_t i, int64_t j, float *x, int32_t *labels);
+  /* Free the backend state (never NULL). */
+  void (*close)(void *impl);
+} re_ds_ops;
+
+/* Wrap a backend into a dataset. On failure ops->close(impl) has been called. */
+re_status re_ds_wrap(const re_ds_ops *ops, void *impl, const re_dataset_info *info, re_dataset **out);
+
+/* dst[k] = src[k] / 255 in float32 (torchvision's ToTensor, bit for bit). */
+void re_ds_u8_to_unit(const uint8_t *src, int64_t n, float *dst);
+
+/* A read-only memory map of a whole regular file (len 0: base NULL). */
+typedef struct re_ds_map {
+  void *base;
+  int64_t len;
+} re_ds_map;
+
+/* Map `path`; errors name the path. */
+re_status re_ds_map_file(const char *path, re_ds_map *m);
+/* Unmap (a zeroed map is fine) and zero *m. */
+void re_ds_unmap(re_ds_map *m);
+
+/* Refuse a label beyond what an int32 holds (labels are int32 on read). */
+#define RE_DS_MAX_LABEL INT32_MAX
+
+#endif

@@ -1,14 +1,21 @@
-/* repeval inspect: list the arrays (name, dtype, shape, bytes) of a file. */
+/* repeval inspect: list the arrays or tensors (name, dtype, shape, bytes) of a
+ * file, and a checkpoint's metadata. Only headers are read: for safetensors and
+ * PyTorch checkpoints no tensor data is touched, so it is instant on large files. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "repeval/checkpoint.h"
 
 static void help(void) {
-  printf("usage: repeval inspect FILE [--json]\n"
+  printf("usage: repeval inspect FILE [--json] [--state-dict-key KEY] [--keep-module-prefix]\n"
          "\n"
-         "Validate FILE and list its arrays: name, dtype, shape and bytes.\n"
-         "Formats: .npy, .npz.\n");
+         "Validate FILE and list its arrays or tensors: name, dtype, shape and bytes,\n"
+         "and a checkpoint's metadata.\n"
+         "Formats: .npy, .npz, safetensors, PyTorch torch.save archives (.pt/.pth).\n"
+         "\n"
+         "  --state-dict-key KEY   PyTorch: use the state_dict stored under KEY\n"
+         "  --keep-module-prefix   PyTorch: keep a leading 'module.' in tensor names\n");
 }
 
 static int ends_with(const char *s, const char *suf) {
@@ -34,15 +41,93 @@ static void print_array(int json, int first, const char *name, const re_npy *a) 
          a->h.fortran_order ? "  fortran-order" : "");
 }
 
+static void print_shape(const re_tensor_info *ti) {
+  for (int d = 0; d < ti->ndim; d++)
+    printf("%s%lld", d ? ", " : "", (long long)ti->shape[d]);
+}
+
+/* safetensors and PyTorch checkpoints, through the generic checkpoint API */
+static int inspect_checkpoint(const char *path, int json, const re_ckpt_options *opt) {
+  re_ckpt *c = NULL;
+  re_status st = re_ckpt_open(path, opt, &c);
+  if (st != RE_OK)
+    return re_cli_fail(st);
+  int64_t n = re_ckpt_count(c), total = 0;
+  for (int64_t i = 0; i < n; i++)
+    total += re_ckpt_info(c, i)->nbytes;
+  const char *fmt = re_ckpt_format_name(re_ckpt_format_of(c));
+  if (json) {
+    printf("{\"file\": ");
+    re_json_string(stdout, path);
+    printf(", \"format\": \"%s\", \"bytes\": %lld, \"tensors\": [", fmt, (long long)total);
+  } else {
+    printf("%s: %s, %lld tensors, %lld bytes\n", path, fmt, (long long)n, (long long)total);
+  }
+  for (int64_t i = 0; i < n; i++) {
+    const re_tensor_info *ti = re_ckpt_info(c, i);
+    if (json) {
+      printf("%s{\"name\": ", i ? ", " : "");
+      re_json_string(stdout, ti->name);
+      printf(", \"dtype\": \"%s\", \"shape\": [", re_dtype_name(ti->dtype));
+      print_shape(ti);
+      printf("], \"bytes\": %lld}", (long long)ti->nbytes);
+    } else {
+      printf("  %-32s %-8s (", ti->name, re_dtype_name(ti->dtype));
+      print_shape(ti);
+      printf("%s)  %lld bytes\n", ti->ndim == 1 ? "," : "", (long long)ti->nbytes);
+    }
+  }
+  int64_t nm = re_ckpt_metadata_count(c);
+  if (json)
+    printf("], \"metadata\": {");
+  else if (nm)
+    printf("metadata:\n");
+  for (int64_t i = 0; i < nm; i++) {
+    const char *k, *v;
+    re_ckpt_metadata(c, i, &k, &v);
+    if (json) {
+      printf("%s", i ? ", " : "");
+      re_json_string(stdout, k);
+      printf(": ");
+      re_json_string(stdout, v);
+    } else {
+      printf("  %s: %s\n", k, v);
+    }
+  }
+  if (json)
+    printf("}}\n");
+  re_ckpt_close(&c);
+  return RE_EXIT_OK;
+}
+
+/* Formats by content, so a checkpoint named .bin or without a suffix works too. */
+static int is_npy_or_npz(const char *path) {
+  if (ends_with(path, ".npz") || ends_with(path, ".npy"))
+    return 1;
+  FILE *f = fopen(path, "rb");
+  unsigned char b[6] = {0};
+  size_t n = f ? fread(b, 1, sizeof b, f) : 0;
+  if (f)
+    fclose(f);
+  return n == 6 && !memcmp(b, "\x93NUMPY", 6);
+}
+
 int re_cmd_inspect(int argc, char **argv) {
-  const char *path = NULL;
-  int json = 0;
+  const char *path = NULL, *v;
+  int json = 0, missing = 0;
+  re_ckpt_options opt = {0};
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
       help();
       return RE_EXIT_OK;
     } else if (!strcmp(argv[i], "--json")) {
       json = 1;
+    } else if (!strcmp(argv[i], "--keep-module-prefix")) {
+      opt.keep_module_prefix = 1;
+    } else if ((v = re_cli_opt(argc, argv, &i, "--state-dict-key", &missing)) || missing) {
+      if (missing)
+        return re_cli_usage_error("inspect", "--state-dict-key needs a value");
+      opt.state_dict_key = v;
     } else if (argv[i][0] == '-' && argv[i][1]) {
       return re_cli_usage_error("inspect", "unknown option '%s'", argv[i]);
     } else if (!path) {
@@ -54,6 +139,8 @@ int re_cmd_inspect(int argc, char **argv) {
   if (!path)
     return re_cli_usage_error("inspect", "give a file");
   re_status st = RE_OK;
+  if (!is_npy_or_npz(path))
+    return inspect_checkpoint(path, json, &opt);
   if (ends_with(path, ".npz")) {
     re_npz *z = NULL;
     st = re_npz_open(path, &z);

@@ -22,6 +22,7 @@ int re_cmd_inspect(int argc, char **argv);
 int re_cmd_cca(int argc, char **argv);
 int re_cmd_spectrum(int argc, char **argv);
 int re_cmd_embed(int argc, char **argv);
+int re_cmd_probe(int argc, char **argv);
 
 /* Accumulate co-moments of 1..8 embedding files (same rows) with every pair; with
  * `sharded` (MPI initialised) each rank reads its rows and the result is reduced to

@@ -13,6 +13,7 @@ static void usage(FILE *f) {
           "  cka-matrix  CKA between every pair of many embeddings (minibatch or exact)\n"
           "  cca         CCA, SVCCA, PWCCA, Procrustes, regression R^2 of two embeddings\n"
           "  spectrum    PCA spectrum, effective rank and collapse of one embedding\n"
+          "  probe       logistic, ridge or k-NN probe of an embedding with labels (lambda sweep)\n"
           "  embed       run a checkpoint on inputs and save the outputs of chosen layers\n"
           "  inspect     list the tensors of a checkpoint or array file\n"
           "  version     print the version\n"
@@ -45,6 +46,8 @@ int main(int argc, char **argv) {
     return re_cmd_cca(argc - 1, argv + 1);
   if (!strcmp(cmd, "spectrum"))
     return re_cmd_spectrum(argc - 1, argv + 1);
+  if (!strcmp(cmd, "probe"))
+    return re_cmd_probe(argc - 1, argv + 1);
   if (!strcmp(cmd, "embed"))
     return re_cmd_embed(argc - 1, argv + 1);
   if (!strcmp(cmd, "inspect"))

@@ -11,10 +11,13 @@
 #include <cblas.h>
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lbfgs.h"
+
+#define RE_PROBE_MAX_THREADS 64
 
 struct re_logreg {
   int64_t d;
@@ -181,12 +184,13 @@ re_logreg_options re_logreg_defaults(void) {
   o.memory = 10;
   o.standardize = 1;
   o.block_rows = 64;
+  o.threads = 0;
   return o;
 }
 
 static re_status check_options(const re_logreg_options *o) {
   if (!(o->tol >= 0) || !(o->ftol >= 0) || o->max_iter < 0 || o->memory < 1 || o->memory > 1000 ||
-      o->block_rows < 1)
+      o->block_rows < 1 || o->threads < 0)
     return re_err(RE_EINVAL,
                   "logistic probe options: need tol >= 0, ftol >= 0, max_iter >= 0, 1 <= memory <= 1000, "
                   "block_rows >= 1 (got %g, %g, %d, %d, %lld)",
@@ -346,6 +350,8 @@ typedef struct eval_ctx {
   double *buf; /* 1 + K d + K */
   double *L;   /* block_rows x K */
   double *cnt; /* K global class counts */
+  int nthreads;
+  double *wbuf, *wL; /* per thread: 1 + K d + K sums, block_rows x K logits */
 } eval_ctx;
 
 /* Softmax of a row of logits in place -> probabilities; returns -log p[y] (y < 0: none).
@@ -366,21 +372,21 @@ static double softmax_row(double *z, int32_t K, const uint8_t *present, int32_t 
   return loss;
 }
 
-static re_status eval_fn(const double *theta, double *f, double *g, void *vctx) {
-  eval_ctx *c = vctx;
+/* Sums [loss, grad_W, grad_b] over local rows [r0, r1) into buf, with L (block_rows x K). */
+static void local_sums(const eval_ctx *c, const double *theta, int64_t r0, int64_t r1, double *buf, double *L) {
   const re_logreg *lr = c->lr;
   int64_t d = lr->d, K = lr->K, B = lr->opt.block_rows, KD = K * d;
   const double *W = theta, *b = theta + KD;
-  double *buf = c->buf, *gW = buf + 1, *gb = buf + 1 + KD;
+  double *gW = buf + 1, *gb = buf + 1 + KD;
   memset(buf, 0, (size_t)(1 + KD + K) * sizeof(double));
-  for (int64_t r0 = 0; r0 < c->n; r0 += B) {
-    int64_t nb = c->n - r0 < B ? c->n - r0 : B;
-    const double *Xb = c->Z + r0 * d;
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, (int)K, (int)d, 1.0, Xb, (int)d, W, (int)d, 0.0,
-                c->L, (int)K);
+  for (int64_t i0 = r0; i0 < r1; i0 += B) {
+    int64_t nb = r1 - i0 < B ? r1 - i0 : B;
+    const double *Xb = c->Z + i0 * d;
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, (int)K, (int)d, 1.0, Xb, (int)d, W, (int)d, 0.0, L,
+                (int)K);
     for (int64_t i = 0; i < nb; i++) {
-      double *z = c->L + i * K;
-      int32_t y = c->y[r0 + i];
+      double *z = L + i * K;
+      int32_t y = c->y[i0 + i];
       for (int64_t k = 0; k < K; k++)
         z[k] += b[k];
       buf[0] += softmax_row(z, (int32_t)K, c->present, y);
@@ -388,10 +394,57 @@ static re_status eval_fn(const double *theta, double *f, double *g, void *vctx) 
       for (int64_t k = 0; k < K; k++)
         gb[k] += z[k];
     }
-    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)d, (int)nb, 1.0, c->L, (int)K, Xb, (int)d,
-                1.0, gW, (int)d);
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)d, (int)nb, 1.0, L, (int)K, Xb, (int)d, 1.0,
+                gW, (int)d);
   }
-  RE_TRY(reduce_sum(&lr->opt.reduce, buf, 1 + KD + K));
+}
+
+typedef struct worker {
+  const eval_ctx *c;
+  const double *theta;
+  int64_t r0, r1;
+  double *buf, *L;
+} worker;
+
+static void *worker_run(void *arg) {
+  worker *w = arg;
+  local_sums(w->c, w->theta, w->r0, w->r1, w->buf, w->L);
+  return NULL;
+}
+
+static re_status eval_fn(const double *theta, double *f, double *g, void *vctx) {
+  eval_ctx *c = vctx;
+  const re_logreg *lr = c->lr;
+  int64_t d = lr->d, K = lr->K, B = lr->opt.block_rows, KD = K * d, len = 1 + KD + K;
+  const double *W = theta;
+  double *buf = c->buf, *gW = buf + 1, *gb = buf + 1 + KD;
+  if (c->nthreads <= 1) {
+    local_sums(c, theta, 0, c->n, buf, c->L);
+  } else {
+    /* contiguous runs of whole blocks, one per thread; partial sums added in thread order */
+    int T = c->nthreads;
+    int64_t nblk = (c->n + B - 1) / B;
+    worker w[RE_PROBE_MAX_THREADS];
+    pthread_t th[RE_PROBE_MAX_THREADS];
+    int started[RE_PROBE_MAX_THREADS];
+    for (int t = 0; t < T; t++) {
+      int64_t b0 = nblk * t / T, b1 = nblk * (t + 1) / T;
+      w[t] = (worker){c, theta, b0 * B, b1 * B < c->n ? b1 * B : c->n, c->wbuf + t * len, c->wL + t * B * K};
+      started[t] = t > 0 && pthread_create(&th[t], NULL, worker_run, &w[t]) == 0;
+    }
+    worker_run(&w[0]);
+    for (int t = 1; t < T; t++) {
+      if (started[t])
+        pthread_join(th[t], NULL);
+      else
+        worker_run(&w[t]); /* no thread available: same work, same order of the sum */
+    }
+    memcpy(buf, w[0].buf, (size_t)len * sizeof(double));
+    for (int t = 1; t < T; t++)
+      for (int64_t i = 0; i < len; i++)
+        buf[i] += w[t].buf[i];
+  }
+  RE_TRY(reduce_sum(&lr->opt.reduce, buf, len));
   double inv = 1.0 / c->n_global, pen = 0;
   for (int64_t i = 0; i < KD; i++) {
     pen += W[i] * W[i];
@@ -433,6 +486,20 @@ static void free_ctx(eval_ctx *c) {
   re_free(&c->buf);
   re_free(&c->L);
   re_free(&c->cnt);
+  re_free(&c->wbuf);
+  re_free(&c->wL);
+}
+
+/* Threads for the local rows: the option, else OpenBLAS's count (OPENBLAS_NUM_THREADS);
+ * at least 16 blocks of rows per thread. */
+static int threads_for(const re_logreg *lr, int64_t n) {
+  int t = lr->opt.threads > 0 ? lr->opt.threads : openblas_get_num_threads();
+  int64_t per = 16 * lr->opt.block_rows;
+  if (t > RE_PROBE_MAX_THREADS)
+    t = RE_PROBE_MAX_THREADS;
+  if ((int64_t)t > n / per)
+    t = (int)(n / per);
+  return t < 1 ? 1 : t;
 }
 
 static re_status make_ctx(const re_logreg *lr, const re_logreg_data *data, int64_t r0, int64_t r1, double lambda,
@@ -454,6 +521,11 @@ static re_status make_ctx(const re_logreg *lr, const re_logreg_data *data, int64
   RE_CHECK(re_malloc(lr->K, sizeof(double), &c->cnt));
   RE_CHECK(re_malloc(1 + KD + lr->K, sizeof(double), &c->buf));
   RE_CHECK(re_malloc(lr->opt.block_rows, lr->K * (int64_t)sizeof(double), &c->L));
+  c->nthreads = threads_for(lr, c->n);
+  if (c->nthreads > 1) {
+    RE_CHECK(re_malloc(c->nthreads, (1 + KD + lr->K) * (int64_t)sizeof(double), &c->wbuf));
+    RE_CHECK(re_malloc(c->nthreads, lr->opt.block_rows * lr->K * (int64_t)sizeof(double), &c->wL));
+  }
   RE_CHECK(class_presence(lr, c->y, c->n, c->cnt, present, &c->n_global));
 done:
   if (st != RE_OK)

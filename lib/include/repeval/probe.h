@@ -81,6 +81,8 @@ typedef struct re_logreg_options {
   int standardize;    /* default 1 */
   int64_t block_rows; /* rows per BLAS block in the loss and gradient; default 64 */
   re_reduce reduce;   /* sums across ranks; default none */
+  int threads;        /* threads over the local rows; 0 (default): OpenBLAS's thread count
+                       * (OPENBLAS_NUM_THREADS); results depend on it only through rounding */
 } re_logreg_options;
 
 /* The defaults above. */

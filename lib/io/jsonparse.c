@@ -9,6 +9,7 @@ typedef struct parser {
   const unsigned char *s;
   int64_t len, pos;
   int max_depth;
+  int64_t max_nodes;
   const char *label;
   int64_t base;
   re_json *j;
@@ -29,6 +30,11 @@ static void skip_ws(parser *p) {
 
 static re_status new_node(parser *p, re_json_type type, int64_t *idx) {
   re_json *j = p->j;
+  if (j->count >= p->max_nodes) {
+    char what[96];
+    snprintf(what, sizeof what, "more than %lld JSON values", (long long)p->max_nodes);
+    return fail_at(p, p->pos, what);
+  }
   if (j->count == j->cap) {
     int64_t ncap = j->cap ? 2 * j->cap : 64;
     RE_TRY(re_realloc(&j->nodes, ncap, sizeof *j->nodes));
@@ -352,10 +358,10 @@ static re_status parse_value(parser *p, int depth, int64_t *out) {
   return RE_OK;
 }
 
-re_status re_json_parse(const char *buf, int64_t len, int max_depth, const char *label, int64_t base_offset,
-                        re_json *out) {
+re_status re_json_parse(const char *buf, int64_t len, int max_depth, int64_t max_nodes, const char *label,
+                        int64_t base_offset, re_json *out) {
   memset(out, 0, sizeof *out);
-  parser p = {(const unsigned char *)buf, len, 0, max_depth, label, base_offset, out};
+  parser p = {(const unsigned char *)buf, len, 0, max_depth, max_nodes, label, base_offset, out};
   /* decoded strings never outgrow the input: each string spends two quote bytes
    * and its escapes shrink, so len + 1 bytes hold every string and its NUL */
   re_status st = re_malloc(len + 1, 1, &out->strings);

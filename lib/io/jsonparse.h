@@ -46,10 +46,11 @@ typedef struct re_json {
   int64_t slen, scap;
 } re_json;
 
-/* Parse buf[0, len) as one JSON value. Errors are RE_EFORMAT and read
+/* Parse buf[0, len) as one JSON value with at most max_nodes values (memory is
+ * about 100 bytes per value). Errors are RE_EFORMAT and read
  * "<label>, byte N: <what>" with N = base_offset + position in buf. */
-re_status re_json_parse(const char *buf, int64_t len, int max_depth, const char *label, int64_t base_offset,
-                        re_json *out);
+re_status re_json_parse(const char *buf, int64_t len, int max_depth, int64_t max_nodes, const char *label,
+                        int64_t base_offset, re_json *out);
 /* Release the node table and strings (the struct itself is the caller's). */
 void re_json_free(re_json *j);
 

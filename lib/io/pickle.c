@@ -124,7 +124,7 @@ static void printable(char *dst, size_t cap, const char *src, int64_t len) {
 static re_status new_obj(up *u, re_pk_kind kind, re_pk_obj **out) {
   re_pickle *pk = u->pk;
   if (pk->nobjs >= RE_PK_MAX_OBJECTS)
-    return fail(u, RE_EFORMAT, "more objects than the limit of 8388608");
+    return fail(u, RE_EFORMAT, "more objects than the limit of 4194304");
   if (pk->nobjs == pk->cap) {
     int64_t ncap = pk->cap ? 2 * pk->cap : 256;
     RE_TRY(re_realloc(&pk->objs, ncap, sizeof *pk->objs));

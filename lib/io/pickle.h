@@ -18,7 +18,7 @@
 #define RE_PK_MAX_STACK (1 << 20)
 #define RE_PK_MAX_MARKS (1 << 16)
 #define RE_PK_MAX_MEMO (1 << 22)
-#define RE_PK_MAX_OBJECTS (1 << 23)
+#define RE_PK_MAX_OBJECTS (1 << 22)
 
 typedef enum re_pk_kind {
   RE_PK_NONE = 0,

@@ -15,6 +15,7 @@
 
 #define ST_MAX_HEADER 100000000 /* bytes; the same limit as the reference implementation */
 #define ST_MAX_DEPTH 64
+#define ST_MAX_VALUES 8000000 /* JSON values in a header (~0.8 GB of nodes); real headers need ~10 per tensor */
 
 typedef struct st_entry {
   const char *name;
@@ -227,7 +228,7 @@ re_status re_safetensors_parse(re_ckpt *c, const uint8_t *buf, int64_t len) {
   if (n < 2 || buf[8] != '{')
     return re_err(RE_EFORMAT, "%s: the header must be a JSON object starting with '{' at byte 8", c->path);
   snprintf(label, sizeof label, "%s: safetensors header", c->path);
-  RE_CHECK(re_json_parse((const char *)buf + 8, (int64_t)n, ST_MAX_DEPTH, label, 8, &j));
+  RE_CHECK(re_json_parse((const char *)buf + 8, (int64_t)n, ST_MAX_DEPTH, ST_MAX_VALUES, label, 8, &j));
   const re_json_node *root = &j.nodes[0];
   const uint8_t *data = buf + 8 + n;
   int64_t data_len = len - 8 - (int64_t)n;

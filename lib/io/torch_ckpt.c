@@ -136,6 +136,14 @@ static re_status read_members(tload *t, int64_t len) {
                   name ? name : "(unnamed)");
       goto done;
     }
+    /* deflate cannot expand more than ~1032:1; larger claims are bombs or lies */
+    int needed = m == t->pkl || !strcmp(name, byteorder) || has_prefix(name, data_dir);
+    if (needed && m->method != 0 && (m->method != 8 || m->usize / 1032 > m->csize + 1024)) {
+      st = re_err(m->method == 8 ? RE_EFORMAT : RE_EUNSUPPORTED, "%s[%s]: %s", t->c->path, name,
+                  m->method == 8 ? "deflated size claims more than deflate can expand to" :
+                  "compression other than stored or deflate");
+      goto done;
+    }
     if (archive_entry_size_is_set(e) && archive_entry_size(e) != m->usize) {
       st = re_err(RE_EFORMAT, "%s[%s]: sizes disagree between zip headers", t->c->path, name);
       goto done;
@@ -230,6 +238,9 @@ static re_status add_tensor(tload *t, const char *name, const re_pk_tensor *pt) 
   re_ckpt *c = t->c;
   const re_pk_obj *s = pt->storage;
   char mname[2200];
+  if (strlen(t->prefix) + 6 + (size_t)s->len >= sizeof mname)
+    return re_err(RE_EFORMAT, "%s: tensor '%s': storage key of %lld bytes is too long", c->path, name,
+                  (long long)s->len);
   snprintf(mname, sizeof mname, "%s/data/%s", t->prefix, s->s);
   const re_zip_member *m = re_zipdir_find(&t->z, mname);
   if (!m)

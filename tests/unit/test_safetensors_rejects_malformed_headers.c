@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../../lib/io/ckpt_internal.h"
+#include "../../lib/io/jsonparse.h"
 #include "check.h"
 
 static uint8_t img[1 << 16];
@@ -195,6 +196,12 @@ static void test_json(void) {
   CHECK_FAILS(parse(), RE_EFORMAT, "digits after '.'");
   build("{\"__metadata__\": {\"a\": 1e}}", 0);
   CHECK_FAILS(parse(), RE_EFORMAT, "exponent needs digits");
+  /* the parser's value limit (safetensors uses 8,000,000) */
+  re_json j;
+  CHECK_FAILS(re_json_parse("[0, 0, 0]", 9, 64, 3, "t", 0, &j), RE_EFORMAT, "t, byte 7: more than 3 JSON values");
+  CHECK_OK(re_json_parse("[0, 0]", 6, 64, 3, "t", 0, &j));
+  CHECK(j.count == 3 && j.nodes[0].count == 2);
+  re_json_free(&j);
   /* escapes decode to UTF-8: \u00e9, a surrogate pair, \n, \/ and raw UTF-8 */
   build("{" T("a\\u00e9\\ud83d\\ude00\\n\\/\xc3\xa9", "F32", "[1]", 0, 4) "}", 4);
   CHECK_OK(parse());

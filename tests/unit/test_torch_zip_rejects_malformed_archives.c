@@ -257,6 +257,15 @@ static void test_zip_structure(void) {
   standard(2);
   w32(central_at[0] + 30, 0); /* 0xFFFFFFFF markers but the zip64 extra field removed */
   CHECK_FAILS(parse(), RE_EFORMAT, "without a zip64 extra field");
+  standard(1); /* a deflated storage claiming a size deflate cannot reach */
+  w16(local_at[1] + 8, 8);
+  w16(central_at[1] + 10, 8);
+  w32(central_at[1] + 24, 50000000);
+  CHECK_FAILS(parse(), RE_EFORMAT, "claims more than deflate can expand to");
+  standard(1); /* bzip2 */
+  w16(local_at[1] + 8, 12);
+  w16(central_at[1] + 10, 12);
+  CHECK_FAILS(parse(), RE_EUNSUPPORTED, "compression other than stored or deflate");
   /* duplicate member names */
   make_pickle(2, 2, 0);
   member d[3] = {{"a/data.pkl", pkl, pkl_len},

@@ -9,6 +9,10 @@ static void usage(FILE *f) {
           "usage: repeval <command> [options]\n"
           "\n"
           "Commands:\n"
+          "  run         run an evaluation job (job.yaml) under mpiexec / srun\n"
+          "  merge       combine the parts of an array job (run --part I/N) into results\n"
+          "  finalize    recompute metrics from a results folder's saved statistics\n"
+          "  report      write report.html for a results folder\n"
           "  cka         CKA between two embedding matrices (.npy / .npz:array), optionally under MPI\n"
           "  cka-matrix  CKA between every pair of many embeddings (minibatch or exact)\n"
           "  cca         CCA, SVCCA, PWCCA, Procrustes, regression R^2 of two embeddings\n"
@@ -38,6 +42,14 @@ int main(int argc, char **argv) {
     printf("repeval %s\n", REPEVAL_VERSION);
     return RE_EXIT_OK;
   }
+  if (!strcmp(cmd, "run"))
+    return re_cmd_run(argc - 1, argv + 1);
+  if (!strcmp(cmd, "merge"))
+    return re_cmd_merge(argc - 1, argv + 1);
+  if (!strcmp(cmd, "finalize"))
+    return re_cmd_finalize(argc - 1, argv + 1);
+  if (!strcmp(cmd, "report"))
+    return re_cmd_report(argc - 1, argv + 1);
   if (!strcmp(cmd, "cka"))
     return re_cmd_cka(argc - 1, argv + 1);
   if (!strcmp(cmd, "cka-matrix"))

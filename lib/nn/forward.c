@@ -18,14 +18,24 @@ typedef struct tap {
   float *data; /* bmax * rows_per_sample * dim */
 } tap;
 
+/* Activation buffers and kernel workspace; several nets that run one after the
+ * other can share one pool (re_net_share_pool), so memory does not grow with
+ * the number of loaded checkpoints. */
+typedef struct pool {
+  float *bufs[MAX_POOL];
+  unsigned char busy[MAX_POOL];
+  int nbufs;
+  int64_t buf_floats; /* capacity of every buffer */
+  float *work;
+  int64_t work_floats;
+  int refs;
+} pool;
+
 struct re_net {
   re_mod *root;
   re_shape input;
   int64_t bmax, max_numel, max_work;
-  float *bufs[MAX_POOL];
-  unsigned char busy[MAX_POOL];
-  int nbufs;
-  float *work;
+  pool *pool;
   tap *taps;
   int ntaps;
   re_mod **order;
@@ -41,26 +51,68 @@ typedef struct act {
 /* ---- buffer pool -------------------------------------------------------- */
 
 static re_status acquire(re_net *n, float **out) {
-  for (int k = 0; k < n->nbufs; k++)
-    if (!n->busy[k]) {
-      n->busy[k] = 1;
-      *out = n->bufs[k];
+  pool *p = n->pool;
+  for (int k = 0; k < p->nbufs; k++)
+    if (!p->busy[k]) {
+      p->busy[k] = 1;
+      *out = p->bufs[k];
       return RE_OK;
     }
-  if (n->nbufs == MAX_POOL)
+  if (p->nbufs == MAX_POOL)
     return re_err(RE_ENOMEM, "forward: more than %d live activation buffers", MAX_POOL);
-  RE_TRY(re_malloc(n->bmax * n->max_numel, sizeof(float), &n->bufs[n->nbufs]));
-  n->busy[n->nbufs] = 1;
-  *out = n->bufs[n->nbufs++];
+  RE_TRY(re_malloc(p->buf_floats, sizeof(float), &p->bufs[p->nbufs]));
+  p->busy[p->nbufs] = 1;
+  *out = p->bufs[p->nbufs++];
   return RE_OK;
 }
 
 static void release(re_net *n, act a) {
   if (!a.own)
     return;
-  for (int k = 0; k < n->nbufs; k++)
-    if (n->bufs[k] == a.p)
-      n->busy[k] = 0;
+  for (int k = 0; k < n->pool->nbufs; k++)
+    if (n->pool->bufs[k] == a.p)
+      n->pool->busy[k] = 0;
+}
+
+/* Make the pool fit this net: buffers of bmax x max_numel floats and its workspace. */
+static re_status pool_fit(pool *p, int64_t buf_floats, int64_t work_floats) {
+  if (buf_floats > p->buf_floats) {
+    for (int k = 0; k < p->nbufs; k++)
+      free(p->bufs[k]);
+    p->nbufs = 0;
+    p->buf_floats = buf_floats;
+  }
+  if (work_floats > p->work_floats) {
+    free(p->work);
+    p->work = NULL;
+    p->work_floats = 0;
+    RE_TRY(re_malloc(work_floats, sizeof(float), &p->work));
+    p->work_floats = work_floats;
+  }
+  return RE_OK;
+}
+
+static void pool_unref(pool **pp) {
+  pool *p = *pp;
+  if (!p || --p->refs > 0) {
+    *pp = NULL;
+    return;
+  }
+  for (int k = 0; k < p->nbufs; k++)
+    free(p->bufs[k]);
+  free(p->work);
+  free(p);
+  *pp = NULL;
+}
+
+re_status re_net_share_pool(re_net *n, re_net *owner) {
+  if (n->pool == owner->pool)
+    return RE_OK;
+  RE_TRY(pool_fit(owner->pool, n->bmax * n->max_numel, n->max_work > 0 ? n->max_work : 1));
+  pool_unref(&n->pool);
+  n->pool = owner->pool;
+  n->pool->refs++;
+  return RE_OK;
 }
 
 /* An output buffer for an elementwise op on x: x itself when owned, else a new one. */
@@ -258,14 +310,14 @@ static re_status run_leaf(re_net *n, re_mod *m, act x, act *y) {
     re_op_linear(x.p, rows, m->in, m->w, m->b, m->out, y->p);
     break;
   }
-  case RE_MOD_CONV2D: re_op_conv2d(&m->geom, x.p, B, m->w, m->b, y->p, n->work); break;
+  case RE_MOD_CONV2D: re_op_conv2d(&m->geom, x.p, B, m->w, m->b, y->p, n->pool->work); break;
   case RE_MOD_MAXPOOL2D: re_op_maxpool2d(&m->geom, x.p, B, y->p); break;
   case RE_MOD_AVGPOOL2D: re_op_avgpool2d(&m->geom, x.p, B, m->include_pad, y->p); break;
   case RE_MOD_ADAPTIVE_AVGPOOL2D:
     re_op_adaptive_avgpool2d(x.p, B, m->geom.C, m->geom.H, m->geom.W, m->geom.Ho, m->geom.Wo, y->p);
     break;
   case RE_MOD_MHA:
-    re_op_mha(x.p, B, is->d[0], is->d[1], m->heads, m->w, m->b, m->w2, m->b2, y->p, n->work);
+    re_op_mha(x.p, B, is->d[0], is->d[1], m->heads, m->w, m->b, m->w2, m->b2, y->p, n->pool->work);
     break;
   case RE_MOD_CLASS_TOKEN: { /* (D, h, w) -> (1 + h*w, D) with the class token first */
     int64_t D = is->d[0], hw = is->d[1] * is->d[2], T = hw + 1;
@@ -369,11 +421,9 @@ re_status re_net_create(const re_model *model, const re_ckpt *ck, int input_rank
     }
   }
   RE_CHECK(re_mod_bind(n->root, n->input, ck, max_batch, &n->max_numel, &n->max_work));
-  RE_CHECK(re_malloc(n->max_work > 0 ? n->max_work : 1, sizeof(float), &n->work));
-  for (int k = 0; k < 4; k++) { /* the usual number of live buffers; more are added on demand */
-    RE_CHECK(re_malloc(n->bmax * n->max_numel, sizeof(float), &n->bufs[k]));
-    n->nbufs++;
-  }
+  RE_CHECK(re_calloc(1, sizeof(pool), &n->pool));
+  n->pool->refs = 1;
+  RE_CHECK(pool_fit(n->pool, n->bmax * n->max_numel, n->max_work > 0 ? n->max_work : 1));
   RE_CHECK(collect(n, n->root));
   *out = n;
   n = NULL;
@@ -387,12 +437,10 @@ void re_net_destroy(re_net **pn) {
   if (!n)
     return;
   re_mod_free(n->root);
-  for (int k = 0; k < n->nbufs; k++)
-    free(n->bufs[k]);
+  pool_unref(&n->pool);
   for (int t = 0; t < n->ntaps; t++)
     free(n->taps[t].data);
   free(n->taps);
-  free(n->work);
   free(n->order);
   free(n);
   *pn = NULL;
@@ -467,8 +515,8 @@ re_status re_net_forward(re_net *n, const float *x, int64_t B) {
   re_status st = run(n, n->root, (act){(float *)x, 0}, &y);
   if (st == RE_OK)
     release(n, y);
-  for (int k = 0; k < n->nbufs; k++)
-    n->busy[k] = 0;
+  for (int k = 0; k < n->pool->nbufs; k++)
+    n->pool->busy[k] = 0;
   return st;
 }
 

@@ -51,12 +51,19 @@ re_status re_eig_create(const double *C, int64_t d, double n, re_eig **out) {
     e->values[k] = w[src] > 0 ? w[src] : 0.0;
     for (int64_t i = 0; i < d; i++)
       e->vectors[i * d + k] = A[i * d + src];
-    e->trace += e->values[k];
   }
   e->rank = 0;
   for (int64_t k = 0; k < d; k++)
     if (e->values[k] > RANK_RTOL * e->values[0])
       e->rank++;
+  /* below the numerical rank the eigenvalues are rounding noise: make them exactly
+   * zero so that spectra (sqrt in the effective rank) do not depend on it */
+  e->trace = 0;
+  for (int64_t k = 0; k < d; k++) {
+    if (k >= e->rank)
+      e->values[k] = 0.0;
+    e->trace += e->values[k];
+  }
   *out = e;
   e = NULL;
 done:
@@ -341,14 +348,19 @@ re_status re_linreg_r2(const re_eig *ex, const re_eig *ey, const double *Cxy, in
   return st;
 }
 
-static double entropy_rank(const double *v, int64_t d) {
-  double s = 0, h = 0;
+/* exp(entropy) of v normalised to sum 1; entries below floor * max(v) count as 0 (a
+ * direction carrying less than that is rounding noise, and the logarithm would
+ * amplify it). */
+static double entropy_rank(const double *v, int64_t d, double floor) {
+  double s = 0, h = 0, mx = 0;
   for (int64_t k = 0; k < d; k++)
-    s += v[k];
+    mx = v[k] > mx ? v[k] : mx;
+  for (int64_t k = 0; k < d; k++)
+    s += v[k] >= floor * mx ? v[k] : 0.0;
   if (!(s > 0))
     return 0.0;
   for (int64_t k = 0; k < d; k++) {
-    double p = v[k] / s;
+    double p = v[k] >= floor * mx ? v[k] / s : 0.0;
     if (p > 0)
       h -= p * log(p);
   }
@@ -369,8 +381,8 @@ re_status re_spectrum_from_eig(const re_eig *e, double collapse_fraction, re_spe
     sv[k] = sqrt(e->values[k]);
   }
   out->participation_ratio = s2 > 0 ? e->trace * e->trace / s2 : 0.0;
-  out->effective_rank = entropy_rank(sv, d);
-  out->effective_rank_eig = entropy_rank(e->values, d);
+  out->effective_rank = entropy_rank(sv, d, 1e-4);        /* singular values: 1e-8 of the variance */
+  out->effective_rank_eig = entropy_rank(e->values, d, 1e-8);
   free(sv);
   out->k90 = out->k99 = d;
   for (int64_t k = 0; k < d; k++) {

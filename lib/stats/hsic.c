@@ -323,6 +323,14 @@ re_status re_hsic_end_batch(re_hsic *h) {
   return RE_OK;
 }
 
+void re_hsic_reset(re_hsic *h) {
+  int64_t PP = (int64_t)h->P * h->P;
+  memset(h->U, 0, sizeof(double) * (size_t)PP);
+  memset(h->B, 0, sizeof(double) * (size_t)PP);
+  h->nb_u = h->nb_b = 0;
+  h->b = 0;
+}
+
 int64_t re_hsic_batches(const re_hsic *h) { return (int64_t)h->nb_u; }
 
 int64_t re_hsic_batches_biased(const re_hsic *h) { return (int64_t)h->nb_b; }

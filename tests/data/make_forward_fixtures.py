@@ -106,7 +106,7 @@ def models(full):
     g = torch.Generator().manual_seed(0)
     mlp = nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 2))
     yield "mlp", "mlp", mlp, torch.randn(9, 10, generator=g), ["0", "1", "2", "3", "4"]
-    yield ("cnn", os.path.join(HERE, "models", "cnn.yaml"), SmallCNN(), torch.randn(5, 1, 28, 28, generator=g),
+    yield ("cnn", os.path.join(HERE, "..", "..", "jobs", "demo", "cnn.yaml"), SmallCNN(), torch.randn(5, 1, 28, 28, generator=g),
            ["conv1", "bn1", "relu1", "pool1", "conv2", "pool2", "fc1", "fc2"])
     yield ("zoo", os.path.join(HERE, "models", "zoo.yaml"), Zoo(), torch.randn(6, 4, 17, 15, generator=g),
            ["stem", "grouped", "bn", "act2", "dw", "pw", "apool", "mpool", "adapt", "head.0", "head.1", "head.3",

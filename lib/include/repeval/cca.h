@@ -16,7 +16,7 @@ extern "C" {
 typedef struct re_eig {
   int64_t d;
   double n;
-  double *values;  /* d eigenvalues, descending, negatives (rounding) clamped to 0 */
+  double *values;  /* d eigenvalues, descending; those below the numerical rank set to 0 */
   double *vectors; /* d x d row-major; column k is the eigenvector of values[k] */
   double trace;    /* sum of eigenvalues = total variance */
   int64_t rank;    /* eigenvalues > 1e-10 * largest */

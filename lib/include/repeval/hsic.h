@@ -49,6 +49,9 @@ re_status re_hsic_add_tap_f64(re_hsic *h, int p, const double *X, int64_t d, int
 /* Finish the batch: pair products for every requested pair; every tap must have been given. */
 re_status re_hsic_end_batch(re_hsic *h);
 
+/* Forget every accumulated batch (sums and counts to zero; bandwidths kept). */
+void re_hsic_reset(re_hsic *h);
+
 /* Batches accumulated into the unbiased sums. */
 int64_t re_hsic_batches(const re_hsic *h);
 /* Batches accumulated into the biased sums (includes batches with 2 <= b < 4). */

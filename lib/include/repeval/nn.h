@@ -48,6 +48,10 @@ re_status re_net_create(const re_model *m, const re_ckpt *ck, int input_rank, co
 /* Destroy (NULL allowed); sets *n to NULL. */
 void re_net_destroy(re_net **n);
 
+/* Let n use the activation buffers and workspace of `owner` (grown to fit both), for
+ * nets that run one after the other: memory stays that of the largest net. */
+re_status re_net_share_pool(re_net *n, re_net *owner);
+
 /* Tap the output of module `name` (full dotted name); *tap receives its index. */
 re_status re_net_add_tap(re_net *n, const char *name, re_tap_mode mode, int *tap);
 /* Features per row of a tap, and rows per sample (1, or H*W / T for spatial taps). */

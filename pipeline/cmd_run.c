@@ -1,0 +1,465 @@
+/* repeval run job.yaml: plan, shard, embed, accumulate, reduce, finalize.
+ *
+ * Every rank parses and validates the job, loads every checkpoint of every model
+ * (weights stay resident; activation buffers are shared between nets), and
+ * streams its contiguous range of batches (batches are cut by global sample
+ * index) through every net. Each tap feeds the minibatch HSIC accumulators of
+ * the CKA analyses and one shared co-moment accumulator for exact CKA, the CCA
+ * family and spectra. Accumulators are reduced to rank 0 in a fixed order;
+ * rank 0 computes the metrics and writes the output folder atomically. */
+#include <mpi.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cblas.h>
+
+#include "cli.h"
+#include "mpi_reduce.h"
+#include "output.h"
+#include "progress.h"
+#include "repeval/atomic.h"
+#include "run.h"
+
+static void help(int mode) {
+  if (mode == RUN_MODE_MERGE) {
+    printf("usage: repeval merge JOB.yaml [--out DIR] [--quiet]\n"
+           "\n"
+           "Combine the statistics of an array job's parts (each run with\n"
+           "`repeval run JOB.yaml --part I/N`, found in OUT.parts/) in part order, compute\n"
+           "every metric and write the output folder, exactly as one big run would.\n");
+    return;
+  }
+  if (mode == RUN_MODE_FINALIZE) {
+    printf("usage: repeval finalize JOB.yaml [--out DIR] [--quiet]\n"
+           "\n"
+           "Recompute every metric from the reduced statistics saved in OUT/stats/ by an\n"
+           "earlier run, without forward passes: change finalize-time settings in the job\n"
+           "(CCA variance, ridge, collapse fraction, pairs of the same taps) and rerun.\n"
+           "The output folder is replaced atomically.\n");
+    return;
+  }
+  printf("usage: repeval run JOB.yaml [options]      (under mpiexec / srun for several ranks)\n"
+         "\n"
+         "Run an evaluation job: every checkpoint of every model over the job's datasets,\n"
+         "CKA / CCA-family / spectrum analyses, results in the job's output folder\n"
+         "(metrics.csv, *.npy matrices, manifest.json, results.tar.zst). The job file\n"
+         "format is described in docs/job-spec.md.\n"
+         "\n"
+         "Options:\n"
+         "  --out DIR     output folder (overrides output.dir of the job)\n"
+         "  --threads T   BLAS threads per rank (default 1, or OPENBLAS_NUM_THREADS if set).\n"
+         "                Results agree across rank counts for a fixed count per rank.\n"
+         "  --check       validate the job (files, models, checkpoints) and exit\n"
+         "  --checkpoint-every S  save a resume snapshot every S seconds (default 600; 0: only\n"
+         "                when stopped by SIGTERM/SIGUSR1/SIGINT, which exit with code 75)\n"
+         "  --fresh       ignore saved state in OUT.state and start from the beginning\n"
+         "  --part I/N    stream only part I (0-based) of N of the batches and save its\n"
+         "                statistics in OUT.parts/ (Slurm arrays); then `repeval merge`\n"
+         "  --quiet       no progress output\n"
+         "  --verbose     log at info level\n"
+         "\n"
+         "A run that is stopped resumes where it was when the same command is run again.\n"
+         "Environment: REPEVAL_MAX_STATS_MB (co-moment memory budget, default %d),\n"
+         "REPEVAL_CHECKPOINT_EVERY (default for --checkpoint-every).\n",
+         RUN_DEFAULT_BUDGET_MB);
+}
+
+volatile sig_atomic_t run_stop_signal = 0;
+
+static void on_signal(int sig) { run_stop_signal = sig; }
+
+/* SIGTERM (Slurm's time limit, scancel), SIGUSR1 (--signal=USR1@T warnings) and
+ * SIGINT stop the run after the current batch with its state saved. */
+static void install_signals(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGUSR1, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+}
+
+/* <out>.parts/part-I-of-N/<dataset>.stats */
+static void part_stats_path(const runner *r, int i, int n, const char *dataset, char *buf, size_t cap) {
+  snprintf(buf, cap, "%s.parts/part-%d-of-%d/%s.stats", r->j->out_dir, i, n, dataset);
+}
+
+/* Number of parts N of an array job, from the files present (part-0-of-N). */
+static re_status find_nparts(const runner *r, const char *dataset, int *n) {
+  char path[4400];
+  for (int k = 1; k <= 100000; k++) {
+    part_stats_path(r, 0, k, dataset, path, sizeof path);
+    if (access(path, R_OK) == 0) {
+      *n = k;
+      return RE_OK;
+    }
+  }
+  return re_err(RE_EIO, "no statistics of array parts for dataset '%s' in %s.parts (expected part-0-of-N/%s.stats)",
+                dataset, r->j->out_dir, dataset);
+}
+
+static re_status load_stats_files(runner *r, pass *p) {
+  const char *ds = r->j->datasets[p->d].name;
+  char path[4400];
+  r->pass_samples = 0;
+  if (r->mode == RUN_MODE_FINALIZE) {
+    snprintf(path, sizeof path, "%s/stats/%s.stats", r->j->out_dir, ds);
+    return run_state_load_stats(r, p, path);
+  }
+  /* merge: the parts' node lists in part order, joined into the canonical root */
+  int n = 0;
+  RE_TRY(find_nparts(r, ds, &n));
+  run_tree all;
+  run_tree_init(&all, run_pass_serial_len(p));
+  re_status st = RE_OK;
+  for (int i = 0; i < n && st == RE_OK; i++) {
+    part_stats_path(r, i, n, ds, path, sizeof path);
+    if (access(path, R_OK) != 0) {
+      st = re_err(RE_EIO, "%s: missing: part %d of %d has not finished (rerun it with --part %d/%d)", path, i, n, i,
+                  n);
+      break;
+    }
+    run_tree t;
+    int64_t samples = 0;
+    st = run_state_read_tree_from(r, p, path, &t, &samples);
+    for (int k = 0; st == RE_OK && k < t.n; k++) {
+      st = run_tree_append(&all, t.nodes[k].start, t.nodes[k].height, t.nodes[k].buf);
+      t.nodes[k].buf = NULL;
+    }
+    run_tree_free(&t);
+    r->pass_samples += samples;
+    if (st == RE_OK)
+      st = run_tree_collapse(p, &all);
+  }
+  if (st == RE_OK)
+    st = run_tree_root(p, &all, (p->n + p->fb - 1) / p->fb);
+  run_tree_free(&all);
+  return st;
+}
+
+/* finalize: the stats file read from the old output goes into the new one */
+static re_status copy_stats_file(runner *r, pass *p) {
+  char path[4400];
+  snprintf(path, sizeof path, "%s/stats/%s.stats", r->partial, r->j->datasets[p->d].name);
+  return run_state_write_reduced_to(r, p, path);
+}
+
+static int run_main(int argc, char **argv, int mode) {
+  const char *cmd = mode == RUN_MODE_MERGE ? "merge" : mode == RUN_MODE_FINALIZE ? "finalize" : "run";
+  int part = 0, nparts = 0;
+  const char *job_path = NULL, *out_override = NULL;
+  int quiet = 0, check_only = 0, threads = 1, threads_given = 0, fresh = 0;
+  double every = 600;
+  const char *ev = getenv("REPEVAL_CHECKPOINT_EVERY");
+  if (ev)
+    every = atof(ev);
+  for (int i = 1; i < argc; i++) {
+    int missing = 0;
+    const char *v;
+    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+      help(mode);
+      return RE_EXIT_OK;
+    } else if ((v = re_cli_opt(argc, argv, &i, "--out", &missing))) {
+      out_override = v;
+    } else if ((v = re_cli_opt(argc, argv, &i, "--threads", &missing))) {
+      char *end;
+      threads = (int)strtol(v, &end, 10);
+      threads_given = 1;
+      if (*end || threads < 1)
+        return re_cli_usage_error(cmd, "--threads must be a positive integer, got '%s'", v);
+    } else if (mode == RUN_MODE_RUN && (v = re_cli_opt(argc, argv, &i, "--part", &missing))) {
+      char *end;
+      part = (int)strtol(v, &end, 10);
+      nparts = *end == '/' ? (int)strtol(end + 1, &end, 10) : 0;
+      if (*end || nparts < 1 || part < 0 || part >= nparts)
+        return re_cli_usage_error(cmd, "--part takes I/N with 0 <= I < N, got '%s'", v);
+    } else if ((v = re_cli_opt(argc, argv, &i, "--checkpoint-every", &missing))) {
+      char *end;
+      every = strtod(v, &end);
+      if (*end || !(every >= 0))
+        return re_cli_usage_error(cmd, "--checkpoint-every must be seconds >= 0, got '%s'", v);
+    } else if (missing) {
+      return re_cli_usage_error(cmd, "option %s needs a value", argv[i]);
+    } else if (!strcmp(argv[i], "--quiet")) {
+      quiet = 1;
+    } else if (!strcmp(argv[i], "--verbose")) {
+      re_log_set_level(RE_LOG_INFO);
+    } else if (!strcmp(argv[i], "--fresh")) {
+      fresh = 1;
+    } else if (!strcmp(argv[i], "--check")) {
+      check_only = 1;
+    } else if (argv[i][0] == '-' && argv[i][1]) {
+      return re_cli_usage_error(cmd, "unknown option '%s'", argv[i]);
+    } else if (!job_path) {
+      job_path = argv[i];
+    } else {
+      return re_cli_usage_error(cmd, "give one job file");
+    }
+  }
+  if (!job_path)
+    return re_cli_usage_error(cmd, "give a job file");
+  MPI_Init(NULL, NULL);
+  /* OpenBLAS partitions products by thread count, which changes float32 rounding:
+   * a fixed count per rank keeps results independent of the number of ranks. */
+  if (threads_given || (!getenv("OPENBLAS_NUM_THREADS") && !getenv("OMP_NUM_THREADS")))
+    openblas_set_num_threads(threads);
+  runner r;
+  memset(&r, 0, sizeof r);
+  r.quiet = quiet;
+  r.threads = threads_given || (!getenv("OPENBLAS_NUM_THREADS") && !getenv("OMP_NUM_THREADS"))
+                  ? threads
+                  : openblas_get_num_threads();
+  r.checkpoint_every = every;
+  if (nparts > 0)
+    mode = RUN_MODE_PART;
+  r.mode = mode;
+  r.part = part;
+  r.nparts = nparts;
+  install_signals();
+  MPI_Comm_rank(MPI_COMM_WORLD, &r.rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &r.size);
+  if (r.size > 1)
+    re_log_set_rank(r.rank);
+  double t0 = progress_now();
+  re_status st = job_load(job_path, &r.j);
+  if (st == RE_OK && out_override) {
+    free(r.j->out_dir);
+    st = re_strdup(out_override, &r.j->out_dir);
+  }
+  if (st == RE_OK)
+    st = run_load_models(&r);
+  if (st == RE_OK)
+    run_state_init(&r);
+  st = re_mpi_agree(MPI_COMM_WORLD, st);
+  if (st == RE_OK && !check_only && r.rank == 0) {
+    snprintf(r.partial, sizeof r.partial, "%s.partial-%ld", r.j->out_dir, (long)getpid());
+    char *parent = NULL;
+    st = re_strdup(r.j->out_dir, &parent);
+    if (st == RE_OK) {
+      char *slash = strrchr(parent, '/');
+      if (slash) {
+        *slash = '\0';
+        st = re_mkdir_p(parent);
+      }
+    }
+    free(parent);
+    if (st == RE_OK)
+      run_state_remove_stale_partials(&r);
+    if (st == RE_OK && mkdir(r.partial, 0755) != 0)
+      st = re_err(RE_EIO, "cannot create %s", r.partial);
+    if (st == RE_OK) {
+      r.metrics = open_memstream(&r.metrics_buf, &r.metrics_len);
+      if (!r.metrics)
+        st = re_err(RE_ENOMEM, "metrics buffer");
+      else
+        fprintf(r.metrics, "analysis,metric,model_a,checkpoint_a,layer_a,model_b,checkpoint_b,layer_b,dataset,param,"
+                           "value,status\n");
+    }
+  }
+  if (!check_only)
+    st = re_mpi_agree(MPI_COMM_WORLD, st);
+  r.t_load = progress_now() - t0;
+  int has_probes = 0;
+  for (int a = 0; r.j && a < r.j->nanalyses; a++)
+    has_probes |= r.j->analyses[a].type == AN_PROBE;
+  if (st == RE_OK && has_probes && !r.j->cache_dir) {
+    if (mode == RUN_MODE_PART || mode == RUN_MODE_MERGE)
+      snprintf(r.probe_cache_dir, sizeof r.probe_cache_dir, "%s.parts/probe-cache", r.j->out_dir);
+    else
+      snprintf(r.probe_cache_dir, sizeof r.probe_cache_dir, "%s/probe-cache", r.state_dir);
+  }
+  if (st == RE_OK) {
+    int nd = r.j->ndatasets;
+    st = re_calloc(nd, sizeof(int64_t), &r.ds_n);
+    if (st == RE_OK)
+      st = re_calloc(nd, sizeof(int64_t), &r.ds_fb);
+    if (st == RE_OK)
+      st = re_calloc(nd, sizeof(uint64_t), &r.ds_key);
+    if (st == RE_OK && !check_only)
+      st = run_cache_init(&r);
+    st = re_mpi_agree(MPI_COMM_WORLD, st);
+  }
+  /* one pass per dataset that some analysis uses */
+  for (int d = 0; st == RE_OK && d < r.j->ndatasets; d++) {
+    int used = 0;
+    for (int a = 0; a < r.j->nanalyses; a++)
+      used |= !strcmp(r.j->analyses[a].dataset, r.j->datasets[d].name);
+    used |= run_probe_uses_dataset(r.j, d);
+    if (!used)
+      continue;
+    pass p;
+    memset(&p, 0, sizeof p);
+    p.d = d;
+    double t1 = progress_now();
+    r.samples_seen = 0;
+    r.pass_samples = 0;
+    st = run_pass_setup(&r, &p);
+    st = re_mpi_agree(MPI_COMM_WORLD, st);
+    if (st == RE_OK && check_only) {
+      if (r.rank == 0)
+        printf("dataset %s: %lld samples, %d taps, %d analyses, batches of %lld\n", r.j->datasets[d].name,
+               (long long)p.n, r.ntaps, p.nan, (long long)p.fb);
+      run_pass_free(&r, &p);
+      continue;
+    }
+    int found = 0;
+    run_tree part_tree;
+    run_tree_init(&part_tree, 0);
+    double t2 = progress_now(), t3 = t2;
+    if (mode == RUN_MODE_MERGE || mode == RUN_MODE_FINALIZE) {
+      /* statistics from files: the parts of an array job, or a finished run's stats/ */
+      if (r.rank == 0)
+        st = load_stats_files(&r, &p);
+      st = re_mpi_agree(MPI_COMM_WORLD, st);
+      found = 1;
+    } else if (st == RE_OK && !fresh && mode == RUN_MODE_PART) {
+      /* a part that already finished this dataset keeps its statistics */
+      char path[4400];
+      part_stats_path(&r, r.part, r.nparts, r.j->datasets[d].name, path, sizeof path);
+      int done = 0;
+      if (r.rank == 0 && access(path, R_OK) == 0) {
+        run_tree t;
+        int64_t samples = 0;
+        done = run_state_read_tree_from(&r, &p, path, &t, &samples) == RE_OK;
+        run_tree_free(&t);
+        r.pass_samples = samples;
+        re_err_clear();
+      }
+      MPI_Bcast(&done, 1, MPI_INT, 0, MPI_COMM_WORLD);
+      if (done) {
+        run_pass_free(&r, &p);
+        continue;
+      }
+    } else if (st == RE_OK && !fresh) {
+      st = run_state_load_reduced(&r, &p, &found);
+    }
+    if (st == RE_OK && !found) {
+      st = run_pass_stream(&r, &p);
+      st = re_mpi_agree(MPI_COMM_WORLD, st);
+      long long mine = (long long)r.samples_seen, all = 0;
+      MPI_Allreduce(&mine, &all, 1, MPI_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
+      r.pass_samples = all;
+      t2 = progress_now();
+      r.t_embed += t2 - t1;
+      r.samples_seen = 0;
+      if (st == RE_OK)
+        st = run_pass_reduce(&r, &p, mode == RUN_MODE_PART ? &part_tree : NULL);
+      if (st == RE_OK && r.rank == 0 && mode != RUN_MODE_PART)
+        st = run_state_save_reduced(&r, &p);
+      st = re_mpi_agree(MPI_COMM_WORLD, st);
+      t3 = progress_now();
+      r.t_reduce += t3 - t2;
+    }
+    r.total_samples += r.pass_samples;
+    if (mode == RUN_MODE_PART) {
+      /* an array task: its reduced statistics are the result; `repeval merge` finishes */
+      if (st == RE_OK && r.rank == 0) {
+        char path[4400];
+        part_stats_path(&r, r.part, r.nparts, r.j->datasets[d].name, path, sizeof path);
+        st = run_state_write_tree_to(&r, &p, &part_tree, path);
+      }
+      run_tree_free(&part_tree);
+      st = re_mpi_agree(MPI_COMM_WORLD, st);
+      run_pass_free(&r, &p);
+      continue;
+    }
+    if (st == RE_OK && r.rank == 0)
+      st = run_pass_finalize(&r, &p);
+    if (st == RE_OK && r.rank == 0)
+      st = mode == RUN_MODE_FINALIZE ? copy_stats_file(&r, &p) : run_state_copy_reduced(&r, &p);
+    st = re_mpi_agree(MPI_COMM_WORLD, st);
+    r.t_final += progress_now() - t3;
+    if (st == RE_OK && r.rank == 0) {
+      char file[64];
+      snprintf(file, sizeof file, "taps_%s.csv", r.j->datasets[d].name);
+      st = run_write_taps_csv(&r, file, NULL, r.ntaps);
+    }
+    run_pass_free(&r, &p);
+  }
+  if (st == RE_OK && !check_only && has_probes && mode != RUN_MODE_PART) {
+    if (mode == RUN_MODE_FINALIZE && !r.j->cache_dir) {
+      run_warn(&r, "probes are not recomputed by finalize without the job's embedding cache ('cache:'); "
+                   "their rows are missing from this output");
+    } else {
+      double t4 = progress_now();
+      st = run_probes(&r);
+      st = re_mpi_agree(MPI_COMM_WORLD, st);
+      r.t_probe += progress_now() - t4;
+    }
+  }
+  if (!check_only && r.rank == 0 && mode == RUN_MODE_PART) {
+    if (r.metrics)
+      fclose(r.metrics);
+    out_remove_tree(r.partial);
+    if (st == RE_OK) {
+      run_state_clear(&r);
+      if (!quiet)
+        fprintf(stderr, "repeval: part %d of %d done; statistics in %s.parts (combine with: repeval merge %s)\n",
+                r.part, r.nparts, r.j->out_dir, job_path);
+    }
+  } else if (!check_only && r.rank == 0) {
+    if (r.metrics)
+      fclose(r.metrics);
+    if (st == RE_OK) {
+      char path[4200];
+      snprintf(path, sizeof path, "%s/metrics.csv", r.partial);
+      re_atomic at;
+      st = re_atomic_open(path, &at);
+      if (st == RE_OK)
+        st = re_atomic_write(&at, r.metrics_buf, (int64_t)r.metrics_len);
+      if (st == RE_OK)
+        st = re_atomic_commit(&at);
+      else
+        re_atomic_abort(&at);
+    }
+    if (st == RE_OK)
+      st = run_write_manifest(&r, progress_now() - t0);
+    if (st == RE_OK && r.j->bundle) {
+      char path[4200];
+      snprintf(path, sizeof path, "%s/results.tar.zst", r.partial);
+      st = out_bundle(r.partial, path);
+    }
+    if (st == RE_OK)
+      st = out_commit_dir(r.partial, r.j->out_dir);
+    if (st == RE_OK)
+      run_state_clear(&r);
+    if (st != RE_OK && r.partial[0])
+      out_remove_tree(r.partial);
+    if (st == RE_OK && !quiet)
+      fprintf(stderr, "repeval: results in %s (%d undefined value%s, %d warning%s)\n", r.j->out_dir, r.nundefined,
+              r.nundefined == 1 ? "" : "s", r.nwarnings, r.nwarnings == 1 ? "" : "s");
+  }
+  free(r.metrics_buf);
+  int rc = RE_EXIT_OK;
+  if (st == RE_EINTERRUPTED) {
+    if (r.rank == 0)
+      fprintf(stderr, "repeval: %s\nrepeval: run the same command again to resume (exit code %d)\n", re_errmsg(),
+              RE_EXIT_INTERRUPTED);
+    rc = RE_EXIT_INTERRUPTED;
+  } else if (st != RE_OK) {
+    rc = (st == RE_EMPI && r.rank != 0) ? RE_EXIT_ERROR : re_cli_fail(st);
+  }
+  if (r.j)
+    run_free_models(&r);
+  free(r.taps);
+  free(r.ds_n);
+  free(r.ds_fb);
+  free(r.ds_key);
+  free(r.ckpt_key);
+  job_free(&r.j);
+  int bad = rc != RE_EXIT_OK, any = 0;
+  MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  MPI_Finalize();
+  return rc != RE_EXIT_OK ? rc : (any ? RE_EXIT_ERROR : RE_EXIT_OK);
+}
+
+
+int re_cmd_run(int argc, char **argv) { return run_main(argc, argv, RUN_MODE_RUN); }
+int re_cmd_merge(int argc, char **argv) { return run_main(argc, argv, RUN_MODE_MERGE); }
+int re_cmd_finalize(int argc, char **argv) { return run_main(argc, argv, RUN_MODE_FINALIZE); }

@@ -1,0 +1,110 @@
+/* The job file of `repeval run`: datasets, models with their checkpoints and taps,
+ * analyses, output. Parsed from YAML and fully validated before any compute; every
+ * problem names its file:line:col. The schema is documented in docs/job-spec.md. */
+#ifndef REPEVAL_JOB_H
+#define REPEVAL_JOB_H
+
+#include "repeval/cfg.h"
+#include "repeval/nn.h"
+
+typedef struct job_dataset {
+  char *name;
+  char *format; /* idx | cifar | cifar100 | npy | webdataset */
+  char **files; /* idx: images, labels; npy: inputs, labels; cifar/webdataset: shards */
+  int nfiles;
+  int has_labels;
+  float mean[4], std[4];
+  int nnorm;
+  int64_t limit;  /* 0: all */
+  int64_t offset; /* skip the first `offset` samples */
+  const re_cfg *src;
+} job_dataset;
+
+typedef struct job_layer {
+  char *name;
+  re_tap_mode mode;
+} job_layer;
+
+typedef struct job_ckpt {
+  char *path;
+  char *label; /* path relative to the model's common folder, without extension */
+} job_ckpt;
+
+typedef struct job_model {
+  char *name;
+  char *arch; /* preset name or model file path */
+  char *state_dict_key;
+  job_ckpt *ckpts;
+  int nckpts;
+  job_layer *layers;
+  int nlayers;
+  const re_cfg *src;
+} job_model;
+
+typedef enum { AN_CKA = 0, AN_CCA = 1, AN_SPECTRUM = 2, AN_PROBE = 3 } job_analysis_type;
+
+typedef enum { PROBE_LOGISTIC = 0, PROBE_RIDGE = 1, PROBE_KNN = 2 } job_probe_kind;
+
+typedef enum { PAIRS_ALL = 0, PAIRS_SAME_LAYER, PAIRS_CONSECUTIVE, PAIRS_REFERENCE, PAIRS_WITHIN } job_pairs;
+
+enum { CCA_CCA = 1, CCA_SVCCA = 2, CCA_PWCCA = 4, CCA_PROCRUSTES = 8, CCA_LINREG = 16 };
+
+typedef struct job_analysis {
+  char *name;
+  job_analysis_type type;
+  char *dataset;
+  /* cka */
+  int rbf, exact, unbiased;
+  double sigma;
+  int64_t batch, sigma_sample;
+  /* pair selection and checkpoint filter (shell patterns on labels) */
+  job_pairs pairs;
+  char *reference;   /* PAIRS_REFERENCE: label pattern of the reference checkpoint */
+  char **ckpt_patterns;
+  int npatterns;
+  /* cca */
+  unsigned methods;
+  double variance, ridge;
+  /* spectrum */
+  double collapse_fraction;
+  /* probe: trained on `dataset`, scored on test_dataset; validation from val_dataset
+   * or a val_fraction split of the training set */
+  job_probe_kind probe_kind;
+  char *test_dataset, *val_dataset;
+  double val_fraction;
+  double *lambdas;
+  int nlambdas;
+  int standardize, knn_k, max_iter;
+  double knn_temperature, tol;
+  char **layer_filter; /* layer names (NULL: every layer of the model) */
+  int nlayer_filter;
+  const re_cfg *src;
+} job_analysis;
+
+typedef struct job {
+  char *path, *dir; /* job file and its folder (base of relative input paths) */
+  char *name;
+  job_dataset *datasets;
+  int ndatasets;
+  job_model *models;
+  int nmodels;
+  job_analysis *analyses;
+  int nanalyses;
+  char *out_dir;
+  int bundle;
+  int64_t forward_batch;
+  char *cache_dir; /* embedding cache folder, NULL: off */
+  int cache_f16;   /* shards hold float16 */
+  re_cfg *cfg;
+} job;
+
+/* Parse and validate a job file: expands ${ENV} and {a..b}/{x,y} patterns and globs,
+ * checks that every referenced file exists. */
+re_status job_load(const char *path, job **out);
+/* Free (NULL allowed). */
+void job_free(job **j);
+
+/* Index of a dataset by name, or -1. */
+int job_dataset_index(const job *j, const char *name);
+
+#endif

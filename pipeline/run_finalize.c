@@ -1,0 +1,365 @@
+/* repeval run, finalize (rank 0): metrics from the reduced accumulators, tidy
+ * metrics.csv rows, matrices, tap indices and the manifest. */
+#include <archive.h>
+#include <math.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+#include <zstd.h>
+
+#include "cli.h"
+#include "output.h"
+#include "repeval/cca.h"
+#include "repeval/npy.h"
+#include "run.h"
+
+#ifndef REPEVAL_GIT_REVISION
+#define REPEVAL_GIT_REVISION "unknown"
+#endif
+
+/* One metrics.csv row. b < 0 for per-tap metrics. */
+void run_row(runner *r, const char *analysis, const char *metric, int a, int b, const char *dataset,
+                const char *param, double value, const char *why) {
+  FILE *f = r->metrics;
+  out_csv_field(f, analysis);
+  fputc(',', f);
+  out_csv_field(f, metric);
+  fputc(',', f);
+  out_csv_field(f, run_tap_model(r, a));
+  fputc(',', f);
+  out_csv_field(f, run_tap_ckpt(r, a));
+  fputc(',', f);
+  out_csv_field(f, run_tap_layer(r, a));
+  fputc(',', f);
+  if (b >= 0) {
+    out_csv_field(f, run_tap_model(r, b));
+    fputc(',', f);
+    out_csv_field(f, run_tap_ckpt(r, b));
+    fputc(',', f);
+    out_csv_field(f, run_tap_layer(r, b));
+  } else {
+    fputs(",,", f);
+  }
+  fputc(',', f);
+  out_csv_field(f, dataset);
+  fputc(',', f);
+  out_csv_field(f, param);
+  fputc(',', f);
+  if (!why && isfinite(value)) {
+    fprintf(f, "%.17g,ok\n", value);
+  } else {
+    char st[300];
+    snprintf(st, sizeof st, "undefined: %s", why ? why : "not finite");
+    fputc(',', f);
+    out_csv_field(f, st);
+    fputc('\n', f);
+    r->nundefined++;
+  }
+}
+
+re_status run_write_taps_csv(const runner *r, const char *file, const int *taps, int P) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/%s", r->partial, file);
+  FILE *f = fopen(path, "w");
+  if (!f)
+    return re_err(RE_EIO, "%s: cannot write", path);
+  fprintf(f, "index,model,checkpoint,layer,mode,dim\n");
+  for (int p = 0; p < P; p++) {
+    int t = taps ? taps[p] : p;
+    fprintf(f, "%d,", p);
+    out_csv_field(f, run_tap_model(r, t));
+    fputc(',', f);
+    out_csv_field(f, run_tap_ckpt(r, t));
+    fputc(',', f);
+    out_csv_field(f, run_tap_layer(r, t));
+    fprintf(f, ",%s,%lld\n", run_mode_name(r->j->models[r->taps[t].model].layers[r->taps[t].layer].mode),
+            (long long)r->taps[t].dim);
+  }
+  return fclose(f) == 0 ? RE_OK : re_err(RE_EIO, "%s: write failed", path);
+}
+
+/* ---- finalize (rank 0) ----------------------------------------------------- */
+
+static re_status write_matrix(runner *r, const char *prefix, const char *name, const double *M, int64_t rows,
+                              int64_t cols) {
+  char path[4300];
+  snprintf(path, sizeof path, "%s/%s_%s.npy", r->partial, prefix, name);
+  int64_t shape[2] = {rows, cols};
+  return re_npy_write(path, RE_DTYPE_F64, 2, shape, M);
+}
+
+static re_status finalize_cka(runner *r, pass *p, an_run *ar) {
+  job_analysis *a = ar->a;
+  int P = ar->P;
+  double *M = NULL;
+  RE_TRY(re_malloc((int64_t)P * P, sizeof(double), &M));
+  char param[128];
+  snprintf(param, sizeof param, "%s %s%s b=%lld", a->exact ? "exact" : "minibatch", a->rbf ? "rbf" : "linear",
+           a->unbiased ? " unbiased" : " biased", (long long)(a->exact ? p->n : p->fb));
+  re_status st = RE_OK;
+  for (int i = 0; i < P && st == RE_OK; i++)
+    for (int k = 0; k < P && st == RE_OK; k++) {
+      M[(int64_t)i * P + k] = NAN;
+      if (i != k && !run_pair_wanted(ar, i, k))
+        continue;
+      re_cka_result res;
+      if (a->exact) {
+        st = re_cka_linear_from_moments(p->mom, p->mom_of[ar->taps[i]], p->mom_of[ar->taps[k]], a->unbiased, &res);
+      } else {
+        st = re_hsic_cka(ar->h, i, k, a->unbiased, &res);
+      }
+      if (st != RE_OK)
+        break;
+      M[(int64_t)i * P + k] = res.defined ? res.value : NAN;
+      if (i < k)
+        run_row(r, a->name, "cka", ar->taps[i], ar->taps[k], a->dataset, param, res.value,
+            res.defined ? NULL : res.reason);
+    }
+  if (st == RE_OK)
+    st = write_matrix(r, "cka", a->name, M, P, P);
+  char file[300];
+  snprintf(file, sizeof file, "cka_%s_taps.csv", a->name);
+  if (st == RE_OK)
+    st = run_write_taps_csv(r, file, ar->taps, P);
+  free(M);
+  return st;
+}
+
+static re_status get_eig(pass *p, re_eig **cache, int li) {
+  if (cache[li])
+    return RE_OK;
+  return re_eig_create(re_moments_block(p->mom, li, li, NULL), re_moments_dim(p->mom, li), re_moments_n(p->mom),
+                       &cache[li]);
+}
+
+static re_status finalize_cca(runner *r, pass *p, an_run *ar, re_eig **eigs) {
+  job_analysis *a = ar->a;
+  re_cca_options opt = {a->ridge, a->variance};
+  char param[128];
+  snprintf(param, sizeof param, "ridge=%g variance=%g", a->ridge, a->variance);
+  int P = ar->P;
+  re_status st = RE_OK;
+  for (int i = 0; i < P && st == RE_OK; i++)
+    for (int k = i + 1; k < P && st == RE_OK; k++) {
+      if (!run_pair_wanted(ar, i, k))
+        continue;
+      int ta = ar->taps[i], tb = ar->taps[k], la = p->mom_of[ta], lb = p->mom_of[tb];
+      st = get_eig(p, eigs, la);
+      if (st == RE_OK)
+        st = get_eig(p, eigs, lb);
+      if (st != RE_OK)
+        break;
+      int tr;
+      const double *C = re_moments_block(p->mom, la, lb, &tr);
+      re_cca_result res;
+      if (a->methods & CCA_CCA) {
+        st = re_cca(eigs[la], eigs[lb], C, tr, &opt, &res);
+        if (st == RE_OK) {
+          run_row(r, a->name, "cca_mean_rho", ta, tb, a->dataset, param, res.mean_rho, res.defined ? NULL : res.reason);
+          run_row(r, a->name, "cca_mean_rho2", ta, tb, a->dataset, param, res.mean_rho2, res.defined ? NULL : res.reason);
+        }
+        re_cca_result_free(&res);
+      }
+      if (st == RE_OK && (a->methods & CCA_SVCCA)) {
+        st = re_svcca(eigs[la], eigs[lb], C, tr, &opt, &res);
+        if (st == RE_OK)
+          run_row(r, a->name, "svcca", ta, tb, a->dataset, param, res.mean_rho, res.defined ? NULL : res.reason);
+        re_cca_result_free(&res);
+      }
+      if (st == RE_OK && (a->methods & CCA_PWCCA)) {
+        st = re_pwcca(eigs[la], eigs[lb], C, tr, &opt, &res);
+        if (st == RE_OK)
+          run_row(r, a->name, "pwcca", ta, tb, a->dataset, param, res.pwcca, res.defined ? NULL : res.reason);
+        re_cca_result_free(&res);
+      }
+      if (st == RE_OK && (a->methods & CCA_PROCRUSTES)) {
+        double d2;
+        re_status s2 = re_procrustes(eigs[la], eigs[lb], C, tr, &d2);
+        if (s2 == RE_OK || s2 == RE_EUNDEFINED)
+          run_row(r, a->name, "procrustes_d2", ta, tb, a->dataset, param, d2, s2 == RE_OK ? NULL : "zero variance");
+        else
+          st = s2;
+      }
+      if (st == RE_OK && (a->methods & CCA_LINREG)) {
+        double yx, xy;
+        re_status s2 = re_linreg_r2(eigs[la], eigs[lb], C, tr, &opt, &yx, &xy);
+        if (s2 == RE_OK || s2 == RE_EUNDEFINED) {
+          run_row(r, a->name, "r2_b_from_a", ta, tb, a->dataset, param, yx, s2 == RE_OK ? NULL : "zero variance");
+          run_row(r, a->name, "r2_a_from_b", ta, tb, a->dataset, param, xy, s2 == RE_OK ? NULL : "zero variance");
+        } else {
+          st = s2;
+        }
+      }
+    }
+  return st;
+}
+
+static re_status finalize_spectrum(runner *r, pass *p, an_run *ar, re_eig **eigs) {
+  job_analysis *a = ar->a;
+  int P = ar->P;
+  int64_t dmax = 1;
+  for (int q = 0; q < P; q++)
+    dmax = r->taps[ar->taps[q]].dim > dmax ? r->taps[ar->taps[q]].dim : dmax;
+  double *S = NULL;
+  RE_TRY(re_malloc((int64_t)P * dmax, sizeof(double), &S));
+  char param[64];
+  snprintf(param, sizeof param, "collapse_fraction=%g", a->collapse_fraction);
+  re_status st = RE_OK;
+  for (int q = 0; q < P && st == RE_OK; q++) {
+    int t = ar->taps[q], li = p->mom_of[t];
+    for (int64_t k = 0; k < dmax; k++)
+      S[q * dmax + k] = NAN;
+    st = get_eig(p, eigs, li);
+    if (st == RE_EUNDEFINED) {
+      run_row(r, a->name, "effective_rank", t, -1, a->dataset, param, NAN, re_errmsg());
+      st = RE_OK;
+      continue;
+    }
+    re_spectrum sp;
+    if (st == RE_OK)
+      st = re_spectrum_from_eig(eigs[li], a->collapse_fraction, &sp);
+    if (st != RE_OK)
+      break;
+    memcpy(S + q * dmax, eigs[li]->values, sizeof(double) * (size_t)eigs[li]->d);
+    run_row(r, a->name, "effective_rank", t, -1, a->dataset, param, sp.effective_rank, NULL);
+    run_row(r, a->name, "effective_rank_eig", t, -1, a->dataset, param, sp.effective_rank_eig, NULL);
+    run_row(r, a->name, "participation_ratio", t, -1, a->dataset, param, sp.participation_ratio, NULL);
+    run_row(r, a->name, "total_variance", t, -1, a->dataset, param, sp.total_variance, NULL);
+    run_row(r, a->name, "k90", t, -1, a->dataset, param, (double)sp.k90, NULL);
+    run_row(r, a->name, "k99", t, -1, a->dataset, param, (double)sp.k99, NULL);
+    run_row(r, a->name, "collapsed", t, -1, a->dataset, param, sp.collapsed, NULL);
+    if (sp.collapsed)
+      run_warn(r, "layer %s/%s/%s looks collapsed: effective rank %.1f of width %lld", run_tap_model(r, t), run_tap_ckpt(r, t),
+           run_tap_layer(r, t), sp.effective_rank, (long long)sp.d);
+  }
+  if (st == RE_OK)
+    st = write_matrix(r, "spectrum", a->name, S, P, dmax);
+  char file[300];
+  snprintf(file, sizeof file, "spectrum_%s_taps.csv", a->name);
+  if (st == RE_OK)
+    st = run_write_taps_csv(r, file, ar->taps, P);
+  free(S);
+  return st;
+}
+
+re_status run_pass_finalize(runner *r, pass *p) {
+  re_eig **eigs = NULL;
+  re_status st = RE_OK;
+  if (p->nmom)
+    RE_TRY(re_calloc(p->nmom, sizeof(re_eig *), &eigs));
+  for (int a = 0; a < p->nan && st == RE_OK; a++) {
+    an_run *ar = &p->an[a];
+    if (ar->a->type == AN_CKA)
+      st = finalize_cka(r, p, ar);
+    else if (ar->a->type == AN_CCA)
+      st = finalize_cca(r, p, ar, eigs);
+    else
+      st = finalize_spectrum(r, p, ar, eigs);
+    if (st != RE_OK)
+      re_err_context(st, "analysis '%s': ", ar->a->name);
+  }
+  for (int k = 0; k < p->nmom; k++)
+    re_eig_destroy(&eigs[k]);
+  free(eigs);
+  return st;
+}
+
+/* ---- manifest ------------------------------------------------------------------ */
+
+re_status run_write_manifest(runner *r, double t_total) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/manifest.json", r->partial);
+  FILE *f = fopen(path, "w");
+  if (!f)
+    return re_err(RE_EIO, "%s: cannot write", path);
+  job *j = r->j;
+  char mpi[MPI_MAX_LIBRARY_VERSION_STRING];
+  int len = 0;
+  MPI_Get_library_version(mpi, &len);
+  char *nl = strchr(mpi, '\n');
+  if (nl)
+    *nl = '\0';
+  char *comma = strchr(mpi, ',');
+  if (comma)
+    *comma = '\0';
+  fprintf(f, "{\n  \"repeval_version\": \"%s\",\n  \"git_revision\": \"%s\",\n  \"job\": ", REPEVAL_VERSION,
+          REPEVAL_GIT_REVISION);
+  re_json_string(f, j->path);
+  fprintf(f, ",\n  \"name\": ");
+  re_json_string(f, j->name);
+  fprintf(f, ",\n  \"ranks\": %d,\n  \"libraries\": {\"mpi\": ", r->size);
+  re_json_string(f, mpi);
+  fprintf(f, ", \"zstd\": \"%s\", \"libarchive\": ", ZSTD_versionString());
+  re_json_string(f, archive_version_string());
+  fprintf(f, ", \"libyaml\": \"%s\"},\n", yaml_get_version_string());
+  fprintf(f, "  \"timings_s\": {\"load\": %.3f, \"embed_accumulate\": %.3f, \"reduce\": %.3f, \"finalize\": %.3f, "
+             "\"probes\": %.3f, \"total\": %.3f},\n",
+          r->t_load, r->t_embed, r->t_reduce, r->t_final, r->t_probe, t_total);
+  fprintf(f, "  \"inputs\": [");
+  int first = 1;
+  for (int d = 0; d < j->ndatasets; d++)
+    for (int k = 0; k < j->datasets[d].nfiles; k++) {
+      uint64_t sum = 0;
+      int64_t bytes = 0;
+      re_status st = out_checksum(j->datasets[d].files[k], &sum, &bytes);
+      fprintf(f, "%s\n    {\"kind\": \"dataset\", \"name\": ", first ? "" : ",");
+      re_json_string(f, j->datasets[d].name);
+      fprintf(f, ", \"path\": ");
+      re_json_string(f, j->datasets[d].files[k]);
+      fprintf(f, ", \"bytes\": %lld, \"fnv1a64\": \"%016llx\"%s}", (long long)bytes, (unsigned long long)sum,
+              st == RE_OK ? "" : ", \"error\": \"unreadable\"");
+      first = 0;
+    }
+  for (int m = 0; m < j->nmodels; m++)
+    for (int c = 0; c < j->models[m].nckpts; c++) {
+      uint64_t sum = 0;
+      int64_t bytes = 0;
+      re_status st = out_checksum(j->models[m].ckpts[c].path, &sum, &bytes);
+      fprintf(f, "%s\n    {\"kind\": \"checkpoint\", \"model\": ", first ? "" : ",");
+      re_json_string(f, j->models[m].name);
+      fprintf(f, ", \"label\": ");
+      re_json_string(f, j->models[m].ckpts[c].label);
+      fprintf(f, ", \"path\": ");
+      re_json_string(f, j->models[m].ckpts[c].path);
+      fprintf(f, ", \"bytes\": %lld, \"fnv1a64\": \"%016llx\"%s}", (long long)bytes, (unsigned long long)sum,
+              st == RE_OK ? "" : ", \"error\": \"unreadable\"");
+      first = 0;
+    }
+  fprintf(f, "\n  ],\n  \"models\": [");
+  for (int m = 0; m < j->nmodels; m++) {
+    fprintf(f, "%s{\"name\": ", m ? ", " : "");
+    re_json_string(f, j->models[m].name);
+    fprintf(f, ", \"arch\": ");
+    re_json_string(f, j->models[m].arch);
+    fprintf(f, ", \"checkpoints\": %d, \"layers\": [", j->models[m].nckpts);
+    for (int l = 0; l < j->models[m].nlayers; l++) {
+      fprintf(f, "%s", l ? ", " : "");
+      char buf[600];
+      snprintf(buf, sizeof buf, "%s:%s", j->models[m].layers[l].name, run_mode_name(j->models[m].layers[l].mode));
+      re_json_string(f, buf);
+    }
+    fprintf(f, "]}");
+  }
+  fprintf(f, "],\n  \"analyses\": [");
+  for (int a = 0; a < j->nanalyses; a++) {
+    static const char *types[] = {"cka", "cca", "spectrum", "probe"};
+    fprintf(f, "%s{\"name\": ", a ? ", " : "");
+    re_json_string(f, j->analyses[a].name);
+    fprintf(f, ", \"type\": \"%s\", \"dataset\": ", types[j->analyses[a].type]);
+    re_json_string(f, j->analyses[a].dataset);
+    fprintf(f, "}");
+  }
+  fprintf(f, "],\n  \"samples\": %lld,\n  \"undefined_values\": %d,\n  \"warnings\": [", (long long)r->total_samples,
+          r->nundefined);
+  for (int w = 0; w < r->nwarnings && w < 8; w++) {
+    fprintf(f, "%s", w ? ", " : "");
+    re_json_string(f, r->warnings[w]);
+  }
+  if (r->nwarnings > 8)
+    fprintf(f, ", \"... %d more\"", r->nwarnings - 8);
+  fprintf(f, "]\n}\n");
+  return fclose(f) == 0 ? RE_OK : re_err(RE_EIO, "%s: write failed", path);
+}
+

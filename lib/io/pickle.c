@@ -573,6 +573,10 @@ static re_status memo_put(up *u, uint64_t idx) {
   RE_TRY(top(u, &o));
   if (idx >= RE_PK_MAX_MEMO)
     return fail(u, RE_EFORMAT, "memo index above the limit of 4194304");
+  /* picklers number memo entries 0, 1, 2, ...; a far-off index would only make us
+   * allocate (and zero) a huge table for nothing */
+  if (idx > 2 * (uint64_t)u->memo_count + 1024)
+    return fail(u, RE_EUNSUPPORTED, "sparse memo index (memo entries are numbered in order by picklers)");
   if ((int64_t)idx >= u->memo_cap) {
     int64_t ncap = u->memo_cap ? u->memo_cap : 64;
     while (ncap <= (int64_t)idx)

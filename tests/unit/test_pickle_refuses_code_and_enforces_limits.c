@@ -190,6 +190,8 @@ static void test_malformed(void) {
   CHECK_FAILS(LOAD("}(K\x01u."), RE_EFORMAT, "odd number");
   CHECK_FAILS(LOAD("h\x05."), RE_EFORMAT, "never stored");
   CHECK_FAILS(LOAD("Nr\xff\xff\xff\x7f."), RE_EFORMAT, "memo index above the limit");
+  CHECK_FAILS(LOAD("Nr\x00\x00\x01\x00."), RE_EUNSUPPORTED, "sparse memo index");
+  CHECK_OK(LOAD("Nr\x00\x04\x00\x00j\x00\x04\x00\x00."));  /* index 1024 with an empty memo is still accepted */
   CHECK_FAILS(LOAD("q\x00."), RE_EFORMAT, "stack underflow");
   CHECK_FAILS(LOAD("X\x10\x00\x00\x00" "ab"), RE_EFORMAT, "string length runs past the end");
   CHECK_FAILS(LOAD("\x8d\xff\xff\xff\xff\xff\xff\xff\xff" "ab"), RE_EFORMAT, "string length runs past the end");

@@ -13,6 +13,7 @@ static void usage(FILE *f) {
           "  merge       combine the parts of an array job (run --part I/N) into results\n"
           "  finalize    recompute metrics from a results folder's saved statistics\n"
           "  report      write report.html for a results folder\n"
+          "  submit      validate a job and submit it to Slurm (sbatch + srun), or --dry-run\n"
           "  cka         CKA between two embedding matrices (.npy / .npz:array), optionally under MPI\n"
           "  cka-matrix  CKA between every pair of many embeddings (minibatch or exact)\n"
           "  cca         CCA, SVCCA, PWCCA, Procrustes, regression R^2 of two embeddings\n"
@@ -50,6 +51,8 @@ int main(int argc, char **argv) {
     return re_cmd_finalize(argc - 1, argv + 1);
   if (!strcmp(cmd, "report"))
     return re_cmd_report(argc - 1, argv + 1);
+  if (!strcmp(cmd, "submit"))
+    return re_cmd_submit(argc - 1, argv + 1);
   if (!strcmp(cmd, "cka"))
     return re_cmd_cka(argc - 1, argv + 1);
   if (!strcmp(cmd, "cka-matrix"))

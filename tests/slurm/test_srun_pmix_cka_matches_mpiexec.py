@@ -23,8 +23,8 @@ def main():
     s = Suite()
     rng = np.random.default_rng(7)
     with tmpdir() as d:
-        x = rng.standard_normal((3001, 17)) + 5.0
-        y = np.tanh(x[:, :11] - 5.0) + 0.4 * rng.standard_normal((3001, 11))
+        x = rng.standard_normal((1201, 17)) + 5.0
+        y = np.tanh(x[:, :11] - 5.0) + 0.4 * rng.standard_normal((1201, 11))
         px, py = os.path.join(d, "x.npy"), os.path.join(d, "y.npy")
         np.save(px, x)
         np.save(py, y.astype(np.float32))
@@ -40,8 +40,8 @@ def main():
 #SBATCH --output={log}
 set -eu
 export OPENBLAS_NUM_THREADS=1
-srun --mpi=pmix -n 2 '{exe}' cka --sharded --batch 500 --json '{px}' '{py}' > '{d}/two.json'
-srun --mpi=pmix -n 1 '{exe}' cka --sharded --batch 500 --json '{px}' '{py}' > '{d}/one.json'
+srun --mpi=pmix -n 2 '{exe}' cka --sharded --batch 300 --json '{px}' '{py}' > '{d}/two.json'
+srun --mpi=pmix -n 1 '{exe}' cka --sharded --batch 300 --json '{px}' '{py}' > '{d}/one.json'
 """)
         jobid = sbatch(script)
         try:
@@ -59,12 +59,12 @@ srun --mpi=pmix -n 1 '{exe}' cka --sharded --batch 500 --json '{px}' '{py}' > '{
 
         env = {"OPENBLAS_NUM_THREADS": "1"}
         os.environ.update(env)
-        rc, out, err = mpirun(2, "cka", "--sharded", "--batch", 500, "--json", px, py)
+        rc, out, err = mpirun(2, "cka", "--sharded", "--batch", 300, "--json", px, py)
         if s.check(rc == 0, f"mpiexec -n 2: {err}"):
             ref = json.loads(out)
             for k in FIELDS:
                 s.check(two[k] == ref[k], f"srun -n 2 == mpiexec -n 2 bitwise for {k}: {two[k]!r} vs {ref[k]!r}")
-        rc, out, err = repeval("cka", "--batch", 500, "--json", px, py)
+        rc, out, err = repeval("cka", "--batch", 300, "--json", px, py)
         if s.check(rc == 0, f"single process: {err}"):
             single = json.loads(out)
             for k in FIELDS:

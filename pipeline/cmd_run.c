@@ -231,6 +231,13 @@ static int run_main(int argc, char **argv, int mode) {
   if (st == RE_OK && out_override) {
     free(r.j->out_dir);
     st = re_strdup(out_override, &r.j->out_dir);
+    if (st == RE_OK && r.j->cache_default) {
+      char buf[4200];
+      snprintf(buf, sizeof buf, "%s.cache", out_override);
+      free(r.j->cache_dir);
+      r.j->cache_dir = NULL;
+      st = re_strdup(buf, &r.j->cache_dir);
+    }
   }
   if (st == RE_OK)
     st = run_load_models(&r);
@@ -372,7 +379,7 @@ static int run_main(int argc, char **argv, int mode) {
     if (st == RE_OK && r.rank == 0)
       st = run_pass_finalize(&r, &p);
     if (st == RE_OK && r.rank == 0)
-      st = mode == RUN_MODE_FINALIZE ? copy_stats_file(&r, &p) : run_state_copy_reduced(&r, &p);
+      st = copy_stats_file(&r, &p);
     st = re_mpi_agree(MPI_COMM_WORLD, st);
     r.t_final += progress_now() - t3;
     if (st == RE_OK && r.rank == 0) {
@@ -392,6 +399,11 @@ static int run_main(int argc, char **argv, int mode) {
       st = re_mpi_agree(MPI_COMM_WORLD, st);
       r.t_probe += progress_now() - t4;
     }
+  }
+  if (!check_only) { /* cache counters of every rank, for the manifest */
+    long long c[3] = {(long long)r.cache_hits, (long long)r.cache_writes, (long long)r.cache_bad}, call[3] = {0};
+    MPI_Reduce(c, call, 3, MPI_LONG_LONG, MPI_SUM, 0, MPI_COMM_WORLD);
+    r.cache_hits = call[0], r.cache_writes = call[1], r.cache_bad = call[2];
   }
   if (!check_only && r.rank == 0 && mode == RUN_MODE_PART) {
     if (r.metrics)

@@ -757,6 +757,7 @@ static re_status parse_job(job *j) {
       char buf[4200];
       snprintf(buf, sizeof buf, "%s.cache", j->out_dir);
       RE_TRY(re_strdup(buf, &j->cache_dir));
+      j->cache_default = 1;
     }
   }
   return RE_OK;

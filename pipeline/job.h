@@ -95,6 +95,7 @@ typedef struct job {
   int64_t forward_batch;
   char *cache_dir; /* embedding cache folder, NULL: off */
   int cache_f16;   /* shards hold float16 */
+  int cache_default; /* cache_dir is <out_dir>.cache (follows --out) */
   re_cfg *cfg;
 } job;
 

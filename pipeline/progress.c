@@ -48,17 +48,20 @@ void progress_update(progress *p, int64_t done, int64_t samples) {
   fmt_time(eta, sizeof eta, frac > 0 ? el * (1 - frac) / frac : -1);
   fmt_time(ela, sizeof ela, el);
   double rate = el > 0 ? (double)samples / el : 0;
+  char rbuf[64] = "";
+  if (samples > 0)
+    snprintf(rbuf, sizeof rbuf, "%.0f samples/s, ", rate);
   if (p->tty) {
     int width = 24, fill = (int)(frac * width);
     char bar[32];
     for (int k = 0; k < width; k++)
       bar[k] = k < fill ? '#' : '.';
     bar[width] = '\0';
-    fprintf(stderr, "\r%s [%s] %lld/%lld %3.0f%% | %.0f samples/s | %s elapsed, ETA %s   ", p->what, bar,
-            (long long)done, (long long)p->total, 100 * frac, rate, ela, eta);
+    fprintf(stderr, "\r%s [%s] %lld/%lld %3.0f%% | %s%s elapsed, ETA %s   ", p->what, bar, (long long)done,
+            (long long)p->total, 100 * frac, rbuf, ela, eta);
   } else {
-    fprintf(stderr, "repeval: %s %lld/%lld (%.0f%%), %.0f samples/s, %s elapsed, ETA %s\n", p->what, (long long)done,
-            (long long)p->total, 100 * frac, rate, ela, eta);
+    fprintf(stderr, "repeval: %s %lld/%lld (%.0f%%), %s%s elapsed, ETA %s\n", p->what, (long long)done,
+            (long long)p->total, 100 * frac, rbuf, ela, eta);
   }
   fflush(stderr);
 }
@@ -71,6 +74,9 @@ void progress_finish(progress *p, int64_t samples) {
   fmt_time(ela, sizeof ela, el);
   if (p->tty)
     fprintf(stderr, "\n");
-  fprintf(stderr, "repeval: %s done: %lld samples in %s (%.0f samples/s)\n", p->what, (long long)samples, ela,
-          el > 0 ? (double)samples / el : 0.0);
+  if (samples > 0)
+    fprintf(stderr, "repeval: %s done: %lld samples in %s (%.0f samples/s)\n", p->what, (long long)samples, ela,
+            el > 0 ? (double)samples / el : 0.0);
+  else
+    fprintf(stderr, "repeval: %s done in %s\n", p->what, ela);
 }

@@ -181,8 +181,6 @@ re_status run_state_load_reduced(runner *r, pass *p, int *found);
 re_status run_state_load_stats(runner *r, pass *p, const char *path);
 /* Rank 0: write the reduced accumulators of pass p to `path` (atomically). */
 re_status run_state_write_reduced_to(runner *r, pass *p, const char *path);
-/* Rank 0: copy the reduced statistics of pass p to <partial>/stats/<dataset>.stats. */
-re_status run_state_copy_reduced(runner *r, pass *p);
 /* Rank 0: remove the state folder after a complete run. */
 void run_state_clear(runner *r);
 /* Rank 0: remove <out>.partial-<pid> folders of runs that were killed. */

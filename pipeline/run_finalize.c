@@ -351,7 +351,16 @@ re_status run_write_manifest(runner *r, double t_total) {
     re_json_string(f, j->analyses[a].dataset);
     fprintf(f, "}");
   }
-  fprintf(f, "],\n  \"samples\": %lld,\n  \"undefined_values\": %d,\n  \"warnings\": [", (long long)r->total_samples,
+  static const char *modes[] = {"run", "part", "merge", "finalize"};
+  fprintf(f, "],\n  \"mode\": \"%s\",\n  \"resumed\": %s,\n", modes[r->mode], r->resumed ? "true" : "false");
+  fprintf(f, "  \"cache\": {\"dir\": ");
+  if (j->cache_dir)
+    re_json_string(f, j->cache_dir);
+  else
+    fprintf(f, "null");
+  fprintf(f, ", \"hits\": %lld, \"writes\": %lld, \"rejected\": %lld},\n", (long long)r->cache_hits,
+          (long long)r->cache_writes, (long long)r->cache_bad);
+  fprintf(f, "  \"samples\": %lld,\n  \"undefined_values\": %d,\n  \"warnings\": [", (long long)r->total_samples,
           r->nundefined);
   for (int w = 0; w < r->nwarnings && w < 8; w++) {
     fprintf(f, "%s", w ? ", " : "");

@@ -94,7 +94,15 @@ re_status run_probe_labels(runner *r, pass *p, const int32_t *labels, int64_t s0
     RE_TRY(re_malloc(b, sizeof(float), &buf));
   for (int64_t i = 0; i < b; i++)
     buf[i] = (float)labels[i];
-  run_cache_put(r, probe_dir(r), 0, p->data_key, "labels", s0, s0 + b, b, 1, 0, buf);
+  float *old = NULL;
+  int have = 0;
+  if (re_malloc(b, sizeof(float), &old) == RE_OK) { /* rewrite only a missing or different shard */
+    have = run_cache_get(r, probe_dir(r), 0, p->data_key, "labels", s0, s0 + b, b, 1, 0, old) &&
+           !memcmp(old, buf, sizeof(float) * (size_t)b);
+    free(old);
+  }
+  if (!have)
+    run_cache_put(r, probe_dir(r), 0, p->data_key, "labels", s0, s0 + b, b, 1, 0, buf);
   if (buf != lab)
     free(buf);
   return RE_OK;
@@ -229,7 +237,7 @@ static re_status run_logistic(runner *r, const job_analysis *a, int t, re_probe_
   run_row(r, a->name, "refit_iterations", t, -1, a->test_dataset, param, (double)sw.refit.iterations, NULL);
   run_row(r, a->name, "refit_grad_inf", t, -1, a->test_dataset, param, sw.refit.grad_inf, NULL);
   run_row(r, a->name, "refit_converged", t, -1, a->test_dataset, param, (double)sw.refit.converged, NULL);
-  if (!sw.refit.converged)
+  if (!sw.refit.converged && strcmp(sw.refit.stop, "stall")) /* a stall is a converged fit in f */
     run_warn(r, "probe '%s' on %s/%s/%s: the refit stopped by %s before the gradient tolerance", a->name,
              run_tap_model(r, t), run_tap_ckpt(r, t), run_tap_layer(r, t), sw.refit.stop);
   re_logreg_sweep_free(&sw);

@@ -88,8 +88,6 @@ void run_state_init(runner *r) {
     for (int k = 0; k < j->datasets[d].nfiles; k++)
       h = fnv_file_meta(h, j->datasets[d].files[k]);
   h = fnv(h, &r->threads, sizeof r->threads);
-  int part[2] = {r->part, r->nparts};
-  h = fnv(h, part, sizeof part);
   r->fingerprint = h;
 }
 
@@ -332,29 +330,6 @@ re_status run_state_read_tree_from(runner *r, pass *p, const char *path, run_tre
   RE_TRY(read_file(r, p, path, 3, 1, 1, &ok, &h, t));
   *samples = h.samples;
   return RE_OK;
-}
-
-re_status run_state_copy_reduced(runner *r, pass *p) {
-  char src[4400], dst[4400];
-  state_path(r, p, 2, src, sizeof src);
-  snprintf(dst, sizeof dst, "%s/stats", r->partial);
-  RE_TRY(re_mkdir_p(dst));
-  snprintf(dst, sizeof dst, "%s/stats/%s.stats", r->partial, r->j->datasets[p->d].name);
-  FILE *in = fopen(src, "rb");
-  if (!in)
-    return re_err(RE_EIO, "%s: cannot read: %s", src, strerror(errno));
-  re_atomic at;
-  re_status st = re_atomic_open(dst, &at);
-  char buf[65536];
-  size_t n;
-  while (st == RE_OK && (n = fread(buf, 1, sizeof buf, in)) > 0)
-    st = re_atomic_write(&at, buf, (int64_t)n);
-  fclose(in);
-  if (st == RE_OK)
-    st = re_atomic_commit(&at);
-  else
-    re_atomic_abort(&at);
-  return st;
 }
 
 void run_state_clear(runner *r) {

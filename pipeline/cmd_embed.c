@@ -6,12 +6,14 @@
 
 #include "cli.h"
 #include "repeval/atomic.h"
+#include "repeval/dataset.h"
 #include "repeval/nn.h"
 
 #define MAX_LAYERS 256
 
 static void help(void) {
   printf("usage: repeval embed --model M --checkpoint C --input X.npy --layers a,b:mean,... --out DIR\n"
+         "       repeval embed --model M --checkpoint C --data FORMAT:FILE[,FILE...] --layers ... --out DIR\n"
          "       repeval embed --model M --checkpoint C --input X.npy --list\n"
          "\n"
          "Run checkpoint C through model M (a preset: resnet18, resnet34, resnet50,\n"
@@ -21,6 +23,12 @@ static void help(void) {
          "Options:\n"
          "  --input X.npy        inputs, N x C x H x W (or N x H x W, or N x D), any dtype,\n"
          "                       used as float32 as they are (normalise beforehand)\n"
+         "  --data SPEC          a dataset instead: idx:IMAGES[,LABELS] (plain or .gz),\n"
+         "                       cifar:BATCH[,...], cifar100:BATCH[,...], npy:INPUTS[,LABELS],\n"
+         "                       webdataset:SHARD[,...] (PNG + .cls); uint8 pixels are\n"
+         "                       scaled to [0, 1]; labels go to DIR/labels.npy (int32)\n"
+         "  --normalize M:S      per-channel (x - mean) / std for --data, e.g. 0.286:0.353\n"
+         "                       or 0.49,0.48,0.45:0.25,0.24,0.26\n"
          "  --layers LIST        modules to tap, each name[:mode] with mode flatten (default),\n"
          "                       mean (spatial / token average), cls (first token) or\n"
          "                       spatial (H*W rows of C features per image)\n"
@@ -32,7 +40,7 @@ static void help(void) {
 }
 
 typedef struct opts {
-  const char *model, *ckpt, *input, *layers, *out, *key;
+  const char *model, *ckpt, *input, *data, *normalize, *layers, *out, *key;
   int64_t batch, limit;
   int list;
 } opts;
@@ -54,6 +62,10 @@ static int parse(int argc, char **argv, opts *o) {
       o->ckpt = v;
     } else if ((v = re_cli_opt(argc, argv, &i, "--input", &missing))) {
       o->input = v;
+    } else if ((v = re_cli_opt(argc, argv, &i, "--data", &missing))) {
+      o->data = v;
+    } else if ((v = re_cli_opt(argc, argv, &i, "--normalize", &missing))) {
+      o->normalize = v;
     } else if ((v = re_cli_opt(argc, argv, &i, "--layers", &missing))) {
       o->layers = v;
     } else if ((v = re_cli_opt(argc, argv, &i, "--out", &missing))) {
@@ -76,11 +88,75 @@ static int parse(int argc, char **argv, opts *o) {
       return re_cli_usage_error("embed", "unexpected argument '%s'", argv[i]);
     }
   }
-  if (!o->model || !o->ckpt || !o->input)
-    return re_cli_usage_error("embed", "--model, --checkpoint and --input are required");
+  if (!o->model || !o->ckpt || (!o->input == !o->data))
+    return re_cli_usage_error("embed", "--model, --checkpoint and one of --input or --data are required");
+  if (o->normalize && !o->data)
+    return re_cli_usage_error("embed", "--normalize applies to --data");
   if (!o->list && (!o->layers || !o->out))
     return re_cli_usage_error("embed", "--layers and --out are required (or --list)");
   return 0;
+}
+
+/* "format:file[,file...]" -> an open dataset. */
+static re_status open_data(const char *spec, re_dataset **out) {
+  char *copy = NULL;
+  RE_TRY(re_strdup(spec, &copy));
+  char *colon = strchr(copy, ':');
+  const char *files[64];
+  int n = 0;
+  re_status st = RE_OK;
+  if (!colon) {
+    st = re_err(RE_EINVAL, "--data '%s': expected FORMAT:FILE[,FILE...] (idx, cifar, cifar100, npy, webdataset)", spec);
+  } else {
+    *colon = '\0';
+    for (char *tok = strtok(colon + 1, ","); tok && n < 64; tok = strtok(NULL, ","))
+      files[n++] = tok;
+    if (n == 0)
+      st = re_err(RE_EINVAL, "--data '%s': no file", spec);
+  }
+  if (st == RE_OK) {
+    if (!strcmp(copy, "idx") && n <= 2)
+      st = re_dataset_open_idx(files[0], n > 1 ? files[1] : NULL, out);
+    else if (!strcmp(copy, "npy") && n <= 2)
+      st = re_dataset_open_npy(files[0], n > 1 ? files[1] : NULL, out);
+    else if (!strcmp(copy, "cifar") || !strcmp(copy, "cifar100"))
+      st = re_dataset_open_cifar(files, n, strcmp(copy, "cifar") ? 2 : 1, 1, out);
+    else if (!strcmp(copy, "webdataset"))
+      st = re_dataset_open_wds(files, n, "png", "cls", out);
+    else
+      st = re_err(RE_EINVAL, "--data '%s': unknown format '%s' or too many files (idx and npy take 1 or 2)", spec,
+                  copy);
+  }
+  free(copy);
+  return st;
+}
+
+/* "m1,m2,...:s1,s2,..." */
+static re_status parse_normalize(const char *spec, float *mean, float *std, int *n) {
+  const char *colon = strchr(spec, ':');
+  *n = 0;
+  if (!colon)
+    return re_err(RE_EINVAL, "--normalize '%s': expected MEANS:STDS, e.g. 0.286:0.353", spec);
+  int nm = 0, ns = 0;
+  const char *p = spec;
+  char *end;
+  while (p < colon && nm < 16) {
+    mean[nm++] = strtof(p, &end);
+    if (end == p)
+      return re_err(RE_EINVAL, "--normalize '%s': not a number at '%s'", spec, p);
+    p = *end == ',' ? end + 1 : end;
+  }
+  p = colon + 1;
+  while (*p && ns < 16) {
+    std[ns++] = strtof(p, &end);
+    if (end == p || !(std[ns - 1] > 0))
+      return re_err(RE_EINVAL, "--normalize '%s': standard deviations must be positive numbers", spec);
+    p = *end == ',' ? end + 1 : end;
+  }
+  if (nm != ns || nm == 0)
+    return re_err(RE_EINVAL, "--normalize '%s': %d means but %d standard deviations", spec, nm, ns);
+  *n = nm;
+  return RE_OK;
 }
 
 static void list_modules(const re_net *net) {
@@ -105,6 +181,9 @@ int re_cmd_embed(int argc, char **argv) {
   re_model *model = NULL;
   re_ckpt *ck = NULL;
   re_npy *in = NULL;
+  re_dataset *ds = NULL;
+  re_npy_writer *lw = NULL;
+  int32_t *lab = NULL;
   re_net *net = NULL;
   float *x = NULL;
   char *layers = NULL;
@@ -114,9 +193,31 @@ int re_cmd_embed(int argc, char **argv) {
   re_ckpt_options copt = {o.key, 0};
   RE_CHECK(re_model_load(o.model, &model));
   RE_CHECK(re_ckpt_open(o.ckpt, &copt, &ck));
-  RE_CHECK(re_cli_open_matrix(o.input, &in));
-  int64_t n = re_npy_rows(in), in_dims[3];
+  int64_t n, in_dims[3], per;
   int in_rank;
+  if (o.data) {
+    RE_CHECK(open_data(o.data, &ds));
+    if (o.normalize) {
+      float mean[16], sd[16];
+      int nn;
+      RE_CHECK(parse_normalize(o.normalize, mean, sd, &nn));
+      RE_CHECK(re_dataset_set_normalize(ds, mean, sd, nn));
+    }
+    const re_dataset_info *info = re_dataset_get_info(ds);
+    n = info->count;
+    per = info->sample_dim;
+    if (info->height > 1 || info->width > 1 || info->channels > 1) {
+      in_rank = 3;
+      in_dims[0] = info->channels, in_dims[1] = info->height, in_dims[2] = info->width;
+    } else {
+      in_rank = 1;
+      in_dims[0] = info->sample_dim;
+    }
+    goto shaped;
+  }
+  RE_CHECK(re_cli_open_matrix(o.input, &in));
+  n = re_npy_rows(in);
+  per = re_npy_cols(in);
   if (in->h.ndim == 4) {
     in_rank = 3;
     memcpy(in_dims, in->h.shape + 1, 3 * sizeof(int64_t));
@@ -130,6 +231,7 @@ int re_cmd_embed(int argc, char **argv) {
     st = re_err(RE_ESHAPE, "%s: inputs must be N x C x H x W, N x H x W or N x D", o.input);
     goto done;
   }
+shaped:
   if (o.limit > 0 && o.limit < n)
     n = o.limit;
   int64_t B = o.batch < n ? o.batch : (n > 0 ? n : 1);
@@ -167,11 +269,23 @@ int re_cmd_embed(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/%s.npy", o.out, names[t]);
     RE_CHECK(re_npy_writer_open(path, RE_DTYPE_F32, 2, shape, &w[t]));
   }
-  int64_t per = re_npy_cols(in);
+  if (ds && re_dataset_get_info(ds)->has_labels) {
+    char path[4096];
+    int64_t shape[1] = {n};
+    snprintf(path, sizeof path, "%s/labels.npy", o.out);
+    RE_CHECK(re_npy_writer_open(path, RE_DTYPE_I32, 1, shape, &lw));
+    RE_CHECK(re_malloc(B, sizeof(int32_t), &lab));
+  }
   RE_CHECK(re_malloc(B, per * (int64_t)sizeof(float), &x));
   for (int64_t s = 0; s < n; s += B) {
     int64_t b = n - s < B ? n - s : B;
-    RE_CHECK(re_npy_read_rows_f32(in, s, b, x));
+    if (ds) {
+      RE_CHECK(re_dataset_read(ds, s, s + b, x, lab));
+      if (lw)
+        RE_CHECK(re_npy_writer_append(lw, lab, b * (int64_t)sizeof(int32_t)));
+    } else {
+      RE_CHECK(re_npy_read_rows_f32(in, s, b, x));
+    }
     st = re_net_forward(net, x, b);
     if (st != RE_OK) {
       re_err_context(st, "samples %lld..%lld: ", (long long)s, (long long)(s + b));
@@ -185,7 +299,12 @@ int re_cmd_embed(int argc, char **argv) {
   }
   for (int t = 0; t < ntaps; t++)
     RE_CHECK(re_npy_writer_commit(&w[t]));
+  if (lw)
+    RE_CHECK(re_npy_writer_commit(&lw));
 done:
+  re_npy_writer_abort(&lw);
+  free(lab);
+  re_dataset_close(&ds);
   for (int t = 0; t < ntaps; t++)
     re_npy_writer_abort(&w[t]);
   free(x);

@@ -150,6 +150,37 @@ static re_status copy_stats_file(runner *r, pass *p) {
   return run_state_write_reduced_to(r, p, path);
 }
 
+/* Collective. One message for a failed run, printed by rank 0: the error of the
+ * lowest rank that failed by itself (the others stopped because of it), with its
+ * rank when there are several. Every rank returns the exit code. */
+static int report_failure(const runner *r, re_status st) {
+  int own = st != RE_OK && st != RE_EMPI, first = 0, nfail = 0, mine = own ? r->rank : r->size;
+  MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  MPI_Allreduce(&own, &nfail, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+  int any = st != RE_OK, bad = 0;
+  MPI_Allreduce(&any, &bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  if (!bad)
+    return RE_EXIT_OK;
+  char msg[2048];
+  snprintf(msg, sizeof msg, "%s", *re_errmsg() ? re_errmsg() : re_status_str(st));
+  if (first < r->size && first != 0) { /* the first failing rank tells rank 0 */
+    if (r->rank == first)
+      MPI_Send(msg, (int)sizeof msg, MPI_CHAR, 0, 51, MPI_COMM_WORLD);
+    else if (r->rank == 0)
+      MPI_Recv(msg, (int)sizeof msg, MPI_CHAR, first, 51, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    msg[sizeof msg - 1] = '\0';
+  }
+  if (r->rank == 0) {
+    if (r->size > 1 && first < r->size && nfail < r->size)
+      fprintf(stderr, "repeval: error on rank %d of %d: %s\n", first, r->size, msg);
+    else
+      fprintf(stderr, "repeval: error: %s\n", msg);
+    if (nfail > 1 && nfail < r->size)
+      fprintf(stderr, "repeval: %d other ranks failed too\n", nfail - 1);
+  }
+  return RE_EXIT_ERROR;
+}
+
 static int run_main(int argc, char **argv, int mode) {
   const char *cmd = mode == RUN_MODE_MERGE ? "merge" : mode == RUN_MODE_FINALIZE ? "finalize" : "run";
   int part = 0, nparts = 0;
@@ -454,8 +485,8 @@ static int run_main(int argc, char **argv, int mode) {
       fprintf(stderr, "repeval: %s\nrepeval: run the same command again to resume (exit code %d)\n", re_errmsg(),
               RE_EXIT_INTERRUPTED);
     rc = RE_EXIT_INTERRUPTED;
-  } else if (st != RE_OK) {
-    rc = (st == RE_EMPI && r.rank != 0) ? RE_EXIT_ERROR : re_cli_fail(st);
+  } else {
+    rc = report_failure(&r, st);
   }
   if (r.j)
     run_free_models(&r);

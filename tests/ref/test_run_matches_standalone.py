@@ -1,0 +1,170 @@
+"""Every metric of `repeval run` equals the standalone command on the embeddings
+that `repeval embed --data` dumps from the same checkpoints and data: exact CKA
+(`repeval cka --debiased`), the CCA family and Procrustes (`repeval cca`), the
+spectrum (`repeval spectrum`), minibatch CKA (`repeval cka-matrix`) and the
+logistic, ridge and k-NN probes (`repeval probe`, same validation seed).
+Tolerances: 1e-9 relative for CKA and spectra, 1e-7 for the CCA family (the
+statistics are summed in another order), probe accuracies exactly, selected
+lambdas exactly."""
+import csv
+import json
+import os
+
+from common import SOURCE_DIR, Suite, repeval, tmpdir
+
+os.environ["OPENBLAS_NUM_THREADS"] = "1"
+FMNIST = os.environ.get("FMNIST", "/usr/share/datasets/fashion-mnist")
+DEMO = os.path.join(SOURCE_DIR, "jobs", "demo")
+CKPTS = ["seed0/epoch_00.safetensors", "seed1/epoch_05.pt"]
+LAYERS = ["conv2:mean", "fc1", "fc2"]
+N, NTRAIN, B = 600, 500, 100
+SEED = 20261202  # the validation split seed of repeval run (pipeline/run_probe.c)
+
+
+def job(out):
+    return f"""
+name: standalone
+data:
+  test:
+    format: idx
+    images: {FMNIST}/t10k-images-idx3-ubyte.gz
+    labels: {FMNIST}/t10k-labels-idx1-ubyte.gz
+    normalize: {{mean: [0.286], std: [0.353]}}
+    limit: {N}
+  train:
+    format: idx
+    images: {FMNIST}/train-images-idx3-ubyte.gz
+    labels: {FMNIST}/train-labels-idx1-ubyte.gz
+    normalize: {{mean: [0.286], std: [0.353]}}
+    offset: 50000
+    limit: {NTRAIN}
+models:
+  - name: cnn
+    arch: {DEMO}/cnn.yaml
+    checkpoints: ["{DEMO}/checkpoints/{CKPTS[0]}", "{DEMO}/checkpoints/{CKPTS[1]}"]
+    layers: [{", ".join(LAYERS)}]
+analyses:
+  cka: {{dataset: test, batch: {B}}}
+  exact: {{type: cka, dataset: test, estimator: exact}}
+  cca: {{dataset: test, methods: [cca, svcca, pwcca, procrustes], pairs: all}}
+  spectrum: {{dataset: test}}
+  logistic: {{type: probe, train: train, test: test, lambdas: [1e-3, 1e-1]}}
+  ridge: {{type: probe, kind: ridge, train: train, test: test, lambdas: [1e-4, 1e-2, 1]}}
+  knn: {{type: probe, kind: knn, train: train, test: test, k: 10}}
+batch: {B}
+output: {{dir: {out}}}
+"""
+
+
+def close(a, b, rtol):
+    return abs(a - b) <= rtol * max(abs(a), abs(b), 1e-300)
+
+
+def main():
+    s = Suite()
+    with tmpdir() as d:
+        out = os.path.join(d, "out")
+        with open(os.path.join(d, "job.yaml"), "w") as f:
+            f.write(job(out))
+        rc, _, err = repeval("run", os.path.join(d, "job.yaml"), "--quiet", timeout=600)
+        if not s.check(rc == 0, f"run: {err}"):
+            s.finish()
+        rows = list(csv.DictReader(open(os.path.join(out, "metrics.csv"))))
+        # embeddings of both splits for both checkpoints
+        emb = {}
+        for ck in CKPTS:
+            label = ck.rsplit(".", 1)[0]
+            for split, images, labels, extra in (
+                    ("test", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", []),
+                    ("train", "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", [])):
+                e = os.path.join(d, "emb", label.replace("/", "_"), split)
+                spec = f"idx:{FMNIST}/{images},{FMNIST}/{labels}"
+                args = ["embed", "--model", os.path.join(DEMO, "cnn.yaml"), "--checkpoint",
+                        os.path.join(DEMO, "checkpoints", ck), "--data", spec, "--normalize", "0.286:0.353",
+                        "--layers", ",".join(LAYERS), "--batch", B, "--out", e]
+                if split == "train":
+                    # embed has no offset: take rows 50000.. by embedding a prefix and slicing
+                    args += ["--limit", 50000 + NTRAIN]
+                else:
+                    args += ["--limit", N]
+                rc, _, err = repeval(*args, timeout=600)
+                s.check(rc == 0, f"embed {ck} {split}: {err}")
+                emb[(label, split)] = e
+        import numpy as np
+        for (label, split), e in emb.items():
+            if split == "train":
+                for name in [l.split(":")[0] for l in LAYERS] + ["labels"]:
+                    a = np.load(os.path.join(e, name + ".npy"))
+                    np.save(os.path.join(e, name + ".npy"), a[50000:])
+
+        def path(label, layer, split="test"):
+            return os.path.join(emb[(label, split)], layer + ".npy")
+
+        def run_value(analysis, metric, ca, la, cb="", lb="", param_has=None):
+            for r in rows:
+                if (r["analysis"], r["metric"], r["checkpoint_a"], r["layer_a"], r["checkpoint_b"],
+                        r["layer_b"]) == (analysis, metric, ca, la, cb, lb) and \
+                        (param_has is None or param_has in r["param"]):
+                    return r
+            return None
+
+        labels = [ck.rsplit(".", 1)[0] for ck in CKPTS]
+        names = [l.split(":")[0] for l in LAYERS]
+        taps = [(c, l) for c in labels for l in names]
+        # exact CKA and the CCA family for every pair of taps
+        for i, (ca, la) in enumerate(taps):
+            for cb, lb in taps[i + 1:]:
+                r = run_value("exact", "cka", ca, la, cb, lb)
+                rc, o, err = repeval("cka", path(ca, la), path(cb, lb), "--debiased")
+                s.check(r and rc == 0 and close(float(r["value"]), float(o), 1e-9),
+                        f"exact CKA {ca}/{la} vs {cb}/{lb}: run {r and r['value']}, cka {o.strip()}")
+                rc, o, err = repeval("cca", path(ca, la), path(cb, lb), "--method", "all", "--json")
+                j = json.loads(o) if rc == 0 else {}
+                for metric, want in (("cca_mean_rho", j.get("cca", {}).get("mean_rho")),
+                                     ("svcca", j.get("svcca", {}).get("mean_rho")),
+                                     ("pwcca", j.get("pwcca", {}).get("pwcca")),
+                                     ("procrustes_d2", j.get("procrustes_d2"))):
+                    r = run_value("cca", metric, ca, la, cb, lb)
+                    s.check(r is not None and want is not None and close(float(r["value"]), float(want), 1e-7),
+                            f"{metric} {ca}/{la} vs {cb}/{lb}: run {r and r['value']}, cca {want}")
+        # spectra
+        for ca, la in taps:
+            rc, o, err = repeval("spectrum", path(ca, la), "--json")
+            j = json.loads(o) if rc == 0 else {}
+            for metric in ("effective_rank", "participation_ratio", "total_variance"):
+                r = run_value("spectrum", metric, ca, la)
+                s.check(r is not None and metric in j and close(float(r["value"]), float(j[metric]), 1e-9),
+                        f"spectrum {metric} {ca}/{la}: run {r and r['value']}, spectrum {j.get(metric)}")
+        # minibatch CKA matrix
+        taps_csv = list(csv.DictReader(open(os.path.join(out, "cka_cka_taps.csv"))))
+        files = [path(t["checkpoint"], t["layer"]) for t in taps_csv]
+        rc, o, err = repeval("cka-matrix", *files, "--batch", B, "--json")
+        if s.check(rc == 0, f"cka-matrix: {err}"):
+            want = np.array(json.loads(o)["cka"], dtype=float)
+            got = np.load(os.path.join(out, "cka_cka.npy"))
+            s.check(np.allclose(got, want, rtol=1e-9, atol=1e-12), "minibatch CKA matrix = cka-matrix")
+        # probes
+        for ca, la in taps:
+            common = ["--train", path(ca, la, "train"), "--train-labels", path(ca, "labels", "train"),
+                      "--test", path(ca, la), "--test-labels", path(ca, "labels"), "--seed", SEED, "--json"]
+            for analysis, extra in (("logistic", ["--lambdas", "1e-3,1e-1"]),
+                                    ("ridge", ["--kind", "ridge", "--lambdas", "1e-4,1e-2,1"]),
+                                    ("knn", ["--kind", "knn", "--k", "10"])):
+                rc, o, err = repeval("probe", *common, *extra, timeout=300)
+                if not s.check(rc == 0, f"probe {analysis} {ca}/{la}: {err}"):
+                    continue
+                j = json.loads(o)
+                r = run_value(analysis, "test_top1", ca, la)
+                want = j.get("test", {}).get("top1")
+                s.check(r is not None and want is not None and float(r["value"]) == float(want),
+                        f"{analysis} test top-1 {ca}/{la}: run {r and r['value']}, probe {want}")
+                if analysis != "knn":
+                    r = run_value(analysis, "lambda", ca, la)
+                    want = j.get("lambda")
+                    s.check(r is not None and want is not None and close(float(r["value"]), float(want), 1e-12),
+                            f"{analysis} selected lambda {ca}/{la}: run {r and r['value']}, probe {want}")
+    s.finish()
+
+
+if __name__ == "__main__":
+    main()

@@ -56,6 +56,33 @@ void re_ckpt_contiguous_strides(int ndim, const int64_t *shape, int64_t *strides
   }
 }
 
+static uint64_t name_hash(const char *s) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+  return h;
+}
+
+/* Slot of `name` in the hash: its entry, or the empty slot where it would go. */
+static int64_t name_slot(const re_ckpt *c, const char *name) {
+  int64_t mask = c->nslots - 1, k = (int64_t)(name_hash(name) & (uint64_t)mask);
+  while (c->slots[k] && strcmp(c->names[c->slots[k] - 1], name))
+    k = (k + 1) & mask;
+  return k;
+}
+
+static re_status grow_slots(re_ckpt *c) {
+  int64_t n = c->nslots ? 2 * c->nslots : 64;
+  int64_t *old = c->slots, nold = c->nslots;
+  RE_TRY(re_calloc(n, sizeof(int64_t), &c->slots));
+  c->nslots = n;
+  for (int64_t k = 0; k < nold; k++)
+    if (old[k])
+      c->slots[name_slot(c, c->names[old[k] - 1])] = old[k];
+  free(old);
+  return RE_OK;
+}
+
 re_status re_ckpt_add(re_ckpt *c, const char *name, re_dtype dt, int ndim, const int64_t *shape,
                       const re_tensor_loc *loc) {
   if (ndim < 0 || ndim > RE_TENSOR_MAX_DIMS)
@@ -93,9 +120,11 @@ re_status re_ckpt_add(re_ckpt *c, const char *name, re_dtype dt, int ndim, const
       return re_err(RE_EFORMAT, "%s: tensor '%s' (%s, %lld elements) reaches beyond its storage of %lld bytes",
                     c->path, name, re_dtype_name(dt), (long long)numel, (long long)loc->storage_bytes);
   }
-  for (int64_t k = 0; k < c->count; k++)
-    if (!strcmp(c->names[k], name))
-      return re_err(RE_EFORMAT, "%s: duplicate tensor name '%s'", c->path, name);
+  if (2 * (c->count + 1) >= c->nslots)
+    RE_TRY(grow_slots(c));
+  int64_t slot = name_slot(c, name);
+  if (c->slots[slot])
+    return re_err(RE_EFORMAT, "%s: duplicate tensor name '%s'", c->path, name);
   if (c->count == c->cap) {
     int64_t ncap = c->cap ? 2 * c->cap : 16;
     RE_TRY(re_realloc(&c->info, ncap, sizeof *c->info));
@@ -115,6 +144,7 @@ re_status re_ckpt_add(re_ckpt *c, const char *name, re_dtype dt, int ndim, const
   ti->nbytes = nbytes;
   c->loc[c->count] = *loc;
   c->count++;
+  c->slots[slot] = c->count;
   return RE_OK;
 }
 
@@ -236,6 +266,7 @@ void re_ckpt_close(re_ckpt **pc) {
   free(c->meta_values);
   free(c->owned);
   free(c->names);
+  free(c->slots);
   free(c->info);
   free(c->loc);
   free(c->path);
@@ -264,11 +295,13 @@ const re_tensor_info *re_ckpt_info(const re_ckpt *c, int64_t i) {
 }
 
 re_status re_ckpt_find(const re_ckpt *c, const char *name, int64_t *index) {
-  for (int64_t k = 0; k < c->count; k++)
-    if (!strcmp(c->names[k], name)) {
-      *index = k;
+  if (c->nslots) {
+    int64_t slot = name_slot(c, name);
+    if (c->slots[slot]) {
+      *index = c->slots[slot] - 1;
       return RE_OK;
     }
+  }
   return re_err(RE_EINVAL, "%s: no tensor named '%s'", c->path, name);
 }
 

@@ -28,6 +28,8 @@ struct re_ckpt {
   int64_t nowned;
   char **meta_keys, **meta_values; /* owned */
   int64_t nmeta;
+  int64_t *slots; /* open-addressing hash of names: index + 1, 0 empty */
+  int64_t nslots; /* a power of two > 2 count */
 };
 
 /* Allocate an empty checkpoint for `path` (no map yet). */

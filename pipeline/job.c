@@ -500,6 +500,17 @@ static re_status parse_probe(job *j, job_analysis *a, const char *name, const re
     a->probe_kind = PROBE_KNN;
   else
     return re_cfg_error(re_cfg_get(c, "kind"), RE_EINVAL, "probe kind must be logistic, ridge or knn");
+  const char *par = "auto";
+  RE_TRY(re_cfg_get_string(c, "parallel", &par));
+  if (!strcmp(par, "auto"))
+    a->probe_parallel = PROBE_PAR_AUTO;
+  else if (!strcmp(par, "tasks"))
+    a->probe_parallel = PROBE_PAR_TASKS;
+  else if (!strcmp(par, "data") && a->probe_kind == PROBE_LOGISTIC)
+    a->probe_parallel = PROBE_PAR_DATA;
+  else
+    return re_cfg_error(re_cfg_get(c, "parallel"), RE_EINVAL,
+                        "parallel must be auto, tasks or data (data: logistic probes only)");
   a->val_fraction = 0.1;
   RE_TRY(re_cfg_get_double(c, "val_fraction", &a->val_fraction));
   if (!(a->val_fraction > 0 && a->val_fraction < 1))
@@ -523,6 +534,10 @@ static re_status parse_probe(job *j, job_analysis *a, const char *name, const re
   RE_TRY(re_cfg_get_double(c, "tol", &a->tol));
   if (!(a->tol > 0))
     return re_cfg_error(re_cfg_get(c, "tol"), RE_EINVAL, "tol must be positive");
+  a->ftol = -1; /* the solver's default */
+  RE_TRY(re_cfg_get_double(c, "ftol", &a->ftol));
+  if (re_cfg_get(c, "ftol") && !(a->ftol >= 0))
+    return re_cfg_error(re_cfg_get(c, "ftol"), RE_EINVAL, "ftol must be >= 0 (0: off)");
   const re_cfg *g = re_cfg_get(c, "grid"), *l = re_cfg_get(c, "lambdas");
   if (g && l)
     return re_cfg_error(l, RE_EINVAL, "give either 'grid' or 'lambdas', not both");
@@ -592,8 +607,8 @@ static re_status parse_analysis(job *j, job_analysis *a, const char *name, const
                                       NULL};
   static const char *const k_spec[] = {"type", "dataset", "collapse_fraction", "checkpoints", NULL};
   static const char *const k_probe[] = {"type", "kind", "train", "test", "val", "val_fraction", "grid", "lambdas",
-                                        "standardize", "k", "temperature", "tol", "max_iter", "checkpoints",
-                                        "layers", NULL};
+                                        "standardize", "k", "temperature", "tol", "ftol", "max_iter",
+                                        "checkpoints", "layers", "parallel", NULL};
   RE_TRY(re_cfg_expect_map(c, "an analysis", a->type == AN_CKA ? k_cka : a->type == AN_CCA ? k_cca
                                              : a->type == AN_PROBE ? k_probe : k_spec));
   if (a->type == AN_PROBE)

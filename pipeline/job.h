@@ -44,6 +44,7 @@ typedef struct job_model {
 typedef enum { AN_CKA = 0, AN_CCA = 1, AN_SPECTRUM = 2, AN_PROBE = 3 } job_analysis_type;
 
 typedef enum { PROBE_LOGISTIC = 0, PROBE_RIDGE = 1, PROBE_KNN = 2 } job_probe_kind;
+enum { PROBE_PAR_AUTO = 0, PROBE_PAR_TASKS = 1, PROBE_PAR_DATA = 2 };
 
 typedef enum { PAIRS_ALL = 0, PAIRS_SAME_LAYER, PAIRS_CONSECUTIVE, PAIRS_REFERENCE, PAIRS_WITHIN } job_pairs;
 
@@ -75,7 +76,8 @@ typedef struct job_analysis {
   double *lambdas;
   int nlambdas;
   int standardize, knn_k, max_iter;
-  double knn_temperature, tol;
+  double knn_temperature, tol, ftol;
+  int probe_parallel;  /* PROBE_PAR_*: one rank per task, or every rank on each task's rows */
   char **layer_filter; /* layer names (NULL: every layer of the model) */
   int nlayer_filter;
   const re_cfg *src;

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mpi_reduce.h"
 #include "progress.h"
 #include "repeval/probe.h"
 #include "run.h"
@@ -120,8 +121,8 @@ re_status run_probe_feed(runner *r, pass *p, int t, const float *data, int64_t s
   return RE_OK;
 }
 
-/* Rows of dataset d for tap t (or the labels with t < 0) from the shards, in order. */
-static re_status load_rows(runner *r, int d, int t, int64_t dim, float *X, int32_t *y) {
+/* Rows [row0, row1) of dataset d for tap t (or the labels with t < 0) from the shards. */
+static re_status load_rows(runner *r, int d, int t, int64_t dim, int64_t row0, int64_t row1, float *X, int32_t *y) {
   int64_t n = r->ds_n[d], fb = r->ds_fb[d];
   char layer[512] = "labels";
   uint64_t ck = 0;
@@ -130,23 +131,28 @@ static re_status load_rows(runner *r, int d, int t, int64_t dim, float *X, int32
     run_cache_layer_name(r, tp->model, tp->layer, layer, sizeof layer);
     ck = run_cache_ckpt_key(r, tp->model, tp->ckpt);
   }
-  float *lab = NULL;
-  if (t < 0)
-    RE_TRY(re_malloc(fb, sizeof(float), &lab));
+  int64_t w = t >= 0 ? dim : 1;
+  float *buf = NULL;
+  RE_TRY(re_malloc(fb * w, sizeof(float), &buf));
   re_status st = RE_OK;
-  for (int64_t s0 = 0; s0 < n && st == RE_OK; s0 += fb) {
+  for (int64_t s0 = row0 / fb * fb; s0 < row1 && s0 < n && st == RE_OK; s0 += fb) {
     int64_t b = n - s0 < fb ? n - s0 : fb;
-    float *dst = t >= 0 ? X + s0 * dim : lab;
-    if (!run_cache_get(r, probe_dir(r), ck, r->ds_key[d], layer, s0, s0 + b, b, t >= 0 ? dim : 1,
-                       t >= 0 ? probe_f16(r) : 0, dst))
+    if (!run_cache_get(r, probe_dir(r), ck, r->ds_key[d], layer, s0, s0 + b, b, w, t >= 0 ? probe_f16(r) : 0, buf)) {
       st = re_err(RE_EIO, "the embeddings of %s for samples %lld..%lld of dataset '%s' are missing from the cache %s "
                           "(rerun with --fresh)",
                   t >= 0 ? layer : "the labels", (long long)s0, (long long)(s0 + b), r->j->datasets[d].name,
                   probe_dir(r));
-    for (int64_t i = 0; t < 0 && st == RE_OK && i < b; i++)
-      y[s0 + i] = (int32_t)lab[i];
+      break;
+    }
+    int64_t lo = s0 > row0 ? s0 : row0, hi = s0 + b < row1 ? s0 + b : row1;
+    for (int64_t i = lo; i < hi; i++) {
+      if (t >= 0)
+        memcpy(X + (i - row0) * dim, buf + (i - s0) * dim, sizeof(float) * (size_t)dim);
+      else
+        y[i - row0] = (int32_t)buf[i - s0];
+    }
   }
-  free(lab);
+  free(buf);
   return st;
 }
 
@@ -162,12 +168,13 @@ static void split_free(split *s) {
   memset(s, 0, sizeof *s);
 }
 
-static re_status load_split(runner *r, int d, int t, int64_t dim, split *s) {
-  s->n = r->ds_n[d];
+/* Rows [row0, row1) of dataset d for tap t, with their labels. */
+static re_status load_split(runner *r, int d, int t, int64_t dim, int64_t row0, int64_t row1, split *s) {
+  s->n = row1 - row0;
   RE_TRY(re_malloc(s->n > 0 ? s->n * dim : 1, sizeof(float), &s->X));
   RE_TRY(re_malloc(s->n > 0 ? s->n : 1, sizeof(int32_t), &s->y));
-  RE_TRY(load_rows(r, d, -1, 1, NULL, s->y));
-  return load_rows(r, d, t, dim, s->X, s->y);
+  RE_TRY(load_rows(r, d, -1, 1, row0, row1, NULL, s->y));
+  return load_rows(r, d, t, dim, row0, row1, s->X, s->y);
 }
 
 /* Move the rows marked in is_val from *train to *val (order kept). */
@@ -212,10 +219,18 @@ static void score_rows(runner *r, const job_analysis *a, int t, const char *para
   }
 }
 
+static re_status mpi_ordered_sum(double *buf, int64_t len, void *ctx);
+
 static re_status run_logistic(runner *r, const job_analysis *a, int t, re_probe_rows *tr, re_probe_rows *va,
-                              re_probe_rows *te, int32_t K, const char *base) {
+                              re_probe_rows *te, int32_t K, const char *base, int dp) {
   re_logreg_options opt = re_logreg_defaults();
+  if (dp) {
+    opt.reduce.fn = mpi_ordered_sum;
+    opt.reduce.ctx = r;
+  }
   opt.tol = a->tol;
+  if (a->ftol >= 0)
+    opt.ftol = a->ftol;
   opt.max_iter = a->max_iter;
   opt.standardize = a->standardize;
   re_logreg_sweep sw;
@@ -235,6 +250,7 @@ static re_status run_logistic(runner *r, const job_analysis *a, int t, re_probe_
   run_row(r, a->name, "lambda", t, -1, a->test_dataset, param, sw.lambda, NULL);
   score_rows(r, a, t, param, "test", &sw.test, K, 1);
   run_row(r, a->name, "refit_iterations", t, -1, a->test_dataset, param, (double)sw.refit.iterations, NULL);
+  run_row(r, a->name, "refit_objective", t, -1, a->test_dataset, param, sw.refit.f, NULL);
   run_row(r, a->name, "refit_grad_inf", t, -1, a->test_dataset, param, sw.refit.grad_inf, NULL);
   run_row(r, a->name, "refit_converged", t, -1, a->test_dataset, param, (double)sw.refit.converged, NULL);
   if (!sw.refit.converged && strcmp(sw.refit.stop, "stall")) /* a stall is a converged fit in f */
@@ -314,23 +330,63 @@ static re_status run_knn(runner *r, const job_analysis *a, int t, re_probe_rows 
   return RE_OK;
 }
 
-/* One task on its owner: load, split, fit, rows into r->metrics. */
-static re_status probe_task(runner *r, const job_analysis *a, int t) {
+/* Sum buf across ranks in rank order (gather to rank 0, add, broadcast), so every
+ * rank gets the same bits: the reduction callback of data-parallel probes. */
+static re_status mpi_ordered_sum(double *buf, int64_t len, void *ctx) {
+  const runner *r = ctx;
+  if (r->size == 1)
+    return RE_OK;
+  if (len > (1 << 28))
+    return re_err(RE_EINVAL, "probe: reduction of %lld doubles is too large", (long long)len);
+  double *all = NULL;
+  re_status st = RE_OK;
+  if (r->rank == 0)
+    st = re_malloc(len * r->size, sizeof(double), &all);
+  MPI_Gather(buf, (int)len, MPI_DOUBLE, all, (int)len, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+  if (r->rank == 0 && all)
+    for (int64_t k = 0; k < len; k++) {
+      double v = all[k];
+      for (int q = 1; q < r->size; q++)
+        v += all[(int64_t)q * len + k];
+      buf[k] = v;
+    }
+  free(all);
+  MPI_Bcast(buf, (int)len, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+  return st;
+}
+
+static int rows_finite(const split *s, int64_t dim) {
+  for (int64_t e = 0; e < s->n * dim; e++)
+    if (!isfinite(s->X[e]))
+      return 0;
+  return 1;
+}
+
+/* One task: load, split, fit, rows into r->metrics. On its owner alone, or with
+ * `dp` on every rank (collective): each rank holds a contiguous share of every
+ * split's rows and the logistic loss and gradient are summed across ranks. */
+static re_status probe_task(runner *r, const job_analysis *a, int t, int dp) {
   job *j = r->j;
   int dtr = job_dataset_index(j, a->dataset), dte = job_dataset_index(j, a->test_dataset);
   int dva = a->val_dataset ? job_dataset_index(j, a->val_dataset) : -1;
   int64_t dim = r->taps[t].dim;
+  int R = dp ? r->size : 1, me = dp ? r->rank : 0;
   split tr = {0}, va = {0}, te = {0};
   uint8_t *is_val = NULL;
-  re_status st = load_split(r, dtr, t, dim, &tr);
+  int64_t lo, hi;
+  re_shard_range(r->ds_n[dtr], me, R, &lo, &hi);
+  int64_t tr0 = lo;
+  re_status st = load_split(r, dtr, t, dim, lo, hi, &tr);
+  re_shard_range(r->ds_n[dte], me, R, &lo, &hi);
   if (st == RE_OK)
-    st = load_split(r, dte, t, dim, &te);
+    st = load_split(r, dte, t, dim, lo, hi, &te);
   if (st == RE_OK && dva >= 0) {
-    st = load_split(r, dva, t, dim, &va);
+    re_shard_range(r->ds_n[dva], me, R, &lo, &hi);
+    st = load_split(r, dva, t, dim, lo, hi, &va);
   } else if (st == RE_OK && a->probe_kind != PROBE_KNN) {
     st = re_malloc(tr.n > 0 ? tr.n : 1, 1, &is_val);
-    if (st == RE_OK)
-      st = re_probe_split(tr.n, a->val_fraction, PROBE_SPLIT_SEED, 0, tr.n, is_val);
+    if (st == RE_OK) /* the split is defined on global rows: the same for any R */
+      st = re_probe_split(r->ds_n[dtr], a->val_fraction, PROBE_SPLIT_SEED, tr0, tr.n, is_val);
     if (st == RE_OK)
       st = carve_val(&tr, &va, is_val, dim);
   }
@@ -341,16 +397,27 @@ static re_status probe_task(runner *r, const job_analysis *a, int t) {
     K = va.y[i] + 1 > K ? va.y[i] + 1 : K;
   for (int64_t i = 0; st == RE_OK && i < te.n; i++)
     K = te.y[i] + 1 > K ? te.y[i] + 1 : K;
+  int bad = st == RE_OK && !(rows_finite(&tr, dim) && rows_finite(&va, dim) && rows_finite(&te, dim));
+  if (dp) { /* agree before the collective fit: every rank fits or none */
+    int mk = K, gk = 0, gb = 0;
+    MPI_Allreduce(&mk, &gk, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    MPI_Allreduce(&bad, &gb, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    K = gk;
+    bad = gb;
+    st = re_mpi_agree(MPI_COMM_WORLD, st);
+  }
   char base[256];
   static const char *kinds[] = {"logistic", "ridge", "knn"};
-  snprintf(base, sizeof base, "%s train=%s", kinds[a->probe_kind], a->dataset);
+  snprintf(base, sizeof base, "%s train=%s%s", kinds[a->probe_kind], a->dataset, dp ? " data-parallel" : "");
   re_probe_rows rtr = rows_of(&tr, dim, "train"), rva = rows_of(&va, dim, "validation"),
                 rte = rows_of(&te, dim, "test");
+  if (st == RE_OK && bad)
+    st = re_err(RE_EDATA, "the features hold NaN or Inf");
   if (st == RE_OK && K < 2)
     st = re_err(RE_EUNDEFINED, "the training labels hold a single class");
   if (st == RE_OK) {
     if (a->probe_kind == PROBE_LOGISTIC)
-      st = run_logistic(r, a, t, &rtr, &rva, &rte, K, base);
+      st = run_logistic(r, a, t, &rtr, &rva, &rte, K, base, dp);
     else if (a->probe_kind == PROBE_RIDGE)
       st = run_ridge(r, a, t, &rtr, &rva, &rte, K, base);
     else
@@ -369,6 +436,20 @@ static re_status probe_task(runner *r, const job_analysis *a, int t) {
   split_free(&va);
   split_free(&te);
   return st;
+}
+
+/* Data-parallel when asked, or (auto) when a logistic task's rows would not fit
+ * comfortably on one rank: rows x (4 bytes float32 + 8 bytes solver copy) beyond
+ * REPEVAL_PROBE_TASK_MB (default 2048). */
+static int data_parallel(const runner *r, const job_analysis *a, int t) {
+  if (a->probe_kind != PROBE_LOGISTIC || a->probe_parallel == PROBE_PAR_TASKS)
+    return 0;
+  if (a->probe_parallel == PROBE_PAR_DATA)
+    return 1;
+  const char *env = getenv("REPEVAL_PROBE_TASK_MB");
+  double budget = (env ? atof(env) : 2048.0) * 1048576.0;
+  int dtr = job_dataset_index(r->j, a->dataset);
+  return r->size > 1 && 12.0 * (double)r->ds_n[dtr] * (double)r->taps[t].dim > budget;
 }
 
 re_status run_probes(runner *r) {
@@ -394,6 +475,27 @@ re_status run_probes(runner *r) {
     for (int t = 0; t < r->ntaps; t++) {
       if (!tap_in_probe(r, an, t))
         continue;
+      if (data_parallel(r, an, t)) { /* every rank works on this task; rank 0 keeps the rows */
+        st = re_mpi_agree(MPI_COMM_WORLD, st); /* a failed task elsewhere: nobody starts this one */
+        FILE *sink = NULL;
+        if (r->rank != 0) {
+          sink = open_memstream(&chunk, &clen);
+          r->metrics = sink;
+        }
+        re_status ts = st == RE_OK ? probe_task(r, an, t, 1) : st;
+        if (sink) {
+          fclose(sink);
+          r->metrics = keep;
+          free(chunk);
+          chunk = NULL;
+          clen = 0;
+        }
+        st = re_mpi_agree(MPI_COMM_WORLD, ts);
+        task++;
+        if (r->rank == 0)
+          progress_update(&pr, task, 0);
+        continue;
+      }
       int owner = task % r->size;
       if (r->rank == owner && st == RE_OK) {
         FILE *f = open_memstream(&chunk, &clen);
@@ -401,7 +503,7 @@ re_status run_probes(runner *r) {
           st = re_err(RE_ENOMEM, "probe rows");
         } else {
           r->metrics = f;
-          st = probe_task(r, an, t);
+          st = probe_task(r, an, t, 0);
           fclose(f);
           r->metrics = keep;
         }

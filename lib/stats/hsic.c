@@ -29,6 +29,7 @@ struct re_hsic {
   double *T, *RR, *DD, *FF; /* P x P per-batch products */
   /* workspace for one tap */
   double *Xc; int64_t xc_cap;
+  double *mu; /* d: column sums, then means, of the batch in Xc */
   double *K;  /* bmax x bmax */
   /* sums */
   double nb_u, nb_b;
@@ -142,6 +143,7 @@ void re_hsic_destroy(re_hsic **ph) {
   free(h->DD);
   free(h->FF);
   free(h->Xc);
+  free(h->mu);
   free(h->K);
   free(h->U);
   free(h->B);
@@ -157,17 +159,18 @@ re_status re_hsic_begin_batch(re_hsic *h, int64_t b) {
   return RE_OK;
 }
 
-/* Centre the batch (b x d, float64 in h->Xc) and fill tap p's Gram summaries. */
+/* Centre the batch (b x d, float64 in h->Xc, column sums in h->mu) and fill tap
+ * p's Gram summaries. Row-major passes only: walking the columns of a b x d
+ * matrix with stride d misses the cache on every element once d is large. */
 static void gram_summaries(re_hsic *h, int p, int64_t d) {
   int64_t b = h->b;
-  double *Xc = h->Xc, *K = h->K;
-  for (int64_t k = 0; k < d; k++) {
-    double s = 0;
-    for (int64_t r = 0; r < b; r++)
-      s += Xc[r * d + k];
-    double mu = s / (double)b;
-    for (int64_t r = 0; r < b; r++)
-      Xc[r * d + k] -= mu;
+  double *Xc = h->Xc, *K = h->K, *mu = h->mu;
+  for (int64_t k = 0; k < d; k++)
+    mu[k] /= (double)b;
+  for (int64_t r = 0; r < b; r++) {
+    double *row = Xc + r * d;
+    for (int64_t k = 0; k < d; k++)
+      row[k] -= mu[k];
   }
   /* K = Xc Xc^T, upper triangle (row-major, leading dimension b) */
   cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)b, (int)d, 1.0, Xc, (int)d, 0.0, K, (int)b);
@@ -207,9 +210,11 @@ static re_status ensure_xc(re_hsic *h, int64_t d) {
   if (need <= h->xc_cap)
     return RE_OK;
   free(h->Xc);
-  h->Xc = NULL;
+  free(h->mu);
+  h->Xc = h->mu = NULL;
   h->xc_cap = 0;
   RE_TRY(re_malloc(need, sizeof(double), &h->Xc));
+  RE_TRY(re_malloc(d, sizeof(double), &h->mu));
   h->xc_cap = need;
   return RE_OK;
 }
@@ -225,16 +230,37 @@ static re_status check_tap(re_hsic *h, int p, int64_t d, int64_t ld) {
   return ensure_xc(h, d);
 }
 
+/* The first non-finite value of a b x d batch (row-major, leading dimension ld), as an error. */
+#define FIND_NONFINITE(T)                                                                                        \
+  static re_status nonfinite_##T(int p, const T *X, int64_t b, int64_t d, int64_t ld) {                       \
+    for (int64_t r = 0; r < b; r++)                                                                             \
+      for (int64_t k = 0; k < d; k++)                                                                           \
+        if (!isfinite(X[r * ld + k]))                                                                           \
+          return re_err(RE_EDATA, "tap %d, batch row %lld, column %lld is %s", p, (long long)r, (long long)k,   \
+                        isnan(X[r * ld + k]) ? "NaN" : "infinite");                                             \
+    return RE_OK;                                                                                               \
+  }
+FIND_NONFINITE(float)
+FIND_NONFINITE(double)
+#undef FIND_NONFINITE
+
 re_status re_hsic_add_tap_f32(re_hsic *h, int p, const float *X, int64_t d, int64_t ld) {
   RE_TRY(check_tap(h, p, d, ld));
-  for (int64_t r = 0; r < h->b; r++)
+  double *mu = h->mu;
+  memset(mu, 0, sizeof(double) * (size_t)d);
+  for (int64_t r = 0; r < h->b; r++) { /* convert and sum columns in one vectorisable pass */
+    const float *src = X + r * ld;
+    double *dst = h->Xc + r * d;
     for (int64_t k = 0; k < d; k++) {
-      float v = X[r * ld + k];
-      if (!isfinite(v))
-        return re_err(RE_EDATA, "tap %d, batch row %lld, column %lld is %s", p, (long long)r, (long long)k,
-                      isnan(v) ? "NaN" : "infinite");
-      h->Xc[r * d + k] = v;
+      dst[k] = src[k];
+      mu[k] += src[k];
     }
+  }
+  /* a column sum of finite floats is finite in double (|sum| <= b * FLT_MAX), so a
+   * non-finite sum is exactly a column holding NaN or Inf: only then look for it */
+  for (int64_t k = 0; k < d; k++)
+    if (!isfinite(mu[k]))
+      return nonfinite_float(p, X, h->b, d, ld);
   gram_summaries(h, p, d);
   h->given[p] = 1;
   return RE_OK;
@@ -242,14 +268,17 @@ re_status re_hsic_add_tap_f32(re_hsic *h, int p, const float *X, int64_t d, int6
 
 re_status re_hsic_add_tap_f64(re_hsic *h, int p, const double *X, int64_t d, int64_t ld) {
   RE_TRY(check_tap(h, p, d, ld));
-  for (int64_t r = 0; r < h->b; r++)
+  RE_TRY(nonfinite_double(p, X, h->b, d, ld)); /* sums of finite doubles can overflow: check each value */
+  double *mu = h->mu;
+  memset(mu, 0, sizeof(double) * (size_t)d);
+  for (int64_t r = 0; r < h->b; r++) {
+    const double *src = X + r * ld;
+    double *dst = h->Xc + r * d;
     for (int64_t k = 0; k < d; k++) {
-      double v = X[r * ld + k];
-      if (!isfinite(v))
-        return re_err(RE_EDATA, "tap %d, batch row %lld, column %lld is %s", p, (long long)r, (long long)k,
-                      isnan(v) ? "NaN" : "infinite");
-      h->Xc[r * d + k] = v;
+      dst[k] = src[k];
+      mu[k] += src[k];
     }
+  }
   gram_summaries(h, p, d);
   h->given[p] = 1;
   return RE_OK;

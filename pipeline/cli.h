@@ -27,6 +27,7 @@ int re_cmd_run(int argc, char **argv);
 int re_cmd_merge(int argc, char **argv);
 int re_cmd_finalize(int argc, char **argv);
 int re_cmd_report(int argc, char **argv);
+int re_cmd_status(int argc, char **argv);
 int re_cmd_submit(int argc, char **argv);
 
 /* Accumulate co-moments of 1..8 embedding files (same rows) with every pair; with

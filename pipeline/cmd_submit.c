@@ -42,6 +42,10 @@ static void help(void) {
          "  --array SPEC          job array (0-7, 1,3,5, 0-15%%4); task i writes\n"
          "                        OUTPUT-DIR/task-i, or the job's output.dir when that\n"
          "                        uses ${SLURM_ARRAY_TASK_ID}\n"
+         "  --parts N             split the job into N array tasks (repeval run --part I/N,\n"
+         "                        each resumable) and submit a dependent job that runs\n"
+         "                        repeval merge when all have finished: the results of\n"
+         "                        one big job; prints both job ids\n"
          "  --output-dir DIR      results folder (default: output.dir of the job)\n"
          "  --template FILE       batch-script template (default: the built-in copy of\n"
          "                        slurm/repeval.sbatch.in)\n"
@@ -198,9 +202,63 @@ static const struct {
                 {"--qos", "qos"},             {"--mem", "mem"},
                 {"--array", "array"}};
 
+/* The batch script of the merge job of `--parts`: the same resources on one task,
+ * no array, started only after the array job `after` succeeded. */
+static re_status render_merge(const slurm_opts *o, const slurm_script_vars *v, const char *array_log,
+                              const char *array_script, const char *tmpl, const char *tmpl_path, const char *after,
+                              char **script, char **path) {
+  slurm_opts m;
+  memset(&m, 0, sizeof m);
+  re_status st = RE_OK;
+  char dep[128];
+  snprintf(dep, sizeof dep, "--dependency=afterok:%s", after ? after : "<array job id>");
+  const char *keys[] = {"time", "partition", "account", "qos", "mem"};
+  const char *vals[] = {o->time, o->partition, o->account, o->qos, o->mem};
+  for (size_t k = 0; k < sizeof keys / sizeof keys[0] && st == RE_OK; k++)
+    if (vals[k])
+      st = slurm_opts_set(&m, keys[k], vals[k]);
+  for (int k = 0; k < o->nextra && st == RE_OK; k++)
+    st = slurm_opts_set(&m, "extra", o->extra[k]);
+  if (st == RE_OK && after)
+    st = slurm_opts_set(&m, "extra", dep);
+  if (st == RE_OK && after)
+    st = slurm_opts_set(&m, "extra", "--kill-on-invalid-dep=yes");
+  m.cpus_per_task = o->cpus_per_task;
+  /* log: slurm-%j.out beside the parts' logs; script: <array script>-merge.sbatch */
+  char *log = NULL, *p = NULL;
+  size_t ll = strlen(array_log) + 16, pl = strlen(array_script) + 16;
+  if (st == RE_OK)
+    st = re_malloc((int64_t)ll, 1, &log);
+  if (st == RE_OK)
+    st = re_malloc((int64_t)pl, 1, &p);
+  if (st == RE_OK) {
+    snprintf(log, ll, "%s", array_log);
+    char *slash = strrchr(log, '/');
+    snprintf(slash ? slash + 1 : log, ll - (size_t)(slash ? slash + 1 - log : 0), "slurm-%%j.out");
+    snprintf(p, pl, "%s", array_script);
+    char *dot = strrchr(p, '.');
+    snprintf(dot ? dot : p + strlen(p), pl - (size_t)((dot ? dot : p + strlen(p)) - p), "-merge.sbatch");
+    slurm_script_vars mv = *v;
+    mv.command = "merge";
+    mv.run_args = "";
+    mv.log = log;
+    mv.script = p;
+    st = slurm_script_render(tmpl ? tmpl : slurm_builtin_template, tmpl_path ? tmpl_path : "slurm/repeval.sbatch.in",
+                             &m, &mv, script);
+  }
+  free(log);
+  slurm_opts_clear(&m);
+  if (st == RE_OK)
+    *path = p;
+  else
+    free(p);
+  return st;
+}
+
 int re_cmd_submit(int argc, char **argv) {
   const char *job_path = NULL, *out_opt = NULL, *tmpl_path = NULL;
   int dry = 0;
+  long parts = 0;
   slurm_opts cli, o;
   memset(&cli, 0, sizeof cli);
   memset(&o, 0, sizeof o);
@@ -230,7 +288,14 @@ int re_cmd_submit(int argc, char **argv) {
     }
     if (matched)
       continue;
-    if (!missing && (v = re_cli_opt(argc, argv, &i, "--output-dir", &missing))) {
+    if (!missing && (v = re_cli_opt(argc, argv, &i, "--parts", &missing))) {
+      char *end;
+      parts = strtol(v, &end, 10);
+      if (*end || parts < 1 || parts > SUBMIT_MAX_ARRAY) {
+        slurm_opts_clear(&cli);
+        return re_cli_usage_error("submit", "--parts must be an integer from 1 to %d, got '%s'", SUBMIT_MAX_ARRAY, v);
+      }
+    } else if (!missing && (v = re_cli_opt(argc, argv, &i, "--output-dir", &missing))) {
       out_opt = v;
     } else if (!missing && (v = re_cli_opt(argc, argv, &i, "--template", &missing))) {
       tmpl_path = v;
@@ -259,7 +324,7 @@ int re_cmd_submit(int argc, char **argv) {
   char cwd[4096], exe[4096];
   char *array_spec = NULL, *saved_task = NULL, **outs = NULL;
   char *job_abs = NULL, *base = NULL, *slurm_dir = NULL, *log = NULL, *script_path = NULL, *tmpl = NULL;
-  char *script = NULL, *job_name = NULL;
+  char *script = NULL, *job_name = NULL, *merge_script = NULL, *merge_path = NULL;
   int64_t *idx = NULL, nidx = 0, nloads = 1;
   int had_task = 0;
   re_atomic atom;
@@ -282,6 +347,10 @@ int re_cmd_submit(int argc, char **argv) {
     RE_CHECK(re_strdup(cli.array, &array_spec));
   else
     array_spec = peek_array(job_path);
+  if (parts && array_spec) {
+    st = re_err(RE_EINVAL, "%s: --parts makes its own array: drop --array (or the job's slurm: array)", job_path);
+    goto done;
+  }
   if (array_spec && slurm_array_indices(array_spec, SUBMIT_MAX_ARRAY, &idx, &nidx) != RE_OK) {
     re_err_clear();
     free(idx);
@@ -334,6 +403,11 @@ int re_cmd_submit(int argc, char **argv) {
     }
   for (int k = 0; k < cli.nextra; k++)
     RE_CHECK(slurm_opts_set(&o, "extra", cli.extra[k]));
+  if (parts) {
+    char spec[32];
+    snprintf(spec, sizeof spec, "0-%ld", parts - 1);
+    RE_CHECK(slurm_opts_set(&o, "array", spec));
+  }
 
   int64_t limit;
   if (o.time && slurm_check_time(o.time, &limit) == RE_OK && limit >= 0 && limit <= SUBMIT_WARN_SECONDS)
@@ -384,7 +458,7 @@ int re_cmd_submit(int argc, char **argv) {
       if (*c == '%')
         log[w++] = '%';
     }
-    snprintf(log + w, cap - w, "%s", nidx > 0 ? "/slurm-%A_%a.out" : "/slurm-%j.out");
+    snprintf(log + w, cap - w, "%s", nidx > 0 || parts ? "/slurm-%A_%a.out" : "/slurm-%j.out");
   }
   {
     char stamp[32];
@@ -419,10 +493,24 @@ int re_cmd_submit(int argc, char **argv) {
       .workdir = cwd,
       .max_requeues = SUBMIT_MAX_REQUEUES,
   };
+  char part_args[64];
+  if (parts) {
+    snprintf(part_args, sizeof part_args, "--part \"${SLURM_ARRAY_TASK_ID}/%ld\"", parts);
+    vars.run_args = part_args;
+  }
   RE_CHECK(slurm_script_render(tmpl ? tmpl : slurm_builtin_template, tmpl_path ? tmpl_path : "slurm/repeval.sbatch.in",
                                &o, &vars, &script));
+  if (parts) {
+    /* the merge job: one task, after every part succeeded */
+    RE_CHECK(render_merge(&o, &vars, log, script_path, tmpl, tmpl_path, dry ? "<array job id>" : NULL, &merge_script,
+                          &merge_path));
+  }
   if (dry) {
     fputs(script, stdout);
+    if (merge_script) {
+      printf("\n# ---- then, with --dependency=afterok on the array job: %s\n", merge_path);
+      fputs(merge_script, stdout);
+    }
     goto done;
   }
   RE_CHECK(re_mkdir_p(slurm_dir));
@@ -432,6 +520,30 @@ int re_cmd_submit(int argc, char **argv) {
   char jobid[64];
   RE_CHECK(run_sbatch(script_path, jobid, sizeof jobid));
   printf("%s\n", jobid);
+  if (parts) {
+    free(merge_script);
+    free(merge_path);
+    merge_script = merge_path = NULL;
+    RE_CHECK(render_merge(&o, &vars, log, script_path, tmpl, tmpl_path, jobid, &merge_script, &merge_path));
+    re_atomic ma;
+    memset(&ma, 0, sizeof ma);
+    st = re_atomic_open(merge_path, &ma);
+    if (st == RE_OK)
+      st = re_atomic_write(&ma, merge_script, (int64_t)strlen(merge_script));
+    if (st == RE_OK)
+      st = re_atomic_commit(&ma);
+    re_atomic_abort(&ma);
+    if (st != RE_OK)
+      goto done;
+    char mid[64];
+    RE_CHECK(run_sbatch(merge_path, mid, sizeof mid));
+    printf("%s\n", mid);
+    fprintf(stderr,
+            "repeval submit: %ld parts as array job %s, then merge job %s (after every part succeeded)\n"
+            "  scripts %s\n          %s\n  logs    %s/slurm-%s_<part>.out, %s/slurm-%s.out\n",
+            parts, jobid, mid, script_path, merge_path, slurm_dir, jobid, slurm_dir, mid);
+    goto done;
+  }
   if (nidx > 0)
     fprintf(stderr, "repeval submit: array job %s submitted\n  script %s\n  logs   %s/slurm-%s_<task>.out\n", jobid,
             script_path, slurm_dir, jobid);
@@ -460,6 +572,8 @@ done:
   free(script_path);
   free(tmpl);
   free(script);
+  free(merge_script);
+  free(merge_path);
   free(job_name);
   job_free(&j);
   slurm_opts_clear(&cli);

@@ -13,6 +13,7 @@ static void usage(FILE *f) {
           "  merge       combine the parts of an array job (run --part I/N) into results\n"
           "  finalize    recompute metrics from a results folder's saved statistics\n"
           "  report      write report.html for a results folder\n"
+          "  status      what a run or Slurm job writing a results folder has done\n"
           "  submit      validate a job and submit it to Slurm (sbatch + srun), or --dry-run\n"
           "  cka         CKA between two embedding matrices (.npy / .npz:array), optionally under MPI\n"
           "  cka-matrix  CKA between every pair of many embeddings (minibatch or exact)\n"
@@ -49,6 +50,8 @@ int main(int argc, char **argv) {
     return re_cmd_merge(argc - 1, argv + 1);
   if (!strcmp(cmd, "finalize"))
     return re_cmd_finalize(argc - 1, argv + 1);
+  if (!strcmp(cmd, "status"))
+    return re_cmd_status(argc - 1, argv + 1);
   if (!strcmp(cmd, "report"))
     return re_cmd_report(argc - 1, argv + 1);
   if (!strcmp(cmd, "submit"))

@@ -52,6 +52,7 @@ typedef struct runner {
   uint64_t fingerprint;    /* job file, model files, input sizes and mtimes */
   double checkpoint_every; /* seconds between periodic snapshots; 0: only on signals */
   int resumed;             /* some state was loaded */
+  int resumes;             /* passes resumed in this run */
   int64_t pass_samples;    /* samples accumulated by the current pass (all ranks after reduce) */
   int64_t total_samples;   /* over all passes, for the manifest */
   int mode;                /* RUN_MODE_* */
@@ -181,6 +182,10 @@ re_status run_state_load_reduced(runner *r, pass *p, int *found);
 re_status run_state_load_stats(runner *r, pass *p, const char *path);
 /* Rank 0: write the reduced accumulators of pass p to `path` (atomically). */
 re_status run_state_write_reduced_to(runner *r, pass *p, const char *path);
+/* Rank 0: write OUT.state/progress.json (what `repeval status` shows): the pass, its
+ * batches done of total, the event ("snapshot", "interrupted", "resumed"), the
+ * number of resumes so far. Best effort. */
+void run_state_note_progress(runner *r, const pass *p, int64_t done, int64_t total, const char *event);
 /* Rank 0: remove the state folder after a complete run. */
 void run_state_clear(runner *r);
 /* Rank 0: remove <out>.partial-<pid> folders of runs that were killed. */

@@ -161,6 +161,15 @@ re_status run_pass_stream(runner *r, pass *p) {
     if (all & 3) {
       st = re_mpi_agree(MPI_COMM_WORLD, run_state_save_rank(r, p, &p->tree, step + 1, samples));
       last_save = progress_now();
+      if (st == RE_OK && r->rank == 0) {
+        int64_t done = 0;
+        for (int rr = 0; rr < r->size; rr++) {
+          int64_t a, c;
+          rank_batches(nb, rr, r->size, &a, &c);
+          done += c - a < step + 1 ? c - a : step + 1;
+        }
+        run_state_note_progress(r, p, done, nb, (all & 1) ? "interrupted" : "snapshot");
+      }
       if (st == RE_OK && (all & 1))
         st = re_err(RE_EINTERRUPTED, "interrupted by a signal after batch step %lld of %lld; state saved in %s",
                     (long long)(step + 1), (long long)steps, r->state_dir);

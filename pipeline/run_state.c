@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mpi_reduce.h"
@@ -258,8 +259,11 @@ re_status run_state_load_rank(runner *r, pass *p, run_tree *t, int64_t *next_ste
   }
   st = re_mpi_agree(MPI_COMM_WORLD, st);
   if (st == RE_OK && all) {
-    if (r->rank == 0)
+    if (r->rank == 0) {
       re_log(RE_LOG_WARN, "resuming dataset %s from a saved state", r->j->datasets[p->d].name);
+      r->resumes++;
+      run_state_note_progress(r, p, -1, -1, "resumed");
+    }
     r->resumed = 1;
   }
   return st;
@@ -330,6 +334,51 @@ re_status run_state_read_tree_from(runner *r, pass *p, const char *path, run_tre
   RE_TRY(read_file(r, p, path, 3, 1, 1, &ok, &h, t));
   *samples = h.samples;
   return RE_OK;
+}
+
+void run_state_note_progress(runner *r, const pass *p, int64_t done, int64_t total, const char *event) {
+  char path[4400];
+  snprintf(path, sizeof path, "%s/progress.json", r->state_dir);
+  /* keep the resume count and the last known totals across runs */
+  FILE *f = fopen(path, "r");
+  long long old_done = -1, old_total = -1;
+  int resumes = 0;
+  if (f) {
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    const char *q = strstr(buf, "\"resumes\": ");
+    if (q)
+      resumes = atoi(q + 11);
+    if ((q = strstr(buf, "\"batches_done\": ")))
+      old_done = atoll(q + 16);
+    if ((q = strstr(buf, "\"batches_total\": ")))
+      old_total = atoll(q + 17);
+  }
+  if (!strcmp(event, "resumed"))
+    resumes++;
+  if (done < 0)
+    done = old_done, total = old_total;
+  if (re_mkdir_p(r->state_dir) != RE_OK)
+    return;
+  re_atomic at;
+  if (re_atomic_open(path, &at) != RE_OK)
+    return;
+  char text[2048];
+  time_t now = time(NULL);
+  struct tm tm;
+  gmtime_r(&now, &tm);
+  char stamp[32];
+  strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  int len = snprintf(text, sizeof text,
+                     "{\"dataset\": \"%s\", \"batches_done\": %lld, \"batches_total\": %lld, \"event\": \"%s\", "
+                     "\"resumes\": %d, \"ranks\": %d, \"time\": \"%s\"}\n",
+                     r->j->datasets[p->d].name, (long long)done, (long long)total, event, resumes, r->size, stamp);
+  if (re_atomic_write(&at, text, len) == RE_OK)
+    (void)re_atomic_commit(&at);
+  else
+    re_atomic_abort(&at);
 }
 
 void run_state_clear(runner *r) {

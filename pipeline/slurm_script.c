@@ -431,6 +431,8 @@ static re_status make_vars(const slurm_opts *o, const slurm_script_vars *v, var 
   QUOTED("REPEVAL", v->repeval);
   QUOTED("JOB_FILE", v->job_file);
   QUOTED("WORKDIR", v->workdir);
+  RAW("COMMAND", v->command ? v->command : "run");
+  RAW("RUN_ARGS", v->run_args ? v->run_args : "");
   if (!v->output_dir) {
     RAW("OUTPUT_DIR", "''");
   } else {
@@ -477,7 +479,7 @@ static size_t placeholder_len(const char *s) {
 
 re_status slurm_script_render(const char *tmpl, const char *tmpl_name, const slurm_opts *o,
                               const slurm_script_vars *v, char **out) {
-  var vars[16];
+  var vars[24];
   int nvars = 0;
   sbuf b = {0};
   *out = NULL;
@@ -507,7 +509,7 @@ re_status slurm_script_render(const char *tmpl, const char *tmpl_name, const slu
       if (!val) {
         st = re_err(RE_EFORMAT,
                     "%s:%d: unknown placeholder @%.*s@ (known: SCRIPT JOB_NAME NODES NTASKS_PER_NODE CPUS_PER_TASK "
-                    "LOG SBATCH_OPTIONS SRUN_OPTIONS REPEVAL JOB_FILE OUTPUT_DIR WORKDIR MAX_REQUEUES)",
+                    "LOG SBATCH_OPTIONS SRUN_OPTIONS REPEVAL JOB_FILE OUTPUT_DIR WORKDIR MAX_REQUEUES COMMAND RUN_ARGS)",
                     tmpl_name, line, (int)pl, p + c + 1);
         break;
       }

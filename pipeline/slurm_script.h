@@ -59,6 +59,8 @@ typedef struct slurm_script_vars {
   const char *script;     /* where the rendered script is written */
   const char *workdir;    /* folder the script changes to */
   int max_requeues;
+  const char *command;    /* repeval command the step runs: "run" (default) or "merge" */
+  const char *run_args;   /* further arguments, shell text (e.g. --part "$SLURM_ARRAY_TASK_ID/4") */
 } slurm_script_vars;
 
 /* The built-in template (slurm/repeval.sbatch.in, embedded at build time). */

@@ -131,12 +131,17 @@ def main():
         s.check(sent and p.returncode == 75, f"SIGUSR1 mid-run exits 75 (rc {p.returncode})")
         s.check("resume" in err and os.path.isdir(out2 + ".state"), "the message says how to resume; state saved")
         s.check(not os.path.exists(out2), "no output folder from the interrupted run")
+        rc, o, _ = repeval("status", out2)
+        s.check(rc == 1 and re.search(r"of \d+ batches", o) and "interrupted" in o,
+                f"repeval status shows the interrupted run: {o}")
         rc, _, err = run_k(k, "run", job2)
         s.check(rc == 0 and "resuming dataset fmnist" in err, f"rerun resumes: {err[-300:]}")
         if rc == 0:
             same(s, ref2, metrics(os.path.join(out2, "metrics.csv")), "resumed run = uninterrupted run (bitwise)")
             man = json.load(open(os.path.join(out2, "manifest.json")))
             s.check(man["resumed"] is True, "manifest records the resume")
+            rc, o, _ = repeval("status", out2)
+            s.check(rc == 0 and "complete" in o and "(resumed)" in o, f"repeval status after the resume: {o}")
 
         # --- array parts and merge -------------------------------------------------------
         for part in ("0/2", "1/2"):

@@ -340,9 +340,20 @@ static int run_main(int argc, char **argv, int mode) {
     st = run_pass_setup(&r, &p);
     st = re_mpi_agree(MPI_COMM_WORLD, st);
     if (st == RE_OK && check_only) {
-      if (r.rank == 0)
-        printf("dataset %s: %lld samples, %d taps, %d analyses, batches of %lld\n", r.j->datasets[d].name,
-               (long long)p.n, r.ntaps, p.nan, (long long)p.fb);
+      if (r.rank == 0) {
+        int nprobe = 0;
+        for (int a = 0; a < r.j->nanalyses; a++) {
+          const job_analysis *an = &r.j->analyses[a];
+          nprobe += an->type == AN_PROBE && (!strcmp(an->dataset, r.j->datasets[d].name) ||
+                                            !strcmp(an->test_dataset, r.j->datasets[d].name) ||
+                                            (an->val_dataset && !strcmp(an->val_dataset, r.j->datasets[d].name)));
+        }
+        printf("dataset %s: %lld samples in %lld batches of %lld, %d taps, %d analyses%s", r.j->datasets[d].name,
+               (long long)p.n, (long long)((p.n + p.fb - 1) / p.fb), (long long)p.fb, r.ntaps, p.nan,
+               nprobe ? "" : "\n");
+        if (nprobe)
+          printf(" + %d probe%s\n", nprobe, nprobe == 1 ? "" : "s");
+      }
       run_pass_free(&r, &p);
       continue;
     }
@@ -436,6 +447,9 @@ static int run_main(int argc, char **argv, int mode) {
     MPI_Reduce(c, call, 3, MPI_LONG_LONG, MPI_SUM, 0, MPI_COMM_WORLD);
     r.cache_hits = call[0], r.cache_writes = call[1], r.cache_bad = call[2];
   }
+  if (check_only && st == RE_OK && r.rank == 0)
+    printf("%s: the job is valid (%d model%s, %d analys%s)\n", job_path, r.j->nmodels, r.j->nmodels == 1 ? "" : "s",
+           r.j->nanalyses, r.j->nanalyses == 1 ? "is" : "es");
   if (!check_only && r.rank == 0 && mode == RUN_MODE_PART) {
     if (r.metrics)
       fclose(r.metrics);

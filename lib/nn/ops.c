@@ -44,31 +44,41 @@ int64_t re_op_conv2d_workspace(const re_conv_geom *g, int64_t B) {
 
 /* cols (K x L, L = nb*Ho*Wo) for channels [c0, c0 + cg) of images [b0, b0 + nb). */
 static void im2col(const re_conv_geom *g, const float *x, int64_t b0, int64_t nb, int64_t c0, int64_t cg, float *cols) {
-  int64_t hw = g->Ho * g->Wo, L = nb * hw;
+  int64_t hw = g->Ho * g->Wo, L = nb * hw, Wo = g->Wo, sw = g->sw;
   for (int64_t c = 0; c < cg; c++)
     for (int64_t i = 0; i < g->kh; i++)
       for (int64_t j = 0; j < g->kw; j++) {
         float *row = cols + ((c * g->kh + i) * g->kw + j) * L;
+        /* output column ox reads input column ox * sw + ix0, inside [0, W) exactly for
+         * ox in [lo, hi): zero the padding on both sides, copy the rest without a
+         * test per pixel (the same for every image and output row) */
+        int64_t ix0 = -g->pw + j * g->dw;
+        int64_t lo = ix0 >= 0 ? 0 : (-ix0 + sw - 1) / sw;
+        int64_t hi = ix0 > g->W - 1 ? 0 : (g->W - 1 - ix0) / sw + 1;
+        hi = hi < Wo ? hi : Wo;
+        lo = lo < hi ? lo : hi;
         for (int64_t b = 0; b < nb; b++) {
           const float *img = x + ((b0 + b) * g->C + c0 + c) * g->H * g->W;
           float *out = row + b * hw;
           for (int64_t oy = 0; oy < g->Ho; oy++) {
             int64_t iy = oy * g->sh - g->ph + i * g->dh;
-            float *o = out + oy * g->Wo;
+            float *o = out + oy * Wo;
             if (iy < 0 || iy >= g->H) {
-              memset(o, 0, sizeof(float) * (size_t)g->Wo);
+              for (int64_t ox = 0; ox < Wo; ox++)
+                o[ox] = 0.0f;
               continue;
             }
             const float *src = img + iy * g->W;
-            int64_t ix0 = -g->pw + j * g->dw;
-            if (g->sw == 1 && ix0 >= 0 && ix0 + g->Wo <= g->W) {
-              memcpy(o, src + ix0, sizeof(float) * (size_t)g->Wo);
-              continue;
-            }
-            for (int64_t ox = 0; ox < g->Wo; ox++) {
-              int64_t ix = ox * g->sw + ix0;
-              o[ox] = (ix >= 0 && ix < g->W) ? src[ix] : 0.0f;
-            }
+            for (int64_t ox = 0; ox < lo; ox++)
+              o[ox] = 0.0f;
+            if (sw == 1)
+              for (int64_t ox = lo; ox < hi; ox++)
+                o[ox] = src[ox + ix0];
+            else
+              for (int64_t ox = lo; ox < hi; ox++)
+                o[ox] = src[ox * sw + ix0];
+            for (int64_t ox = hi; ox < Wo; ox++)
+              o[ox] = 0.0f;
           }
         }
       }

@@ -18,10 +18,19 @@
 static void help(void) {
   printf("usage: repeval report RESULTS_DIR [--out FILE]\n"
          "\n"
-         "Write RESULTS_DIR/report.html: CKA heatmaps (runs against each other, the full\n"
-         "matrix), CKA with the final checkpoint and effective rank over training, a CCA\n"
-         "summary and the run's manifest. The page is self-contained (images embedded).\n"
-         "Needs Python 3 with NumPy and matplotlib (scripts/install-deps report).\n"
+         "Write RESULTS_DIR/report.html for the results of `repeval run`: layer x layer CKA\n"
+         "between runs, checkpoint x checkpoint CKA per layer and the full tap matrix, CKA\n"
+         "with the last step, probe accuracy and effective rank over training, RBF against\n"
+         "linear CKA, a CCA table, the manifest (inputs, versions, timings) and every\n"
+         "warning. Shows what the folder holds. Self-contained: images embedded, no\n"
+         "network access when viewed. Labels like seed1/epoch_03 are read as run/step.\n"
+         "\n"
+         "Options:\n"
+         "  --out FILE    write the page to FILE instead\n"
+         "\n"
+         "Needs Python 3 with NumPy and matplotlib (scripts/install-deps demo).\n"
+         "Exit codes: 0 written, 1 not a results folder or a part failed to draw (the page\n"
+         "is still written and says which), 2 usage.\n"
          "Environment: REPEVAL_PYTHON (default /usr/bin/python3), REPEVAL_REPORT_SCRIPT.\n");
 }
 
@@ -52,6 +61,11 @@ int re_cmd_report(int argc, char **argv) {
   }
   if (!dir)
     return re_cli_usage_error("report", "give a results folder");
+  struct stat sb;
+  if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+    fprintf(stderr, "repeval: error: %s: not a folder (give the output folder of repeval run)\n", dir);
+    return RE_EXIT_ERROR;
+  }
   const char *script = getenv("REPEVAL_REPORT_SCRIPT");
   if (!is_file(script))
     script = is_file(REPEVAL_REPORT_INSTALLED) ? REPEVAL_REPORT_INSTALLED : REPEVAL_REPORT_BUILDTREE;
@@ -80,7 +94,13 @@ int re_cmd_report(int argc, char **argv) {
     _exit(127);
   }
   int status = 0;
-  if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+  if (waitpid(pid, &status, 0) < 0) {
+    fprintf(stderr, "repeval: error: lost the report process\n");
     return RE_EXIT_ERROR;
-  return RE_EXIT_OK;
+  }
+  if (WIFSIGNALED(status)) {
+    fprintf(stderr, "repeval: error: the report script was stopped by signal %d\n", WTERMSIG(status));
+    return RE_EXIT_ERROR;
+  }
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? RE_EXIT_OK : RE_EXIT_ERROR;
 }

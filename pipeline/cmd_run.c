@@ -181,6 +181,27 @@ static int report_failure(const runner *r, re_status st) {
   return RE_EXIT_ERROR;
 }
 
+/* The job file as it was run goes into the results (job.yaml), beside the manifest. */
+static re_status copy_job_file(runner *r) {
+  char dst[4300];
+  snprintf(dst, sizeof dst, "%s/job.yaml", r->partial);
+  FILE *in = fopen(r->j->path, "rb");
+  if (!in)
+    return re_err(RE_EIO, "%s: cannot read the job file again", r->j->path);
+  re_atomic at;
+  re_status st = re_atomic_open(dst, &at);
+  char buf[65536];
+  size_t n;
+  while (st == RE_OK && (n = fread(buf, 1, sizeof buf, in)) > 0)
+    st = re_atomic_write(&at, buf, (int64_t)n);
+  fclose(in);
+  if (st == RE_OK)
+    st = re_atomic_commit(&at);
+  else
+    re_atomic_abort(&at);
+  return st;
+}
+
 static int run_main(int argc, char **argv, int mode) {
   const char *cmd = mode == RUN_MODE_MERGE ? "merge" : mode == RUN_MODE_FINALIZE ? "finalize" : "run";
   int part = 0, nparts = 0;
@@ -475,6 +496,8 @@ static int run_main(int argc, char **argv, int mode) {
       else
         re_atomic_abort(&at);
     }
+    if (st == RE_OK)
+      st = copy_job_file(&r);
     if (st == RE_OK)
       st = run_write_manifest(&r, progress_now() - t0);
     if (st == RE_OK && r.j->bundle) {

@@ -20,7 +20,9 @@ decrease below 2.2e-9 (L-BFGS-B's default factr 1e7).
 
 scikit-learn is timed twice: cold (a new estimator per λ, the usual loop) and warm
 (warm_start=True, the same order and warm starts as repeval). The repeval time is
-the wall time of the whole `repeval probe` process, reading the .npy files included.
+the wall time of the whole `repeval probe` process, reading the .npy files included;
+CPU times (the process's, resp. the sweep's) are reported as well, the measure to
+compare on a shared machine. bench/run calls run() from here.
 
 Threads: OPENBLAS_NUM_THREADS (default: all cores) is used for both, and also caps
 scikit-learn's OpenMP threads through threadpoolctl.
@@ -30,6 +32,7 @@ Usage: bench_probe.py [--quick] [--repeval PATH] [--tol 1e-6]
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -112,20 +115,21 @@ def sklearn_sweep(z_tr, y_tr, z_va, y_va, z_te, y_te, lambdas, tol, warm):
     return lam, acc, curve
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--repeval", default=os.environ.get("REPEVAL_BIN", "repeval"))
-    ap.add_argument("--tol", type=float, default=1e-6)
-    args = ap.parse_args()
-    n, nt, d, k = (5000, 1000, 128, 10) if args.quick else (50000, 10000, 512, 10)
-    threads = int(os.environ.get("OPENBLAS_NUM_THREADS", os.cpu_count() or 1))
+def children_cpu():
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def run(quick, repeval, tol=1e-6, threads=None, log=print):
+    """The whole benchmark; returns a dict of sizes, times (wall and CPU), selected λ and accuracies."""
+    n, nt, d, k = (5000, 1000, 128, 10) if quick else (50000, 10000, 512, 10)
+    threads = threads or int(os.environ.get("OPENBLAS_NUM_THREADS", os.cpu_count() or 1))
     rng = np.random.default_rng(20240601)
     centres = rng.normal(size=(k, d)) * (3.0 / np.sqrt(2 * d))  # centre distances about 3 noise sd
     x, y = mixture(n, d, k, rng, centres)
     xt, yt = mixture(nt, d, k, rng, centres)
     lambdas = [10.0 ** e for e in range(4, -7, -1)]
-    print(f"data: {n} train x {d} features, {k} classes, {nt} test; threads {threads}; tol {args.tol}")
+    log(f"data: {n} train x {d} features, {k} classes, {nt} test; threads {threads}; tol {tol}")
 
     with tempfile.TemporaryDirectory(prefix="repeval-bench-") as tmp:
         paths = {}
@@ -133,13 +137,13 @@ def main():
             paths[name] = os.path.join(tmp, name + ".npy")
             np.save(paths[name], arr)
         env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads))
-        t0 = time.perf_counter()
-        p = subprocess.run([args.repeval, "probe", "--train", paths["x"], "--train-labels", paths["y"],
-                            "--test", paths["xt"], "--test-labels", paths["yt"], "--tol", str(args.tol),
+        t0, c0 = time.perf_counter(), children_cpu()
+        p = subprocess.run([repeval, "probe", "--train", paths["x"], "--train-labels", paths["y"],
+                            "--test", paths["xt"], "--test-labels", paths["yt"], "--tol", str(tol),
                             "--json"], capture_output=True, text=True, env=env)
-        t_re = time.perf_counter() - t0
+        t_re, c_re = time.perf_counter() - t0, children_cpu() - c0
         if p.returncode != 0:
-            sys.exit(f"repeval probe failed ({p.returncode}): {p.stderr}")
+            raise RuntimeError(f"repeval probe failed ({p.returncode}): {p.stderr}")
         r = json.loads(p.stdout)
 
     perm = splitmix64_perm(n, 0)
@@ -154,9 +158,30 @@ def main():
     results = {}
     with threadpool_limits(limits=threads):
         for warm in (False, True):
-            t0 = time.perf_counter()
-            lam, acc, curve = sklearn_sweep(z_tr, y_tr, z_va, y_va, zt, yt, lambdas, args.tol, warm)
-            results[warm] = (time.perf_counter() - t0, lam, acc, curve)
+            t0, c0 = time.perf_counter(), time.process_time()
+            lam, acc, curve = sklearn_sweep(z_tr, y_tr, z_va, y_va, zt, yt, lambdas, tol, warm)
+            results[warm] = (time.perf_counter() - t0, lam, acc, curve, time.process_time() - c0)
+
+    ok = True
+    for warm in (False, True):
+        _, lam, acc, _, _ = results[warm]
+        if lam != r["lambda"] or abs(acc - r["test"]["top1"]) > 1.0 / nt + 1e-12:
+            ok = False
+    return {"n": n, "n_test": nt, "d": d, "classes": k, "threads": threads, "repeval": r, "repeval_s": t_re,
+            "repeval_cpu_s": c_re, "sklearn": results, "agree": ok}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--repeval", default=os.environ.get("REPEVAL_BIN", "repeval"))
+    ap.add_argument("--tol", type=float, default=1e-6)
+    args = ap.parse_args()
+    try:
+        res = run(args.quick, args.repeval, args.tol)
+    except RuntimeError as e:
+        sys.exit(str(e))
+    r, results, t_re, nt = res["repeval"], res["sklearn"], res["repeval_s"], res["n_test"]
 
     print(f"\n{'lambda':>8} {'repeval val':>12} {'iters':>6} {'evals':>6}   {'sklearn val':>12} {'iters':>6}")
     for pt, sk in zip(r["curve"], results[False][3]):
@@ -164,14 +189,13 @@ def main():
               f"   {sk[1]:12d} {sk[3]:6d}")
     print(f"\nrepeval        : {t_re:8.2f} s   lambda {r['lambda']:.0e}   test top-1 {r['test']['top1']:.4f}")
     for warm in (False, True):
-        t, lam, acc, _ = results[warm]
+        t, lam, acc, _, _ = results[warm]
         name = "sklearn warm" if warm else "sklearn cold"
         print(f"{name:15s}: {t:8.2f} s   lambda {lam:.0e}   test top-1 {acc:.4f}   repeval is {t / t_re:.2f}x faster")
-    ok = True
+    ok = res["agree"]
     for warm in (False, True):
-        _, lam, acc, _ = results[warm]
+        _, lam, acc, _, _ = results[warm]
         if lam != r["lambda"] or abs(acc - r["test"]["top1"]) > 1.0 / nt + 1e-12:
-            ok = False
             print(f"MISMATCH ({'warm' if warm else 'cold'}): sklearn lambda {lam}, top-1 {acc}; "
                   f"repeval lambda {r['lambda']}, top-1 {r['test']['top1']}")
     print("accuracies agree" if ok else "accuracies differ")

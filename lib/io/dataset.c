@@ -123,6 +123,20 @@ void re_ds_u8_to_unit(const uint8_t *src, int64_t n, float *dst) {
     dst[k] = (float)src[k] / 255.0f;
 }
 
+re_status re_ds_check_finite(const float *x, int64_t rows, int64_t dim, int64_t first, const char *where) {
+  for (int64_t k = 0; k < rows * dim; k++) {
+    if (isfinite(x[k]))
+      continue;
+    const char *what = isnan(x[k]) ? "NaN" : "infinite";
+    if (first >= 0)
+      return re_err(RE_EDATA, "%s: sample %lld, value %lld of %lld is %s (inputs must be finite)", where,
+                    (long long)(first + k / dim), (long long)(k % dim), (long long)dim, what);
+    return re_err(RE_EDATA, "%s: value %lld of %lld is %s (inputs must be finite)", where, (long long)k,
+                  (long long)dim, what);
+  }
+  return RE_OK;
+}
+
 re_status re_ds_map_file(const char *path, re_ds_map *m) {
   memset(m, 0, sizeof *m);
   int fd = open(path, O_RDONLY | O_CLOEXEC);

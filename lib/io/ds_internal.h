@@ -32,6 +32,11 @@ re_status re_ds_map_file(const char *path, re_ds_map *m);
 /* Unmap (a zeroed map is fine) and zero *m. */
 void re_ds_unmap(re_ds_map *m);
 
+/* Refuse NaN/Inf inputs of rows x dim (float dtypes can store them; a network
+ * would turn them into NaN activations far from their cause). `first` >= 0 names
+ * the sample index of row 0 in `where`'s numbering; < 0: one unnamed sample. */
+re_status re_ds_check_finite(const float *x, int64_t rows, int64_t dim, int64_t first, const char *where);
+
 /* Refuse a label beyond what an int32 holds (labels are int32 on read). */
 #define RE_DS_MAX_LABEL INT32_MAX
 

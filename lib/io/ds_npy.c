@@ -26,10 +26,14 @@ static void npy_close(void *impl) {
 static re_status npy_read(void *impl, int64_t i, int64_t j, float *x, int32_t *labels) {
   npy_ds *d = (npy_ds *)impl;
   RE_TRY(re_npy_read_rows_f32(d->x, i, j - i, x));
-  if (d->x->h.dtype == RE_DTYPE_U8) {
+  re_dtype dt = d->x->h.dtype;
+  if (dt == RE_DTYPE_U8) {
     int64_t n = (j - i) * re_npy_cols(d->x);
     for (int64_t k = 0; k < n; k++)
       x[k] /= 255.0f; /* x[k] holds the byte exactly, so this is ToTensor's p / 255 */
+  } else if (dt == RE_DTYPE_F16 || dt == RE_DTYPE_F32 || dt == RE_DTYPE_F64) {
+    /* float64 values beyond the float32 range become infinite here too */
+    RE_TRY(re_ds_check_finite(x, j - i, re_npy_cols(d->x), i, d->x->name));
   }
   if (labels)
     for (int64_t k = i; k < j; k++)

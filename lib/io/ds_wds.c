@@ -416,6 +416,11 @@ static re_status decode_input(wds_ds *d, float *x) {
   if (a.h.dtype == RE_DTYPE_U8)
     for (int64_t k = 0; k < d->sample_dim; k++)
       x[k] /= 255.0f; /* uint8 are pixels, as for .npy datasets */
+  if (a.h.dtype == RE_DTYPE_F16 || a.h.dtype == RE_DTYPE_F32 || a.h.dtype == RE_DTYPE_F64) {
+    char where[1200];
+    snprintf(where, sizeof where, "%s: member '%s'", shard, member);
+    RE_TRY(re_ds_check_finite(x, 1, d->sample_dim, -1, where));
+  }
   return RE_OK;
 }
 

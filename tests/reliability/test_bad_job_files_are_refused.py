@@ -1,0 +1,212 @@
+"""Bad-input catalogue, job files and model files through `repeval run`:
+missing files, unset environment variables, impossible analyses (unbiased
+HSIC with batches of 3, a probe on unlabelled data, spatial taps in minibatch
+CKA, RBF with the exact estimator), YAML alias bombs, deep nesting, duplicate
+keys, syntax errors, oversized files, pattern bombs, names that would become
+paths, an output folder that is a file, and model descriptions with unknown
+types, impossible sizes or that do not match the checkpoint. Every refusal
+names file:line:col (or the file and key); the previous result in `out/` stays
+byte-identical and nothing else appears (see badinput.py)."""
+import os
+
+from badinput import CANARY, DEMO, Case, idx, job_yaml, mlp_checkpoint, run_cases
+
+N = 8
+RUN = ["run", "job.yaml", "--quiet"]
+IDX = "  d: {format: idx, images: img.idx, labels: lab.idx}"
+MODEL_FILE = """input: [1, 4, 4]
+modules:
+  - {name: flatten, type: flatten}
+  - {name: fc1, type: linear}
+  - {name: relu, type: relu}
+  - {name: fc2, type: linear}
+"""
+MODEL = "  - {name: m, arch: model.yaml, checkpoints: ck.safetensors, layers: [fc1, fc2]}"
+
+
+def base(job=None, model_file=MODEL_FILE, **extra):
+    files = {"img.idx": idx((N, 4, 4)), "lab.idx": idx((N,), bytes(k % 3 for k in range(N))),
+             "ck.safetensors": mlp_checkpoint(16), "model.yaml": model_file,
+             "job.yaml": job if job is not None else job_yaml(IDX, model=MODEL)}
+    files.update(extra)
+    return files
+
+
+def job(data=IDX, model=MODEL, analyses="  cka: {batch: 4}", extra=""):
+    return base(job_yaml(data, model=model, analyses=analyses, extra=extra))
+
+
+def cnn_job(layers, analyses):
+    """The demo CNN (conv layers) on 28 x 28 images."""
+    ck = os.path.join(DEMO, "checkpoints", "seed0", "epoch_00.safetensors")
+    model = f"  - {{name: cnn, arch: {os.path.join(DEMO, 'cnn.yaml')}, checkpoints: {ck}, layers: {layers}}}"
+    return {"img.idx": idx((N, 28, 28)), "lab.idx": idx((N,), bytes(N)),
+            "job.yaml": job_yaml(IDX, model=model, analyses=analyses)}
+
+
+def model(text, d_in=16):
+    return base(model_file=text, **{"ck.safetensors": mlp_checkpoint(d_in)})
+
+
+ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + k)}: &{chr(98 + k)} [{', '.join(['*' + chr(97 + k)] * 10)}]\n" for k in range(8))
+NEST = "[" * 200 + "]" * 200
+
+TABLE = [
+    # files and the environment
+    ("job_missing_images_file", job(data="  d: {format: idx, images: nope.idx, labels: lab.idx}"), RUN, 1,
+     "job.yaml:3:28: file not found: nope.idx"),
+    ("job_checkpoint_pattern_matches_nothing", job(model=MODEL.replace("ck.safetensors", '"ck_{0..3}.*"')), RUN, 1,
+     "job.yaml:5:46: no file matches ck_0.* (from pattern 'ck_{0..3}.*')"),
+    ("job_unset_environment_variable", job(data='  d: {format: idx, images: "${REPEVAL_NO_SUCH_VAR}/img.idx", '
+                                                'labels: lab.idx}'), RUN, 1,
+     "job.yaml:3:28: environment variable REPEVAL_NO_SUCH_VAR is not set"),
+    ("job_unterminated_variable", job(data='  d: {format: idx, images: "${HOME/img.idx", labels: lab.idx}'), RUN, 1,
+     "job.yaml:3:28: unterminated ${...} in '${HOME/img.idx'"),
+    ("job_empty_file", base(job=""), RUN, 1, "job.yaml: the file is empty"),
+    ("job_binary_garbage", base(job=bytes(range(256)) * 4), RUN, 1,
+     "job.yaml:1:1: YAML syntax error: control characters are not allowed"),
+    ("job_too_large", base(job="# " + "x" * (17 << 20) + "\n"), RUN, 1,
+     "job.yaml: larger than the 16777216-byte limit for configuration files"),
+    # YAML structure
+    ("job_yaml_syntax_error", base(job="name: x\ndata: {d: [1, 2\nmodels: []\n"), RUN, 1,
+     "job.yaml:3:7: YAML syntax error: did not find expected ',' or ']' while parsing a flow sequence"),
+    ("job_tab_indentation", base(job="name: x\ndata:\n\td: 1\n"), RUN, 1,
+     "job.yaml:3:1: YAML syntax error: found character that cannot start any token"),
+    ("job_duplicate_key", base(job=job_yaml(IDX, model=MODEL) + "name: again\n"), RUN, 1,
+     "job.yaml:9:1: duplicate key 'name' (first at line 1)"),
+    ("job_alias_bomb", base(job=ALIAS_BOMB + job_yaml(IDX, model=MODEL)), RUN, 1,
+     "job.yaml: more than 1000000 nodes after expanding aliases"),
+    ("job_deep_nesting", base(job=job_yaml(IDX, model=MODEL, extra=f"slurm: {NEST}\n")), RUN, 1,
+     "job.yaml:9:72: nesting deeper than 64 levels"),
+    ("job_top_level_list", base(job="- a\n- b\n"), RUN, 1, "job.yaml:1:1: the job must be a map of key: value"),
+    # patterns
+    ("job_range_too_long", job(model=MODEL.replace("ck.safetensors", '"ck{0..99999999}.safetensors"')), RUN, 1,
+     "job.yaml:5:46: range {0..99999999} is too long"),
+    ("job_pattern_bomb", job(model=MODEL.replace("ck.safetensors", '"{0..9}{0..9}{0..9}{0..9}{0..9}{0..9}"')), RUN,
+     1, "job.yaml:5:46: a pattern expands to more than 100000 names"),
+    # impossible analyses
+    ("job_unbiased_batch_3", job(analyses="  cka: {batch: 3}"), RUN, 1,
+     "job.yaml:7:16: batch 3 is too small: the unbiased HSIC estimator needs batches of at least 4"),
+    ("job_probe_on_unlabelled_data", job(data="  d: {format: idx, images: img.idx}",
+                                         analyses="  probe: {train: d, test: d}"), RUN, 1,
+     "job.yaml:7:18: probe 'probe': dataset 'd' has no labels"),
+    ("job_spatial_taps_in_minibatch_cka", cnn_job("[conv1:spatial]", "  cka: {batch: 4}"), RUN, 1,
+     "job.yaml:7:8: analysis 'cka': minibatch CKA needs one row per sample; layer 'conv1' is tapped with mode "
+     "spatial"),
+    ("job_exact_rbf", job(analyses="  cka: {estimator: exact, kernel: rbf}"), RUN, 1,
+     "job.yaml:7:8: analysis 'cka': the exact estimator supports only the linear kernel"),
+    ("job_huge_batch", job(analyses="  cka: {batch: 1000000000000}"), RUN, 1,
+     "job.yaml:5:5: model 'm': cannot allocate 16000000000000 bytes"),
+    ("job_negative_limit", job(data="  d: {format: idx, images: img.idx, labels: lab.idx, limit: -1}"), RUN, 1,
+     "job.yaml:3:61: limit must be >= 0"),
+    ("job_offset_past_the_end", job(data="  d: {format: idx, images: img.idx, labels: lab.idx, offset: 100}"), RUN,
+     1, "job.yaml:3:6: dataset 'd': offset 100 leaves no sample of 8"),
+    ("job_normalize_std_zero", job(data="  d: {format: idx, images: img.idx, labels: lab.idx, "
+                                        "normalize: {mean: [0.5], std: [0]}}"), RUN, 1,
+     "job.yaml:3:85: std must be positive"),
+    ("job_normalize_nan_mean", job(data="  d: {format: idx, images: img.idx, labels: lab.idx, "
+                                        "normalize: {mean: [.nan], std: [1]}}"), RUN, 1,
+     "job.yaml:3:73: expected a finite number, got '.nan'"),
+    ("job_layer_listed_twice", job(model=MODEL.replace("[fc1, fc2]", "[fc1, fc1]")), RUN, 1,
+     "job.yaml:5:76: layer 'fc1' listed twice"),
+    ("job_unknown_layer", job(model=MODEL.replace("[fc1, fc2]", "[fc1, fc9]")), RUN, 1,
+     "job.yaml:5:5: model 'm': no module named 'fc9' to tap (modules: flatten, fc1, relu, fc2)"),
+    ("job_two_models_same_name", job(model=MODEL + "\n" + MODEL), RUN, 1, "job.yaml:6:5: two models are called 'm'"),
+    ("job_checkpoint_of_another_model", job(model=MODEL.replace("model.yaml", os.path.join(DEMO, "cnn.yaml"))), RUN,
+     1, ["ck.safetensors does not match the model description",
+         "missing tensor 'conv1.weight' [?, ?, 3, 3] for conv2d 'conv1'"]),
+    ("job_same_label_twice", base(job=job_yaml(IDX, model=MODEL.replace("ck.safetensors", '"ck.*"')),
+                                  **{"ck.npz": b"PK\x05\x06" + b"\0" * 18}), RUN, 1,
+     "checkpoints ck.npz and ck.safetensors get the same label 'ck'"),
+    ("job_stats_budget_exceeded", job(analyses="  spectrum: {}"), RUN, 1, "REPEVAL_MAX_STATS_MB"),
+    # names from the job file become file names in the output folder
+    ("job_dataset_name_traversal", job(data=f'  "../../../{CANARY}": {{format: idx, images: img.idx, '
+                                            'labels: lab.idx}'), RUN, 1, "job.yaml:3:3"),
+    ("job_analysis_name_traversal", job(analyses=f'  "../../../{CANARY}": {{type: cka, batch: 4}}'), RUN, 1,
+     "job.yaml:7:3"),
+    ("job_output_dir_is_a_file", base(job=job_yaml(IDX, model=MODEL).replace("output: {dir: out}",
+                                                                             "output: {dir: out/metrics.csv}")),
+     RUN, 1, "out/metrics.csv exists and is not a folder"),
+    # model files
+    ("model_unknown_type", model(MODEL_FILE.replace("type: relu", "type: swish")), RUN, 1,
+     "model.yaml:5:24: unknown module type 'swish'"),
+    ("model_pool_without_kernel", model(MODEL_FILE.replace("  - {name: flatten", "  - {name: p, type: maxpool2d}\n"
+                                                           "  - {name: flatten")), RUN, 1,
+     "model 'm', checkpoint ck.safetensors: module 'p' (maxpool2d): needs 'kernel'"),
+    ("model_zero_stride", model("input: [1, 4, 4]\nmodules:\n  - {name: p, type: maxpool2d, kernel: 2, stride: 0}\n"
+                                "  - {name: flatten, type: flatten}\n  - {name: fc1, type: linear}\n"), RUN, 1,
+     "model.yaml:3:5: kernel, stride and dilation must be positive"),
+    ("model_kernel_larger_than_input", model("modules:\n  - {name: p, type: avgpool2d, kernel: 1000000000}\n"
+                                             "  - {name: flatten, type: flatten}\n  - {name: fc1, type: linear}\n"
+                                             "  - {name: fc2, type: linear}\n", d_in=1), RUN, 1,
+     "module 'p' (avgpool2d)"),
+    ("model_kernel_overflows", model("modules:\n  - {name: p, type: maxpool2d, kernel: 4611686018427387904, "
+                                     "dilation: 4}\n  - {name: flatten, type: flatten}\n"
+                                     "  - {name: fc1, type: linear}\n  - {name: fc2, type: linear}\n", d_in=1), RUN, 1,
+     "module 'p' (maxpool2d)"),
+    ("model_negative_padding", model("input: [1, 4, 4]\nmodules:\n  - {name: p, type: maxpool2d, kernel: 2, "
+                                     "padding: -3}\n  - {name: flatten, type: flatten}\n"
+                                     "  - {name: fc1, type: linear}\n"), RUN, 1,
+     "model.yaml:3:52: expected non-negative values"),
+    ("model_duplicate_module_names", model(MODEL_FILE.replace("name: relu", "name: fc1")), RUN, 1,
+     "model.yaml:5:"),
+    ("model_deep_nesting", model("modules:\n  - {type: sequential, modules: \n    " + NEST + "}\n"), RUN, 1,
+     "model.yaml:3:67: nesting deeper than 64 levels"),
+    ("model_input_does_not_fit_data", model(MODEL_FILE.replace("input: [1, 4, 4]", "input: [1, 5, 5]")), RUN, 1,
+     "model.yaml:1:"),
+    ("model_missing_tensor", model(MODEL_FILE + "  - {name: fc3, type: linear}\n"), RUN, 1,
+     ["ck.safetensors does not match the model description", "missing tensor 'fc3.weight' [?, ?] for linear 'fc3'"]),
+    ("model_declared_size_disagrees", model(MODEL_FILE.replace("name: fc1, type: linear", "name: fc1, type: linear,"
+                                                               " out: 5")), RUN, 1,
+     "tensor 'fc1.weight' has shape [4, 16] but linear 'fc1' expects [5, ?]"),
+    ("model_alias_bomb", model(ALIAS_BOMB + MODEL_FILE), RUN, 1,
+     "model.yaml: more than 1000000 nodes after expanding aliases"),
+    ("model_not_a_map", model("[1, 2, 3]\n"), RUN, 1,
+     "model.yaml:1:1: a model description must be a map of key: value"),
+]
+
+# Behaviour that is wrong today, with the file and function to fix (see docs/reliability.md).
+KNOWN_BUGS = {
+    "job_dataset_name_traversal":
+        "pipeline/job.c accepts '/' and '..' in dataset names; run_state.c then writes <partial>/stats/<name>.stats "
+        "and <out>.state/pass-<name>.reduced.state outside the output folders",
+    "job_analysis_name_traversal":
+        "pipeline/job.c accepts '/' in analysis names, which become file names (cka_<name>.npy); the run computes "
+        "everything, fails at the end and leaves <out>.state behind",
+    "job_output_dir_is_a_file":
+        "pipeline/cmd_run.c checks that output.dir is not a file only in out_commit_dir, after all compute, and "
+        "leaves <out>.state behind",
+    "model_duplicate_module_names":
+        "lib/nn/model.c accepts two modules with the same name; taps and tensors then bind to the first",
+    "model_kernel_larger_than_input":
+        "lib/nn/ops.c re_conv_out divides with C truncation: a window larger than the input gives 1 output "
+        "position instead of refusing (PyTorch: 'Output size is too small')",
+    "model_kernel_overflows":
+        "lib/nn/model.c takes any int64 kernel/dilation; re_conv_out then overflows d * (k - 1) (UBSan: signed "
+        "integer overflow)",
+    "model_input_does_not_fit_data":
+        "lib/nn/forward.c re_net_create ignores the model file's 'input:' when the dataset gives a geometry, "
+        "instead of refusing a mismatch",
+}
+
+CONTROLS = [
+    ("control_job", base(), RUN, 0, ""),
+]
+
+
+def cases():
+    out = [Case(*row) for row in TABLE] + [Case(*row, control=True) for row in CONTROLS]
+    for c in out:
+        if c.name == "job_stats_budget_exceeded":
+            c.env = {"REPEVAL_MAX_STATS_MB": "0"}
+        if c.name == "job_unset_environment_variable":
+            c.env = {"REPEVAL_NO_SUCH_VAR": None}
+        if c.name == "model_kernel_overflows":
+            c.timeout = 15  # hangs today
+        c.known_bug = KNOWN_BUGS.get(c.name)
+    return out
+
+
+if __name__ == "__main__":
+    run_cases(cases(), "job and model files")

@@ -503,7 +503,7 @@ static int run_main(int argc, char **argv, int mode) {
     if (st == RE_OK && r.j->bundle) {
       char path[4200];
       snprintf(path, sizeof path, "%s/results.tar.zst", r.partial);
-      st = out_bundle(r.partial, path);
+      st = out_bundle(r.partial, path, r.j->bundle_stats ? NULL : "stats");
     }
     if (st == RE_OK)
       st = out_commit_dir(r.partial, r.j->out_dir);

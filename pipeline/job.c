@@ -737,13 +737,14 @@ static re_status parse_job(job *j) {
   const re_cfg *out = re_cfg_get(c, "output");
   j->bundle = 1;
   if (out) {
-    static const char *const okeys[] = {"dir", "bundle", NULL};
+    static const char *const okeys[] = {"dir", "bundle", "bundle_stats", NULL};
     RE_TRY(re_cfg_expect_map(out, "output", okeys));
     s = NULL;
     RE_TRY(re_cfg_get_string(out, "dir", &s));
     if (s)
       RE_TRY(expand_env(re_cfg_get(out, "dir"), s, &j->out_dir));
     RE_TRY(re_cfg_get_bool(out, "bundle", &j->bundle));
+    RE_TRY(re_cfg_get_bool(out, "bundle_stats", &j->bundle_stats));
   }
   if (!j->out_dir) {
     char buf[1024];

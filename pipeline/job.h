@@ -94,6 +94,7 @@ typedef struct job {
   int nanalyses;
   char *out_dir;
   int bundle;
+  int bundle_stats; /* put stats/ in the bundle too (default: no, it can be large) */
   int64_t forward_batch;
   char *cache_dir; /* embedding cache folder, NULL: off */
   int cache_f16;   /* shards hold float16 */

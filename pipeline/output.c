@@ -79,7 +79,8 @@ static re_status walk(const char *root, const char *rel, names *out) {
   return st;
 }
 
-re_status out_bundle(const char *dir, const char *tarpath) {
+re_status out_bundle(const char *dir, const char *tarpath, const char *skip) {
+  size_t skl = skip ? strlen(skip) : 0;
   names files = {0};
   re_status st = walk(dir, "", &files);
   struct archive *a = NULL;
@@ -98,6 +99,8 @@ re_status out_bundle(const char *dir, const char *tarpath) {
     st = re_malloc(1 << 20, 1, &buf);
   for (int k = 0; k < files.n && st == RE_OK; k++) {
     if (!strcmp(files.v[k], base) || strstr(files.v[k], ".tmp"))
+      continue;
+    if (skl && !strncmp(files.v[k], skip, skl) && files.v[k][skl] == '/')
       continue;
     char full[8192];
     snprintf(full, sizeof full, "%s/%s", dir, files.v[k]);

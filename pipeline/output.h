@@ -11,8 +11,9 @@
 void out_csv_field(FILE *f, const char *s);
 
 /* Bundle every regular file under `dir` (recursively, sorted names, paths relative to
- * dir) into `tarpath` as a zstd-compressed POSIX tar; readable by `tar --zstd -xf`. */
-re_status out_bundle(const char *dir, const char *tarpath);
+ * dir) into `tarpath` as a zstd-compressed POSIX tar; readable by `tar --zstd -xf`.
+ * Files under the subfolder `skip` (NULL: none) are left out. */
+re_status out_bundle(const char *dir, const char *tarpath, const char *skip);
 
 /* Replace folder `final` by `partial` atomically enough that a reader sees either the
  * old or the new complete folder: final -> final.old-PID, partial -> final, remove old. */

@@ -14,6 +14,7 @@
 #include "repeval/nn.h"
 
 #define RUN_DEFAULT_BUDGET_MB 8192
+#define RUN_MAX_WARNINGS 64
 
 typedef struct tapinfo {
   int model, ckpt, layer;
@@ -42,7 +43,7 @@ typedef struct runner {
   char *metrics_buf;
   size_t metrics_len;
   char partial[4096];
-  char warnings[8][512];
+  char warnings[RUN_MAX_WARNINGS][512]; /* the first ones, for the manifest */
   int nwarnings, nundefined;
   double t_load, t_embed, t_reduce, t_final, t_probe;
   int64_t samples_seen;

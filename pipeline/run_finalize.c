@@ -347,8 +347,53 @@ re_status run_write_manifest(runner *r, double t_total) {
     static const char *types[] = {"cka", "cca", "spectrum", "probe"};
     fprintf(f, "%s{\"name\": ", a ? ", " : "");
     re_json_string(f, j->analyses[a].name);
-    fprintf(f, ", \"type\": \"%s\", \"dataset\": ", types[j->analyses[a].type]);
-    re_json_string(f, j->analyses[a].dataset);
+    const job_analysis *an = &j->analyses[a];
+    fprintf(f, ", \"type\": \"%s\", \"%s\": ", types[an->type], an->type == AN_PROBE ? "train" : "dataset");
+    re_json_string(f, an->dataset);
+    static const char *pairs[] = {"all", "same-layer", "consecutive", "reference", "within"};
+    if (an->type == AN_CKA) {
+      fprintf(f, ", \"estimator\": \"%s\", \"kernel\": \"%s\", \"unbiased\": %s, \"pairs\": \"%s\"",
+              an->exact ? "exact" : "minibatch", an->rbf ? "rbf" : "linear", an->unbiased ? "true" : "false",
+              pairs[an->pairs]);
+      if (!an->exact)
+        fprintf(f, ", \"batch\": %lld", (long long)an->batch);
+      if (an->rbf)
+        fprintf(f, ", \"sigma\": %.17g, \"sigma_sample\": %lld", an->sigma, (long long)an->sigma_sample);
+    } else if (an->type == AN_CCA) {
+      static const char *m[] = {"cca", "svcca", "pwcca", "procrustes", "linreg"};
+      fprintf(f, ", \"methods\": [");
+      for (int k = 0, lead = 1; k < 5; k++)
+        if (an->methods & (1u << k)) {
+          fprintf(f, "%s\"%s\"", lead ? "" : ", ", m[k]);
+          lead = 0;
+        }
+      fprintf(f, "], \"variance\": %.17g, \"ridge\": %.17g, \"pairs\": \"%s\"", an->variance, an->ridge,
+              pairs[an->pairs]);
+    } else if (an->type == AN_SPECTRUM) {
+      fprintf(f, ", \"collapse_fraction\": %.17g", an->collapse_fraction);
+    } else {
+      static const char *kinds[] = {"logistic", "ridge", "knn"};
+      fprintf(f, ", \"test\": ");
+      re_json_string(f, an->test_dataset);
+      if (an->val_dataset) {
+        fprintf(f, ", \"val\": ");
+        re_json_string(f, an->val_dataset);
+      } else {
+        fprintf(f, ", \"val_fraction\": %.17g", an->val_fraction);
+      }
+      fprintf(f, ", \"kind\": \"%s\", \"lambdas\": [", kinds[an->probe_kind]);
+      for (int k = 0; k < an->nlambdas; k++)
+        fprintf(f, "%s%.17g", k ? ", " : "", an->lambdas[k]);
+      fprintf(f, "]");
+    }
+    if (an->npatterns) {
+      fprintf(f, ", \"checkpoints\": [");
+      for (int k = 0; k < an->npatterns; k++) {
+        fprintf(f, "%s", k ? ", " : "");
+        re_json_string(f, an->ckpt_patterns[k]);
+      }
+      fprintf(f, "]");
+    }
     fprintf(f, "}");
   }
   static const char *modes[] = {"run", "part", "merge", "finalize"};
@@ -362,12 +407,12 @@ re_status run_write_manifest(runner *r, double t_total) {
           (long long)r->cache_writes, (long long)r->cache_bad);
   fprintf(f, "  \"samples\": %lld,\n  \"undefined_values\": %d,\n  \"warnings\": [", (long long)r->total_samples,
           r->nundefined);
-  for (int w = 0; w < r->nwarnings && w < 8; w++) {
+  for (int w = 0; w < r->nwarnings && w < RUN_MAX_WARNINGS; w++) {
     fprintf(f, "%s", w ? ", " : "");
     re_json_string(f, r->warnings[w]);
   }
-  if (r->nwarnings > 8)
-    fprintf(f, ", \"... %d more\"", r->nwarnings - 8);
+  if (r->nwarnings > RUN_MAX_WARNINGS)
+    fprintf(f, ", \"... %d more\"", r->nwarnings - RUN_MAX_WARNINGS);
   fprintf(f, "]\n}\n");
   return fclose(f) == 0 ? RE_OK : re_err(RE_EIO, "%s: write failed", path);
 }

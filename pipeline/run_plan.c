@@ -17,7 +17,7 @@ void run_warn(runner *r, const char *fmt, ...) {
   va_end(ap);
   if (r->rank == 0)
     re_log(RE_LOG_WARN, "%s", msg);
-  if (r->nwarnings < 8)
+  if (r->nwarnings < RUN_MAX_WARNINGS)
     snprintf(r->warnings[r->nwarnings], sizeof r->warnings[0], "%s", msg);
   r->nwarnings++;
 }

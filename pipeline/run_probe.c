@@ -221,6 +221,12 @@ static void score_rows(runner *r, const job_analysis *a, int t, const char *para
 
 static re_status mpi_ordered_sum(double *buf, int64_t len, void *ctx);
 
+/* 1 when the fit met the gradient tolerance or its objective stalled (relative
+ * decrease below ftol: converged in f), 0 at max_iter or a failed line search. */
+static double converged(const re_logreg_info *fit) {
+  return fit->converged || !strcmp(fit->stop, "stall") ? 1.0 : 0.0;
+}
+
 static re_status run_logistic(runner *r, const job_analysis *a, int t, re_probe_rows *tr, re_probe_rows *va,
                               re_probe_rows *te, int32_t K, const char *base, int dp) {
   re_logreg_options opt = re_logreg_defaults();
@@ -244,7 +250,7 @@ static re_status run_logistic(runner *r, const job_analysis *a, int t, re_probe_
     snprintf(param, sizeof param, "%s lambda=%.6g%s", base, pt->fit.lambda, k == sw.selected ? " selected" : "");
     score_rows(r, a, t, param, "val", &pt->val, K, 1);
     run_row(r, a->name, "train_iterations", t, -1, a->test_dataset, param, (double)pt->fit.iterations, NULL);
-    run_row(r, a->name, "train_converged", t, -1, a->test_dataset, param, (double)pt->fit.converged, NULL);
+    run_row(r, a->name, "train_converged", t, -1, a->test_dataset, param, converged(&pt->fit), NULL);
   }
   snprintf(param, sizeof param, "%s lambda=%.6g selected refit=train+val", base, sw.lambda);
   run_row(r, a->name, "lambda", t, -1, a->test_dataset, param, sw.lambda, NULL);
@@ -252,7 +258,7 @@ static re_status run_logistic(runner *r, const job_analysis *a, int t, re_probe_
   run_row(r, a->name, "refit_iterations", t, -1, a->test_dataset, param, (double)sw.refit.iterations, NULL);
   run_row(r, a->name, "refit_objective", t, -1, a->test_dataset, param, sw.refit.f, NULL);
   run_row(r, a->name, "refit_grad_inf", t, -1, a->test_dataset, param, sw.refit.grad_inf, NULL);
-  run_row(r, a->name, "refit_converged", t, -1, a->test_dataset, param, (double)sw.refit.converged, NULL);
+  run_row(r, a->name, "refit_converged", t, -1, a->test_dataset, param, converged(&sw.refit), NULL);
   if (!sw.refit.converged && strcmp(sw.refit.stop, "stall")) /* a stall is a converged fit in f */
     run_warn(r, "probe '%s' on %s/%s/%s: the refit stopped by %s before the gradient tolerance", a->name,
              run_tap_model(r, t), run_tap_ckpt(r, t), run_tap_layer(r, t), sw.refit.stop);

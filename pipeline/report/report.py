@@ -1081,7 +1081,8 @@ def manifest_section(page, res):
     if ans:
         page.add("<h3>Analyses</h3>")
         page.table("analyses", ["name", "type", "dataset", "estimator / parameters"],
-                   [[esc(a.get("name", "")), esc(a.get("type", "")), esc(a.get("dataset", "")),
+                   [[esc(a.get("name", "")), esc(a.get("type", "")),
+                     esc(a.get("dataset") or (f"{a['train']} → {a['test']}" if a.get("train") else "")),
                      esc(analysis_param(res, a.get("name", "")))] for a in ans])
     ins = man.get("inputs") or []
     if ins:

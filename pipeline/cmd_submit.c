@@ -495,7 +495,7 @@ int re_cmd_submit(int argc, char **argv) {
   };
   char part_args[64];
   if (parts) {
-    snprintf(part_args, sizeof part_args, "--part \"${SLURM_ARRAY_TASK_ID}/%ld\"", parts);
+    snprintf(part_args, sizeof part_args, " --part \"${SLURM_ARRAY_TASK_ID}/%ld\"", parts);
     vars.run_args = part_args;
   }
   RE_CHECK(slurm_script_render(tmpl ? tmpl : slurm_builtin_template, tmpl_path ? tmpl_path : "slurm/repeval.sbatch.in",

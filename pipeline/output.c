@@ -1,4 +1,5 @@
 /* Result files: CSV quoting, the tar.zst bundle and atomic folder replacement. */
+#define _GNU_SOURCE /* renameat2 and RENAME_EXCHANGE (Linux, glibc >= 2.28) */
 #include "output.h"
 
 #include <archive.h>
@@ -79,12 +80,24 @@ static re_status walk(const char *root, const char *rel, names *out) {
   return st;
 }
 
+/* libarchive's message, with the system's reason when it has one ("Write error" alone
+ * does not say that the disk is full). */
+static const char *arch_why(struct archive *a, char *buf, size_t cap) {
+  const char *msg = archive_error_string(a);
+  int e = archive_errno(a);
+  if (e > 0 && (!msg || !strstr(msg, strerror(e))))
+    snprintf(buf, cap, "%s (%s)", msg ? msg : "error", strerror(e));
+  else
+    snprintf(buf, cap, "%s", msg ? msg : "error");
+  return buf;
+}
+
 re_status out_bundle(const char *dir, const char *tarpath, const char *skip) {
   size_t skl = skip ? strlen(skip) : 0;
   names files = {0};
   re_status st = walk(dir, "", &files);
   struct archive *a = NULL;
-  char tmp[4096];
+  char tmp[4096], why[512];
   snprintf(tmp, sizeof tmp, "%s.tmp", tarpath);
   const char *base = strrchr(tarpath, '/');
   base = base ? base + 1 : tarpath;
@@ -92,7 +105,8 @@ re_status out_bundle(const char *dir, const char *tarpath, const char *skip) {
     a = archive_write_new();
     if (!a || archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
         archive_write_add_filter_zstd(a) != ARCHIVE_OK || archive_write_open_filename(a, tmp) != ARCHIVE_OK)
-      st = re_err(RE_EIO, "%s: cannot create the bundle: %s", tarpath, a ? archive_error_string(a) : "no memory");
+      st = re_err(RE_EIO, "%s: cannot create the bundle: %s", tarpath,
+                  a ? arch_why(a, why, sizeof why) : "no memory");
   }
   char *buf = NULL;
   if (st == RE_OK)
@@ -119,17 +133,17 @@ re_status out_bundle(const char *dir, const char *tarpath, const char *skip) {
     archive_entry_set_perm(e, 0644);
     archive_entry_set_mtime(e, sb.st_mtime, 0);
     if (archive_write_header(a, e) != ARCHIVE_OK)
-      st = re_err(RE_EIO, "%s: bundle header for %s: %s", tarpath, files.v[k], archive_error_string(a));
+      st = re_err(RE_EIO, "%s: bundle header for %s: %s", tarpath, files.v[k], arch_why(a, why, sizeof why));
     ssize_t r;
     while (st == RE_OK && (r = read(fd, buf, 1 << 20)) > 0)
       if (archive_write_data(a, buf, (size_t)r) != r)
-        st = re_err(RE_EIO, "%s: writing %s: %s", tarpath, files.v[k], archive_error_string(a));
+        st = re_err(RE_EIO, "%s: writing %s: %s", tarpath, files.v[k], arch_why(a, why, sizeof why));
     archive_entry_free(e);
     close(fd);
   }
   if (a) {
     if (archive_write_close(a) != ARCHIVE_OK && st == RE_OK)
-      st = re_err(RE_EIO, "%s: cannot finish the bundle: %s", tarpath, archive_error_string(a));
+      st = re_err(RE_EIO, "%s: cannot finish the bundle: %s", tarpath, arch_why(a, why, sizeof why));
     archive_write_free(a);
   }
   free(buf);
@@ -171,6 +185,17 @@ re_status out_commit_dir(const char *partial, const char *final) {
   if (stat(final, &sb) == 0) {
     if (!S_ISDIR(sb.st_mode))
       return re_err(RE_EIO, "%s exists and is not a folder", final);
+#ifdef RENAME_EXCHANGE
+    /* one step: `final` names the old or the new complete folder at every moment,
+     * even if the process is killed here; `partial` then holds the old results */
+    if (renameat2(AT_FDCWD, partial, AT_FDCWD, final, RENAME_EXCHANGE) == 0) {
+      out_remove_tree(partial);
+      return RE_OK;
+    }
+    if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
+      return re_err(RE_EIO, "cannot move the results into %s: %s", final, strerror(errno));
+    /* a file system without exchange: two renames with a moment without `final` */
+#endif
     if (rename(final, old) != 0)
       return re_err(RE_EIO, "cannot move the previous results %s aside: %s", final, strerror(errno));
     had_old = 1;

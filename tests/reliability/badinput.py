@@ -297,6 +297,7 @@ class Case:
                  control=False, symlinks=None, program=None):
         self.name, self.files, self.args, self.rc = name, files, args, rc
         self.program = program  # another executable than repeval (a test tool of the library)
+        self.allowed = ()  # controls: folders besides out/ they may create (a cache)
         self.msg = [msg] if isinstance(msg, str) else list(msg)
         self.canaries, self.known_bug, self.timeout = list(canaries), known_bug, timeout
         self.env, self.control, self.symlinks = env or {}, control, symlinks or {}
@@ -331,7 +332,7 @@ def previous_output(out):
         f.write(b"\0" * 100)
 
 
-def run_case(s, case, base):
+def run_case(s, case, base, wrapper=()):
     root = os.path.join(base, case.name)
     cwd = os.path.join(root, "a", "b", "c")
     os.makedirs(cwd)
@@ -351,7 +352,7 @@ def run_case(s, case, base):
         if os.path.lexists(c):
             os.remove(c)
     before = snapshot(root)
-    args = [case.program or REPEVAL] + [a.replace("{cwd}", cwd) for a in case.args]
+    args = list(wrapper) + [case.program or REPEVAL] + [a.replace("{cwd}", cwd) for a in case.args]
     env = dict(os.environ)
     # huge declared sizes must fail as allocation errors, not as sanitizer aborts
     env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":allocator_may_return_null=1").strip(":")
@@ -364,8 +365,8 @@ def run_case(s, case, base):
         if v is None:
             env.pop(k, None)
     try:
-        p = subprocess.run(args, cwd=cwd, capture_output=True, text=True, errors="replace", timeout=case.timeout,
-                           env=env)
+        p = subprocess.run(args, cwd=cwd, capture_output=True, text=True, errors="replace",
+                           timeout=case.timeout * (10 if wrapper else 1), env=env)
         rc, out, err = p.returncode, p.stdout, p.stderr
     except subprocess.TimeoutExpired:
         rc, out, err = "timeout", "", f"no exit within {case.timeout} s"
@@ -386,8 +387,9 @@ def run_case(s, case, base):
         if changed:
             problems.append(f"the tree changed: {changed[:6]}")
     else:  # a control may write a new result, nothing else
-        out = os.path.join("a", "b", "c", "out")
-        stray = sorted(k for k in set(after) - set(before) if k != out and not k.startswith(out + os.sep))
+        mine = [os.path.join("a", "b", "c", p) for p in ["out"] + list(case.allowed)]
+        stray = sorted(k for k in set(after) - set(before) if not any(k == m or k.startswith(m + os.sep)
+                                                                      for m in mine))
         if stray:
             problems.append(f"stray files: {stray[:6]}")
         if not case.program and case.args[0] == "run" and rc == 0:
@@ -412,15 +414,16 @@ def run_case(s, case, base):
     s.check(ok, detail)
 
 
-def run_cases(cases, title):
-    """Run every case of a catalogue group; print a one-line summary per case."""
-    s = Suite()
+def run_cases(cases, title, wrapper=(), suite=None):
+    """Run every case of a catalogue group (under `wrapper`, e.g. valgrind, if given)."""
+    s = suite or Suite()
     names = [c.name for c in cases]
     s.check(len(names) == len(set(names)), "case names are unique")
     with tempfile.TemporaryDirectory(prefix="repeval-bad-") as base:
         for case in cases:
-            run_case(s, case, base)
+            run_case(s, case, base, wrapper)
     refused = sum(1 for c in cases if not c.control)
     print(f"{title}: {refused} malformed inputs, {len(cases) - refused} controls, "
           f"{sum(1 for c in cases if c.known_bug)} known bugs")
-    s.finish()
+    if suite is None:
+        s.finish()

@@ -212,29 +212,5 @@ re_status out_commit_dir(const char *partial, const char *final) {
 }
 
 re_status out_checksum(const char *path, uint64_t *sum, int64_t *bytes) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return re_err(RE_EIO, "%s: cannot open: %s", path, strerror(errno));
-  uint64_t h = 1469598103934665603ull;
-  int64_t total = 0;
-  unsigned char *buf = malloc(1 << 20);
-  if (!buf) {
-    close(fd);
-    return re_err(RE_ENOMEM, "checksum buffer");
-  }
-  ssize_t r;
-  while ((r = read(fd, buf, 1 << 20)) > 0) {
-    for (ssize_t k = 0; k < r; k++) {
-      h ^= buf[k];
-      h *= 1099511628211ull;
-    }
-    total += r;
-  }
-  free(buf);
-  close(fd);
-  if (r < 0)
-    return re_err(RE_EIO, "%s: read error", path);
-  *sum = h;
-  *bytes = total;
-  return RE_OK;
+  return re_fnv1a64_file(RE_FNV1A64_INIT, path, sum, bytes);
 }

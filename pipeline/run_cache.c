@@ -41,26 +41,14 @@ typedef struct cache_header {
   uint64_t reserved2;
 } cache_header; /* 64 bytes */
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n) {
-  const unsigned char *b = p;
-  for (size_t k = 0; k < n; k++) {
-    h ^= b[k];
-    h *= 0x100000001b3ULL;
-  }
-  return h;
-}
-#define FNV_INIT 0xcbf29ce484222325ULL
 
 static uint64_t fnv_file(uint64_t h, const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return fnv(h, "?", 1);
-  static unsigned char buf[1 << 16];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-    h = fnv(h, buf, n);
-  fclose(f);
-  return h;
+  uint64_t out;
+  if (re_fnv1a64_file(h, path, &out, NULL) != RE_OK) {
+    re_err_clear();
+    return re_fnv1a64(h, "?", 1);
+  }
+  return out;
 }
 
 re_status run_cache_init(runner *r) {
@@ -76,14 +64,14 @@ re_status run_cache_init(runner *r) {
     int k = 0;
     for (int m = 0; m < j->nmodels; m++) {
       const job_model *jm = &j->models[m];
-      uint64_t mh = FNV_INIT;
+      uint64_t mh = RE_FNV1A64_INIT;
       struct stat sb;
       if (stat(jm->arch, &sb) == 0 && S_ISREG(sb.st_mode))
         mh = fnv_file(mh, jm->arch);
       else
-        mh = fnv(mh, jm->arch, strlen(jm->arch) + 1);
+        mh = re_fnv1a64(mh, jm->arch, strlen(jm->arch) + 1);
       if (jm->state_dict_key)
-        mh = fnv(mh, jm->state_dict_key, strlen(jm->state_dict_key) + 1);
+        mh = re_fnv1a64(mh, jm->state_dict_key, strlen(jm->state_dict_key) + 1);
       for (int c = 0; c < jm->nckpts; c++, k++)
         r->ckpt_key[k] = fnv_file(mh, jm->ckpts[c].path);
     }
@@ -94,20 +82,20 @@ re_status run_cache_init(runner *r) {
 
 uint64_t run_cache_data_key(const runner *r, const pass *p) {
   const job_dataset *d = &r->j->datasets[p->d];
-  uint64_t h = fnv(FNV_INIT, d->format, strlen(d->format) + 1);
+  uint64_t h = re_fnv1a64(RE_FNV1A64_INIT, d->format, strlen(d->format) + 1);
   for (int k = 0; k < d->nfiles; k++) {
     struct stat sb;
-    h = fnv(h, d->files[k], strlen(d->files[k]) + 1);
+    h = re_fnv1a64(h, d->files[k], strlen(d->files[k]) + 1);
     if (stat(d->files[k], &sb) == 0) {
       int64_t v[3] = {(int64_t)sb.st_size, (int64_t)sb.st_mtim.tv_sec, (int64_t)sb.st_mtim.tv_nsec};
-      h = fnv(h, v, sizeof v);
+      h = re_fnv1a64(h, v, sizeof v);
     }
   }
-  h = fnv(h, &d->offset, sizeof d->offset);
-  h = fnv(h, &d->nnorm, sizeof d->nnorm);
-  h = fnv(h, d->mean, sizeof d->mean);
-  h = fnv(h, d->std, sizeof d->std);
-  h = fnv(h, p->in_dims, sizeof p->in_dims);
+  h = re_fnv1a64(h, &d->offset, sizeof d->offset);
+  h = re_fnv1a64(h, &d->nnorm, sizeof d->nnorm);
+  h = re_fnv1a64(h, d->mean, sizeof d->mean);
+  h = re_fnv1a64(h, d->std, sizeof d->std);
+  h = re_fnv1a64(h, p->in_dims, sizeof p->in_dims);
   return h;
 }
 
@@ -130,11 +118,11 @@ static void shard_path(const char *dir, uint64_t ck, uint64_t dk, const char *la
                        char *buf, size_t cap, uint64_t *key) {
   snprintf(buf, cap, "%s/%016llx/%016llx/%s/%lld-%lld.rpc", dir, (unsigned long long)ck, (unsigned long long)dk,
            layer, (long long)s0, (long long)s1);
-  uint64_t h = fnv(FNV_INIT, &ck, sizeof ck);
-  h = fnv(h, &dk, sizeof dk);
-  h = fnv(h, layer, strlen(layer));
+  uint64_t h = re_fnv1a64(RE_FNV1A64_INIT, &ck, sizeof ck);
+  h = re_fnv1a64(h, &dk, sizeof dk);
+  h = re_fnv1a64(h, layer, strlen(layer));
   int64_t sl[2] = {s0, s1};
-  *key = fnv(h, sl, sizeof sl);
+  *key = re_fnv1a64(h, sl, sizeof sl);
 }
 
 int run_cache_get(runner *r, const char *dir, uint64_t ck, uint64_t dk, const char *layer, int64_t s0, int64_t s1,
@@ -159,7 +147,7 @@ int run_cache_get(runner *r, const char *dir, uint64_t ck, uint64_t dk, const ch
   if (ok) {
     void *dst = h.dtype ? (void *)half : (void *)out;
     size_t got = ZSTD_decompress(dst, (size_t)raw, z, (size_t)h.zbytes);
-    ok = !ZSTD_isError(got) && got == (size_t)raw && fnv(FNV_INIT, dst, (size_t)raw) == h.sum;
+    ok = !ZSTD_isError(got) && got == (size_t)raw && re_fnv1a64(RE_FNV1A64_INIT, dst, (size_t)raw) == h.sum;
   }
   if (ok && h.dtype)
     for (int64_t e = 0; e < n; e++)
@@ -221,7 +209,7 @@ void run_cache_put(runner *r, const char *dir, uint64_t ck, uint64_t dk, const c
     h.rows = rows;
     h.dim = dim;
     h.key = key;
-    h.sum = fnv(FNV_INIT, src, (size_t)raw);
+    h.sum = re_fnv1a64(RE_FNV1A64_INIT, src, (size_t)raw);
     h.zbytes = (int64_t)zb;
   }
   char folder[8192];

@@ -35,37 +35,24 @@
 #define STATE_MAGIC "RPVSTAT2"
 #define STATE_MAX_NODES 4096
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n) {
-  const unsigned char *b = p;
-  for (size_t k = 0; k < n; k++) {
-    h ^= b[k];
-    h *= 0x100000001b3ULL;
-  }
-  return h;
-}
-
-#define FNV_INIT 0xcbf29ce484222325ULL
 
 static uint64_t fnv_file_meta(uint64_t h, const char *path) {
   struct stat sb;
-  h = fnv(h, path, strlen(path) + 1);
+  h = re_fnv1a64(h, path, strlen(path) + 1);
   if (stat(path, &sb) == 0) {
     int64_t v[3] = {(int64_t)sb.st_size, (int64_t)sb.st_mtim.tv_sec, (int64_t)sb.st_mtim.tv_nsec};
-    h = fnv(h, v, sizeof v);
+    h = re_fnv1a64(h, v, sizeof v);
   }
   return h;
 }
 
 static uint64_t fnv_file_bytes(uint64_t h, const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return fnv(h, "?", 1);
-  unsigned char buf[65536];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-    h = fnv(h, buf, n);
-  fclose(f);
-  return h;
+  uint64_t out;
+  if (re_fnv1a64_file(h, path, &out, NULL) != RE_OK) {
+    re_err_clear();
+    return re_fnv1a64(h, "?", 1);
+  }
+  return out;
 }
 
 void run_state_init(runner *r) {
@@ -74,21 +61,21 @@ void run_state_init(runner *r) {
     snprintf(r->state_dir, sizeof r->state_dir, "%s.parts/part-%d-of-%d.state", j->out_dir, r->part, r->nparts);
   else
     snprintf(r->state_dir, sizeof r->state_dir, "%s.state", j->out_dir);
-  uint64_t h = fnv(FNV_INIT, REPEVAL_VERSION, sizeof REPEVAL_VERSION);
+  uint64_t h = re_fnv1a64(RE_FNV1A64_INIT, REPEVAL_VERSION, sizeof REPEVAL_VERSION);
   h = fnv_file_bytes(h, j->path);
   for (int m = 0; m < j->nmodels; m++) {
     struct stat sb;
     if (stat(j->models[m].arch, &sb) == 0 && S_ISREG(sb.st_mode))
       h = fnv_file_bytes(h, j->models[m].arch);
     else
-      h = fnv(h, j->models[m].arch, strlen(j->models[m].arch) + 1);
+      h = re_fnv1a64(h, j->models[m].arch, strlen(j->models[m].arch) + 1);
     for (int c = 0; c < j->models[m].nckpts; c++)
       h = fnv_file_meta(h, j->models[m].ckpts[c].path);
   }
   for (int d = 0; d < j->ndatasets; d++)
     for (int k = 0; k < j->datasets[d].nfiles; k++)
       h = fnv_file_meta(h, j->datasets[d].files[k]);
-  h = fnv(h, &r->threads, sizeof r->threads);
+  h = re_fnv1a64(h, &r->threads, sizeof r->threads);
   r->fingerprint = h;
 }
 
@@ -141,16 +128,16 @@ static re_status write_state(runner *r, pass *p, const char *path, int kind, con
     free(root);
     return st;
   }
-  uint64_t sum = fnv(FNV_INIT, &h, sizeof h);
+  uint64_t sum = re_fnv1a64(RE_FNV1A64_INIT, &h, sizeof h);
   st = re_atomic_write(&at, &h, sizeof h);
   for (uint32_t k = 0; k < h.nodes && st == RE_OK; k++) {
     int64_t pos[2] = {t ? t->nodes[k].start : 0, t ? t->nodes[k].height : -1};
-    sum = fnv(sum, pos, sizeof pos);
+    sum = re_fnv1a64(sum, pos, sizeof pos);
     st = re_atomic_write(&at, pos, sizeof pos);
   }
   for (uint32_t k = 0; k < h.nodes && st == RE_OK; k++) {
     const double *buf = t ? t->nodes[k].buf : root;
-    sum = fnv(sum, buf, sizeof(double) * (size_t)len);
+    sum = re_fnv1a64(sum, buf, sizeof(double) * (size_t)len);
     st = re_atomic_write(&at, buf, len * (int64_t)sizeof(double));
   }
   if (st == RE_OK)
@@ -179,7 +166,7 @@ static re_status read_file(runner *r, pass *p, const char *path, int kind, int c
   }
   header h;
   const char *why = NULL;
-  uint64_t sum = FNV_INIT, stored = 0;
+  uint64_t sum = RE_FNV1A64_INIT, stored = 0;
   int64_t *pos = NULL;
   if (fread(&h, sizeof h, 1, f) != 1 || memcmp(h.magic, STATE_MAGIC, 8))
     why = "not a repeval statistics file";
@@ -188,13 +175,13 @@ static re_status read_file(runner *r, pass *p, const char *path, int kind, int c
   else if ((int)h.kind != kind || h.dataset != p->d || h.len != len || h.nodes < 1 || h.nodes > STATE_MAX_NODES ||
            (kind == 1 && (h.rank != r->rank || h.size != r->size)))
     why = kind == 1 && h.size != r->size ? "made with another number of ranks" : "layout does not match this job";
-  sum = fnv(sum, &h, sizeof h);
+  sum = re_fnv1a64(sum, &h, sizeof h);
   if (!why && re_malloc(2 * (int64_t)h.nodes, sizeof(int64_t), &pos) != RE_OK)
     why = "out of memory";
   if (!why && fread(pos, sizeof(int64_t), 2 * (size_t)h.nodes, f) != 2 * (size_t)h.nodes)
     why = "truncated";
   if (!why)
-    sum = fnv(sum, pos, sizeof(int64_t) * 2 * (size_t)h.nodes);
+    sum = re_fnv1a64(sum, pos, sizeof(int64_t) * 2 * (size_t)h.nodes);
   for (uint32_t k = 0; !why && k < h.nodes; k++) {
     double *buf = NULL;
     if (re_malloc(len > 0 ? len : 1, sizeof(double), &buf) != RE_OK) {
@@ -206,7 +193,7 @@ static re_status read_file(runner *r, pass *p, const char *path, int kind, int c
       why = "truncated";
       break;
     }
-    sum = fnv(sum, buf, sizeof(double) * (size_t)len);
+    sum = re_fnv1a64(sum, buf, sizeof(double) * (size_t)len);
     if (pos[2 * k] < 0 || pos[2 * k + 1] < -1 || pos[2 * k + 1] > 62 ||
         run_tree_append(t, pos[2 * k], (int)pos[2 * k + 1], buf) != RE_OK)
       why = "invalid node";

@@ -56,12 +56,7 @@ void re_ckpt_contiguous_strides(int ndim, const int64_t *shape, int64_t *strides
   }
 }
 
-static uint64_t name_hash(const char *s) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (; *s; s++)
-    h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
-  return h;
-}
+static uint64_t name_hash(const char *s) { return re_fnv1a64(RE_FNV1A64_INIT, s, strlen(s)); }
 
 /* Slot of `name` in the hash: its entry, or the empty slot where it would go. */
 static int64_t name_slot(const re_ckpt *c, const char *name) {

@@ -99,6 +99,15 @@ void re_free(void *p);
 /* strdup that reports RE_ENOMEM. */
 re_status re_strdup(const char *s, char **out);
 
+/* ---- hashing -------------------------------------------------------- */
+
+#define RE_FNV1A64_INIT 0xcbf29ce484222325ULL /* the FNV-1a 64 offset basis */
+
+/* FNV-1a 64 of n bytes, continuing from h (start with RE_FNV1A64_INIT). */
+uint64_t re_fnv1a64(uint64_t h, const void *p, size_t n);
+/* FNV-1a 64 of a file's bytes continuing from h; *bytes (may be NULL) gets its size. */
+re_status re_fnv1a64_file(uint64_t h, const char *path, uint64_t *out, int64_t *bytes);
+
 #ifdef __cplusplus
 }
 #endif

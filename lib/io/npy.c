@@ -208,10 +208,15 @@ re_status re_npy_parse_header(const void *buf, int64_t len, const char *name, re
     return re_err(RE_EFORMAT, "%s: .npy header lacks '%s'", name,
                   !have_descr ? "descr" : !have_fortran ? "fortran_order" : "shape");
 
-  int64_t count = 1;
+  /* the product of the non-zero dimensions (and its bytes) must fit too, as in NumPy:
+   * with a zero dimension the count is 0, but row widths are still taken from the rest */
+  int64_t count = 1, nonzero = 1, nzbytes;
   for (int i = 0; i < h->ndim; i++)
-    if (re_mul_i64(count, h->shape[i], &count) != RE_OK)
+    if (re_mul_i64(count, h->shape[i], &count) != RE_OK ||
+        (h->shape[i] > 0 && re_mul_i64(nonzero, h->shape[i], &nonzero) != RE_OK))
       return re_err(RE_EFORMAT, "%s: .npy shape overflows 64 bits", name);
+  if (re_mul_i64(nonzero, re_dtype_size(h->dtype), &nzbytes) != RE_OK)
+    return re_err(RE_EFORMAT, "%s: .npy data size overflows 64 bits", name);
   h->count = count;
   if (re_mul_i64(count, re_dtype_size(h->dtype), &h->nbytes) != RE_OK)
     return re_err(RE_EFORMAT, "%s: .npy data size overflows 64 bits", name);

@@ -38,6 +38,9 @@ TABLE = [
      "a.npy: .npy header: expected a non-negative integer in the shape at header byte 51"),
     ("npy_overflowing_shape", {"a.npy": npy_header(shape=(1 << 62, 1 << 62))}, INSPECT, 1,
      "a.npy: .npy shape overflows 64 bits"),
+    # found by fuzz_npy: no element, but the row width alone overflows (NumPy refuses it too)
+    ("npy_zero_rows_overflowing_columns", {"a.npy": npy_header(shape=(0, 2111111112, 2111111111111))}, INSPECT, 1,
+     "a.npy: .npy shape overflows 64 bits"),
     ("npy_dimension_beyond_int64", {"a.npy": npy_header(shape=(99999999999999999999,))}, INSPECT, 1,
      "a.npy: .npy header: shape dimension overflows 64 bits"),
     ("npy_33_dimensions", {"a.npy": npy_header(shape=(1,) * 33) + b"\0" * 8}, INSPECT, 1,

@@ -308,6 +308,9 @@ static int run_main(int argc, char **argv, int mode) {
       }
     }
     free(parent);
+    struct stat sb;
+    if (st == RE_OK && stat(r.j->out_dir, &sb) == 0 && !S_ISDIR(sb.st_mode))
+      st = re_err(RE_EINVAL, "output folder %s exists and is not a folder", r.j->out_dir);
     if (st == RE_OK)
       run_state_remove_stale_partials(&r);
     if (st == RE_OK && mkdir(r.partial, 0755) != 0)
@@ -467,6 +470,7 @@ static int run_main(int argc, char **argv, int mode) {
     long long c[3] = {(long long)r.cache_hits, (long long)r.cache_writes, (long long)r.cache_bad}, call[3] = {0};
     MPI_Reduce(c, call, 3, MPI_LONG_LONG, MPI_SUM, 0, MPI_COMM_WORLD);
     r.cache_hits = call[0], r.cache_writes = call[1], r.cache_bad = call[2];
+    run_gather_warnings(&r);
   }
   if (check_only && st == RE_OK && r.rank == 0)
     printf("%s: the job is valid (%d model%s, %d analys%s)\n", job_path, r.j->nmodels, r.j->nmodels == 1 ? "" : "s",

@@ -298,6 +298,19 @@ static re_status parse_normalize(job_dataset *d, const re_cfg *c) {
   return RE_OK;
 }
 
+/* Dataset and analysis names become file names (stats/<dataset>.stats,
+ * cka_<analysis>.npy, <out>.state/pass-<dataset>...): only plain file-name
+ * components are accepted. */
+static re_status check_file_name(const re_cfg *key, const char *what, const char *name) {
+  if (!name[0] || !strcmp(name, ".") || !strcmp(name, "..") || strchr(name, '/') || strchr(name, '\\'))
+    return re_cfg_error(key, RE_EINVAL, "%s name '%s' must be a plain file name (no '/', not '.' or '..')", what,
+                        name);
+  for (const char *q = name; *q; q++)
+    if ((unsigned char)*q < 0x20)
+      return re_cfg_error(key, RE_EINVAL, "%s name '%s' contains a control character", what, name);
+  return RE_OK;
+}
+
 static re_status parse_dataset(job *j, job_dataset *d, const char *name, const re_cfg *c) {
   static const char *const keys[] = {"format", "images", "labels", "inputs", "files", "shards",
                                      "input",  "label",  "normalize", "limit", "offset", NULL};
@@ -719,6 +732,7 @@ static re_status parse_job(job *j) {
   RE_TRY(re_calloc(data->n, sizeof(job_dataset), &j->datasets));
   for (int64_t k = 0; k < data->n; k++) {
     j->ndatasets = (int)k + 1;
+    RE_TRY(check_file_name(data->keynodes[k], "a dataset", data->keys[k]));
     RE_TRY(parse_dataset(j, &j->datasets[k], data->keys[k], data->items[k]));
   }
   RE_TRY(re_calloc(models->n, sizeof(job_model), &j->models));
@@ -732,6 +746,7 @@ static re_status parse_job(job *j) {
   RE_TRY(re_calloc(an->n, sizeof(job_analysis), &j->analyses));
   for (int64_t k = 0; k < an->n; k++) {
     j->nanalyses = (int)k + 1;
+    RE_TRY(check_file_name(an->keynodes[k], "an analysis", an->keys[k]));
     RE_TRY(parse_analysis(j, &j->analyses[k], an->keys[k], an->items[k]));
   }
   const re_cfg *out = re_cfg_get(c, "output");

@@ -45,6 +45,7 @@ typedef struct runner {
   char partial[4096];
   char warnings[RUN_MAX_WARNINGS][512]; /* the first ones, for the manifest */
   int nwarnings, nundefined;
+  int nlocal; /* ranks > 0: local warnings in warnings[], for run_gather_warnings */
   double t_load, t_embed, t_reduce, t_final, t_probe;
   int64_t samples_seen;
   /* resume (run_state.c) */
@@ -116,6 +117,12 @@ typedef struct pass {
 /* ---- plan (run_plan.c) ---- */
 /* Record a warning (logged on rank 0, kept for the manifest). */
 void run_warn(runner *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Record a warning about something only this rank saw (a damaged cache shard or
+ * snapshot): logged on every rank ("rank N: ..."), gathered for the manifest by
+ * run_gather_warnings. */
+void run_warn_local(runner *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Collective: append the other ranks' local warnings to rank 0's list. */
+void run_gather_warnings(runner *r);
 /* Does the analysis' checkpoint filter select this checkpoint label? */
 int run_label_selected(const job_analysis *a, const char *label);
 /* "flatten", "mean", "cls", "spatial". */

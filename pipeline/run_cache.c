@@ -135,7 +135,9 @@ int run_cache_get(runner *r, const char *dir, uint64_t ck, uint64_t dk, const ch
     return 0;
   cache_header h;
   int ok = fread(&h, sizeof h, 1, f) == 1 && !memcmp(h.magic, CACHE_MAGIC, 8) && h.key == key && h.rows == rows &&
-           h.dim == dim && (int)h.dtype == f16 && h.zbytes > 0 && h.zbytes < ((int64_t)1 << 40);
+           h.dim == dim && (int)h.dtype == f16 && h.zbytes > 0;
+  struct stat sb; /* the compressed bytes must be in the file before they are allocated */
+  ok = ok && fstat(fileno(f), &sb) == 0 && h.zbytes == (int64_t)sb.st_size - (int64_t)sizeof h;
   void *z = NULL;
   uint16_t *half = NULL;
   if (ok)
@@ -156,7 +158,7 @@ int run_cache_get(runner *r, const char *dir, uint64_t ck, uint64_t dk, const ch
   free(z);
   free(half);
   if (!ok) {
-    run_warn(r, "embedding cache shard %s is damaged or stale: recomputing it", path);
+    run_warn_local(r, "embedding cache shard %s is damaged or stale: recomputing it", path);
     r->cache_bad++;
   } else {
     r->cache_hits++;
@@ -233,7 +235,7 @@ void run_cache_put(runner *r, const char *dir, uint64_t ck, uint64_t dk, const c
   free(half);
   if (st != RE_OK) {
     /* a full disk must not fail the evaluation: go on without the cache */
-    run_warn(r, "embedding cache disabled: %s", re_errmsg());
+    run_warn_local(r, "embedding cache disabled: %s", re_errmsg());
     r->cache_disabled = 1;
   } else {
     r->cache_writes++;

@@ -2,6 +2,7 @@
  * the accumulators of every analysis on a dataset. */
 #include <fnmatch.h>
 #include <math.h>
+#include <mpi.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,17 +10,68 @@
 
 #include "run.h"
 
+static void keep_warning(runner *r, const char *msg) {
+  if (r->nwarnings < RUN_MAX_WARNINGS)
+    snprintf(r->warnings[r->nwarnings], sizeof r->warnings[0], "%s", msg);
+  r->nwarnings++;
+}
+
 void run_warn(runner *r, const char *fmt, ...) {
   char msg[512];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  if (r->rank == 0)
+  if (r->rank == 0) {
     re_log(RE_LOG_WARN, "%s", msg);
-  if (r->nwarnings < RUN_MAX_WARNINGS)
-    snprintf(r->warnings[r->nwarnings], sizeof r->warnings[0], "%s", msg);
-  r->nwarnings++;
+    keep_warning(r, msg);
+  }
+}
+
+void run_warn_local(runner *r, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  int at = r->size > 1 ? snprintf(msg, sizeof msg, "rank %d: ", r->rank) : 0;
+  vsnprintf(msg + at, sizeof msg - (size_t)at, fmt, ap);
+  va_end(ap);
+  re_log(RE_LOG_WARN, "%s", msg);
+  if (r->rank == 0)
+    keep_warning(r, msg);
+  else if (r->nlocal < RUN_MAX_WARNINGS)
+    snprintf(r->warnings[r->nlocal++], sizeof r->warnings[0], "%s", msg);
+}
+
+void run_gather_warnings(runner *r) {
+  if (r->size < 2)
+    return;
+  /* rank k > 0 sends its first local warnings, one fixed-size record each, in rank order */
+  const int rec = (int)sizeof r->warnings[0];
+  int mine = r->rank == 0 ? 0 : r->nlocal, *counts = NULL, *displs = NULL;
+  char *all = NULL;
+  if (r->rank == 0) {
+    counts = calloc((size_t)r->size, sizeof *counts);
+    displs = calloc((size_t)r->size, sizeof *displs);
+  }
+  MPI_Gather(&mine, 1, MPI_INT, counts, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  int total = 0;
+  if (r->rank == 0 && counts && displs) {
+    for (int k = 0; k < r->size; k++) {
+      displs[k] = total * rec;
+      total += counts[k];
+      counts[k] *= rec;
+    }
+    all = calloc((size_t)(total ? total : 1), (size_t)rec);
+  }
+  MPI_Gatherv(r->warnings, mine * rec, MPI_CHAR, all, counts, displs, MPI_CHAR, 0, MPI_COMM_WORLD);
+  if (r->rank == 0 && all)
+    for (int w = 0; w < total; w++) {
+      all[(size_t)w * (size_t)rec + (size_t)rec - 1] = '\0';
+      keep_warning(r, all + (size_t)w * (size_t)rec);
+    }
+  free(all);
+  free(counts);
+  free(displs);
 }
 
 int run_label_selected(const job_analysis *a, const char *label) {

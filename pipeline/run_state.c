@@ -194,9 +194,12 @@ static re_status read_file(runner *r, pass *p, const char *path, int kind, int c
       break;
     }
     sum = re_fnv1a64(sum, buf, sizeof(double) * (size_t)len);
-    if (pos[2 * k] < 0 || pos[2 * k + 1] < -1 || pos[2 * k + 1] > 62 ||
-        run_tree_append(t, pos[2 * k], (int)pos[2 * k + 1], buf) != RE_OK)
+    if (pos[2 * k] < 0 || pos[2 * k + 1] < -1 || pos[2 * k + 1] > 62) {
+      free(buf); /* not in the tree yet */
       why = "invalid node";
+    } else if (run_tree_append(t, pos[2 * k], (int)pos[2 * k + 1], buf) != RE_OK) {
+      why = "out of memory"; /* run_tree_append freed buf */
+    }
   }
   if (!why && (fread(&stored, sizeof stored, 1, f) != 1 || stored != sum))
     why = "checksum mismatch (corrupted)";
@@ -209,7 +212,7 @@ static re_status read_file(runner *r, pass *p, const char *path, int kind, int c
     run_tree_init(t, len);
     if (required)
       return re_err(RE_EFORMAT, "%s: %s", path, why);
-    run_warn(r, "saved state %s ignored: %s; recomputing", path, why);
+    run_warn_local(r, "saved state %s ignored: %s; recomputing", path, why);
     return RE_OK;
   }
   *hout = h;
@@ -233,9 +236,22 @@ re_status run_state_load_rank(runner *r, pass *p, run_tree *t, int64_t *next_ste
   state_path(r, p, 1, path, sizeof path);
   run_tree loaded;
   re_status st = read_file(r, p, path, 1, 1, 0, &ok, &h, &loaded);
-  /* every rank must resume, or none: a mix would double-count or lose batches */
+  /* every rank must resume at the same step, or none: a mix would double-count or
+   * lose batches, and ranks taking different numbers of steps would mismatch their
+   * collectives (a kill between two ranks' snapshot writes leaves such a mix) */
   int mine = st == RE_OK && ok, all = 0;
   MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  if (all) {
+    int64_t lo_hi[2] = {h.next_step, -h.next_step}, agreed[2];
+    MPI_Allreduce(lo_hi, agreed, 2, MPI_INT64_T, MPI_MIN, MPI_COMM_WORLD);
+    if (agreed[0] != -agreed[1]) {
+      all = 0;
+      if (r->rank == 0)
+        re_log(RE_LOG_WARN,
+               "dataset %s: the ranks' saved states are from different steps (%lld ... %lld); starting afresh",
+               r->j->datasets[p->d].name, (long long)agreed[0], (long long)-agreed[1]);
+    }
+  }
   if (st == RE_OK && all) {
     run_tree_free(t);
     *t = loaded;

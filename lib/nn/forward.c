@@ -396,9 +396,13 @@ re_status re_net_create(const re_model *model, const re_ckpt *ck, int input_rank
       st = re_err(RE_EINVAL, "forward: input must be (features) or (channels, height, width)");
       goto done;
     }
+    if ((st = re_model_check_input(model, input_rank, input)) != RE_OK)
+      goto done;
     n->input.rank = input_rank;
     for (int k = 0; k < input_rank; k++)
       n->input.d[k] = input[k];
+    if (input_rank == 1 && re_model_input(model, n->input.d) == 3) /* flat data, read as (C, H, W) */
+      n->input.rank = 3;
   } else {
     n->input.rank = re_model_input(model, n->input.d);
   }

@@ -416,6 +416,11 @@ static re_status parse_module(re_mod *parent, const re_cfg *c, int64_t index, co
     return re_cfg_error(c, RE_EINVAL, "module name '%s' is empty or has spaces", name);
   re_mod *m;
   RE_TRY(re_mod_new(parent->name, name, te->type, &m));
+  for (int k = 0; k < parent->n; k++)
+    if (!strcmp(parent->child[k]->name, m->name)) {
+      re_mod_free(m); /* taps and tensors would bind to the first one */
+      return re_cfg_error(c, RE_EINVAL, "two modules are called '%s'", name);
+    }
   RE_TRY(re_mod_add(parent, m));
   m->src = c;
   m->act = te->act;
@@ -429,6 +434,15 @@ static re_status parse_module(re_mod *parent, const re_cfg *c, int64_t index, co
   RE_TRY(opt_pair(c, "padding", m->p));
   RE_TRY(opt_pair(c, "dilation", m->d));
   RE_TRY(opt_pair(c, "output_size", m->osz));
+  {
+    static const char *const win_keys[] = {"kernel", "stride", "padding", "dilation", "output_size"};
+    const int64_t *win[] = {m->k, m->s, m->p, m->d, m->osz};
+    for (int w = 0; w < 5; w++)
+      for (int q = 0; q < 2; q++)
+        if (win[w][q] > RE_MAX_WINDOW)
+          return re_cfg_error(re_cfg_get(c, win_keys[w]), RE_EINVAL, "module '%s' (%s): '%s' %lld is larger than %d",
+                              m->name, type, win_keys[w], (long long)win[w][q], RE_MAX_WINDOW);
+  }
   RE_TRY(re_cfg_get_int(c, "start_dim", &m->start_dim));
   RE_TRY(re_cfg_get_bool(c, "include_pad", &m->include_pad));
   int b = RE_UNSET;
@@ -572,6 +586,33 @@ int re_model_input(const re_model *m, int64_t *dims) {
   for (int k = 0; k < m->input.rank; k++)
     dims[k] = m->input.d[k];
   return m->input.rank;
+}
+
+re_status re_model_check_input(const re_model *m, int rank, const int64_t *dims) {
+  if (m->input.rank == 0)
+    return RE_OK;
+  int same = m->input.rank == rank;
+  for (int k = 0; same && k < rank; k++)
+    same = m->input.d[k] == dims[k];
+  if (same)
+    return RE_OK;
+  if (rank == 1) { /* flat data (N x D .npy) of a model with a (C, H, W) input: same values */
+    int64_t numel = 1;
+    for (int k = 0; k < m->input.rank; k++)
+      numel *= m->input.d[k];
+    if (numel == dims[0])
+      return RE_OK;
+  }
+  char want[96] = "", got[96] = "";
+  size_t a = 0, b = 0;
+  for (int k = 0; k < m->input.rank; k++)
+    a += (size_t)snprintf(want + a, sizeof want - a, "%s%lld", k ? ", " : "", (long long)m->input.d[k]);
+  for (int k = 0; k < rank; k++)
+    b += (size_t)snprintf(got + b, sizeof got - b, "%s%lld", k ? ", " : "", (long long)dims[k]);
+  const re_cfg *at = m->desc ? re_cfg_get(m->desc, "input") : NULL;
+  if (at)
+    return re_cfg_error(at, RE_ESHAPE, "the model declares input [%s] but the data gives [%s]", want, got);
+  return re_err(RE_ESHAPE, "the model declares input [%s] but the data gives [%s]", want, got);
 }
 
 re_status re_model_build(const re_model *m, const re_ckpt *ck, re_mod **root, re_shape *input) {

@@ -38,6 +38,8 @@ typedef struct re_shape {
 int64_t re_shape_numel(const re_shape *s);
 
 #define RE_UNSET (-1)
+/* Largest kernel, stride, padding, dilation or output size a model file may give. */
+#define RE_MAX_WINDOW 65536
 
 typedef struct re_mod re_mod;
 struct re_mod {

@@ -20,7 +20,10 @@ void re_op_linear(const float *x, int64_t M, int64_t K, const float *W, const fl
 }
 
 int64_t re_conv_out(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d) {
-  return (in + 2 * p - d * (k - 1) - 1) / s + 1;
+  int64_t span = d * (k - 1) + 1; /* extent of one dilated window */
+  if (in + 2 * p < span)         /* PyTorch: "Output size is too small" */
+    return 0;
+  return (in + 2 * p - span) / s + 1;
 }
 
 static int is_pointwise(const re_conv_geom *g) {

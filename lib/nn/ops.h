@@ -15,7 +15,8 @@ typedef struct re_conv_geom {
   int64_t kh, kw, sh, sw, ph, pw, dh, dw, groups;
 } re_conv_geom;
 
-/* Output size of a convolution/pooling window along one axis (floor mode). */
+/* Output size of a convolution/pooling window along one axis (floor mode); 0 when
+ * the dilated window is larger than the padded input. */
 int64_t re_conv_out(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d);
 
 /* Bytes of workspace re_op_conv2d needs for a batch of B images. */

@@ -8,14 +8,11 @@ embedding cache (`cache: {dir: ...}`) over two datasets is the reference. Then
   * a run is stopped by SIGTERM in the second dataset's pass, then one byte of
     the first dataset's reduced statistics (<out>.state/pass-*.reduced.state)
     and of both ranks' snapshots is flipped: the rerun warns naming the files,
-    recomputes, and gives identical metrics;
-
-Known gap (pipeline/run_plan.c, run_warn): warnings are printed and kept for
-the manifest on rank 0 only, so a damaged shard or snapshot that rank 1 reads
-is recomputed silently; the test reports that as XFAIL and fails once the
-warning appears, so that this note is removed with the fix.
+    recomputes, and gives identical metrics; every rank warns about what it
+    read itself ("rank 1: ...") and the manifest keeps the warnings of all ranks;
   * one byte of <out>/stats/<dataset>.stats is flipped: `repeval finalize`
     refuses it naming the file and leaves the output folder byte-identical."""
+import json
 import os
 import re
 import shutil
@@ -37,13 +34,6 @@ ANALYSES = """  cka: {dataset: fmnist, batch: 50}
   cka_exact: {type: cka, dataset: fmnist, estimator: exact, pairs: consecutive, checkpoints: ["seed0/*"]}
   spectrum: {dataset: fmnist_train}
 """
-
-
-def known_gap(s, warned, what):
-    if warned:
-        s.check(False, f"{what} is reported now: remove the known-gap note (run_warn on rank 0 only)")
-    else:
-        print(f"XFAIL: {what} is recomputed without a warning (run_warn logs on rank 0 only)")
 
 
 def shards(cache):
@@ -78,7 +68,11 @@ def main():
         s.check(rc == 0, f"rerun with damaged shards exits {rc}: {err[-400:]}")
         s.check(f"embedding cache shard {bad[0]} is damaged or stale: recomputing it" in err,
                 f"the warning names {os.path.basename(bad[0])}: {err[:500]}")
-        known_gap(s, f"embedding cache shard {bad[1]} is damaged" in err, "rank 1's damaged cache shard")
+        s.check(f"embedding cache shard {bad[1]} is damaged" in err, f"rank 1's damaged shard is named: {err[:600]}")
+        with open(os.path.join(d, "out2", "manifest.json")) as f:
+            man = json.load(f)
+        named = [w for w in man.get("warnings", []) if "embedding cache shard" in w]
+        s.check(len(named) == 2, f"the manifest keeps both ranks' cache warnings: {named}")
         same_metrics(s, os.path.join(d, "out2"), want, "rerun with damaged cache shards")
         r = Run(RANKS, ["run", job, "--out", os.path.join(d, "out3")], os.path.join(d, "cache-third.log"))
         s.check(r.wait(900) == 0 and "damaged" not in r.text(), f"the shards were rewritten: {r.text()[-300:]}")
@@ -111,7 +105,7 @@ def main():
                 return re.search(rf"saved state {re.escape(f)} ignored: [a-z ]+(\(corrupted\))?; recomputing", err)
             for f in (reduced, snaps[0]):
                 s.check(warned(f), f"the warning names {os.path.basename(f)}: {err[:600]}")
-            known_gap(s, warned(snaps[1]), "rank 1's damaged snapshot")
+            s.check(warned(snaps[1]), f"the warning names {os.path.basename(snaps[1])}: {err[:600]}")
             same_metrics(s, out, want, "rerun with damaged resume state")
             s.check(not leftovers(d, "out") and not os.path.exists(out + ".state"), "no partial or state left")
 

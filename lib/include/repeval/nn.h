@@ -26,6 +26,9 @@ re_status re_model_from_cfg(const re_cfg *desc, re_model **out);
 void re_model_destroy(re_model **m);
 /* Input shape per sample declared by the model (C, H, W or D); 0 dims if not declared. */
 int re_model_input(const re_model *m, int64_t *dims);
+/* RE_OK unless the model declares an input ('input:') other than dims[rank]; flat
+ * data (rank 1) with as many values as the declared input is accepted. */
+re_status re_model_check_input(const re_model *m, int rank, const int64_t *dims);
 
 typedef enum re_tap_mode {
   RE_TAP_FLATTEN = 0,  /* one row per sample with every value of the output (C*H*W, T*D, D) */

@@ -1,0 +1,135 @@
+/* Fuzz target: statistics files of `repeval run` (pipeline/run_state.c): the reduced
+ * statistics that `repeval finalize` reads from <out>/stats/ (kind 2) and the node
+ * lists of array parts that `repeval merge` combines (kind 3). The readers work on a
+ * path, so each input is written to a private temporary file, then read as both
+ * kinds into a pass with one minibatch HSIC accumulator (2 taps) and one co-moment
+ * accumulator (widths 3 and 2, debiased); what loads is reduced as merge does
+ * (collapse, then the root over samples / 4 batches, or 8) and turned into CKA values.
+ *
+ * With REPEVAL_FUZZ_SEED_DIR set, the first call also writes valid files of both
+ * kinds there with the writers of run_state.c (seeds; see make_run_corpora.py). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "repeval/cka.h"
+#include "run.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static runner r;
+static pass p;
+static an_run an;
+static char dir[256], path[300];
+
+static void cleanup(void) {
+  unlink(path);
+  rmdir(dir);
+}
+
+/* Batch k of 4 samples through both accumulators (deterministic values). */
+static void add_batch(int k) {
+  double x0[4 * 3], x1[4 * 2];
+  float f0[4 * 3], f1[4 * 2];
+  for (int e = 0; e < 12; e++)
+    f0[e] = (float)(x0[e] = (double)((e * 7 + k * 3) % 11) / 4.0);
+  for (int e = 0; e < 8; e++)
+    f1[e] = (float)(x1[e] = (double)((e * 5 + k) % 7) / 3.0 + x0[e]);
+  const double *X[2] = {x0, x1};
+  int64_t ld[2] = {3, 2};
+  re_moments_add_batch(p.mom, 4, X, ld);
+  re_hsic_begin_batch(an.h, 4);
+  re_hsic_add_tap_f32(an.h, 0, f0, 3, 3);
+  re_hsic_add_tap_f32(an.h, 1, f1, 2, 2);
+  re_hsic_end_batch(an.h);
+}
+
+static void write_seeds(const char *seeds) {
+  char name[600];
+  run_pass_reset(&p);
+  for (int k = 0; k < 8; k++)
+    add_batch(k);
+  r.pass_samples = 32;
+  snprintf(name, sizeof name, "%s/reduced.stats", seeds);
+  run_state_write_reduced_to(&r, &p, name);
+  for (int nb = 5; nb <= 8; nb += 3) { /* 5 batches: nodes of heights 2 and 0; 8: one node */
+    run_tree t;
+    run_tree_init(&t, run_pass_serial_len(&p));
+    for (int k = 0; k < nb; k++) {
+      run_pass_reset(&p);
+      add_batch(k);
+      run_tree_push_leaf(&p, &t, k);
+    }
+    r.pass_samples = 4 * nb;
+    snprintf(name, sizeof name, "%s/part%d.stats", seeds, nb);
+    run_state_write_tree_to(&r, &p, &t, name);
+    run_tree_free(&t);
+  }
+}
+
+static void setup(void) {
+  re_log_set_level(RE_LOG_ERROR); /* damaged inputs are the point: no warning per input */
+  r.rank = 1;
+  r.size = 1;
+  int64_t dims[2] = {3, 2};
+  int32_t pairs[2] = {0, 1};
+  re_hsic_config cfg = {2, RE_KERNEL_LINEAR, NULL, 8, 0, NULL};
+  if (re_moments_create(2, dims, 1, pairs, RE_MOMENTS_DEBIASED, &p.mom) != RE_OK ||
+      re_hsic_create(&cfg, &an.h) != RE_OK)
+    abort();
+  p.an = &an;
+  p.nan = 1;
+  const char *tmp = getenv("TMPDIR");
+  snprintf(dir, sizeof dir, "%s/repeval-fuzz-stats-XXXXXX", tmp && strlen(tmp) < 200 ? tmp : "/tmp");
+  if (!mkdtemp(dir))
+    abort();
+  snprintf(path, sizeof path, "%s/x.stats", dir);
+  atexit(cleanup);
+  const char *seeds = getenv("REPEVAL_FUZZ_SEED_DIR");
+  if (seeds)
+    write_seeds(seeds);
+}
+
+static void use_state(void) {
+  re_cka_result res;
+  (void)re_cka_linear_from_moments(p.mom, 0, 1, 0, &res);
+  (void)re_cka_linear_from_moments(p.mom, 0, 1, 1, &res);
+  (void)re_hsic_cka(an.h, 0, 1, 1, &res);
+  (void)re_hsic_cka(an.h, 0, 1, 0, &res);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  if (!dir[0])
+    setup();
+  FILE *f = fopen(path, "wb");
+  if (!f)
+    return 0;
+  if (size)
+    fwrite(data, 1, size, f);
+  fclose(f);
+  r.nwarnings = 0;
+  int verbose = getenv("REPEVAL_FUZZ_VERBOSE") != NULL; /* triage: what each reader said */
+  re_status st = run_state_load_stats(&r, &p, path);
+  if (st == RE_OK)
+    use_state();
+  if (verbose)
+    fprintf(stderr, "fuzz_stats: as reduced statistics: %s\n", st == RE_OK ? "loaded" : re_errmsg());
+  run_tree t;
+  int64_t samples = 0;
+  st = run_state_read_tree_from(&r, &p, path, &t, &samples);
+  if (st == RE_OK)
+    st = run_tree_collapse(&p, &t);
+  int64_t nb = samples / 4; /* the seeds hold batches of 4 samples */
+  if (nb < 1 || nb > 64)
+    nb = 8;
+  if (st == RE_OK)
+    st = run_tree_root(&p, &t, nb);
+  if (st == RE_OK)
+    use_state();
+  if (verbose)
+    fprintf(stderr, "fuzz_stats: as an array part over %lld batches: %s\n", (long long)nb,
+            st == RE_OK ? "loaded" : re_errmsg());
+  run_tree_free(&t);
+  return 0;
+}

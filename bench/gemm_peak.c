@@ -10,7 +10,8 @@
  * Prints one JSON object: GFLOP/s from the best wall time of each kernel, and
  * <kernel>_cpu from its best CPU time (the single-thread peak on a shared
  * machine; with T threads CPU time adds up over threads). Threads:
- * OPENBLAS_NUM_THREADS. */
+ * OPENBLAS_NUM_THREADS. copy_gbs: memory bandwidth of a 256 MiB memcpy
+ * (read + write). */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,6 +102,30 @@ static double measure(const shape *s, double seconds, double *best_time, double 
   return flops_of(s) / best / 1e9;
 }
 
+/* Memory bandwidth of a large copy (read + write counted), best of a few, GB/s: the
+ * rate at which accumulator states are serialised and merged. */
+static double copy_bandwidth(void) {
+  size_t len = (size_t)1 << 28;
+  char *a = malloc(len), *b = malloc(len);
+  if (!a || !b) {
+    free(a), free(b);
+    return -1;
+  }
+  memset(a, 1, len);
+  memset(b, 2, len);
+  double best = 1e300;
+  for (int rep = 0; rep < 5; rep++) {
+    double t0 = now();
+    memcpy(b, a, len);
+    double t = now() - t0;
+    best = t < best ? t : best;
+  }
+  volatile char sink = b[len / 2];
+  (void)sink;
+  free(a), free(b);
+  return 2.0 * (double)len / best / 1e9;
+}
+
 static int parse_pair(const char *v, int *a, int *b) {
   char *end;
   long x = strtol(v, &end, 10);
@@ -150,6 +175,6 @@ int main(int argc, char **argv) {
     printf(", \"%s\": %.3f, \"%s_seconds\": %.6f, \"%s_cpu\": %.3f", shapes[k].name, g, shapes[k].name, t,
            shapes[k].name, flops_of(&shapes[k]) / c / 1e9);
   }
-  printf("}\n");
+  printf(", \"copy_gbs\": %.2f}\n", copy_bandwidth());
   return 0;
 }

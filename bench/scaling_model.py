@@ -29,13 +29,13 @@ import math
 # Single-node constants, one thread per rank (bench/run on this machine, see
 # docs/benchmarks.md); every one can be overridden on the command line.
 MEASURED = {
-    "gram_gflops": 29.0,      # Gram stage (centring + dsyrk + triangle) of the HSIC accumulator, CPU-time rate
-    "pair_gflops": 35.0,      # pair products (dsyrk of P x m stacked triangles)
-    "gemm_gflops": 45.0,      # co-moment blocks (dgemm/dsyrk)
-    "mem_gbs": 8.0,           # memory bandwidth for state copies (serialise + merge), GB/s per rank
-    "fwd": {"cnn": 13000.0, "resnet18-cifar": 58.0, "vit-tiny": 18.0},  # images/s per rank, 1 thread
-    "t_pair_512": 0.11,       # CKA + SVCCA + PWCCA of one 512 x 512 pair from co-moments, s
-    "t_eig_512": 0.08,        # one 512 x 512 covariance eigendecomposition (dsyevd), s
+    "gram_gflops": 31.3,      # Gram stage (centring + dsyrk + triangle) of the HSIC accumulator, CPU-time rate
+    "pair_gflops": 29.7,      # pair products (dsyrk of the P x m stacked triangles)
+    "gemm_gflops": 32.7,      # co-moment accumulation (dsyrk/dgemm per block, 100 layers x 512)
+    "mem_gbs": 18.1,          # memcpy bandwidth (read + write), GB/s per rank: state serialise + merge
+    "fwd": {"cnn": 16479.0, "resnet18-cifar": 59.5, "vit-tiny": 19.0},  # images/s per rank, 1 thread
+    "t_pair_512": 0.154,      # exact CKA + SVCCA + PWCCA of one 512 x 512 pair from co-moments, CPU s
+    "t_eig_512": 0.051,       # one 512 x 512 covariance eigendecomposition (dsyevd), s
 }
 
 

@@ -89,7 +89,6 @@ class Row:
     reference: float = float("nan")
     reference_name: str = ""
     ratio: float = float("nan")  # speed-up of repeval (>1: faster), or as ratio_kind says
-    ratio_kind: str = "x"        # "x": speed-up or rate ratio; "%": fraction (of a peak); "/": plain quotient
     goal: str = ""
     goal_met: str = ""           # yes / no / "" (no goal)
     check: str = ""              # what agreement was checked, with its tolerance and the measured error
@@ -98,6 +97,7 @@ class Row:
     reference_rss_mb: float = float("nan")
     threads: int = 1
     notes: str = ""
+    ratio_kind: str = "x"        # "x": speed-up or rate ratio; "%": fraction (of a peak); "/": plain quotient
     load: float = dataclasses.field(default_factory=lambda: round(os.getloadavg()[0], 2))  # 1-min load when recorded
 
 

@@ -42,7 +42,8 @@ def run(ctx):
                         threads=threads,
                         notes=f"sgemm {pk['sgemm' + sfx]:.1f}, dgemm {pk['dgemm' + sfx]:.1f}, dsyrk "
                               f"{pk['dsyrk' + sfx]:.1f}; dsyrk at the Gram shape {b}x4096 {pk['dsyrk_gram' + sfx]:.1f},"
-                              f" at the pair shape {P}x{b * (b - 1) // 2} {pk['dsyrk_pairs' + sfx]:.1f} GFLOP/s"))
+                              f" at the pair shape {P}x{b * (b - 1) // 2} {pk['dsyrk_pairs' + sfx]:.1f} GFLOP/s; memcpy "
+                              f"{pk.get('copy_gbs', float('nan')):.1f} GB/s"))
         rows.append(Row("blas", f"stats stage (HSIC Gram + pair products) vs dgemm peak, {P} taps, b={b}",
                         unit, rate, peak, "dgemm peak", eff, f">= {GOAL:.0%} of peak",
                         "yes" if eff >= GOAL else "no", threads=threads, ratio_kind="%",

@@ -14,7 +14,10 @@ and keep S_m = sum_l d_l + sum_(i<=j requested) d_i d_j doubles.
 Reduction: the canonical tree over batch indices; each rank holds at most about
 2 log2(batches / R) complete nodes; ceil(log2 R) binomial steps, each sending that
 list: time ceil(log2 R) (alpha + 8 S nodes / B_net).
-Memory per rank: model + activations + (2 log2(batches/R) + 2) S doubles.
+Memory per rank: model + activations + (2 log2(batches/R) + 2) S doubles when
+8 S is below REPEVAL_SPILL_MB (64 MB); larger nodes wait in a spill file, so
+memory is 4 S doubles and the spill file holds the list (disk), at the cost of
+about S doubles written and read per batch (--disk-gbs).
 Finalize on rank 0: eigendecompositions L_cca e_d plus pairs x t_pair(d), with
 t_pair scaling as d^3 from the measured 512-wide value.
 
@@ -22,7 +25,7 @@ usage: scaling_model.py [--ranks 1,2,4,...] [--checkpoints 20] [--layers 8]
        [--widths 64,256,1024,4096] [--n 10000] [--batch 256] [--model cnn|resnet18-cifar|vit-tiny]
        [--cca-layers 0] [--cca-width 512] [--gram-gflops G] [--pair-gflops G] ...
 Prints one line per rank count: time per rank by stage, reduction, finalize,
-total, parallel efficiency, bytes sent, memory per rank."""
+total, parallel efficiency, bytes sent, memory and spill file per rank."""
 import argparse
 import math
 
@@ -54,6 +57,9 @@ def model(a, R):
     t_pair = P * (P + 1) * m / (a.pair_gflops * 1e9)
     t_mom = (2 * b * (Lc * (Lc + 1) // 2) * dc * dc / (a.gemm_gflops * 1e9)) if Lc else 0.0
     t_tree = 2 * 8 * S / (a.mem_gbs * 1e9)
+    spill = 8 * S >= a.spill_mb * 1048576
+    if spill:  # about half a state written and half read back per batch
+        t_tree += 8 * S / (a.disk_gbs * 1e9)
     compute = per_rank * (t_fwd + t_gram + t_pair + t_mom + t_tree)
     nodes = 2 * max(1, math.ceil(math.log2(max(per_rank, 1)))) + 1
     steps = math.ceil(math.log2(R)) if R > 1 else 0
@@ -61,11 +67,12 @@ def model(a, R):
     t_red = steps * (a.alpha_us * 1e-6 + bytes_sent / (a.net_gbs * 1e9))
     scale = (dc / 512.0) ** 3
     t_fin = (Lc * a.t_eig_512 * scale + Lc * (Lc - 1) // 2 * a.t_pair_512 * scale) if Lc else 0.0
-    mem = 8 * S * (nodes + 2)
+    mem = 8 * S * (4 if spill else nodes + 2)
+    disk = 8 * S * nodes if spill else 0
     return {"R": R, "batches/rank": per_rank, "forward": per_rank * t_fwd, "gram": per_rank * t_gram,
             "pairs": per_rank * t_pair, "comoments": per_rank * t_mom, "tree": per_rank * t_tree, "reduce": t_red,
             "finalize": t_fin, "total": compute + t_red + t_fin, "sent_MB": bytes_sent / 1e6 if steps else 0.0,
-            "mem_MB": mem / 1e6}
+            "mem_MB": mem / 1e6, "spill_MB": disk / 1e6}
 
 
 def main():
@@ -84,20 +91,22 @@ def main():
         ap.add_argument("--" + k.replace("_", "-"), type=float, default=MEASURED[k], dest=k)
     ap.add_argument("--net-gbs", type=float, default=10.0, help="network bandwidth per link, GB/s (assumed)")
     ap.add_argument("--alpha-us", type=float, default=5.0, help="message latency, microseconds (assumed)")
+    ap.add_argument("--spill-mb", type=float, default=64.0, help="REPEVAL_SPILL_MB: nodes this large are spilled")
+    ap.add_argument("--disk-gbs", type=float, default=2.0, help="spill file bandwidth, GB/s (assumed: local disk)")
     a = ap.parse_args()
     a.widths = [int(w) for w in a.widths.split(",")]
     a.fwd = a.fwd or MEASURED["fwd"][a.model]
     cols = ["R", "batches/rank", "forward", "gram", "pairs", "comoments", "tree", "reduce", "finalize", "total"]
     print(f"C={a.checkpoints} L={a.layers} widths={a.widths} n={a.n} b={a.batch} model={a.model} "
           f"({a.fwd:g} img/s/rank) cca_layers={a.cca_layers}x{a.cca_width}; seconds per stage per rank")
-    print(" ".join(f"{c:>12}" for c in cols) + f" {'efficiency':>10} {'sent_MB':>9} {'mem_MB':>9}")
+    print(" ".join(f"{c:>12}" for c in cols) + f" {'efficiency':>10} {'sent_MB':>9} {'mem_MB':>9} {'spill_MB':>9}")
     base = None
     for R in [int(r) for r in a.ranks.split(",")]:
         r = model(a, R)
         base = base or r["total"] * R
         eff = base / (R * r["total"])
         print(" ".join(f"{r[c]:>12.4g}" if isinstance(r[c], float) else f"{r[c]:>12}" for c in cols) +
-              f" {eff:>10.1%} {r['sent_MB']:>9.3g} {r['mem_MB']:>9.4g}")
+              f" {eff:>10.1%} {r['sent_MB']:>9.3g} {r['mem_MB']:>9.4g} {r['spill_MB']:>9.4g}")
 
 
 if __name__ == "__main__":

@@ -129,8 +129,19 @@ static re_status load_stats_files(runner *r, pass *p) {
     int64_t samples = 0;
     st = run_state_read_tree_from(r, p, path, &t, &samples);
     for (int k = 0; st == RE_OK && k < t.n; k++) {
-      st = run_tree_append(&all, t.nodes[k].start, t.nodes[k].height, t.nodes[k].buf);
+      double *buf = t.nodes[k].buf; /* in memory: moved; spilled: read into a new buffer */
+      const double *d = NULL;
       t.nodes[k].buf = NULL;
+      if (!buf) {
+        st = re_malloc(t.len > 0 ? t.len : 1, sizeof(double), &buf);
+        if (st == RE_OK)
+          st = run_tree_node_data(&t, k, buf, &d);
+        if (st != RE_OK) {
+          free(buf);
+          break;
+        }
+      }
+      st = run_tree_append(&all, t.nodes[k].start, t.nodes[k].height, buf);
     }
     run_tree_free(&t);
     r->pass_samples += samples;

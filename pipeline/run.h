@@ -78,14 +78,23 @@ extern volatile sig_atomic_t run_stop_signal;
 typedef struct run_node {
   int64_t start;
   int height;
-  double *buf; /* len doubles, owned */
+  double *buf;  /* len doubles, owned; NULL while spilled */
+  int64_t slot; /* spilled: its slot in the list's spill file; else -1 */
 } run_node;
 
-/* Complete nodes covering a contiguous range of batches, in order. */
+/* Complete nodes covering a contiguous range of batches, in order. Lists whose
+ * nodes are large (at least REPEVAL_SPILL_MB, default 64) keep only their last
+ * node in memory and the others in an unlinked file in $TMPDIR (the spill file),
+ * so that a rank holds a fixed number of states whatever the number of batches. */
 typedef struct run_tree {
   run_node *nodes;
   int n, cap;
-  int64_t len; /* doubles per node: run_pass_serial_len */
+  int64_t len;      /* doubles per node: run_pass_serial_len */
+  int spill;        /* nodes of this size are spilled */
+  int fd;           /* spill file, -1 until the first spill */
+  int64_t nslots;   /* slots in the file (each len doubles) */
+  int64_t *free_slots;
+  int nfree, capfree;
 } run_tree;
 
 typedef struct pass {
@@ -155,19 +164,23 @@ int64_t run_pass_serial_len(const pass *p);
 void run_pass_serialize(const pass *p, double *buf);
 re_status run_pass_deserialize(pass *p, const double *buf);
 void run_pass_reset(pass *p);
-/* An empty list for nodes of `len` doubles; free its buffers. */
+/* An empty list for nodes of `len` doubles; free its buffers (and spill file). */
 void run_tree_init(run_tree *t, int64_t len);
 void run_tree_free(run_tree *t);
-/* Append a node (takes buf; freed on failure). */
+/* Append a node (takes buf; freed on failure); every node but the new last one
+ * goes to the spill file when the list spills. */
 re_status run_tree_append(run_tree *t, int64_t start, int height, double *buf);
+/* Node k's values: its buffer, or read from the spill file into scratch (len doubles). */
+re_status run_tree_node_data(const run_tree *t, int k, double *scratch, const double **data);
 /* Join adjacent siblings until none is left (uses the accumulators as scratch). */
 re_status run_tree_collapse(pass *p, run_tree *t);
 /* Add the accumulators' current state as leaf k (the state of batch k alone). */
 re_status run_tree_push_leaf(pass *p, run_tree *t, int64_t k);
 /* Collective: lists of all ranks into rank 0's (binomial tree, rank order = batch order). */
 re_status run_tree_reduce(runner *r, pass *p, run_tree *t);
-/* Load the root over batches [0, nb) of a list into the accumulators. */
-re_status run_tree_root(pass *p, const run_tree *t, int64_t nb);
+/* Load the root over batches [0, nb) of a collapsed list into the accumulators;
+ * the list's nodes are used up on success (free the list in any case). */
+re_status run_tree_root(pass *p, run_tree *t, int64_t nb);
 
 /* ---- resume state (run_state.c) ---- */
 /* Compute the job fingerprint and the state folder (<out>.state). */

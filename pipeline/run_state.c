@@ -135,11 +135,19 @@ static re_status write_state(runner *r, pass *p, const char *path, int kind, con
     sum = re_fnv1a64(sum, pos, sizeof pos);
     st = re_atomic_write(&at, pos, sizeof pos);
   }
+  double *scratch = NULL; /* for nodes in the tree's spill file */
+  if (st == RE_OK && t && t->spill)
+    st = re_malloc(len > 0 ? len : 1, sizeof(double), &scratch);
   for (uint32_t k = 0; k < h.nodes && st == RE_OK; k++) {
-    const double *buf = t ? t->nodes[k].buf : root;
+    const double *buf = root;
+    if (t)
+      st = run_tree_node_data(t, (int)k, scratch, &buf);
+    if (st != RE_OK)
+      break;
     sum = re_fnv1a64(sum, buf, sizeof(double) * (size_t)len);
     st = re_atomic_write(&at, buf, len * (int64_t)sizeof(double));
   }
+  free(scratch);
   if (st == RE_OK)
     st = re_atomic_write(&at, &sum, sizeof sum);
   if (st == RE_OK)
@@ -290,7 +298,10 @@ static re_status load_root(runner *r, pass *p, const char *path, int check, int 
   if (*ok && t.n != 1) {
     st = re_err(RE_EFORMAT, "%s: reduced statistics must hold one node", path);
   } else if (*ok) {
-    st = run_pass_deserialize(p, t.nodes[0].buf);
+    const double *d = NULL;
+    st = run_tree_node_data(&t, 0, NULL, &d); /* the last node: in memory */
+    if (st == RE_OK)
+      st = run_pass_deserialize(p, d);
     if (st == RE_OK)
       r->pass_samples = h.samples;
     else

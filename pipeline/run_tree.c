@@ -16,10 +16,17 @@
  *
  * Cost: one state serialization per batch and one merge per internal node (about
  * one per batch), i.e. O(state) extra work per batch beside the O(batch x state)
- * GEMMs; memory O(log2(batches) x state) per rank. */
+ * GEMMs. Memory: the list holds up to about 2 log2(batches) nodes; large ones
+ * (REPEVAL_SPILL_MB) wait in a spill file, so a rank keeps at most four states
+ * in memory (accumulators, the last node, a leaf or a loaded sibling, and one
+ * more while the root is folded) whatever the number of batches; the spill file
+ * then holds at most the list, about log2(batches) states on average. */
+#include <errno.h>
 #include <mpi.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mpi_reduce.h"
 #include "run.h"
@@ -81,19 +88,130 @@ void run_pass_reset(pass *p) {
 
 /* ---- node lists ---------------------------------------------------------------- */
 
+/* Nodes of at least this many doubles are spilled (REPEVAL_SPILL_MB, default 64). */
+static int64_t spill_threshold(void) {
+  double mb = 64;
+  const char *e = getenv("REPEVAL_SPILL_MB");
+  if (e && *e) {
+    char *end;
+    double v = strtod(e, &end);
+    if (end != e && !*end && v >= 0 && v < 1e12)
+      mb = v;
+  }
+  return (int64_t)(mb * 1048576.0 / (double)sizeof(double));
+}
+
 void run_tree_init(run_tree *t, int64_t len) {
   memset(t, 0, sizeof *t);
   t->len = len;
+  t->fd = -1;
+  t->spill = len > 0 && len >= spill_threshold();
 }
 
 void run_tree_free(run_tree *t) {
   for (int k = 0; k < t->n; k++)
     free(t->nodes[k].buf);
   free(t->nodes);
+  free(t->free_slots);
+  if (t->fd >= 0)
+    close(t->fd);
   memset(t, 0, sizeof *t);
+  t->fd = -1;
 }
 
-re_status run_tree_append(run_tree *t, int64_t start, int height, double *buf) {
+static re_status open_spill(run_tree *t) {
+  const char *dir = getenv("TMPDIR");
+  if (!dir || !*dir || strlen(dir) > 3900)
+    dir = "/tmp";
+  char path[4096];
+  snprintf(path, sizeof path, "%s/repeval-spill-XXXXXX", dir);
+  int fd = mkstemp(path);
+  if (fd < 0)
+    return re_err(RE_EIO, "cannot create the reduction's spill file in %s: %s (set TMPDIR, or REPEVAL_SPILL_MB)", dir,
+                  strerror(errno));
+  unlink(path); /* gone with the process, whatever happens */
+  re_log(RE_LOG_DEBUG, "reduction: nodes of %.1f MB wait in a spill file in %s", (double)t->len * 8.0 / 1048576.0, dir);
+  t->fd = fd;
+  return RE_OK;
+}
+
+static re_status slot_io(const run_tree *t, int64_t slot, double *buf, int write) {
+  size_t bytes = (size_t)t->len * sizeof(double), done = 0;
+  off_t off = (off_t)slot * (off_t)bytes;
+  while (done < bytes) {
+    ssize_t n = write ? pwrite(t->fd, (char *)buf + done, bytes - done, off + (off_t)done)
+                      : pread(t->fd, (char *)buf + done, bytes - done, off + (off_t)done);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return re_err(RE_EIO, "reduction spill file: cannot %s %zu bytes at offset %lld: %s", write ? "write" : "read",
+                    bytes, (long long)off, n < 0 ? strerror(errno) : "end of file");
+    done += (size_t)n;
+  }
+  return RE_OK;
+}
+
+/* Node k to the spill file (a free slot, or a new one at the end). */
+static re_status spill_node(run_tree *t, int k) {
+  run_node *nd = &t->nodes[k];
+  if (!nd->buf)
+    return RE_OK;
+  if (t->fd < 0)
+    RE_TRY(open_spill(t));
+  if (t->capfree < t->nslots + 1) { /* room to give every slot back later */
+    int ncap = t->capfree ? 2 * t->capfree : 16;
+    RE_TRY(re_realloc(&t->free_slots, ncap, sizeof *t->free_slots));
+    t->capfree = ncap;
+  }
+  int64_t slot = t->nfree ? t->free_slots[--t->nfree] : t->nslots++;
+  re_status st = slot_io(t, slot, nd->buf, 1);
+  if (st != RE_OK) {
+    t->free_slots[t->nfree++] = slot;
+    return st;
+  }
+  free(nd->buf);
+  nd->buf = NULL;
+  nd->slot = slot;
+  return RE_OK;
+}
+
+/* Node k back into memory. */
+static re_status load_node(run_tree *t, int k) {
+  run_node *nd = &t->nodes[k];
+  if (nd->buf)
+    return RE_OK;
+  double *buf = NULL;
+  RE_TRY(re_malloc(t->len > 0 ? t->len : 1, sizeof(double), &buf));
+  re_status st = slot_io(t, nd->slot, buf, 0);
+  if (st != RE_OK) {
+    free(buf);
+    return st;
+  }
+  t->free_slots[t->nfree++] = nd->slot;
+  nd->buf = buf;
+  nd->slot = -1;
+  return RE_OK;
+}
+
+static re_status spill_all_but_last(run_tree *t) {
+  if (!t->spill)
+    return RE_OK;
+  for (int k = 0; k + 1 < t->n; k++)
+    RE_TRY(spill_node(t, k));
+  return RE_OK;
+}
+
+re_status run_tree_node_data(const run_tree *t, int k, double *scratch, const double **data) {
+  if (t->nodes[k].buf) {
+    *data = t->nodes[k].buf;
+    return RE_OK;
+  }
+  RE_TRY(slot_io(t, t->nodes[k].slot, scratch, 0));
+  *data = scratch;
+  return RE_OK;
+}
+
+static re_status append_node(run_tree *t, int64_t start, int height, double *buf) {
   if (t->n == t->cap) {
     int ncap = t->cap ? 2 * t->cap : 16;
     re_status st = re_realloc(&t->nodes, ncap, sizeof *t->nodes);
@@ -103,8 +221,13 @@ re_status run_tree_append(run_tree *t, int64_t start, int height, double *buf) {
     }
     t->cap = ncap;
   }
-  t->nodes[t->n++] = (run_node){start, height, buf};
+  t->nodes[t->n++] = (run_node){start, height, buf, -1};
   return RE_OK;
+}
+
+re_status run_tree_append(run_tree *t, int64_t start, int height, double *buf) {
+  RE_TRY(append_node(t, start, height, buf));
+  return spill_all_but_last(t);
 }
 
 /* x <- x (+) y through the pass's accumulators (they are scratch here). */
@@ -123,11 +246,14 @@ re_status run_tree_collapse(pass *p, run_tree *t) {
       run_node *a = &t->nodes[k], *b = &t->nodes[k + 1];
       int64_t span = (int64_t)1 << a->height;
       if (a->height == b->height && a->start % (2 * span) == 0 && b->start == a->start + span) {
+        RE_TRY(load_node(t, k));
+        RE_TRY(load_node(t, k + 1));
         RE_TRY(combine(p, a->buf, b->buf));
         a->height++;
         free(b->buf);
         memmove(b, b + 1, sizeof *b * (size_t)(t->n - k - 2));
         t->n--;
+        RE_TRY(spill_all_but_last(t));
         changed = 1;
         break;
       }
@@ -140,82 +266,89 @@ re_status run_tree_push_leaf(pass *p, run_tree *t, int64_t k) {
   double *buf = NULL;
   RE_TRY(re_malloc(t->len, sizeof(double), &buf));
   run_pass_serialize(p, buf);
-  RE_TRY(run_tree_append(t, k, 0, buf));
-  return run_tree_collapse(p, t);
+  /* the previous last node is often this leaf's sibling: join before spilling */
+  RE_TRY(append_node(t, k, 0, buf));
+  RE_TRY(run_tree_collapse(p, t));
+  return spill_all_but_last(t);
 }
 
-/* Value of node (s, h) over batches [0, nb) from the list (complete nodes), into out;
- * *found = 0 when the node holds no batch. */
-static re_status node_value(pass *p, const run_tree *t, int64_t s, int h, int64_t nb, double *out, int *found,
-                            double *tmp_pool, int depth) {
-  *found = 0;
-  if (s >= nb)
-    return RE_OK;
-  for (int k = 0; k < t->n; k++)
-    if (t->nodes[k].start == s && t->nodes[k].height == h) {
-      memcpy(out, t->nodes[k].buf, sizeof(double) * (size_t)t->len);
-      *found = 1;
-      return RE_OK;
-    }
-  if (h == 0)
-    return re_err(RE_EINVAL, "reduction: batch %lld is missing from the statistics", (long long)s);
-  int fl = 0, fr = 0;
-  RE_TRY(node_value(p, t, s, h - 1, nb, out, &fl, tmp_pool, depth + 1));
-  double *right = tmp_pool + (int64_t)depth * t->len;
-  RE_TRY(node_value(p, t, s + ((int64_t)1 << (h - 1)), h - 1, nb, right, &fr, tmp_pool, depth + 1));
-  if (!fl)
-    return re_err(RE_EINVAL, "reduction: batches from %lld are missing from the statistics", (long long)s);
-  if (fr)
-    RE_TRY(combine(p, out, right));
-  *found = 1;
-  return RE_OK;
-}
-
-re_status run_tree_root(pass *p, const run_tree *t, int64_t nb) {
+/* A collapsed list over batches [0, nb) is the binary decomposition of nb: nodes
+ * of strictly decreasing heights from batch 0. The root of the canonical tree is
+ * then their right fold, N_0 (+) (N_1 (+) (... (+) N_last)): a missing right child
+ * leaves its parent equal to the left one, so these are exactly the merges of the
+ * tree. The fold consumes the list, so that it holds two states besides the
+ * accumulators whatever nb is. */
+re_status run_tree_root(pass *p, run_tree *t, int64_t nb) {
   if (nb <= 0) { /* no batch at all: empty accumulators */
     run_pass_reset(p);
     return RE_OK;
   }
-  int H = 0;
-  while (((int64_t)1 << H) < nb)
-    H++;
-  double *out = NULL, *pool = NULL;
-  re_status st = re_malloc(t->len, sizeof(double), &out);
-  if (st == RE_OK)
-    st = re_malloc((int64_t)(H + 2) * t->len, sizeof(double), &pool);
-  int found = 0;
-  if (st == RE_OK)
-    st = node_value(p, t, 0, H, nb, out, &found, pool, 0);
-  if (st == RE_OK)
-    st = run_pass_deserialize(p, out);
-  free(out);
-  free(pool);
+  int64_t at = 0;
+  for (int k = 0; k < t->n; k++) {
+    const run_node *nd = &t->nodes[k];
+    if (nd->start != at)
+      return re_err(RE_EINVAL, "reduction: batch %lld is missing from the statistics", (long long)at);
+    if (nd->height < 0 || nd->height > 62 || (k > 0 && nd->height >= t->nodes[k - 1].height) ||
+        nd->start % ((int64_t)1 << nd->height))
+      return re_err(RE_EINVAL, "reduction: node (%lld, %d) does not fit the canonical tree", (long long)nd->start,
+                    nd->height);
+    if (nb - at < ((int64_t)1 << nd->height))
+      return re_err(RE_EINVAL, "reduction: the statistics hold batches beyond the %lld of the pass", (long long)nb);
+    at += (int64_t)1 << nd->height;
+  }
+  if (at != nb)
+    return re_err(RE_EINVAL, "reduction: batches from %lld are missing from the statistics", (long long)at);
+  /* acc = N_last; then N_k (+) acc into N_k's buffer, which becomes acc */
+  RE_TRY(load_node(t, t->n - 1));
+  for (int k = t->n - 2; k >= 0; k--) {
+    RE_TRY(load_node(t, k));
+    RE_TRY(combine(p, t->nodes[k].buf, t->nodes[k + 1].buf)); /* N_k: the earlier batches */
+    free(t->nodes[k + 1].buf);
+    t->nodes[k + 1].buf = NULL;
+    t->n = k + 1;
+  }
+  re_status st = run_pass_deserialize(p, t->nodes[0].buf);
+  free(t->nodes[0].buf);
+  t->nodes[0].buf = NULL;
+  t->n = 0;
   return st;
 }
 
 /* ---- across ranks ----------------------------------------------------------------- */
 
 static re_status send_tree(const run_tree *t, int dest) {
-  long long hdr[2] = {t->n, t->len};
+  double *scratch = NULL; /* spilled nodes are read into it */
+  re_status st = t->spill ? re_malloc(t->len > 0 ? t->len : 1, sizeof(double), &scratch) : RE_OK, bad = RE_OK;
+  long long hdr[2] = {st == RE_OK ? t->n : -1, t->len}; /* -1: nothing follows */
   if (MPI_Send(hdr, 2, MPI_LONG_LONG, dest, 41, MPI_COMM_WORLD) != MPI_SUCCESS)
-    return re_err(RE_EMPI, "MPI_Send to rank %d failed", dest);
-  for (int k = 0; k < t->n; k++) {
+    st = re_err(RE_EMPI, "MPI_Send to rank %d failed", dest);
+  for (int k = 0; st == RE_OK && k < t->n; k++) {
     long long pos[2] = {t->nodes[k].start, t->nodes[k].height};
-    if (MPI_Send(pos, 2, MPI_LONG_LONG, dest, 42, MPI_COMM_WORLD) != MPI_SUCCESS)
-      return re_err(RE_EMPI, "MPI_Send to rank %d failed", dest);
-    for (int64_t off = 0; off < t->len; off += (1 << 26)) {
+    if (MPI_Send(pos, 2, MPI_LONG_LONG, dest, 42, MPI_COMM_WORLD) != MPI_SUCCESS) {
+      st = re_err(RE_EMPI, "MPI_Send to rank %d failed", dest);
+      break;
+    }
+    const double *d = t->nodes[k].buf;
+    if (!d && (bad != RE_OK || (bad = run_tree_node_data(t, k, scratch, &d)) != RE_OK)) {
+      memset(scratch, 0, sizeof(double) * (size_t)t->len); /* every node is still sent; the error reaches */
+      d = scratch;                                         /* the receiver through re_mpi_agree */
+    }
+    for (int64_t off = 0; st == RE_OK && off < t->len; off += (1 << 26)) {
       int n = (int)(t->len - off < (1 << 26) ? t->len - off : (1 << 26));
-      if (MPI_Send(t->nodes[k].buf + off, n, MPI_DOUBLE, dest, 43, MPI_COMM_WORLD) != MPI_SUCCESS)
-        return re_err(RE_EMPI, "MPI_Send to rank %d failed", dest);
+      if (MPI_Send(d + off, n, MPI_DOUBLE, dest, 43, MPI_COMM_WORLD) != MPI_SUCCESS)
+        st = re_err(RE_EMPI, "MPI_Send to rank %d failed", dest);
     }
   }
-  return RE_OK;
+  free(scratch);
+  return st != RE_OK ? st : bad;
 }
 
 static re_status recv_tree(run_tree *t, int src) {
   long long hdr[2];
   if (MPI_Recv(hdr, 2, MPI_LONG_LONG, src, 41, MPI_COMM_WORLD, MPI_STATUS_IGNORE) != MPI_SUCCESS)
     return re_err(RE_EMPI, "MPI_Recv from rank %d failed", src);
+  if (hdr[0] < 0)
+    return re_err(RE_ENOMEM, "rank %d could not send its statistics", src);
   if (hdr[1] != t->len)
     return re_err(RE_EMPI, "rank %d sent statistics of %lld doubles, expected %lld", src, hdr[1], (long long)t->len);
   for (long long k = 0; k < hdr[0]; k++) {

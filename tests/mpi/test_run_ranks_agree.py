@@ -2,7 +2,8 @@
 seeds, .safetensors and .pt mixed) under mpiexec with K ranks: the output folder
 has every documented file, the bundle extracts with `tar --zstd -xf`, and
 every value in metrics.csv equals the single-rank run bitwise (the reduction
-follows one canonical tree over batch indices); the
+follows one canonical tree over batch indices; the K-rank run also spills its
+reduction nodes to a file, the single-rank run keeps them in memory); the
 minibatch CKA matrix equals `repeval cka-matrix` on embeddings dumped by
 `repeval embed` to 1e-9."""
 import argparse
@@ -71,7 +72,11 @@ def main():
         rc, out, err = repeval("run", job, "--out", os.path.join(d, "single"), "--quiet", timeout=600)
         if not s.check(rc == 0, f"single-rank run: {err}"):
             s.finish()
+        # the K-rank run keeps every reduction node but the last in the spill file
+        # (REPEVAL_SPILL_MB=0): spilling must not change a bit either
+        os.environ["REPEVAL_SPILL_MB"] = "0"
         rc, out, err = mpirun(k, "run", job, timeout=600)
+        del os.environ["REPEVAL_SPILL_MB"]
         if not s.check(rc == 0, f"{k}-rank run: {err}"):
             s.finish()
         o = os.path.join(d, "out")

@@ -4,7 +4,8 @@ resumes and gives bitwise the metrics of an uninterrupted run; an array split
 `repeval finalize` recomputes the same non-probe metrics from stats/ alone; a
 rerun with the embedding cache reuses every shard and gives the same metrics,
 also with float16 shards (then both runs agree with each other); with one rank,
-the peak memory does not grow with the number of samples."""
+the peak memory does not grow with the number of samples. With 2 and 3 ranks
+the reduction spills every node but the last (REPEVAL_SPILL_MB=0)."""
 import argparse
 import csv
 import json
@@ -94,6 +95,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ranks", type=int, required=True)
     k = ap.parse_args().ranks
+    if k > 1:  # every reduction node but the last goes to the spill file: snapshots, parts and merge read it back
+        os.environ["REPEVAL_SPILL_MB"] = "0"
     s = Suite()
     with tmpdir() as d:
         job = os.path.join(d, "job.yaml")

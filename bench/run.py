@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Run the benchmark scenarios (repeval and its reference peers on the same inputs,
 in the same run), print the table and save bench/results/<date>-<quick|full>.csv
-and bench/results/latest.md. Normally started by bench/run, which builds first.
+and bench/results/latest.md (with --only: <date>-<mode>-only-<scenarios>.csv and
+latest-only-<scenarios>.md). Normally started by bench/run, which builds first.
 
 usage: run.py --build-dir DIR [--quick] [--only a,b] [--data-dir DIR] [--no-2-threads]
               [--results-dir DIR] [--label TEXT]"""
@@ -100,7 +101,10 @@ def main():
     total = time.perf_counter() - t_start
     stamp = datetime.datetime.now().strftime("%Y-%m-%d")
     os.makedirs(a.results_dir, exist_ok=True)
-    csv_path = os.path.join(a.results_dir, f"{stamp}-{mode}.csv")
+    # a run of some scenarios keeps its own files: latest.md and <date>-<mode>.csv stay whole runs
+    part = "-only-" + "-".join(only) if only else ""
+    csv_path = os.path.join(a.results_dir, f"{stamp}-{mode}{part}.csv")
+    md_path = os.path.join(a.results_dir, f"latest{part}.md")
     report.write_csv(csv_path, rows)
     pk = ctx.shared.get("peak_1t", {})
     header = (f"# repeval benchmarks ({mode}, {stamp}, revision {git_rev()}{', ' + a.label if a.label else ''})\n\n"
@@ -111,10 +115,10 @@ def main():
               "for the BLAS row, the fraction of the peak. Every repeval output was compared with its reference as "
               "the check column says.")
     md = report.markdown(rows, header)
-    with open(os.path.join(a.results_dir, "latest.md"), "w") as f:
+    with open(md_path, "w") as f:
         f.write(md)
     print(md)
-    log(f"bench: wrote {csv_path} and {os.path.join(a.results_dir, 'latest.md')} in {total / 60:.1f} min")
+    log(f"bench: wrote {csv_path} and {md_path} in {total / 60:.1f} min")
     bad_checks = [r for r in rows if r.check_ok == "no"]
     sys.exit(1 if failed or bad_checks else 0)
 

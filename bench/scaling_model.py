@@ -18,8 +18,10 @@ Memory per rank: model + activations + (2 log2(batches/R) + 2) S doubles when
 8 S is below REPEVAL_SPILL_MB (64 MB); larger nodes wait in a spill file, so
 memory is 4 S doubles and the spill file holds the list (disk), at the cost of
 about S doubles written and read per batch (--disk-gbs).
-Finalize on rank 0: eigendecompositions L_cca e_d plus pairs x t_pair(d), with
-t_pair scaling as d^3 from the measured 512-wide value.
+Finalize: the co-moments are broadcast (ceil(log2 R) (alpha + 8 S_m / B_net)), the
+pairs split in contiguous blocks over the ranks; each rank computes pairs/R x
+t_pair(d) plus the eigendecompositions its pairs touch (min(L_cca, 2 pairs/R) x
+e_d), with t_pair and e_d scaling as d^3 from the measured 512-wide values.
 
 usage: scaling_model.py [--ranks 1,2,4,...] [--checkpoints 20] [--layers 8]
        [--widths 64,256,1024,4096] [--n 10000] [--batch 256] [--model cnn|resnet18-cifar|vit-tiny]
@@ -66,7 +68,13 @@ def model(a, R):
     bytes_sent = 8 * S * nodes
     t_red = steps * (a.alpha_us * 1e-6 + bytes_sent / (a.net_gbs * 1e9))
     scale = (dc / 512.0) ** 3
-    t_fin = (Lc * a.t_eig_512 * scale + Lc * (Lc - 1) // 2 * a.t_pair_512 * scale) if Lc else 0.0
+    t_fin = 0.0
+    if Lc:
+        pairs = Lc * (Lc - 1) // 2
+        mine = math.ceil(pairs / R)
+        t_fin = (min(Lc, 2 * mine) * a.t_eig_512 + mine * a.t_pair_512) * scale
+        if R > 1:
+            t_fin += steps * (a.alpha_us * 1e-6 + 8 * S_m / (a.net_gbs * 1e9))
     mem = 8 * S * (4 if spill else nodes + 2)
     disk = 8 * S * nodes if spill else 0
     return {"R": R, "batches/rank": per_rank, "forward": per_rank * t_fwd, "gram": per_rank * t_gram,

@@ -453,8 +453,8 @@ static int run_main(int argc, char **argv, int mode) {
       run_pass_free(&r, &p);
       continue;
     }
-    if (st == RE_OK && r.rank == 0)
-      st = run_pass_finalize(&r, &p);
+    if (st == RE_OK)
+      st = run_pass_finalize(&r, &p); /* collective */
     if (st == RE_OK && r.rank == 0)
       st = copy_stats_file(&r, &p);
     st = re_mpi_agree(MPI_COMM_WORLD, st);

@@ -247,13 +247,14 @@ re_status run_probe_feed(runner *r, pass *p, int t, const float *data, int64_t s
 /* Collective, after every pass: fit every probe task (round-robin over ranks), rows to rank 0. */
 re_status run_probes(runner *r);
 
-/* ---- finalize (run_finalize.c, rank 0) ---- */
+/* ---- finalize (run_finalize.c) ---- */
 /* One metrics.csv row; b < 0 for per-tap metrics; why != NULL marks it undefined. */
 void run_row(runner *r, const char *analysis, const char *metric, int a, int b, const char *dataset,
              const char *param, double value, const char *why);
 /* Write a tap index CSV (taps NULL: all taps). */
 re_status run_write_taps_csv(const runner *r, const char *file, const int *taps, int P);
-/* Metrics of every analysis of the pass from its reduced accumulators. */
+/* Collective: metrics of every analysis of the pass from rank 0's reduced
+ * accumulators (CCA family and spectra spread over the ranks; rows and files on rank 0). */
 re_status run_pass_finalize(runner *r, pass *p);
 /* manifest.json in the partial output folder. */
 re_status run_write_manifest(runner *r, double t_total);

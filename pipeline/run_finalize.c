@@ -1,5 +1,6 @@
-/* repeval run, finalize (rank 0): metrics from the reduced accumulators, tidy
- * metrics.csv rows, matrices, tap indices and the manifest. */
+/* repeval run, finalize: metrics from the reduced accumulators (the co-moment
+ * analyses spread over the ranks), tidy metrics.csv rows, matrices, tap indices
+ * and the manifest (rank 0). */
 #include <archive.h>
 #include <math.h>
 #include <mpi.h>
@@ -10,6 +11,7 @@
 #include <zstd.h>
 
 #include "cli.h"
+#include "mpi_reduce.h"
 #include "output.h"
 #include "repeval/cca.h"
 #include "repeval/npy.h"
@@ -127,6 +129,101 @@ static re_status finalize_cka(runner *r, pass *p, an_run *ar) {
   return st;
 }
 
+/* ---- finalize spread over the ranks ------------------------------------------ */
+
+/* The CCA family and spectra are computed in contiguous blocks of their units
+ * (pairs, taps) in rank order, from the same reduced co-moments on every rank, so
+ * every value is computed exactly as on one rank; rows and results go back to
+ * rank 0 in rank order, which is the serial order. */
+static void my_block(const runner *r, int64_t n, int64_t *lo, int64_t *hi) {
+  *lo = n * r->rank / r->size;
+  *hi = n * (r->rank + 1) / r->size;
+}
+
+/* Collective: rank 0's reduced accumulators to every rank (chunks of 2^26 doubles). */
+static re_status share_moments(runner *r, pass *p) {
+  if (r->size < 2 || !p->mom)
+    return RE_OK;
+  int64_t len = re_moments_serial_len(p->mom);
+  double *buf = NULL;
+  re_status st = re_malloc(len > 0 ? len : 1, sizeof(double), &buf);
+  st = re_mpi_agree(MPI_COMM_WORLD, st);
+  if (st != RE_OK) {
+    free(buf);
+    return st;
+  }
+  if (r->rank == 0)
+    re_moments_serialize(p->mom, buf);
+  for (int64_t off = 0; off < len; off += (1 << 26)) {
+    int n = (int)(len - off < (1 << 26) ? len - off : (1 << 26));
+    MPI_Bcast(buf + off, n, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+  }
+  if (r->rank != 0)
+    st = re_moments_deserialize(p->mom, buf, len);
+  free(buf);
+  return re_mpi_agree(MPI_COMM_WORLD, st);
+}
+
+/* Rows of this rank's units go to a private buffer while it computes them. */
+typedef struct rows_sink {
+  FILE *keep, *f;
+  char *buf;
+  size_t len;
+  int nund0;
+} rows_sink;
+
+static re_status rows_begin(runner *r, rows_sink *k) {
+  memset(k, 0, sizeof *k);
+  k->keep = r->metrics;
+  k->nund0 = r->nundefined;
+  if (r->size < 2)
+    return RE_OK;
+  k->f = open_memstream(&k->buf, &k->len);
+  if (!k->f)
+    return re_err(RE_ENOMEM, "finalize: no memory for the rows");
+  r->metrics = k->f;
+  return RE_OK;
+}
+
+/* Collective: every rank's rows appended to rank 0's metrics in rank order. */
+static re_status rows_end(runner *r, rows_sink *k) {
+  if (r->size < 2)
+    return RE_OK;
+  if (k->f)
+    fclose(k->f);
+  r->metrics = k->keep;
+  re_status st = RE_OK;
+  long long hdr[2] = {(long long)k->len, r->nundefined - k->nund0};
+  if (r->rank != 0) {
+    r->nundefined = k->nund0;
+    MPI_Send(hdr, 2, MPI_LONG_LONG, 0, 51, MPI_COMM_WORLD);
+    for (long long off = 0; off < hdr[0]; off += (1 << 30)) {
+      int n = (int)(hdr[0] - off < (1 << 30) ? hdr[0] - off : (1 << 30));
+      MPI_Send(k->buf + off, n, MPI_CHAR, 0, 52, MPI_COMM_WORLD);
+    }
+  } else {
+    fwrite(k->buf, 1, k->len, r->metrics);
+    for (int src = 1; src < r->size; src++) {
+      MPI_Recv(hdr, 2, MPI_LONG_LONG, src, 51, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+      r->nundefined += (int)hdr[1];
+      char *b = malloc(hdr[0] > 0 ? (size_t)hdr[0] : 1);
+      if (!b)
+        st = re_err(RE_ENOMEM, "finalize: no memory for rank %d's rows", src);
+      for (long long off = 0; off < hdr[0]; off += (1 << 30)) {
+        int n = (int)(hdr[0] - off < (1 << 30) ? hdr[0] - off : (1 << 30));
+        static char sink[1 << 16]; /* without memory the rows are received, then dropped */
+        MPI_Recv(b ? b + off : sink, b ? n : 0, MPI_CHAR, src, 52, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+      }
+      if (b)
+        fwrite(b, 1, (size_t)hdr[0], r->metrics);
+      free(b);
+    }
+  }
+  free(k->buf);
+  k->buf = NULL;
+  return st;
+}
+
 static re_status get_eig(pass *p, re_eig **cache, int li) {
   if (cache[li])
     return RE_OK;
@@ -140,10 +237,18 @@ static re_status finalize_cca(runner *r, pass *p, an_run *ar, re_eig **eigs) {
   char param[128];
   snprintf(param, sizeof param, "ridge=%g variance=%g", a->ridge, a->variance);
   int P = ar->P;
-  re_status st = RE_OK;
+  int64_t units = 0, lo, hi, u = -1;
+  for (int i = 0; i < P; i++)
+    for (int k = i + 1; k < P; k++)
+      units += run_pair_wanted(ar, i, k);
+  my_block(r, units, &lo, &hi);
+  rows_sink sink;
+  re_status st = rows_begin(r, &sink);
   for (int i = 0; i < P && st == RE_OK; i++)
     for (int k = i + 1; k < P && st == RE_OK; k++) {
       if (!run_pair_wanted(ar, i, k))
+        continue;
+      if (++u < lo || u >= hi)
         continue;
       int ta = ar->taps[i], tb = ar->taps[k], la = p->mom_of[ta], lb = p->mom_of[tb];
       st = get_eig(p, eigs, la);
@@ -193,24 +298,31 @@ static re_status finalize_cca(runner *r, pass *p, an_run *ar, re_eig **eigs) {
         }
       }
     }
-  return st;
+  re_status st2 = rows_end(r, &sink);
+  return st != RE_OK ? st : st2;
 }
 
 static re_status finalize_spectrum(runner *r, pass *p, an_run *ar, re_eig **eigs) {
   job_analysis *a = ar->a;
   int P = ar->P;
-  int64_t dmax = 1;
+  int64_t dmax = 1, lo, hi;
   for (int q = 0; q < P; q++)
     dmax = r->taps[ar->taps[q]].dim > dmax ? r->taps[ar->taps[q]].dim : dmax;
+  my_block(r, P, &lo, &hi);
+  /* per tap: the eigenvalues (NaN-padded to dmax), then collapsed, effective rank, width */
+  int64_t w = dmax + 3;
   double *S = NULL;
-  RE_TRY(re_malloc((int64_t)P * dmax, sizeof(double), &S));
+  RE_TRY(re_malloc((int64_t)P * w, sizeof(double), &S));
+  for (int64_t k = 0; k < (int64_t)P * w; k++)
+    S[k] = NAN;
   char param[64];
   snprintf(param, sizeof param, "collapse_fraction=%g", a->collapse_fraction);
-  re_status st = RE_OK;
-  for (int q = 0; q < P && st == RE_OK; q++) {
+  rows_sink sink;
+  re_status st = rows_begin(r, &sink);
+  for (int64_t q = lo; q < hi && st == RE_OK; q++) {
     int t = ar->taps[q], li = p->mom_of[t];
-    for (int64_t k = 0; k < dmax; k++)
-      S[q * dmax + k] = NAN;
+    double *row = S + q * w;
+    row[dmax] = 0;
     st = get_eig(p, eigs, li);
     if (st == RE_EUNDEFINED) {
       run_row(r, a->name, "effective_rank", t, -1, a->dataset, param, NAN, re_errmsg());
@@ -222,7 +334,8 @@ static re_status finalize_spectrum(runner *r, pass *p, an_run *ar, re_eig **eigs
       st = re_spectrum_from_eig(eigs[li], a->collapse_fraction, &sp);
     if (st != RE_OK)
       break;
-    memcpy(S + q * dmax, eigs[li]->values, sizeof(double) * (size_t)eigs[li]->d);
+    memcpy(row, eigs[li]->values, sizeof(double) * (size_t)eigs[li]->d);
+    row[dmax] = sp.collapsed, row[dmax + 1] = sp.effective_rank, row[dmax + 2] = (double)sp.d;
     run_row(r, a->name, "effective_rank", t, -1, a->dataset, param, sp.effective_rank, NULL);
     run_row(r, a->name, "effective_rank_eig", t, -1, a->dataset, param, sp.effective_rank_eig, NULL);
     run_row(r, a->name, "participation_ratio", t, -1, a->dataset, param, sp.participation_ratio, NULL);
@@ -230,37 +343,64 @@ static re_status finalize_spectrum(runner *r, pass *p, an_run *ar, re_eig **eigs
     run_row(r, a->name, "k90", t, -1, a->dataset, param, (double)sp.k90, NULL);
     run_row(r, a->name, "k99", t, -1, a->dataset, param, (double)sp.k99, NULL);
     run_row(r, a->name, "collapsed", t, -1, a->dataset, param, sp.collapsed, NULL);
-    if (sp.collapsed)
-      run_warn(r, "layer %s/%s/%s looks collapsed: effective rank %.1f of width %lld", run_tap_model(r, t), run_tap_ckpt(r, t),
-           run_tap_layer(r, t), sp.effective_rank, (long long)sp.d);
   }
-  if (st == RE_OK)
+  re_status st2 = rows_end(r, &sink);
+  st = st != RE_OK ? st : st2;
+  /* the other ranks' blocks of S to rank 0 */
+  for (int src = 1; src < r->size; src++) {
+    int64_t a0 = (int64_t)P * src / r->size, a1 = (int64_t)P * (src + 1) / r->size;
+    for (int64_t off = a0 * w; off < a1 * w; off += (1 << 26)) {
+      int n = (int)(a1 * w - off < (1 << 26) ? a1 * w - off : (1 << 26));
+      if (r->rank == src)
+        MPI_Send(S + off, n, MPI_DOUBLE, 0, 53, MPI_COMM_WORLD);
+      else if (r->rank == 0)
+        MPI_Recv(S + off, n, MPI_DOUBLE, src, 53, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    }
+  }
+  st = re_mpi_agree(MPI_COMM_WORLD, st);
+  if (st == RE_OK && r->rank == 0) {
+    for (int q = 0; q < P; q++) {
+      const double *row = S + (int64_t)q * w;
+      int t = ar->taps[q];
+      if (row[dmax] == 1)
+        run_warn(r, "layer %s/%s/%s looks collapsed: effective rank %.1f of width %lld", run_tap_model(r, t),
+                 run_tap_ckpt(r, t), run_tap_layer(r, t), row[dmax + 1], (long long)row[dmax + 2]);
+      if (q > 0) /* the matrix: eigenvalues only */
+        memmove(S + (int64_t)q * dmax, row, sizeof(double) * (size_t)dmax);
+    }
     st = write_matrix(r, "spectrum", a->name, S, P, dmax);
-  char file[300];
-  snprintf(file, sizeof file, "spectrum_%s_taps.csv", a->name);
-  if (st == RE_OK)
-    st = run_write_taps_csv(r, file, ar->taps, P);
+    char file[300];
+    snprintf(file, sizeof file, "spectrum_%s_taps.csv", a->name);
+    if (st == RE_OK)
+      st = run_write_taps_csv(r, file, ar->taps, P);
+  }
   free(S);
   return st;
 }
 
+/* Collective: the metrics of a pass. The co-moment analyses are spread over the
+ * ranks; CKA (cheap from its P x P state) and the files are rank 0's. */
 re_status run_pass_finalize(runner *r, pass *p) {
   re_eig **eigs = NULL;
   re_status st = RE_OK;
   if (p->nmom)
-    RE_TRY(re_calloc(p->nmom, sizeof(re_eig *), &eigs));
+    st = re_calloc(p->nmom, sizeof(re_eig *), &eigs);
+  st = re_mpi_agree(MPI_COMM_WORLD, st);
+  if (st == RE_OK)
+    st = share_moments(r, p);
   for (int a = 0; a < p->nan && st == RE_OK; a++) {
     an_run *ar = &p->an[a];
     if (ar->a->type == AN_CKA)
-      st = finalize_cka(r, p, ar);
+      st = r->rank == 0 ? finalize_cka(r, p, ar) : RE_OK;
     else if (ar->a->type == AN_CCA)
       st = finalize_cca(r, p, ar, eigs);
     else
       st = finalize_spectrum(r, p, ar, eigs);
     if (st != RE_OK)
       re_err_context(st, "analysis '%s': ", ar->a->name);
+    st = re_mpi_agree(MPI_COMM_WORLD, st);
   }
-  for (int k = 0; k < p->nmom; k++)
+  for (int k = 0; eigs && k < p->nmom; k++)
     re_eig_destroy(&eigs[k]);
   free(eigs);
   return st;

@@ -109,6 +109,10 @@ def main():
         # the reduction follows one canonical tree over batches: bitwise identical values
         same = sum(1 for key, r1 in one.items() if key in many and many[key]["value"] == r1["value"])
         s.check(same == len(one), f"bitwise identical values for 1 and {k} ranks: {same} of {len(one)}")
+        # the files too, in the same order (finalize spreads CCA pairs and spectra over the ranks)
+        for name in ("metrics.csv", "cka_cka.npy", "cka_cka_rbf.npy", "spectrum_spectrum.npy"):
+            with open(os.path.join(d, "single", name), "rb") as f1, open(os.path.join(o, name), "rb") as f2:
+                s.check(f1.read() == f2.read(), f"{name} byte-identical for 1 and {k} ranks")
         analyses = {key[0] for key in one}
         s.check(analyses == {"cka", "cka_rbf", "cka_exact", "cca", "spectrum"}, f"analyses: {analyses}")
         # the CKA matrix equals cka-matrix on embeddings dumped by embed

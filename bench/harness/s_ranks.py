@@ -42,6 +42,6 @@ def run(ctx):
                         a, "1 rank", s, f">= {GOAL:g}x", "yes" if s >= GOAL else "no", check,
                         "yes" if same else "no", p2.rss_mb, p1.rss_mb, threads=1,
                         notes=f"parallel efficiency {s / 2:.0%}; stages 1 rank/2 ranks (s): {stages}; finalize "
-                              "(spectra eigendecompositions, CCA) runs on rank 0 only; the 2 cores are shared with "
-                              "other jobs"))
+                              "(spectra eigendecompositions, CCA) is split over the ranks, each computing the "
+                              "eigendecompositions its share touches; the 2 cores are shared with other jobs"))
     return rows

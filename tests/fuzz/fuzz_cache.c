@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fuzz_file.h"
+
 #include "repeval/atomic.h"
 #include "run.h"
 
@@ -55,10 +57,7 @@ static void setup(void) {
   re_log_set_level(RE_LOG_ERROR); /* damaged inputs are the point: no warning per input */
   r.rank = 1;
   r.size = 2;
-  const char *tmp = getenv("TMPDIR");
-  snprintf(dir, sizeof dir, "%s/repeval-fuzz-cache-XXXXXX", tmp && strlen(tmp) < 200 ? tmp : "/tmp");
-  if (!mkdtemp(dir))
-    abort();
+  fuzz_make_dir(dir, sizeof dir, "cache");
   char folder[512];
   snprintf(folder, sizeof folder, "%s/%016llx/%016llx/%s", dir, (unsigned long long)CK, (unsigned long long)DK,
            LAYER);
@@ -74,12 +73,8 @@ static void setup(void) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!dir[0])
     setup();
-  FILE *f = fopen(path, "wb");
-  if (!f)
+  if (!fuzz_write_input(path, data, size))
     return 0;
-  if (size)
-    fwrite(data, 1, size, f);
-  fclose(f);
   int64_t rows = 4, dim = 8;
   int f16 = 0;
   if (size >= 64) {

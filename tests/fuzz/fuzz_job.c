@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fuzz_file.h"
+
 #include "job.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -27,10 +29,7 @@ static void cleanup(void) {
 }
 
 static void setup(void) {
-  const char *tmp = getenv("TMPDIR");
-  snprintf(dir, sizeof dir, "%s/repeval-fuzz-job-XXXXXX", tmp && strlen(tmp) < 200 ? tmp : "/tmp");
-  if (!mkdtemp(dir))
-    abort();
+  fuzz_make_dir(dir, sizeof dir, "job");
   for (size_t k = 0; k + 1 < sizeof files / sizeof files[0]; k++) {
     char p[300];
     snprintf(p, sizeof p, "%s/%s", dir, files[k]);
@@ -45,12 +44,8 @@ static void setup(void) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!dir[0])
     setup();
-  FILE *f = fopen(path, "wb");
-  if (!f)
+  if (!fuzz_write_input(path, data, size))
     return 0;
-  if (size)
-    fwrite(data, 1, size, f);
-  fclose(f);
   job *j = NULL;
   if (job_load(path, &j) == RE_OK)
     (void)job_dataset_index(j, "d");

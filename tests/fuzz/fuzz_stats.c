@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fuzz_file.h"
+
 #include "repeval/cka.h"
 #include "run.h"
 
@@ -80,10 +82,7 @@ static void setup(void) {
     abort();
   p.an = &an;
   p.nan = 1;
-  const char *tmp = getenv("TMPDIR");
-  snprintf(dir, sizeof dir, "%s/repeval-fuzz-stats-XXXXXX", tmp && strlen(tmp) < 200 ? tmp : "/tmp");
-  if (!mkdtemp(dir))
-    abort();
+  fuzz_make_dir(dir, sizeof dir, "stats");
   snprintf(path, sizeof path, "%s/x.stats", dir);
   atexit(cleanup);
   const char *seeds = getenv("REPEVAL_FUZZ_SEED_DIR");
@@ -102,12 +101,8 @@ static void use_state(void) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!dir[0])
     setup();
-  FILE *f = fopen(path, "wb");
-  if (!f)
+  if (!fuzz_write_input(path, data, size))
     return 0;
-  if (size)
-    fwrite(data, 1, size, f);
-  fclose(f);
   r.nwarnings = 0;
   int verbose = getenv("REPEVAL_FUZZ_VERBOSE") != NULL; /* triage: what each reader said */
   re_status st = run_state_load_stats(&r, &p, path);

@@ -14,10 +14,10 @@ and keep S_m = sum_l d_l + sum_(i<=j requested) d_i d_j doubles.
 Reduction: the canonical tree over batch indices; each rank holds at most about
 2 log2(batches / R) complete nodes; ceil(log2 R) binomial steps, each sending that
 list: time ceil(log2 R) (alpha + 8 S nodes / B_net).
-Memory per rank: model + activations + (2 log2(batches/R) + 2) S doubles when
-8 S is below REPEVAL_SPILL_MB (64 MB); larger nodes wait in a spill file, so
-memory is 4 S doubles and the spill file holds the list (disk), at the cost of
-about S doubles written and read per batch (--disk-gbs).
+Memory per rank: model + activations + 4 S doubles + the waiting nodes of the
+tree up to REPEVAL_SPILL_MB (64 MB); the rest of the list waits in a spill file
+(disk), at the cost of about S doubles written and read per batch when one
+node is larger than the budget (--disk-gbs).
 Finalize: the co-moments are broadcast (ceil(log2 R) (alpha + 8 S_m / B_net)), the
 pairs split in contiguous blocks over the ranks; each rank computes pairs/R x
 t_pair(d) plus the eigendecompositions its pairs touch (min(L_cca, 2 pairs/R) x
@@ -59,7 +59,8 @@ def model(a, R):
     t_pair = P * (P + 1) * m / (a.pair_gflops * 1e9)
     t_mom = (2 * b * (Lc * (Lc + 1) // 2) * dc * dc / (a.gemm_gflops * 1e9)) if Lc else 0.0
     t_tree = 2 * 8 * S / (a.mem_gbs * 1e9)
-    spill = 8 * S >= a.spill_mb * 1048576
+    budget = a.spill_mb * 1048576
+    spill = 8 * S > budget
     if spill:  # about half a state written and half read back per batch
         t_tree += 8 * S / (a.disk_gbs * 1e9)
     compute = per_rank * (t_fwd + t_gram + t_pair + t_mom + t_tree)
@@ -75,8 +76,8 @@ def model(a, R):
         t_fin = (min(Lc, 2 * mine) * a.t_eig_512 + mine * a.t_pair_512) * scale
         if R > 1:
             t_fin += steps * (a.alpha_us * 1e-6 + 8 * S_m / (a.net_gbs * 1e9))
-    mem = 8 * S * (4 if spill else nodes + 2)
-    disk = 8 * S * nodes if spill else 0
+    mem = 8 * S * 4 + min(budget, 8 * S * nodes)
+    disk = max(0.0, 8 * S * nodes - budget)
     return {"R": R, "batches/rank": per_rank, "forward": per_rank * t_fwd, "gram": per_rank * t_gram,
             "pairs": per_rank * t_pair, "comoments": per_rank * t_mom, "tree": per_rank * t_tree, "reduce": t_red,
             "finalize": t_fin, "total": compute + t_red + t_fin, "sent_MB": bytes_sent / 1e6 if steps else 0.0,
@@ -99,7 +100,7 @@ def main():
         ap.add_argument("--" + k.replace("_", "-"), type=float, default=MEASURED[k], dest=k)
     ap.add_argument("--net-gbs", type=float, default=10.0, help="network bandwidth per link, GB/s (assumed)")
     ap.add_argument("--alpha-us", type=float, default=5.0, help="message latency, microseconds (assumed)")
-    ap.add_argument("--spill-mb", type=float, default=64.0, help="REPEVAL_SPILL_MB: nodes this large are spilled")
+    ap.add_argument("--spill-mb", type=float, default=64.0, help="REPEVAL_SPILL_MB: memory for waiting tree nodes")
     ap.add_argument("--disk-gbs", type=float, default=2.0, help="spill file bandwidth, GB/s (assumed: local disk)")
     a = ap.parse_args()
     a.widths = [int(w) for w in a.widths.split(",")]

@@ -82,15 +82,15 @@ typedef struct run_node {
   int64_t slot; /* spilled: its slot in the list's spill file; else -1 */
 } run_node;
 
-/* Complete nodes covering a contiguous range of batches, in order. Lists whose
- * nodes are large (at least REPEVAL_SPILL_MB, default 64) keep only their last
- * node in memory and the others in an unlinked file in $TMPDIR (the spill file),
- * so that a rank holds a fixed number of states whatever the number of batches. */
+/* Complete nodes covering a contiguous range of batches, in order. At most
+ * REPEVAL_SPILL_MB (default 64) of nodes besides the last stay in memory; the
+ * others wait in an unlinked file in $TMPDIR (the spill file), so that a rank
+ * holds a fixed amount of memory whatever the number of batches. */
 typedef struct run_tree {
   run_node *nodes;
   int n, cap;
   int64_t len;      /* doubles per node: run_pass_serial_len */
-  int spill;        /* nodes of this size are spilled */
+  int keep;         /* nodes besides the last that may stay in memory */
   int fd;           /* spill file, -1 until the first spill */
   int64_t nslots;   /* slots in the file (each len doubles) */
   int64_t *free_slots;
@@ -167,8 +167,8 @@ void run_pass_reset(pass *p);
 /* An empty list for nodes of `len` doubles; free its buffers (and spill file). */
 void run_tree_init(run_tree *t, int64_t len);
 void run_tree_free(run_tree *t);
-/* Append a node (takes buf; freed on failure); every node but the new last one
- * goes to the spill file when the list spills. */
+/* Append a node (takes buf; freed on failure); waiting nodes beyond the memory
+ * budget go to the spill file. */
 re_status run_tree_append(run_tree *t, int64_t start, int height, double *buf);
 /* Node k's values: its buffer, or read from the spill file into scratch (len doubles). */
 re_status run_tree_node_data(const run_tree *t, int k, double *scratch, const double **data);

@@ -136,7 +136,7 @@ static re_status write_state(runner *r, pass *p, const char *path, int kind, con
     st = re_atomic_write(&at, pos, sizeof pos);
   }
   double *scratch = NULL; /* for nodes in the tree's spill file */
-  if (st == RE_OK && t && t->spill)
+  if (st == RE_OK && t && t->fd >= 0)
     st = re_malloc(len > 0 ? len : 1, sizeof(double), &scratch);
   for (uint32_t k = 0; k < h.nodes && st == RE_OK; k++) {
     const double *buf = root;

@@ -16,11 +16,12 @@
  *
  * Cost: one state serialization per batch and one merge per internal node (about
  * one per batch), i.e. O(state) extra work per batch beside the O(batch x state)
- * GEMMs. Memory: the list holds up to about 2 log2(batches) nodes; large ones
- * (REPEVAL_SPILL_MB) wait in a spill file, so a rank keeps at most four states
- * in memory (accumulators, the last node, a leaf or a loaded sibling, and one
- * more while the root is folded) whatever the number of batches; the spill file
- * then holds at most the list, about log2(batches) states on average. */
+ * GEMMs. Memory: the list holds up to about 2 log2(batches) nodes; the waiting
+ * ones (all but the last) beyond REPEVAL_SPILL_MB (default 64) of them wait in a
+ * spill file, so a rank holds that budget plus at most four states (accumulators,
+ * the last node, a new leaf or a loaded sibling, and one more while a received
+ * list is collapsed) whatever the number of batches; the spill file holds at
+ * most the rest of the list. */
 #include <errno.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -88,8 +89,8 @@ void run_pass_reset(pass *p) {
 
 /* ---- node lists ---------------------------------------------------------------- */
 
-/* Nodes of at least this many doubles are spilled (REPEVAL_SPILL_MB, default 64). */
-static int64_t spill_threshold(void) {
+/* Memory for waiting nodes (all but the last), in bytes: REPEVAL_SPILL_MB, default 64. */
+static double spill_budget(void) {
   double mb = 64;
   const char *e = getenv("REPEVAL_SPILL_MB");
   if (e && *e) {
@@ -98,14 +99,15 @@ static int64_t spill_threshold(void) {
     if (end != e && !*end && v >= 0 && v < 1e12)
       mb = v;
   }
-  return (int64_t)(mb * 1048576.0 / (double)sizeof(double));
+  return mb * 1048576.0;
 }
 
 void run_tree_init(run_tree *t, int64_t len) {
   memset(t, 0, sizeof *t);
   t->len = len;
   t->fd = -1;
-  t->spill = len > 0 && len >= spill_threshold();
+  double keep = len > 0 ? spill_budget() / ((double)len * (double)sizeof(double)) : 1e9;
+  t->keep = keep < 1e9 ? (int)keep : 1000000000;
 }
 
 void run_tree_free(run_tree *t) {
@@ -193,11 +195,17 @@ static re_status load_node(run_tree *t, int k) {
   return RE_OK;
 }
 
-static re_status spill_all_but_last(run_tree *t) {
-  if (!t->spill)
-    return RE_OK;
+/* Keep at most t->keep nodes besides the last in memory: the oldest (highest) go
+ * to the spill file first, as they are the last to be merged. */
+static re_status spill_over_budget(run_tree *t) {
+  int resident = 0;
   for (int k = 0; k + 1 < t->n; k++)
-    RE_TRY(spill_node(t, k));
+    resident += t->nodes[k].buf != NULL;
+  for (int k = 0; k + 1 < t->n && resident > t->keep; k++)
+    if (t->nodes[k].buf) {
+      RE_TRY(spill_node(t, k));
+      resident--;
+    }
   return RE_OK;
 }
 
@@ -227,7 +235,7 @@ static re_status append_node(run_tree *t, int64_t start, int height, double *buf
 
 re_status run_tree_append(run_tree *t, int64_t start, int height, double *buf) {
   RE_TRY(append_node(t, start, height, buf));
-  return spill_all_but_last(t);
+  return spill_over_budget(t);
 }
 
 /* x <- x (+) y through the pass's accumulators (they are scratch here). */
@@ -253,7 +261,7 @@ re_status run_tree_collapse(pass *p, run_tree *t) {
         free(b->buf);
         memmove(b, b + 1, sizeof *b * (size_t)(t->n - k - 2));
         t->n--;
-        RE_TRY(spill_all_but_last(t));
+        RE_TRY(spill_over_budget(t));
         changed = 1;
         break;
       }
@@ -269,7 +277,7 @@ re_status run_tree_push_leaf(pass *p, run_tree *t, int64_t k) {
   /* the previous last node is often this leaf's sibling: join before spilling */
   RE_TRY(append_node(t, k, 0, buf));
   RE_TRY(run_tree_collapse(p, t));
-  return spill_all_but_last(t);
+  return spill_over_budget(t);
 }
 
 /* A collapsed list over batches [0, nb) is the binary decomposition of nb: nodes
@@ -318,7 +326,7 @@ re_status run_tree_root(pass *p, run_tree *t, int64_t nb) {
 
 static re_status send_tree(const run_tree *t, int dest) {
   double *scratch = NULL; /* spilled nodes are read into it */
-  re_status st = t->spill ? re_malloc(t->len > 0 ? t->len : 1, sizeof(double), &scratch) : RE_OK, bad = RE_OK;
+  re_status st = t->fd >= 0 ? re_malloc(t->len > 0 ? t->len : 1, sizeof(double), &scratch) : RE_OK, bad = RE_OK;
   long long hdr[2] = {st == RE_OK ? t->n : -1, t->len}; /* -1: nothing follows */
   if (MPI_Send(hdr, 2, MPI_LONG_LONG, dest, 41, MPI_COMM_WORLD) != MPI_SUCCESS)
     st = re_err(RE_EMPI, "MPI_Send to rank %d failed", dest);

@@ -113,6 +113,19 @@ def main():
         for name in ("metrics.csv", "cka_cka.npy", "cka_cka_rbf.npy", "spectrum_spectrum.npy"):
             with open(os.path.join(d, "single", name), "rb") as f1, open(os.path.join(o, name), "rb") as f2:
                 s.check(f1.read() == f2.read(), f"{name} byte-identical for 1 and {k} ranks")
+        # a spill file that cannot be made fails the run cleanly, naming the folder
+        if k == 2:
+            before = open(os.path.join(o, "metrics.csv"), "rb").read()
+            saved = dict(os.environ)
+            # (Open MPI replaces a TMPDIR it cannot use unless its own folder is elsewhere)
+            os.environ.update(REPEVAL_SPILL_MB="0", TMPDIR=os.path.join(d, "no-such-folder"),
+                              OMPI_MCA_orte_tmpdir_base=d)
+            rc, out, err = mpirun(k, "run", job, "--quiet", timeout=600)
+            os.environ.clear()
+            os.environ.update(saved)
+            s.check(rc == 1 and "cannot create the reduction's spill file in " + os.path.join(d, "no-such-folder")
+                    in err, f"unwritable TMPDIR: exit {rc}: {err[-400:]}")
+            s.check(open(os.path.join(o, "metrics.csv"), "rb").read() == before, "the previous result is untouched")
         analyses = {key[0] for key in one}
         s.check(analyses == {"cka", "cka_rbf", "cka_exact", "cca", "spectrum"}, f"analyses: {analyses}")
         # the CKA matrix equals cka-matrix on embeddings dumped by embed

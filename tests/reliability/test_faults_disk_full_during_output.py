@@ -7,7 +7,9 @@ naming the file and "No space left on device" (or "File too large"), leave no
 previous result byte-identical. With room again, the same command completes
 (from the saved reduced statistics) with metrics.csv identical as text to an
 uninterrupted run. The embedding cache on a full disk is disabled with a
-warning instead of failing the run, with identical metrics."""
+warning instead of failing the run, with identical metrics. A resume snapshot
+that does not fit (one after every batch step) fails the run the same clean
+way, and the rerun with room completes with identical metrics."""
 import os
 import re
 import resource
@@ -128,6 +130,27 @@ def main():
                         f"a full cache disk disables the cache: {rc} {err[-400:]}")
                 same_metrics(s, os.path.join(d, "out_cache"), want, "run with the cache disabled by a full disk")
                 s.check(not stray(mnt), f"no temporary cache files left: {stray(mnt)}")
+                # resume snapshots during the pass on a full disk (one after every batch step)
+                os.remove(filler)
+                shutil.rmtree(cache_dir, ignore_errors=True)
+                shutil.rmtree(out + ".state", ignore_errors=True)
+                shutil.copytree(ref_out, out)
+                before = tree_hash(out)
+                with open(filler, "wb") as f:  # leave about 16 KiB: no room for a snapshot
+                    free = os.statvfs(mnt).f_bavail * os.statvfs(mnt).f_frsize
+                    f.write(b"\0" * max(0, free - 16384))
+                r = Run(RANKS, ["run", job], os.path.join(d, "snapshot.log"), env={"REPEVAL_CHECKPOINT_EVERY": "0.001"})
+                rc = r.wait(900)
+                err = r.text()
+                s.check(rc == 1 and "saving the resume state" in err and "No space left on device" in err,
+                        f"a snapshot on a full disk fails the run, saying why: {rc} {err[-400:]}")
+                s.check(tree_hash(out) == before, "snapshot on a full disk: the previous result is byte-identical")
+                s.check(not leftovers(mnt, "out") and not stray(mnt),
+                        f"snapshot on a full disk: no partial or temporary files: {stray(mnt)}")
+                os.remove(filler)
+                r = Run(RANKS, ["run", job], os.path.join(d, "snapshot-room.log"))
+                s.check(r.wait(900) == 0, f"with room again the rerun exits 0: {r.text()[-300:]}")
+                same_metrics(s, out, want, "rerun after a snapshot on a full disk")
             finally:
                 subprocess.run(["umount", mnt])
         else:

@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "repeval/atomic.h"
+
 void out_csv_field(FILE *f, const char *s) {
   if (!s)
     return;
@@ -150,10 +152,19 @@ re_status out_bundle(const char *dir, const char *tarpath, const char *skip) {
   for (int k = 0; k < files.n; k++)
     free(files.v[k]);
   free(files.v);
+  if (st == RE_OK) { /* libarchive closed the file: its data to disk before the rename */
+    int fd = open(tmp, O_RDONLY);
+    if (fd < 0 || fsync(fd) != 0)
+      st = re_err(RE_EIO, "%s: cannot sync the bundle: %s", tarpath, strerror(errno));
+    if (fd >= 0)
+      close(fd);
+  }
   if (st == RE_OK && rename(tmp, tarpath) != 0)
     st = re_err(RE_EIO, "%s: %s", tarpath, strerror(errno));
   if (st != RE_OK)
     unlink(tmp);
+  else
+    st = re_fsync_parent(tarpath);
   return st;
 }
 
@@ -177,10 +188,46 @@ void out_remove_tree(const char *dir) {
   rmdir(dir);
 }
 
+/* fsync every file and folder below dir (files written through stdio included). */
+static re_status sync_tree(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d)
+    return re_err(RE_EIO, "%s: cannot list: %s", dir, strerror(errno));
+  re_status st = RE_OK;
+  struct dirent *e;
+  while ((e = readdir(d)) && st == RE_OK) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+      continue;
+    char p[8192];
+    struct stat sb;
+    snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+    if (lstat(p, &sb) != 0)
+      continue;
+    if (S_ISDIR(sb.st_mode)) {
+      st = sync_tree(p);
+    } else if (S_ISREG(sb.st_mode)) {
+      int fd = open(p, O_RDONLY);
+      if (fd < 0 || fsync(fd) != 0)
+        st = re_err(RE_EIO, "%s: cannot sync: %s", p, strerror(errno));
+      if (fd >= 0)
+        close(fd);
+    }
+  }
+  closedir(d);
+  int fd = st == RE_OK ? open(dir, O_RDONLY | O_DIRECTORY) : -1;
+  if (st == RE_OK && (fd < 0 || (fsync(fd) != 0 && errno != EINVAL)))
+    st = re_err(RE_EIO, "%s: cannot sync the folder: %s", dir, strerror(errno));
+  if (fd >= 0)
+    close(fd);
+  return st;
+}
+
 re_status out_commit_dir(const char *partial, const char *final) {
   char old[4096];
   struct stat sb;
   int had_old = 0;
+  /* everything in the new folder is on disk before it replaces the old one */
+  RE_TRY(sync_tree(partial));
   snprintf(old, sizeof old, "%s.old-%ld", final, (long)getpid());
   if (stat(final, &sb) == 0) {
     if (!S_ISDIR(sb.st_mode))
@@ -189,8 +236,9 @@ re_status out_commit_dir(const char *partial, const char *final) {
     /* one step: `final` names the old or the new complete folder at every moment,
      * even if the process is killed here; `partial` then holds the old results */
     if (renameat2(AT_FDCWD, partial, AT_FDCWD, final, RENAME_EXCHANGE) == 0) {
+      re_status st = re_fsync_parent(final); /* the new folder survives a power loss */
       out_remove_tree(partial);
-      return RE_OK;
+      return st;
     }
     if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
       return re_err(RE_EIO, "cannot move the results into %s: %s", final, strerror(errno));
@@ -206,9 +254,10 @@ re_status out_commit_dir(const char *partial, const char *final) {
       rename(old, final);
     return re_err(RE_EIO, "cannot move the results into %s: %s", final, strerror(e));
   }
+  re_status st = re_fsync_parent(final);
   if (had_old)
     out_remove_tree(old);
-  return RE_OK;
+  return st;
 }
 
 re_status out_checksum(const char *path, uint64_t *sum, int64_t *bytes) {

@@ -42,6 +42,26 @@ re_status re_atomic_write(re_atomic *a, const void *buf, int64_t n) {
   return RE_OK;
 }
 
+re_status re_fsync_parent(const char *path) {
+  char dir[4096];
+  const char *slash = strrchr(path, '/');
+  size_t n = slash ? (size_t)(slash - path) : 0;
+  if (n >= sizeof dir)
+    return re_err(RE_EINVAL, "%s: path too long", path);
+  if (slash && n == 0)
+    n = 1; /* "/x": the root folder */
+  memcpy(dir, slash ? path : ".", slash ? n : 1);
+  dir[slash ? n : 1] = '\0';
+  int fd = open(dir, O_RDONLY | O_DIRECTORY);
+  if (fd < 0)
+    return re_err(RE_EIO, "%s: cannot open the folder to sync it: %s", dir, strerror(errno));
+  int rc = fsync(fd), e = errno;
+  close(fd);
+  if (rc != 0 && e != EINVAL && e != EROFS) /* folders some file systems cannot sync */
+    return re_err(RE_EIO, "%s: cannot sync the folder: %s", dir, strerror(e));
+  return RE_OK;
+}
+
 re_status re_atomic_commit(re_atomic *a) {
   int bad = 0, e = 0;
   if (fflush(a->f) != 0) {
@@ -67,8 +87,9 @@ re_status re_atomic_commit(re_atomic *a) {
     return st;
   }
   re_free(&a->tmp);
+  re_status st = re_fsync_parent(a->path); /* the rename survives a power loss once its folder is synced */
   re_free(&a->path);
-  return RE_OK;
+  return st;
 }
 
 void re_atomic_abort(re_atomic *a) {

@@ -22,10 +22,14 @@ typedef struct re_atomic {
 re_status re_atomic_open(const char *path, re_atomic *a);
 /* Write n bytes; reports short writes (disk full) with the path. */
 re_status re_atomic_write(re_atomic *a, const void *buf, int64_t n);
-/* Flush, fsync, close and rename into place. On failure the temp file is removed. */
+/* Flush, fsync, close, rename into place and fsync the folder. On failure before
+ * the rename the temp file is removed. */
 re_status re_atomic_commit(re_atomic *a);
 /* Discard the temporary file (safe after commit or on a zeroed struct). */
 void re_atomic_abort(re_atomic *a);
+
+/* fsync the folder that holds `path` (makes a rename in it durable). */
+re_status re_fsync_parent(const char *path);
 
 /* Create folder `path` and its parents (mode 0755); existing folders are fine. */
 re_status re_mkdir_p(const char *path);

@@ -152,13 +152,8 @@ re_status out_bundle(const char *dir, const char *tarpath, const char *skip) {
   for (int k = 0; k < files.n; k++)
     free(files.v[k]);
   free(files.v);
-  if (st == RE_OK) { /* libarchive closed the file: its data to disk before the rename */
-    int fd = open(tmp, O_RDONLY);
-    if (fd < 0 || fsync(fd) != 0)
-      st = re_err(RE_EIO, "%s: cannot sync the bundle: %s", tarpath, strerror(errno));
-    if (fd >= 0)
-      close(fd);
-  }
+  if (st == RE_OK) /* libarchive closed the file: its data to disk before the rename */
+    st = re_fsync_path(tmp);
   if (st == RE_OK && rename(tmp, tarpath) != 0)
     st = re_err(RE_EIO, "%s: %s", tarpath, strerror(errno));
   if (st != RE_OK)
@@ -188,38 +183,22 @@ void out_remove_tree(const char *dir) {
   rmdir(dir);
 }
 
-/* fsync every file and folder below dir (files written through stdio included). */
+/* fsync every regular file below dir (those written through stdio included, listed
+ * by walk) and then each file's folder, dir last. */
 static re_status sync_tree(const char *dir) {
-  DIR *d = opendir(dir);
-  if (!d)
-    return re_err(RE_EIO, "%s: cannot list: %s", dir, strerror(errno));
-  re_status st = RE_OK;
-  struct dirent *e;
-  while ((e = readdir(d)) && st == RE_OK) {
-    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-      continue;
-    char p[8192];
-    struct stat sb;
-    snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-    if (lstat(p, &sb) != 0)
-      continue;
-    if (S_ISDIR(sb.st_mode)) {
-      st = sync_tree(p);
-    } else if (S_ISREG(sb.st_mode)) {
-      int fd = open(p, O_RDONLY);
-      if (fd < 0 || fsync(fd) != 0)
-        st = re_err(RE_EIO, "%s: cannot sync: %s", p, strerror(errno));
-      if (fd >= 0)
-        close(fd);
-    }
+  names files = {0};
+  re_status st = walk(dir, "", &files);
+  char path[8192];
+  for (int k = 0; k < files.n && st == RE_OK; k++) {
+    snprintf(path, sizeof path, "%s/%s", dir, files.v[k]);
+    st = re_fsync_path(path);
+    if (st == RE_OK && strchr(files.v[k], '/'))
+      st = re_fsync_parent(path);
   }
-  closedir(d);
-  int fd = st == RE_OK ? open(dir, O_RDONLY | O_DIRECTORY) : -1;
-  if (st == RE_OK && (fd < 0 || (fsync(fd) != 0 && errno != EINVAL)))
-    st = re_err(RE_EIO, "%s: cannot sync the folder: %s", dir, strerror(errno));
-  if (fd >= 0)
-    close(fd);
-  return st;
+  for (int k = 0; k < files.n; k++)
+    free(files.v[k]);
+  free(files.v);
+  return st == RE_OK ? re_fsync_path(dir) : st;
 }
 
 re_status out_commit_dir(const char *partial, const char *final) {

@@ -42,6 +42,17 @@ re_status re_atomic_write(re_atomic *a, const void *buf, int64_t n) {
   return RE_OK;
 }
 
+re_status re_fsync_path(const char *path) {
+  int fd = open(path, O_RDONLY);
+  if (fd < 0)
+    return re_err(RE_EIO, "%s: cannot open it to sync it: %s", path, strerror(errno));
+  int rc = fsync(fd), e = errno;
+  close(fd);
+  if (rc != 0 && e != EINVAL && e != EROFS) /* folders some file systems cannot sync */
+    return re_err(RE_EIO, "%s: cannot sync: %s", path, strerror(e));
+  return RE_OK;
+}
+
 re_status re_fsync_parent(const char *path) {
   char dir[4096];
   const char *slash = strrchr(path, '/');
@@ -52,14 +63,7 @@ re_status re_fsync_parent(const char *path) {
     n = 1; /* "/x": the root folder */
   memcpy(dir, slash ? path : ".", slash ? n : 1);
   dir[slash ? n : 1] = '\0';
-  int fd = open(dir, O_RDONLY | O_DIRECTORY);
-  if (fd < 0)
-    return re_err(RE_EIO, "%s: cannot open the folder to sync it: %s", dir, strerror(errno));
-  int rc = fsync(fd), e = errno;
-  close(fd);
-  if (rc != 0 && e != EINVAL && e != EROFS) /* folders some file systems cannot sync */
-    return re_err(RE_EIO, "%s: cannot sync the folder: %s", dir, strerror(e));
-  return RE_OK;
+  return re_fsync_path(dir);
 }
 
 re_status re_atomic_commit(re_atomic *a) {

@@ -28,6 +28,8 @@ re_status re_atomic_commit(re_atomic *a);
 /* Discard the temporary file (safe after commit or on a zeroed struct). */
 void re_atomic_abort(re_atomic *a);
 
+/* fsync a file or folder by path (folders a file system cannot sync are fine). */
+re_status re_fsync_path(const char *path);
 /* fsync the folder that holds `path` (makes a rename in it durable). */
 re_status re_fsync_parent(const char *path);
 

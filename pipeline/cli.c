@@ -1,7 +1,9 @@
 /* Helpers shared by the subcommands: errors, options, inputs, JSON. */
 #include "cli.h"
+#include "mpi_reduce.h"
 
 #include <math.h>
+#include <mpi.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,13 +56,42 @@ re_status re_cli_open_matrix(const char *spec, re_npy **out) {
   return st;
 }
 
-re_status re_cli_read_rows_finite(const re_npy *a, int64_t r0, int64_t nr, double *out) {
+re_status re_cli_scale_of(const re_npy *a, int64_t r0, int64_t r1, int sharded, double *scale) {
+  const int64_t chunk = 4096;
+  int64_t cols = re_npy_cols(a);
+  double top = 0, *buf = NULL;
+  re_status st = re_malloc(chunk, (cols > 0 ? cols : 1) * (int64_t)sizeof(double), &buf);
+  for (int64_t r = r0; r < r1 && st == RE_OK; r += chunk) {
+    int64_t nr = r1 - r < chunk ? r1 - r : chunk;
+    st = re_npy_read_rows_f64(a, r, nr, buf);
+    for (int64_t k = 0; st == RE_OK && k < nr * cols; k++)
+      if (isfinite(buf[k]) && fabs(buf[k]) > top)
+        top = fabs(buf[k]);
+  }
+  free(buf);
+  if (sharded) {
+    st = re_mpi_agree(MPI_COMM_WORLD, st);
+    double all = 0;
+    if (st == RE_OK && MPI_Allreduce(&top, &all, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD) != MPI_SUCCESS)
+      st = re_err(RE_EMPI, "MPI_Allreduce failed");
+    top = all;
+  }
+  int e = 0;
+  if (top > 0)
+    (void)frexp(top, &e); /* top = m 2^e, 0.5 <= m < 1 */
+  *scale = ldexp(1.0, -e);
+  return st;
+}
+
+re_status re_cli_read_rows_finite(const re_npy *a, int64_t r0, int64_t nr, double scale, double *out) {
   RE_TRY(re_npy_read_rows_f64(a, r0, nr, out));
   int64_t cols = re_npy_cols(a);
-  for (int64_t k = 0; k < nr * cols; k++)
+  for (int64_t k = 0; k < nr * cols; k++) {
     if (!isfinite(out[k]))
       return re_err(RE_EDATA, "%s: row %lld, column %lld is %s", a->name, (long long)(r0 + k / cols),
                     (long long)(k % cols), isnan(out[k]) ? "NaN" : "infinite");
+    out[k] *= scale;
+  }
   return RE_OK;
 }
 

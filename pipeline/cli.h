@@ -32,9 +32,10 @@ int re_cmd_submit(int argc, char **argv);
 
 /* Accumulate co-moments of 1..8 embedding files (same rows) with every pair; with
  * `sharded` (MPI initialised) each rank reads its rows and the result is reduced to
- * rank 0 (collective). *n gets the sample count. */
+ * rank 0 (collective). *n gets the sample count; scales (nfiles, may be NULL) the
+ * power of two each file was multiplied by (re_cli_scale_of). */
 re_status re_cli_moments(char *const *files, int nfiles, unsigned flags, int sharded, re_moments **out,
-                         int64_t *n);
+                         int64_t *n, double *scales);
 
 /* Print "repeval: error: <message>" for a failed status; returns RE_EXIT_ERROR. */
 int re_cli_fail(re_status st);
@@ -49,8 +50,15 @@ const char *re_cli_opt(int argc, char **argv, int *i, const char *name, int *mis
 /* Open a matrix given as "file.npy" or "file.npz:array" (validated, memory-mapped for .npy). */
 re_status re_cli_open_matrix(const char *spec, re_npy **out);
 
-/* Read rows [r0, r0+nr) of a as doubles, refusing NaN/Inf with file, row and column. */
-re_status re_cli_read_rows_finite(const re_npy *a, int64_t r0, int64_t nr, double *out);
+/* Scale-invariant metrics (CKA, the CCA family, R^2, effective ranks) see their inputs
+ * multiplied by a power of two 2^-e that brings max |x| into [0.5, 1): exact, and
+ * products of 1e150 or 1e-150 neither overflow nor underflow. The scale of rows
+ * [r0, r1) of a; with `sharded` (collective) the largest |x| over every rank's rows.
+ * 1 for an all-zero matrix; NaN/Inf are left for the reader to refuse. */
+re_status re_cli_scale_of(const re_npy *a, int64_t r0, int64_t r1, int sharded, double *scale);
+/* Read rows [r0, r0+nr) of a as doubles times `scale`, refusing NaN/Inf with file, row
+ * and column. */
+re_status re_cli_read_rows_finite(const re_npy *a, int64_t r0, int64_t nr, double scale, double *out);
 
 /* Print a double as JSON (null for NaN/Inf). */
 void re_json_number(FILE *f, double v);

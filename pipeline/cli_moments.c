@@ -11,7 +11,7 @@ static void ser(void *ctx, double *buf) { re_moments_serialize(ctx, buf); }
 static re_status merge(void *ctx, const double *buf, int64_t len) { return re_moments_merge_serial(ctx, buf, len); }
 
 re_status re_cli_moments(char *const *files, int nfiles, unsigned flags, int sharded, re_moments **out,
-                         int64_t *n_out) {
+                         int64_t *n_out, double *scales) {
   re_status st = RE_OK;
   re_npy *in[8] = {0};
   int64_t dims[8], n = 0;
@@ -59,11 +59,14 @@ re_status re_cli_moments(char *const *files, int nfiles, unsigned flags, int sha
   if (st == RE_OK)
     st = re_malloc(CHUNK_ROWS, width * (int64_t)sizeof(double), &buf);
   int64_t r0 = n * rank / size, r1 = n * (rank + 1) / size;
+  double scale[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+  for (int k = 0; k < nfiles && (st == RE_OK || sharded); k++) /* collective when sharded */
+    st = re_cli_scale_of(in[k], r0, r1, sharded, &scale[k]);
   for (int64_t r = r0; r < r1 && st == RE_OK; r += CHUNK_ROWS) {
     int64_t b = r1 - r < CHUNK_ROWS ? r1 - r : CHUNK_ROWS;
     double *p = buf;
     for (int k = 0; k < nfiles && st == RE_OK; k++) {
-      st = re_cli_read_rows_finite(in[k], r, b, p);
+      st = re_cli_read_rows_finite(in[k], r, b, scale[k], p);
       xs[k] = p;
       p += b * dims[k];
     }
@@ -83,5 +86,7 @@ re_status re_cli_moments(char *const *files, int nfiles, unsigned flags, int sha
   if (st != RE_OK)
     re_moments_destroy(out);
   *n_out = n;
+  for (int k = 0; scales && k < nfiles; k++)
+    scales[k] = scale[k];
   return st;
 }

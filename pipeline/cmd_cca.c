@@ -143,7 +143,7 @@ int re_cmd_cca(int argc, char **argv) {
   memset(r, 0, sizeof r);
   double d2 = NAN, r2yx = NAN, r2xy = NAN;
   const char *undefined = NULL;
-  re_status st = re_cli_moments(files, 2, 0, sharded, &m, &n);
+  re_status st = re_cli_moments(files, 2, 0, sharded, &m, &n, NULL); /* scale-invariant metrics */
   if (st == RE_OK && rank == 0) {
     if (n < 2) {
       undefined = "fewer than 2 samples";
@@ -164,6 +164,11 @@ int re_cmd_cca(int argc, char **argv) {
         st = re_procrustes(ex, ey, C, 0, &d2);
       if (st == RE_OK && !undefined && (methods & M_LINREG))
         st = re_linreg_r2(ex, ey, C, 0, &opt, &r2yx, &r2xy);
+      double all[] = {r[0].mean_rho, r[1].mean_rho, r[2].pwcca, d2, r2yx, r2xy};
+      unsigned used[] = {M_CCA, M_SVCCA, M_PWCCA, M_PROCRUSTES, M_LINREG, M_LINREG};
+      for (int k = 0; st == RE_OK && !undefined && k < 6; k++)
+        if ((methods & used[k]) && !isfinite(all[k]))
+          undefined = "the computation overflowed (a result is not a finite number)";
     }
   }
   int rc = RE_EXIT_OK;
@@ -267,11 +272,21 @@ int re_cmd_spectrum(int argc, char **argv) {
   re_eig *e = NULL;
   int64_t n = 0;
   re_spectrum sp;
-  re_status st = re_cli_moments(&file, 1, 0, sharded, &m, &n);
+  double scale = 1;
+  const char *undefined = NULL;
+  re_status st = re_cli_moments(&file, 1, 0, sharded, &m, &n, &scale);
   if (st == RE_OK && rank == 0) {
     st = re_eig_create(re_moments_block(m, 0, 0, NULL), re_moments_dim(m, 0), (double)n, &e);
     if (st == RE_OK)
       st = re_spectrum_from_eig(e, frac, &sp);
+    /* eigenvalues and the total variance back in the file's units (squared) */
+    double u = 1 / (scale * scale);
+    sp.total_variance *= u;
+    for (int64_t k = 0; st == RE_OK && k < e->d; k++)
+      e->values[k] *= u;
+    if (st == RE_OK && (!isfinite(sp.total_variance) || !isfinite(sp.participation_ratio) ||
+                        !isfinite(sp.effective_rank) || !isfinite(sp.effective_rank_eig)))
+      undefined = "the variances overflow float64 in the units of the file (not finite numbers)";
     if (st == RE_OK && out) {
       int64_t shape[1] = {e->d};
       st = re_npy_write(out, RE_DTYPE_F64, 1, shape, e->values);
@@ -287,6 +302,7 @@ int re_cmd_spectrum(int argc, char **argv) {
       re_json_number(stdout, sp.effective_rank);
       printf(", \"effective_rank_eig\": ");
       re_json_number(stdout, sp.effective_rank_eig);
+      printf(", \"status\": \"%s\"", undefined ? "undefined" : "ok");
       printf(", \"k90\": %lld, \"k99\": %lld, \"rank\": %lld, \"collapsed\": %s, \"eigenvalues\": [",
              (long long)sp.k90, (long long)sp.k99, (long long)sp.rank, sp.collapsed ? "true" : "false");
       for (int64_t k = 0; k < e->d; k++) {
@@ -302,8 +318,11 @@ int re_cmd_spectrum(int argc, char **argv) {
              sp.effective_rank_eig, (long long)sp.k90, (long long)sp.k99, (long long)sp.rank,
              sp.collapsed ? "yes" : "no");
     }
+    if (undefined)
+      fprintf(stderr, "repeval: spectrum undefined: %s\n", undefined);
   }
   re_eig_destroy(&e);
   re_moments_destroy(&m);
-  return finish(sharded, rank, st);
+  int rc = finish(sharded, rank, st);
+  return rc == RE_EXIT_OK && undefined ? RE_EXIT_UNDEFINED : rc;
 }

@@ -28,6 +28,7 @@ typedef struct cka_out {
   double sigma2_x, sigma2_y;
   int64_t n, p, q;
   int ranks;
+  double sx, sy; /* powers of two X and Y are multiplied by (re_cli_scale_of) */
 } cka_out;
 
 static void help(void) {
@@ -126,7 +127,7 @@ static re_status check_inputs(const re_npy *X, const re_npy *Y) {
 
 /* Stream rows [r0, r1) of X and Y into the accumulator in batches. */
 static re_status accumulate(const re_npy *X, const re_npy *Y, int64_t r0, int64_t r1, int64_t batch,
-                            re_moments *m) {
+                            const cka_out *out, re_moments *m) {
   re_status st = RE_OK;
   int64_t p = re_npy_cols(X), q = re_npy_cols(Y);
   int64_t b = batch < r1 - r0 ? batch : r1 - r0;
@@ -137,8 +138,8 @@ static re_status accumulate(const re_npy *X, const re_npy *Y, int64_t r0, int64_
   RE_CHECK(re_malloc(b, q * (int64_t)sizeof(double), &by));
   for (int64_t r = r0; r < r1; r += b) {
     int64_t nb = r1 - r < b ? r1 - r : b;
-    RE_CHECK(re_cli_read_rows_finite(X, r, nb, bx));
-    RE_CHECK(re_cli_read_rows_finite(Y, r, nb, by));
+    RE_CHECK(re_cli_read_rows_finite(X, r, nb, out->sx, bx));
+    RE_CHECK(re_cli_read_rows_finite(Y, r, nb, out->sy, by));
     const double *xs[2] = {bx, by};
     int64_t ld[2] = {p, q};
     RE_CHECK(re_moments_add_batch(m, nb, xs, ld));
@@ -171,8 +172,8 @@ static re_status run_gram(const cka_opts *o, const re_npy *X, const re_npy *Y, c
                 (long long)n, (long long)n, (long long)n, 2.0 * (double)nn * 8 / (1 << 30));
     goto done;
   }
-  RE_CHECK(re_cli_read_rows_finite(X, 0, n, x));
-  RE_CHECK(re_cli_read_rows_finite(Y, 0, n, y));
+  RE_CHECK(re_cli_read_rows_finite(X, 0, n, out->sx, x));
+  RE_CHECK(re_cli_read_rows_finite(Y, 0, n, out->sy, y));
   if (o->rbf) {
     st = re_gram_rbf(x, n, p, p, o->threshold, K, &out->sigma2_x);
     if (st != RE_OK) {
@@ -219,7 +220,7 @@ static re_status run_local(const cka_opts *o, const re_npy *X, const re_npy *Y, 
     return run_gram(o, X, Y, out);
   re_moments *m = NULL;
   RE_TRY(create_moments(out->p, out->q, o->debiased, &m));
-  re_status st = accumulate(X, Y, 0, out->n, o->batch, m);
+  re_status st = accumulate(X, Y, 0, out->n, o->batch, out, m);
   if (st == RE_OK)
     st = re_cka_linear_from_moments(m, 0, 1, o->debiased, &out->r);
   re_moments_destroy(&m);
@@ -241,7 +242,7 @@ static re_status run_sharded(const cka_opts *o, const re_npy *X, const re_npy *Y
   int64_t n = out->n;
   int64_t r0 = n * rank / size, r1 = n * (rank + 1) / size;
   if (st == RE_OK)
-    st = accumulate(X, Y, r0, r1, o->batch, m);
+    st = accumulate(X, Y, r0, r1, o->batch, out, m);
   re_log(RE_LOG_DEBUG, "rows [%lld, %lld) accumulated", (long long)r0, (long long)r1);
   st = re_mpi_agree(MPI_COMM_WORLD, st);
   if (st == RE_OK) {
@@ -258,6 +259,26 @@ static re_status run_sharded(const cka_opts *o, const re_npy *X, const re_npy *Y
   re_moments_destroy(&m);
   out->estimator = "feature-space";
   return st;
+}
+
+/* Back to the units of the files: HSIC scales as the kernels do (linear: by sx^2 sy^2;
+ * RBF kernels do not change, their bandwidths do). A value that overflows or a CKA
+ * that is not finite is never reported as ok. */
+static void unscale(const cka_opts *o, cka_out *out) {
+  if (o->rbf) {
+    out->sigma2_x /= out->sx * out->sx;
+    out->sigma2_y /= out->sy * out->sy;
+  } else {
+    double kx = 1 / (out->sx * out->sx), ky = 1 / (out->sy * out->sy);
+    out->r.hsic_xy = out->r.hsic_xy * kx * ky;
+    out->r.hsic_xx = out->r.hsic_xx * kx * kx;
+    out->r.hsic_yy = out->r.hsic_yy * ky * ky;
+  }
+  if (out->r.defined && !isfinite(out->r.value)) {
+    out->r.defined = 0;
+    out->r.value = NAN;
+    out->r.reason = "the computation overflowed (the result is not a finite number)";
+  }
 }
 
 static int report(const cka_opts *o, const cka_out *out) {
@@ -327,6 +348,19 @@ int re_cmd_cka(int argc, char **argv) {
     out.p = re_npy_cols(X);
     out.q = re_npy_cols(Y);
   }
+  out.sx = out.sy = 1;
+  if (o.sharded) {
+    st = re_mpi_agree(MPI_COMM_WORLD, st);
+    int64_t r0 = out.n * rank / size, r1 = out.n * (rank + 1) / size;
+    if (st == RE_OK)
+      st = re_cli_scale_of(X, r0, r1, 1, &out.sx);
+    if (st == RE_OK)
+      st = re_cli_scale_of(Y, r0, r1, 1, &out.sy);
+  } else if (st == RE_OK) {
+    st = re_cli_scale_of(X, 0, out.n, 0, &out.sx);
+    if (st == RE_OK)
+      st = re_cli_scale_of(Y, 0, out.n, 0, &out.sy);
+  }
   if (o.sharded) {
     /* inputs are validated on every rank; agree before any collective work */
     re_status agreed = re_mpi_agree(MPI_COMM_WORLD, st);
@@ -346,6 +380,7 @@ int re_cmd_cka(int argc, char **argv) {
     else
       rc = RE_EXIT_ERROR;
   } else if (rank == 0) {
+    unscale(&o, &out);
     rc = report(&o, &out);
   }
   if (o.sharded) {

@@ -181,8 +181,9 @@ typedef struct run {
   re_hsic *h;
   re_moments *m;
   double sigma2[MAX_TAPS];
+  double scale[MAX_TAPS]; /* powers of two each tap is multiplied by (re_cli_scale_of) */
   float *buf;
-  double *dbuf;
+  double *dbuf, *rowbuf; /* exact pass; float64 taps of the minibatch pass */
 } run;
 
 static re_status open_inputs(const opts *o, run *r) {
@@ -206,14 +207,29 @@ static re_status open_inputs(const opts *o, run *r) {
   if (o->rbf && o->sigma_sample > rows)
     rows = o->sigma_sample;
   RE_TRY(re_malloc(rows, dmax * (int64_t)sizeof(float), &r->buf));
+  RE_TRY(re_malloc(rows, dmax * (int64_t)sizeof(double), &r->rowbuf));
   if (o->exact)
     RE_TRY(re_malloc(rows, dmax * (int64_t)o->ntaps * (int64_t)sizeof(double), &r->dbuf));
   return RE_OK;
 }
 
-static re_status read_f32(const re_npy *a, int64_t r0, int64_t nr, float *out) {
-  re_status st = re_npy_read_rows_f32(a, r0, nr, out);
-  return st;
+static int is_f64(const re_npy *a) { return a->h.dtype == RE_DTYPE_F64; }
+
+/* Rows [r0, r0 + nr) of tap p, scaled, into r->rowbuf (float64 files: their math stays
+ * in float64, as in `repeval cka`) or r->buf (other dtypes: float32). */
+static re_status read_tap(run *r, int p, int64_t r0, int64_t nr) {
+  const re_npy *a = r->in[p];
+  if (is_f64(a))
+    return re_cli_read_rows_finite(a, r0, nr, r->scale[p], r->rowbuf);
+  RE_TRY(re_npy_read_rows_f32(a, r0, nr, r->buf));
+  float s = (float)r->scale[p];
+  for (int64_t k = 0; k < nr * r->dims[p]; k++) {
+    if (!isfinite(r->buf[k]))
+      return re_err(RE_EDATA, "%s: row %lld, column %lld is %s", a->name, (long long)(r0 + k / r->dims[p]),
+                    (long long)(k % r->dims[p]), isnan(r->buf[k]) ? "NaN" : "infinite");
+    r->buf[k] *= s;
+  }
+  return RE_OK;
 }
 
 /* Minibatch pass over batches [k0, k1). */
@@ -224,8 +240,10 @@ static re_status pass_minibatch(const opts *o, run *r, int64_t k0, int64_t k1) {
       continue; /* a tail of fewer than 4 samples cannot enter the unbiased estimator */
     RE_TRY(re_hsic_begin_batch(r->h, b));
     for (int p = 0; p < o->ntaps; p++) {
-      RE_TRY(read_f32(r->in[p], s0, b, r->buf));
-      re_status st = re_hsic_add_tap_f32(r->h, p, r->buf, r->dims[p], r->dims[p]);
+      re_status st = read_tap(r, p, s0, b);
+      if (st == RE_OK)
+        st = is_f64(r->in[p]) ? re_hsic_add_tap_f64(r->h, p, r->rowbuf, r->dims[p], r->dims[p])
+                              : re_hsic_add_tap_f32(r->h, p, r->buf, r->dims[p], r->dims[p]);
       if (st != RE_OK)
         return re_err_context(st, "%s (samples %lld..%lld): ", o->files[p], (long long)s0, (long long)(s0 + b));
     }
@@ -244,7 +262,7 @@ static re_status pass_exact(const opts *o, run *r, int64_t r0, int64_t r1) {
     int64_t b = r1 - s < chunk ? r1 - s : chunk;
     double *p = r->dbuf;
     for (int t = 0; t < o->ntaps && st == RE_OK; t++) {
-      st = re_cli_read_rows_finite(r->in[t], s, b, p);
+      st = re_cli_read_rows_finite(r->in[t], s, b, r->scale[t], p);
       xs[t] = p;
       p += b * r->dims[t];
     }
@@ -266,6 +284,22 @@ static re_status compute(const opts *o, run *r, int rank, int size) {
   int32_t *pairs = NULL;
   int npairs = 0;
   re_status st = make_pairs(o, &pairs, &npairs);
+  /* this rank's rows: a contiguous range (exact) or its batches (minibatch) */
+  int64_t nb = (r->n + o->batch - 1) / o->batch;
+  int64_t r0 = o->exact ? r->n * rank / size : nb * rank / size * o->batch;
+  int64_t r1 = o->exact ? r->n * (rank + 1) / size : nb * (rank + 1) / size * o->batch;
+  r1 = r1 < r->n ? r1 : r->n;
+  if (o->sharded)
+    st = re_mpi_agree(MPI_COMM_WORLD, st);
+  for (int p = 0; p < o->ntaps && st == RE_OK; p++) {
+    st = re_cli_scale_of(r->in[p], r0, r1, o->sharded, &r->scale[p]);
+    if (o->rbf && !o->exact && st == RE_OK) { /* the bandwidth sample's rows too, read by every rank */
+      double s2 = 1;
+      int64_t ns = r->n < o->sigma_sample ? r->n : o->sigma_sample;
+      st = re_cli_scale_of(r->in[p], 0, ns, 0, &s2);
+      r->scale[p] = s2 < r->scale[p] ? s2 : r->scale[p];
+    }
+  }
   if (st == RE_OK && o->exact) {
     int32_t *all = NULL;
     int nall = npairs;
@@ -285,9 +319,11 @@ static re_status compute(const opts *o, run *r, int rank, int size) {
     if (o->rbf) { /* bandwidths from the first sigma_sample samples, the same on every rank */
       int64_t ns = r->n < o->sigma_sample ? r->n : o->sigma_sample;
       for (int p = 0; st == RE_OK && p < o->ntaps; p++) {
-        st = read_f32(r->in[p], 0, ns, r->buf);
+        st = read_tap(r, p, 0, ns);
         if (st == RE_OK)
-          st = re_rbf_sigma2_f32(r->buf, ns, r->dims[p], r->dims[p], o->threshold, &r->sigma2[p]);
+          st = is_f64(r->in[p]) ? re_rbf_sigma2_f64(r->rowbuf, ns, r->dims[p], r->dims[p], o->threshold,
+                                                    &r->sigma2[p])
+                                : re_rbf_sigma2_f32(r->buf, ns, r->dims[p], r->dims[p], o->threshold, &r->sigma2[p]);
         if (st != RE_OK)
           re_err_context(st, "%s: ", o->files[p]);
       }
@@ -299,14 +335,10 @@ static re_status compute(const opts *o, run *r, int rank, int size) {
   }
   free(pairs);
   if (st == RE_OK) {
-    if (o->exact) {
-      int64_t r0 = r->n * rank / size, r1 = r->n * (rank + 1) / size;
+    if (o->exact)
       st = pass_exact(o, r, r0, r1);
-    } else {
-      int64_t nb = (r->n + o->batch - 1) / o->batch;
-      int64_t k0 = nb * rank / size, k1 = nb * (rank + 1) / size;
-      st = pass_minibatch(o, r, k0, k1);
-    }
+    else
+      st = pass_minibatch(o, r, nb * rank / size, nb * (rank + 1) / size);
   }
   if (o->sharded) {
     st = re_mpi_agree(MPI_COMM_WORLD, st);
@@ -380,7 +412,7 @@ static void print_result(const opts *o, const run *r, const double *M, const cha
       printf(", \"sigma2\": [");
       for (int p = 0; p < P; p++) {
         printf("%s", p ? ", " : "");
-        re_json_number(stdout, r->sigma2[p]);
+        re_json_number(stdout, r->sigma2[p] / (r->scale[p] * r->scale[p])); /* in the units of the file */
       }
       printf("]");
     }
@@ -466,6 +498,7 @@ int re_cmd_cka_matrix(int argc, char **argv) {
   re_moments_destroy(&r.m);
   free(r.buf);
   free(r.dbuf);
+  free(r.rowbuf);
   free(M);
   free(reasons);
   free(o.names_buf);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "repeval/atomic.h"
@@ -122,7 +123,7 @@ static re_status open_data(const char *spec, re_dataset **out) {
     else if (!strcmp(copy, "cifar") || !strcmp(copy, "cifar100"))
       st = re_dataset_open_cifar(files, n, strcmp(copy, "cifar") ? 2 : 1, 1, out);
     else if (!strcmp(copy, "webdataset"))
-      st = re_dataset_open_wds(files, n, "png", "cls", out);
+      st = re_dataset_open_wds(files, n, "auto", "cls", out);
     else
       st = re_err(RE_EINVAL, "--data '%s': unknown format '%s' or too many files (idx and npy take 1 or 2)", spec,
                   copy);
@@ -159,6 +160,83 @@ static re_status parse_normalize(const char *spec, float *mean, float *std, int 
   return RE_OK;
 }
 
+/* The files embed wrote in a folder are listed in DIR/embed.json; another run may
+ * replace those, and refuses to replace any other file (repeval never replaces what it
+ * did not write). */
+#define EMBED_LISTING "embed.json"
+#define EMBED_MARKER "repeval-embed-1"
+
+static int listed(const char *text, const char *file) {
+  char q[700];
+  return text && snprintf(q, sizeof q, "\"%s\"", file) < (int)sizeof q && strstr(text, q) != NULL;
+}
+
+/* dir/file into buf, refusing what does not fit. */
+static re_status join(char *buf, size_t cap, const char *dir, const char *file) {
+  if (snprintf(buf, cap, "%s/%s", dir, file) >= (int)cap)
+    return re_err(RE_EINVAL, "%s/%s: path too long", dir, file);
+  return RE_OK;
+}
+
+static re_status check_out_folder(const char *dir, char files[][600], int n, int labels) {
+  char path[4400], *text = NULL;
+  snprintf(path, sizeof path, "%s/" EMBED_LISTING, dir);
+  FILE *f;
+  if (re_fopen_regular(path, &f) == RE_OK) {
+    re_status st = re_malloc(1 << 20, 1, &text);
+    size_t len = st == RE_OK ? fread(text, 1, (1 << 20) - 1, f) : 0;
+    fclose(f);
+    RE_TRY(st);
+    text[len] = '\0';
+    if (!strstr(text, "\"marker\": \"" EMBED_MARKER "\"")) {
+      free(text);
+      text = NULL;
+    }
+  }
+  re_err_clear();
+  re_status st = RE_OK;
+  for (int k = 0; k <= n && st == RE_OK; k++) {
+    const char *file = k < n ? files[k] : labels ? "labels.npy" : NULL;
+    struct stat sb;
+    if (!file)
+      continue;
+    st = join(path, sizeof path, dir, file);
+    if (st == RE_OK && lstat(path, &sb) == 0 && !listed(text, file))
+      st = re_err(RE_EINVAL, "%s exists and was not written by repeval embed (not in %s/" EMBED_LISTING "): "
+                             "repeval never replaces files it did not write; choose another --out",
+                  path, dir);
+  }
+  free(text);
+  return st;
+}
+
+static re_status write_listing(const char *dir, char files[][600], int n, int labels) {
+  char path[4400];
+  snprintf(path, sizeof path, "%s/" EMBED_LISTING, dir);
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *m = open_memstream(&buf, &len);
+  if (!m)
+    return re_err(RE_ENOMEM, "embed listing");
+  fprintf(m, "{\"marker\": \"" EMBED_MARKER "\", \"files\": [\"" EMBED_LISTING "\"%s", labels ? ", \"labels.npy\"" : "");
+  for (int k = 0; k < n; k++) {
+    fprintf(m, ", ");
+    re_json_string(m, files[k]);
+  }
+  fprintf(m, "]}\n");
+  fclose(m);
+  re_atomic at;
+  re_status st = re_atomic_open(path, &at);
+  if (st == RE_OK)
+    st = re_atomic_write(&at, buf, (int64_t)len);
+  if (st == RE_OK)
+    st = re_atomic_commit(&at);
+  else
+    re_atomic_abort(&at);
+  free(buf);
+  return st;
+}
+
 static void list_modules(const re_net *net) {
   for (int64_t k = 0; k < re_net_module_count(net); k++) {
     const char *name, *type;
@@ -188,6 +266,7 @@ int re_cmd_embed(int argc, char **argv) {
   float *x = NULL;
   char *layers = NULL;
   char *names[MAX_LAYERS];
+  static char files[MAX_LAYERS][600];
   int taps[MAX_LAYERS], ntaps = 0;
   re_npy_writer *w[MAX_LAYERS] = {0};
   re_ckpt_options copt = {o.key, 0};
@@ -245,6 +324,7 @@ shaped:
     goto done;
   }
   RE_CHECK(re_strdup(o.layers, &layers));
+  re_tap_mode modes[MAX_LAYERS];
   for (char *tok = strtok(layers, ","); tok; tok = strtok(NULL, ",")) {
     if (ntaps == MAX_LAYERS) {
       st = re_err(RE_EINVAL, "more than %d layers", MAX_LAYERS);
@@ -256,17 +336,35 @@ shaped:
       *colon = '\0';
       RE_CHECK(re_tap_mode_parse(colon + 1, &mode));
     }
+    for (int k = 0; k < ntaps; k++)
+      if (!strcmp(names[k], tok) && modes[k] == mode) {
+        st = re_err(RE_EINVAL, "--layers: %s:%s is listed twice", tok, re_tap_mode_name(mode));
+        goto done;
+      }
     names[ntaps] = tok;
+    modes[ntaps] = mode;
     RE_CHECK(re_net_add_tap(net, tok, mode, &taps[ntaps]));
     ntaps++;
   }
+  /* a module tapped once is <name>.npy; tapped in several modes, <name>.<mode>.npy each */
+  for (int t = 0; t < ntaps; t++) {
+    int several = 0;
+    for (int k = 0; k < ntaps; k++)
+      several |= k != t && !strcmp(names[k], names[t]);
+    if ((size_t)snprintf(files[t], sizeof files[t], several ? "%s.%s.npy" : "%s.npy", names[t],
+                         re_tap_mode_name(modes[t])) >= sizeof files[t]) {
+      st = re_err(RE_EINVAL, "--layers: name too long: %s", names[t]);
+      goto done;
+    }
+  }
+  RE_CHECK(check_out_folder(o.out, files, ntaps, ds && re_dataset_get_info(ds)->has_labels));
   RE_CHECK(re_mkdir_p(o.out));
   for (int t = 0; t < ntaps; t++) {
     int64_t dim, rps;
     re_net_tap_shape(net, taps[t], &dim, &rps);
     int64_t shape[2] = {n * rps, dim};
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s.npy", o.out, names[t]);
+    char path[4400];
+    RE_CHECK(join(path, sizeof path, o.out, files[t]));
     RE_CHECK(re_npy_writer_open(path, RE_DTYPE_F32, 2, shape, &w[t]));
   }
   if (ds && re_dataset_get_info(ds)->has_labels) {
@@ -301,6 +399,7 @@ shaped:
     RE_CHECK(re_npy_writer_commit(&w[t]));
   if (lw)
     RE_CHECK(re_npy_writer_commit(&lw));
+  RE_CHECK(write_listing(o.out, files, ntaps, lw != NULL || (ds && re_dataset_get_info(ds)->has_labels)));
 done:
   re_npy_writer_abort(&lw);
   free(lab);

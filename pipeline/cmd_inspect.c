@@ -104,7 +104,9 @@ static int inspect_checkpoint(const char *path, int json, const re_ckpt_options 
 static int is_npy_or_npz(const char *path) {
   if (ends_with(path, ".npz") || ends_with(path, ".npy"))
     return 1;
-  FILE *f = fopen(path, "rb");
+  FILE *f = NULL;
+  if (re_fopen_regular(path, &f) != RE_OK)
+    re_err_clear(); /* the checkpoint reader names the problem */
   unsigned char b[6] = {0};
   size_t n = f ? fread(b, 1, sizeof b, f) : 0;
   if (f)

@@ -1,5 +1,6 @@
 /* repeval probe: linear (logistic, ridge) and k-NN probes of an embedding, trained on
  * labelled training rows, λ chosen on a validation split, scored on test rows. */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,8 +209,50 @@ static void labelled_free(labelled *l) {
   memset(l, 0, sizeof *l);
 }
 
+/* Standardized and k-NN probes do not depend on the features' scale, so every split
+ * is first multiplied by one power of two that brings max |x| of them all into
+ * [0.5, 1) (exact): values like 1e75 or 1e-100 then fit float32, which probes compute
+ * in. Without standardization the scale is the features' own (1). */
+static re_status common_scale(const char *const *files, int n, double *scale) {
+  *scale = 1;
+  for (int k = 0; k < n; k++) {
+    re_npy *a = NULL;
+    double s = 1;
+    if (!files[k])
+      continue;
+    re_status st = re_cli_open_matrix(files[k], &a);
+    if (st == RE_OK)
+      st = re_cli_scale_of(a, 0, re_npy_rows(a), 0, &s);
+    re_npy_close(&a);
+    RE_TRY(st);
+    *scale = k == 0 || s < *scale ? s : *scale;
+  }
+  return RE_OK;
+}
+
+/* Features as float32, times `scale`; values beyond float32 are refused. */
+static re_status read_features(const re_npy *a, int64_t n, int64_t d, double scale, float *X) {
+  const int64_t chunk = 4096;
+  double *buf = NULL;
+  RE_TRY(re_malloc(n < chunk ? n : chunk, d * (int64_t)sizeof(double), &buf));
+  re_status st = RE_OK;
+  for (int64_t r = 0; r < n && st == RE_OK; r += chunk) {
+    int64_t nr = n - r < chunk ? n - r : chunk;
+    st = re_cli_read_rows_finite(a, r, nr, scale, buf); /* the row is the file's, before any split */
+    for (int64_t k = 0; st == RE_OK && k < nr * d; k++) {
+      if (fabs(buf[k]) > FLT_MAX)
+        st = re_err(RE_EDATA, "%s: row %lld, column %lld is %g, beyond float32, which probes compute in: "
+                              "standardize the features (the default) or rescale them",
+                    a->name, (long long)(r + k / d), (long long)(k % d), buf[k]);
+      X[r * d + k] = (float)buf[k];
+    }
+  }
+  free(buf);
+  return st;
+}
+
 /* Load features (as float32) and integer labels of the same number of rows. */
-static re_status load(const char *xs, const char *ys, labelled *out) {
+static re_status load(const char *xs, const char *ys, double scale, labelled *out) {
   re_status st = RE_OK;
   re_npy *a = NULL, *b = NULL;
   double *lab = NULL;
@@ -229,13 +272,7 @@ static re_status load(const char *xs, const char *ys, labelled *out) {
   int64_t cells;
   RE_CHECK(re_mul_i64(n, d, &cells));
   RE_CHECK(re_malloc(cells, sizeof(float), &out->X));
-  RE_CHECK(re_npy_read_rows_f32(a, 0, n, out->X));
-  for (int64_t k = 0; k < cells; k++) /* here, so that the row is the file's, before any split */
-    if (!isfinite(out->X[k])) {
-      st = re_err(RE_EDATA, "%s: row %lld, column %lld is %s", xs, (long long)(k / d), (long long)(k % d),
-                  isnan(out->X[k]) ? "NaN" : "infinite");
-      goto done;
-    }
+  RE_CHECK(read_features(a, n, d, scale, out->X));
   RE_CHECK(re_malloc(n, sizeof(double), &lab));
   RE_CHECK(re_malloc(n, sizeof(int32_t), &out->y));
   RE_CHECK(re_npy_read_rows_f64(b, 0, n, lab));
@@ -365,6 +402,7 @@ static re_status write_predictions(const char *path, const int32_t *pred, int64_
 typedef struct inputs {
   labelled train, val, test;
   int have_val; /* validation rows exist (given or split) */
+  double scale; /* power of two the features were multiplied by (common_scale) */
   int K;
 } inputs;
 
@@ -390,7 +428,8 @@ static re_status run_logistic(const opts *o, inputs *in, double t0) {
     RE_CHECK(re_malloc(K * (d + 1), sizeof(double), &Wb));
     re_logreg_weights(lr, W, b);
     for (int64_t k = 0; k < K; k++) {
-      memcpy(Wb + k * (d + 1), W + k * d, (size_t)d * sizeof(double));
+      for (int64_t j = 0; j < d; j++) /* weights of the features as the file holds them */
+        Wb[k * (d + 1) + j] = W[k * d + j] * in->scale;
       Wb[k * (d + 1) + d] = b[k];
     }
     int64_t shape[2] = {K, d + 1};
@@ -487,7 +526,8 @@ static re_status run_ridge(const opts *o, inputs *in, double t0) {
     RE_CHECK(re_malloc(K, sizeof(double), &b));
     RE_CHECK(re_malloc((d + 1) * K, sizeof(double), &Wb));
     RE_CHECK(re_ridge_path_weights(pa, best, W, b));
-    memcpy(Wb, W, (size_t)(d * K) * sizeof(double));
+    for (int64_t k = 0; k < d * K; k++) /* weights of the features as the file holds them */
+      Wb[k] = W[k] * in->scale;
     memcpy(Wb + d * K, b, (size_t)K * sizeof(double));
     int64_t shape[2] = {d + 1, K};
     RE_CHECK(re_npy_write(o->weights, RE_DTYPE_F64, 2, shape, Wb));
@@ -591,8 +631,13 @@ static re_status run(const opts *o) {
   memset(&in, 0, sizeof in);
   memset(&all, 0, sizeof all);
   double t0 = now();
-  RE_CHECK(load(o->train, o->train_labels, &all));
-  RE_CHECK(load(o->test, o->test_labels, &in.test));
+  double scale = 1;
+  const char *splits[3] = {o->train, o->test, o->val};
+  if (o->standardize || o->kind == KIND_KNN)
+    RE_CHECK(common_scale(splits, 3, &scale));
+  in.scale = scale;
+  RE_CHECK(load(o->train, o->train_labels, scale, &all));
+  RE_CHECK(load(o->test, o->test_labels, scale, &in.test));
   if (in.test.d != all.d) {
     st = re_err(RE_ESHAPE, "%s has %lld features, %s has %lld", o->test, (long long)in.test.d, o->train,
                 (long long)all.d);
@@ -600,7 +645,7 @@ static re_status run(const opts *o) {
   }
   int need_val = o->kind != KIND_KNN && o->nl > 1;
   if (o->val) {
-    RE_CHECK(load(o->val, o->val_labels, &in.val));
+    RE_CHECK(load(o->val, o->val_labels, scale, &in.val));
     if (in.val.d != all.d) {
       st = re_err(RE_ESHAPE, "%s has %lld features, %s has %lld", o->val, (long long)in.val.d, o->train,
                   (long long)all.d);

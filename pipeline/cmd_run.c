@@ -7,6 +7,7 @@
  * the CKA analyses and one shared co-moment accumulator for exact CKA, the CCA
  * family and spectra. Accumulators are reduced to rank 0 in a fixed order;
  * rank 0 computes the metrics and writes the output folder atomically. */
+#include <limits.h>
 #include <mpi.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 
 #include "cli.h"
 #include "mpi_reduce.h"
+#include "outdir.h"
 #include "output.h"
 #include "progress.h"
 #include "repeval/atomic.h"
@@ -196,9 +198,8 @@ static int report_failure(const runner *r, re_status st) {
 static re_status copy_job_file(runner *r) {
   char dst[4300];
   snprintf(dst, sizeof dst, "%s/job.yaml", r->partial);
-  FILE *in = fopen(r->j->path, "rb");
-  if (!in)
-    return re_err(RE_EIO, "%s: cannot read the job file again", r->j->path);
+  FILE *in;
+  RE_TRY(re_fopen_regular(r->j->path, &in));
   re_atomic at;
   re_status st = re_atomic_open(dst, &at);
   char buf[65536];
@@ -211,6 +212,65 @@ static re_status copy_job_file(runner *r) {
   else
     re_atomic_abort(&at);
   return st;
+}
+
+/* Rank 0 resolves the output folder once (normalised, a link followed) and applies the
+ * rules of outdir.h before any compute; every rank then uses that real path. */
+static re_status settle_output(runner *r, const char *given, int check_replace) {
+  job *j = r->j;
+  char *real = NULL;
+  re_status st = RE_OK;
+  if (r->rank == 0) {
+    st = outdir_resolve(given, &real);
+    if (st == RE_OK) {
+      int n = 1, k = 0;
+      for (int d = 0; d < j->ndatasets; d++)
+        n += j->datasets[d].nfiles;
+      for (int m = 0; m < j->nmodels; m++)
+        n += 1 + j->models[m].nckpts;
+      char **inputs = NULL;
+      st = re_calloc(n, sizeof(char *), &inputs);
+      if (st == RE_OK) {
+        inputs[k++] = j->path;
+        for (int d = 0; d < j->ndatasets; d++)
+          for (int f = 0; f < j->datasets[d].nfiles; f++)
+            inputs[k++] = j->datasets[d].files[f];
+        for (int m = 0; m < j->nmodels; m++) {
+          struct stat sb;
+          if (stat(j->models[m].arch, &sb) == 0) /* a model file, not a preset name */
+            inputs[k++] = j->models[m].arch;
+          for (int c = 0; c < j->models[m].nckpts; c++)
+            inputs[k++] = j->models[m].ckpts[c].path;
+        }
+        st = outdir_check_inputs(real, given, inputs, k);
+      }
+      free(inputs);
+    }
+    if (st == RE_OK && check_replace)
+      st = outdir_check_replaceable(real, given);
+  }
+  st = re_mpi_agree(MPI_COMM_WORLD, st);
+  int len = st == RE_OK && real ? (int)strlen(real) + 1 : 0;
+  MPI_Bcast(&len, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  if (st == RE_OK && r->rank != 0)
+    st = re_malloc(len, 1, &real);
+  st = re_mpi_agree(MPI_COMM_WORLD, st);
+  if (st == RE_OK)
+    MPI_Bcast(real, len, MPI_CHAR, 0, MPI_COMM_WORLD);
+  if (st == RE_OK) {
+    free(j->out_dir);
+    j->out_dir = real;
+    real = NULL;
+    if (j->cache_default) { /* the cache follows the output */
+      char buf[PATH_MAX + 16];
+      snprintf(buf, sizeof buf, "%s.cache", j->out_dir);
+      free(j->cache_dir);
+      j->cache_dir = NULL;
+      st = re_strdup(buf, &j->cache_dir);
+    }
+  }
+  free(real);
+  return re_mpi_agree(MPI_COMM_WORLD, st);
 }
 
 static int run_main(int argc, char **argv, int mode) {
@@ -291,24 +351,21 @@ static int run_main(int argc, char **argv, int mode) {
     re_log_set_rank(r.rank);
   double t0 = progress_now();
   re_status st = job_load(job_path, &r.j);
-  if (st == RE_OK && out_override) {
-    free(r.j->out_dir);
-    st = re_strdup(out_override, &r.j->out_dir);
-    if (st == RE_OK && r.j->cache_default) {
-      char buf[4200];
-      snprintf(buf, sizeof buf, "%s.cache", out_override);
-      free(r.j->cache_dir);
-      r.j->cache_dir = NULL;
-      st = re_strdup(buf, &r.j->cache_dir);
-    }
-  }
+  st = re_mpi_agree(MPI_COMM_WORLD, st);
+  char *out_given = NULL; /* the output folder as the user wrote it, for messages */
+  if (st == RE_OK)
+    st = re_strdup(out_override ? out_override : r.j->out_dir, &out_given);
+  if (st == RE_OK)
+    st = settle_output(&r, out_given, mode != RUN_MODE_PART);
   if (st == RE_OK)
     st = run_load_models(&r);
   if (st == RE_OK)
     run_state_init(&r);
   st = re_mpi_agree(MPI_COMM_WORLD, st);
+  outdir_lock lock = {-1, ""};
+  if (st == RE_OK && !check_only && r.rank == 0)
+    st = outdir_lock_take(r.state_dir, out_given, &lock); /* one run per output at a time */
   if (st == RE_OK && !check_only && r.rank == 0) {
-    snprintf(r.partial, sizeof r.partial, "%s.partial-%ld", r.j->out_dir, (long)getpid());
     char *parent = NULL;
     st = re_strdup(r.j->out_dir, &parent);
     if (st == RE_OK) {
@@ -319,13 +376,10 @@ static int run_main(int argc, char **argv, int mode) {
       }
     }
     free(parent);
-    struct stat sb;
-    if (st == RE_OK && stat(r.j->out_dir, &sb) == 0 && !S_ISDIR(sb.st_mode))
-      st = re_err(RE_EINVAL, "output folder %s exists and is not a folder", r.j->out_dir);
     if (st == RE_OK)
-      run_state_remove_stale_partials(&r);
-    if (st == RE_OK && mkdir(r.partial, 0755) != 0)
-      st = re_err(RE_EIO, "cannot create %s", r.partial);
+      outdir_sweep_partials(r.j->out_dir, "");
+    if (st == RE_OK)
+      st = outdir_partial_create(r.j->out_dir, r.partial, sizeof r.partial);
     if (st == RE_OK) {
       r.metrics = open_memstream(&r.metrics_buf, &r.metrics_len);
       if (!r.metrics)
@@ -520,8 +574,10 @@ static int run_main(int argc, char **argv, int mode) {
       snprintf(path, sizeof path, "%s/results.tar.zst", r.partial);
       st = out_bundle(r.partial, path, r.j->bundle_stats ? NULL : "stats");
     }
-    if (st == RE_OK)
+    if (st == RE_OK) {
+      outdir_partial_unmark(r.partial);
       st = out_commit_dir(r.partial, r.j->out_dir);
+    }
     if (st == RE_OK)
       run_state_clear(&r);
     if (st != RE_OK && r.partial[0])
@@ -531,6 +587,8 @@ static int run_main(int argc, char **argv, int mode) {
               r.nundefined == 1 ? "" : "s", r.nwarnings, r.nwarnings == 1 ? "" : "s");
   }
   free(r.metrics_buf);
+  outdir_lock_release(&lock);
+  free(out_given);
   int rc = RE_EXIT_OK;
   if (st == RE_EINTERRUPTED) {
     if (r.rank == 0)

@@ -86,9 +86,8 @@ static re_status check_directive_path(const char *what, const char *p) {
 }
 
 static re_status read_text(const char *path, char **out) {
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return re_err(RE_EIO, "%s: cannot open: %s", path, strerror(errno));
+  FILE *f;
+  RE_TRY(re_fopen_regular(path, &f));
   re_status st = RE_OK;
   char *buf = NULL;
   int64_t len = 0, cap = 1 << 16;

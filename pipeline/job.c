@@ -97,6 +97,45 @@ static re_status expand_env(const re_cfg *node, const char *s, char **out) {
 
 /* ---- {a..b} and {x,y} expansion ------------------------------------------ */
 
+/* |hi - lo| without overflow (bounds may be anywhere in long's range). */
+static unsigned long range_span(long lo, long hi) {
+  return hi >= lo ? (unsigned long)hi - (unsigned long)lo : (unsigned long)lo - (unsigned long)hi;
+}
+
+/* Names brace_expand would make of pat (saturating at MAX_EXPANSION + 1), counted
+ * without making them, so that an oversized pattern is refused at once. */
+static int64_t brace_count(const char *pat) {
+  const char *open = strchr(pat, '{');
+  const char *close = open ? strchr(open, '}') : NULL;
+  if (!close)
+    return 1;
+  int64_t alts = 1;
+  const char *dots = NULL;
+  for (const char *q = open + 1; q + 1 < close; q++)
+    if (q[0] == '.' && q[1] == '.') {
+      dots = q;
+      break;
+    }
+  if (dots) {
+    long lo = strtol(open + 1, NULL, 10), hi = strtol(dots + 2, NULL, 10);
+    if (range_span(lo, hi) >= MAX_EXPANSION)
+      return 0; /* brace_expand refuses the range itself, naming it */
+    alts = (int64_t)range_span(lo, hi) + 1;
+  } else if (memchr(open, ',', (size_t)(close - open))) {
+    alts = 0;
+    for (const char *q = open + 1; q < close; q++) /* non-empty fields between commas */
+      alts += *q != ',' && (q == open + 1 || q[-1] == ',');
+  } else {
+    return 1; /* a literal group: kept as it is */
+  }
+  if (alts > MAX_EXPANSION)
+    return MAX_EXPANSION + 1;
+  if (alts == 0)
+    return 0;
+  int64_t rest = brace_count(close + 1);
+  return rest > (MAX_EXPANSION + 1) / alts ? MAX_EXPANSION + 1 : alts * rest;
+}
+
 static re_status brace_expand(const char *pat, strs *out) {
   const char *open = strchr(pat, '{');
   if (!open)
@@ -124,7 +163,7 @@ static re_status brace_expand(const char *pat, strs *out) {
     if ((a[0] == '0' && strlen(a) > 1) || (b[0] == '0' && strlen(b) > 1))
       width = (int)(strlen(a) > strlen(b) ? strlen(a) : strlen(b));
     long step = lo <= hi ? 1 : -1;
-    if (labs(hi - lo) >= MAX_EXPANSION)
+    if (range_span(lo, hi) >= MAX_EXPANSION)
       return re_err(RE_EINVAL, "range {%ld..%ld} is too long", lo, hi);
     for (long v = lo;; v += step) {
       char num[32];
@@ -210,6 +249,8 @@ static re_status file_list(job *j, const re_cfg *node, strs *files) {
     RE_TRY(expand_env(list[k], s, &e));
     re_status st = resolve(j, e, &r);
     free(e);
+    if (st == RE_OK && brace_count(r) > MAX_EXPANSION)
+      st = re_err(RE_EINVAL, "a pattern expands to more than %d names", MAX_EXPANSION);
     if (st == RE_OK)
       st = brace_expand(r, &cands);
     if (st != RE_OK) {

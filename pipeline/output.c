@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "outdir.h"
 #include "repeval/atomic.h"
 
 void out_csv_field(FILE *f, const char *s) {
@@ -94,6 +95,14 @@ static const char *arch_why(struct archive *a, char *buf, size_t cap) {
   return buf;
 }
 
+re_status out_list_files(const char *dir, char ***files, int *n) {
+  names all = {0};
+  re_status st = walk(dir, "", &all);
+  *files = all.v;
+  *n = all.n;
+  return st;
+}
+
 re_status out_bundle(const char *dir, const char *tarpath, const char *skip) {
   size_t skl = skip ? strlen(skip) : 0;
   names files = {0};
@@ -114,7 +123,7 @@ re_status out_bundle(const char *dir, const char *tarpath, const char *skip) {
   if (st == RE_OK)
     st = re_malloc(1 << 20, 1, &buf);
   for (int k = 0; k < files.n && st == RE_OK; k++) {
-    if (!strcmp(files.v[k], base) || strstr(files.v[k], ".tmp"))
+    if (!strcmp(files.v[k], base) || strstr(files.v[k], ".tmp") || !strcmp(files.v[k], OUTDIR_PARTIAL_MARKER))
       continue;
     if (skl && !strncmp(files.v[k], skip, skl) && files.v[k][skl] == '/')
       continue;
@@ -201,6 +210,14 @@ static re_status sync_tree(const char *dir) {
   return st == RE_OK ? re_fsync_path(dir) : st;
 }
 
+/* The previous results, moved out of the output's place: only what they list goes. */
+static void remove_previous(const char *dir) {
+  if (outdir_remove_result(dir) != RE_OK) {
+    re_log(RE_LOG_WARN, "%s", re_errmsg());
+    re_err_clear();
+  }
+}
+
 re_status out_commit_dir(const char *partial, const char *final) {
   char old[4096];
   struct stat sb;
@@ -216,7 +233,7 @@ re_status out_commit_dir(const char *partial, const char *final) {
      * even if the process is killed here; `partial` then holds the old results */
     if (renameat2(AT_FDCWD, partial, AT_FDCWD, final, RENAME_EXCHANGE) == 0) {
       re_status st = re_fsync_parent(final); /* the new folder survives a power loss */
-      out_remove_tree(partial);
+      remove_previous(partial);
       return st;
     }
     if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
@@ -235,7 +252,7 @@ re_status out_commit_dir(const char *partial, const char *final) {
   }
   re_status st = re_fsync_parent(final);
   if (had_old)
-    out_remove_tree(old);
+    remove_previous(old);
   return st;
 }
 

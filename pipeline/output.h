@@ -15,8 +15,13 @@ void out_csv_field(FILE *f, const char *s);
  * Files under the subfolder `skip` (NULL: none) are left out. */
 re_status out_bundle(const char *dir, const char *tarpath, const char *skip);
 
+/* Regular files under dir (recursively, sorted, relative to dir); free each and *files. */
+re_status out_list_files(const char *dir, char ***files, int *n);
+
 /* Replace folder `final` by `partial` atomically enough that a reader sees either the
- * old or the new complete folder: final -> final.old-PID, partial -> final, remove old. */
+ * old or the new complete folder (one exchange where the file system allows, else
+ * final -> final.old-PID, partial -> final); the previous results are then removed
+ * file by file, only what their manifest lists (outdir_remove_result). */
 re_status out_commit_dir(const char *partial, const char *final);
 
 /* Remove a folder tree (best effort). */

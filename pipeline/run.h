@@ -207,10 +207,8 @@ re_status run_state_write_reduced_to(runner *r, pass *p, const char *path);
  * batches done of total, the event ("snapshot", "interrupted", "resumed"), the
  * number of resumes so far. Best effort. */
 void run_state_note_progress(runner *r, const pass *p, int64_t done, int64_t total, const char *event);
-/* Rank 0: remove the state folder after a complete run. */
+/* Rank 0: remove the state folder after a complete run (only what repeval wrote there). */
 void run_state_clear(runner *r);
-/* Rank 0: remove <out>.partial-<pid> folders of runs that were killed. */
-void run_state_remove_stale_partials(const runner *r);
 
 /* ---- embedding cache (run_cache.c) ---- */
 /* Keys of every checkpoint (rank 0 reads them, broadcast; collective). */

@@ -130,9 +130,11 @@ int run_cache_get(runner *r, const char *dir, uint64_t ck, uint64_t dk, const ch
   char path[8192];
   uint64_t key;
   shard_path(dir, ck, dk, layer, s0, s1, path, sizeof path, &key);
-  FILE *f = fopen(path, "rb");
-  if (!f)
+  FILE *f;
+  if (re_fopen_regular(path, &f) != RE_OK) {
+    re_err_clear();
     return 0;
+  }
   cache_header h;
   int ok = fread(&h, sizeof h, 1, f) == 1 && !memcmp(h.magic, CACHE_MAGIC, 8) && h.key == key && h.rows == rows &&
            h.dim == dim && (int)h.dtype == f16 && h.zbytes > 0;

@@ -2,6 +2,7 @@
  * analyses spread over the ranks), tidy metrics.csv rows, matrices, tap indices
  * and the manifest (rank 0). */
 #include <archive.h>
+#include <errno.h>
 #include <math.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 
 #include "cli.h"
 #include "mpi_reduce.h"
+#include "outdir.h"
 #include "output.h"
 #include "repeval/cca.h"
 #include "repeval/npy.h"
@@ -553,7 +555,24 @@ re_status run_write_manifest(runner *r, double t_total) {
   }
   if (r->nwarnings > RUN_MAX_WARNINGS)
     fprintf(f, ", \"... %d more\"", r->nwarnings - RUN_MAX_WARNINGS);
-  fprintf(f, "]\n}\n");
-  return fclose(f) == 0 ? RE_OK : re_err(RE_EIO, "%s: write failed", path);
+  /* what this folder holds, so that a later run replaces exactly that (outdir.h) */
+  char **files = NULL;
+  int nfiles = 0;
+  re_status st = out_list_files(r->partial, &files, &nfiles);
+  fprintf(f, "],\n  \"output\": {\"marker\": \"%s\", \"files\": [\"manifest.json\"", OUTDIR_MARKER);
+  if (j->bundle)
+    fprintf(f, ", \"results.tar.zst\"");
+  for (int k = 0; k < nfiles; k++) {
+    if (strcmp(files[k], "manifest.json") && strcmp(files[k], OUTDIR_PARTIAL_MARKER) && !strstr(files[k], ".tmp")) {
+      fprintf(f, ", ");
+      re_json_string(f, files[k]);
+    }
+    free(files[k]);
+  }
+  free(files);
+  fprintf(f, "]}\n}\n");
+  if (fclose(f) != 0 && st == RE_OK)
+    st = re_err(RE_EIO, "%s: write failed: %s", path, strerror(errno));
+  return st;
 }
 

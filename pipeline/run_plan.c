@@ -83,10 +83,7 @@ int run_label_selected(const job_analysis *a, const char *label) {
   return 0;
 }
 
-const char *run_mode_name(re_tap_mode m) {
-  static const char *n[] = {"flatten", "mean", "cls", "spatial"};
-  return n[m];
-}
+const char *run_mode_name(re_tap_mode m) { return re_tap_mode_name(m); }
 
 const char *run_tap_model(const runner *r, int t) { return r->j->models[r->taps[t].model].name; }
 const char *run_tap_ckpt(const runner *r, int t) {
@@ -186,7 +183,7 @@ static re_status open_dataset(const job_dataset *d, re_dataset **out) {
   if (!strcmp(d->format, "cifar") || !strcmp(d->format, "cifar100"))
     return re_dataset_open_cifar((const char *const *)d->files, d->nfiles, strcmp(d->format, "cifar") ? 2 : 1, 1,
                                  out);
-  return re_dataset_open_wds((const char *const *)d->files, d->nfiles, "png", "cls", out);
+  return re_dataset_open_wds((const char *const *)d->files, d->nfiles, "auto", "cls", out);
 }
 
 re_status run_pass_setup(runner *r, pass *p) {

@@ -166,10 +166,11 @@ static re_status read_file(runner *r, pass *p, const char *path, int kind, int c
   int64_t len = run_pass_serial_len(p);
   *ok = 0;
   run_tree_init(t, len);
-  FILE *f = fopen(path, "rb");
-  if (!f) {
+  FILE *f;
+  if (re_fopen_regular(path, &f) != RE_OK) {
     if (required)
-      return re_err(RE_EIO, "%s: cannot read: %s", path, strerror(errno));
+      return RE_EIO;
+    re_err_clear();
     return RE_OK;
   }
   header h;
@@ -395,37 +396,41 @@ void run_state_note_progress(runner *r, const pass *p, int64_t done, int64_t tot
     re_atomic_abort(&at);
 }
 
-void run_state_clear(runner *r) {
-  if (r->rank == 0 && r->state_dir[0])
-    out_remove_tree(r->state_dir);
+/* A file name repeval writes in a state folder (snapshots, progress, lock, their
+ * temporaries) or below its probe cache (shards "<s0>-<s1>.rpc" and temporaries). */
+static int state_name(const char *name, int in_cache) {
+  size_t n = strlen(name);
+  if (in_cache)
+    return (n > 4 && !strcmp(name + n - 4, ".rpc")) || strstr(name, ".rpc.tmp.");
+  return (!strncmp(name, "pass-", 5) && (strstr(name, ".state.tmp.") || (n > 6 && !strcmp(name + n - 6, ".state")))) ||
+         !strcmp(name, "lock") || !strcmp(name, "progress.json") || !strncmp(name, "progress.json.tmp.", 18);
 }
 
-void run_state_remove_stale_partials(const runner *r) {
-  /* folders <out>.partial-<pid> left by a run that was killed */
-  char parent[4096];
-  snprintf(parent, sizeof parent, "%s", r->j->out_dir);
-  char *slash = strrchr(parent, '/');
-  const char *base = slash ? slash + 1 : parent;
-  char prefix[4200];
-  snprintf(prefix, sizeof prefix, "%s.partial-", base);
-  if (slash)
-    *slash = '\0';
-  DIR *d = opendir(slash ? (parent[0] ? parent : "/") : ".");
+/* Remove what repeval wrote below dir (depth: folders below the probe cache), then dir
+ * if it is empty; anything else stays. */
+static void clear_tree(const char *dir, int in_cache, int depth) {
+  DIR *d = opendir(dir);
   if (!d)
     return;
   struct dirent *e;
   while ((e = readdir(d))) {
-    if (strncmp(e->d_name, prefix, strlen(prefix)))
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
       continue;
-    char full[8400];
-    snprintf(full, sizeof full, "%s/%s", slash ? (parent[0] ? parent : "") : ".", e->d_name);
-    long pid = atol(e->d_name + strlen(prefix));
-    if (pid > 0 && pid != (long)getpid() && kill((pid_t)pid, 0) == 0)
-      continue; /* a live run on this host: not ours to remove */
-    if (strcmp(full, r->partial)) {
-      re_log(RE_LOG_INFO, "removing %s left by an interrupted run", full);
-      out_remove_tree(full);
-    }
+    char path[8400];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    if (lstat(path, &sb) != 0)
+      continue;
+    if (S_ISDIR(sb.st_mode) && (in_cache ? depth < 4 : !strcmp(e->d_name, "probe-cache")))
+      clear_tree(path, 1, depth + 1);
+    else if (S_ISREG(sb.st_mode) && state_name(e->d_name, in_cache))
+      unlink(path);
   }
   closedir(d);
+  rmdir(dir);
+}
+
+void run_state_clear(runner *r) {
+  if (r->rank == 0 && r->state_dir[0])
+    clear_tree(r->state_dir, 0, 0);
 }

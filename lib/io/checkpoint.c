@@ -27,11 +27,10 @@ re_status re_ckpt_alloc(const char *path, re_ckpt_format format, re_ckpt **out) 
 }
 
 re_status re_ckpt_map_file(re_ckpt *c) {
-  int fd = open(c->path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return re_err(RE_EIO, "%s: cannot open: %s", c->path, strerror(errno));
+  int fd;
+  RE_TRY(re_open_regular(c->path, &fd));
   struct stat sb;
-  if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+  if (fstat(fd, &sb) != 0) {
     close(fd);
     return re_err(RE_EIO, "%s: not a regular file", c->path);
   }
@@ -173,6 +172,10 @@ static re_status zip_kind(const char *path, re_ckpt_format *fmt) {
   if (!ar)
     return re_err(RE_ENOMEM, "libarchive");
   archive_read_support_format_zip_seekable(ar);
+  if (re_check_regular(path) != RE_OK) {
+    archive_read_free(ar);
+    return RE_EIO;
+  }
   if (archive_read_open_filename(ar, path, 1 << 16) != ARCHIVE_OK) {
     re_status st = re_err(RE_EFORMAT, "%s: unreadable zip archive: %s", path, archive_error_string(ar));
     archive_read_free(ar);
@@ -194,9 +197,8 @@ static re_status zip_kind(const char *path, re_ckpt_format *fmt) {
 
 static re_status detect(const char *path, re_ckpt_format *fmt) {
   uint8_t b[16] = {0};
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return re_err(RE_EIO, "%s: cannot open: %s", path, strerror(errno));
+  int fd;
+  RE_TRY(re_open_regular(path, &fd));
   ssize_t n = read(fd, b, sizeof b);
   close(fd);
   if (n >= 6 && !memcmp(b, "\x93NUMPY", 6)) {

@@ -16,6 +16,7 @@ struct re_npz {
 };
 
 static re_status open_archive(const char *path, struct archive **out) {
+  RE_TRY(re_check_regular(path));
   struct archive *ar = archive_read_new();
   if (!ar)
     return re_err(RE_ENOMEM, "%s: cannot allocate a libarchive reader", path);

@@ -450,8 +450,14 @@ void re_net_destroy(re_net **pn) {
   *pn = NULL;
 }
 
+static const char *const tap_mode_names[] = {"flatten", "mean", "cls", "spatial"};
+
+const char *re_tap_mode_name(re_tap_mode mode) {
+  return (unsigned)mode < sizeof tap_mode_names / sizeof *tap_mode_names ? tap_mode_names[mode] : "?";
+}
+
 re_status re_tap_mode_parse(const char *s, re_tap_mode *mode) {
-  static const char *names[] = {"flatten", "mean", "cls", "spatial"};
+  const char *const *names = tap_mode_names;
   for (int k = 0; k < 4; k++)
     if (!strcmp(s, names[k])) {
       *mode = (re_tap_mode)k;

@@ -322,12 +322,14 @@ def snapshot(root):
 
 
 def previous_output(out):
-    """A complete-looking previous result folder."""
+    """A complete-looking previous result folder: what its manifest lists is all it holds,
+    so a run may replace it (docs/reliability.md, "Output folders")."""
     os.makedirs(os.path.join(out, "stats"))
     with open(os.path.join(out, "metrics.csv"), "w") as f:
         f.write("analysis,metric,value\ncka,cka,0.5\n")
     with open(os.path.join(out, "manifest.json"), "w") as f:
-        f.write('{"previous": true}\n')
+        f.write('{"previous": true, "output": {"marker": "repeval-results-1", '
+                '"files": ["manifest.json", "metrics.csv", "stats/x.stats"]}}\n')
     with open(os.path.join(out, "stats", "x.stats"), "wb") as f:
         f.write(b"\0" * 100)
 

@@ -91,7 +91,7 @@ TABLE = [
      "x.npy: row 7, column 1 is infinite"),
     ("cka_matrix_nan_embedding", {"x.npy": X, "y.npy": matrix(12, 2, nan_at=(9, 0))},
      ["cka-matrix", "x.npy", "y.npy", "--batch", "4", "--out", "m.npy", "--csv", "m.csv"], 1,
-     "y.npy (samples 8..12): tap 1, batch row 1, column 0 is NaN"),
+     "y.npy: row 9, column 0 is NaN"),
     ("probe_fractional_labels", {"x.npy": X, "y.npy": npy([0.5 * (k % 3) for k in range(12)])}, PROBE, 1,
      "y.npy: index 1 is 0.5, expected a class index"),
     ("probe_negative_label", {"x.npy": X, "y.npy": labels_npy([0] * 6 + [-4] + [1] * 5)}, PROBE, 1,

@@ -39,6 +39,8 @@ typedef enum re_tap_mode {
 
 /* Parse "flatten" | "mean" | "cls" | "spatial". */
 re_status re_tap_mode_parse(const char *s, re_tap_mode *mode);
+/* The name of a mode, as re_tap_mode_parse reads it. */
+const char *re_tap_mode_name(re_tap_mode mode);
 
 typedef struct re_net re_net;
 

@@ -225,8 +225,12 @@ static re_status one_file(job *j, const re_cfg *node, char **out) {
   RE_TRY(expand_env(node, s, &e));
   re_status st = resolve(j, e, out);
   free(e);
+  struct stat sb;
   if (st == RE_OK && !exists(*out)) {
-    st = re_cfg_error(node, RE_EINVAL, "file not found: %s", *out);
+    if (stat(*out, &sb) == 0 && re_check_regular(*out) != RE_OK) /* a FIFO, a device, a folder */
+      st = re_cfg_error(node, RE_EINVAL, "%s", re_errmsg());
+    else
+      st = re_cfg_error(node, RE_EINVAL, "file not found: %s", *out);
     re_free(out);
   }
   return st;
@@ -260,7 +264,10 @@ static re_status file_list(job *j, const re_cfg *node, strs *files) {
     }
     for (int c = 0; c < cands.n && st == RE_OK; c++) {
       if (!strpbrk(cands.v[c], "*?[")) {
-        if (!exists(cands.v[c]))
+        struct stat sb;
+        if (!exists(cands.v[c]) && stat(cands.v[c], &sb) == 0 && re_check_regular(cands.v[c]) != RE_OK)
+          st = re_cfg_error(list[k], RE_EINVAL, "%s (from pattern '%s')", re_errmsg(), s);
+        else if (!exists(cands.v[c]))
           st = re_cfg_error(list[k], RE_EINVAL, "file not found: %s (from pattern '%s')", cands.v[c], s);
         else
           st = strs_push(files, cands.v[c]);

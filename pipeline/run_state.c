@@ -181,7 +181,8 @@ static re_status read_file(runner *r, pass *p, const char *path, int kind, int c
     why = "not a repeval statistics file";
   else if (check && h.fingerprint != r->fingerprint)
     why = "made for another version of the job or its inputs";
-  else if ((int)h.kind != kind || h.dataset != p->d || h.len != len || h.nodes < 1 || h.nodes > STATE_MAX_NODES ||
+  else if ((int)h.kind != kind || h.dataset != p->d || h.len != len || h.nodes > STATE_MAX_NODES ||
+           (kind == 2 && h.nodes != 1) || /* a rank or a part may have had no batch: no node */
            (kind == 1 && (h.rank != r->rank || h.size != r->size)))
     why = kind == 1 && h.size != r->size ? "made with another number of ranks" : "layout does not match this job";
   sum = re_fnv1a64(sum, &h, sizeof h);

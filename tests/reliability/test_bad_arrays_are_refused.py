@@ -6,7 +6,7 @@ names the exit code and the message fragment; nothing may be written anywhere
 import os
 import tempfile
 
-from badinput import CANARY, Case, labels_npy, matrix, npy, npy_header, run_cases, zip_bytes
+from badinput import CANARY, FIFO, Case, labels_npy, matrix, npy, npy_header, run_cases, zip_bytes
 
 GOOD = npy()
 X, Y = matrix(12, 3, seed=1), matrix(12, 2, seed=2)
@@ -77,6 +77,12 @@ TABLE = [
     ("npz_missing_array", {"e.npz": zip_bytes([("x.npy", X)])}, ["cka", "e.npz:nope", "e.npz:x"], 1,
      "e.npz: no array named 'nope' in the .npz"),
     # embeddings the metrics cannot use
+    ("cka_fifo_input", {"x.npy": FIFO, "y.npy": Y}, ["cka", "x.npy", "y.npy"], 1,
+     "x.npy is a FIFO: repeval reads inputs from regular files only"),
+    ("inspect_fifo", {"a.npy": FIFO}, INSPECT, 1, "a.npy is a FIFO: repeval reads inputs from regular files only"),
+    ("probe_unstandardized_beyond_float32", {"x.npy": npy([1e75 * k for k in range(6)], shape=(6, 1)),
+                                             "y.npy": labels_npy([0, 1, 0, 1, 0, 1])},
+     PROBE + ["--no-standardize"], 1, "x.npy: row 1, column 0 is 1e+75, beyond float32"),
     ("cka_nan_embedding", {"x.npy": matrix(12, 3, seed=1, nan_at=(5, 2)), "y.npy": Y}, ["cka", "x.npy", "y.npy"],
      1, "x.npy: row 5, column 2 is NaN"),
     ("cka_inf_embedding_rbf", {"x.npy": X, "y.npy": matrix(12, 2, seed=2, inf_at=(11, 0))},

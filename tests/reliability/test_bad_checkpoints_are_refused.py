@@ -209,6 +209,12 @@ TABLE = [
      "m.pt[archive/data.pkl]: pickle byte 65538: MARK nesting deeper than the limit of 65536"),
     ("pt_pickle_string_past_end", pt(Pk.PROTO2 + b"X" + struct.pack("<I", 0x7FFFFFFF) + b"abc"), INS_PT, 1,
      "m.pt[archive/data.pkl]: pickle byte 2: string length runs past the end of the pickle"),
+    # embed's output files: one per (module, mode), never a file embed did not write
+    ("embed_layer_twice", {"m.safetensors": mlp_checkpoint(8), "x.npy": X8},
+     mlp_run("m.safetensors")[:7] + ["--layers", "fc1,fc1", "--out", "emb"], 1, "--layers: fc1:flatten is listed twice"),
+    ("embed_over_a_foreign_file", {"m.safetensors": mlp_checkpoint(8), "x.npy": X8, "emb/fc1.npy": b"mine"},
+     mlp_run("m.safetensors"), 1,
+     "emb/fc1.npy exists and was not written by repeval embed (not in emb/embed.json)"),
     ("pt_inf_weight", {"m.pt": nan_pt(), "x.npy": X8}, mlp_run("m.pt"), 1,
      ["m.pt does not match the model description", "tensor 'fc1.weight' holds a non-finite value at flat index 17"]),
 ]

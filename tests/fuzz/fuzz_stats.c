@@ -1,4 +1,4 @@
-/* Fuzz target: statistics files of `repeval run` (pipeline/run_state.c): the reduced
+/* Fuzz target: statistics files of `repeval run` (pipeline/run/run_state.c): the reduced
  * statistics that `repeval finalize` reads from <out>/stats/ (kind 2) and the node
  * lists of array parts that `repeval merge` combines (kind 3). The readers work on a
  * path, so each input is written to a private temporary file, then read as both
@@ -16,7 +16,7 @@
 #include "fuzz_file.h"
 
 #include "repeval/cka.h"
-#include "run.h"
+#include "run/run.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

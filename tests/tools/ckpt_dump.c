@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "../../lib/io/ckpt_internal.h"
-#include "cli.h"
+#include "cli/cli.h"
 
 static int fail(void) {
   fprintf(stderr, "ckpt_dump: %s\n", re_errmsg());

@@ -1,5 +1,5 @@
 /* Job file parsing and validation (schema: docs/job-spec.md). */
-#include "job.h"
+#include "run/job.h"
 
 #include <errno.h>
 #include <fnmatch.h>

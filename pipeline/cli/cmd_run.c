@@ -18,13 +18,13 @@
 
 #include <cblas.h>
 
-#include "cli.h"
-#include "mpi_reduce.h"
-#include "outdir.h"
-#include "output.h"
-#include "progress.h"
+#include "cli/cli.h"
+#include "mpi/mpi_reduce.h"
+#include "out/outdir.h"
+#include "out/output.h"
+#include "out/progress.h"
 #include "repeval/atomic.h"
-#include "run.h"
+#include "run/run.h"
 
 static void help(int mode) {
   if (mode == RUN_MODE_MERGE) {

@@ -1,6 +1,6 @@
 /* Slurm options and batch-script rendering for `repeval submit` (see slurm_script.h).
  * The accepted forms of --time, --mem and --array follow the sbatch manual. */
-#include "slurm_script.h"
+#include "slurm/slurm_script.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -29,8 +29,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "mpi_reduce.h"
-#include "run.h"
+#include "mpi/mpi_reduce.h"
+#include "run/run.h"
 
 /* ---- the pass's accumulators as one flat buffer ------------------------------ */
 

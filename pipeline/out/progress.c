@@ -1,5 +1,5 @@
 /* Progress lines with rate and ETA. */
-#include "progress.h"
+#include "out/progress.h"
 
 #include <stdio.h>
 #include <string.h>

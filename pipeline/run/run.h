@@ -7,7 +7,7 @@
 #include <signal.h>
 #include <stdio.h>
 
-#include "job.h"
+#include "run/job.h"
 #include "repeval/dataset.h"
 #include "repeval/hsic.h"
 #include "repeval/moments.h"

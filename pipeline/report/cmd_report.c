@@ -6,7 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 
 #ifndef REPEVAL_REPORT_INSTALLED
 #define REPEVAL_REPORT_INSTALLED ""

@@ -7,6 +7,10 @@
 
 #include "repeval/core.h"
 
+/* Files whose names start with this are repeval's own markers (a partial folder's
+ * owner): never part of a result, its manifest or its bundle. */
+#define OUT_HIDDEN_PREFIX ".repeval-"
+
 /* Write one CSV field, quoted when it holds a comma, quote or newline. */
 void out_csv_field(FILE *f, const char *s);
 
@@ -17,15 +21,6 @@ re_status out_bundle(const char *dir, const char *tarpath, const char *skip);
 
 /* Regular files under dir (recursively, sorted, relative to dir); free each and *files. */
 re_status out_list_files(const char *dir, char ***files, int *n);
-
-/* Replace folder `final` by `partial` atomically enough that a reader sees either the
- * old or the new complete folder (one exchange where the file system allows, else
- * final -> final.old-PID, partial -> final); the previous results are then removed
- * file by file, only what their manifest lists (outdir_remove_result). */
-re_status out_commit_dir(const char *partial, const char *final);
-
-/* Remove a folder tree (best effort). */
-void out_remove_tree(const char *dir);
 
 /* 64-bit FNV-1a checksum and size of a file, for the manifest. */
 re_status out_checksum(const char *path, uint64_t *sum, int64_t *bytes);

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "mpi_reduce.h"
+#include "cli/cli.h"
+#include "mpi/mpi_reduce.h"
 #include "repeval/cka.h"
 
 #define DEFAULT_BATCH 4096

@@ -11,10 +11,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "job.h"
+#include "cli/cli.h"
+#include "run/job.h"
 #include "repeval/atomic.h"
-#include "slurm_script.h"
+#include "slurm/slurm_script.h"
 
 /* how often a job may be requeued after exit code 75 (REPEVAL_MAX_REQUEUES overrides) */
 #define SUBMIT_MAX_REQUEUES 20

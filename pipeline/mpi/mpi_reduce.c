@@ -1,5 +1,5 @@
 /* Fixed-order binomial-tree reduction of serialized accumulators. */
-#include "mpi_reduce.h"
+#include "mpi/mpi_reduce.h"
 
 #include <limits.h>
 #include <stdlib.h>

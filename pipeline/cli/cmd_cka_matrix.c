@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "mpi_reduce.h"
+#include "cli/cli.h"
+#include "mpi/mpi_reduce.h"
 #include "repeval/hsic.h"
 
 #define MAX_TAPS 4096

@@ -27,10 +27,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "mpi_reduce.h"
-#include "output.h"
+#include "mpi/mpi_reduce.h"
+#include "out/output.h"
 #include "repeval/atomic.h"
-#include "run.h"
+#include "run/run.h"
 
 #define STATE_MAGIC "RPVSTAT2"
 #define STATE_MAX_NODES 4096

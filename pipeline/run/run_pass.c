@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mpi_reduce.h"
-#include "progress.h"
-#include "run.h"
+#include "mpi/mpi_reduce.h"
+#include "out/progress.h"
+#include "run/run.h"
 
 /* Feed global tap t's output for the current batch (rows x dim) to every analysis. */
 static re_status feed_tap(runner *r, pass *p, int t, const float *data, int hsic_ok, const double **mx, int64_t *mld,

@@ -16,10 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mpi_reduce.h"
-#include "progress.h"
+#include "mpi/mpi_reduce.h"
+#include "out/progress.h"
 #include "repeval/probe.h"
-#include "run.h"
+#include "run/run.h"
 
 #define PROBE_SPLIT_SEED 20261202u
 

@@ -11,13 +11,13 @@
 #include <yaml.h>
 #include <zstd.h>
 
-#include "cli.h"
-#include "mpi_reduce.h"
-#include "outdir.h"
-#include "output.h"
+#include "cli/cli.h"
+#include "mpi/mpi_reduce.h"
+#include "out/outdir.h"
+#include "out/output.h"
 #include "repeval/cca.h"
 #include "repeval/npy.h"
-#include "run.h"
+#include "run/run.h"
 
 #ifndef REPEVAL_GIT_REVISION
 #define REPEVAL_GIT_REVISION "unknown"

@@ -2,8 +2,8 @@
  * MPI ranks by rows and reduced in a fixed order (shared by cka, cca, spectrum). */
 #include <stdlib.h>
 
-#include "cli.h"
-#include "mpi_reduce.h"
+#include "cli/cli.h"
+#include "mpi/mpi_reduce.h"
 
 #define CHUNK_ROWS 4096
 

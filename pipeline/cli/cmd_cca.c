@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "repeval/cca.h"
 
 enum { M_CCA = 1, M_SVCCA = 2, M_PWCCA = 4, M_PROCRUSTES = 8, M_LINREG = 16, M_ALL = 31 };

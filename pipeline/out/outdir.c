@@ -1,7 +1,7 @@
 /* Output folder rules: resolve, refuse what is not ours, remove only what we wrote,
  * sweep dead partial folders, one run per output (see outdir.h). */
-#define _GNU_SOURCE /* flock */
-#include "outdir.h"
+#define _GNU_SOURCE /* flock, renameat2 and RENAME_EXCHANGE (Linux, glibc >= 2.28) */
+#include "out/outdir.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -13,8 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../lib/io/jsonparse.h"
-#include "output.h"
+#include "../../lib/io/jsonparse.h"
+#include "out/output.h"
 #include "repeval/atomic.h"
 
 #define MANIFEST_MAX_BYTES (64 << 20)
@@ -563,3 +563,91 @@ void outdir_lock_release(outdir_lock *l) {
   close(l->fd);
   l->fd = -1;
 }
+
+/* ---- replacing the output -------------------------------------------------------- */
+
+void out_remove_tree(const char *dir) {
+  DIR *d = opendir(dir);
+  if (d) {
+    struct dirent *e;
+    while ((e = readdir(d))) {
+      if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+        continue;
+      char p[8192];
+      struct stat sb;
+      snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+      if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode))
+        out_remove_tree(p);
+      else
+        unlink(p);
+    }
+    closedir(d);
+  }
+  rmdir(dir);
+}
+
+/* fsync every regular file below dir (those written through stdio included, listed
+ * by walk) and then each file's folder, dir last. */
+static re_status sync_tree(const char *dir) {
+  char **files = NULL;
+  int n = 0;
+  re_status st = out_list_files(dir, &files, &n);
+  char path[8192];
+  for (int k = 0; k < n && st == RE_OK; k++) {
+    snprintf(path, sizeof path, "%s/%s", dir, files[k]);
+    st = re_fsync_path(path);
+    if (st == RE_OK && strchr(files[k], '/'))
+      st = re_fsync_parent(path);
+  }
+  for (int k = 0; k < n; k++)
+    free(files[k]);
+  free(files);
+  return st == RE_OK ? re_fsync_path(dir) : st;
+}
+
+/* The previous results, moved out of the output's place: only what they list goes. */
+static void remove_previous(const char *dir) {
+  if (outdir_remove_result(dir) != RE_OK) {
+    re_log(RE_LOG_WARN, "%s", re_errmsg());
+    re_err_clear();
+  }
+}
+
+re_status out_commit_dir(const char *partial, const char *final) {
+  char old[4096];
+  struct stat sb;
+  int had_old = 0;
+  /* everything in the new folder is on disk before it replaces the old one */
+  RE_TRY(sync_tree(partial));
+  snprintf(old, sizeof old, "%s.old-%ld", final, (long)getpid());
+  if (stat(final, &sb) == 0) {
+    if (!S_ISDIR(sb.st_mode))
+      return re_err(RE_EIO, "%s exists and is not a folder", final);
+#ifdef RENAME_EXCHANGE
+    /* one step: `final` names the old or the new complete folder at every moment,
+     * even if the process is killed here; `partial` then holds the old results */
+    if (renameat2(AT_FDCWD, partial, AT_FDCWD, final, RENAME_EXCHANGE) == 0) {
+      re_status st = re_fsync_parent(final); /* the new folder survives a power loss */
+      remove_previous(partial);
+      return st;
+    }
+    if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
+      return re_err(RE_EIO, "cannot move the results into %s: %s", final, strerror(errno));
+    /* a file system without exchange: two renames with a moment without `final` */
+#endif
+    if (rename(final, old) != 0)
+      return re_err(RE_EIO, "cannot move the previous results %s aside: %s", final, strerror(errno));
+    had_old = 1;
+  }
+  if (rename(partial, final) != 0) {
+    int e = errno;
+    if (had_old)
+      rename(old, final);
+    return re_err(RE_EIO, "cannot move the results into %s: %s", final, strerror(e));
+  }
+  re_status st = re_fsync_parent(final);
+  if (had_old)
+    remove_previous(old);
+  return st;
+}
+

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 
 static void help(void) {
   printf("usage: repeval status OUTPUT_DIR\n"

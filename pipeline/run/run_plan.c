@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "run.h"
+#include "run/run.h"
 
 static void keep_warning(runner *r, const char *msg) {
   if (r->nwarnings < RUN_MAX_WARNINGS)

@@ -5,7 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "repeval/atomic.h"
 #include "repeval/dataset.h"
 #include "repeval/nn.h"

@@ -26,7 +26,7 @@
 
 #include "repeval/atomic.h"
 #include "repeval/dtype.h"
-#include "run.h"
+#include "run/run.h"
 
 #define CACHE_MAGIC "RPVCACH1"
 

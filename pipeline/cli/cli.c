@@ -1,6 +1,6 @@
 /* Helpers shared by the subcommands: errors, options, inputs, JSON. */
-#include "cli.h"
-#include "mpi_reduce.h"
+#include "cli/cli.h"
+#include "mpi/mpi_reduce.h"
 
 #include <math.h>
 #include <mpi.h>

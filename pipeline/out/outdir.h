@@ -14,6 +14,7 @@
 #ifndef REPEVAL_OUTDIR_H
 #define REPEVAL_OUTDIR_H
 
+#include "out/output.h"
 #include "repeval/core.h"
 
 /* The value of "output": {"marker": ...} in the manifest of a result folder. */
@@ -40,7 +41,7 @@ re_status outdir_partial_create(const char *real, char *path, size_t cap);
 /* Remove the owner marker from a partial folder before it becomes the result. */
 void outdir_partial_unmark(const char *path);
 /* Name of the owner marker inside a partial folder (left out of manifests and bundles). */
-#define OUTDIR_PARTIAL_MARKER ".repeval-partial"
+#define OUTDIR_PARTIAL_MARKER OUT_HIDDEN_PREFIX "partial"
 /* Remove <real>.partial-* folders whose marker names an owner that is gone (this host,
  * and the pid is dead or now another process); `own` is never touched. */
 void outdir_sweep_partials(const char *real, const char *own);
@@ -57,5 +58,14 @@ void outdir_lock_release(outdir_lock *l);
 
 /* Who this process is, as written in markers and locks: "host pid start boot". */
 void outdir_owner(char *buf, size_t cap);
+
+/* Replace folder `final` by `partial` atomically enough that a reader sees either the
+ * old or the new complete folder (one exchange where the file system allows, else
+ * final -> final.old-PID, partial -> final); the previous results are then removed
+ * file by file, only what their manifest lists (outdir_remove_result). */
+re_status out_commit_dir(const char *partial, const char *final);
+
+/* Remove a folder tree (best effort). */
+void out_remove_tree(const char *dir);
 
 #endif

@@ -240,10 +240,10 @@ static re_status read_features(const re_npy *a, int64_t n, int64_t d, double sca
     int64_t nr = n - r < chunk ? n - r : chunk;
     st = re_cli_read_rows_finite(a, r, nr, scale, buf); /* the row is the file's, before any split */
     for (int64_t k = 0; st == RE_OK && k < nr * d; k++) {
-      if (fabs(buf[k]) > FLT_MAX)
+      if (fabs(buf[k]) > FLT_MAX || (buf[k] != 0 && fabs(buf[k]) < FLT_MIN))
         st = re_err(RE_EDATA, "%s: row %lld, column %lld is %g, beyond float32, which probes compute in: "
                               "standardize the features (the default) or rescale them",
-                    a->name, (long long)(r + k / d), (long long)(k % d), buf[k]);
+                    a->name, (long long)(r + k / d), (long long)(k % d), buf[k] / scale);
       X[r * d + k] = (float)buf[k];
     }
   }

@@ -4,6 +4,8 @@
 
 #include <stdio.h>
 
+#include "mpi/tree.h"
+#include "repeval/hsic.h"
 #include "repeval/moments.h"
 #include "repeval/npy.h"
 
@@ -36,6 +38,13 @@ int re_cmd_submit(int argc, char **argv);
  * power of two each file was multiplied by (re_cli_scale_of). */
 re_status re_cli_moments(char *const *files, int nfiles, unsigned flags, int sharded, re_moments **out,
                          int64_t *n, double *scales);
+
+/* A co-moment or minibatch HSIC accumulator as the reduction tree sees it (mpi/tree.h). */
+tree_acc re_cli_moments_acc(re_moments *m);
+tree_acc re_cli_hsic_acc(re_hsic *h);
+/* The communicator of the standalone commands: MPI_COMM_WORLD with --sharded (MPI is
+ * initialised), else MPI_COMM_NULL (one process, no MPI). */
+MPI_Comm re_cli_comm(int sharded);
 
 /* Print "repeval: error: <message>" for a failed status; returns RE_EXIT_ERROR. */
 int re_cli_fail(re_status st);

@@ -7,8 +7,29 @@
 
 #define CHUNK_ROWS 4096
 
-static void ser(void *ctx, double *buf) { re_moments_serialize(ctx, buf); }
-static re_status merge(void *ctx, const double *buf, int64_t len) { return re_moments_merge_serial(ctx, buf, len); }
+typedef struct batches {
+  re_npy **in;
+  int nfiles;
+  const int64_t *dims;
+  const double *scale;
+  int64_t n;
+  double *buf;
+  re_moments *m;
+} batches;
+
+/* Rows [k CHUNK_ROWS, (k + 1) CHUNK_ROWS) of every file into the accumulator. */
+static re_status add_batch(void *ctx, int64_t k) {
+  batches *b = ctx;
+  int64_t r = k * CHUNK_ROWS, nr = b->n - r < CHUNK_ROWS ? b->n - r : CHUNK_ROWS;
+  const double *xs[8];
+  double *p = b->buf;
+  for (int f = 0; f < b->nfiles; f++) {
+    RE_TRY(re_cli_read_rows_finite(b->in[f], r, nr, b->scale[f], p));
+    xs[f] = p;
+    p += nr * b->dims[f];
+  }
+  return re_moments_add_batch(b->m, nr, xs, b->dims);
+}
 
 re_status re_cli_moments(char *const *files, int nfiles, unsigned flags, int sharded, re_moments **out,
                          int64_t *n_out, double *scales) {
@@ -16,7 +37,6 @@ re_status re_cli_moments(char *const *files, int nfiles, unsigned flags, int sha
   re_npy *in[8] = {0};
   int64_t dims[8], n = 0;
   double *buf = NULL;
-  const double *xs[8];
   int32_t pairs[2 * 28];
   int npairs = 0;
   *out = NULL;
@@ -58,27 +78,19 @@ re_status re_cli_moments(char *const *files, int nfiles, unsigned flags, int sha
     width += dims[k];
   if (st == RE_OK)
     st = re_malloc(CHUNK_ROWS, width * (int64_t)sizeof(double), &buf);
-  int64_t r0 = n * rank / size, r1 = n * (rank + 1) / size;
+  /* batches of CHUNK_ROWS rows, contiguous ranges of them per rank, combined along the
+   * canonical tree: the same bits for any number of ranks */
+  int64_t nb = (n + CHUNK_ROWS - 1) / CHUNK_ROWS;
+  int64_t r0 = nb * rank / size * CHUNK_ROWS, r1 = nb * (rank + 1) / size * CHUNK_ROWS;
+  r1 = r1 < n ? r1 : n;
   double scale[8] = {1, 1, 1, 1, 1, 1, 1, 1};
-  for (int k = 0; k < nfiles && (st == RE_OK || sharded); k++) /* collective when sharded */
+  for (int k = 0; k < nfiles && st == RE_OK; k++) /* collective when sharded; st agreed above */
     st = re_cli_scale_of(in[k], r0, r1, sharded, &scale[k]);
-  for (int64_t r = r0; r < r1 && st == RE_OK; r += CHUNK_ROWS) {
-    int64_t b = r1 - r < CHUNK_ROWS ? r1 - r : CHUNK_ROWS;
-    double *p = buf;
-    for (int k = 0; k < nfiles && st == RE_OK; k++) {
-      st = re_cli_read_rows_finite(in[k], r, b, scale[k], p);
-      xs[k] = p;
-      p += b * dims[k];
-    }
-    if (st == RE_OK)
-      st = re_moments_add_batch(*out, b, xs, dims);
-  }
-  if (sharded) {
-    st = re_mpi_agree(MPI_COMM_WORLD, st);
-    if (st == RE_OK) {
-      re_reducible red = {*out, re_moments_serial_len(*out), ser, merge};
-      st = re_mpi_reduce_ordered(MPI_COMM_WORLD, &red);
-    }
+  batches b = {in, nfiles, dims, scale, n, buf, *out};
+  tree_acc acc;
+  if (st == RE_OK) {
+    acc = re_cli_moments_acc(*out);
+    st = tree_stream_reduce(re_cli_comm(sharded), &acc, nb, add_batch, &b);
   }
   for (int k = 0; k < nfiles; k++)
     re_npy_close(&in[k]);

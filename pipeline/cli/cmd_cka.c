@@ -125,28 +125,40 @@ static re_status check_inputs(const re_npy *X, const re_npy *Y) {
   return RE_OK;
 }
 
-/* Stream rows [r0, r1) of X and Y into the accumulator in batches. */
-static re_status accumulate(const re_npy *X, const re_npy *Y, int64_t r0, int64_t r1, int64_t batch,
-                            const cka_out *out, re_moments *m) {
-  re_status st = RE_OK;
-  int64_t p = re_npy_cols(X), q = re_npy_cols(Y);
-  int64_t b = batch < r1 - r0 ? batch : r1 - r0;
-  double *bx = NULL, *by = NULL;
-  if (b <= 0)
-    return RE_OK;
-  RE_CHECK(re_malloc(b, p * (int64_t)sizeof(double), &bx));
-  RE_CHECK(re_malloc(b, q * (int64_t)sizeof(double), &by));
-  for (int64_t r = r0; r < r1; r += b) {
-    int64_t nb = r1 - r < b ? r1 - r : b;
-    RE_CHECK(re_cli_read_rows_finite(X, r, nb, out->sx, bx));
-    RE_CHECK(re_cli_read_rows_finite(Y, r, nb, out->sy, by));
-    const double *xs[2] = {bx, by};
-    int64_t ld[2] = {p, q};
-    RE_CHECK(re_moments_add_batch(m, nb, xs, ld));
-  }
-done:
-  free(bx);
-  free(by);
+/* Batches of `batch` rows of X and Y, into a co-moment accumulator. */
+typedef struct batches {
+  const re_npy *X, *Y;
+  const cka_out *out;
+  int64_t batch;
+  double *bx, *by;
+  re_moments *m;
+} batches;
+
+static re_status add_batch(void *ctx, int64_t k) {
+  batches *b = ctx;
+  int64_t r = k * b->batch, nr = b->out->n - r < b->batch ? b->out->n - r : b->batch;
+  RE_TRY(re_cli_read_rows_finite(b->X, r, nr, b->out->sx, b->bx));
+  RE_TRY(re_cli_read_rows_finite(b->Y, r, nr, b->out->sy, b->by));
+  const double *xs[2] = {b->bx, b->by};
+  int64_t ld[2] = {b->out->p, b->out->q};
+  return re_moments_add_batch(b->m, nr, xs, ld);
+}
+
+/* Every batch into m along the canonical tree (collective with comm). */
+static re_status accumulate(const re_npy *X, const re_npy *Y, MPI_Comm comm, int64_t batch, const cka_out *out,
+                            re_moments *m) {
+  int64_t b = batch < out->n ? batch : (out->n > 0 ? out->n : 1);
+  batches bt = {X, Y, out, b, NULL, NULL, m};
+  re_status st = re_malloc(b, out->p * (int64_t)sizeof(double), &bt.bx);
+  if (st == RE_OK)
+    st = re_malloc(b, out->q * (int64_t)sizeof(double), &bt.by);
+  tree_acc acc = re_cli_moments_acc(m);
+  if (comm != MPI_COMM_NULL)
+    st = re_mpi_agree(comm, st);
+  if (st == RE_OK)
+    st = tree_stream_reduce(comm, &acc, (out->n + b - 1) / b, add_batch, &bt);
+  free(bt.bx);
+  free(bt.by);
   return st;
 }
 
@@ -220,7 +232,7 @@ static re_status run_local(const cka_opts *o, const re_npy *X, const re_npy *Y, 
     return run_gram(o, X, Y, out);
   re_moments *m = NULL;
   RE_TRY(create_moments(out->p, out->q, o->debiased, &m));
-  re_status st = accumulate(X, Y, 0, out->n, o->batch, out, m);
+  re_status st = accumulate(X, Y, MPI_COMM_NULL, o->batch, out, m);
   if (st == RE_OK)
     st = re_cka_linear_from_moments(m, 0, 1, o->debiased, &out->r);
   re_moments_destroy(&m);
@@ -228,27 +240,14 @@ static re_status run_local(const cka_opts *o, const re_npy *X, const re_npy *Y, 
   return st;
 }
 
-static void serialize_moments(void *ctx, double *buf) { re_moments_serialize(ctx, buf); }
-
-static re_status merge_moments(void *ctx, const double *buf, int64_t len) {
-  return re_moments_merge_serial(ctx, buf, len);
-}
-
-/* Collective: every rank accumulates its row range; rank 0 gets the result. */
 static re_status run_sharded(const cka_opts *o, const re_npy *X, const re_npy *Y, int rank, int size,
                              cka_out *out) {
   re_moments *m = NULL;
   re_status st = create_moments(out->p, out->q, o->debiased, &m);
   int64_t n = out->n;
-  int64_t r0 = n * rank / size, r1 = n * (rank + 1) / size;
-  if (st == RE_OK)
-    st = accumulate(X, Y, r0, r1, o->batch, out, m);
-  re_log(RE_LOG_DEBUG, "rows [%lld, %lld) accumulated", (long long)r0, (long long)r1);
   st = re_mpi_agree(MPI_COMM_WORLD, st);
-  if (st == RE_OK) {
-    re_reducible red = {m, re_moments_serial_len(m), serialize_moments, merge_moments};
-    st = re_mpi_reduce_ordered(MPI_COMM_WORLD, &red);
-  }
+  if (st == RE_OK)
+    st = accumulate(X, Y, MPI_COMM_WORLD, o->batch, out, m);
   if (st == RE_OK && rank == 0) {
     if (o->debiased && n < 4) {
       out->r.defined = 0, out->r.value = NAN, out->r.reason = "unbiased HSIC needs at least 4 samples";

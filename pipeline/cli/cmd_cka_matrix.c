@@ -232,62 +232,55 @@ static re_status read_tap(run *r, int p, int64_t r0, int64_t nr) {
   return RE_OK;
 }
 
-/* Minibatch pass over batches [k0, k1). */
-static re_status pass_minibatch(const opts *o, run *r, int64_t k0, int64_t k1) {
-  for (int64_t k = k0; k < k1; k++) {
-    int64_t s0 = k * o->batch, b = r->n - s0 < o->batch ? r->n - s0 : o->batch;
-    if (b < 4)
-      continue; /* a tail of fewer than 4 samples cannot enter the unbiased estimator */
-    RE_TRY(re_hsic_begin_batch(r->h, b));
-    for (int p = 0; p < o->ntaps; p++) {
-      re_status st = read_tap(r, p, s0, b);
-      if (st == RE_OK)
-        st = is_f64(r->in[p]) ? re_hsic_add_tap_f64(r->h, p, r->rowbuf, r->dims[p], r->dims[p])
-                              : re_hsic_add_tap_f32(r->h, p, r->buf, r->dims[p], r->dims[p]);
-      if (st != RE_OK)
-        return re_err_context(st, "%s (samples %lld..%lld): ", o->files[p], (long long)s0, (long long)(s0 + b));
-    }
-    RE_TRY(re_hsic_end_batch(r->h));
-  }
-  return RE_OK;
-}
+#define EXACT_CHUNK 4096 /* rows per batch of the exact estimator */
 
-/* Exact pass over rows [r0, r1). */
-static re_status pass_exact(const opts *o, run *r, int64_t r0, int64_t r1) {
-  const int64_t chunk = 4096;
-  const double **xs = NULL;
-  RE_TRY(re_calloc(o->ntaps, sizeof(double *), &xs));
-  re_status st = RE_OK;
-  for (int64_t s = r0; s < r1 && st == RE_OK; s += chunk) {
-    int64_t b = r1 - s < chunk ? r1 - s : chunk;
-    double *p = r->dbuf;
-    for (int t = 0; t < o->ntaps && st == RE_OK; t++) {
-      st = re_cli_read_rows_finite(r->in[t], s, b, r->scale[t], p);
-      xs[t] = p;
-      p += b * r->dims[t];
-    }
+typedef struct batch_ctx {
+  const opts *o;
+  run *r;
+  const double **xs; /* exact: one pointer per tap */
+} batch_ctx;
+
+/* Minibatch batch k: every tap's Gram into the HSIC sums. */
+static re_status add_minibatch(void *ctx, int64_t k) {
+  batch_ctx *c = ctx;
+  const opts *o = c->o;
+  run *r = c->r;
+  int64_t s0 = k * o->batch, b = r->n - s0 < o->batch ? r->n - s0 : o->batch;
+  if (b < 4)
+    return RE_OK; /* a tail of fewer than 4 samples cannot enter the unbiased estimator */
+  RE_TRY(re_hsic_begin_batch(r->h, b));
+  for (int p = 0; p < o->ntaps; p++) {
+    re_status st = read_tap(r, p, s0, b);
     if (st == RE_OK)
-      st = re_moments_add_batch(r->m, b, xs, r->dims);
+      st = is_f64(r->in[p]) ? re_hsic_add_tap_f64(r->h, p, r->rowbuf, r->dims[p], r->dims[p])
+                            : re_hsic_add_tap_f32(r->h, p, r->buf, r->dims[p], r->dims[p]);
+    if (st != RE_OK)
+      return re_err_context(st, "%s (samples %lld..%lld): ", o->files[p], (long long)s0, (long long)(s0 + b));
   }
-  free(xs);
-  return st;
+  return re_hsic_end_batch(r->h);
 }
 
-static void ser_h(void *ctx, double *buf) { re_hsic_serialize(ctx, buf); }
-static re_status merge_h(void *ctx, const double *buf, int64_t len) { return re_hsic_merge_serial(ctx, buf, len); }
-static void ser_m(void *ctx, double *buf) { re_moments_serialize(ctx, buf); }
-static re_status merge_m(void *ctx, const double *buf, int64_t len) {
-  return re_moments_merge_serial(ctx, buf, len);
+/* Exact batch k: rows [k EXACT_CHUNK, (k + 1) EXACT_CHUNK) into the co-moments. */
+static re_status add_exact(void *ctx, int64_t k) {
+  batch_ctx *c = ctx;
+  run *r = c->r;
+  int64_t s = k * EXACT_CHUNK, b = r->n - s < EXACT_CHUNK ? r->n - s : EXACT_CHUNK;
+  double *p = r->dbuf;
+  for (int t = 0; t < c->o->ntaps; t++) {
+    RE_TRY(re_cli_read_rows_finite(r->in[t], s, b, r->scale[t], p));
+    c->xs[t] = p;
+    p += b * r->dims[t];
+  }
+  return re_moments_add_batch(r->m, b, c->xs, r->dims);
 }
 
 static re_status compute(const opts *o, run *r, int rank, int size) {
   int32_t *pairs = NULL;
   int npairs = 0;
   re_status st = make_pairs(o, &pairs, &npairs);
-  /* this rank's rows: a contiguous range (exact) or its batches (minibatch) */
-  int64_t nb = (r->n + o->batch - 1) / o->batch;
-  int64_t r0 = o->exact ? r->n * rank / size : nb * rank / size * o->batch;
-  int64_t r1 = o->exact ? r->n * (rank + 1) / size : nb * (rank + 1) / size * o->batch;
+  /* this rank's rows: a contiguous range of batches (EXACT_CHUNK rows, or o->batch) */
+  int64_t unit = o->exact ? EXACT_CHUNK : o->batch, nb = (r->n + unit - 1) / unit;
+  int64_t r0 = nb * rank / size * unit, r1 = nb * (rank + 1) / size * unit;
   r1 = r1 < r->n ? r1 : r->n;
   if (o->sharded)
     st = re_mpi_agree(MPI_COMM_WORLD, st);
@@ -334,23 +327,20 @@ static re_status compute(const opts *o, run *r, int rank, int size) {
       st = re_hsic_create(&cfg, &r->h);
   }
   free(pairs);
+  /* every batch along the canonical tree: the same bits for any number of ranks */
+  MPI_Comm comm = re_cli_comm(o->sharded);
+  if (comm != MPI_COMM_NULL)
+    st = re_mpi_agree(comm, st);
+  const double **xs = NULL;
+  if (st == RE_OK)
+    st = re_calloc(o->ntaps, sizeof(double *), &xs);
+  batch_ctx ctx = {o, r, xs};
+  tree_acc acc;
   if (st == RE_OK) {
-    if (o->exact)
-      st = pass_exact(o, r, r0, r1);
-    else
-      st = pass_minibatch(o, r, nb * rank / size, nb * (rank + 1) / size);
+    acc = o->exact ? re_cli_moments_acc(r->m) : re_cli_hsic_acc(r->h);
+    st = tree_stream_reduce(comm, &acc, nb, o->exact ? add_exact : add_minibatch, &ctx);
   }
-  if (o->sharded) {
-    st = re_mpi_agree(MPI_COMM_WORLD, st);
-    if (st == RE_OK) {
-      re_reducible red;
-      if (o->exact)
-        red = (re_reducible){r->m, re_moments_serial_len(r->m), ser_m, merge_m};
-      else
-        red = (re_reducible){r->h, re_hsic_serial_len(r->h), ser_h, merge_h};
-      st = re_mpi_reduce_ordered(MPI_COMM_WORLD, &red);
-    }
-  }
+  free(xs);
   return st;
 }
 

@@ -117,8 +117,8 @@ static re_status load_stats_files(runner *r, pass *p) {
   /* merge: the parts' node lists in part order, joined into the canonical root */
   int n = 0;
   RE_TRY(find_nparts(r, ds, &n));
-  run_tree all;
-  run_tree_init(&all, run_pass_serial_len(p));
+  tree all;
+  tree_init(&all, &p->acc);
   re_status st = RE_OK;
   for (int i = 0; i < n && st == RE_OK; i++) {
     part_stats_path(r, i, n, ds, path, sizeof path);
@@ -127,7 +127,7 @@ static re_status load_stats_files(runner *r, pass *p) {
                   n);
       break;
     }
-    run_tree t;
+    tree t;
     int64_t samples = 0;
     st = run_state_read_tree_from(r, p, path, &t, &samples);
     for (int k = 0; st == RE_OK && k < t.n; k++) {
@@ -137,22 +137,22 @@ static re_status load_stats_files(runner *r, pass *p) {
       if (!buf) {
         st = re_malloc(t.len > 0 ? t.len : 1, sizeof(double), &buf);
         if (st == RE_OK)
-          st = run_tree_node_data(&t, k, buf, &d);
+          st = tree_node_data(&t, k, buf, &d);
         if (st != RE_OK) {
           free(buf);
           break;
         }
       }
-      st = run_tree_append(&all, t.nodes[k].start, t.nodes[k].height, buf);
+      st = tree_append(&all, t.nodes[k].start, t.nodes[k].height, buf);
     }
-    run_tree_free(&t);
+    tree_free(&t);
     r->pass_samples += samples;
     if (st == RE_OK)
-      st = run_tree_collapse(p, &all);
+      st = tree_collapse(&all);
   }
   if (st == RE_OK)
-    st = run_tree_root(p, &all, (p->n + p->fb - 1) / p->fb);
-  run_tree_free(&all);
+    st = tree_root(&all, (p->n + p->fb - 1) / p->fb);
+  tree_free(&all);
   return st;
 }
 
@@ -447,8 +447,8 @@ static int run_main(int argc, char **argv, int mode) {
       continue;
     }
     int found = 0;
-    run_tree part_tree;
-    run_tree_init(&part_tree, 0);
+    tree part_tree;
+    tree_init(&part_tree, NULL);
     double t2 = progress_now(), t3 = t2;
     if (mode == RUN_MODE_MERGE || mode == RUN_MODE_FINALIZE) {
       /* statistics from files: the parts of an array job, or a finished run's stats/ */
@@ -462,10 +462,10 @@ static int run_main(int argc, char **argv, int mode) {
       part_stats_path(&r, r.part, r.nparts, r.j->datasets[d].name, path, sizeof path);
       int done = 0;
       if (r.rank == 0 && access(path, R_OK) == 0) {
-        run_tree t;
+        tree t;
         int64_t samples = 0;
         done = run_state_read_tree_from(&r, &p, path, &t, &samples) == RE_OK;
-        run_tree_free(&t);
+        tree_free(&t);
         r.pass_samples = samples;
         re_err_clear();
       }
@@ -502,7 +502,7 @@ static int run_main(int argc, char **argv, int mode) {
         part_stats_path(&r, r.part, r.nparts, r.j->datasets[d].name, path, sizeof path);
         st = run_state_write_tree_to(&r, &p, &part_tree, path);
       }
-      run_tree_free(&part_tree);
+      tree_free(&part_tree);
       st = re_mpi_agree(MPI_COMM_WORLD, st);
       run_pass_free(&r, &p);
       continue;

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdio.h>
 
+#include "mpi/tree.h"
 #include "run/job.h"
 #include "repeval/dataset.h"
 #include "repeval/hsic.h"
@@ -73,30 +74,6 @@ enum { RUN_MODE_RUN = 0, RUN_MODE_PART = 1, RUN_MODE_MERGE = 2, RUN_MODE_FINALIZ
 /* Set by SIGTERM / SIGUSR1 / SIGINT: stop after the current batch, save, exit 75. */
 extern volatile sig_atomic_t run_stop_signal;
 
-/* A complete node of the canonical reduction tree over batches (run_tree.c):
- * the pass's accumulators, serialized, over batches [start, start + 2^height). */
-typedef struct run_node {
-  int64_t start;
-  int height;
-  double *buf;  /* len doubles, owned; NULL while spilled */
-  int64_t slot; /* spilled: its slot in the list's spill file; else -1 */
-} run_node;
-
-/* Complete nodes covering a contiguous range of batches, in order. At most
- * REPEVAL_SPILL_MB (default 64) of nodes besides the last stay in memory; the
- * others wait in an unlinked file in $TMPDIR (the spill file), so that a rank
- * holds a fixed amount of memory whatever the number of batches. */
-typedef struct run_tree {
-  run_node *nodes;
-  int n, cap;
-  int64_t len;      /* doubles per node: run_pass_serial_len */
-  int keep;         /* nodes besides the last that may stay in memory */
-  int fd;           /* spill file, -1 until the first spill */
-  int64_t nslots;   /* slots in the file (each len doubles) */
-  int64_t *free_slots;
-  int nfree, capfree;
-} run_tree;
-
 typedef struct pass {
   int d;
   re_dataset *ds;
@@ -119,7 +96,8 @@ typedef struct pass {
   int32_t *labels;        /* fb labels of the current batch */
   float **scratch;        /* per layer index: one checkpoint's tap output (cache) */
   int nscratch;
-  run_tree tree;          /* this rank's complete nodes of the reduction tree */
+  tree_acc acc;           /* the accumulators as the reduction tree sees them (run_pass_acc_init) */
+  tree tree;              /* this rank's complete nodes of the reduction tree */
   int64_t nbatches;       /* batches of the whole pass (all parts) */
 } pass;
 
@@ -156,43 +134,29 @@ void run_pass_free(runner *r, pass *p);
 re_status run_pass_stream(runner *r, pass *p);
 /* Collective: reduce the pass's statistics to rank 0 along the canonical tree; in
  * part mode rank 0 keeps the node list in *part (else the root is loaded). */
-re_status run_pass_reduce(runner *r, pass *p, run_tree *part);
+re_status run_pass_reduce(runner *r, pass *p, tree *part);
 
-/* ---- reproducible reduction (run_tree.c) ---- */
-/* The accumulators of a pass as one flat buffer: length, write, read, reset. */
+/* ---- the accumulators as one buffer (tree.c) ---- */
+/* The accumulators of a pass as one flat buffer: length, write, read, merge, reset. */
 int64_t run_pass_serial_len(const pass *p);
 void run_pass_serialize(const pass *p, double *buf);
 re_status run_pass_deserialize(pass *p, const double *buf);
+re_status run_pass_merge_serial(pass *p, const double *buf);
 void run_pass_reset(pass *p);
-/* An empty list for nodes of `len` doubles; free its buffers (and spill file). */
-void run_tree_init(run_tree *t, int64_t len);
-void run_tree_free(run_tree *t);
-/* Append a node (takes buf; freed on failure); waiting nodes beyond the memory
- * budget go to the spill file. */
-re_status run_tree_append(run_tree *t, int64_t start, int height, double *buf);
-/* Node k's values: its buffer, or read from the spill file into scratch (len doubles). */
-re_status run_tree_node_data(const run_tree *t, int k, double *scratch, const double **data);
-/* Join adjacent siblings until none is left (uses the accumulators as scratch). */
-re_status run_tree_collapse(pass *p, run_tree *t);
-/* Add the accumulators' current state as leaf k (the state of batch k alone). */
-re_status run_tree_push_leaf(pass *p, run_tree *t, int64_t k);
-/* Collective: lists of all ranks into rank 0's (binomial tree, rank order = batch order). */
-re_status run_tree_reduce(runner *r, pass *p, run_tree *t);
-/* Load the root over batches [0, nb) of a collapsed list into the accumulators;
- * the list's nodes are used up on success (free the list in any case). */
-re_status run_tree_root(pass *p, run_tree *t, int64_t nb);
+/* p->acc: the pass's accumulators for the reduction tree (after run_pass_setup). */
+void run_pass_acc_init(pass *p);
 
 /* ---- resume state (run_state.c) ---- */
 /* Compute the job fingerprint and the state folder (<out>.state). */
 void run_state_init(runner *r);
 /* Save this rank's node list of pass p with the next step to process. */
-re_status run_state_save_rank(runner *r, pass *p, const run_tree *t, int64_t next_step, int64_t samples);
+re_status run_state_save_rank(runner *r, pass *p, const tree *t, int64_t next_step, int64_t samples);
 /* Collective: resume pass p if every rank has a valid snapshot (else start afresh):
  * fills *t; *next_step / *samples are left unchanged when nothing was loaded. */
-re_status run_state_load_rank(runner *r, pass *p, run_tree *t, int64_t *next_step, int64_t *samples);
+re_status run_state_load_rank(runner *r, pass *p, tree *t, int64_t *next_step, int64_t *samples);
 /* Rank 0: write / read the node list of an array part (`path`). */
-re_status run_state_write_tree_to(runner *r, pass *p, const run_tree *t, const char *path);
-re_status run_state_read_tree_from(runner *r, pass *p, const char *path, run_tree *t, int64_t *samples);
+re_status run_state_write_tree_to(runner *r, pass *p, const tree *t, const char *path);
+re_status run_state_read_tree_from(runner *r, pass *p, const char *path, tree *t, int64_t *samples);
 /* Rank 0: save the reduced accumulators of a finished pass. */
 re_status run_state_save_reduced(runner *r, pass *p);
 /* Collective: load the reduced accumulators of a finished pass on rank 0; *found is

@@ -132,7 +132,7 @@ re_status run_pass_stream(runner *r, pass *p) {
   st = re_mpi_agree(MPI_COMM_WORLD, st);
   int64_t step0 = 0, samples = 0;
   p->nbatches = nball;
-  run_tree_init(&p->tree, run_pass_serial_len(p));
+  tree_init(&p->tree, &p->acc);
   if (st == RE_OK)
     st = run_state_load_rank(r, p, &p->tree, &step0, &samples);
   progress pr;
@@ -147,7 +147,7 @@ re_status run_pass_stream(runner *r, pass *p) {
       run_pass_reset(p);
       local = do_batch(r, p, k, x, mx, mld, &b);
       if (local == RE_OK)
-        local = run_tree_push_leaf(p, &p->tree, k);
+        local = tree_push_leaf(&p->tree, k);
     }
     samples += b;
     int flag = (local != RE_OK ? 4 : 0) | (run_stop_signal ? 1 : 0), all = 0;
@@ -193,16 +193,16 @@ re_status run_pass_stream(runner *r, pass *p) {
   return st;
 }
 
-re_status run_pass_reduce(runner *r, pass *p, run_tree *part) {
-  re_status st = run_tree_reduce(r, p, &p->tree);
+re_status run_pass_reduce(runner *r, pass *p, tree *part) {
+  re_status st = tree_reduce(MPI_COMM_WORLD, &p->tree);
   if (st == RE_OK && r->rank == 0) {
     if (part) { /* an array part: the node list is its result */
       *part = p->tree;
-      run_tree_init(&p->tree, part->len);
+      tree_init(&p->tree, &p->acc);
     } else {
-      st = run_tree_root(p, &p->tree, p->nbatches);
+      st = tree_root(&p->tree, p->nbatches);
     }
   }
-  run_tree_free(&p->tree);
+  tree_free(&p->tree);
   return re_mpi_agree(MPI_COMM_WORLD, st);
 }

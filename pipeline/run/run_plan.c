@@ -166,7 +166,7 @@ void run_pass_free(runner *r, pass *p) {
     for (int c = 0; r->nets[m] && c < r->j->models[m].nckpts; c++)
       re_net_destroy(&r->nets[m][c]);
   }
-  run_tree_free(&p->tree);
+  tree_free(&p->tree);
   free(p->probe_tap);
   free(p->labels);
   for (int l = 0; l < p->nscratch; l++)
@@ -413,6 +413,7 @@ re_status run_pass_setup(runner *r, pass *p) {
       st = re_malloc(p->fb * mx, sizeof(float), &p->scratch[l]);
     }
   }
+  run_pass_acc_init(p);
   return st;
 }
 

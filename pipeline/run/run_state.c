@@ -95,7 +95,7 @@ typedef struct header {
 } header;
 
 /* Write nodes (t, or the current accumulators as one root node when t is NULL). */
-static re_status write_state(runner *r, pass *p, const char *path, int kind, const run_tree *t, int64_t next_step,
+static re_status write_state(runner *r, pass *p, const char *path, int kind, const tree *t, int64_t next_step,
                              int64_t samples) {
   int64_t len = run_pass_serial_len(p);
   char dir[4400];
@@ -141,7 +141,7 @@ static re_status write_state(runner *r, pass *p, const char *path, int kind, con
   for (uint32_t k = 0; k < h.nodes && st == RE_OK; k++) {
     const double *buf = root;
     if (t)
-      st = run_tree_node_data(t, (int)k, scratch, &buf);
+      st = tree_node_data(t, (int)k, scratch, &buf);
     if (st != RE_OK)
       break;
     sum = re_fnv1a64(sum, buf, sizeof(double) * (size_t)len);
@@ -162,10 +162,10 @@ static re_status write_state(runner *r, pass *p, const char *path, int kind, con
  * check: 1 = must match the fingerprint, 0 = layout only. *ok = 0 (with a warning)
  * when it is absent or fails a check; with `required` that is an error instead. */
 static re_status read_file(runner *r, pass *p, const char *path, int kind, int check, int required, int *ok,
-                           header *hout, run_tree *t) {
+                           header *hout, tree *t) {
   int64_t len = run_pass_serial_len(p);
   *ok = 0;
-  run_tree_init(t, len);
+  tree_init(t, &p->acc);
   FILE *f;
   if (re_fopen_regular(path, &f) != RE_OK) {
     if (required)
@@ -207,8 +207,8 @@ static re_status read_file(runner *r, pass *p, const char *path, int kind, int c
     if (pos[2 * k] < 0 || pos[2 * k + 1] < -1 || pos[2 * k + 1] > 62) {
       free(buf); /* not in the tree yet */
       why = "invalid node";
-    } else if (run_tree_append(t, pos[2 * k], (int)pos[2 * k + 1], buf) != RE_OK) {
-      why = "out of memory"; /* run_tree_append freed buf */
+    } else if (tree_append(t, pos[2 * k], (int)pos[2 * k + 1], buf) != RE_OK) {
+      why = "out of memory"; /* tree_append freed buf */
     }
   }
   if (!why && (fread(&stored, sizeof stored, 1, f) != 1 || stored != sum))
@@ -218,8 +218,8 @@ static re_status read_file(runner *r, pass *p, const char *path, int kind, int c
   fclose(f);
   free(pos);
   if (why) {
-    run_tree_free(t);
-    run_tree_init(t, len);
+    tree_free(t);
+    tree_init(t, &p->acc);
     if (required)
       return re_err(RE_EFORMAT, "%s: %s", path, why);
     run_warn_local(r, "saved state %s ignored: %s; recomputing", path, why);
@@ -230,7 +230,7 @@ static re_status read_file(runner *r, pass *p, const char *path, int kind, int c
   return RE_OK;
 }
 
-re_status run_state_save_rank(runner *r, pass *p, const run_tree *t, int64_t next_step, int64_t samples) {
+re_status run_state_save_rank(runner *r, pass *p, const tree *t, int64_t next_step, int64_t samples) {
   char path[4400];
   state_path(r, p, 1, path, sizeof path);
   re_status st = write_state(r, p, path, 1, t, next_step, samples);
@@ -239,12 +239,12 @@ re_status run_state_save_rank(runner *r, pass *p, const run_tree *t, int64_t nex
   return st;
 }
 
-re_status run_state_load_rank(runner *r, pass *p, run_tree *t, int64_t *next_step, int64_t *samples) {
+re_status run_state_load_rank(runner *r, pass *p, tree *t, int64_t *next_step, int64_t *samples) {
   header h;
   int ok = 0;
   char path[4400];
   state_path(r, p, 1, path, sizeof path);
-  run_tree loaded;
+  tree loaded;
   re_status st = read_file(r, p, path, 1, 1, 0, &ok, &h, &loaded);
   /* every rank must resume at the same step, or none: a mix would double-count or
    * lose batches, and ranks taking different numbers of steps would mismatch their
@@ -263,12 +263,12 @@ re_status run_state_load_rank(runner *r, pass *p, run_tree *t, int64_t *next_ste
     }
   }
   if (st == RE_OK && all) {
-    run_tree_free(t);
+    tree_free(t);
     *t = loaded;
     *next_step = h.next_step;
     *samples = h.samples;
   } else {
-    run_tree_free(&loaded);
+    tree_free(&loaded);
   }
   st = re_mpi_agree(MPI_COMM_WORLD, st);
   if (st == RE_OK && all) {
@@ -294,14 +294,14 @@ re_status run_state_save_reduced(runner *r, pass *p) {
 /* Load a kind-2 file's root into the accumulators. */
 static re_status load_root(runner *r, pass *p, const char *path, int check, int required, int *ok) {
   header h;
-  run_tree t;
+  tree t;
   RE_TRY(read_file(r, p, path, 2, check, required, ok, &h, &t));
   re_status st = RE_OK;
   if (*ok && t.n != 1) {
     st = re_err(RE_EFORMAT, "%s: reduced statistics must hold one node", path);
   } else if (*ok) {
     const double *d = NULL;
-    st = run_tree_node_data(&t, 0, NULL, &d); /* the last node: in memory */
+    st = tree_node_data(&t, 0, NULL, &d); /* the last node: in memory */
     if (st == RE_OK)
       st = run_pass_deserialize(p, d);
     if (st == RE_OK)
@@ -309,7 +309,7 @@ static re_status load_root(runner *r, pass *p, const char *path, int check, int 
     else
       re_err_context(st, "%s: ", path);
   }
-  run_tree_free(&t);
+  tree_free(&t);
   return st;
 }
 
@@ -340,11 +340,11 @@ re_status run_state_write_reduced_to(runner *r, pass *p, const char *path) {
   return write_state(r, p, path, 2, NULL, -1, r->pass_samples);
 }
 
-re_status run_state_write_tree_to(runner *r, pass *p, const run_tree *t, const char *path) {
+re_status run_state_write_tree_to(runner *r, pass *p, const tree *t, const char *path) {
   return write_state(r, p, path, 3, t, -1, r->pass_samples);
 }
 
-re_status run_state_read_tree_from(runner *r, pass *p, const char *path, run_tree *t, int64_t *samples) {
+re_status run_state_read_tree_from(runner *r, pass *p, const char *path, tree *t, int64_t *samples) {
   header h;
   int ok = 0;
   RE_TRY(read_file(r, p, path, 3, 1, 1, &ok, &h, t));

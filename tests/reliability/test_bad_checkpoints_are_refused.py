@@ -15,7 +15,7 @@ import sys
 import tempfile
 import zipfile
 
-from badinput import CANARY, Case, Pk, mlp_checkpoint, npy, run_cases, safetensors, torch_zip
+from badinput import CANARY, Case, Pk, mlp_checkpoint, npy, run_cases, safetensors, torch_zip, zip_bytes
 
 W6 = struct.pack("<6f", *range(6))
 ST_GOOD = safetensors(metadata={"format": "pt"})
@@ -179,6 +179,15 @@ TABLE = [
     ("pt_member_absolute", pt(extra=[(ABS, npy())]), INS_PT, 0, "1 tensors"),
     ("pt_prefix_traversal", {"m.pt": torch_zip(prefix="../../..")}, INS_PT, 1,
      "m.pt: zip archive without a '<prefix>/data.pkl' member"),
+    # told from .npz by content: torch.save members without their pickle are refused naming it
+    ("pt_pickle_missing", {"x.pt": zip_bytes([("archive/data/0", W6), ("archive/version", b"3\n")])},
+     ["inspect", "x.pt"], 1, "x.pt: zip archive without a '<prefix>/data.pkl' member: 'archive/data/0' belongs to "
+     "a torch.save archive, but 'archive/data.pkl' is missing"),
+    ("pt_pickle_missing_version_only", {"x.pt": zip_bytes([("archive/version", b"3\n")])}, ["inspect", "x.pt"], 1,
+     "x.pt: zip archive without a '<prefix>/data.pkl' member: 'archive/version' belongs to a torch.save archive, "
+     "but 'archive/data.pkl' is missing"),
+    ("zip_without_arrays_or_pickle", {"m.pt": zip_bytes([("notes.txt", b"hello")])}, INS_PT, 1,
+     "m.pt: no .npy member in the archive"),
     ("pt_storage_key_traversal", pt(sd(("w", Pk.tensor(f"../../../{CANARY}", 6, [2, 3], [3, 1])))), INS_PT, 1,
      "m.pt[archive/data.pkl]: pickle byte 145: persistent id: storage key must be a non-empty string without '/'"),
     ("pt_storage_too_small", pt(sd(("w", Pk.tensor("0", 600, [2, 3], [3, 1])))), INS_PT, 1,

@@ -16,7 +16,7 @@
  * test (byte 0 is 0x80) would also match a header length such as 128; torch.save
  * zips are told from .npz archives by their member names. */
 static const re_ckpt_reader *const readers[] = {
-    &re_ckpt_reader_npy, &re_ckpt_reader_safetensors, &re_ckpt_reader_torch,
+    &re_ckpt_reader_folder, &re_ckpt_reader_npy, &re_ckpt_reader_safetensors, &re_ckpt_reader_torch,
     &re_ckpt_reader_npz,
 };
 
@@ -64,6 +64,18 @@ const char *re_ckpt_format_name(re_ckpt_format f) {
 }
 
 const char *re_ckpt_path(const re_ckpt *c) { return c->path; }
+
+const char *re_ckpt_folder(const re_ckpt *c) { return c->folder; }
+
+int64_t re_ckpt_shard_count(const re_ckpt *c) { return c->nparts ? c->nparts : 1; }
+
+const char *re_ckpt_shard_path(const re_ckpt *c, int64_t k) {
+  if (!c->nparts)
+    return k == 0 ? c->path : NULL;
+  return (k >= 0 && k < c->nparts) ? c->parts[k]->path : NULL;
+}
+
+int64_t re_ckpt_tensor_shard(const re_ckpt *c, int64_t i) { return (i >= 0 && i < c->count) ? c->shard[i] : -1; }
 
 int64_t re_ckpt_count(const re_ckpt *c) { return c->count; }
 

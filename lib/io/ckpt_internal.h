@@ -58,6 +58,8 @@ int64_t re_ckpt_lookup_metadata(const re_ckpt *c, const char *key);
 re_status re_ckpt_own(re_ckpt *c, uint8_t *buf);
 /* Append a metadata key/value (both copied). */
 re_status re_ckpt_add_metadata(re_ckpt *c, const char *key, const char *value);
+/* Append the metadata of c->parts, in part order, whose keys c does not have yet. */
+re_status re_ckpt_merge_part_metadata(re_ckpt *c);
 /* Contiguous C-order strides for a shape. */
 void re_ckpt_contiguous_strides(int ndim, const int64_t *shape, int64_t *strides);
 /* Whether tensor i's elements are contiguous in C order. */

@@ -193,6 +193,71 @@ re_status re_ckpt_add_metadata(re_ckpt *c, const char *key, const char *value) {
   return RE_OK;
 }
 
+re_status re_ckpt_merge_part_metadata(re_ckpt *c) {
+  for (int64_t k = 0; k < c->nparts; k++) {
+    const re_ckpt *p = c->parts[k];
+    for (int64_t m = 0; m < p->nmeta; m++)
+      if (re_ckpt_lookup_metadata(c, p->meta_keys[m]) < 0)
+        RE_TRY(re_ckpt_add_metadata(c, p->meta_keys[m], p->meta_values[m]));
+  }
+  return RE_OK;
+}
+
+/* The name left after the first listed prefix that `name` starts with (and that
+ * leaves something), or `name` itself. */
+static const char *strip_one(const char *name, const char *prefixes) {
+  const char *p = prefixes;
+  while (*p) {
+    const char *end = strchr(p, ',');
+    size_t n = end ? (size_t)(end - p) : strlen(p);
+    if (n && !strncmp(name, p, n) && name[n])
+      return name + n;
+    p += n;
+    if (*p == ',')
+      p++;
+  }
+  return name;
+}
+
+re_status re_ckpt_strip_prefix(re_ckpt *c, const char *prefixes) {
+  re_status st = RE_OK;
+  char **names = NULL;
+  int64_t *slots = NULL, nslots = c->nslots, made = 0;
+  if (!c->count)
+    return RE_OK;
+  RE_CHECK(re_calloc(c->count, sizeof *names, &names));
+  RE_CHECK(re_calloc(nslots, sizeof *slots, &slots));
+  for (; made < c->count; made++) {
+    const char *n = strip_one(c->names[made], prefixes);
+    RE_CHECK(re_strdup(n, &names[made]));
+    int64_t mask = nslots - 1, k = (int64_t)(name_hash(n) & (uint64_t)mask);
+    while (slots[k] && strcmp(names[slots[k] - 1], n))
+      k = (k + 1) & mask;
+    if (slots[k]) {
+      st = re_err(RE_EFORMAT, "%s: removing the prefixes '%s' gives '%s' and '%s' the same name '%s'", c->path,
+                  prefixes, c->names[slots[k] - 1], c->names[made], n);
+      made++;
+      goto done;
+    }
+    slots[k] = made + 1;
+  }
+  for (int64_t i = 0; i < c->count; i++) { /* commit: swap the names and the hash */
+    char *old = c->names[i];
+    c->names[i] = names[i];
+    names[i] = old;
+    c->info[i].name = c->names[i];
+  }
+  free(c->slots);
+  c->slots = slots;
+  slots = NULL;
+done:
+  for (int64_t i = 0; i < made; i++)
+    free(names[i]);
+  free(names);
+  free(slots);
+  return st;
+}
+
 void re_ckpt_close(re_ckpt **pc) {
   re_ckpt *c = *pc;
   if (!c)

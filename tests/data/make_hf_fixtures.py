@@ -4,7 +4,8 @@
 make_ckpt_fixtures.py, laid out as transformers' save_pretrained and the hub's
 cache do (no transformers or huggingface_hub needed, nothing fetched).
 
-usage: make_hf_fixtures.py OUTDIR     folders + OUTDIR/fixtures.json
+usage: make_hf_fixtures.py OUTDIR            folders + OUTDIR/fixtures.json
+       make_hf_fixtures.py --corpus DIR     seeds of fuzz_ckpt_index into DIR/ckpt_index/
 
   single/       model.safetensors (float32, float16, bfloat16), config.json
   sharded/      the same tensors in model-0000k-of-00003.safetensors + index
@@ -149,7 +150,39 @@ def hub_repo(out, rel, branches):
     return commits
 
 
+def corpus(out):
+    """Index files for fuzz_ckpt_index, whose first shard (sorted by name) holds a and
+    model.b, the second c and d: valid ones, every disagreement, odd JSON."""
+    d = os.path.join(out, "ckpt_index")
+    os.makedirs(d, exist_ok=True)
+    s1, s2 = "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"
+    good = {"a": s1, "c": s2, "d": s2, "model.b": s1}
+    seeds = [
+        json.dumps({"metadata": {"total_size": 34}, "weight_map": good}, indent=2, sort_keys=True),
+        json.dumps({"weight_map": {"d": s2, "model.b": s1, "c": s2, "a": s1}}),
+        json.dumps({"metadata": {"total_size": 34, "format": "pt", "nested": {"x": [1, 2.5, None]}, "neg": -1},
+                    "weight_map": good, "extra": [True]}),
+        json.dumps({"weight_map": dict(good, a=s2)}),
+        json.dumps({"weight_map": {"a": s1, "c": s2, "d": s2}}),
+        json.dumps({"weight_map": dict(good, e=s1)}),
+        json.dumps({"weight_map": dict(good, a="model-00003-of-00002.safetensors")}),
+        json.dumps({"weight_map": dict(good, a="../" + s1)}),
+        '{"weight_map": {"a": "%s", "a": "%s", "c": "%s", "d": "%s", "model.b": "%s"}}' % (s1, s1, s2, s2, s1),
+        json.dumps({"weight_map": {}}),
+        json.dumps({"weight_map": ["a", s1]}),
+        json.dumps({"weight_map": good, "weight_map ": good}),
+        '{"weight_map": {"a\\u0000x": "%s"}, "metadata": {"\\ud83d\\ude00": "\\u00e9"}}' % s1,
+        json.dumps({"metadata": {"total_size": 99999999999999999999}, "weight_map": {"a": 1}}),
+    ]
+    for text in seeds:
+        raw = text.encode()
+        write(os.path.join(d, hashlib.sha1(raw).hexdigest()), raw)
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--corpus":
+        corpus(sys.argv[2])
+        return
     if len(sys.argv) != 2:
         sys.exit(__doc__)
     out = sys.argv[1]

@@ -325,6 +325,8 @@ re_status re_hf_cache_list(const char *repo, const char *pattern, re_ckpt_list *
   re_ckpt_list *l = NULL;
   char msg[512];
   *out = NULL;
+  if (!pattern)
+    pattern = "*";
   if (!re_hf_cache_is_repo(repo))
     return re_err(RE_EINVAL, "%s: not a Hugging Face cache repo folder (models--<org>--<name> with refs/ and "
                   "snapshots/)", repo);
@@ -361,6 +363,8 @@ re_status re_ckpt_dir_list(const char *dir, const char *pattern, re_ckpt_list **
   names hits = {0};
   re_ckpt_list *l = NULL;
   *out = NULL;
+  if (!pattern)
+    pattern = "*";
   DIR *d = opendir(dir);
   if (!d)
     return re_err(errno == ENOENT || errno == ENOTDIR ? RE_EINVAL : RE_EIO, "%s: cannot list: %s", dir,

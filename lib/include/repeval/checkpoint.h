@@ -115,10 +115,10 @@ int re_hf_cache_is_repo(const char *dir);
  * shell glob `pattern` ("step*", or an exact branch such as "main"), in natural order,
  * each with the snapshot folder it resolves to. Offline: reads refs/<branch> (40 hex
  * digits), checks that snapshots/<commit> is a folder of the repo and that its links
- * lead into the repo folder. No match: RE_EINVAL listing the branches. */
+ * lead into the repo folder. No match: RE_EINVAL listing the branches. NULL pattern: "*". */
 re_status re_hf_cache_list(const char *repo, const char *pattern, re_ckpt_list **out);
 /* The subfolders of `dir` whose names match the glob `pattern` (runs/pythia-70m and
- * "step*"), in natural order. No match: RE_EINVAL. */
+ * "step*"), in natural order. No match: RE_EINVAL. NULL pattern: "*". */
 re_status re_ckpt_dir_list(const char *dir, const char *pattern, re_ckpt_list **out);
 /* Free a list (NULL allowed); sets *l to NULL. */
 void re_ckpt_list_free(re_ckpt_list **l);

@@ -78,6 +78,10 @@ re_status re_npz_open(const char *path, re_npz **out) {
     }
     z->names[z->count++] = key;
   }
+  if (z->count == 0) { /* also what a torch.save zip without its pickle would look like */
+    st = re_err(RE_EFORMAT, "%s: no .npy member in the archive (an .npz holds arrays as <name>.npy members)", path);
+    goto done;
+  }
   *out = z;
   z = NULL;
 done:

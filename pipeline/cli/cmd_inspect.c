@@ -1,21 +1,32 @@
 /* repeval inspect: list the arrays or tensors (name, dtype, shape, bytes) of a
- * file, and a checkpoint's metadata. Only headers are read: for safetensors and
- * PyTorch checkpoints no tensor data is touched, so it is instant on large files. */
+ * file or model folder, and a checkpoint's metadata; or list the checkpoints of a
+ * Hugging Face cache repo or of a folder of runs. Only headers are read: for
+ * safetensors and PyTorch checkpoints no tensor data is touched (unless --hash), so
+ * it is instant on large files. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "repeval/checkpoint.h"
 
 static void help(void) {
-  printf("usage: repeval inspect FILE [--json] [--state-dict-key KEY] [--keep-module-prefix]\n"
+  printf("usage: repeval inspect PATH [--json] [--hash] [--state-dict-key KEY] [--keep-module-prefix]\n"
+         "                       [--strip-prefix P1,P2,...]\n"
+         "       repeval inspect DIR --list PATTERN [--json]\n"
          "\n"
-         "Validate FILE and list its arrays or tensors: name, dtype, shape and bytes,\n"
-         "and a checkpoint's metadata.\n"
-         "Formats: .npy, .npz, safetensors, PyTorch torch.save archives (.pt/.pth).\n"
+         "Validate PATH and list its arrays or tensors: name, dtype, shape and bytes\n"
+         "(and the shard holding each tensor of a model folder), and a checkpoint's metadata.\n"
+         "Formats: .npy, .npz, safetensors, PyTorch torch.save archives (.pt/.pth/.bin),\n"
+         "Hugging Face model folders (single or sharded model.safetensors or\n"
+         "pytorch_model.bin) and cache repo folders (models--Org--name: refs/main).\n"
          "\n"
+         "  --hash                 also print the checkpoint's content hash (samples the data)\n"
          "  --state-dict-key KEY   PyTorch: use the state_dict stored under KEY\n"
-         "  --keep-module-prefix   PyTorch: keep a leading 'module.' in tensor names\n");
+         "  --keep-module-prefix   PyTorch: keep a leading 'module.' in tensor names\n"
+         "  --strip-prefix LIST    remove the first of these name prefixes a tensor name starts with\n"
+         "  --list PATTERN         list the branches of a cache repo folder DIR, or the subfolders\n"
+         "                         of DIR, whose names match the glob PATTERN, in natural order\n");
 }
 
 static int ends_with(const char *s, const char *suf) {
@@ -46,35 +57,81 @@ static void print_shape(const re_tensor_info *ti) {
     printf("%s%lld", d ? ", " : "", (long long)ti->shape[d]);
 }
 
-/* safetensors and PyTorch checkpoints, through the generic checkpoint API */
-static int inspect_checkpoint(const char *path, int json, const re_ckpt_options *opt) {
+typedef struct ckpt_flags {
+  int json, hash;
+  const char *strip;
+} ckpt_flags;
+
+/* safetensors, PyTorch checkpoints and model folders, through the generic checkpoint API */
+static int inspect_checkpoint(const char *path, const ckpt_flags *fl, const re_ckpt_options *opt) {
   re_ckpt *c = NULL;
+  uint64_t hash = 0;
+  int json = fl->json;
   re_status st = re_ckpt_open(path, opt, &c);
-  if (st != RE_OK)
+  if (st == RE_OK && fl->strip)
+    st = re_ckpt_strip_prefix(c, fl->strip);
+  if (st == RE_OK && fl->hash)
+    st = re_ckpt_content_hash(c, &hash);
+  if (st != RE_OK) {
+    re_ckpt_close(&c);
     return re_cli_fail(st);
-  int64_t n = re_ckpt_count(c), total = 0;
+  }
+  int64_t n = re_ckpt_count(c), total = 0, nshards = re_ckpt_shard_count(c);
+  const char *folder = re_ckpt_folder(c);
   for (int64_t i = 0; i < n; i++)
     total += re_ckpt_info(c, i)->nbytes;
   const char *fmt = re_ckpt_format_name(re_ckpt_format_of(c));
   if (json) {
     printf("{\"file\": ");
     re_json_string(stdout, path);
-    printf(", \"format\": \"%s\", \"bytes\": %lld, \"tensors\": [", fmt, (long long)total);
+    printf(", \"format\": \"%s\", \"bytes\": %lld", fmt, (long long)total);
+    if (folder) {
+      printf(", \"folder\": ");
+      re_json_string(stdout, folder);
+      printf(", \"shards\": [");
+      for (int64_t k = 0; k < nshards; k++) {
+        printf("%s", k ? ", " : "");
+        re_json_string(stdout, re_ckpt_shard_path(c, k));
+      }
+      printf("]");
+    }
+    if (fl->hash)
+      printf(", \"content_hash\": \"%016llx\"", (unsigned long long)hash);
+    printf(", \"tensors\": [");
   } else {
-    printf("%s: %s, %lld tensors, %lld bytes\n", path, fmt, (long long)n, (long long)total);
+    if (folder)
+      printf("%s: %s (%lld shard%s), %lld tensors, %lld bytes\n", path, fmt, (long long)nshards,
+             nshards == 1 ? "" : "s", (long long)n, (long long)total);
+    else
+      printf("%s: %s, %lld tensors, %lld bytes\n", path, fmt, (long long)n, (long long)total);
+    if (folder && strcmp(folder, path))
+      printf("folder: %s\n", folder);
+    if (fl->hash)
+      printf("content hash: %016llx\n", (unsigned long long)hash);
   }
   for (int64_t i = 0; i < n; i++) {
     const re_tensor_info *ti = re_ckpt_info(c, i);
+    const char *shard = re_ckpt_shard_path(c, re_ckpt_tensor_shard(c, i));
+    const char *base = strrchr(shard, '/');
+    base = base ? base + 1 : shard;
     if (json) {
       printf("%s{\"name\": ", i ? ", " : "");
       re_json_string(stdout, ti->name);
       printf(", \"dtype\": \"%s\", \"shape\": [", re_dtype_name(ti->dtype));
       print_shape(ti);
-      printf("], \"bytes\": %lld}", (long long)ti->nbytes);
+      printf("], \"bytes\": %lld", (long long)ti->nbytes);
+      if (folder) {
+        printf(", \"shard\": ");
+        re_json_string(stdout, base);
+      }
+      printf("}");
     } else {
       printf("  %-32s %-8s (", ti->name, re_dtype_name(ti->dtype));
       print_shape(ti);
-      printf("%s)  %lld bytes\n", ti->ndim == 1 ? "," : "", (long long)ti->nbytes);
+      printf("%s)  %lld bytes", ti->ndim == 1 ? "," : "", (long long)ti->nbytes);
+      if (folder)
+        printf("  %s", base);
+      printf("\n");
     }
   }
   int64_t nm = re_ckpt_metadata_count(c);
@@ -100,8 +157,50 @@ static int inspect_checkpoint(const char *path, int json, const re_ckpt_options 
   return RE_EXIT_OK;
 }
 
+/* --list: the branches of a cache repo, or the matching subfolders of a folder */
+static int list_checkpoints(const char *dir, const char *pattern, int json) {
+  re_ckpt_list *l = NULL;
+  int repo = re_hf_cache_is_repo(dir);
+  re_status st = repo ? re_hf_cache_list(dir, pattern, &l) : re_ckpt_dir_list(dir, pattern, &l);
+  if (st != RE_OK)
+    return re_cli_fail(st);
+  if (json) {
+    printf("{\"dir\": ");
+    re_json_string(stdout, dir);
+    printf(", \"kind\": \"%s\", \"checkpoints\": [", repo ? "hf-cache" : "folders");
+  } else {
+    printf("%s: %lld %s matching '%s'\n", dir, (long long)l->count, repo ? "branches" : "folders", pattern);
+  }
+  for (int64_t k = 0; k < l->count; k++) {
+    const re_ckpt_entry *e = &l->entries[k];
+    if (json) {
+      printf("%s{\"name\": ", k ? ", " : "");
+      re_json_string(stdout, e->name);
+      printf(", \"revision\": ");
+      if (e->revision)
+        re_json_string(stdout, e->revision);
+      else
+        printf("null");
+      printf(", \"path\": ");
+      re_json_string(stdout, e->path);
+      printf("}");
+    } else if (e->revision) {
+      printf("  %-24s %s  %s\n", e->name, e->revision, e->path);
+    } else {
+      printf("  %-24s %s\n", e->name, e->path);
+    }
+  }
+  if (json)
+    printf("]}\n");
+  re_ckpt_list_free(&l);
+  return RE_EXIT_OK;
+}
+
 /* Formats by content, so a checkpoint named .bin or without a suffix works too. */
 static int is_npy_or_npz(const char *path) {
+  struct stat sb;
+  if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+    return 0; /* a model folder */
   if (ends_with(path, ".npz") || ends_with(path, ".npy"))
     return 1;
   FILE *f = NULL;
@@ -115,8 +214,9 @@ static int is_npy_or_npz(const char *path) {
 }
 
 int re_cmd_inspect(int argc, char **argv) {
-  const char *path = NULL, *v;
+  const char *path = NULL, *v, *list = NULL;
   int json = 0, missing = 0;
+  ckpt_flags fl = {0, 0, NULL};
   re_ckpt_options opt = {0};
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
@@ -124,8 +224,18 @@ int re_cmd_inspect(int argc, char **argv) {
       return RE_EXIT_OK;
     } else if (!strcmp(argv[i], "--json")) {
       json = 1;
+    } else if (!strcmp(argv[i], "--hash")) {
+      fl.hash = 1;
     } else if (!strcmp(argv[i], "--keep-module-prefix")) {
       opt.keep_module_prefix = 1;
+    } else if ((v = re_cli_opt(argc, argv, &i, "--strip-prefix", &missing)) || missing) {
+      if (missing)
+        return re_cli_usage_error("inspect", "--strip-prefix needs a value");
+      fl.strip = v;
+    } else if ((v = re_cli_opt(argc, argv, &i, "--list", &missing)) || missing) {
+      if (missing)
+        return re_cli_usage_error("inspect", "--list needs a pattern");
+      list = v;
     } else if ((v = re_cli_opt(argc, argv, &i, "--state-dict-key", &missing)) || missing) {
       if (missing)
         return re_cli_usage_error("inspect", "--state-dict-key needs a value");
@@ -141,8 +251,11 @@ int re_cmd_inspect(int argc, char **argv) {
   if (!path)
     return re_cli_usage_error("inspect", "give a file");
   re_status st = RE_OK;
+  fl.json = json;
+  if (list)
+    return list_checkpoints(path, list, json);
   if (!is_npy_or_npz(path))
-    return inspect_checkpoint(path, json, &opt);
+    return inspect_checkpoint(path, &fl, &opt);
   if (ends_with(path, ".npz")) {
     re_npz *z = NULL;
     st = re_npz_open(path, &z);

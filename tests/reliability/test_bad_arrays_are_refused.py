@@ -70,6 +70,8 @@ TABLE = [
      "e.npz: array 'x' appears twice in the .npz"),
     ("npz_member_not_npy", {"e.npz": zip_bytes([("x.npy", b"hello world, not an array")])}, ["inspect", "e.npz"], 1,
      "e.npz[x]: not a .npy file (missing the \\x93NUMPY magic)"),
+    ("npz_without_arrays", {"e.npz": zip_bytes([("notes.txt", b"hello")])}, ["inspect", "e.npz"], 1,
+     "e.npz: no .npy member in the archive"),
     ("npz_truncated", {"e.npz": zip_bytes([("x.npy", X), ("y.npy", Y)])[:300]}, ["inspect", "e.npz"], 1,
      "e.npz: not a readable .npz (zip) archive"),
     ("npz_not_a_zip", {"e.npz": b"PK\x03\x04" + b"\xff" * 200}, ["inspect", "e.npz"], 1,

@@ -218,18 +218,33 @@ static re_status detect(const char *path, re_ckpt_format *fmt) {
                 path);
 }
 
+static int ends_with(const char *s, const char *suffix) {
+  size_t n = strlen(s), k = strlen(suffix);
+  return n >= k && !strcmp(s + n - k, suffix);
+}
+
 re_status re_ckpt_open(const char *path, const re_ckpt_options *opt, re_ckpt **out) {
   re_ckpt_options defaults = {0};
   re_ckpt_format fmt = RE_CKPT_NPY;
   re_ckpt *c = NULL;
+  char file[4096];
+  struct stat sb;
   *out = NULL;
   if (!opt)
     opt = &defaults;
-  RE_TRY(detect(path, &fmt));
+  if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) { /* a Hugging Face model folder */
+    RE_TRY(re_ckpt_folder_file(path, file, sizeof file));
+    path = file;
+  }
+  int sharded = ends_with(path, ".index.json");
+  if (sharded)
+    fmt = RE_CKPT_SAFETENSORS;
+  else
+    RE_TRY(detect(path, &fmt));
   RE_TRY(re_ckpt_alloc(path, fmt, &c));
   re_status st;
   switch (fmt) {
-  case RE_CKPT_SAFETENSORS: st = re_safetensors_load(c); break;
+  case RE_CKPT_SAFETENSORS: st = sharded ? re_ckpt_load_sharded(c) : re_safetensors_load(c); break;
   case RE_CKPT_TORCH: st = re_torch_load(c, opt); break;
   case RE_CKPT_NPZ: st = re_npz_ckpt_load(c); break;
   case RE_CKPT_NPY: st = re_npy_ckpt_load(c); break;
@@ -257,6 +272,10 @@ void re_ckpt_close(re_ckpt **pc) {
   }
   if (c->map)
     munmap(c->map, (size_t)c->map_len);
+  for (int64_t k = 0; k < c->nextra; k++)
+    munmap(c->extra_maps[k], (size_t)c->extra_lens[k]);
+  free(c->extra_maps);
+  free(c->extra_lens);
   free(c->meta_keys);
   free(c->meta_values);
   free(c->owned);

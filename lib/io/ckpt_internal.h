@@ -24,6 +24,8 @@ struct re_ckpt {
   char **names;         /* owned */
   void *map;            /* mmap of the whole file, or NULL */
   int64_t map_len;
+  void **extra_maps;    /* maps of the shards of a sharded checkpoint */
+  int64_t *extra_lens, nextra;
   uint8_t **owned;      /* owned buffers (e.g. decompressed storages) */
   int64_t nowned;
   char **meta_keys, **meta_values; /* owned */
@@ -53,6 +55,12 @@ re_status re_safetensors_load(re_ckpt *c);
 re_status re_torch_load(re_ckpt *c, const re_ckpt_options *opt);
 re_status re_npz_ckpt_load(re_ckpt *c);
 re_status re_npy_ckpt_load(re_ckpt *c);
+
+/* A sharded safetensors checkpoint: c->path is its model.safetensors.index.json. */
+re_status re_ckpt_load_sharded(re_ckpt *c);
+/* The weights file of a model folder: model.safetensors, model.safetensors.index.json
+ * or pytorch_model.bin, the first that exists, written to out. */
+re_status re_ckpt_folder_file(const char *dir, char *out, size_t cap);
 
 /* Parse a safetensors header from memory (for fuzzing): buf holds the whole file. */
 re_status re_safetensors_parse(re_ckpt *c, const uint8_t *buf, int64_t len);

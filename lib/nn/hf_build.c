@@ -433,6 +433,7 @@ static re_status build(const arch *a, const re_ckpt *ck, re_mod *root) {
     RE_TRY(re_strdup("", &root->prefix));
   root->tokens = 1;
   root->vocab = a->vocab;
+  RE_TRY(set_why(root, a, "vocab_size %lld", (long long)a->vocab)); /* for errors about token ids */
   if (a->fam != F_GPT2)
     RE_TRY(rope_inv(a, root));
   re_mod *emb, *e, *blk, *m, *fin;

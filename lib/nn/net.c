@@ -177,8 +177,9 @@ re_status re_net_check_tokens(const re_net *n, const int64_t *ids, const uint8_t
       int64_t id = ids[b * T + t];
       if (m && (id < 0 || id >= n->vocab))
         return re_err(RE_EINVAL, "token ids: sample %lld, position %lld: id %lld is outside the vocabulary "
-                                 "[0, %lld) (vocab_size)",
-                      (long long)(sample0 + b), (long long)t, (long long)id, (long long)n->vocab);
+                                 "[0, %lld) %s",
+                      (long long)(sample0 + b), (long long)t, (long long)id, (long long)n->vocab,
+                      n->root->why ? n->root->why : "");
     }
     if (count == 0)
       return re_err(RE_EINVAL, "attention mask: sample %lld has no token (every position is padding)",

@@ -33,8 +33,8 @@ def check_folder(s, d, folder, man):
         if "attention_mask" in inputs:
             args += ["--attention-mask", os.path.join(folder, inputs["attention_mask"])]
             mask = np.load(os.path.join(folder, inputs["attention_mask"])).astype(bool)
-        if man.get("positions", "arange") != "arange":
-            args += ["--positions", man["positions"]]
+        if man.get("positions") == "mask":  # position ids counted over tokens only
+            args += ["--positions", "mask"]
     else:
         px = np.load(os.path.join(folder, inputs["pixel_values"]))
         B = px.shape[0]

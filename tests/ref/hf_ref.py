@@ -131,7 +131,7 @@ def rope_cos_sin(cfg, dim, pos):
     inv = inv_freq(cfg, dim)
     ang = (inv[None, :, None].float() @ pos[:, None, :].float()).transpose(1, 2)
     emb = torch.cat((ang, ang), dim=-1)
-    return emb.cos().double(), emb.sin().double()
+    return emb.cos().double(), emb.sin().double()  # cast to the model's dtype by the caller
 
 
 def rotate(x, cos, sin):
@@ -267,11 +267,12 @@ def positions(mask, kind):
     return ((mask.long().cumsum(-1) - 1) * mask.long()).clamp(min=0)
 
 
-def forward(cfg, sd, ids, mask=None, pos_kind="arange"):
+def forward(cfg, sd, ids, mask=None, pos_kind="arange", dtype=torch.float64):
     """Hidden states (L + 1) x (B, T, D) as transformers' output_hidden_states: the
-    embedding output, then each block's output, the last one with the final norm."""
+    embedding output, then each block's output, the last one with the final norm.
+    dtype float32 is for timing comparisons only."""
     t, s = cfg["model_type"], sizes(cfg)
-    W = {k: torch.tensor(np.asarray(v), dtype=torch.float64) for k, v in sd.items()}
+    W = {k: torch.tensor(np.asarray(v), dtype=dtype) for k, v in sd.items()}
     ids = torch.tensor(np.asarray(ids), dtype=torch.int64)
     B, T = ids.shape
     mask = torch.ones(B, T, dtype=torch.int64) if mask is None else torch.tensor(np.asarray(mask), dtype=torch.int64)
@@ -312,7 +313,7 @@ def forward(cfg, sd, ids, mask=None, pos_kind="arange"):
 
     theta, kind, p_, frac = rope_params(cfg)
     rot = int(hd * frac)
-    cos, sin = rope_cos_sin(cfg, rot, pos)
+    cos, sin = (z.to(dtype) for z in rope_cos_sin(cfg, rot, pos))
 
     def rope(x):
         return torch.cat((rotate(x[..., :rot], cos, sin), x[..., rot:]), dim=-1)

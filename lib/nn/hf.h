@@ -19,8 +19,12 @@ typedef struct re_hf_config {
 int re_hf_is_folder(const char *spec);
 /* Read <dir>/config.json (or the config.json given). */
 re_status re_hf_config_load(const char *spec, re_hf_config **out);
+/* The same from bytes in memory; `label` stands for the file in messages. */
+re_status re_hf_config_parse(const char *label, const char *buf, int64_t len, re_hf_config **out);
 /* Free (NULL allowed); sets *c to NULL. */
 void re_hf_config_free(re_hf_config **c);
+/* A model from a parsed config (taking ownership of c, also on failure). */
+re_status re_model_from_hf(re_hf_config *c, re_model **out);
 
 /* Node of member `key` of object node `obj` (0: the top level); -1 when absent or null. */
 int64_t re_hf_find(const re_hf_config *c, int64_t obj, const char *key);

@@ -139,10 +139,32 @@ static re_status act_of(const arch *a, const char *key, const char *dflt, re_act
               key, s);
 }
 
+#define MAX_SIZE (1 << 30)       /* any size in a config */
+#define MAX_HEAD_WIDTH (1 << 16) /* per attention head */
+
 static re_status positive(const arch *a, const char *key, int64_t dflt, int64_t *out) {
   RE_TRY(re_hf_int(a->c, 0, "", key, dflt, out));
   if (*out < 1)
     return re_err(RE_EFORMAT, "%s: key '%s' %s", a->c->path, key, *out == 0 ? "must be positive" : "is missing");
+  if (*out > MAX_SIZE)
+    return re_err(RE_EFORMAT, "%s: key '%s' is %lld, more than %d", a->c->path, key, (long long)*out, MAX_SIZE);
+  return RE_OK;
+}
+
+/* A positive finite number (epsilons, bases, factors). */
+static re_status positive_num(const arch *a, int64_t obj, const char *where, const char *key, double dflt,
+                              double *out) {
+  RE_TRY(re_hf_num(a->c, obj, where, key, dflt, out));
+  if (!(*out > 0) || !isfinite(*out))
+    return re_err(RE_EFORMAT, "%s: key '%s%s' must be a positive finite number, got %g", a->c->path, where, key,
+                  *out);
+  return RE_OK;
+}
+
+static re_status head_width(const arch *a) {
+  if (a->hd > MAX_HEAD_WIDTH)
+    return re_err(RE_EFORMAT, "%s: heads of %lld features (%s / %s, or head_dim) are wider than %d", a->c->path,
+                  (long long)a->hd, a->kD, a->kH, MAX_HEAD_WIDTH);
   return RE_OK;
 }
 
@@ -177,21 +199,19 @@ static re_status rope_config(arch *a, const char *theta_key, double partial_dflt
   const char *where = rp >= 0 ? "rope_parameters." : "rope_scaling.";
   if (obj >= 0 && c->json.nodes[obj].type != RE_JSON_OBJECT)
     return re_err(RE_EFORMAT, "%s: key '%s' must be an object", c->path, rp >= 0 ? "rope_parameters" : "rope_scaling");
-  RE_TRY(re_hf_num(c, 0, "", theta_key, 10000.0, &a->theta));
+  RE_TRY(positive_num(a, 0, "", theta_key, 10000.0, &a->theta));
   double partial = partial_dflt;
   if (partial_key)
     RE_TRY(re_hf_num(c, 0, "", partial_key, partial, &partial));
   a->rope_type = "default";
   if (obj >= 0) {
-    RE_TRY(re_hf_num(c, obj, where, "rope_theta", a->theta, &a->theta));
+    RE_TRY(positive_num(a, obj, where, "rope_theta", a->theta, &a->theta));
     RE_TRY(re_hf_num(c, obj, where, "partial_rotary_factor", partial, &partial));
     const char *t = NULL;
     RE_TRY(re_hf_str(c, obj, where, "type", "default", &t));
     RE_TRY(re_hf_str(c, obj, where, "rope_type", t, &a->rope_type));
   }
-  if (!(a->theta > 0))
-    return re_err(RE_EFORMAT, "%s: the rotary base '%s' must be positive", c->path, theta_key);
-  if (!(partial > 0 && partial <= 1))
+  if (!(partial > 0 && partial <= 1)) /* also refuses NaN */
     return re_err(RE_EFORMAT, "%s: the rotary fraction (%s) must be in (0, 1], got %g", c->path,
                   partial_key ? partial_key : "partial_rotary_factor", partial);
   a->rot_dim = (int64_t)((double)a->hd * partial);
@@ -203,18 +223,14 @@ static re_status rope_config(arch *a, const char *theta_key, double partial_dflt
   if (!strcmp(a->rope_type, "default"))
     return RE_OK;
   if (!strcmp(a->rope_type, "linear") || !strcmp(a->rope_type, "llama3")) {
-    RE_TRY(re_hf_num(c, obj, where, "factor", 0.0, &a->factor));
-    if (!(a->factor > 0))
-      return re_err(RE_EFORMAT, "%s: '%sfactor' must be a positive number for rope_type %s", c->path, where,
-                    a->rope_type);
+    RE_TRY(positive_num(a, obj, where, "factor", 0.0, &a->factor));
     if (!strcmp(a->rope_type, "llama3")) {
-      RE_TRY(re_hf_num(c, obj, where, "low_freq_factor", 0.0, &a->low));
-      RE_TRY(re_hf_num(c, obj, where, "high_freq_factor", 0.0, &a->high));
-      RE_TRY(re_hf_num(c, obj, where, "original_max_position_embeddings", (double)a->P, &a->orig));
-      if (!(a->low > 0 && a->high > a->low && a->orig > 0))
-        return re_err(RE_EFORMAT, "%s: rope_type llama3 needs '%slow_freq_factor' > 0, '%shigh_freq_factor' above it "
-                                  "and '%soriginal_max_position_embeddings' > 0",
-                      c->path, where, where, where);
+      RE_TRY(positive_num(a, obj, where, "low_freq_factor", 0.0, &a->low));
+      RE_TRY(positive_num(a, obj, where, "high_freq_factor", 0.0, &a->high));
+      RE_TRY(positive_num(a, obj, where, "original_max_position_embeddings", (double)a->P, &a->orig));
+      if (!(a->high > a->low))
+        return re_err(RE_EFORMAT, "%s: rope_type llama3 needs '%shigh_freq_factor' above '%slow_freq_factor'",
+                      c->path, where, where);
     }
     return RE_OK;
   }
@@ -255,7 +271,7 @@ static re_status read_gpt2(arch *a) {
   RE_TRY(positive(a, "n_head", -1, &a->H));
   RE_TRY(positive(a, "n_positions", -1, &a->P));
   RE_TRY(positive(a, "n_inner", 4 * a->D, &a->I));
-  RE_TRY(re_hf_num(c, 0, "", "layer_norm_epsilon", 1e-5, &a->eps));
+  RE_TRY(positive_num(a, 0, "", "layer_norm_epsilon", 1e-5, &a->eps));
   RE_TRY(act_of(a, "activation_function", "gelu_new", &a->act));
   int scale_weights = 1;
   RE_TRY(re_hf_bool(c, 0, "", "scale_attn_weights", 1, &scale_weights));
@@ -266,7 +282,7 @@ static re_status read_gpt2(arch *a) {
   a->Hkv = a->H;
   a->hd = a->D / a->H;
   a->scale = scale_weights ? 1.0 / sqrt((double)a->hd) : 1.0;
-  return RE_OK;
+  return head_width(a);
 }
 
 static re_status read_neox(arch *a) {
@@ -279,7 +295,7 @@ static re_status read_neox(arch *a) {
   RE_TRY(positive(a, "num_attention_heads", -1, &a->H));
   RE_TRY(positive(a, "intermediate_size", -1, &a->I));
   RE_TRY(positive(a, "max_position_embeddings", -1, &a->P));
-  RE_TRY(re_hf_num(c, 0, "", "layer_norm_eps", 1e-5, &a->eps));
+  RE_TRY(positive_num(a, 0, "", "layer_norm_eps", 1e-5, &a->eps));
   RE_TRY(act_of(a, "hidden_act", "gelu", &a->act));
   RE_TRY(re_hf_bool(c, 0, "", "use_parallel_residual", 1, &a->parallel));
   RE_TRY(re_hf_bool(c, 0, "", "attention_bias", 1, &a->qkv_bias));
@@ -291,6 +307,7 @@ static re_status read_neox(arch *a) {
   a->Hkv = a->H;
   a->hd = a->D / a->H;
   a->scale = 1.0 / sqrt((double)a->hd);
+  RE_TRY(head_width(a));
   return rope_config(a, "rotary_emb_base", 0.25, "rotary_pct");
 }
 
@@ -312,7 +329,7 @@ static re_status read_llama(arch *a) {
   if (a->H % a->Hkv)
     return re_err(RE_EFORMAT, "%s: num_attention_heads %lld is not a multiple of num_key_value_heads %lld", c->path,
                   (long long)a->H, (long long)a->Hkv);
-  RE_TRY(re_hf_num(c, 0, "", "rms_norm_eps", 1e-6, &a->eps));
+  RE_TRY(positive_num(a, 0, "", "rms_norm_eps", 1e-6, &a->eps));
   RE_TRY(act_of(a, "hidden_act", "silu", &a->act));
   if (a->fam == F_LLAMA) {
     RE_TRY(re_hf_bool(c, 0, "", "attention_bias", 0, &a->qkv_bias));
@@ -322,6 +339,7 @@ static re_status read_llama(arch *a) {
     a->qkv_bias = 1;
   }
   a->scale = 1.0 / sqrt((double)a->hd);
+  RE_TRY(head_width(a));
   return rope_config(a, "rope_theta", 1.0, NULL);
 }
 

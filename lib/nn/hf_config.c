@@ -24,10 +24,41 @@ int re_hf_is_folder(const char *spec) {
   return is_dir(spec) || ends_with(spec, "/config.json") || !strcmp(spec, "config.json");
 }
 
+/* Take the text (any bytes) as c's config.json. */
+static re_status parse(re_hf_config *c, const char *buf, int64_t len) {
+  if (len > CONFIG_MAX_BYTES)
+    return re_err(RE_EFORMAT, "%s: larger than %d bytes", c->path, CONFIG_MAX_BYTES);
+  RE_TRY(re_malloc(len + 1, 1, &c->text));
+  memcpy(c->text, buf, (size_t)len);
+  c->text[len] = '\0';
+  c->len = len;
+  RE_TRY(re_json_parse(c->text, c->len, 64, 1000000, c->path, 0, &c->json));
+  if (c->json.nodes[0].type != RE_JSON_OBJECT)
+    return re_err(RE_EFORMAT, "%s: expected a JSON object", c->path);
+  return RE_OK;
+}
+
+re_status re_hf_config_parse(const char *label, const char *buf, int64_t len, re_hf_config **out) {
+  re_hf_config *c = NULL;
+  *out = NULL;
+  RE_TRY(re_calloc(1, sizeof *c, &c));
+  re_status st = re_strdup(label, &c->path);
+  if (st == RE_OK)
+    st = parse(c, buf, len);
+  if (st != RE_OK) {
+    re_hf_config_free(&c);
+    return st;
+  }
+  *out = c;
+  return RE_OK;
+}
+
 re_status re_hf_config_load(const char *spec, re_hf_config **out) {
   re_hf_config *c = NULL;
   re_status st = RE_OK;
   FILE *f = NULL;
+  char *buf = NULL;
+  int64_t len = 0;
   *out = NULL;
   RE_CHECK(re_calloc(1, sizeof *c, &c));
   if (is_dir(spec)) {
@@ -43,27 +74,19 @@ re_status re_hf_config_load(const char *spec, re_hf_config **out) {
                 is_dir(spec) ? " (a model folder needs config.json)" : "", strerror(errno));
     goto done;
   }
-  RE_CHECK(re_malloc(CONFIG_MAX_BYTES + 1, 1, &c->text));
-  c->len = (int64_t)fread(c->text, 1, CONFIG_MAX_BYTES + 1, f);
+  RE_CHECK(re_malloc(CONFIG_MAX_BYTES + 1, 1, &buf));
+  len = (int64_t)fread(buf, 1, CONFIG_MAX_BYTES + 1, f);
   if (ferror(f)) {
     st = re_err(RE_EIO, "%s: read error", c->path);
     goto done;
   }
-  if (c->len > CONFIG_MAX_BYTES) {
-    st = re_err(RE_EFORMAT, "%s: larger than %d bytes", c->path, CONFIG_MAX_BYTES);
-    goto done;
-  }
-  c->text[c->len] = '\0';
-  RE_CHECK(re_json_parse(c->text, c->len, 64, 1000000, c->path, 0, &c->json));
-  if (c->json.nodes[0].type != RE_JSON_OBJECT) {
-    st = re_err(RE_EFORMAT, "%s: expected a JSON object", c->path);
-    goto done;
-  }
+  RE_CHECK(parse(c, buf, len));
   *out = c;
   c = NULL;
 done:
   if (f)
     fclose(f);
+  free(buf);
   re_hf_config_free(&c);
   return st;
 }

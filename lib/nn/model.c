@@ -562,19 +562,9 @@ re_status re_model_from_cfg(const re_cfg *desc, re_model **out) {
 re_status re_model_load(const char *spec, re_model **out) {
   *out = NULL;
   if (re_hf_is_folder(spec)) {
-    re_model *m;
-    RE_TRY(re_calloc(1, sizeof *m, &m));
-    m->heads = RE_UNSET;
-    re_status st = re_hf_config_load(spec, &m->hf);
-    const char *type;
-    if (st == RE_OK)
-      st = re_hf_model_type(m->hf, &type); /* an unknown model is refused at once */
-    if (st != RE_OK) {
-      re_model_destroy(&m);
-      return st;
-    }
-    *out = m;
-    return RE_OK;
+    re_hf_config *c;
+    RE_TRY(re_hf_config_load(spec, &c));
+    return re_model_from_hf(c, out);
   }
   if (is_preset(spec)) {
     re_model *m;
@@ -614,6 +604,26 @@ int re_model_input(const re_model *m, int64_t *dims) {
   for (int k = 0; k < m->input.rank; k++)
     dims[k] = m->input.d[k];
   return m->input.rank;
+}
+
+re_status re_model_from_hf(re_hf_config *c, re_model **out) {
+  re_model *m;
+  *out = NULL;
+  re_status st = re_calloc(1, sizeof *m, &m);
+  if (st != RE_OK) {
+    re_hf_config_free(&c);
+    return st;
+  }
+  m->heads = RE_UNSET;
+  m->hf = c;
+  const char *type;
+  st = re_hf_model_type(m->hf, &type); /* an unknown model is refused at once */
+  if (st != RE_OK) {
+    re_model_destroy(&m);
+    return st;
+  }
+  *out = m;
+  return RE_OK;
 }
 
 int re_model_takes_tokens(const re_model *m) { return m->hf != NULL; }

@@ -36,7 +36,10 @@ typedef struct re_ckpt_options {
 
 typedef struct re_ckpt re_ckpt;
 
-/* Open a checkpoint; the format is detected from the file's magic bytes.
+/* Open a checkpoint; the format is detected from the file's magic bytes. A folder
+ * (a Hugging Face model folder) opens its model.safetensors, else its sharded
+ * model.safetensors.index.json (every shard checked against the index's weight_map),
+ * else its pytorch_model.bin; a *.index.json path opens that sharded checkpoint.
  * opt may be NULL for defaults. */
 re_status re_ckpt_open(const char *path, const re_ckpt_options *opt, re_ckpt **out);
 /* Close (NULL allowed); sets *c to NULL. */

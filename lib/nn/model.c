@@ -561,7 +561,7 @@ re_status re_model_from_cfg(const re_cfg *desc, re_model **out) {
 
 re_status re_model_load(const char *spec, re_model **out) {
   *out = NULL;
-  if (re_hf_is_folder(spec)) {
+  if (!is_preset(spec) && re_hf_is_folder(spec)) { /* presets first: a folder called "vit" is no model */
     re_hf_config *c;
     RE_TRY(re_hf_config_load(spec, &c));
     return re_model_from_hf(c, out);

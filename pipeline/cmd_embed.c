@@ -365,6 +365,7 @@ shaped:
     re_err_context(st, "model %s, checkpoint %s: ", o.model, ckpt);
     goto done;
   }
+  re_ckpt_close(&ck); /* the net holds its own float32 weights: unmap the file */
   if (o.positions && !strcmp(o.positions, "mask"))
     re_net_set_positions(net, RE_POSITIONS_FROM_MASK);
   if (o.list) {

@@ -1,226 +1,253 @@
 #!/usr/bin/env python3
-"""Hugging Face model folders for the model-folder reader, written with PyTorch
-(torch.save for pytorch_model*.bin) and the small safetensors writer of
-make_ckpt_fixtures.py, laid out as transformers' save_pretrained and the hub's
-cache do (no transformers or huggingface_hub needed, nothing fetched).
+"""Reference fixtures from Hugging Face transformers (and timm, when importable)
+for tests/ref/test_hf_fixtures_match_transformers.py.
 
-usage: make_hf_fixtures.py OUTDIR            folders + OUTDIR/fixtures.json
-       make_hf_fixtures.py --corpus DIR     seeds of fuzz_ckpt_index into DIR/ckpt_index/
+Each model is built from a small config with random parameters drawn like the
+first fixtures (weights and embeddings N(0, 0.15^2), biases N(0, 0.1^2), norm and
+layer scales 1 + N(0, 0.2^2)), saved with save_pretrained (safetensors; one model
+sharded with a small max_shard_size, one in bfloat16), and run in float64 with
+eager attention. Each folder OUTDIR/<name>/ gets what save_pretrained writes, the
+inputs (input_ids.npy + attention_mask.npy with right and left padding, or
+pixel_values.npy), the library's float64 outputs (hidden_states_f64.npy stacked as
+(layers + 1, batch, tokens, width), last_hidden_state_f64.npy, pooler_output_f64.npy
+when the model has a pooler) and manifest.json saying what to compare. Truth for
+the bfloat16 save is computed from the bfloat16 weights. Nothing is downloaded.
 
-  single/       model.safetensors (float32, float16, bfloat16), config.json
-  sharded/      the same tensors in model-0000k-of-00003.safetensors + index
-  bin_single/   pytorch_model.bin (torch.save of the same state_dict)
-  bin_sharded/  pytorch_model-0000k-of-00002.bin + pytorch_model.bin.index.json
-  both/         model.safetensors and a different pytorch_model.bin (safetensors wins)
-  hub/models--EleutherAI--tiny/   a cache repo: refs/{main,step0,step1000,step2000,
-                step10000}, snapshots/<commit>/ holding links into blobs/; step10000
-                and main name one commit, step1000 another with the same files
-  runs/         step0 step1000 step2000 step10000 folders (+ a file and a hidden folder)
-  ref/          float32 reference values per tensor (PyTorch's own conversion)
-  ref-step2000/ the same for the cache's step2000 weights
-
-fixtures.json: per folder the expected format, shard files, tensor order, dtypes,
-shapes, shard of each tensor and metadata; the cache's branches in natural order
-with their commits; the runs in natural order."""
-import collections
-import hashlib
+usage: make_hf_fixtures.py [OUTDIR] [--only NAME,...] [--list]
+OUTDIR defaults to tests/data/hf next to this script. Needs transformers 5.x,
+torch and numpy; timm is optional."""
+import argparse
+import copy
 import json
 import os
+import shutil
 import sys
 
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_ckpt_fixtures import ST_DTYPES, safetensors_bytes  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
+NAMES = ["neox_parallel", "neox_sequential", "qwen2_bf16", "mistral_sharded", "llama3_rope", "roberta", "dinov2",
+         "clip_vision", "timm_vit"]
+B, T = 4, 12          # token inputs: 4 sequences of 12 positions
+LENGTHS = [12, 7, 9, 4]
+LEFT = [False, False, True, True]   # sample 1 right padded, samples 2 and 3 left padded
 
-DTYPE_NAME = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
 
-
-def state_dict(seed):
-    """A GPT-NeoX-like state dict: float32 embeddings (one above 64 KiB, so the content
-    hash samples it), float16 attention weights, bfloat16 norms and biases."""
+def randomize(model, seed):
+    """Draw every parameter: biases N(0, 0.1^2), scales of norms and layer scales
+    1 + N(0, 0.2^2), everything else N(0, 0.15^2)."""
     g = torch.Generator().manual_seed(seed)
-    sd = collections.OrderedDict()
-    sd["gpt_neox.embed_in.weight"] = torch.randn(320, 64, generator=g)
-    for layer in range(2):
-        p = f"gpt_neox.layers.{layer}."
-        sd[p + "input_layernorm.weight"] = (1 + 0.1 * torch.randn(64, generator=g)).bfloat16()
-        sd[p + "attention.query_key_value.weight"] = torch.randn(192, 64, generator=g).half()
-        sd[p + "attention.query_key_value.bias"] = torch.randn(192, generator=g).bfloat16()
-        sd[p + "mlp.dense_h_to_4h.weight"] = torch.randn(256, 64, generator=g).half()
-    sd["gpt_neox.final_layer_norm.weight"] = torch.ones(64).bfloat16()
-    sd["embed_out.weight"] = torch.randn(320, 64, generator=g)
-    return sd
+    with torch.no_grad():
+        for _, mod in model.named_modules():
+            norm = "norm" in type(mod).__name__.lower()
+            for pname, p in mod.named_parameters(recurse=False):
+                if "bias" in pname:
+                    std, mean = 0.1, 0.0
+                elif (norm and pname == "weight") or pname in ("lambda1", "gamma", "gamma_1", "gamma_2"):
+                    std, mean = 0.2, 1.0
+                else:
+                    std, mean = 0.15, 0.0
+                p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float32) * std + mean)
 
 
-# the shards: which tensors each file holds (the index lists them sorted, as save_pretrained does)
-SPLIT3 = [lambda n: n.startswith("gpt_neox.embed_in") or ".layers.0." in n,
-          lambda n: ".layers.1." in n,
-          lambda n: not (n.startswith("gpt_neox.embed_in") or ".layers." in n)]
-SPLIT2 = [lambda n: n.startswith("gpt_neox.embed_in") or ".layers.0." in n,
-          lambda n: not (n.startswith("gpt_neox.embed_in") or ".layers.0." in n)]
-CONFIG = json.dumps({"architectures": ["GPTNeoXForCausalLM"], "hidden_size": 64, "num_hidden_layers": 2,
-                     "vocab_size": 320}, indent=2).encode()
+def token_inputs(vocab, seed, pad_id=0, low=0, left_padded=LEFT):
+    """ids (B x T; pad_id at padding, tokens drawn from [low, vocab)) and the mask."""
+    g = np.random.default_rng(seed)
+    ids = g.integers(low, vocab, (B, T)).astype(np.int64)
+    mask = np.zeros((B, T), dtype=np.int64)
+    for b, (n, left) in enumerate(zip(LENGTHS, left_padded)):
+        if left:
+            mask[b, T - n:] = 1
+        else:
+            mask[b, :n] = 1
+    ids[mask == 0] = pad_id
+    return ids, mask
 
 
-def write(path, data):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(data)
+def pixel_inputs(seed, size=32):
+    return np.random.default_rng(seed).standard_normal((3, 3, size, size)).astype(np.float32)
 
 
-def torch_bytes(obj):
-    import io
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    return buf.getvalue()
+def hf_model(config):
+    from transformers import AutoModel
+    model = AutoModel.from_config(config, attn_implementation="eager")
+    return model.eval()
 
 
-def model_files(sd, layout):
-    """{file name: bytes} of a model folder; layout in single, sharded, bin_single, bin_sharded."""
-    files = {"config.json": CONFIG}
-    if layout == "single":
-        files["model.safetensors"] = safetensors_bytes(sd, metadata={"format": "pt"})
-    elif layout == "bin_single":
-        files["pytorch_model.bin"] = torch_bytes(sd)
+def run_hf(model, inputs):
+    args = {k: torch.from_numpy(v).double() if v.dtype.kind == "f" else torch.from_numpy(v)
+            for k, v in inputs.items()}
+    with torch.no_grad():
+        out = model(**args, output_hidden_states=True)
+    res = {"hidden_states": np.stack([h.double().numpy() for h in out.hidden_states]),
+           "last_hidden_state": out.last_hidden_state.double().numpy()}
+    if getattr(out, "pooler_output", None) is not None:
+        res["pooler_output"] = out.pooler_output.double().numpy()
+    return res
+
+
+def write(folder, inputs, outputs, manifest):
+    for k, v in inputs.items():
+        np.save(os.path.join(folder, k + ".npy"), v)
+    compare = {}
+    for k, v in outputs.items():
+        np.save(os.path.join(folder, k + "_f64.npy"), v)
+        compare[k] = k + "_f64.npy"
+    manifest = dict(manifest, inputs={k: k + ".npy" for k in inputs}, compare=compare, tolerance=1e-4)
+    with open(os.path.join(folder, "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=2)
+        f.write("\n")
+
+
+def versions():
+    import transformers
+    return f"transformers {transformers.__version__}, torch {torch.__version__}, float64, eager attention"
+
+
+def make_hf(out, name, config, inputs, seed, save="float32"):
+    """save: float32 | bfloat16 | sharded."""
+    folder = os.path.join(out, name)
+    shutil.rmtree(folder, ignore_errors=True)
+    model = hf_model(config)
+    randomize(model, seed)
+    if save == "bfloat16":
+        model = model.to(torch.bfloat16)
+        model.save_pretrained(folder)
+    elif save == "sharded":
+        model.save_pretrained(folder, max_shard_size="100KB")
+        if not os.path.exists(os.path.join(folder, "model.safetensors.index.json")):
+            raise RuntimeError(f"{name}: save_pretrained did not shard")
     else:
-        st = layout == "sharded"
-        split = SPLIT3 if st else SPLIT2
-        weight_map, total = {}, 0
-        for k, keep in enumerate(split):
-            part = collections.OrderedDict((n, t) for n, t in sd.items() if keep(n))
-            name = (f"model-{k + 1:05d}-of-{len(split):05d}.safetensors" if st else
-                    f"pytorch_model-{k + 1:05d}-of-{len(split):05d}.bin")
-            files[name] = safetensors_bytes(part, metadata={"format": "pt"}) if st else torch_bytes(part)
-            for n, t in part.items():
-                weight_map[n] = name
-                total += t.numel() * t.element_size()
-        index = {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}
-        files["model.safetensors.index.json" if st else "pytorch_model.bin.index.json"] = \
-            json.dumps(index, indent=2, sort_keys=True).encode()
-    return files
+        model.save_pretrained(folder)
+    if not any(f.endswith(".safetensors") for f in os.listdir(folder)):
+        raise RuntimeError(f"{name}: save_pretrained wrote no safetensors file")
+    truth = copy.deepcopy(model).to(torch.float64)  # bfloat16 values are exact in float64
+    outputs = run_hf(truth, inputs)
+    write(folder, inputs, outputs, {"model_type": config.model_type, "class": type(model).__name__,
+                                    "made_with": versions(), "weights": save, "positions": "model's default"})
+    return folder
 
 
-def expectation(sd, files, layout):
-    """What the library must report for a folder of `files`."""
-    shards = sorted(f for f in files if f.endswith(".safetensors") or f.endswith(".bin"))
-    if layout in ("sharded", "bin_sharded"):
-        idx = json.loads(files[[f for f in files if f.endswith(".index.json")][0]])
-        order = list(idx["weight_map"])
-        shard_of = {n: shards.index(f) for n, f in idx["weight_map"].items()}
-        meta = {"total_size": str(idx["metadata"]["total_size"])}
-    else:
-        order, shard_of, meta = list(sd), {n: 0 for n in sd}, {}
-    if layout in ("single", "sharded"):
-        meta["format"] = "pt"
-    return {"format": "safetensors" if layout in ("single", "sharded") else "pytorch", "shards": shards,
-            "order": order, "metadata": meta,
-            "tensors": {n: {"dtype": DTYPE_NAME[t.dtype], "shape": list(t.shape), "shard": shard_of[n]}
-                        for n, t in sd.items()}}
+# ---- the models --------------------------------------------------------------------
 
-
-def write_folder(out, rel, files):
-    for name, data in files.items():
-        write(os.path.join(out, rel, name), data)
-
-
-def hub_repo(out, rel, branches):
-    """A cache repo: branches {branch: files}; identical files share one blob, and
-    a branch whose files equal another's gets its own commit all the same (the
-    duplicate-checkpoint problem of public repos). Links are relative, like the hub's."""
-    repo = os.path.join(out, rel)
-    commits = {}
-    for branch, files in branches.items():
-        commit = hashlib.sha1(("commit of " + branch).encode()).hexdigest()
-        if branch == "main":
-            commit = commits["step10000"]
-        commits[branch] = commit
-        write(os.path.join(repo, "refs", branch), commit.encode())
-        snap = os.path.join(repo, "snapshots", commit)
-        os.makedirs(snap, exist_ok=True)
-        for name, data in files.items():
-            blob = hashlib.sha256(data).hexdigest()
-            bp = os.path.join(repo, "blobs", blob)
-            if not os.path.exists(bp):
-                write(bp, data)
-            link = os.path.join(snap, name)
-            if not os.path.lexists(link):
-                os.symlink(os.path.join("..", "..", "blobs", blob), link)
-    return commits
-
-
-def corpus(out):
-    """Index files for fuzz_ckpt_index, whose first shard (sorted by name) holds a and
-    model.b, the second c and d: valid ones, every disagreement, odd JSON."""
-    d = os.path.join(out, "ckpt_index")
-    os.makedirs(d, exist_ok=True)
-    s1, s2 = "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"
-    good = {"a": s1, "c": s2, "d": s2, "model.b": s1}
-    seeds = [
-        json.dumps({"metadata": {"total_size": 34}, "weight_map": good}, indent=2, sort_keys=True),
-        json.dumps({"weight_map": {"d": s2, "model.b": s1, "c": s2, "a": s1}}),
-        json.dumps({"metadata": {"total_size": 34, "format": "pt", "nested": {"x": [1, 2.5, None]}, "neg": -1},
-                    "weight_map": good, "extra": [True]}),
-        json.dumps({"weight_map": dict(good, a=s2)}),
-        json.dumps({"weight_map": {"a": s1, "c": s2, "d": s2}}),
-        json.dumps({"weight_map": dict(good, e=s1)}),
-        json.dumps({"weight_map": dict(good, a="model-00003-of-00002.safetensors")}),
-        json.dumps({"weight_map": dict(good, a="../" + s1)}),
-        '{"weight_map": {"a": "%s", "a": "%s", "c": "%s", "d": "%s", "model.b": "%s"}}' % (s1, s1, s2, s2, s1),
-        json.dumps({"weight_map": {}}),
-        json.dumps({"weight_map": ["a", s1]}),
-        json.dumps({"weight_map": good, "weight_map ": good}),
-        '{"weight_map": {"a\\u0000x": "%s"}, "metadata": {"\\ud83d\\ude00": "\\u00e9"}}' % s1,
-        json.dumps({"metadata": {"total_size": 99999999999999999999}, "weight_map": {"a": 1}}),
+def decoders():
+    from transformers import GPTNeoXConfig, LlamaConfig, MistralConfig, Qwen2Config
+    small = dict(vocab_size=128, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                 intermediate_size=96, max_position_embeddings=64)
+    ids, mask = token_inputs(128, 1)
+    tok = {"input_ids": ids, "attention_mask": mask}
+    return [
+        ("neox_parallel", lambda: GPTNeoXConfig(**small, hidden_act="gelu", rotary_pct=0.25, rotary_emb_base=10000,
+                                                use_parallel_residual=True, layer_norm_eps=1e-5), tok, 11, "float32"),
+        ("neox_sequential", lambda: GPTNeoXConfig(**small, hidden_act="gelu", rotary_pct=0.25,
+                                                  rotary_emb_base=10000, use_parallel_residual=False,
+                                                  layer_norm_eps=1e-5), tok, 12, "float32"),
+        ("qwen2_bf16", lambda: Qwen2Config(**small, num_key_value_heads=2, rms_norm_eps=1e-6, hidden_act="silu",
+                                           rope_parameters={"rope_type": "default", "rope_theta": 1000000.0}),
+         tok, 13, "bfloat16"),
+        ("mistral_sharded", lambda: MistralConfig(**small, num_key_value_heads=1, rms_norm_eps=1e-5,
+                                                  hidden_act="silu", sliding_window=4096,
+                                                  rope_parameters={"rope_type": "default", "rope_theta": 10000.0}),
+         tok, 14, "sharded"),
+        ("llama3_rope", lambda: LlamaConfig(**small, num_key_value_heads=2, head_dim=16, rms_norm_eps=1e-5,
+                                            hidden_act="silu",
+                                            rope_parameters={"rope_type": "llama3", "rope_theta": 10000.0,
+                                                             "factor": 8.0, "low_freq_factor": 1.0,
+                                                             "high_freq_factor": 4.0,
+                                                             "original_max_position_embeddings": 16}),
+         tok, 15, "float32"),
     ]
-    for text in seeds:
-        raw = text.encode()
-        write(os.path.join(d, hashlib.sha1(raw).hexdigest()), raw)
+
+
+def encoders():
+    from transformers import CLIPVisionConfig, Dinov2Config, RobertaConfig
+    # RoBERTa pads on the right with id 1, and its position ids count from that id
+    ids, right = token_inputs(128, 2, pad_id=1, low=3, left_padded=[False] * B)
+    px = pixel_inputs(3)
+    return [
+        ("roberta", lambda: RobertaConfig(vocab_size=128, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                          intermediate_size=128, max_position_embeddings=40, type_vocab_size=1,
+                                          pad_token_id=1, hidden_act="gelu", layer_norm_eps=1e-5),
+         {"input_ids": ids, "attention_mask": right}, 21, "float32"),
+        ("dinov2", lambda: Dinov2Config(image_size=32, patch_size=8, hidden_size=64, num_hidden_layers=2,
+                                        num_attention_heads=4, mlp_ratio=2, layerscale_value=1.0,
+                                        layer_norm_eps=1e-6, hidden_act="gelu"),
+         {"pixel_values": px}, 22, "float32"),
+        ("clip_vision", lambda: CLIPVisionConfig(image_size=32, patch_size=8, hidden_size=64, intermediate_size=128,
+                                                 num_hidden_layers=2, num_attention_heads=4, projection_dim=32,
+                                                 hidden_act="quick_gelu", layer_norm_eps=1e-5),
+         {"pixel_values": px}, 23, "float32"),
+    ]
+
+
+def make_timm(out, name, seed):
+    """A timm ViT shaped like vit_tiny (class token, pre-norm blocks, final norm),
+    narrowed to 64 wide and 2 blocks on 32 x 32 images: hidden_states are the input of
+    the first block and every block's output, last_hidden_state forward_features()."""
+    import timm
+    from timm.models import _hub
+    args = dict(img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=4, num_classes=0)
+    model = timm.create_model("vit_tiny_patch16_224", pretrained=False, **args).eval()
+    randomize(model, seed)
+    folder = os.path.join(out, name)
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
+    _hub.save_for_hf(model, folder, model_args=args, safe_serialization=True)
+    m64 = copy.deepcopy(model).to(torch.float64)
+    px = pixel_inputs(4)
+    hs = []
+    hooks = [m64.blocks[0].register_forward_pre_hook(lambda mod, inp: hs.append(inp[0]))]
+    hooks += [b.register_forward_hook(lambda mod, inp, o: hs.append(o)) for b in m64.blocks]
+    with torch.no_grad():
+        feats = m64.forward_features(torch.from_numpy(px).double())
+        pooled = m64.forward_head(feats, pre_logits=True)
+    for h in hooks:
+        h.remove()
+    outputs = {"hidden_states": np.stack([h.numpy() for h in hs]), "last_hidden_state": feats.numpy(),
+               "pooler_output": pooled.numpy()}
+    write(folder, {"pixel_values": px}, outputs,
+          {"model_type": "timm_vit", "class": "timm VisionTransformer (vit_tiny_patch16_224 layout)",
+           "made_with": versions() + f", timm {timm.__version__}", "weights": "float32",
+           "positions": "model's default"})
 
 
 def main():
-    if len(sys.argv) == 3 and sys.argv[1] == "--corpus":
-        corpus(sys.argv[2])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("out", nargs="?", default=os.path.join(HERE, "hf"))
+    ap.add_argument("--only", default="", help="comma-separated fixture names")
+    ap.add_argument("--list", action="store_true", help="print the fixture names and exit")
+    a = ap.parse_args()
+    if a.list:
+        print("\n".join(NAMES))
         return
-    if len(sys.argv) != 2:
-        sys.exit(__doc__)
-    out = sys.argv[1]
-    os.makedirs(os.path.join(out, "ref"), exist_ok=True)
-    sd = state_dict(0)
-    for n, t in sd.items():
-        np.save(os.path.join(out, "ref", n + ".npy"), t.to(torch.float32).numpy())
-    spec = {"folders": {}, "same_content": [["single", "sharded", "bin_single", "bin_sharded"]]}
-    for layout in ("single", "sharded", "bin_single", "bin_sharded"):
-        files = model_files(sd, layout)
-        write_folder(out, layout, files)
-        spec["folders"][layout] = expectation(sd, files, layout)
-    other = state_dict(1)
-    both = model_files(sd, "single")
-    both["pytorch_model.bin"] = torch_bytes(other)
-    write_folder(out, "both", both)
-    spec["folders"]["both"] = expectation(sd, both, "single")
-    spec["folders"]["both"]["shards"] = ["model.safetensors"]
-    # the hub cache: step1000 and step10000 hold the same weights under two commits
-    w = {0: state_dict(10), 1000: state_dict(11), 2000: state_dict(12)}
-    branches = {"step0": model_files(w[0], "single"), "step1000": model_files(w[1000], "single"),
-                "step2000": model_files(w[2000], "sharded"), "step10000": model_files(w[1000], "single")}
-    branches["main"] = branches["step10000"]
-    repo = os.path.join("hub", "models--EleutherAI--tiny")
-    commits = hub_repo(out, repo, branches)
-    os.makedirs(os.path.join(out, "ref-step2000"), exist_ok=True)
-    for n, t in w[2000].items():
-        np.save(os.path.join(out, "ref-step2000", n + ".npy"), t.to(torch.float32).numpy())
-    spec["hub"] = {"repo": repo, "steps": ["step0", "step1000", "step2000", "step10000"], "commits": commits,
-                   "main": "step10000", "same_content": ["step1000", "step10000"],
-                   "step2000": expectation(w[2000], branches["step2000"], "sharded")}
-    for step, k in (("step0", 0), ("step1000", 1000), ("step2000", 2000), ("step10000", 1000)):
-        write_folder(out, os.path.join("runs", step), model_files(w[k], "single"))
-    write(os.path.join(out, "runs", "step5000.txt"), b"not a folder")
-    os.makedirs(os.path.join(out, "runs", ".step9"), exist_ok=True)
-    spec["runs"] = {"dir": "runs", "steps": ["step0", "step1000", "step2000", "step10000"]}
-    with open(os.path.join(out, "fixtures.json"), "w") as f:
-        json.dump(spec, f, indent=1)
+    only = set(filter(None, a.only.split(",")))
+    unknown = only - set(NAMES)
+    if unknown:
+        sys.exit(f"unknown fixtures: {', '.join(sorted(unknown))} (known: {', '.join(NAMES)})")
+    torch.manual_seed(0)
+    specs = decoders() + encoders()
+    assert [s[0] for s in specs] + ["timm_vit"] == NAMES
+    os.makedirs(a.out, exist_ok=True)
+    for name, config, inputs, seed, save in specs:
+        if only and name not in only:
+            continue
+        folder = make_hf(a.out, name, config(), inputs, seed, save)
+        size = sum(os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder))
+        print(f"{name}: {folder} ({size // 1024} KB)")
+    if not only or "timm_vit" in only:
+        try:
+            import timm  # noqa: F401
+        except ImportError:
+            print("timm_vit: skipped (timm is not importable)")
+            return
+        try:
+            make_timm(a.out, "timm_vit", 31)
+        except Exception as e:  # an optional library whose API moves: say why, keep the others
+            shutil.rmtree(os.path.join(a.out, "timm_vit"), ignore_errors=True)
+            print(f"timm_vit: not made ({type(e).__name__}: {e})")
+            return
+        print(f"timm_vit: {os.path.join(a.out, 'timm_vit')}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@
  * none unlisted), the merged table and metadata, then every tensor read, the
  * content hash and prefix stripping. The first shard file name (in sorted order)
  * gets the first image (a, model.b), the second the other (c, d); a third shard is
- * missing, where the reader would stop. Seeds: make_hf_fixtures.py --corpus. */
+ * missing, where the reader would stop. Seeds: make_hf_folder_fixtures.py --corpus. */
 #include <stdlib.h>
 #include <string.h>
 

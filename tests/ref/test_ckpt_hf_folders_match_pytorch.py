@@ -2,7 +2,7 @@
 were written from, bit-exactly after float32 conversion, whatever the layout:
 model.safetensors, sharded safetensors with model.safetensors.index.json,
 pytorch_model.bin, and sharded pytorch_model-0000k-of-0000n.bin with
-pytorch_model.bin.index.json (tests/data/make_hf_fixtures.py). Checked:
+pytorch_model.bin.index.json (tests/data/make_hf_folder_fixtures.py). Checked:
 
   * every tensor's values, dtype (float16/bfloat16 kept as stored) and shape, the
     order (header order; weight_map order when sharded), the shard holding each
@@ -30,7 +30,7 @@ from common import SOURCE_DIR, Suite, repeval
 
 def make(out):
     shutil.rmtree(out, ignore_errors=True)
-    subprocess.run([PYTHON, os.path.join(SOURCE_DIR, "tests", "data", "make_hf_fixtures.py"), out], check=True)
+    subprocess.run([PYTHON, os.path.join(SOURCE_DIR, "tests", "data", "make_hf_folder_fixtures.py"), out], check=True)
     with open(os.path.join(out, "fixtures.json")) as f:
         return json.load(f)
 

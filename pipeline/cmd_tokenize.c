@@ -184,7 +184,7 @@ int re_cmd_tokenize(int argc, char **argv) {
     st = run_file(&r, file);
   } else {
     /* the texts: every argument that is not an option or an option's value */
-    int rest = 0;
+    int rest = 0, k = 0;
     for (int i = 1; i < argc && st == RE_OK; i++) {
       const char *a = argv[i];
       if (!rest && !strcmp(a, "--")) {
@@ -199,7 +199,8 @@ int re_cmd_tokenize(int argc, char **argv) {
         continue;
       st = one(&r, a, (int64_t)strlen(a));
       if (st != RE_OK)
-        re_err_context(st, "input %d: ", i);
+        re_err_context(st, "input %d: ", k + 1);
+      k++;
     }
   }
   re_tokenizer_destroy(&r.tok);

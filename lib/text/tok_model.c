@@ -77,13 +77,13 @@ static re_status parse_vocab(const tok_ctx *c, const re_json_node *obj, const ch
   return RE_OK;
 }
 
-static re_status vocab_id(const tok_ctx *c, const tok_model *m, const char *path, const re_json_node *at, const char *s,
-                          int64_t n, const char *what, int32_t *id) {
-  *id = tok_strmap_get(&m->vocab, s, n);
-  if (*id < 0)
-    return tok_fail(c, RE_EFORMAT, path, at, "%s \"%.*s\" is not in the vocab", what, (int)(n > 200 ? 200 : n), s);
-  return RE_OK;
-}
+/* errors name model.merges[i]; the path is only formatted then */
+#define MERGE_FAIL(...)                                                               \
+  do {                                                                                \
+    char sub_[128];                                                                   \
+    snprintf(sub_, sizeof sub_, "%s.merges[%lld]", path, (long long)i);               \
+    st = tok_fail(c, RE_EFORMAT, sub_, e, __VA_ARGS__);                               \
+  } while (0)
 
 static re_status parse_merges(const tok_ctx *c, const re_json_node *obj, const char *path, tok_model *m) {
   const re_json_node *list = tok_member(c, obj, "merges");
@@ -96,41 +96,45 @@ static re_status parse_merges(const tok_ctx *c, const re_json_node *obj, const c
   for (const re_json_node *e = tok_node(c, list->first); e && st == RE_OK; e = tok_node(c, e->next), i++) {
     const char *a = NULL, *b = NULL;
     int64_t al = 0, bl = 0;
-    char sub[128];
-    snprintf(sub, sizeof sub, "%s.merges[%lld]", path, (long long)i);
     if (e->type == RE_JSON_STRING) {
       if (e->str_len >= 8 && !memcmp(e->str, "#version", 8))
         continue; /* a merges.txt header line, skipped by the library too */
       const char *sp = memchr(e->str, ' ', (size_t)e->str_len);
-      if (!sp || memchr(sp + 1, ' ', (size_t)(e->str + e->str_len - sp - 1)))
-        st = tok_fail(c, RE_EFORMAT, sub, e, "a merge string must be two tokens separated by one space");
-      a = e->str, al = sp ? sp - e->str : 0, b = sp ? sp + 1 : e->str, bl = sp ? e->str + e->str_len - sp - 1 : 0;
+      if (!sp || memchr(sp + 1, ' ', (size_t)(e->str + e->str_len - sp - 1))) {
+        MERGE_FAIL("a merge string must be two tokens separated by one space");
+        break;
+      }
+      a = e->str, al = sp - e->str, b = sp + 1, bl = e->str + e->str_len - sp - 1;
     } else if (e->type == RE_JSON_ARRAY && e->count == 2 && tok_node(c, e->first)->type == RE_JSON_STRING &&
                tok_node(c, tok_node(c, e->first)->next)->type == RE_JSON_STRING) {
       const re_json_node *x = tok_node(c, e->first), *y = tok_node(c, x->next);
       a = x->str, al = x->str_len, b = y->str, bl = y->str_len;
     } else {
-      st = tok_fail(c, RE_EFORMAT, sub, e, "a merge must be \"a b\" or [\"a\", \"b\"]");
+      MERGE_FAIL("a merge must be \"a b\" or [\"a\", \"b\"]");
+      break;
     }
-    if (st != RE_OK)
+    int32_t ia = tok_strmap_get(&m->vocab, a, al), ib = tok_strmap_get(&m->vocab, b, bl), inew = -1;
+    if (ia < 0 || ib < 0) {
+      const char *u = ia < 0 ? a : b;
+      int64_t ul = ia < 0 ? al : bl;
+      MERGE_FAIL("merge token \"%.*s\" is not in the vocab", (int)(ul > 200 ? 200 : ul), u);
       break;
-    int32_t ia, ib, inew;
-    if ((st = vocab_id(c, m, sub, e, a, al, "merge token", &ia)) != RE_OK ||
-        (st = vocab_id(c, m, sub, e, b, bl, "merge token", &ib)) != RE_OK)
-      break;
+    }
     /* the merged token is a + b without b's continuing_subword_prefix bytes */
     if (bl < m->prefix_len) {
-      st = tok_fail(c, RE_EFORMAT, sub, e, "merge token \"%.*s\" is shorter than the continuing_subword_prefix",
-                    (int)bl, b);
+      MERGE_FAIL("merge token \"%.*s\" is shorter than the continuing_subword_prefix", (int)bl, b);
       break;
     }
     cat.n = 0;
-    if ((st = tok_buf_add(&cat, a, al)) != RE_OK ||
-        (st = tok_buf_add(&cat, b + m->prefix_len, bl - m->prefix_len)) != RE_OK ||
-        (st = vocab_id(c, m, sub, e, cat.p, cat.n, "merged token", &inew)) != RE_OK)
+    if ((st = tok_buf_add(&cat, a, al)) != RE_OK || (st = tok_buf_add(&cat, b + m->prefix_len, bl - m->prefix_len)) != RE_OK)
       break;
+    inew = tok_strmap_get(&m->vocab, cat.p, cat.n);
+    if (inew < 0) {
+      MERGE_FAIL("merged token \"%.*s\" is not in the vocab", (int)(cat.n > 200 ? 200 : cat.n), cat.p);
+      break;
+    }
     if (rank == INT32_MAX) {
-      st = tok_fail(c, RE_EUNSUPPORTED, sub, e, "too many merges");
+      MERGE_FAIL("too many merges");
       break;
     }
     st = tok_pairmap_put(&m->merges, ia, ib, rank++, inew);

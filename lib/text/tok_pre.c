@@ -15,27 +15,37 @@ static const char GPT2_PATTERN[] = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+|
 
 /* ---- the byte-level alphabet (GPT-2 encoder.py bytes_to_unicode) ---------------------- */
 
-static int byte_is_printable(unsigned b) { return (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE; }
+/* byte -> code point: printable bytes keep theirs, the others get 256, 257, ...
+ * in byte order */
+static const uint16_t BYTE_CHAR[256] = {
+    256, 257, 258, 259, 260, 261, 262, 263, 264, 265, 266, 267, 268, 269, 270, 271,
+    272, 273, 274, 275, 276, 277, 278, 279, 280, 281, 282, 283, 284, 285, 286, 287,
+    288, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47,
+    48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63,
+    64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79,
+    80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95,
+    96, 97, 98, 99, 100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 111,
+    112, 113, 114, 115, 116, 117, 118, 119, 120, 121, 122, 123, 124, 125, 126, 289,
+    290, 291, 292, 293, 294, 295, 296, 297, 298, 299, 300, 301, 302, 303, 304, 305,
+    306, 307, 308, 309, 310, 311, 312, 313, 314, 315, 316, 317, 318, 319, 320, 321,
+    322, 161, 162, 163, 164, 165, 166, 167, 168, 169, 170, 171, 172, 323, 174, 175,
+    176, 177, 178, 179, 180, 181, 182, 183, 184, 185, 186, 187, 188, 189, 190, 191,
+    192, 193, 194, 195, 196, 197, 198, 199, 200, 201, 202, 203, 204, 205, 206, 207,
+    208, 209, 210, 211, 212, 213, 214, 215, 216, 217, 218, 219, 220, 221, 222, 223,
+    224, 225, 226, 227, 228, 229, 230, 231, 232, 233, 234, 235, 236, 237, 238, 239,
+    240, 241, 242, 243, 244, 245, 246, 247, 248, 249, 250, 251, 252, 253, 254, 255,
+};
 
-uint32_t tok_bytelevel_char(unsigned char b) {
-  if (byte_is_printable(b))
-    return b;
-  /* the others, in byte order, get 256, 257, ... */
-  uint32_t k = 0;
-  for (unsigned x = 0; x < b; x++)
-    k += !byte_is_printable(x);
-  return 256 + k;
-}
+uint32_t tok_bytelevel_char(unsigned char b) { return BYTE_CHAR[b]; }
 
 int tok_bytelevel_byte(uint32_t cp) {
   if (cp < 256)
-    return byte_is_printable(cp) ? (int)cp : -1;
+    return BYTE_CHAR[cp] == cp ? (int)cp : -1;
   if (cp >= 256 + 68)
     return -1;
-  uint32_t k = cp - 256;
-  for (unsigned x = 0; x < 256; x++)
-    if (!byte_is_printable(x) && k-- == 0)
-      return (int)x;
+  for (int b = 0; b < 256; b++) /* 68 candidates: the non-printable bytes */
+    if (BYTE_CHAR[b] == cp)
+      return b;
   return -1;
 }
 

@@ -169,12 +169,18 @@ static re_status charwise(enum charwise mode, const char *s, int64_t n, int32_t 
       if (!tok_uni_is_mn(c))
         RE_TRY(tok_buf_add(o, s + i, l));
       break;
-    case CW_BERT_CLEAN:
-      if (c == '\t' || c == '\n' || c == '\r' || tok_uni_is_space(c))
+    case CW_BERT_CLEAN: {
+      /* removed: NUL, U+FFFD and every C* character but \t \n \r (so NEL, VT and FF
+       * go too, although they are white space); then white space becomes ' ' */
+      int keep_ctl = c == '\t' || c == '\n' || c == '\r';
+      if (c == 0 || c == 0xFFFD || (!keep_ctl && tok_uni_is_other(c)))
+        break;
+      if (keep_ctl || tok_uni_is_space(c))
         RE_TRY(tok_buf_add(o, " ", 1));
-      else if (!(c == 0 || c == 0xFFFD || tok_uni_is_other(c)))
+      else
         RE_TRY(tok_buf_add(o, s + i, l));
       break;
+    }
     case CW_BERT_CHINESE:
       if (is_chinese(c)) {
         RE_TRY(tok_buf_add(o, " ", 1));

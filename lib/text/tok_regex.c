@@ -146,7 +146,7 @@ re_status tok_regex_new(const char *pattern, int64_t len, int literal, const cha
   RE_CHECK(re_calloc(1, sizeof *re, &re));
   int errcode;
   PCRE2_SIZE erroff;
-  uint32_t opts = PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK | (literal ? PCRE2_LITERAL : PCRE2_MULTILINE);
+  uint32_t opts = PCRE2_UTF | PCRE2_NO_UTF_CHECK | (literal ? PCRE2_LITERAL : PCRE2_UCP | PCRE2_MULTILINE);
   re->code = pcre2_compile((PCRE2_SPTR)pat.p, (PCRE2_SIZE)pat.n, opts, &errcode, &erroff, NULL);
   if (!re->code) {
     PCRE2_UCHAR msg[256];

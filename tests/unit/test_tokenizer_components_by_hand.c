@@ -18,6 +18,10 @@ static void test_normalizers(void) {
   /* BERT: tab -> space, control removed, CJK spaced, accents stripped, lowercased */
   EXPECT_NORM("{\"type\": \"BertNormalizer\"}", "H\xc3\xa9llo\tW\xc3\xb6rld\x01\xe4\xb8\xad\xe6\x96\x87",
               "hello world \xe4\xb8\xad  \xe6\x96\x87 ");
+  /* NEL, VT and FF are controls (Cc) before they are white space: removed; U+3000 and
+   * NBSP become spaces; U+200B (Cf) and U+FFFD go */
+  EXPECT_NORM("{\"type\": \"BertNormalizer\"}", "a\xc2\x85" "b\x0b" "c\x0c" "d\xe3\x80\x80" "e\xc2\xa0" "f\xe2\x80\x8b" "g\xef\xbf\xbd",
+              "abcd e fg");
   EXPECT_NORM("{\"type\": \"BertNormalizer\", \"strip_accents\": false, \"lowercase\": true}", "\xc3\x89" "a",
               "\xc3\xa9" "a");
   EXPECT_NORM("{\"type\": \"BertNormalizer\", \"lowercase\": false, \"handle_chinese_chars\": false}",

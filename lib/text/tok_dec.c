@@ -7,17 +7,6 @@
 
 #include "tok_internal.h"
 
-re_status tok_parse_pattern(const tok_ctx *c, const re_json_node *obj, const char *path, tok_regex **re);
-re_status tok_parse_metaspace(const tok_ctx *c, const re_json_node *obj, const char *path, uint32_t *rep,
-                              tok_prepend *scheme, int *split);
-
-static re_status dup_str(const char *s, int64_t n, char **out) {
-  RE_TRY(re_malloc(n + 1, 1, out));
-  memcpy(*out, s, (size_t)n);
-  (*out)[n] = '\0';
-  return RE_OK;
-}
-
 re_status tok_dec_parse(const tok_ctx *c, const re_json_node *obj, const char *path, tok_dec *d) {
   memset(d, 0, sizeof *d);
   const char *type;
@@ -54,7 +43,7 @@ re_status tok_dec_parse(const tok_ctx *c, const re_json_node *obj, const char *p
     RE_TRY(tok_get_str(c, obj, path, "prefix", 0, &s, &n));
     if (!s)
       s = "##", n = 2;
-    RE_TRY(dup_str(s, n, &d->str));
+    RE_TRY(tok_strndup(s, n, &d->str));
     d->str_len = n;
     return tok_get_bool(c, obj, path, "cleanup", 1, &d->cleanup);
   }
@@ -69,7 +58,7 @@ re_status tok_dec_parse(const tok_ctx *c, const re_json_node *obj, const char *p
     RE_TRY(tok_get_str(c, obj, path, rep ? "content" : "suffix", rep, &s, &n));
     if (!s)
       s = "</w>", n = 4;
-    RE_TRY(dup_str(s, n, &d->str));
+    RE_TRY(tok_strndup(s, n, &d->str));
     d->str_len = n;
     return rep ? tok_parse_pattern(c, obj, path, &d->re) : RE_OK;
   }

@@ -94,7 +94,6 @@ uint64_t tok_hash_bytes(const char *s, int64_t n);
 int32_t tok_strmap_get(const tok_strmap *m, const char *s, int64_t n);
 /* Insert or overwrite; *old (may be NULL) gets the previous value or -1. */
 re_status tok_strmap_put(tok_strmap *m, const char *s, int64_t n, int32_t val, int32_t *old);
-/* The stored copy of the key of the entry whose value is val (linear scan; for errors). */
 void tok_strmap_clear(tok_strmap *m);
 void tok_strmap_free(tok_strmap *m);
 
@@ -191,6 +190,11 @@ re_status tok_get_type(const tok_ctx *c, const re_json_node *obj, const char *pa
 /* A string holding exactly one character; *cp gets it. */
 re_status tok_get_char(const tok_ctx *c, const re_json_node *obj, const char *path, const char *key, uint32_t *cp);
 
+/* Copy n bytes of s into a new NUL-terminated string. */
+re_status tok_strndup(const char *s, int64_t n, char **out);
+/* A Split / Replace "pattern": {"String": ...} (literal) or {"Regex": ...}. */
+re_status tok_parse_pattern(const tok_ctx *c, const re_json_node *obj, const char *path, tok_regex **re);
+
 /* ---- normalizers ------------------------------------------------------------ */
 
 typedef enum tok_norm_kind {
@@ -267,6 +271,10 @@ re_status tok_pre_parse(const tok_ctx *c, const re_json_node *obj, const char *p
 void tok_pre_free(tok_pre *p);
 /* Run on *cur (pieces with id >= 0 pass through); the result is left in *cur, *spare is scratch. */
 re_status tok_pre_apply(const tok_pre *p, tok_pieces **cur, tok_pieces **spare, tok_spans *scratch);
+
+/* Metaspace's fields (shared by the pre-tokenizer and the decoder). */
+re_status tok_parse_metaspace(const tok_ctx *c, const re_json_node *obj, const char *path, uint32_t *rep,
+                              tok_prepend *scheme, int *split);
 
 /* the byte-level alphabet: byte -> code point, and back (-1 if none) */
 uint32_t tok_bytelevel_char(unsigned char b);

@@ -22,13 +22,6 @@ struct tok_heapent {
   int32_t rank, pos, id;
 };
 
-static re_status dup_str(const char *s, int64_t n, char **out) {
-  RE_TRY(re_malloc(n + 1, 1, out));
-  memcpy(*out, s, (size_t)n);
-  (*out)[n] = '\0';
-  return RE_OK;
-}
-
 /* ---- parsing ---------------------------------------------------------------------- */
 
 /* vocab: {"token": id, ...}; ids unique, tokens unique */
@@ -150,7 +143,7 @@ static re_status opt_string(const tok_ctx *c, const re_json_node *obj, const cha
   RE_TRY(tok_get_str(c, obj, path, key, 0, &s, &n));
   if (len)
     *len = n;
-  return s ? dup_str(s, n, out) : RE_OK;
+  return s ? tok_strndup(s, n, out) : RE_OK;
 }
 
 re_status tok_model_parse(const tok_ctx *c, const re_json_node *obj, const char *path, tok_model *m) {
@@ -195,10 +188,10 @@ re_status tok_model_parse(const tok_ctx *c, const re_json_node *obj, const char 
     RE_TRY(tok_known_keys(c, obj, path, k));
     RE_TRY(opt_string(c, obj, path, "unk_token", &m->unk, NULL));
     if (!m->unk)
-      RE_TRY(dup_str("[UNK]", 5, &m->unk));
+      RE_TRY(tok_strndup("[UNK]", 5, &m->unk));
     RE_TRY(opt_string(c, obj, path, "continuing_subword_prefix", &m->prefix, &m->prefix_len));
     if (!m->prefix) {
-      RE_TRY(dup_str("##", 2, &m->prefix));
+      RE_TRY(tok_strndup("##", 2, &m->prefix));
       m->prefix_len = 2;
     }
     RE_TRY(tok_get_uint(c, obj, path, "max_input_chars_per_word", 100, INT64_MAX, &m->max_chars));

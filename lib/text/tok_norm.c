@@ -10,7 +10,7 @@
 
 /* ---- parsing ------------------------------------------------------------------ */
 
-static re_status parse_pattern(const tok_ctx *c, const re_json_node *obj, const char *path, tok_regex **re) {
+re_status tok_parse_pattern(const tok_ctx *c, const re_json_node *obj, const char *path, tok_regex **re) {
   const re_json_node *p = tok_member(c, obj, "pattern");
   if (!p || p->type != RE_JSON_OBJECT || p->count != 1)
     return tok_fail(c, RE_EFORMAT, path, p ? p : obj,
@@ -23,19 +23,6 @@ static re_status parse_pattern(const tok_ctx *c, const re_json_node *obj, const 
   char where[600];
   snprintf(where, sizeof where, "%s: %s.pattern (byte %lld)", c->label, path, (long long)v->pos);
   return tok_regex_new(v->str, v->str_len, literal, where, re);
-}
-
-/* Also used by the Split pre-tokenizer and the Replace decoder. */
-re_status tok_parse_pattern(const tok_ctx *c, const re_json_node *obj, const char *path, tok_regex **re);
-re_status tok_parse_pattern(const tok_ctx *c, const re_json_node *obj, const char *path, tok_regex **re) {
-  return parse_pattern(c, obj, path, re);
-}
-
-static re_status dup_str(const char *s, int64_t n, char **out) {
-  RE_TRY(re_malloc(n + 1, 1, out));
-  memcpy(*out, s, (size_t)n);
-  (*out)[n] = '\0';
-  return RE_OK;
 }
 
 re_status tok_norm_parse(const tok_ctx *c, const re_json_node *obj, const char *path, tok_norm *out) {
@@ -78,9 +65,9 @@ re_status tok_norm_parse(const tok_ctx *c, const re_json_node *obj, const char *
     const char *s;
     int64_t n;
     RE_TRY(tok_get_str(c, obj, path, "content", 1, &s, &n));
-    RE_TRY(dup_str(s, n, &out->str));
+    RE_TRY(tok_strndup(s, n, &out->str));
     out->str_len = n;
-    return parse_pattern(c, obj, path, &out->re);
+    return tok_parse_pattern(c, obj, path, &out->re);
   }
   if (!strcmp(type, "Prepend")) {
     static const char *const k[] = {"type", "prepend", NULL};
@@ -89,7 +76,7 @@ re_status tok_norm_parse(const tok_ctx *c, const re_json_node *obj, const char *
     const char *s;
     int64_t n;
     RE_TRY(tok_get_str(c, obj, path, "prepend", 1, &s, &n));
-    RE_TRY(dup_str(s, n, &out->str));
+    RE_TRY(tok_strndup(s, n, &out->str));
     out->str_len = n;
     return RE_OK;
   }

@@ -8,8 +8,6 @@
 
 #include "tok_internal.h"
 
-re_status tok_parse_pattern(const tok_ctx *c, const re_json_node *obj, const char *path, tok_regex **re);
-
 /* GPT-2's split pattern, which the ByteLevel pre-tokenizer uses with use_regex. */
 static const char GPT2_PATTERN[] = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
@@ -68,8 +66,6 @@ static re_status parse_behavior(const tok_ctx *c, const re_json_node *obj, const
   return tok_fail(c, RE_EUNSUPPORTED, path, tok_member(c, obj, "behavior"), "unknown split behavior \"%s\"", s);
 }
 
-re_status tok_parse_metaspace(const tok_ctx *c, const re_json_node *obj, const char *path, uint32_t *rep,
-                              tok_prepend *scheme, int *split);
 re_status tok_parse_metaspace(const tok_ctx *c, const re_json_node *obj, const char *path, uint32_t *rep,
                               tok_prepend *scheme, int *split) {
   static const char *const k[] = {"type", "replacement", "prepend_scheme", "split", "add_prefix_space", "str_rep",

@@ -38,6 +38,13 @@ re_status tok_buf_add_cp(tok_buf *b, uint32_t cp) {
   return tok_buf_add(b, u, tok_utf8_put(cp, u));
 }
 
+re_status tok_strndup(const char *s, int64_t n, char **out) {
+  RE_TRY(re_malloc(n + 1, 1, out));
+  memcpy(*out, s, (size_t)n);
+  (*out)[n] = '\0';
+  return RE_OK;
+}
+
 void tok_buf_free(tok_buf *b) {
   free(b->p);
   memset(b, 0, sizeof *b);

@@ -50,13 +50,6 @@ struct re_tokenizer {
   tok_ids ids, scratch;
 };
 
-static re_status dup_str(const char *s, int64_t n, char **out) {
-  RE_TRY(re_malloc(n + 1, 1, out));
-  memcpy(*out, s, (size_t)n);
-  (*out)[n] = '\0';
-  return RE_OK;
-}
-
 /* ---- truncation and padding ------------------------------------------------------------- */
 
 static re_status parse_trunc(const tok_ctx *c, const re_json_node *o, tok_trunc *t) {
@@ -160,7 +153,7 @@ static re_status parse_added(const tok_ctx *c, const re_json_node *list, re_toke
                       content, (long long)id, (long long)lib_id);
     if (idx < 0) {
       idx = (int32_t)t->n_added++;
-      RE_TRY(dup_str(content, len, &t->added[idx].content));
+      RE_TRY(tok_strndup(content, len, &t->added[idx].content));
       t->added[idx].len = len;
       RE_TRY(tok_strmap_put(&t->added_map, content, len, idx, NULL));
     }
@@ -185,7 +178,7 @@ static re_status parse_added(const tok_ctx *c, const re_json_node *list, re_toke
         break;
       pat = nb.p ? nb.p : "", pl = nb.n;
     }
-    st = dup_str(pat, pl, &a->pattern);
+    st = tok_strndup(pat, pl, &a->pattern);
     a->pattern_len = pl;
     if (st == RE_OK && pl > 0)
       st = tok_trie_add(a->normalized ? &t->trie_norm : &t->trie_raw, pat, pl, (int32_t)k);

@@ -7,6 +7,8 @@
  *   \h, \H   Oniguruma: a hex digit; PCRE2: horizontal space;
  *   \uHHHH   Oniguruma only; becomes \x{HHHH};
  *   (?m)     Ruby: dot matches newline, which is PCRE2's (?s);
+ *   [a[bc]]  a class nested in a class is a union in Oniguruma (BLOOM's pattern has
+ *            one); PCRE2 cannot nest, so it is flattened to [abc];
  *   ^ and $  always line anchors in Ruby syntax: PCRE2_MULTILINE.
  * \s, \d and \p{..} mean the same in both (White_Space; Nd; general categories
  * and scripts). Matches are iterated as the library's find_iter does. */
@@ -41,6 +43,7 @@ static int hexv(char c) {
 /* Rewrite the Oniguruma-only constructs listed above. */
 static re_status translate(const char *p, int64_t n, tok_buf *o) {
   int in_class = 0;
+  char nested[32] = {0}; /* per nesting depth: was that nested class flattened */
   for (int64_t i = 0; i < n;) {
     char c = p[i];
     if (c == '\\' && i + 1 < n) {
@@ -81,10 +84,25 @@ static re_status translate(const char *p, int64_t n, tok_buf *o) {
         i = stop;
         continue;
       }
-      if (c == '[')
+      if (c == '[') {
+        /* a nested class: Oniguruma takes [a[bc]] as the union [abc], which PCRE2
+         * cannot nest; a plain nested class is flattened, a negated one kept */
+        int flat = !(i + 1 < n && p[i + 1] == '^');
+        if (in_class < (int)sizeof nested)
+          nested[in_class] = (char)flat;
         in_class++;
-      else if (c == ']')
+        if (!flat)
+          RE_TRY(tok_buf_add(o, &c, 1));
+        i++;
+        continue;
+      }
+      if (c == ']') {
         in_class--;
+        if (!(in_class > 0 && in_class < (int)sizeof nested && nested[in_class]))
+          RE_TRY(tok_buf_add(o, &c, 1));
+        i++;
+        continue;
+      }
       RE_TRY(tok_buf_add(o, &c, 1));
       i++;
       continue;

@@ -89,6 +89,11 @@ static void test_oniguruma_constructs(void) {
   SPANS("a.b", "a\nb", "(a\nb)");
   /* \s is White_Space: NEL and NBSP included */
   SPANS("\\s", "a\xc2\x85" "b\xc2\xa0" "c", "(a)[\xc2\x85](b)[\xc2\xa0](c)");
+  /* BLOOM's split pattern nests a class in a negated class: a union in Oniguruma */
+  SPANS(" ?[^(\\s|[.,!?\xe2\x80\xa6\xe3\x80\x82])]+", "Hello, world! \xe4\xbd\xa0\xe5\xa5\xbd\xe3\x80\x82test(x)",
+        "[Hello](,)[ world](!)[ \xe4\xbd\xa0\xe5\xa5\xbd](\xe3\x80\x82)[test](()[x]())");
+  SPANS("[a[bc]]+", "xabcax", "(x)[abca](x)");
+  SPANS("[^a[bc]]+", "xabcax", "[x](abca)[x]");
   /* a literal pattern matches its characters only */
   expect_spans(".*", 1, "a.*b", "(a)[.*](b)", __LINE__);
 }

@@ -42,6 +42,6 @@ def run(ctx):
                         ratio_kind="/",
                         notes=f"ratio column here is RSS(10n)/RSS(n), not a speed-up; growth {per_doubling:.0f} MB "
                               f"per doubling of n, the reduced statistics are {state_mb:.0f} MB: the canonical "
-                              f"reduction tree keeps O(log2(batches)) partial states (pipeline/run_tree.c); wall "
+                              f"reduction tree keeps O(log2(batches)) partial states (pipeline/run/run_tree.c); wall "
                               f"{p1.wall:.1f} s vs {p10.wall:.1f} s; 6 checkpoints"))
     return rows

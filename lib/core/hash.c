@@ -13,9 +13,8 @@ uint64_t re_fnv1a64(uint64_t h, const void *p, size_t n) {
 }
 
 re_status re_fnv1a64_file(uint64_t h, const char *path, uint64_t *out, int64_t *bytes) {
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return re_err(RE_EIO, "%s: cannot open", path);
+  FILE *f;
+  RE_TRY(re_fopen_regular(path, &f));
   unsigned char buf[1 << 16];
   size_t n;
   int64_t total = 0;

@@ -10,11 +10,15 @@
 #include <yaml.h>
 
 #define MAX_NODES 1000000
+/* Aliases of one large scalar multiply its text without adding many nodes, so the
+ * expanded text is bounded too: four times the file size limit. */
+#define MAX_TEXT_BYTES (4 * (int64_t)RE_CFG_MAX_BYTES)
 
 typedef struct builder {
   yaml_document_t *doc;
   const char *file;
-  int64_t budget;
+  int64_t budget;     /* nodes left */
+  int64_t text_left;  /* bytes of scalar text left */
 } builder;
 
 static void free_node(re_cfg *c) {
@@ -52,6 +56,12 @@ static re_status build(builder *b, yaml_node_t *y, int depth, re_cfg **out) {
   switch (y->type) {
   case YAML_SCALAR_NODE:
     c->kind = RE_CFG_SCALAR;
+    b->text_left -= (int64_t)y->data.scalar.length;
+    if (b->text_left < 0) {
+      st = re_err(RE_EFORMAT, "%s: more than %lld bytes of text after expanding aliases", b->file,
+                  (long long)MAX_TEXT_BYTES);
+      goto done;
+    }
     RE_CHECK(re_malloc((int64_t)y->data.scalar.length + 1, 1, &c->scalar));
     memcpy(c->scalar, y->data.scalar.value, y->data.scalar.length);
     c->scalar[y->data.scalar.length] = '\0';
@@ -138,7 +148,7 @@ re_status re_cfg_parse_string(const char *text, int64_t len, const char *name, r
   }
   /* every node points at one copy of the file name, owned by the tree (see re_cfg_free) */
   RE_CHECK(re_strdup(name, &file));
-  builder b = {&doc, file, MAX_NODES};
+  builder b = {&doc, file, MAX_NODES, MAX_TEXT_BYTES};
   RE_CHECK(build(&b, root, 0, out));
   file = NULL;
 done:
@@ -151,9 +161,8 @@ done:
 
 re_status re_cfg_parse_file(const char *path, re_cfg **out) {
   *out = NULL;
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return re_err(RE_EIO, "%s: cannot open: %s", path, strerror(errno));
+  FILE *f;
+  RE_TRY(re_fopen_regular(path, &f));
   char *buf = NULL;
   re_status st = re_malloc(RE_CFG_MAX_BYTES + 1, 1, &buf);
   if (st != RE_OK) {

@@ -139,13 +139,12 @@ re_status re_ds_check_finite(const float *x, int64_t rows, int64_t dim, int64_t 
 
 re_status re_ds_map_file(const char *path, re_ds_map *m) {
   memset(m, 0, sizeof *m);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return re_err(RE_EIO, "%s: cannot open: %s", path, strerror(errno));
+  int fd;
+  RE_TRY(re_open_regular(path, &fd));
   struct stat sb;
   re_status st = RE_OK;
-  if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-    st = re_err(RE_EIO, "%s: not a regular file", path);
+  if (fstat(fd, &sb) != 0) {
+    st = re_err(RE_EIO, "%s: cannot read its status: %s", path, strerror(errno));
     goto done;
   }
   m->len = sb.st_size;

@@ -90,6 +90,8 @@ static void stream_close(wds_ds *d) {
 static re_status stream_open(wds_ds *d, int s) {
   stream_close(d);
   const char *name = d->shards[s].name;
+  if (!d->mem)
+    RE_TRY(re_check_regular(name));
   struct archive *ar = archive_read_new();
   if (!ar)
     return re_err(RE_ENOMEM, "%s: cannot allocate a tar reader", name);
@@ -497,6 +499,30 @@ static void wds_close(void *impl) {
 
 static const re_ds_ops wds_ops = {wds_read, wds_close};
 
+/* "auto": the input member of the first sample, .png when it has one, else .npy. */
+static re_status detect_input(wds_ds *d) {
+  RE_TRY(stream_open(d, 0));
+  int eof = 0;
+  re_status st = next_sample(d, MODE_SKIP, &eof);
+  const char *ext = "png";
+  int png = 0, npy = 0;
+  for (int k = 0; st == RE_OK && !eof && k < d->s.nexts; k++) {
+    png |= !strcmp(d->s.exts[k], "png");
+    npy |= !strcmp(d->s.exts[k], "npy");
+  }
+  if (st == RE_OK && !eof && !png && !npy)
+    st = re_err(RE_EFORMAT, "%s: sample '%s' has neither a '.png' nor a '.npy' member", d->shards[0].name, d->key);
+  if (!png && npy)
+    ext = "npy";
+  stream_close(d);
+  free(d->input_ext);
+  d->input_ext = NULL;
+  if (st == RE_OK)
+    st = re_strdup(ext, &d->input_ext);
+  d->kind = !strcmp(ext, "png") ? IN_PNG : IN_NPY;
+  return st;
+}
+
 static re_status open_common(const char *const *shards, int nshards, const void *mem, int64_t mem_len,
                              const char *input_ext, const char *label_ext, re_dataset **out) {
   re_status st = RE_OK;
@@ -504,10 +530,12 @@ static re_status open_common(const char *const *shards, int nshards, const void 
   *out = NULL;
   if (nshards < 1)
     return re_err(RE_EINVAL, "WebDataset: no shards given");
-  if (!input_ext || (strcmp(input_ext, "png") && strcmp(input_ext, "npy")))
-    return re_err(RE_EINVAL, "WebDataset: input extension '%s' is not supported (png or npy)",
-                  input_ext ? input_ext : "(null)");
-  if (label_ext && (!*label_ext || !strcmp(label_ext, input_ext)))
+  int detect = !input_ext || !strcmp(input_ext, "auto");
+  if (detect)
+    input_ext = "png"; /* until the first sample says */
+  if (strcmp(input_ext, "png") && strcmp(input_ext, "npy"))
+    return re_err(RE_EINVAL, "WebDataset: input extension '%s' is not supported (png, npy or auto)", input_ext);
+  if (label_ext && (!*label_ext || !strcmp(label_ext, "png") || !strcmp(label_ext, "npy")))
     return re_err(RE_EINVAL, "WebDataset: label extension '%s' must be non-empty and differ from the input's",
                   label_ext);
   RE_CHECK(re_calloc(1, sizeof *d, &d));
@@ -527,6 +555,8 @@ static re_status open_common(const char *const *shards, int nshards, const void 
       goto done;
     }
   }
+  if (detect)
+    RE_CHECK(detect_input(d));
   for (int s = 0; s < nshards; s++)
     RE_CHECK(scan_shard(d, s));
   re_dataset_info info = {0};

@@ -241,14 +241,10 @@ re_status re_npy_open(const char *path, re_npy **out) {
   *out = NULL;
   RE_CHECK(re_calloc(1, sizeof *a, &a));
   RE_CHECK(re_strdup(path, &a->name));
-  fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    st = re_err(RE_EIO, "%s: cannot open: %s", path, strerror(errno));
-    goto done;
-  }
+  RE_CHECK(re_open_regular(path, &fd));
   struct stat sb;
-  if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-    st = re_err(RE_EIO, "%s: not a regular file", path);
+  if (fstat(fd, &sb) != 0) {
+    st = re_err(RE_EIO, "%s: cannot read its status: %s", path, strerror(errno));
     goto done;
   }
   if (sb.st_size < 10) {

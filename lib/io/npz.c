@@ -16,6 +16,7 @@ struct re_npz {
 };
 
 static re_status open_archive(const char *path, struct archive **out) {
+  RE_TRY(re_check_regular(path));
   struct archive *ar = archive_read_new();
   if (!ar)
     return re_err(RE_ENOMEM, "%s: cannot allocate a libarchive reader", path);
@@ -76,6 +77,10 @@ re_status re_npz_open(const char *path, re_npz **out) {
       goto done;
     }
     z->names[z->count++] = key;
+  }
+  if (z->count == 0) { /* also what a torch.save zip without its pickle would look like */
+    st = re_err(RE_EFORMAT, "%s: no .npy member in the archive (an .npz holds arrays as <name>.npy members)", path);
+    goto done;
   }
   *out = z;
   z = NULL;

@@ -6,7 +6,7 @@
  * tensor byte is touched: the tensors, sorted by offset, must tile the data buffer
  * exactly (no holes, no overlaps, nothing after the last one). Tensors are listed
  * in header order and point straight into the caller's buffer (the file's mmap). */
-#include "ckpt_internal.h"
+#include "ckpt_reader.h"
 #include "jsonparse.h"
 
 #include <stdio.h>
@@ -266,7 +266,25 @@ done:
   return st;
 }
 
-re_status re_safetensors_load(re_ckpt *c) {
-  RE_TRY(re_ckpt_map_file(c));
-  return re_safetensors_parse(c, (const uint8_t *)c->map, c->map_len);
+static re_status st_probe(const re_ckpt_probe *p, int *match) {
+  *match = !p->is_dir && p->nhead >= 9 && p->head[8] == '{';
+  return RE_OK;
 }
+
+static re_status st_open(const char *path, const re_ckpt_options *opt, re_ckpt **out) {
+  re_ckpt *c = NULL;
+  (void)opt;
+  *out = NULL;
+  RE_TRY(re_ckpt_alloc(path, RE_CKPT_SAFETENSORS, &c));
+  re_status st = re_ckpt_map_file(c);
+  if (st == RE_OK)
+    st = re_safetensors_parse(c, (const uint8_t *)c->map, c->map_len);
+  if (st != RE_OK) {
+    re_ckpt_close(&c);
+    return st;
+  }
+  *out = c;
+  return RE_OK;
+}
+
+const re_ckpt_reader re_ckpt_reader_safetensors = {"safetensors", st_probe, st_open};

@@ -19,6 +19,7 @@
  * skipped. A leading "module." (DataParallel) is stripped from tensor names
  * unless keep_module_prefix is set. */
 #include "torch_ckpt.h"
+#include "ckpt_reader.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -48,6 +49,17 @@ static int host_is_big_endian(void) {
   return b == 0;
 }
 
+static int ends_with(const char *s, const char *suffix) {
+  size_t n = strlen(s), m = strlen(suffix);
+  return n >= m && !strcmp(s + n - m, suffix);
+}
+
+/* "<p>/version" or "<p>/data/<key>": members only torch.save writes besides the pickle. */
+static int is_torch_marker(const char *n) {
+  const char *slash = strchr(n, '/');
+  return slash && slash != n && (ends_with(n, "/version") || strstr(n, "/data/"));
+}
+
 /* The single "<prefix>/data.pkl" member with a one-component prefix. */
 static re_status find_prefix(tload *t) {
   const re_zip_member *found = NULL;
@@ -63,9 +75,26 @@ static re_status find_prefix(tload *t) {
       return re_err(RE_EFORMAT, "%s: two pickles '%s' and '%s' in one archive", t->c->path, found->name, n);
     found = &t->z.m[k];
   }
-  if (!found)
+  if (!found) {
+    /* say why: a pickle too deep, or torch.save members around a missing pickle */
+    const char *deep = NULL, *marker = NULL;
+    for (int64_t k = 0; k < t->z.count; k++) {
+      const char *n = t->z.m[k].name;
+      if (!deep && (ends_with(n, "/data.pkl") || !strcmp(n, "data.pkl")))
+        deep = n;
+      else if (!marker && is_torch_marker(n))
+        marker = n;
+    }
+    if (deep)
+      return re_err(RE_EFORMAT, "%s: zip archive without a '<prefix>/data.pkl' member: '%s' is not one (the "
+                    "prefix must be a single folder)", t->c->path, deep);
+    if (marker)
+      return re_err(RE_EFORMAT, "%s: zip archive without a '<prefix>/data.pkl' member: '%s' belongs to a "
+                    "torch.save archive, but '%.*s/data.pkl' is missing", t->c->path, marker,
+                    (int)(strchr(marker, '/') - marker), marker);
     return re_err(RE_EFORMAT, "%s: zip archive without a '<prefix>/data.pkl' member (not a torch.save file)",
                   t->c->path);
+  }
   size_t plen = strlen(found->name) - 9;
   if (plen >= sizeof t->prefix)
     return re_err(RE_EFORMAT, "%s: archive prefix longer than %zu bytes", t->c->path, sizeof t->prefix - 1);
@@ -385,7 +414,71 @@ done:
   return st;
 }
 
-re_status re_torch_load(re_ckpt *c, const re_ckpt_options *opt) {
-  RE_TRY(re_ckpt_map_file(c));
-  return re_torch_parse(c, (const uint8_t *)c->map, c->map_len, opt);
+/* ---- the reader entry ------------------------------------------------- */
+
+/* A zip is a torch.save archive when a member is named like one: "data.pkl" at any
+ * depth, or "<p>/version" or "<p>/data/<key>" in an archive without .npy members
+ * (an .npz could hold "<p>/data/x.npy"). Deciding by content, not by the name of the
+ * file, means an archive that lost its pickle is refused naming it instead of being
+ * read as an empty .npz. */
+static re_status zip_is_torch(const char *path, int *match) {
+  struct archive *ar = archive_read_new();
+  if (!ar)
+    return re_err(RE_ENOMEM, "%s: cannot allocate a libarchive reader", path);
+  archive_read_support_format_zip_seekable(ar);
+  if (re_check_regular(path) != RE_OK) {
+    archive_read_free(ar);
+    return RE_EIO;
+  }
+  if (archive_read_open_filename(ar, path, 1 << 16) != ARCHIVE_OK) {
+    re_status st = re_err(RE_EFORMAT, "%s: unreadable zip archive: %s", path, archive_error_string(ar));
+    archive_read_free(ar);
+    return st;
+  }
+  struct archive_entry *e;
+  int pickle = 0, marker = 0, npy = 0;
+  while (!pickle && archive_read_next_header(ar, &e) == ARCHIVE_OK) {
+    const char *n = archive_entry_pathname(e);
+    if (!n)
+      continue;
+    pickle = ends_with(n, "/data.pkl") || !strcmp(n, "data.pkl");
+    marker |= is_torch_marker(n);
+    npy |= ends_with(n, ".npy");
+  }
+  archive_read_free(ar);
+  *match = pickle || (marker && !npy);
+  return RE_OK;
 }
+
+static re_status torch_probe(const re_ckpt_probe *p, int *match) {
+  *match = 0;
+  if (p->is_dir)
+    return RE_OK;
+  if (p->nhead >= 2 && p->head[0] == 0x80) { /* a bare pickle: refused by torch_open */
+    *match = 1;
+    return RE_OK;
+  }
+  if (p->nhead >= 4 && !memcmp(p->head, "PK\x03\x04", 4))
+    return zip_is_torch(p->path, match);
+  return RE_OK;
+}
+
+static re_status torch_open(const char *path, const re_ckpt_options *opt, re_ckpt **out) {
+  re_ckpt *c = NULL;
+  *out = NULL;
+  RE_TRY(re_ckpt_alloc(path, RE_CKPT_TORCH, &c));
+  re_status st = re_ckpt_map_file(c);
+  if (st == RE_OK && ((const uint8_t *)c->map)[0] == 0x80) /* torch.save(..., _use_new_zipfile_serialization=False) */
+    st = re_err(RE_EUNSUPPORTED, "%s: legacy (pre-1.6, non-zip) PyTorch checkpoint; re-save it with torch.save in a "
+                "current PyTorch or convert it to safetensors", path);
+  if (st == RE_OK)
+    st = re_torch_parse(c, (const uint8_t *)c->map, c->map_len, opt);
+  if (st != RE_OK) {
+    re_ckpt_close(&c);
+    return st;
+  }
+  *out = c;
+  return RE_OK;
+}
+
+const re_ckpt_reader re_ckpt_reader_torch = {"pytorch", torch_probe, torch_open};

@@ -11,17 +11,13 @@
 
 #define MAX_LISTED 24
 
-typedef struct ctx {
-  const re_ckpt *ck;
-  unsigned char *used;
-  char report[1900];
-  size_t len;
-  int problems;
-  int64_t max_numel, max_work, max_batch;
-} ctx;
+typedef re_bind_ctx ctx;
 
-static void note(ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void note(ctx *c, const char *fmt, ...) {
+#define note re_bind_note
+#define param re_bind_param
+#define shape_error re_bind_shape_error
+
+void re_bind_note(ctx *c, const char *fmt, ...) {
   c->problems++;
   if (c->problems > MAX_LISTED || c->len + 4 >= sizeof c->report)
     return;
@@ -47,27 +43,42 @@ static void fmt_shape(char *buf, size_t cap, int nd, const int64_t *d) {
     snprintf(buf + n, cap - n, "]");
 }
 
-static void key_of(const re_mod *m, const char *suffix, char *key, size_t cap) {
+static void key_of(const ctx *c, const re_mod *m, const char *suffix, char *key, size_t cap) {
   if (suffix[0] == '=')
-    snprintf(key, cap, "%s", suffix + 1);
+    snprintf(key, cap, "%s%s", c->prefix, suffix + 1);
   else if (m->name[0])
-    snprintf(key, cap, "%s.%s", m->name, suffix);
+    snprintf(key, cap, "%s%s.%s", c->prefix, m->name, suffix);
   else
-    snprintf(key, cap, "%s", suffix);
+    snprintf(key, cap, "%s%s", c->prefix, suffix);
+}
+
+void re_bind_skip(ctx *c, const re_mod *m, const char *suffix) {
+  char key[1200];
+  int64_t idx;
+  key_of(c, m, suffix, key, sizeof key);
+  if (re_ckpt_find(c->ck, key, &idx) == RE_OK)
+    c->used[idx] = 1;
+  re_err_clear();
+}
+
+void re_bind_work(ctx *c, int64_t floats) {
+  if (floats > c->max_work)
+    c->max_work = floats;
 }
 
 /* Fetch tensor <module>.<suffix> with nd dims; dims[k] < 0 are inferred from the
  * checkpoint. Returns 1 when found with a matching shape (then *dst is loaded, if
  * dst != NULL), 0 otherwise (the problem is noted when required). */
-static int param(ctx *c, const re_mod *m, const char *suffix, int nd, int64_t *dims, int required, float **dst) {
+int re_bind_param(ctx *c, const re_mod *m, const char *suffix, int nd, int64_t *dims, int required, float **dst) {
   char key[1200], want[160], got[160];
   int64_t idx;
-  key_of(m, suffix, key, sizeof key);
+  key_of(c, m, suffix, key, sizeof key);
   if (re_ckpt_find(c->ck, key, &idx) != RE_OK) {
     re_err_clear();
     if (required) {
       fmt_shape(want, sizeof want, nd, dims);
-      note(c, "missing tensor '%s' %s for %s '%s'", key, want, re_mod_type_name(m->type), m->name);
+      note(c, "missing tensor '%s' %s for %s '%s'%s%s", key, want, re_mod_type_name(m->type), m->name,
+           m->why ? " " : "", m->why ? m->why : "");
     }
     return 0;
   }
@@ -79,7 +90,8 @@ static int param(ctx *c, const re_mod *m, const char *suffix, int nd, int64_t *d
   if (!ok) {
     fmt_shape(want, sizeof want, nd, dims);
     fmt_shape(got, sizeof got, ti->ndim, ti->shape);
-    note(c, "tensor '%s' has shape %s but %s '%s' expects %s", key, got, re_mod_type_name(m->type), m->name, want);
+    note(c, "tensor '%s' has shape %s but %s '%s' expects %s%s%s", key, got, re_mod_type_name(m->type), m->name,
+         want, m->why ? " " : "", m->why ? m->why : "");
     return 0;
   }
   for (int k = 0; k < nd; k++)
@@ -99,8 +111,7 @@ static int param(ctx *c, const re_mod *m, const char *suffix, int nd, int64_t *d
   return 1;
 }
 
-static re_status shape_error(const re_mod *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static re_status shape_error(const re_mod *m, const char *fmt, ...) {
+re_status re_bind_shape_error(const re_mod *m, const char *fmt, ...) {
   char msg[1024];
   va_list ap;
   va_start(ap, fmt);
@@ -125,7 +136,7 @@ static int bias_param(ctx *c, re_mod *m, int64_t n) {
   if (m->bias == 0) {
     char key[1200];
     int64_t idx;
-    key_of(m, "bias", key, sizeof key);
+    key_of(c, m, "bias", key, sizeof key);
     if (re_ckpt_find(c->ck, key, &idx) == RE_OK) {
       c->used[idx] = 1;
       note(c, "tensor '%s' present but %s '%s' is declared without bias", key, re_mod_type_name(m->type), m->name);
@@ -143,15 +154,24 @@ static re_status bind_linear(ctx *c, re_mod *m, re_shape in) {
     return shape_error(m, "input is an image (%lld, %lld, %lld): add a flatten module before it", (long long)in.d[0],
                        (long long)in.d[1], (long long)in.d[2]);
   int64_t feat = in.d[in.rank - 1];
+  /* sizes from a config (m->why set) are known: binding goes on after a problem so
+   * that every mismatch is listed */
+  int sized = m->why && m->in != RE_UNSET && m->out != RE_UNSET;
   int64_t d[2] = {m->out, m->in};
-  if (!param(c, m, "weight", 2, d, 1, &m->w))
+  if (m->weight_t) /* GPT-2's Conv1D stores (in, out) */
+    d[0] = m->in, d[1] = m->out;
+  int ok = param(c, m, "weight", 2, d, 1, &m->w);
+  if (!ok && !sized)
     return RE_EFORMAT;
-  if (d[1] != feat)
+  int64_t win = m->weight_t ? d[0] : d[1], wout = m->weight_t ? d[1] : d[0];
+  if (ok && win != feat)
     return shape_error(m, "its input has %lld features per %s but weight %s.weight expects %lld", (long long)feat,
-                       in.rank == 2 ? "token" : "sample", m->name, (long long)d[1]);
-  m->in = d[1];
-  m->out = d[0];
-  if (!bias_param(c, m, m->out))
+                       in.rank == 2 ? "token" : "sample", m->name, (long long)win);
+  if (ok) {
+    m->in = win;
+    m->out = wout;
+  }
+  if (!bias_param(c, m, m->out) && !sized)
     return RE_EFORMAT;
   m->out_shape = in;
   m->out_shape.d[in.rank - 1] = m->out;
@@ -216,7 +236,7 @@ static re_status bind_bn(ctx *c, re_mod *m, re_shape in) {
   int hb = param(c, m, "bias", 1, d, 0, &b);
   char key[1200];
   int64_t idx;
-  key_of(m, "num_batches_tracked", key, sizeof key);
+  key_of(c, m, "num_batches_tracked", key, sizeof key);
   if (re_ckpt_find(c->ck, key, &idx) == RE_OK)
     c->used[idx] = 1;
   re_err_clear();
@@ -244,9 +264,10 @@ static re_status bind_ln(ctx *c, re_mod *m, re_shape in) {
   int64_t D = in.d[in.rank - 1], d[1] = {D};
   if (m->out != RE_UNSET && m->out != D)
     return shape_error(m, "normalizes %lld features but its input has %lld", (long long)m->out, (long long)D);
-  param(c, m, "weight", 1, d, 0, &m->w);
+  int req = m->why != NULL; /* a Hugging Face LayerNorm has both */
+  param(c, m, "weight", 1, d, req, &m->w);
   d[0] = D;
-  param(c, m, "bias", 1, d, 0, &m->b);
+  param(c, m, "bias", 1, d, req, &m->b);
   m->out = D;
   if (m->eps <= 0)
     m->eps = 1e-5;
@@ -400,6 +421,12 @@ static re_status bind(ctx *c, re_mod *m, re_shape in) {
       return shape_error(m, "needs token input (T, D), got rank %d", in.rank);
     m->out_shape = (re_shape){1, {in.d[1], 0, 0}};
     break;
+  case RE_MOD_EMBEDDING:
+  case RE_MOD_EMBED_SUM:
+  case RE_MOD_RMSNORM:
+  case RE_MOD_ATTENTION:
+  case RE_MOD_GATED_MLP:
+  case RE_MOD_DECODER_BLOCK: st = re_bind_transformer(c, m, in); break;
   default: return shape_error(m, "unknown module type");
   }
   if (st != RE_OK)
@@ -414,12 +441,28 @@ static re_status bind(ctx *c, re_mod *m, re_shape in) {
   return RE_OK;
 }
 
+re_status re_bind_module(ctx *c, re_mod *m, re_shape in) { return bind(c, m, in); }
+
+/* Tensors a Hugging Face model folder may hold that no module uses: heads outside the
+ * base model's prefix (lm_head, embed_out, score, ...) and the output embedding. */
+static int hf_ignored(const ctx *c, const char *name) {
+  size_t lp = strlen(c->prefix);
+  if (lp && strncmp(name, c->prefix, lp))
+    return 1;
+  return !strncmp(name, "lm_head.", 8);
+}
+
 re_status re_mod_bind(re_mod *root, re_shape in, const re_ckpt *ck, int64_t max_batch, int64_t *max_numel,
                       int64_t *max_work) {
   ctx c;
   memset(&c, 0, sizeof c);
   c.ck = ck;
+  c.prefix = root->prefix ? root->prefix : "";
   c.max_batch = max_batch;
+  c.block_q = c.block_k = 64;
+  const char *blk = getenv("REPEVAL_ATTN_BLOCK"); /* attention block size (tuning and tests) */
+  if (blk && atoll(blk) >= 1 && atoll(blk) <= 4096)
+    c.block_q = c.block_k = atoll(blk);
   RE_TRY(re_calloc(re_ckpt_count(ck) + 1, 1, &c.used));
   track(&c, &in);
   re_status st = bind(&c, root, in);
@@ -429,7 +472,8 @@ re_status re_mod_bind(re_mod *root, re_shape in, const re_ckpt *ck, int64_t max_
     for (int64_t i = 0; i < re_ckpt_count(ck); i++) {
       const re_tensor_info *ti = re_ckpt_info(ck, i);
       size_t n = strlen(ti->name);
-      if (c.used[i] || (n >= 19 && !strcmp(ti->name + n - 19, "num_batches_tracked")))
+      if (c.used[i] || (n >= 19 && !strcmp(ti->name + n - 19, "num_batches_tracked")) ||
+          (root->tokens && hf_ignored(&c, ti->name)))
         continue;
       char got[160];
       fmt_shape(got, sizeof got, ti->ndim, ti->shape);

@@ -7,50 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bind.h"
-
-#define MAX_POOL 64
-
-typedef struct tap {
-  re_mod *m;
-  re_tap_mode mode;
-  int64_t dim, rows_per_sample;
-  float *data; /* bmax * rows_per_sample * dim */
-} tap;
-
-/* Activation buffers and kernel workspace; several nets that run one after the
- * other can share one pool (re_net_share_pool), so memory does not grow with
- * the number of loaded checkpoints. */
-typedef struct pool {
-  float *bufs[MAX_POOL];
-  unsigned char busy[MAX_POOL];
-  int nbufs;
-  int64_t buf_floats; /* capacity of every buffer */
-  float *work;
-  int64_t work_floats;
-  int refs;
-} pool;
-
-struct re_net {
-  re_mod *root;
-  re_shape input;
-  int64_t bmax, max_numel, max_work;
-  pool *pool;
-  tap *taps;
-  int ntaps;
-  re_mod **order;
-  int64_t norder;
-  int64_t B;
-};
-
-typedef struct act {
-  float *p;
-  int own; /* p is a pool buffer now owned by the holder */
-} act;
+#include "net.h"
 
 /* ---- buffer pool -------------------------------------------------------- */
 
-static re_status acquire(re_net *n, float **out) {
+re_status re_net_acquire(re_net *n, float **out) {
   pool *p = n->pool;
   for (int k = 0; k < p->nbufs; k++)
     if (!p->busy[k]) {
@@ -66,7 +27,7 @@ static re_status acquire(re_net *n, float **out) {
   return RE_OK;
 }
 
-static void release(re_net *n, act a) {
+void re_net_release(re_net *n, act a) {
   if (!a.own)
     return;
   for (int k = 0; k < n->pool->nbufs; k++)
@@ -74,124 +35,26 @@ static void release(re_net *n, act a) {
       n->pool->busy[k] = 0;
 }
 
-/* Make the pool fit this net: buffers of bmax x max_numel floats and its workspace. */
-static re_status pool_fit(pool *p, int64_t buf_floats, int64_t work_floats) {
-  if (buf_floats > p->buf_floats) {
-    for (int k = 0; k < p->nbufs; k++)
-      free(p->bufs[k]);
-    p->nbufs = 0;
-    p->buf_floats = buf_floats;
-  }
-  if (work_floats > p->work_floats) {
-    free(p->work);
-    p->work = NULL;
-    p->work_floats = 0;
-    RE_TRY(re_malloc(work_floats, sizeof(float), &p->work));
-    p->work_floats = work_floats;
-  }
-  return RE_OK;
-}
-
-static void pool_unref(pool **pp) {
-  pool *p = *pp;
-  if (!p || --p->refs > 0) {
-    *pp = NULL;
-    return;
-  }
-  for (int k = 0; k < p->nbufs; k++)
-    free(p->bufs[k]);
-  free(p->work);
-  free(p);
-  *pp = NULL;
-}
-
-re_status re_net_share_pool(re_net *n, re_net *owner) {
-  if (n->pool == owner->pool)
-    return RE_OK;
-  RE_TRY(pool_fit(owner->pool, n->bmax * n->max_numel, n->max_work > 0 ? n->max_work : 1));
-  pool_unref(&n->pool);
-  n->pool = owner->pool;
-  n->pool->refs++;
-  return RE_OK;
-}
-
-/* An output buffer for an elementwise op on x: x itself when owned, else a new one. */
-static re_status out_for(re_net *n, act x, act *y) {
+re_status re_net_out_for(re_net *n, act x, act *y) {
   if (x.own) {
     *y = x;
     return RE_OK;
   }
   y->own = 1;
-  return acquire(n, &y->p);
+  return re_net_acquire(n, &y->p);
 }
 
-/* A fresh output buffer; releases x afterwards is the caller's job. */
-static re_status fresh(re_net *n, act *y) {
+re_status re_net_fresh(re_net *n, act *y) {
   y->own = 1;
-  return acquire(n, &y->p);
-}
-
-/* ---- taps ---------------------------------------------------------------- */
-
-static void capture(re_net *n, re_mod *m, const float *y) {
-  const re_shape *s = &m->out_shape;
-  int64_t numel = re_shape_numel(s), B = n->B;
-  for (int t = 0; t < n->ntaps; t++) {
-    tap *tp = &n->taps[t];
-    if (tp->m != m)
-      continue;
-    switch (tp->mode) {
-    case RE_TAP_FLATTEN:
-      memcpy(tp->data, y, sizeof(float) * (size_t)(B * numel));
-      break;
-    case RE_TAP_POOL_MEAN:
-      if (s->rank == 1) {
-        memcpy(tp->data, y, sizeof(float) * (size_t)(B * numel));
-      } else if (s->rank == 3) { /* mean over H*W per channel */
-        int64_t C = s->d[0], hw = s->d[1] * s->d[2];
-        for (int64_t b = 0; b < B; b++)
-          for (int64_t c = 0; c < C; c++) {
-            const float *v = y + (b * C + c) * hw;
-            double acc = 0;
-            for (int64_t k = 0; k < hw; k++)
-              acc += v[k];
-            tp->data[b * C + c] = (float)(acc / (double)hw);
-          }
-      } else { /* mean over tokens */
-        int64_t T = s->d[0], D = s->d[1];
-        for (int64_t b = 0; b < B; b++)
-          for (int64_t d = 0; d < D; d++) {
-            double acc = 0;
-            for (int64_t k = 0; k < T; k++)
-              acc += y[(b * T + k) * D + d];
-            tp->data[b * D + d] = (float)(acc / (double)T);
-          }
-      }
-      break;
-    case RE_TAP_CLS: {
-      int64_t T = s->d[0], D = s->d[1];
-      for (int64_t b = 0; b < B; b++)
-        memcpy(tp->data + b * D, y + b * T * D, sizeof(float) * (size_t)D);
-      break;
-    }
-    case RE_TAP_SPATIAL:
-      if (s->rank == 2) {
-        memcpy(tp->data, y, sizeof(float) * (size_t)(B * numel));
-      } else { /* (C, H*W) -> (H*W, C) per image */
-        int64_t C = s->d[0], hw = s->d[1] * s->d[2];
-        for (int64_t b = 0; b < B; b++)
-          for (int64_t c = 0; c < C; c++)
-            for (int64_t k = 0; k < hw; k++)
-              tp->data[(b * hw + k) * C + c] = y[(b * C + c) * hw + k];
-      }
-      break;
-    }
-  }
+  return re_net_acquire(n, &y->p);
 }
 
 /* ---- executor ------------------------------------------------------------ */
 
-static re_status run(re_net *n, re_mod *m, act x, act *y);
+#define run re_net_run
+#define out_for re_net_out_for
+#define fresh re_net_fresh
+#define release re_net_release
 
 static re_status run_seq(re_net *n, re_mod *m, act x, act *y) {
   act cur = x;
@@ -307,7 +170,10 @@ static re_status run_leaf(re_net *n, re_mod *m, act x, act *y) {
   switch (m->type) {
   case RE_MOD_LINEAR: {
     int64_t rows = B * in_numel / m->in;
-    re_op_linear(x.p, rows, m->in, m->w, m->b, m->out, y->p);
+    if (m->weight_t)
+      re_op_linear_t(x.p, rows, m->in, m->w, m->b, m->out, y->p);
+    else
+      re_op_linear(x.p, rows, m->in, m->w, m->b, m->out, y->p);
     break;
   }
   case RE_MOD_CONV2D: re_op_conv2d(&m->geom, x.p, B, m->w, m->b, y->p, n->pool->work); break;
@@ -345,7 +211,7 @@ static re_status run_leaf(re_net *n, re_mod *m, act x, act *y) {
   return RE_OK;
 }
 
-static re_status run(re_net *n, re_mod *m, act x, act *y) {
+re_status re_net_run(re_net *n, re_mod *m, act x, act *y) {
   re_status st;
   switch (m->type) {
   case RE_MOD_SEQ: st = run_seq(n, m, x, y); break;
@@ -363,174 +229,16 @@ static re_status run(re_net *n, re_mod *m, act x, act *y) {
     st = run_seq(n, m, t, y);
     break;
   }
+  case RE_MOD_EMBEDDING:
+  case RE_MOD_EMBED_SUM:
+  case RE_MOD_RMSNORM:
+  case RE_MOD_ATTENTION:
+  case RE_MOD_GATED_MLP:
+  case RE_MOD_DECODER_BLOCK: st = re_net_run_transformer(n, m, x, y); break;
   default: st = run_leaf(n, m, x, y); break;
   }
   if (st == RE_OK && m->tap >= 0)
-    capture(n, m, y->p);
+    re_net_capture(n, m, y->p);
   return st;
 }
 
-/* ---- the net ------------------------------------------------------------- */
-
-static re_status collect(re_net *n, re_mod *m) {
-  if (m->name[0]) {
-    RE_TRY(re_realloc(&n->order, n->norder + 1, sizeof(re_mod *)));
-    n->order[n->norder++] = m;
-  }
-  for (int k = 0; k < m->n; k++)
-    RE_TRY(collect(n, m->child[k]));
-  return RE_OK;
-}
-
-re_status re_net_create(const re_model *model, const re_ckpt *ck, int input_rank, const int64_t *input,
-                        int64_t max_batch, re_net **out) {
-  re_status st = RE_OK;
-  re_net *n = NULL;
-  *out = NULL;
-  if (max_batch < 1)
-    return re_err(RE_EINVAL, "forward: max_batch must be positive");
-  RE_CHECK(re_calloc(1, sizeof *n, &n));
-  n->bmax = max_batch;
-  if (input_rank > 0) {
-    if (input_rank != 1 && input_rank != 3) {
-      st = re_err(RE_EINVAL, "forward: input must be (features) or (channels, height, width)");
-      goto done;
-    }
-    if ((st = re_model_check_input(model, input_rank, input)) != RE_OK)
-      goto done;
-    n->input.rank = input_rank;
-    for (int k = 0; k < input_rank; k++)
-      n->input.d[k] = input[k];
-    if (input_rank == 1 && re_model_input(model, n->input.d) == 3) /* flat data, read as (C, H, W) */
-      n->input.rank = 3;
-  } else {
-    n->input.rank = re_model_input(model, n->input.d);
-  }
-  RE_CHECK(re_model_build(model, ck, &n->root, &n->input));
-  if (n->input.rank == 0) { /* an MLP whose first layer tells its width */
-    re_mod *first = n->root->n ? n->root->child[0] : NULL;
-    int64_t idx;
-    char key[1200];
-    if (first && first->type == RE_MOD_LINEAR) {
-      snprintf(key, sizeof key, "%s.weight", first->name);
-      if (re_ckpt_find(ck, key, &idx) == RE_OK && re_ckpt_info(ck, idx)->ndim == 2) {
-        n->input.rank = 1;
-        n->input.d[0] = re_ckpt_info(ck, idx)->shape[1];
-      }
-    }
-    if (n->input.rank == 0) {
-      st = re_err(RE_EINVAL, "forward: the input size is unknown; give it in the model description ('input:') "
-                             "or through the dataset");
-      goto done;
-    }
-  }
-  RE_CHECK(re_mod_bind(n->root, n->input, ck, max_batch, &n->max_numel, &n->max_work));
-  RE_CHECK(re_calloc(1, sizeof(pool), &n->pool));
-  n->pool->refs = 1;
-  RE_CHECK(pool_fit(n->pool, n->bmax * n->max_numel, n->max_work > 0 ? n->max_work : 1));
-  RE_CHECK(collect(n, n->root));
-  *out = n;
-  n = NULL;
-done:
-  re_net_destroy(&n);
-  return st;
-}
-
-void re_net_destroy(re_net **pn) {
-  re_net *n = *pn;
-  if (!n)
-    return;
-  re_mod_free(n->root);
-  pool_unref(&n->pool);
-  for (int t = 0; t < n->ntaps; t++)
-    free(n->taps[t].data);
-  free(n->taps);
-  free(n->order);
-  free(n);
-  *pn = NULL;
-}
-
-re_status re_tap_mode_parse(const char *s, re_tap_mode *mode) {
-  static const char *names[] = {"flatten", "mean", "cls", "spatial"};
-  for (int k = 0; k < 4; k++)
-    if (!strcmp(s, names[k])) {
-      *mode = (re_tap_mode)k;
-      return RE_OK;
-    }
-  return re_err(RE_EINVAL, "tap mode '%s' is not one of flatten, mean, cls, spatial", s);
-}
-
-re_status re_net_add_tap(re_net *n, const char *name, re_tap_mode mode, int *index) {
-  re_mod *m = NULL;
-  for (int64_t k = 0; k < n->norder; k++)
-    if (!strcmp(n->order[k]->name, name))
-      m = n->order[k];
-  if (!m) {
-    char list[1200] = "";
-    size_t used = 0;
-    for (int64_t k = 0; k < n->norder && used + 64 < sizeof list; k++)
-      used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", k ? ", " : "", n->order[k]->name);
-    return re_err(RE_EINVAL, "no module named '%s' to tap (modules: %s%s)", name, list,
-                  used + 64 >= sizeof list ? ", ..." : "");
-  }
-  const re_shape *s = &m->out_shape;
-  tap t = {m, mode, 0, 1, NULL};
-  switch (mode) {
-  case RE_TAP_FLATTEN: t.dim = re_shape_numel(s); break;
-  case RE_TAP_POOL_MEAN: t.dim = s->rank == 1 ? s->d[0] : (s->rank == 3 ? s->d[0] : s->d[1]); break;
-  case RE_TAP_CLS:
-    if (s->rank != 2)
-      return re_err(RE_EINVAL, "tap '%s': mode cls needs token outputs (T, D), the module gives rank %d", name,
-                    s->rank);
-    t.dim = s->d[1];
-    break;
-  case RE_TAP_SPATIAL:
-    if (s->rank == 1)
-      return re_err(RE_EINVAL, "tap '%s': mode spatial needs an image or token output, the module gives a vector",
-                    name);
-    t.dim = s->rank == 3 ? s->d[0] : s->d[1];
-    t.rows_per_sample = s->rank == 3 ? s->d[1] * s->d[2] : s->d[0];
-    break;
-  }
-  RE_TRY(re_malloc(n->bmax * t.rows_per_sample, t.dim * (int64_t)sizeof(float), &t.data));
-  re_status st = re_realloc(&n->taps, n->ntaps + 1, sizeof(tap));
-  if (st != RE_OK) {
-    free(t.data);
-    return st;
-  }
-  n->taps[n->ntaps] = t;
-  m->tap = n->ntaps;
-  *index = n->ntaps++;
-  return RE_OK;
-}
-
-void re_net_tap_shape(const re_net *n, int t, int64_t *dim, int64_t *rows_per_sample) {
-  *dim = n->taps[t].dim;
-  *rows_per_sample = n->taps[t].rows_per_sample;
-}
-
-const float *re_net_tap_data(const re_net *n, int t) { return n->taps[t].data; }
-
-re_status re_net_forward(re_net *n, const float *x, int64_t B) {
-  if (B < 1 || B > n->bmax)
-    return re_err(RE_EINVAL, "forward: batch of %lld (allowed 1..%lld)", (long long)B, (long long)n->bmax);
-  n->B = B;
-  act y;
-  re_status st = run(n, n->root, (act){(float *)x, 0}, &y);
-  if (st == RE_OK)
-    release(n, y);
-  for (int k = 0; k < n->pool->nbufs; k++)
-    n->pool->busy[k] = 0;
-  return st;
-}
-
-int64_t re_net_module_count(const re_net *n) { return n->norder; }
-
-void re_net_module(const re_net *n, int64_t i, const char **name, const char **type, int *rank, int64_t *dims) {
-  const re_mod *m = n->order[i];
-  *name = m->name;
-  *type = m->type == RE_MOD_ACT ? "activation" : re_mod_type_name(m->type);
-  *rank = m->out_shape.rank;
-  for (int k = 0; k < m->out_shape.rank; k++)
-    dims[k] = m->out_shape.d[k];
-}

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hf.h"
 #include "module.h"
 
 struct re_model {
@@ -13,6 +14,7 @@ struct re_model {
   int64_t heads;        /* ViT heads (RE_UNSET: D / 64) */
   re_act act;           /* MLP activation */
   re_shape input;       /* declared input (rank 0 if not declared) */
+  re_hf_config *hf;     /* a Hugging Face model folder, or NULL */
 };
 
 static const char *PRESETS[] = {"resnet18",       "resnet34",       "resnet50", "resnet18-cifar",
@@ -24,7 +26,8 @@ static const char *PRESETS[] = {"resnet18",       "resnet34",       "resnet50", 
 static const char *TYPE_NAMES[RE_MOD_TYPE_COUNT] = {
     "sequential", "linear",   "conv2d",        "batchnorm1d",  "batchnorm2d",   "layernorm",   "activation",
     "maxpool2d",  "avgpool2d", "adaptiveavgpool2d", "flatten", "identity",      "basic_block", "bottleneck",
-    "multihead_attention", "encoder_block", "class_token", "vit_encoder", "take_token"};
+    "multihead_attention", "encoder_block", "class_token", "vit_encoder", "take_token", "embedding",
+    "embeddings", "rmsnorm", "attention", "gated_mlp", "decoder_block"};
 
 const char *re_mod_type_name(re_mod_type t) { return (t >= 0 && t < RE_MOD_TYPE_COUNT) ? TYPE_NAMES[t] : "?"; }
 
@@ -57,6 +60,7 @@ re_status re_mod_new(const char *parent, const char *name, re_mod_type type, re_
   m->include_pad = 1;
   m->eps = -1;
   m->tap = -1;
+  m->kv_heads = m->head_dim = RE_UNSET;
   *out = m;
   return RE_OK;
 }
@@ -84,6 +88,14 @@ void re_mod_free(re_mod *m) {
   free(m->shift);
   free(m->w2);
   free(m->b2);
+  free(m->why);
+  free(m->prefix);
+  for (int k = 0; k < m->nalias; k++)
+    free(m->alias[k].name);
+  free(m->alias);
+  free(m->rope_inv);
+  free(m->rope_cos);
+  free(m->rope_sin);
   free(m);
 }
 
@@ -549,6 +561,11 @@ re_status re_model_from_cfg(const re_cfg *desc, re_model **out) {
 
 re_status re_model_load(const char *spec, re_model **out) {
   *out = NULL;
+  if (!is_preset(spec) && re_hf_is_folder(spec)) { /* presets first: a folder called "vit" is no model */
+    re_hf_config *c;
+    RE_TRY(re_hf_config_load(spec, &c));
+    return re_model_from_hf(c, out);
+  }
   if (is_preset(spec)) {
     re_model *m;
     RE_TRY(re_calloc(1, sizeof *m, &m));
@@ -577,6 +594,7 @@ void re_model_destroy(re_model **pm) {
   if (!m)
     return;
   re_cfg_free(&m->owned);
+  re_hf_config_free(&m->hf);
   free(m->preset);
   free(m);
   *pm = NULL;
@@ -588,7 +606,35 @@ int re_model_input(const re_model *m, int64_t *dims) {
   return m->input.rank;
 }
 
+re_status re_model_from_hf(re_hf_config *c, re_model **out) {
+  re_model *m;
+  *out = NULL;
+  re_status st = re_calloc(1, sizeof *m, &m);
+  if (st != RE_OK) {
+    re_hf_config_free(&c);
+    return st;
+  }
+  m->heads = RE_UNSET;
+  m->hf = c;
+  const char *type;
+  st = re_hf_model_type(m->hf, &type); /* an unknown model is refused at once */
+  if (st != RE_OK) {
+    re_model_destroy(&m);
+    return st;
+  }
+  *out = m;
+  return RE_OK;
+}
+
+int re_model_takes_tokens(const re_model *m) { return m->hf != NULL; }
+
 re_status re_model_check_input(const re_model *m, int rank, const int64_t *dims) {
+  if (m->hf) {
+    if (rank != 1)
+      return re_err(RE_ESHAPE, "%s: the model takes token ids, N x T; the data gives %d dimensions per sample",
+                    m->hf->path, rank);
+    return RE_OK;
+  }
   if (m->input.rank == 0)
     return RE_OK;
   int same = m->input.rank == rank;
@@ -619,6 +665,12 @@ re_status re_model_build(const re_model *m, const re_ckpt *ck, re_mod **root, re
   re_mod *r;
   RE_TRY(re_mod_new("", "", RE_MOD_SEQ, &r));
   re_status st;
+  if (m->hf) {
+    re_mod_free(r);
+    if (input->rank != 1)
+      return re_err(RE_EINVAL, "%s: the model takes token ids: give the sequence length", m->hf->path);
+    return re_hf_build(m->hf, ck, input->d[0], root);
+  }
   if (!m->preset)
     st = parse_modules(r, re_cfg_get(m->desc, "modules"), ck);
   else if (!strncmp(m->preset, "resnet", 6))

@@ -26,6 +26,13 @@ typedef enum re_mod_type {
   RE_MOD_CLASS_TOKEN,
   RE_MOD_VIT_ENCODER,
   RE_MOD_TAKE_TOKEN,
+  /* transformer parts (Hugging Face models, see hf_build.c) */
+  RE_MOD_EMBEDDING,     /* token ids (T) -> rows of a table (T, D); or positions when `positions` */
+  RE_MOD_EMBED_SUM,     /* sum of its embedding children, then its other children in order */
+  RE_MOD_RMSNORM,       /* x / sqrt(mean(x^2) + eps) * weight over the last dimension */
+  RE_MOD_ATTENTION,     /* self-attention with its projections as children (q/k/v/o or fused) */
+  RE_MOD_GATED_MLP,     /* down(act(gate(x)) * up(x)): children gate, up, down */
+  RE_MOD_DECODER_BLOCK, /* children: norm 1, attention, norm 2, MLP; pre-norm residuals */
   RE_MOD_TYPE_COUNT
 } re_mod_type;
 
@@ -40,6 +47,25 @@ int64_t re_shape_numel(const re_shape *s);
 #define RE_UNSET (-1)
 /* Largest kernel, stride, padding, dilation or output size a model file may give. */
 #define RE_MAX_WINDOW 65536
+
+/* How an attention module's projections lay out q, k and v. */
+typedef enum re_qkv_layout {
+  RE_QKV_SEPARATE = 0, /* children q_proj, k_proj, v_proj, o_proj (Llama, Mistral, Qwen2) */
+  RE_QKV_FUSED = 1,    /* one projection to [q (all heads) | k | v], then out (GPT-2 c_attn, c_proj) */
+  RE_QKV_FUSED_HEADS = 2 /* one projection to per-head [q_h, k_h, v_h] groups, then out (GPT-NeoX) */
+} re_qkv_layout;
+
+/* Residual wiring of a decoder block with children ln1, attn, ln2, mlp. */
+typedef enum re_residual {
+  RE_RESIDUAL_SEQUENTIAL = 0, /* h = x + attn(ln1(x)); y = h + mlp(ln2(h)) */
+  RE_RESIDUAL_PARALLEL = 1    /* y = x + attn(ln1(x)) + mlp(ln2(x)) (GPT-NeoX use_parallel_residual) */
+} re_residual;
+
+/* A second name for a module's output (transformers' hidden_states.K, last_hidden_state). */
+typedef struct re_alias {
+  char *name;
+  struct re_mod *target;
+} re_alias;
 
 typedef struct re_mod re_mod;
 struct re_mod {
@@ -61,6 +87,26 @@ struct re_mod {
   re_shape in_shape, out_shape;
   re_conv_geom geom;
   int tap; /* -1, or index into the net's taps (the module's output is copied there) */
+  /* transformer parts */
+  int weight_t;          /* linear: weight stored (in x out), as GPT-2's Conv1D */
+  int positions;         /* embedding: look up position ids instead of token ids */
+  int64_t kv_heads, head_dim, rot_dim; /* attention: key/value heads, width per head, rotary dims */
+  int causal;            /* attention: token t sees tokens <= t */
+  double attn_scale;     /* attention: score scale (1/sqrt(head_dim) unless the config says otherwise) */
+  re_qkv_layout qkv;     /* attention: projection layout */
+  re_residual residual;  /* decoder block wiring */
+  re_mod *rope_owner;    /* attention: the module holding the rotary tables (the root) */
+  int64_t block_q, block_k; /* attention: query and key block sizes */
+  char *why;             /* where config-derived sizes come from, for binding errors (owned) */
+  /* root of a Hugging Face model */
+  char *prefix;          /* tensor-name prefix of the checkpoint ("model.", "transformer.", ...; owned) */
+  re_alias *alias;       /* hidden_states.K, last_hidden_state (owned) */
+  int nalias;
+  float *rope_inv;       /* rot_dim / 2 inverse frequencies, as transformers computes them (owned) */
+  int64_t rope_half, rope_len; /* rot_dim / 2, and positions in the tables below */
+  float *rope_cos, *rope_sin;  /* (rope_len, rope_half) tables, made at bind time (owned) */
+  int64_t vocab;         /* token models: rows of the token embedding */
+  int tokens;            /* 1: the input is token ids (T), not features */
 };
 
 /* Allocate a module named parent.name (or name if parent is ""). */

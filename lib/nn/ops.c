@@ -19,6 +19,15 @@ void re_op_linear(const float *x, int64_t M, int64_t K, const float *W, const fl
               bias ? 1.0f : 0.0f, y, (int)N);
 }
 
+void re_op_linear_t(const float *x, int64_t M, int64_t K, const float *W, const float *bias, int64_t N, float *y) {
+  if (bias) {
+    for (int64_t r = 0; r < M; r++)
+      memcpy(y + r * N, bias, sizeof(float) * (size_t)N);
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, x, (int)K, W, (int)N,
+              bias ? 1.0f : 0.0f, y, (int)N);
+}
+
 int64_t re_conv_out(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d) {
   int64_t span = d * (k - 1) + 1; /* extent of one dilated window */
   if (in + 2 * p < span)         /* PyTorch: "Output size is too small" */
@@ -193,6 +202,19 @@ void re_op_layernorm(const float *x, int64_t rows, int64_t D, const float *gamma
   }
 }
 
+void re_op_rmsnorm(const float *x, int64_t rows, int64_t D, const float *gamma, double eps, float *y) {
+  for (int64_t r = 0; r < rows; r++) {
+    const float *s = x + r * D;
+    float *d = y + r * D;
+    double ss = 0;
+    for (int64_t k = 0; k < D; k++)
+      ss += (double)s[k] * s[k];
+    float inv = (float)(1.0 / sqrt(ss / (double)D + eps));
+    for (int64_t k = 0; k < D; k++)
+      d[k] = (s[k] * inv) * (gamma ? gamma[k] : 1.0f);
+  }
+}
+
 void re_op_activation(re_act a, const float *x, int64_t n, float *y) {
   switch (a) {
   case RE_ACT_RELU:
@@ -214,6 +236,13 @@ void re_op_activation(re_act a, const float *x, int64_t n, float *y) {
   case RE_ACT_SIGMOID:
     for (int64_t k = 0; k < n; k++)
       y[k] = 1.0f / (1.0f + expf(-x[k]));
+    break;
+  case RE_ACT_GELU_TANH: /* Hendrycks & Gimpel 2016, the tanh approximation, written with
+                            x/2 (1 + tanh u) = x / (1 + exp(-2u)): one expf instead of tanhf */
+    for (int64_t k = 0; k < n; k++) {
+      float v = x[k];
+      y[k] = v / (1.0f + expf(-1.5957691216057308f * (v + 0.044715f * v * v * v)));
+    }
     break;
   }
 }

@@ -8,6 +8,8 @@
 
 /* y (M x N) = x (M x K) W^T (W: N x K) + bias (N, may be NULL). */
 void re_op_linear(const float *x, int64_t M, int64_t K, const float *W, const float *bias, int64_t N, float *y);
+/* y (M x N) = x (M x K) W (W: K x N, GPT-2's Conv1D layout) + bias (N, may be NULL). */
+void re_op_linear_t(const float *x, int64_t M, int64_t K, const float *W, const float *bias, int64_t N, float *y);
 
 typedef struct re_conv_geom {
   int64_t C, H, W;      /* input */
@@ -32,7 +34,12 @@ void re_op_channel_affine(const float *x, int64_t B, int64_t C, int64_t inner, c
 void re_op_layernorm(const float *x, int64_t rows, int64_t D, const float *gamma, const float *beta, double eps,
                      float *y);
 
-typedef enum re_act { RE_ACT_RELU, RE_ACT_GELU, RE_ACT_SILU, RE_ACT_TANH, RE_ACT_SIGMOID } re_act;
+/* RMSNorm over the last dimension D of (rows, D): x / sqrt(mean(x^2) + eps) * gamma
+ * (Zhang & Sennrich 2019; transformers' LlamaRMSNorm). In place allowed. */
+void re_op_rmsnorm(const float *x, int64_t rows, int64_t D, const float *gamma, double eps, float *y);
+
+/* GELU_TANH: x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), transformers' gelu_new. */
+typedef enum re_act { RE_ACT_RELU, RE_ACT_GELU, RE_ACT_SILU, RE_ACT_TANH, RE_ACT_SIGMOID, RE_ACT_GELU_TANH } re_act;
 /* Elementwise activation of n values. In place allowed. */
 void re_op_activation(re_act a, const float *x, int64_t n, float *y);
 /* y[i] = a[i] + b[i]. In place allowed. */
@@ -51,5 +58,36 @@ void re_op_adaptive_avgpool2d(const float *x, int64_t B, int64_t C, int64_t H, i
 int64_t re_op_mha_workspace(int64_t B, int64_t T, int64_t D);
 void re_op_mha(const float *x, int64_t B, int64_t T, int64_t D, int64_t heads, const float *in_w,
                const float *in_b, const float *out_w, const float *out_b, float *y, float *work);
+
+/* ---- attention (ops_attn.c) ---- */
+
+/* Rotary position embedding in place, transformers' rotate_half convention: for each
+ * row r (rows = B*T, row stride ld) and head h (at column h*hstride), the first 2*half
+ * values x are rotated: x[i] <- x[i] cos - x[i+half] sin, x[i+half] <- x[i+half] cos + x[i] sin,
+ * with cos/sin (npos x half) taken at row pos[r]. */
+void re_op_rope(float *x, int64_t rows, int64_t ld, int64_t heads, int64_t hstride, int64_t half,
+                const int32_t *pos, const float *cos_t, const float *sin_t);
+
+/* Self-attention over a batch, blockwise with an online softmax (Milakov & Gimelshein 2018;
+ * FlashAttention, Dao et al. 2022): for each sample, head and block of queries, key blocks
+ * are visited in order keeping a running max and sum, so no T x T matrix is formed.
+ * Query head h reads key/value head h / (heads / kv_heads) (grouped-query attention).
+ * Element (b, t, h, d) of q is q[(b*T + t)*ldq + h*q_hs + d], likewise k, v; out
+ * (b, t, h*head_dim + d) at out[(b*T + t)*ldo + h*head_dim + d]. */
+typedef struct re_attn_args {
+  int64_t B, T, heads, kv_heads, head_dim;
+  const float *q, *k, *v;
+  int64_t ldq, ldk, ldv, q_hs, k_hs, v_hs;
+  float *out;
+  int64_t ldo;
+  float scale;           /* scores are scale * q.k */
+  int causal;            /* key j is visible to query i only when j <= i */
+  const uint8_t *mask;   /* B x T, 0: padding key (never attended); NULL: none */
+  int64_t block_q, block_k;
+} re_attn_args;
+/* Floats of workspace re_op_attention needs. */
+int64_t re_op_attention_workspace(int64_t block_q, int64_t block_k);
+/* Rows whose every key is masked get zeros. */
+void re_op_attention(const re_attn_args *a, float *work);
 
 #endif

@@ -446,7 +446,9 @@ re_status re_hsic_deserialize(re_hsic *h, const double *buf, int64_t len) {
   return RE_OK;
 }
 
-re_status re_rbf_sigma2_f32(const float *X, int64_t n, int64_t d, int64_t ld, double threshold, double *sigma2) {
+/* The bandwidth from float32 (Xf) or float64 (Xd) samples, in float64. */
+static re_status rbf_sigma2(const float *Xf, const double *Xd, int64_t n, int64_t d, int64_t ld, double threshold,
+                            double *sigma2) {
   re_status st = RE_OK;
   double *x = NULL, *K = NULL;
   if (n < 2)
@@ -457,7 +459,7 @@ re_status re_rbf_sigma2_f32(const float *X, int64_t n, int64_t d, int64_t ld, do
   RE_CHECK(re_malloc(n, n * (int64_t)sizeof(double), &K));
   for (int64_t r = 0; r < n; r++)
     for (int64_t k = 0; k < d; k++) {
-      x[r * d + k] = X[r * ld + k];
+      x[r * d + k] = Xf ? Xf[r * ld + k] : Xd[r * ld + k];
       if (!isfinite(x[r * d + k])) {
         st = re_err(RE_EDATA, "row %lld, column %lld is not finite", (long long)r, (long long)k);
         goto done;
@@ -481,4 +483,12 @@ done:
   free(x);
   free(K);
   return st;
+}
+
+re_status re_rbf_sigma2_f32(const float *X, int64_t n, int64_t d, int64_t ld, double threshold, double *sigma2) {
+  return rbf_sigma2(X, NULL, n, d, ld, threshold, sigma2);
+}
+
+re_status re_rbf_sigma2_f64(const double *X, int64_t n, int64_t d, int64_t ld, double threshold, double *sigma2) {
+  return rbf_sigma2(NULL, X, n, d, ld, threshold, sigma2);
 }

@@ -1183,7 +1183,8 @@ def build(res):
             f"<title>repeval report: {esc(title)}</title><style>{STYLE}</style></head><body>"
             f"<h1>repeval report: {esc(title)}</h1>")
     nav = "<nav><ul>" + "".join(f'<li><a href="#{esc(a)}">{esc(t)}</a></li>' for a, t in page.toc) + "</ul></nav>"
-    blob = json.dumps(jsonable(page.data), separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    # every "<" as \u003c: no "</script" or "<!--" inside the block can end it early
+    blob = json.dumps(jsonable(page.data), separators=(",", ":"), allow_nan=False).replace("<", "\\u003c")
     tail = (f"<p class=meta>Written by repeval report on {time.strftime('%Y-%m-%d %H:%M:%S')} from "
             f"<code>{esc(os.path.basename(os.path.abspath(res.path)))}</code>.</p>"
             f'<script type="application/json" id="report-data">{blob}</script></body></html>\n')

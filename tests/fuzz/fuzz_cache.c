@@ -1,4 +1,4 @@
-/* Fuzz target: embedding-cache shards (.rpc, pipeline/run_cache.c). The shard reader
+/* Fuzz target: embedding-cache shards (.rpc, pipeline/run/run_cache.c). The shard reader
  * works on a path, so each input is written where run_cache_get looks for the shard of
  * (checkpoint key, data key, layer, samples 0..4) in a private temporary folder. The
  * expected rows and dim are those of the input's header when they are small (else
@@ -14,7 +14,7 @@
 #include "fuzz_file.h"
 
 #include "repeval/atomic.h"
-#include "run.h"
+#include "run/run.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

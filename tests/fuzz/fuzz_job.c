@@ -11,7 +11,7 @@
 
 #include "fuzz_file.h"
 
-#include "job.h"
+#include "run/job.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

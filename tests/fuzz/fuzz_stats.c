@@ -1,4 +1,4 @@
-/* Fuzz target: statistics files of `repeval run` (pipeline/run_state.c): the reduced
+/* Fuzz target: statistics files of `repeval run` (pipeline/run/run_state.c): the reduced
  * statistics that `repeval finalize` reads from <out>/stats/ (kind 2) and the node
  * lists of array parts that `repeval merge` combines (kind 3). The readers work on a
  * path, so each input is written to a private temporary file, then read as both
@@ -16,7 +16,7 @@
 #include "fuzz_file.h"
 
 #include "repeval/cka.h"
-#include "run.h"
+#include "run/run.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -56,17 +56,17 @@ static void write_seeds(const char *seeds) {
   snprintf(name, sizeof name, "%s/reduced.stats", seeds);
   run_state_write_reduced_to(&r, &p, name);
   for (int nb = 5; nb <= 8; nb += 3) { /* 5 batches: nodes of heights 2 and 0; 8: one node */
-    run_tree t;
-    run_tree_init(&t, run_pass_serial_len(&p));
+    tree t;
+    tree_init(&t, &p.acc);
     for (int k = 0; k < nb; k++) {
       run_pass_reset(&p);
       add_batch(k);
-      run_tree_push_leaf(&p, &t, k);
+      tree_push_leaf(&t, k);
     }
     r.pass_samples = 4 * nb;
     snprintf(name, sizeof name, "%s/part%d.stats", seeds, nb);
     run_state_write_tree_to(&r, &p, &t, name);
-    run_tree_free(&t);
+    tree_free(&t);
   }
 }
 
@@ -82,6 +82,7 @@ static void setup(void) {
     abort();
   p.an = &an;
   p.nan = 1;
+  run_pass_acc_init(&p);
   fuzz_make_dir(dir, sizeof dir, "stats");
   snprintf(path, sizeof path, "%s/x.stats", dir);
   atexit(cleanup);
@@ -110,21 +111,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     use_state();
   if (verbose)
     fprintf(stderr, "fuzz_stats: as reduced statistics: %s\n", st == RE_OK ? "loaded" : re_errmsg());
-  run_tree t;
+  tree t;
   int64_t samples = 0;
   st = run_state_read_tree_from(&r, &p, path, &t, &samples);
   if (st == RE_OK)
-    st = run_tree_collapse(&p, &t);
+    st = tree_collapse(&t);
   int64_t nb = samples / 4; /* the seeds hold batches of 4 samples */
   if (nb < 1 || nb > 64)
     nb = 8;
   if (st == RE_OK)
-    st = run_tree_root(&p, &t, nb);
+    st = tree_root(&t, nb);
   if (st == RE_OK)
     use_state();
   if (verbose)
     fprintf(stderr, "fuzz_stats: as an array part over %lld batches: %s\n", (long long)nb,
             st == RE_OK ? "loaded" : re_errmsg());
-  run_tree_free(&t);
+  tree_free(&t);
   return 0;
 }

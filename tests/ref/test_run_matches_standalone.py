@@ -18,7 +18,7 @@ DEMO = os.path.join(SOURCE_DIR, "jobs", "demo")
 CKPTS = ["seed0/epoch_00.safetensors", "seed1/epoch_05.pt"]
 LAYERS = ["conv2:mean", "fc1", "fc2"]
 N, NTRAIN, B = 600, 500, 100
-SEED = 20261202  # the validation split seed of repeval run (pipeline/run_probe.c)
+SEED = 20261202  # the validation split seed of repeval run (pipeline/run/run_probe.c)
 
 
 def job(out):

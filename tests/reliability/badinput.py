@@ -21,6 +21,7 @@ import hashlib
 import io
 import json
 import os
+import stat
 import struct
 import subprocess
 import sys
@@ -37,6 +38,7 @@ from common import REPEVAL, SOURCE_DIR, Suite  # noqa: E402
 DEMO = os.path.join(SOURCE_DIR, "jobs", "demo")
 FMNIST = os.environ.get("FMNIST", "/usr/share/datasets/fashion-mnist")
 CANARY = "repeval-canary"  # every traversal member is named after this
+FIFO = object()  # as the content of a case's file: make it a named pipe (no writer ever opens it)
 
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "Segmentation fault",
                    "==ERROR==")
@@ -315,6 +317,8 @@ def snapshot(root):
                 out[rel] = ("l", os.readlink(p))
             elif os.path.isdir(p):
                 out[rel] = ("d",)
+            elif stat.S_ISFIFO(st.st_mode):
+                out[rel] = ("p",)
             else:
                 with open(p, "rb") as f:
                     out[rel] = ("f", hashlib.sha256(f.read()).hexdigest(), st.st_mode & 0o7777)
@@ -322,12 +326,14 @@ def snapshot(root):
 
 
 def previous_output(out):
-    """A complete-looking previous result folder."""
+    """A complete-looking previous result folder: what its manifest lists is all it holds,
+    so a run may replace it (docs/reliability.md, "Output folders")."""
     os.makedirs(os.path.join(out, "stats"))
     with open(os.path.join(out, "metrics.csv"), "w") as f:
         f.write("analysis,metric,value\ncka,cka,0.5\n")
     with open(os.path.join(out, "manifest.json"), "w") as f:
-        f.write('{"previous": true}\n')
+        f.write('{"previous": true, "output": {"marker": "repeval-results-1", '
+                '"files": ["manifest.json", "metrics.csv", "stats/x.stats"]}}\n')
     with open(os.path.join(out, "stats", "x.stats"), "wb") as f:
         f.write(b"\0" * 100)
 
@@ -342,6 +348,9 @@ def run_case(s, case, base, wrapper=()):
         os.makedirs(os.path.dirname(p), exist_ok=True)
         if callable(content):
             content = content(cwd)
+        if content is FIFO:
+            os.mkfifo(p)
+            continue
         with open(p, "wb") as f:
             f.write(content.encode() if isinstance(content, str) else content)
     for rel, target in case.symlinks.items():

@@ -6,7 +6,7 @@ names the exit code and the message fragment; nothing may be written anywhere
 import os
 import tempfile
 
-from badinput import CANARY, Case, labels_npy, matrix, npy, npy_header, run_cases, zip_bytes
+from badinput import CANARY, FIFO, Case, labels_npy, matrix, npy, npy_header, run_cases, zip_bytes
 
 GOOD = npy()
 X, Y = matrix(12, 3, seed=1), matrix(12, 2, seed=2)
@@ -70,6 +70,8 @@ TABLE = [
      "e.npz: array 'x' appears twice in the .npz"),
     ("npz_member_not_npy", {"e.npz": zip_bytes([("x.npy", b"hello world, not an array")])}, ["inspect", "e.npz"], 1,
      "e.npz[x]: not a .npy file (missing the \\x93NUMPY magic)"),
+    ("npz_without_arrays", {"e.npz": zip_bytes([("notes.txt", b"hello")])}, ["inspect", "e.npz"], 1,
+     "e.npz: no .npy member in the archive"),
     ("npz_truncated", {"e.npz": zip_bytes([("x.npy", X), ("y.npy", Y)])[:300]}, ["inspect", "e.npz"], 1,
      "e.npz: not a readable .npz (zip) archive"),
     ("npz_not_a_zip", {"e.npz": b"PK\x03\x04" + b"\xff" * 200}, ["inspect", "e.npz"], 1,
@@ -77,6 +79,12 @@ TABLE = [
     ("npz_missing_array", {"e.npz": zip_bytes([("x.npy", X)])}, ["cka", "e.npz:nope", "e.npz:x"], 1,
      "e.npz: no array named 'nope' in the .npz"),
     # embeddings the metrics cannot use
+    ("cka_fifo_input", {"x.npy": FIFO, "y.npy": Y}, ["cka", "x.npy", "y.npy"], 1,
+     "x.npy is a FIFO: repeval reads inputs from regular files only"),
+    ("inspect_fifo", {"a.npy": FIFO}, INSPECT, 1, "a.npy is a FIFO: repeval reads inputs from regular files only"),
+    ("probe_unstandardized_beyond_float32", {"x.npy": npy([1e75 * k for k in range(6)], shape=(6, 1)),
+                                             "y.npy": labels_npy([0, 1, 0, 1, 0, 1])},
+     PROBE + ["--no-standardize"], 1, "x.npy: row 1, column 0 is 1e+75, beyond float32"),
     ("cka_nan_embedding", {"x.npy": matrix(12, 3, seed=1, nan_at=(5, 2)), "y.npy": Y}, ["cka", "x.npy", "y.npy"],
      1, "x.npy: row 5, column 2 is NaN"),
     ("cka_inf_embedding_rbf", {"x.npy": X, "y.npy": matrix(12, 2, seed=2, inf_at=(11, 0))},
@@ -91,7 +99,7 @@ TABLE = [
      "x.npy: row 7, column 1 is infinite"),
     ("cka_matrix_nan_embedding", {"x.npy": X, "y.npy": matrix(12, 2, nan_at=(9, 0))},
      ["cka-matrix", "x.npy", "y.npy", "--batch", "4", "--out", "m.npy", "--csv", "m.csv"], 1,
-     "y.npy (samples 8..12): tap 1, batch row 1, column 0 is NaN"),
+     "y.npy: row 9, column 0 is NaN"),
     ("probe_fractional_labels", {"x.npy": X, "y.npy": npy([0.5 * (k % 3) for k in range(12)])}, PROBE, 1,
      "y.npy: index 1 is 0.5, expected a class index"),
     ("probe_negative_label", {"x.npy": X, "y.npy": labels_npy([0] * 6 + [-4] + [1] * 5)}, PROBE, 1,

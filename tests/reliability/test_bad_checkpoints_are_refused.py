@@ -9,13 +9,14 @@ nothing may be written (see badinput.py). The valid base files are also loaded
 with PyTorch (torch.load, weights_only) and compared, so the builders make real
 checkpoints and each refusal comes from the one thing a case breaks."""
 import io
+import json
 import os
 import struct
 import sys
 import tempfile
 import zipfile
 
-from badinput import CANARY, Case, Pk, mlp_checkpoint, npy, run_cases, safetensors, torch_zip
+from badinput import CANARY, Case, Pk, mlp_checkpoint, npy, run_cases, safetensors, torch_zip, zip_bytes
 
 W6 = struct.pack("<6f", *range(6))
 ST_GOOD = safetensors(metadata={"format": "pt"})
@@ -89,6 +90,133 @@ def nan_pt():
     pkl = sd(("fc1.weight", Pk.tensor("0", 32, [4, 8], [8, 1])), ("fc1.bias", Pk.tensor("1", 4, [4], [1])))
     return torch_zip(pkl=pkl, storages={"0": struct.pack("<32f", *w1), "1": struct.pack("<4f", 0, 0, 0, 0)})
 
+
+# ---- Hugging Face model folders and the hub cache ---------------------------
+
+S1, S2 = "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"
+B1, B2 = "pytorch_model-00001-of-00002.bin", "pytorch_model-00002-of-00002.bin"
+SHA = "0123456789abcdef0123456789abcdef01234567"
+REPO = "models--Org--m"
+SNAP = f"{REPO}/snapshots/{SHA}"
+INS_M = ["inspect", "m"]
+INS_REPO = ["inspect", REPO]
+
+
+def st_shard(*names):
+    return safetensors({n: ("F32", [2], struct.pack("<2f", 1.5, -2.0)) for n in names}, metadata={"format": "pt"})
+
+
+def bin_shard(*names):
+    return torch_zip(pkl=sd(*[(n, Pk.tensor(str(k), 6, [2, 3], [3, 1])) for k, n in enumerate(names)]),
+                     storages={str(k): W6 for k in range(len(names))})
+
+
+def index_text(weight_map, metadata=None):
+    body = json.dumps(weight_map) if isinstance(weight_map, dict) else weight_map
+    return '{"metadata": %s, "weight_map": %s}' % (json.dumps(metadata or {"total_size": 16}), body)
+
+
+def folder(weight_map, shards=None, index="model.safetensors.index.json", where="m"):
+    """A model folder: the index (a dict, or raw JSON text for weight_map) and its shards."""
+    if shards is None:
+        shards = {S1: st_shard("a", "b"), S2: st_shard("c")}
+    files = {f"{where}/{name}": data for name, data in shards.items()}
+    files[f"{where}/{index}"] = index_text(weight_map) if not isinstance(weight_map, bytes) else weight_map
+    files[f"{where}/config.json"] = '{"model_type": "test"}'
+    return files
+
+
+GOOD_MAP = {"a": S1, "b": S1, "c": S2}
+BIN_MAP = {"a": B1, "b": B1, "c": B2}
+BIN_SHARDS = {B1: bin_shard("a", "b"), B2: bin_shard("c")}
+
+
+def cache(refs=None, snapshot_files=None, links=None):
+    """A hub cache repo: refs {branch: text}, files of snapshots/<SHA>, links {rel: target}."""
+    files = {f"{REPO}/refs/{b}": text for b, text in (refs if refs is not None else {"main": SHA}).items()}
+    blob = st_shard("a", "b")
+    files[f"{REPO}/blobs/{'b' * 64}"] = blob
+    for name, data in (snapshot_files if snapshot_files is not None else {"config.json": "{}"}).items():
+        files[f"{SNAP}/{name}"] = data
+    default = {f"{SNAP}/model.safetensors": f"../../blobs/{'b' * 64}"}
+    return files, (links if links is not None else default)
+
+
+def cache_case(name, args, rc, msg, control=False, **kw):
+    files, links = cache(**kw)
+    return Case(name, files, args, rc, msg, symlinks=links, control=control)
+
+
+IDX = "m/model.safetensors.index.json"
+HF_TABLE = [
+    ("idx_tensor_absent_from_shard", folder({"a": S1, "b": S2, "c": S2}), INS_M, 1,
+     f"{IDX}: weight_map['b'] names shard '{S2}', which does not hold that tensor"),
+    ("idx_shard_missing", folder({"a": S1, "b": S1, "c": "model-00003-of-00002.safetensors"}), INS_M, 1,
+     f"{IDX}: weight_map['c'] names shard 'model-00003-of-00002.safetensors', which is missing"),
+    ("idx_shard_name_traversal", dict(folder({"a": S1, "b": S1, "c": f"../../../{CANARY}.safetensors"}),
+                                      **{f"../../../{CANARY}.safetensors": st_shard("c")}), INS_M, 1,
+     f"{IDX}: weight_map['c'] names shard '../../../{CANARY}.safetensors', which is not a file name in the model "
+     "folder (no '/' or '..')"),
+    ("idx_shard_name_absolute", folder({"a": S1, "b": S1, "c": os.path.abspath(os.sep + "etc/passwd")}), INS_M, 1,
+     "names shard '/etc/passwd', which is not a file name in the model folder"),
+    ("idx_shard_name_dotdot", folder({"a": S1, "b": S1, "c": ".."}), INS_M, 1,
+     f"{IDX}: weight_map['c'] names shard '..', which is not a file name"),
+    ("idx_tensor_in_two_shards", folder(GOOD_MAP, {S1: st_shard("a", "b"), S2: st_shard("c", "b")}), INS_M, 1,
+     f"{IDX}: tensor 'b' is stored in two shards, '{S1}' (where weight_map['b'] puts it) and '{S2}'"),
+    ("idx_shard_tensor_not_listed", folder({"a": S1, "c": S2}), INS_M, 1,
+     f"{IDX}: shard '{S1}' holds tensor 'b', which \"weight_map\" does not list"),
+    ("idx_duplicate_tensor", folder(b'{"weight_map": {"a": "%s", "b": "%s", "c": "%s", "a": "%s"}}' %
+                                    (S1.encode(), S1.encode(), S2.encode(), S1.encode())), INS_M, 1,
+     f"{IDX}: \"weight_map\" names tensor 'a' twice"),
+    ("idx_not_json", folder(b'{"weight_map": {"a": "' + S1.encode()), INS_M, 1,
+     f"{IDX}, byte 54: unterminated string"),
+    ("idx_no_weight_map", folder(b'{"metadata": {"total_size": 16}}'), INS_M, 1, f"{IDX}: no \"weight_map\""),
+    ("idx_weight_map_is_a_list", folder(b'{"weight_map": ["a", "b"]}'), INS_M, 1,
+     f"{IDX}: \"weight_map\" must be an object, found an array"),
+    ("idx_shard_not_a_string", folder(b'{"weight_map": {"a": 1}}'), INS_M, 1,
+     f"{IDX}: weight_map['a'] must be a shard file name (a string), found a number"),
+    ("idx_empty_weight_map", folder(b'{"weight_map": {}}'), INS_M, 1, f"{IDX}: \"weight_map\" names no tensor"),
+    ("idx_shard_corrupt", folder(GOOD_MAP, {S1: st_shard("a", "b"), S2: safetensors(declared=5000)}), INS_M, 1,
+     f"m/{S2}: declared header length 5000 runs past the end of the file"),
+    ("bin_idx_tensor_absent_from_shard", folder({"a": B1, "b": B2, "c": B2}, BIN_SHARDS,
+                                                "pytorch_model.bin.index.json"), INS_M, 1,
+     f"m/pytorch_model.bin.index.json: weight_map['b'] names shard '{B2}', which does not hold that tensor"),
+    ("bin_shard_runs_code", folder(BIN_MAP, {B1: bin_shard("a", "b"), B2: torch_zip(pkl=evil_reduce("os", "system"))},
+                                   "pytorch_model.bin.index.json"), INS_M, 1,
+     f"m/{B2}[archive/data.pkl]: pickle byte 36: refusing global 'os.system'"),
+    ("folder_without_weights", {"m/config.json": "{}", "m/tf_model.h5": b"\x89HDF"}, INS_M, 1,
+     "m: not a model folder: it holds none of model.safetensors, model.safetensors.index.json, pytorch_model.bin, "
+     "pytorch_model.bin.index.json"),
+]
+
+HF_CACHE = [
+    cache_case("hf_refs_main_not_a_commit", INS_REPO, 1,
+               f"{REPO}/refs/main: expected a commit hash of 40 lowercase hex digits, found 'v1.0'", refs={"main": "v1.0"}),
+    cache_case("hf_refs_main_climbs_out", INS_REPO, 1,
+               f"{REPO}/refs/main: expected a commit hash of 40 lowercase hex digits, found '../../../../{CANARY}'",
+               refs={"main": f"../../../../{CANARY}"}),
+    cache_case("hf_refs_main_is_a_link", INS_REPO, 1, f"{REPO}/refs/main: a symbolic link; a branch must be a file",
+               refs={"step0": SHA}, links={f"{REPO}/refs/main": "../../outside.safetensors",
+                               f"{SNAP}/model.safetensors": f"../../blobs/{'b' * 64}"}),
+    cache_case("hf_snapshot_missing", INS_REPO, 1,
+               f"{REPO}/refs/main: branch 'main' names commit {'f' * 40}, but its snapshot folder", refs={"main": "f" * 40}),
+    cache_case("hf_link_out_of_repo", INS_REPO, 1, "the link leads outside the cache repo folder",
+               links={f"{SNAP}/model.safetensors": "../../../outside.safetensors"}),
+    cache_case("hf_snapshot_file_out_of_repo", ["inspect", SNAP], 1, "the file leads outside the cache repo folder",
+               links={f"{SNAP}/model.safetensors": "../../../outside.safetensors"}),
+    cache_case("hf_blob_gone", INS_REPO, 1, "leads to a missing file",
+               links={f"{SNAP}/model.safetensors": "../../blobs/" + "0" * 64}),
+    cache_case("hf_no_refs_main", INS_REPO, 1, f"{REPO}: a Hugging Face cache repo without refs/main",
+               refs={"step0": SHA}),
+    cache_case("hf_list_no_match", INS_REPO + ["--list", "step*"], 1,
+               f"{REPO}/refs: no branch matches 'step*' (branches: main)"),
+    cache_case("hf_list_bad_branch", INS_REPO + ["--list", "step*"], 1,
+               f"{REPO}/refs/step1000: expected a commit hash", refs={"main": SHA, "step0": SHA, "step1000": "nope"}),
+    Case("runs_list_no_match", {"runs/step0/model.safetensors": st_shard("a")}, ["inspect", "runs", "--list", "epoch*"],
+         1, "runs: no folder matches 'epoch*'"),
+]
+for c in HF_CACHE:  # the targets that links must not reach
+    c.files["outside.safetensors"] = st_shard("a", "b")
 
 TABLE = [
     # safetensors: the 8-byte header length and the JSON header
@@ -179,6 +307,15 @@ TABLE = [
     ("pt_member_absolute", pt(extra=[(ABS, npy())]), INS_PT, 0, "1 tensors"),
     ("pt_prefix_traversal", {"m.pt": torch_zip(prefix="../../..")}, INS_PT, 1,
      "m.pt: zip archive without a '<prefix>/data.pkl' member"),
+    # told from .npz by content: torch.save members without their pickle are refused naming it
+    ("pt_pickle_missing", {"x.pt": zip_bytes([("archive/data/0", W6), ("archive/version", b"3\n")])},
+     ["inspect", "x.pt"], 1, "x.pt: zip archive without a '<prefix>/data.pkl' member: 'archive/data/0' belongs to "
+     "a torch.save archive, but 'archive/data.pkl' is missing"),
+    ("pt_pickle_missing_version_only", {"x.pt": zip_bytes([("archive/version", b"3\n")])}, ["inspect", "x.pt"], 1,
+     "x.pt: zip archive without a '<prefix>/data.pkl' member: 'archive/version' belongs to a torch.save archive, "
+     "but 'archive/data.pkl' is missing"),
+    ("zip_without_arrays_or_pickle", {"m.pt": zip_bytes([("notes.txt", b"hello")])}, INS_PT, 1,
+     "m.pt: no .npy member in the archive"),
     ("pt_storage_key_traversal", pt(sd(("w", Pk.tensor(f"../../../{CANARY}", 6, [2, 3], [3, 1])))), INS_PT, 1,
      "m.pt[archive/data.pkl]: pickle byte 145: persistent id: storage key must be a non-empty string without '/'"),
     ("pt_storage_too_small", pt(sd(("w", Pk.tensor("0", 600, [2, 3], [3, 1])))), INS_PT, 1,
@@ -209,11 +346,20 @@ TABLE = [
      "m.pt[archive/data.pkl]: pickle byte 65538: MARK nesting deeper than the limit of 65536"),
     ("pt_pickle_string_past_end", pt(Pk.PROTO2 + b"X" + struct.pack("<I", 0x7FFFFFFF) + b"abc"), INS_PT, 1,
      "m.pt[archive/data.pkl]: pickle byte 2: string length runs past the end of the pickle"),
+    # embed's output files: one per (module, mode), never a file embed did not write
+    ("embed_layer_twice", {"m.safetensors": mlp_checkpoint(8), "x.npy": X8},
+     mlp_run("m.safetensors")[:7] + ["--layers", "fc1,fc1", "--out", "emb"], 1, "--layers: fc1:flatten is listed twice"),
+    ("embed_over_a_foreign_file", {"m.safetensors": mlp_checkpoint(8), "x.npy": X8, "emb/fc1.npy": b"mine"},
+     mlp_run("m.safetensors"), 1,
+     "emb/fc1.npy exists and was not written by repeval embed (not in emb/embed.json)"),
     ("pt_inf_weight", {"m.pt": nan_pt(), "x.npy": X8}, mlp_run("m.pt"), 1,
      ["m.pt does not match the model description", "tensor 'fc1.weight' holds a non-finite value at flat index 17"]),
 ]
 
 CONTROLS = [
+    ("control_sharded_folder", folder(GOOD_MAP), INS_M, 0, ["m: safetensors (2 shards), 3 tensors", S1, S2]),
+    ("control_bin_sharded_folder", folder(BIN_MAP, BIN_SHARDS, "pytorch_model.bin.index.json"), INS_M, 0,
+     ["m: pytorch (2 shards), 3 tensors", B1]),
     ("control_safetensors", {"m.safetensors": ST_GOOD}, INS_ST, 0, ["w", "(2, 3)"]),
     ("control_torch_zip", {"m.pt": PT_GOOD}, INS_PT, 0, ["w", "(2, 3)"]),
     ("control_embed", {"m.safetensors": mlp_checkpoint(8), "x.npy": X8}, mlp_run("m.safetensors")[:-2] + ["--list"],
@@ -246,7 +392,10 @@ def torch_agrees():
 
 
 def cases():
-    out = [Case(*row) for row in TABLE] + [Case(*row, control=True) for row in CONTROLS]
+    out = [Case(*row) for row in TABLE + HF_TABLE] + HF_CACHE + [Case(*row, control=True) for row in CONTROLS]
+    out.append(cache_case("control_hf_cache", INS_REPO + ["--list", "*"], 0, ["main", SHA], control=True))
+    out.append(cache_case("control_hf_cache_main", INS_REPO, 0, [f"folder: {SNAP}", "safetensors (1 shard)"],
+                          control=True))
     for c in out:
         if c.name.startswith("pt_") or c.name.startswith("st_"):
             c.canaries.append("pwned")

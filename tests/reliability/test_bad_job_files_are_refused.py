@@ -9,7 +9,7 @@ names file:line:col (or the file and key); the previous result in `out/` stays
 byte-identical and nothing else appears (see badinput.py)."""
 import os
 
-from badinput import CANARY, DEMO, Case, idx, job_yaml, mlp_checkpoint, run_cases
+from badinput import CANARY, DEMO, FIFO, Case, idx, job_yaml, mlp_checkpoint, run_cases
 
 N = 8
 RUN = ["run", "job.yaml", "--quiet"]
@@ -126,6 +126,30 @@ TABLE = [
                                             'labels: lab.idx}'), RUN, 1, "job.yaml:3:3"),
     ("job_analysis_name_traversal", job(analyses=f'  "../../../{CANARY}": {{type: cka, batch: 4}}'), RUN, 1,
      "job.yaml:7:3"),
+    # output paths: refused before the first pass, --check included (docs/cli.md, "Output folders")
+    *[(f"job_output_{name}{'_check' if check else ''}", base(), RUN + ["--out", out] + check, 1, msg)
+      for name, out, msg in [("dot", ".", "output folder '.' names the current or the parent folder"),
+                             ("dot_slash", "./", "output folder './' names the current or the parent folder"),
+                             ("dot_dot", "..", "output folder '..' names the current or the parent folder"),
+                             ("empty", "", "the output folder is an empty name (an unset variable?)"),
+                             ("root", "/", "output folder '/' names the root folder"),
+                             ("is_the_data", "img.idx", "output folder img.idx is the input img.idx of this job"),
+                             ("holds_the_data", "../c", "output folder ../c contains the input"),
+                             ("inside_a_file", "img.idx/x", "img.idx is not a folder")]
+      for check in ([], ["--check"])],
+    ("job_output_unset_variable", base(job=job_yaml(IDX, model=MODEL).replace("output: {dir: out}",
+                                                                              "output: {dir: \"${NOPE_DIR:-}\"}")),
+     RUN, 1, "the output folder is an empty name (an unset variable?)"),
+    ("job_output_foreign_folder", base(**{"notes/a.txt": "mine\n"}), RUN + ["--out", "notes"], 1,
+     "output folder notes exists and is not a repeval result"),
+    ("job_output_link_to_foreign_folder", base(**{"notes/a.txt": "mine\n"}), RUN + ["--out", "ln"], 1,
+     "output folder ln exists and is not a repeval result"),
+    ("job_file_is_a_fifo", {"job.yaml": FIFO}, RUN, 1, "job.yaml is a FIFO: repeval reads inputs from regular files only"),
+    ("job_dataset_is_a_fifo", base(**{"img.idx": FIFO}), RUN, 1,
+     "job.yaml:3:28: img.idx is a FIFO: repeval reads inputs from regular files only"),
+    ("job_alias_text_bomb", base(job="big: &a \"" + "x" * (4 << 20) + "\"\n" +
+                                 "list: [" + ", ".join(["*a"] * 20) + "]\n" + job_yaml(IDX, model=MODEL)),
+     RUN + ["--check"], 1, "job.yaml: more than 67108864 bytes of text after expanding aliases"),
     ("job_output_dir_is_a_file", base(job=job_yaml(IDX, model=MODEL).replace("output: {dir: out}",
                                                                              "output: {dir: out/metrics.csv}")),
      RUN, 1, "out/metrics.csv exists and is not a folder"),
@@ -180,8 +204,10 @@ def cases():
     for c in out:
         if c.name == "job_stats_budget_exceeded":
             c.env = {"REPEVAL_MAX_STATS_MB": "0"}
-        if c.name == "job_unset_environment_variable":
-            c.env = {"REPEVAL_NO_SUCH_VAR": None}
+        if c.name in ("job_unset_environment_variable", "job_output_unset_variable"):
+            c.env = {"REPEVAL_NO_SUCH_VAR": None, "NOPE_DIR": None}
+        if c.name == "job_output_link_to_foreign_folder":
+            c.symlinks = {"ln": "notes"}
         c.known_bug = KNOWN_BUGS.get(c.name)
     return out
 

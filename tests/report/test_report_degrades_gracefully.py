@@ -25,6 +25,12 @@ analyses:
   cka: {dataset: test, batch: 50, pairs: all}
   spectrum: {dataset: test}
 """,
+    # a name that would end the JSON block early if "<" were not escaped there
+    "hostile": DATA + """models:
+  - {name: "m<!--<script>", arch: cnn.yaml, checkpoints: "checkpoints/seed1/epoch_05.pt", layers: [fc1, fc2]}
+analyses:
+  cka: {dataset: test, batch: 50}
+""",
     "named": DATA + """models:
   - {name: cnn, arch: cnn.yaml, checkpoints: "named/*", layers: [conv1:mean, pool2, fc2]}
 analyses:
@@ -62,6 +68,7 @@ EXPECT = {
               ["fig-cka-over-training", "fig-cka_rbf-full"]),
     "twomodels": (["cka-cka", "probes", "fig-cka-between-runs", "fig-cka-over-training", "fig-cka-per-layer",
                    "fig-cka-full", "fig-probe-probe"], ["spectrum", "cca", "kernels"]),
+    "hostile": (["cka-cka", "run"], ["probes", "cca"]),
     "probeonly": (["probes", "fig-probe-probe", "run"], ["cka-cka", "spectrum", "cca", "kernels"]),
     "ccaonly": (["cca", "tab-cca-cca", "run"], ["cka-cka", "probes", "spectrum", "kernels"]),
 }
@@ -128,6 +135,11 @@ def main():
                 s.check(set(data["figures"]["probe-probe"]["test_top1"]) ==
                         {"a:conv2", "a:fc1", "b:conv2", "b:fc1", "b:fc2"},
                         "twomodels: layers named with their model")
+            elif name == "hostile":
+                text = open(os.path.join(outs[name], "report.html"), encoding="utf-8").read()
+                block = text.split('id="report-data">', 1)[1].rsplit("</script>", 1)[0]
+                s.check("<" not in block and any("m<!--<script>" in k for k in data["labels"]),
+                        f"hostile: '<' escaped in the JSON block, the name intact: {list(data['labels'])}")
             elif name == "ccaonly":
                 rows = [r["layers"] for r in data["tables"]["cca-cca"]]
                 s.check(sorted(rows) == ["fc1", "fc1 ↔ fc2", "fc2"],

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 
 static int fail(void) {
   fprintf(stderr, "npy_tool: %s\n", re_errmsg());

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -98,6 +99,16 @@ re_status re_realloc(void *p, int64_t count, int64_t size);
 void re_free(void *p);
 /* strdup that reports RE_ENOMEM. */
 re_status re_strdup(const char *s, char **out);
+
+/* ---- input files ------------------------------------------------------ */
+
+/* Open a regular file for reading (O_CLOEXEC); a FIFO, device, socket or folder is
+ * refused at once with its kind named, never waited on. */
+re_status re_open_regular(const char *path, int *fd);
+/* The same as a stdio stream ("rb"). */
+re_status re_fopen_regular(const char *path, FILE **out);
+/* RE_OK when path names a regular file (after links), else the refusal above. */
+re_status re_check_regular(const char *path);
 
 /* ---- hashing -------------------------------------------------------- */
 

@@ -35,8 +35,9 @@ re_status re_dataset_open_cifar(const char *const *files, int nfiles, int label_
 /* .npy inputs (N x ...) and labels (N, integer dtype; NULL for none). */
 re_status re_dataset_open_npy(const char *inputs, const char *labels, re_dataset **out);
 /* WebDataset shards, in the order given; samples are consecutive members sharing a
- * key, with an input member of extension `input_ext` ("png" or "npy") and an
- * optional integer label member `label_ext` ("cls"; NULL for none). */
+ * key, with an input member of extension `input_ext` ("png", "npy", or "auto": the
+ * first sample decides, .png when it has one, else .npy) and an optional integer
+ * label member `label_ext` ("cls"; NULL for none). */
 re_status re_dataset_open_wds(const char *const *shards, int nshards, const char *input_ext,
                               const char *label_ext, re_dataset **out);
 /* In-memory variants (plain or gzip IDX, one CIFAR batch, one tar shard); `name`

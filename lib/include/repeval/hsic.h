@@ -75,6 +75,8 @@ re_status re_hsic_deserialize(re_hsic *h, const double *buf, int64_t len);
 /* RBF bandwidth for a layer from a sample: sigma^2 = T^2 * median of the n^2 squared
  * pairwise distances (as re_gram_rbf). X: n x d float32, leading dimension ld. */
 re_status re_rbf_sigma2_f32(const float *X, int64_t n, int64_t d, int64_t ld, double threshold, double *sigma2);
+/* The same for float64 samples. */
+re_status re_rbf_sigma2_f64(const double *X, int64_t n, int64_t d, int64_t ld, double threshold, double *sigma2);
 
 #ifdef __cplusplus
 }

@@ -18,8 +18,13 @@ extern "C" {
 typedef struct re_model re_model;
 
 /* Load a model description: a preset name (resnet18, resnet34, resnet50,
- * resnet18-cifar, resnet34-cifar, resnet50-cifar, vit, mlp) or a path to a model file. */
+ * resnet18-cifar, resnet34-cifar, resnet50-cifar, vit, mlp), a path to a model file, or
+ * a Hugging Face model folder (a directory with config.json, or that config.json; see
+ * docs/models.md). An unknown model_type is refused here, naming the file and key. */
 re_status re_model_load(const char *spec, re_model **out);
+/* 1 when the model takes token ids (Hugging Face language models): bind it with
+ * input_rank 1, input[0] = T tokens per sample, and run it with re_net_forward_tokens. */
+int re_model_takes_tokens(const re_model *m);
 /* Model from an already parsed description (a map with `modules:` or `preset:`). */
 re_status re_model_from_cfg(const re_cfg *desc, re_model **out);
 /* Destroy (NULL allowed); sets *m to NULL. */
@@ -30,15 +35,25 @@ int re_model_input(const re_model *m, int64_t *dims);
  * data (rank 1) with as many values as the declared input is accepted. */
 re_status re_model_check_input(const re_model *m, int rank, const int64_t *dims);
 
+/* With an attention mask (token models), mean, cls, last and tokens skip padding. */
 typedef enum re_tap_mode {
   RE_TAP_FLATTEN = 0,  /* one row per sample with every value of the output (C*H*W, T*D, D) */
-  RE_TAP_POOL_MEAN = 1, /* mean over spatial positions (C) or tokens (D) */
-  RE_TAP_CLS = 2,      /* token outputs: the first (class) token (D) */
-  RE_TAP_SPATIAL = 3   /* H*W rows of C features per image (or T rows of D per sample) */
+  RE_TAP_POOL_MEAN = 1, /* mean over spatial positions (C) or (non-padding) tokens (D) */
+  RE_TAP_CLS = 2,      /* token outputs: the first (non-padding) token (D) */
+  RE_TAP_SPATIAL = 3,  /* H*W rows of C features per image (or T rows of D per sample, padding included) */
+  RE_TAP_TOKENS = 4,   /* token outputs: one row of D per non-padding token; rows per sample vary */
+  RE_TAP_LAST = 5      /* token outputs: the last non-padding token (D), the usual choice for decoders */
 } re_tap_mode;
 
-/* Parse "flatten" | "mean" | "cls" | "spatial". */
+/* Parse "flatten" | "mean" | "cls" | "spatial" | "tokens" | "last". */
 re_status re_tap_mode_parse(const char *s, re_tap_mode *mode);
+/* Name of a mode ("flatten", ...). */
+const char *re_tap_mode_name(re_tap_mode mode);
+
+/* Position ids of token models: ARANGE (0..T-1 whatever the mask, what transformers'
+ * forward does when no position_ids are passed; the default) or FROM_MASK (the number of
+ * earlier tokens, as generate() computes them for left padding; padding gets 0). */
+typedef enum re_positions { RE_POSITIONS_ARANGE = 0, RE_POSITIONS_FROM_MASK = 1 } re_positions;
 
 typedef struct re_net re_net;
 
@@ -55,20 +70,44 @@ void re_net_destroy(re_net **n);
  * nets that run one after the other: memory stays that of the largest net. */
 re_status re_net_share_pool(re_net *n, re_net *owner);
 
-/* Tap the output of module `name` (full dotted name); *tap receives its index. */
+/* Tap the output of module `name` (full dotted name, with or without the checkpoint's
+ * prefix such as "model."), or of an alias (hidden_states.K, last_hidden_state);
+ * *tap receives its index. */
 re_status re_net_add_tap(re_net *n, const char *name, re_tap_mode mode, int *tap);
-/* Features per row of a tap, and rows per sample (1, or H*W / T for spatial taps). */
+/* Features per row of a tap, and rows per sample (1, or H*W / T for spatial taps; the
+ * most rows a sample can give (T) for tokens taps). */
 void re_net_tap_shape(const re_net *n, int tap, int64_t *dim, int64_t *rows_per_sample);
 
 /* Run a batch x (B x input numel, float32) through the network, filling every tap. */
 re_status re_net_forward(re_net *n, const float *x, int64_t B);
-/* Output of a tap after forward: rows (B * rows_per_sample) x dim, row-major. */
+/* Run a batch of token ids through a token model (re_model_takes_tokens): ids (B x T,
+ * row-major; T as bound), mask (B x T, 1 token, 0 padding, right or left; NULL: no
+ * padding). Ids of tokens must be below the vocabulary size; ids at padding positions
+ * are not used. Fills every tap. */
+re_status re_net_forward_tokens(re_net *n, const int64_t *ids, const uint8_t *mask, int64_t B, int64_t T);
+/* Check token ids and mask as re_net_forward_tokens does, without running; errors name
+ * the sample (sample0 + index in the batch) and position. */
+re_status re_net_check_tokens(const re_net *n, const int64_t *ids, const uint8_t *mask, int64_t B, int64_t T,
+                              int64_t sample0);
+/* Choose the position ids of a token model (default RE_POSITIONS_ARANGE). */
+void re_net_set_positions(re_net *n, re_positions p);
+/* Tokens per sample (T) of a bound token model, 0 for other models. */
+int64_t re_net_tokens(const re_net *n);
+/* Output of a tap after forward: re_net_tap_rows(n, tap, ...) rows x dim, row-major. */
 const float *re_net_tap_data(const re_net *n, int tap);
+/* Rows the last forward wrote into a tap: B * rows_per_sample, except for tokens taps
+ * (one row per non-padding token). *sample and *position (each may be NULL) receive, per
+ * row, the sample's index in the batch and its token (or spatial) position. */
+int64_t re_net_tap_rows(const re_net *n, int tap, const int64_t **sample, const int64_t **position);
 
 /* Number of modules and their names / output shapes, for listings and errors. */
 int64_t re_net_module_count(const re_net *n);
 /* Name, type and output dims (per sample) of module i in execution order. */
 void re_net_module(const re_net *n, int64_t i, const char **name, const char **type, int *rank, int64_t *dims);
+/* Aliases (hidden_states.K, last_hidden_state) of a Hugging Face model, in order. */
+int64_t re_net_alias_count(const re_net *n);
+/* Alias i: its name, the module it names, and that module's output dims. */
+void re_net_alias(const re_net *n, int64_t i, const char **name, const char **module, int *rank, int64_t *dims);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,134 @@
+/* Helpers shared by the subcommands: errors, options, inputs, JSON. */
+#include "cli/cli.h"
+#include "mpi/mpi_reduce.h"
+
+#include <math.h>
+#include <mpi.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void mom_ser(void *c, double *b) { re_moments_serialize(c, b); }
+static re_status mom_de(void *c, const double *b) { return re_moments_deserialize(c, b, re_moments_serial_len(c)); }
+static re_status mom_merge(void *c, const double *b) { return re_moments_merge_serial(c, b, re_moments_serial_len(c)); }
+static void mom_reset(void *c) { re_moments_reset(c); }
+static void hsic_ser(void *c, double *b) { re_hsic_serialize(c, b); }
+static re_status hsic_de(void *c, const double *b) { return re_hsic_deserialize(c, b, re_hsic_serial_len(c)); }
+static re_status hsic_merge(void *c, const double *b) { return re_hsic_merge_serial(c, b, re_hsic_serial_len(c)); }
+static void hsic_reset(void *c) { re_hsic_reset(c); }
+
+tree_acc re_cli_moments_acc(re_moments *m) {
+  return (tree_acc){m, re_moments_serial_len(m), mom_ser, mom_de, mom_merge, mom_reset};
+}
+
+tree_acc re_cli_hsic_acc(re_hsic *h) { return (tree_acc){h, re_hsic_serial_len(h), hsic_ser, hsic_de, hsic_merge, hsic_reset}; }
+
+MPI_Comm re_cli_comm(int sharded) { return sharded ? MPI_COMM_WORLD : MPI_COMM_NULL; }
+
+int re_cli_fail(re_status st) {
+  const char *msg = re_errmsg();
+  fprintf(stderr, "repeval: error: %s\n", *msg ? msg : re_status_str(st));
+  return RE_EXIT_ERROR;
+}
+
+int re_cli_usage_error(const char *cmd, const char *fmt, ...) {
+  char line[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "repeval %s: %s\nTry 'repeval %s --help'.\n", cmd, line, cmd);
+  return RE_EXIT_USAGE;
+}
+
+const char *re_cli_opt(int argc, char **argv, int *i, const char *name, int *missing) {
+  const char *a = argv[*i];
+  size_t n = strlen(name);
+  if (strncmp(a, name, n) != 0)
+    return NULL;
+  if (a[n] == '=')
+    return a + n + 1;
+  if (a[n] != '\0')
+    return NULL;
+  if (*i + 1 >= argc) {
+    *missing = 1;
+    return NULL;
+  }
+  return argv[++*i];
+}
+
+re_status re_cli_open_matrix(const char *spec, re_npy **out) {
+  const char *colon = strstr(spec, ".npz:");
+  if (!colon)
+    return re_npy_open(spec, out);
+  char *path;
+  RE_TRY(re_strdup(spec, &path));
+  path[colon - spec + 4] = '\0';
+  re_npz *z = NULL;
+  re_status st = re_npz_open(path, &z);
+  if (st == RE_OK)
+    st = re_npz_load(z, colon + 5, out);
+  re_npz_close(&z);
+  free(path);
+  return st;
+}
+
+re_status re_cli_scale_of(const re_npy *a, int64_t r0, int64_t r1, int sharded, double *scale) {
+  const int64_t chunk = 4096;
+  int64_t cols = re_npy_cols(a);
+  double top = 0, *buf = NULL;
+  re_status st = re_malloc(chunk, (cols > 0 ? cols : 1) * (int64_t)sizeof(double), &buf);
+  for (int64_t r = r0; r < r1 && st == RE_OK; r += chunk) {
+    int64_t nr = r1 - r < chunk ? r1 - r : chunk;
+    st = re_npy_read_rows_f64(a, r, nr, buf);
+    for (int64_t k = 0; st == RE_OK && k < nr * cols; k++)
+      if (isfinite(buf[k]) && fabs(buf[k]) > top)
+        top = fabs(buf[k]);
+  }
+  free(buf);
+  if (sharded) {
+    st = re_mpi_agree(MPI_COMM_WORLD, st);
+    double all = 0;
+    if (st == RE_OK && MPI_Allreduce(&top, &all, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD) != MPI_SUCCESS)
+      st = re_err(RE_EMPI, "MPI_Allreduce failed");
+    top = all;
+  }
+  int e = 0;
+  if (top > 0)
+    (void)frexp(top, &e); /* top = m 2^e, 0.5 <= m < 1 */
+  *scale = ldexp(1.0, -e);
+  return st;
+}
+
+re_status re_cli_read_rows_finite(const re_npy *a, int64_t r0, int64_t nr, double scale, double *out) {
+  RE_TRY(re_npy_read_rows_f64(a, r0, nr, out));
+  int64_t cols = re_npy_cols(a);
+  for (int64_t k = 0; k < nr * cols; k++) {
+    if (!isfinite(out[k]))
+      return re_err(RE_EDATA, "%s: row %lld, column %lld is %s", a->name, (long long)(r0 + k / cols),
+                    (long long)(k % cols), isnan(out[k]) ? "NaN" : "infinite");
+    out[k] *= scale;
+  }
+  return RE_OK;
+}
+
+void re_json_number(FILE *f, double v) {
+  if (isfinite(v))
+    fprintf(f, "%.17g", v);
+  else
+    fputs("null", f);
+}
+
+void re_json_string(FILE *f, const char *s) {
+  fputc('"', f);
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\')
+      fprintf(f, "\\%c", c);
+    else if (c < 0x20)
+      fprintf(f, "\\u%04x", c);
+    else
+      fputc(c, f);
+  }
+  fputc('"', f);
+}

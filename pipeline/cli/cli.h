@@ -1,0 +1,78 @@
+/* Shared pieces of the repeval command-line program (not part of the library API). */
+#ifndef REPEVAL_CLI_H
+#define REPEVAL_CLI_H
+
+#include <stdio.h>
+
+#include "mpi/tree.h"
+#include "repeval/hsic.h"
+#include "repeval/moments.h"
+#include "repeval/npy.h"
+
+/* Exit codes of the repeval program (documented in docs/cli.md). */
+enum {
+  RE_EXIT_OK = 0,        /* success */
+  RE_EXIT_ERROR = 1,     /* bad input, I/O or runtime error */
+  RE_EXIT_USAGE = 2,     /* bad command line */
+  RE_EXIT_UNDEFINED = 3, /* the requested metric is undefined for this input */
+  RE_EXIT_INTERRUPTED = 75 /* stopped by a signal after saving state (EX_TEMPFAIL) */
+};
+
+int re_cmd_cka(int argc, char **argv);
+int re_cmd_cka_matrix(int argc, char **argv);
+int re_cmd_inspect(int argc, char **argv);
+int re_cmd_cca(int argc, char **argv);
+int re_cmd_spectrum(int argc, char **argv);
+int re_cmd_embed(int argc, char **argv);
+int re_cmd_probe(int argc, char **argv);
+int re_cmd_run(int argc, char **argv);
+int re_cmd_merge(int argc, char **argv);
+int re_cmd_finalize(int argc, char **argv);
+int re_cmd_report(int argc, char **argv);
+int re_cmd_status(int argc, char **argv);
+int re_cmd_submit(int argc, char **argv);
+int re_cmd_tokenize(int argc, char **argv);
+
+/* Accumulate co-moments of 1..8 embedding files (same rows) with every pair; with
+ * `sharded` (MPI initialised) each rank reads its rows and the result is reduced to
+ * rank 0 (collective). *n gets the sample count; scales (nfiles, may be NULL) the
+ * power of two each file was multiplied by (re_cli_scale_of). */
+re_status re_cli_moments(char *const *files, int nfiles, unsigned flags, int sharded, re_moments **out,
+                         int64_t *n, double *scales);
+
+/* A co-moment or minibatch HSIC accumulator as the reduction tree sees it (mpi/tree.h). */
+tree_acc re_cli_moments_acc(re_moments *m);
+tree_acc re_cli_hsic_acc(re_hsic *h);
+/* The communicator of the standalone commands: MPI_COMM_WORLD with --sharded (MPI is
+ * initialised), else MPI_COMM_NULL (one process, no MPI). */
+MPI_Comm re_cli_comm(int sharded);
+
+/* Print "repeval: error: <message>" for a failed status; returns RE_EXIT_ERROR. */
+int re_cli_fail(re_status st);
+/* Print a usage error with a hint to --help; returns RE_EXIT_USAGE. */
+int re_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Value of option `name` in argv[*i] ("--name=value" or "--name value"); advances *i.
+ * Returns NULL if argv[*i] is not this option; sets *missing to 1 (never to 0) if the
+ * option is there but its value is absent. */
+const char *re_cli_opt(int argc, char **argv, int *i, const char *name, int *missing);
+
+/* Open a matrix given as "file.npy" or "file.npz:array" (validated, memory-mapped for .npy). */
+re_status re_cli_open_matrix(const char *spec, re_npy **out);
+
+/* Scale-invariant metrics (CKA, the CCA family, R^2, effective ranks) see their inputs
+ * multiplied by a power of two 2^-e that brings max |x| into [0.5, 1): exact, and
+ * products of 1e150 or 1e-150 neither overflow nor underflow. The scale of rows
+ * [r0, r1) of a; with `sharded` (collective) the largest |x| over every rank's rows.
+ * 1 for an all-zero matrix; NaN/Inf are left for the reader to refuse. */
+re_status re_cli_scale_of(const re_npy *a, int64_t r0, int64_t r1, int sharded, double *scale);
+/* Read rows [r0, r0+nr) of a as doubles times `scale`, refusing NaN/Inf with file, row
+ * and column. */
+re_status re_cli_read_rows_finite(const re_npy *a, int64_t r0, int64_t nr, double scale, double *out);
+
+/* Print a double as JSON (null for NaN/Inf). */
+void re_json_number(FILE *f, double v);
+/* Print a JSON string literal with escapes. */
+void re_json_string(FILE *f, const char *s);
+
+#endif

@@ -1,0 +1,717 @@
+/* repeval probe: linear (logistic, ridge) and k-NN probes of an embedding, trained on
+ * labelled training rows, λ chosen on a validation split, scored on test rows. */
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/cli.h"
+#include "repeval/atomic.h"
+#include "repeval/probe.h"
+
+enum { KIND_LOGISTIC, KIND_RIDGE, KIND_KNN };
+static const char *kind_names[] = {"logistic", "ridge", "knn"};
+
+#define MAX_LAMBDAS 256
+
+typedef struct opts {
+  const char *train, *train_labels, *val, *val_labels, *test, *test_labels;
+  const char *csv, *weights, *predictions;
+  int kind, json, standardize, nl, classes;
+  double lambdas[MAX_LAMBDAS];
+  double val_fraction;
+  unsigned long long seed;
+  re_logreg_options lo;
+  re_knn_options ko;
+} opts;
+
+/* A matrix of features and its labels, loaded. */
+typedef struct labelled {
+  float *X;
+  int32_t *y;
+  int64_t n, d;
+} labelled;
+
+static void help(void) {
+  printf("usage: repeval probe --train X.npy --train-labels y.npy --test Xt.npy --test-labels yt.npy [options]\n"
+         "\n"
+         "Probe an embedding (n x d rows; .npy or file.npz:array) with labelled samples:\n"
+         "multinomial logistic regression with L2 (L-BFGS), ridge regression on one-hot\n"
+         "targets, or cosine k-NN. lambda is chosen on a validation split, the model refitted on\n"
+         "train + validation and scored on the test rows. Labels: integer class indices.\n"
+         "\n"
+         "Options:\n"
+         "  --kind K            logistic (default), ridge or knn\n"
+         "  --grid LO,HI,N      N log-spaced lambda from LO to HI (default 1e-6,1e4,11)\n"
+         "  --lambdas a,b,...   explicit lambda values\n"
+         "  --val X.npy --val-labels y.npy   validation rows (default: held out from train)\n"
+         "  --val-fraction F    fraction of train held out for validation (default 0.1)\n"
+         "  --seed S            seed of the validation permutation (default 0)\n"
+         "  --no-standardize    do not scale features by the training mean and std\n"
+         "  --classes K         number of classes (default 1 + the largest label)\n"
+         "  --tol E             logistic: gradient tolerance (default 1e-6)\n"
+         "  --ftol E            logistic: relative-decrease stall tolerance (default 2.2e-9; 0 off)\n"
+         "  --max-iter N        logistic: L-BFGS iterations per fit (default 1000)\n"
+         "  --memory M          logistic: L-BFGS memory (default 10)\n"
+         "  --k K               knn: neighbours (default 20)\n"
+         "  --temperature T     knn: vote weight exp(similarity / T) (default 0.07)\n"
+         "  --json              one JSON object with the whole lambda curve\n"
+         "  --csv FILE          tidy rows: kind,lambda,split,metric,value\n"
+         "  --weights FILE.npy  logistic: K x (d + 1) [W | b] of the final model; ridge:\n"
+         "                      (d + 1) x K [W; b] at the selected lambda (raw feature coordinates)\n"
+         "  --predictions FILE.npy  top-1 predictions for the test rows (int32)\n");
+}
+
+static int parse_list(const char *v, double *out, int cap, int *n) {
+  *n = 0;
+  const char *p = v;
+  while (*p) {
+    char *end;
+    double x = strtod(p, &end);
+    if (end == p || *n >= cap)
+      return -1;
+    out[(*n)++] = x;
+    if (*end == ',')
+      end++;
+    else if (*end)
+      return -1;
+    p = end;
+  }
+  return *n > 0 ? 0 : -1;
+}
+
+static int parse_args(int argc, char **argv, opts *o) {
+  memset(o, 0, sizeof *o);
+  o->standardize = 1;
+  o->val_fraction = 0.1;
+  o->lo = re_logreg_defaults();
+  o->ko = re_knn_defaults();
+  re_probe_default_grid(o->lambdas);
+  o->nl = 11;
+  for (int i = 1; i < argc; i++) {
+    int missing = 0;
+    const char *v;
+    char *end;
+    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+      help();
+      return 1;
+    } else if ((v = re_cli_opt(argc, argv, &i, "--train-labels", &missing))) {
+      o->train_labels = v;
+    } else if ((v = re_cli_opt(argc, argv, &i, "--train", &missing))) {
+      o->train = v;
+    } else if ((v = re_cli_opt(argc, argv, &i, "--val-labels", &missing))) {
+      o->val_labels = v;
+    } else if ((v = re_cli_opt(argc, argv, &i, "--val-fraction", &missing))) {
+      o->val_fraction = strtod(v, &end);
+      if (*end || !(o->val_fraction >= 0 && o->val_fraction < 1))
+        return re_cli_usage_error("probe", "--val-fraction must be in [0, 1), got '%s'", v);
+    } else if ((v = re_cli_opt(argc, argv, &i, "--val", &missing))) {
+      o->val = v;
+    } else if ((v = re_cli_opt(argc, argv, &i, "--test-labels", &missing))) {
+      o->test_labels = v;
+    } else if ((v = re_cli_opt(argc, argv, &i, "--test", &missing))) {
+      o->test = v;
+    } else if ((v = re_cli_opt(argc, argv, &i, "--kind", &missing))) {
+      o->kind = -1;
+      for (int k = 0; k < 3; k++)
+        if (!strcmp(v, kind_names[k]))
+          o->kind = k;
+      if (o->kind < 0)
+        return re_cli_usage_error("probe", "--kind must be logistic, ridge or knn, got '%s'", v);
+    } else if ((v = re_cli_opt(argc, argv, &i, "--grid", &missing))) {
+      double g[3];
+      int n;
+      if (parse_list(v, g, 3, &n) || n != 3 || g[2] != floor(g[2]) || g[2] < 1 || g[2] > MAX_LAMBDAS ||
+          re_probe_log_grid(g[0], g[1], (int)g[2], o->lambdas) != RE_OK)
+        return re_cli_usage_error("probe", "--grid needs LO,HI,N with 0 < LO <= HI and 1 <= N <= %d (N = 1: LO == HI), "
+                                           "got '%s'",
+                                  MAX_LAMBDAS, v);
+      o->nl = (int)g[2];
+    } else if ((v = re_cli_opt(argc, argv, &i, "--lambdas", &missing))) {
+      if (parse_list(v, o->lambdas, MAX_LAMBDAS, &o->nl))
+        return re_cli_usage_error("probe", "--lambdas needs up to %d comma-separated numbers, got '%s'", MAX_LAMBDAS,
+                                  v);
+      for (int k = 0; k < o->nl; k++)
+        if (!(o->lambdas[k] > 0) || !isfinite(o->lambdas[k]))
+          return re_cli_usage_error("probe", "--lambdas: every lambda must be a finite number > 0, got '%s'", v);
+    } else if ((v = re_cli_opt(argc, argv, &i, "--seed", &missing))) {
+      o->seed = strtoull(v, &end, 10);
+      if (*end || !*v || *v == '-')
+        return re_cli_usage_error("probe", "--seed must be a non-negative integer, got '%s'", v);
+    } else if ((v = re_cli_opt(argc, argv, &i, "--classes", &missing))) {
+      long k = strtol(v, &end, 10);
+      if (*end || k < 2 || k > 1000000)
+        return re_cli_usage_error("probe", "--classes must be an integer in [2, 1000000], got '%s'", v);
+      o->classes = (int)k;
+    } else if ((v = re_cli_opt(argc, argv, &i, "--tol", &missing))) {
+      o->lo.tol = strtod(v, &end);
+      if (*end || !(o->lo.tol >= 0) || !isfinite(o->lo.tol))
+        return re_cli_usage_error("probe", "--tol must be a number >= 0, got '%s'", v);
+    } else if ((v = re_cli_opt(argc, argv, &i, "--ftol", &missing))) {
+      o->lo.ftol = strtod(v, &end);
+      if (*end || !(o->lo.ftol >= 0) || !isfinite(o->lo.ftol))
+        return re_cli_usage_error("probe", "--ftol must be a number >= 0, got '%s'", v);
+    } else if ((v = re_cli_opt(argc, argv, &i, "--max-iter", &missing))) {
+      long k = strtol(v, &end, 10);
+      if (*end || k < 0 || k > 100000000)
+        return re_cli_usage_error("probe", "--max-iter must be an integer >= 0, got '%s'", v);
+      o->lo.max_iter = (int)k;
+    } else if ((v = re_cli_opt(argc, argv, &i, "--memory", &missing))) {
+      long k = strtol(v, &end, 10);
+      if (*end || k < 1 || k > 1000)
+        return re_cli_usage_error("probe", "--memory must be an integer in [1, 1000], got '%s'", v);
+      o->lo.memory = (int)k;
+    } else if ((v = re_cli_opt(argc, argv, &i, "--k", &missing))) {
+      long k = strtol(v, &end, 10);
+      if (*end || k < 1 || k > 1000000)
+        return re_cli_usage_error("probe", "--k must be an integer >= 1, got '%s'", v);
+      o->ko.k = (int)k;
+    } else if ((v = re_cli_opt(argc, argv, &i, "--temperature", &missing))) {
+      o->ko.temperature = strtod(v, &end);
+      if (*end || !(o->ko.temperature > 0) || !isfinite(o->ko.temperature))
+        return re_cli_usage_error("probe", "--temperature must be a number > 0, got '%s'", v);
+    } else if ((v = re_cli_opt(argc, argv, &i, "--csv", &missing))) {
+      o->csv = v;
+    } else if ((v = re_cli_opt(argc, argv, &i, "--weights", &missing))) {
+      o->weights = v;
+    } else if ((v = re_cli_opt(argc, argv, &i, "--predictions", &missing))) {
+      o->predictions = v;
+    } else if (missing) {
+      return re_cli_usage_error("probe", "option %s needs a value", argv[i]);
+    } else if (!strcmp(argv[i], "--json")) {
+      o->json = 1;
+    } else if (!strcmp(argv[i], "--no-standardize")) {
+      o->standardize = 0;
+    } else {
+      return re_cli_usage_error("probe", "unknown argument '%s'", argv[i]);
+    }
+  }
+  if (!o->train || !o->train_labels || !o->test || !o->test_labels)
+    return re_cli_usage_error("probe", "give --train, --train-labels, --test and --test-labels");
+  if (!o->val != !o->val_labels)
+    return re_cli_usage_error("probe", "--val and --val-labels go together");
+  if (o->weights && o->kind == KIND_KNN)
+    return re_cli_usage_error("probe", "--weights is for the logistic and ridge probes");
+  o->lo.standardize = o->standardize;
+  return 0;
+}
+
+static double now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void labelled_free(labelled *l) {
+  free(l->X);
+  free(l->y);
+  memset(l, 0, sizeof *l);
+}
+
+/* Standardized and k-NN probes do not depend on the features' scale, so every split
+ * is first multiplied by one power of two that brings max |x| of them all into
+ * [0.5, 1) (exact): values like 1e75 or 1e-100 then fit float32, which probes compute
+ * in. Without standardization the scale is the features' own (1). */
+static re_status common_scale(const char *const *files, int n, double *scale) {
+  *scale = 1;
+  for (int k = 0; k < n; k++) {
+    re_npy *a = NULL;
+    double s = 1;
+    if (!files[k])
+      continue;
+    re_status st = re_cli_open_matrix(files[k], &a);
+    if (st == RE_OK)
+      st = re_cli_scale_of(a, 0, re_npy_rows(a), 0, &s);
+    re_npy_close(&a);
+    RE_TRY(st);
+    *scale = k == 0 || s < *scale ? s : *scale;
+  }
+  return RE_OK;
+}
+
+/* Features as float32, times `scale`; values beyond float32 are refused. */
+static re_status read_features(const re_npy *a, int64_t n, int64_t d, double scale, float *X) {
+  const int64_t chunk = 4096;
+  double *buf = NULL;
+  RE_TRY(re_malloc(n < chunk ? n : chunk, d * (int64_t)sizeof(double), &buf));
+  re_status st = RE_OK;
+  for (int64_t r = 0; r < n && st == RE_OK; r += chunk) {
+    int64_t nr = n - r < chunk ? n - r : chunk;
+    st = re_cli_read_rows_finite(a, r, nr, scale, buf); /* the row is the file's, before any split */
+    for (int64_t k = 0; st == RE_OK && k < nr * d; k++) {
+      if (fabs(buf[k]) > FLT_MAX || (buf[k] != 0 && fabs(buf[k]) < FLT_MIN))
+        st = re_err(RE_EDATA, "%s: row %lld, column %lld is %g, beyond float32, which probes compute in: "
+                              "standardize the features (the default) or rescale them",
+                    a->name, (long long)(r + k / d), (long long)(k % d), buf[k] / scale);
+      X[r * d + k] = (float)buf[k];
+    }
+  }
+  free(buf);
+  return st;
+}
+
+/* Load features (as float32) and integer labels of the same number of rows. */
+static re_status load(const char *xs, const char *ys, double scale, labelled *out) {
+  re_status st = RE_OK;
+  re_npy *a = NULL, *b = NULL;
+  double *lab = NULL;
+  memset(out, 0, sizeof *out);
+  RE_CHECK(re_cli_open_matrix(xs, &a));
+  RE_CHECK(re_cli_open_matrix(ys, &b));
+  int64_t n = re_npy_rows(a), d = re_npy_cols(a);
+  if (re_npy_cols(b) != 1 || re_npy_rows(b) != n) {
+    st = re_err(RE_ESHAPE, "%s: %lld x %lld labels, expected one label for each of the %lld rows of %s", ys,
+                (long long)re_npy_rows(b), (long long)re_npy_cols(b), (long long)n, xs);
+    goto done;
+  }
+  if (n < 1 || d < 1) {
+    st = re_err(RE_ESHAPE, "%s: %lld rows of %lld features", xs, (long long)n, (long long)d);
+    goto done;
+  }
+  int64_t cells;
+  RE_CHECK(re_mul_i64(n, d, &cells));
+  RE_CHECK(re_malloc(cells, sizeof(float), &out->X));
+  RE_CHECK(read_features(a, n, d, scale, out->X));
+  RE_CHECK(re_malloc(n, sizeof(double), &lab));
+  RE_CHECK(re_malloc(n, sizeof(int32_t), &out->y));
+  RE_CHECK(re_npy_read_rows_f64(b, 0, n, lab));
+  for (int64_t i = 0; i < n; i++) {
+    if (!(lab[i] >= 0 && lab[i] < 2147483647.0 && lab[i] == floor(lab[i]))) {
+      st = re_err(RE_EDATA, "%s: index %lld is %g, expected a class index (an integer >= 0)", ys, (long long)i,
+                  lab[i]);
+      goto done;
+    }
+    out->y[i] = (int32_t)lab[i];
+  }
+  out->n = n;
+  out->d = d;
+done:
+  if (st != RE_OK)
+    labelled_free(out);
+  free(lab);
+  re_npy_close(&a);
+  re_npy_close(&b);
+  return st;
+}
+
+static re_probe_rows rows_of(const labelled *l, const char *name) {
+  re_probe_rows r = {l->X, l->y, l->n, l->d, l->d, name};
+  return r;
+}
+
+static int32_t max_label(const labelled *l) {
+  int32_t m = -1;
+  for (int64_t i = 0; i < l->n; i++)
+    if (l->y[i] > m)
+      m = l->y[i];
+  return m;
+}
+
+/* Split train into (train part, validation) with the documented permutation. */
+static re_status split(const labelled *all, double fraction, uint64_t seed, labelled *tr, labelled *va) {
+  re_status st = RE_OK;
+  uint8_t *mask = NULL;
+  memset(tr, 0, sizeof *tr);
+  memset(va, 0, sizeof *va);
+  RE_CHECK(re_malloc(all->n, 1, &mask));
+  RE_CHECK(re_probe_split(all->n, fraction, seed, 0, all->n, mask));
+  int64_t nv = 0;
+  for (int64_t i = 0; i < all->n; i++)
+    nv += mask[i];
+  tr->d = va->d = all->d;
+  tr->n = all->n - nv;
+  va->n = nv;
+  RE_CHECK(re_malloc(tr->n * all->d + 1, sizeof(float), &tr->X));
+  RE_CHECK(re_malloc(va->n * all->d + 1, sizeof(float), &va->X));
+  RE_CHECK(re_malloc(tr->n + 1, sizeof(int32_t), &tr->y));
+  RE_CHECK(re_malloc(va->n + 1, sizeof(int32_t), &va->y));
+  int64_t a = 0, b = 0;
+  for (int64_t i = 0; i < all->n; i++) {
+    labelled *dst = mask[i] ? va : tr;
+    int64_t *k = mask[i] ? &b : &a;
+    memcpy(dst->X + *k * all->d, all->X + i * all->d, (size_t)all->d * sizeof(float));
+    dst->y[*k] = all->y[i];
+    (*k)++;
+  }
+done:
+  free(mask);
+  if (st != RE_OK) {
+    labelled_free(tr);
+    labelled_free(va);
+  }
+  return st;
+}
+
+static double frac(double num, double den) { return den > 0 ? num / den : NAN; }
+
+static void json_score(const char *key, const re_probe_score *s, int K, int with_loss) {
+  printf("\"%s\": {\"n\": %.0f, \"top1\": ", key, s->n);
+  re_json_number(stdout, frac(s->top1, s->n));
+  printf(", \"top5\": ");
+  re_json_number(stdout, K >= 10 ? frac(s->top5, s->n) : NAN);
+  printf(", \"correct\": %.0f", s->top1);
+  if (with_loss) {
+    printf(", \"loss\": ");
+    re_json_number(stdout, frac(s->loss, s->n));
+  }
+  printf("}");
+}
+
+static void json_fit(const re_logreg_info *f) {
+  printf("\"iterations\": %d, \"evaluations\": %d, \"f\": ", f->iterations, f->evaluations);
+  re_json_number(stdout, f->f);
+  printf(", \"grad_inf\": ");
+  re_json_number(stdout, f->grad_inf);
+  printf(", \"converged\": %s, \"stop\": ", f->converged ? "true" : "false");
+  re_json_string(stdout, f->stop ? f->stop : "");
+}
+
+static void csv_row(FILE *f, const char *kind, double lambda, const char *split, const char *metric, double v) {
+  fprintf(f, "%s,", kind);
+  if (isfinite(lambda))
+    fprintf(f, "%.17g", lambda);
+  fprintf(f, ",%s,%s,", split, metric);
+  if (isfinite(v))
+    fprintf(f, "%.17g", v);
+  fputc('\n', f);
+}
+
+static void csv_score(FILE *f, const char *kind, double lambda, const char *split, const re_probe_score *s, int K,
+                      int with_loss) {
+  csv_row(f, kind, lambda, split, "top1", frac(s->top1, s->n));
+  if (K >= 10)
+    csv_row(f, kind, lambda, split, "top5", frac(s->top5, s->n));
+  if (with_loss)
+    csv_row(f, kind, lambda, split, "loss", frac(s->loss, s->n));
+}
+
+static void print_plain(double lambda, const re_probe_score *t, int K) {
+  if (isfinite(lambda))
+    printf("lambda %.17g\n", lambda);
+  printf("top1 %.17g\n", frac(t->top1, t->n));
+  if (K >= 10)
+    printf("top5 %.17g\n", frac(t->top5, t->n));
+}
+
+static re_status write_predictions(const char *path, const int32_t *pred, int64_t n) {
+  int64_t shape[1] = {n};
+  return re_npy_write(path, RE_DTYPE_I32, 1, shape, pred);
+}
+
+typedef struct inputs {
+  labelled train, val, test;
+  int have_val; /* validation rows exist (given or split) */
+  double scale; /* power of two the features were multiplied by (common_scale) */
+  int K;
+} inputs;
+
+static re_status run_logistic(const opts *o, inputs *in, double t0) {
+  re_status st = RE_OK;
+  re_logreg_sweep sw;
+  re_logreg *lr = NULL;
+  int32_t *pred = NULL;
+  double *W = NULL, *b = NULL, *Wb = NULL;
+  memset(&sw, 0, sizeof sw);
+  re_probe_rows tr = rows_of(&in->train, "train"), va = rows_of(&in->val, "validation"),
+                te = rows_of(&in->test, "test");
+  RE_CHECK(re_logreg_sweep_run(&tr, in->have_val ? &va : NULL, &te, in->K, o->lambdas, o->nl, &o->lo, &sw, &lr));
+  if (o->predictions) {
+    RE_CHECK(re_malloc(in->test.n, sizeof(int32_t), &pred));
+    RE_CHECK(re_logreg_predict(lr, &te, pred));
+    RE_CHECK(write_predictions(o->predictions, pred, in->test.n));
+  }
+  if (o->weights) {
+    int64_t d = in->train.d, K = in->K;
+    RE_CHECK(re_malloc(K * d, sizeof(double), &W));
+    RE_CHECK(re_malloc(K, sizeof(double), &b));
+    RE_CHECK(re_malloc(K * (d + 1), sizeof(double), &Wb));
+    re_logreg_weights(lr, W, b);
+    for (int64_t k = 0; k < K; k++) {
+      for (int64_t j = 0; j < d; j++) /* weights of the features as the file holds them */
+        Wb[k * (d + 1) + j] = W[k * d + j] * in->scale;
+      Wb[k * (d + 1) + d] = b[k];
+    }
+    int64_t shape[2] = {K, d + 1};
+    RE_CHECK(re_npy_write(o->weights, RE_DTYPE_F64, 2, shape, Wb));
+  }
+  double secs = now() - t0;
+  if (o->csv) {
+    re_atomic a;
+    memset(&a, 0, sizeof a);
+    RE_CHECK(re_atomic_open(o->csv, &a));
+    fprintf(a.f, "kind,lambda,split,metric,value\n");
+    for (int l = 0; l < sw.nlambdas; l++)
+      if (in->have_val)
+        csv_score(a.f, "logistic", sw.points[l].fit.lambda, "val", &sw.points[l].val, in->K, 1);
+    csv_score(a.f, "logistic", sw.lambda, "test", &sw.test, in->K, 1);
+    RE_CHECK(re_atomic_commit(&a));
+  }
+  if (o->json) {
+    printf("{\"kind\": \"logistic\", \"n_train\": %lld, \"n_val\": %lld, \"n_test\": %lld, \"d\": %lld, "
+           "\"classes\": %d, \"standardize\": %s, \"lambda\": ",
+           (long long)in->train.n, (long long)in->val.n, (long long)in->test.n, (long long)in->train.d, in->K,
+           o->standardize ? "true" : "false");
+    re_json_number(stdout, sw.lambda);
+    printf(", ");
+    json_score("test", &sw.test, in->K, 1);
+    printf(", \"refit\": {");
+    json_fit(&sw.refit);
+    printf("}, \"curve\": [");
+    for (int l = 0; l < sw.nlambdas; l++) {
+      const re_logreg_point *p = &sw.points[l];
+      printf("%s{\"lambda\": ", l ? ", " : "");
+      re_json_number(stdout, p->fit.lambda);
+      printf(", ");
+      json_fit(&p->fit);
+      printf(", ");
+      json_score("val", &p->val, in->K, 1);
+      printf("}");
+    }
+    printf("], \"seconds\": ");
+    re_json_number(stdout, secs);
+    printf("}\n");
+  } else {
+    print_plain(sw.lambda, &sw.test, in->K);
+  }
+done:
+  re_logreg_sweep_free(&sw);
+  re_logreg_destroy(&lr);
+  free(pred);
+  free(W);
+  free(b);
+  free(Wb);
+  return st;
+}
+
+static re_status run_ridge(const opts *o, inputs *in, double t0) {
+  re_status st = RE_OK;
+  re_moments *mt = NULL, *mv = NULL;
+  re_ridge_path *pt = NULL, *pa = NULL;
+  re_probe_score *val = NULL, *test = NULL;
+  int32_t *pred = NULL;
+  double *W = NULL, *b = NULL, *Wb = NULL;
+  int nl = o->nl, K = in->K;
+  int64_t d = in->train.d;
+  re_probe_rows tr = rows_of(&in->train, "train"), va = rows_of(&in->val, "validation"),
+                te = rows_of(&in->test, "test");
+  RE_CHECK(re_calloc(nl, sizeof(re_probe_score), &val));
+  RE_CHECK(re_calloc(nl, sizeof(re_probe_score), &test));
+  RE_CHECK(re_ridge_moments_create(d, K, &mt));
+  RE_CHECK(re_ridge_moments_add(mt, &tr));
+  int best = 0;
+  if (in->have_val) {
+    RE_CHECK(re_ridge_moments_create(d, K, &mv));
+    RE_CHECK(re_ridge_moments_add(mv, &va));
+    RE_CHECK(re_ridge_path_create(mt, 0, 1, o->lambdas, nl, o->standardize, NULL, &pt));
+    RE_CHECK(re_ridge_path_score(pt, &va, val));
+    /* most correct; ties: the larger λ */
+    for (int l = 1; l < nl; l++)
+      if (val[l].top1 > val[best].top1 || (val[l].top1 == val[best].top1 && o->lambdas[l] > o->lambdas[best]))
+        best = l;
+    RE_CHECK(re_moments_merge(mt, mv));
+  } else if (nl > 1) {
+    st = re_err(RE_EINVAL, "ridge probe: %d lambda values but no validation rows to choose among them", nl);
+    goto done;
+  }
+  RE_CHECK(re_ridge_path_create(mt, 0, 1, o->lambdas, nl, o->standardize, NULL, &pa));
+  RE_CHECK(re_ridge_path_score(pa, &te, test));
+  if (o->predictions) {
+    RE_CHECK(re_malloc(in->test.n, sizeof(int32_t), &pred));
+    RE_CHECK(re_ridge_path_predict(pa, best, &te, pred));
+    RE_CHECK(write_predictions(o->predictions, pred, in->test.n));
+  }
+  if (o->weights) {
+    RE_CHECK(re_malloc(d * K, sizeof(double), &W));
+    RE_CHECK(re_malloc(K, sizeof(double), &b));
+    RE_CHECK(re_malloc((d + 1) * K, sizeof(double), &Wb));
+    RE_CHECK(re_ridge_path_weights(pa, best, W, b));
+    for (int64_t k = 0; k < d * K; k++) /* weights of the features as the file holds them */
+      Wb[k] = W[k] * in->scale;
+    memcpy(Wb + d * K, b, (size_t)K * sizeof(double));
+    int64_t shape[2] = {d + 1, K};
+    RE_CHECK(re_npy_write(o->weights, RE_DTYPE_F64, 2, shape, Wb));
+  }
+  double secs = now() - t0;
+  if (o->csv) {
+    re_atomic a;
+    memset(&a, 0, sizeof a);
+    RE_CHECK(re_atomic_open(o->csv, &a));
+    fprintf(a.f, "kind,lambda,split,metric,value\n");
+    for (int l = 0; l < nl; l++) {
+      if (in->have_val)
+        csv_score(a.f, "ridge", o->lambdas[l], "val", &val[l], K, 0);
+      csv_score(a.f, "ridge", o->lambdas[l], "test", &test[l], K, 0);
+    }
+    RE_CHECK(re_atomic_commit(&a));
+  }
+  if (o->json) {
+    printf("{\"kind\": \"ridge\", \"n_train\": %lld, \"n_val\": %lld, \"n_test\": %lld, \"d\": %lld, "
+           "\"classes\": %d, \"standardize\": %s, \"lambda\": ",
+           (long long)in->train.n, (long long)in->val.n, (long long)in->test.n, (long long)d, K,
+           o->standardize ? "true" : "false");
+    re_json_number(stdout, o->lambdas[best]);
+    printf(", ");
+    json_score("test", &test[best], K, 0);
+    printf(", \"curve\": [");
+    for (int l = 0; l < nl; l++) {
+      printf("%s{\"lambda\": ", l ? ", " : "");
+      re_json_number(stdout, o->lambdas[l]);
+      printf(", ");
+      json_score("val", &val[l], K, 0);
+      printf(", ");
+      json_score("test", &test[l], K, 0);
+      printf("}");
+    }
+    printf("], \"seconds\": ");
+    re_json_number(stdout, secs);
+    printf("}\n");
+  } else {
+    print_plain(o->lambdas[best], &test[best], K);
+  }
+done:
+  re_moments_destroy(&mt);
+  re_moments_destroy(&mv);
+  re_ridge_path_destroy(&pt);
+  re_ridge_path_destroy(&pa);
+  free(val);
+  free(test);
+  free(pred);
+  free(W);
+  free(b);
+  free(Wb);
+  return st;
+}
+
+static re_status run_knn(const opts *o, inputs *in, double t0) {
+  re_status st = RE_OK;
+  re_knn *kn = NULL;
+  int32_t *pred = NULL;
+  re_probe_score s = {0, 0, 0, 0};
+  re_probe_rows tr = rows_of(&in->train, "train"), te = rows_of(&in->test, "test");
+  RE_CHECK(re_knn_create(&tr, in->K, &o->ko, &kn));
+  RE_CHECK(re_knn_score(kn, &te, &s));
+  if (o->predictions) {
+    RE_CHECK(re_malloc(in->test.n, sizeof(int32_t), &pred));
+    RE_CHECK(re_knn_predict(kn, &te, pred));
+    RE_CHECK(write_predictions(o->predictions, pred, in->test.n));
+  }
+  double secs = now() - t0;
+  if (o->csv) {
+    re_atomic a;
+    memset(&a, 0, sizeof a);
+    RE_CHECK(re_atomic_open(o->csv, &a));
+    fprintf(a.f, "kind,lambda,split,metric,value\n");
+    csv_score(a.f, "knn", NAN, "test", &s, in->K, 0);
+    RE_CHECK(re_atomic_commit(&a));
+  }
+  if (o->json) {
+    printf("{\"kind\": \"knn\", \"n_train\": %lld, \"n_test\": %lld, \"d\": %lld, \"classes\": %d, \"k\": %d, "
+           "\"temperature\": ",
+           (long long)in->train.n, (long long)in->test.n, (long long)in->train.d, in->K, o->ko.k);
+    re_json_number(stdout, o->ko.temperature);
+    printf(", ");
+    json_score("test", &s, in->K, 0);
+    printf(", \"seconds\": ");
+    re_json_number(stdout, secs);
+    printf("}\n");
+  } else {
+    print_plain(NAN, &s, in->K);
+  }
+done:
+  re_knn_destroy(&kn);
+  free(pred);
+  return st;
+}
+
+static re_status run(const opts *o) {
+  re_status st = RE_OK;
+  inputs in;
+  labelled all;
+  memset(&in, 0, sizeof in);
+  memset(&all, 0, sizeof all);
+  double t0 = now();
+  double scale = 1;
+  const char *splits[3] = {o->train, o->test, o->val};
+  if (o->standardize || o->kind == KIND_KNN)
+    RE_CHECK(common_scale(splits, 3, &scale));
+  in.scale = scale;
+  RE_CHECK(load(o->train, o->train_labels, scale, &all));
+  RE_CHECK(load(o->test, o->test_labels, scale, &in.test));
+  if (in.test.d != all.d) {
+    st = re_err(RE_ESHAPE, "%s has %lld features, %s has %lld", o->test, (long long)in.test.d, o->train,
+                (long long)all.d);
+    goto done;
+  }
+  int need_val = o->kind != KIND_KNN && o->nl > 1;
+  if (o->val) {
+    RE_CHECK(load(o->val, o->val_labels, scale, &in.val));
+    if (in.val.d != all.d) {
+      st = re_err(RE_ESHAPE, "%s has %lld features, %s has %lld", o->val, (long long)in.val.d, o->train,
+                  (long long)all.d);
+      goto done;
+    }
+    in.train = all;
+    memset(&all, 0, sizeof all);
+    in.have_val = 1;
+  } else if (need_val && o->val_fraction > 0) {
+    RE_CHECK(split(&all, o->val_fraction, o->seed, &in.train, &in.val));
+    in.have_val = in.val.n > 0;
+  } else {
+    in.train = all;
+    memset(&all, 0, sizeof all);
+  }
+  int32_t mx = max_label(&in.train);
+  int32_t mv = max_label(&in.val), mt = max_label(&in.test);
+  mx = mv > mx ? mv : mx;
+  mx = mt > mx ? mt : mx;
+  in.K = o->classes ? o->classes : (mx + 1 < 2 ? 2 : mx + 1);
+  if (o->classes && mx >= o->classes) {
+    st = re_err(RE_EDATA, "--classes %d but a label is %d", o->classes, (int)mx);
+    goto done;
+  }
+  /* one class only: no classifier to speak of, whatever the kind */
+  {
+    int64_t ntot = in.train.n + in.val.n, first = -1, other = 0;
+    for (int64_t i = 0; i < ntot && !other; i++) {
+      int32_t y = i < in.train.n ? in.train.y[i] : in.val.y[i - in.train.n];
+      if (first < 0)
+        first = y;
+      else if (y != first)
+        other = 1;
+    }
+    if (!other) {
+      st = re_err(RE_EUNDEFINED, "%s: all %lld training rows have label %lld; a classifier needs at least 2 classes",
+                  o->train_labels, (long long)ntot, (long long)first);
+      goto done;
+    }
+  }
+  if (o->kind == KIND_LOGISTIC)
+    st = run_logistic(o, &in, t0);
+  else if (o->kind == KIND_RIDGE)
+    st = run_ridge(o, &in, t0);
+  else
+    st = run_knn(o, &in, t0);
+done:
+  labelled_free(&all);
+  labelled_free(&in.train);
+  labelled_free(&in.val);
+  labelled_free(&in.test);
+  return st;
+}
+
+int re_cmd_probe(int argc, char **argv) {
+  opts o;
+  int rc = parse_args(argc, argv, &o);
+  if (rc == 1)
+    return RE_EXIT_OK;
+  if (rc)
+    return rc;
+  re_status st = run(&o);
+  if (st == RE_EUNDEFINED) {
+    printf("undefined\n");
+    re_cli_fail(st);
+    return RE_EXIT_UNDEFINED;
+  }
+  return st == RE_OK ? RE_EXIT_OK : re_cli_fail(st);
+}

@@ -1,0 +1,383 @@
+/* The canonical reduction tree over batches: statistics of any accumulator combined
+ * in one fixed order, whatever the number of ranks or array parts.
+ *
+ * Leaf k is the state of the accumulators after batch k alone. Node (s, h) covers
+ * batches [s, s + 2^h) with s a multiple of 2^h, and is left child (+) right child,
+ * where (+) is the accumulators' merge (later samples on the right). A child that
+ * lies entirely beyond the last batch is absent and its parent is the other child
+ * itself. Each rank streams its contiguous batch range and keeps a short list of
+ * complete nodes (a binary counter: at most about 2 log2(batches) of them); lists
+ * of adjacent ranges are concatenated and collapsed (two adjacent siblings become
+ * their parent) along the binomial tree over ranks, and rank 0 finally combines
+ * the list that covers every batch into the root. Every merge is between the same
+ * two operands in every decomposition, so the reduced statistics, and every metric,
+ * are bitwise identical for 1, 2, 3 ... ranks and for any --part split.
+ *
+ * Cost: one state serialization per batch and one merge per internal node (about
+ * one per batch), i.e. O(state) extra work per batch beside the O(batch x state)
+ * GEMMs. Memory: the list holds up to about 2 log2(batches) nodes; the waiting
+ * ones (all but the last) beyond REPEVAL_SPILL_MB (default 64) of them wait in a
+ * spill file, so a rank holds that budget plus at most four states (accumulators,
+ * the last node, a new leaf or a loaded sibling, and one more while a received
+ * list is collapsed) whatever the number of batches; the spill file holds at
+ * most the rest of the list. */
+#include "mpi/tree.h"
+
+#include "mpi/mpi_reduce.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* re_mpi_agree, or the local status alone without MPI (comm MPI_COMM_NULL). */
+static re_status agree(MPI_Comm comm, re_status st) { return comm == MPI_COMM_NULL ? st : re_mpi_agree(comm, st); }
+
+static void rank_size(MPI_Comm comm, int *rank, int *size) {
+  *rank = 0, *size = 1;
+  if (comm != MPI_COMM_NULL) {
+    MPI_Comm_rank(comm, rank);
+    MPI_Comm_size(comm, size);
+  }
+}
+
+/* ---- node lists ---------------------------------------------------------------- */
+
+/* Memory for waiting nodes (all but the last), in bytes: REPEVAL_SPILL_MB, default 64. */
+static double spill_budget(void) {
+  double mb = 64;
+  const char *e = getenv("REPEVAL_SPILL_MB");
+  if (e && *e) {
+    char *end;
+    double v = strtod(e, &end);
+    if (end != e && !*end && v >= 0 && v < 1e12)
+      mb = v;
+  }
+  return mb * 1048576.0;
+}
+
+void tree_init(tree *t, const tree_acc *acc) {
+  memset(t, 0, sizeof *t);
+  t->acc = acc;
+  int64_t len = acc ? acc->len : 0;
+  t->len = len;
+  t->fd = -1;
+  double keep = len > 0 ? spill_budget() / ((double)len * (double)sizeof(double)) : 1e9;
+  t->keep = keep < 1e9 ? (int)keep : 1000000000;
+}
+
+void tree_free(tree *t) {
+  const tree_acc *acc = t->acc;
+  for (int k = 0; k < t->n; k++)
+    free(t->nodes[k].buf);
+  free(t->nodes);
+  free(t->free_slots);
+  if (t->fd >= 0)
+    close(t->fd);
+  memset(t, 0, sizeof *t);
+  t->fd = -1;
+  t->acc = acc; /* still usable as an empty list */
+  t->len = acc ? acc->len : 0;
+}
+
+static re_status open_spill(tree *t) {
+  const char *dir = getenv("TMPDIR");
+  if (!dir || !*dir || strlen(dir) > 3900)
+    dir = "/tmp";
+  char path[4096];
+  snprintf(path, sizeof path, "%s/repeval-spill-XXXXXX", dir);
+  int fd = mkstemp(path);
+  if (fd < 0)
+    return re_err(RE_EIO, "cannot create the reduction's spill file in %s: %s (set TMPDIR, or REPEVAL_SPILL_MB)", dir,
+                  strerror(errno));
+  unlink(path); /* gone with the process, whatever happens */
+  re_log(RE_LOG_DEBUG, "reduction: nodes of %.1f MB wait in a spill file in %s", (double)t->len * 8.0 / 1048576.0, dir);
+  t->fd = fd;
+  return RE_OK;
+}
+
+static re_status slot_io(const tree *t, int64_t slot, double *buf, int write) {
+  size_t bytes = (size_t)t->len * sizeof(double), done = 0;
+  off_t off = (off_t)slot * (off_t)bytes;
+  while (done < bytes) {
+    ssize_t n = write ? pwrite(t->fd, (char *)buf + done, bytes - done, off + (off_t)done)
+                      : pread(t->fd, (char *)buf + done, bytes - done, off + (off_t)done);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return re_err(RE_EIO, "reduction spill file: cannot %s %zu bytes at offset %lld: %s", write ? "write" : "read",
+                    bytes, (long long)off, n < 0 ? strerror(errno) : "end of file");
+    done += (size_t)n;
+  }
+  return RE_OK;
+}
+
+/* Node k to the spill file (a free slot, or a new one at the end). */
+static re_status spill_node(tree *t, int k) {
+  tree_node *nd = &t->nodes[k];
+  if (!nd->buf)
+    return RE_OK;
+  if (t->fd < 0)
+    RE_TRY(open_spill(t));
+  if (t->capfree < t->nslots + 1) { /* room to give every slot back later */
+    int ncap = t->capfree ? 2 * t->capfree : 16;
+    RE_TRY(re_realloc(&t->free_slots, ncap, sizeof *t->free_slots));
+    t->capfree = ncap;
+  }
+  int64_t slot = t->nfree ? t->free_slots[--t->nfree] : t->nslots++;
+  re_status st = slot_io(t, slot, nd->buf, 1);
+  if (st != RE_OK) {
+    t->free_slots[t->nfree++] = slot;
+    return st;
+  }
+  free(nd->buf);
+  nd->buf = NULL;
+  nd->slot = slot;
+  return RE_OK;
+}
+
+/* Node k back into memory. */
+static re_status load_node(tree *t, int k) {
+  tree_node *nd = &t->nodes[k];
+  if (nd->buf)
+    return RE_OK;
+  double *buf = NULL;
+  RE_TRY(re_malloc(t->len > 0 ? t->len : 1, sizeof(double), &buf));
+  re_status st = slot_io(t, nd->slot, buf, 0);
+  if (st != RE_OK) {
+    free(buf);
+    return st;
+  }
+  t->free_slots[t->nfree++] = nd->slot;
+  nd->buf = buf;
+  nd->slot = -1;
+  return RE_OK;
+}
+
+/* Keep at most t->keep nodes besides the last in memory: the oldest (highest) go
+ * to the spill file first, as they are the last to be merged. */
+static re_status spill_over_budget(tree *t) {
+  int resident = 0;
+  for (int k = 0; k + 1 < t->n; k++)
+    resident += t->nodes[k].buf != NULL;
+  for (int k = 0; k + 1 < t->n && resident > t->keep; k++)
+    if (t->nodes[k].buf) {
+      RE_TRY(spill_node(t, k));
+      resident--;
+    }
+  return RE_OK;
+}
+
+re_status tree_node_data(const tree *t, int k, double *scratch, const double **data) {
+  if (t->nodes[k].buf) {
+    *data = t->nodes[k].buf;
+    return RE_OK;
+  }
+  RE_TRY(slot_io(t, t->nodes[k].slot, scratch, 0));
+  *data = scratch;
+  return RE_OK;
+}
+
+static re_status append_node(tree *t, int64_t start, int height, double *buf) {
+  if (t->n == t->cap) {
+    int ncap = t->cap ? 2 * t->cap : 16;
+    re_status st = re_realloc(&t->nodes, ncap, sizeof *t->nodes);
+    if (st != RE_OK) {
+      free(buf);
+      return st;
+    }
+    t->cap = ncap;
+  }
+  t->nodes[t->n++] = (tree_node){start, height, buf, -1};
+  return RE_OK;
+}
+
+re_status tree_append(tree *t, int64_t start, int height, double *buf) {
+  RE_TRY(append_node(t, start, height, buf));
+  return spill_over_budget(t);
+}
+
+/* x <- x (+) y through the accumulator (it is scratch here). */
+static re_status combine(const tree_acc *a, double *x, const double *y) {
+  RE_TRY(a->deserialize(a->ctx, x));
+  RE_TRY(a->merge(a->ctx, y));
+  a->serialize(a->ctx, x);
+  return RE_OK;
+}
+
+re_status tree_collapse(tree *t) {
+  int changed = 1;
+  while (changed) {
+    changed = 0;
+    for (int k = 0; k + 1 < t->n; k++) {
+      tree_node *a = &t->nodes[k], *b = &t->nodes[k + 1];
+      int64_t span = (int64_t)1 << a->height;
+      if (a->height == b->height && a->start % (2 * span) == 0 && b->start == a->start + span) {
+        RE_TRY(load_node(t, k));
+        RE_TRY(load_node(t, k + 1));
+        RE_TRY(combine(t->acc, a->buf, b->buf));
+        a->height++;
+        free(b->buf);
+        memmove(b, b + 1, sizeof *b * (size_t)(t->n - k - 2));
+        t->n--;
+        RE_TRY(spill_over_budget(t));
+        changed = 1;
+        break;
+      }
+    }
+  }
+  return RE_OK;
+}
+
+re_status tree_push_leaf(tree *t, int64_t k) {
+  double *buf = NULL;
+  RE_TRY(re_malloc(t->len > 0 ? t->len : 1, sizeof(double), &buf));
+  t->acc->serialize(t->acc->ctx, buf);
+  /* the previous last node is often this leaf's sibling: join before spilling */
+  RE_TRY(append_node(t, k, 0, buf));
+  RE_TRY(tree_collapse(t));
+  return spill_over_budget(t);
+}
+
+/* A collapsed list over batches [0, nb) is the binary decomposition of nb: nodes
+ * of strictly decreasing heights from batch 0. The root of the canonical tree is
+ * then their right fold, N_0 (+) (N_1 (+) (... (+) N_last)): a missing right child
+ * leaves its parent equal to the left one, so these are exactly the merges of the
+ * tree. The fold consumes the list, so that it holds two states besides the
+ * accumulators whatever nb is. */
+re_status tree_root(tree *t, int64_t nb) {
+  if (nb <= 0) { /* no batch at all: empty accumulators */
+    t->acc->reset(t->acc->ctx);
+    return RE_OK;
+  }
+  int64_t at = 0;
+  for (int k = 0; k < t->n; k++) {
+    const tree_node *nd = &t->nodes[k];
+    if (nd->start != at)
+      return re_err(RE_EINVAL, "reduction: batch %lld is missing from the statistics", (long long)at);
+    if (nd->height < 0 || nd->height > 62 || (k > 0 && nd->height >= t->nodes[k - 1].height) ||
+        nd->start % ((int64_t)1 << nd->height))
+      return re_err(RE_EINVAL, "reduction: node (%lld, %d) does not fit the canonical tree", (long long)nd->start,
+                    nd->height);
+    if (nb - at < ((int64_t)1 << nd->height))
+      return re_err(RE_EINVAL, "reduction: the statistics hold batches beyond the %lld of the pass", (long long)nb);
+    at += (int64_t)1 << nd->height;
+  }
+  if (at != nb)
+    return re_err(RE_EINVAL, "reduction: batches from %lld are missing from the statistics", (long long)at);
+  /* acc = N_last; then N_k (+) acc into N_k's buffer, which becomes acc */
+  RE_TRY(load_node(t, t->n - 1));
+  for (int k = t->n - 2; k >= 0; k--) {
+    RE_TRY(load_node(t, k));
+    RE_TRY(combine(t->acc, t->nodes[k].buf, t->nodes[k + 1].buf)); /* N_k: the earlier batches */
+    free(t->nodes[k + 1].buf);
+    t->nodes[k + 1].buf = NULL;
+    t->n = k + 1;
+  }
+  re_status st = t->acc->deserialize(t->acc->ctx, t->nodes[0].buf);
+  free(t->nodes[0].buf);
+  t->nodes[0].buf = NULL;
+  t->n = 0;
+  return st;
+}
+
+/* ---- across ranks ----------------------------------------------------------------- */
+
+static re_status send_tree(MPI_Comm comm, const tree *t, int dest) {
+  double *scratch = NULL; /* spilled nodes are read into it */
+  re_status st = t->fd >= 0 ? re_malloc(t->len > 0 ? t->len : 1, sizeof(double), &scratch) : RE_OK, bad = RE_OK;
+  long long hdr[2] = {st == RE_OK ? t->n : -1, t->len}; /* -1: nothing follows */
+  if (MPI_Send(hdr, 2, MPI_LONG_LONG, dest, 41, comm) != MPI_SUCCESS)
+    st = re_err(RE_EMPI, "MPI_Send to rank %d failed", dest);
+  for (int k = 0; st == RE_OK && k < t->n; k++) {
+    long long pos[2] = {t->nodes[k].start, t->nodes[k].height};
+    if (MPI_Send(pos, 2, MPI_LONG_LONG, dest, 42, comm) != MPI_SUCCESS) {
+      st = re_err(RE_EMPI, "MPI_Send to rank %d failed", dest);
+      break;
+    }
+    const double *d = t->nodes[k].buf;
+    if (!d && (bad != RE_OK || (bad = tree_node_data(t, k, scratch, &d)) != RE_OK)) {
+      memset(scratch, 0, sizeof(double) * (size_t)t->len); /* every node is still sent; the error reaches */
+      d = scratch;                                         /* the receiver through re_mpi_agree */
+    }
+    for (int64_t off = 0; st == RE_OK && off < t->len; off += (1 << 26)) {
+      int n = (int)(t->len - off < (1 << 26) ? t->len - off : (1 << 26));
+      if (MPI_Send(d + off, n, MPI_DOUBLE, dest, 43, comm) != MPI_SUCCESS)
+        st = re_err(RE_EMPI, "MPI_Send to rank %d failed", dest);
+    }
+  }
+  free(scratch);
+  return st != RE_OK ? st : bad;
+}
+
+static re_status recv_tree(MPI_Comm comm, tree *t, int src) {
+  long long hdr[2];
+  if (MPI_Recv(hdr, 2, MPI_LONG_LONG, src, 41, comm, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+    return re_err(RE_EMPI, "MPI_Recv from rank %d failed", src);
+  if (hdr[0] < 0)
+    return re_err(RE_ENOMEM, "rank %d could not send its statistics", src);
+  if (hdr[1] != t->len)
+    return re_err(RE_EMPI, "rank %d sent statistics of %lld doubles, expected %lld", src, hdr[1], (long long)t->len);
+  for (long long k = 0; k < hdr[0]; k++) {
+    long long pos[2];
+    if (MPI_Recv(pos, 2, MPI_LONG_LONG, src, 42, comm, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+      return re_err(RE_EMPI, "MPI_Recv from rank %d failed", src);
+    double *buf = NULL;
+    RE_TRY(re_malloc(t->len, sizeof(double), &buf));
+    for (int64_t off = 0; off < t->len; off += (1 << 26)) {
+      int n = (int)(t->len - off < (1 << 26) ? t->len - off : (1 << 26));
+      if (MPI_Recv(buf + off, n, MPI_DOUBLE, src, 43, comm, MPI_STATUS_IGNORE) != MPI_SUCCESS) {
+        free(buf);
+        return re_err(RE_EMPI, "MPI_Recv from rank %d failed", src);
+      }
+    }
+    RE_TRY(tree_append(t, pos[0], (int)pos[1], buf));
+  }
+  return RE_OK;
+}
+
+re_status tree_reduce(MPI_Comm comm, tree *t) {
+  re_status st = RE_OK;
+  int rank, size;
+  rank_size(comm, &rank, &size);
+  for (int mask = 1; mask < size; mask <<= 1) {
+    if (rank & mask) {
+      st = send_tree(comm, t, rank - mask);
+      tree_free(t);
+      break;
+    }
+    if (rank + mask < size) {
+      /* the sender's batches follow ours: append, then join siblings */
+      st = recv_tree(comm, t, rank + mask);
+      if (st == RE_OK)
+        st = tree_collapse(t);
+      if (st != RE_OK)
+        break;
+    }
+  }
+  return agree(comm, st);
+}
+
+re_status tree_stream_reduce(MPI_Comm comm, const tree_acc *acc, int64_t nb, re_status (*add)(void *ctx, int64_t k),
+                             void *ctx) {
+  int rank, size;
+  rank_size(comm, &rank, &size);
+  int64_t k0 = nb * rank / size, k1 = nb * (rank + 1) / size;
+  tree t;
+  tree_init(&t, acc);
+  re_status st = RE_OK;
+  for (int64_t k = k0; k < k1 && st == RE_OK; k++) {
+    acc->reset(acc->ctx);
+    st = add(ctx, k);
+    if (st == RE_OK)
+      st = tree_push_leaf(&t, k);
+  }
+  st = agree(comm, st);
+  if (st == RE_OK)
+    st = tree_reduce(comm, &t);
+  if (st == RE_OK && rank == 0)
+    st = tree_root(&t, nb);
+  tree_free(&t);
+  return agree(comm, st);
+}

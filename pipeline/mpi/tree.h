@@ -1,0 +1,72 @@
+/* The canonical reduction tree over batches (mpi/tree.c): leaf k is an accumulator's
+ * state after batch k alone, node (s, h) covers batches [s, s + 2^h) and is its left
+ * child merged with its right child. Ranks stream contiguous batch ranges and keep
+ * lists of complete nodes; the lists are joined in rank order and rank 0 folds the
+ * root. Every merge has the same two operands for any number of ranks or parts, so
+ * results are bitwise identical. Waiting nodes beyond REPEVAL_SPILL_MB (default 64)
+ * wait in an unlinked spill file in $TMPDIR. */
+#ifndef REPEVAL_MPI_TREE_H
+#define REPEVAL_MPI_TREE_H
+
+#include <mpi.h>
+
+#include "repeval/core.h"
+
+/* An accumulator the tree combines, seen as `len` doubles. */
+typedef struct tree_acc {
+  void *ctx;
+  int64_t len;
+  void (*serialize)(void *ctx, double *buf);                /* write the state */
+  re_status (*deserialize)(void *ctx, const double *buf);   /* replace the state */
+  re_status (*merge)(void *ctx, const double *buf);         /* state <- state (+) buf (later samples) */
+  void (*reset)(void *ctx);                                 /* the empty state */
+} tree_acc;
+
+/* A complete node: the accumulator's state over batches [start, start + 2^height). */
+typedef struct tree_node {
+  int64_t start;
+  int height;
+  double *buf;  /* len doubles, owned; NULL while spilled */
+  int64_t slot; /* spilled: its slot in the spill file; else -1 */
+} tree_node;
+
+/* Complete nodes covering a contiguous range of batches, in order. */
+typedef struct tree {
+  const tree_acc *acc; /* combines nodes (its state is scratch while it does) */
+  tree_node *nodes;
+  int n, cap;
+  int64_t len;    /* doubles per node */
+  int keep;       /* nodes besides the last that may stay in memory */
+  int fd;         /* spill file, -1 until the first spill */
+  int64_t nslots; /* slots in the file (each len doubles) */
+  int64_t *free_slots;
+  int nfree, capfree;
+} tree;
+
+/* An empty list of nodes of acc's state (acc may be NULL for a list that is only read). */
+void tree_init(tree *t, const tree_acc *acc);
+/* Free the nodes and the spill file; the list stays usable (empty). */
+void tree_free(tree *t);
+/* Append a node (takes buf; freed on failure). */
+re_status tree_append(tree *t, int64_t start, int height, double *buf);
+/* Node k's values: its buffer, or read from the spill file into scratch (len doubles). */
+re_status tree_node_data(const tree *t, int k, double *scratch, const double **data);
+/* Join adjacent siblings until none is left. */
+re_status tree_collapse(tree *t);
+/* The accumulator's state as leaf k (the state of batch k alone), joined with its siblings. */
+re_status tree_push_leaf(tree *t, int64_t k);
+/* Collective: every rank's list into rank 0's, in rank order (= batch order).
+ * MPI_COMM_NULL: one process without MPI (nothing to do). */
+re_status tree_reduce(MPI_Comm comm, tree *t);
+/* The root over batches [0, nb) of a collapsed list into the accumulator (nb = 0: empty
+ * state); the nodes are used up. */
+re_status tree_root(tree *t, int64_t nb);
+
+/* Collective: stream batches [0, nb) split into contiguous ranges over the ranks of
+ * comm, each through add(ctx, k) into the accumulator as a leaf, then reduce: rank 0's
+ * accumulator holds the root. The standalone commands' one reduction path;
+ * MPI_COMM_NULL: one process without MPI. */
+re_status tree_stream_reduce(MPI_Comm comm, const tree_acc *acc, int64_t nb, re_status (*add)(void *ctx, int64_t k),
+                             void *ctx);
+
+#endif

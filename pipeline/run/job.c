@@ -1,0 +1,921 @@
+/* Job file parsing and validation (schema: docs/job-spec.md). */
+#include "run/job.h"
+
+#include <errno.h>
+#include <fnmatch.h>
+#include <glob.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_EXPANSION 100000
+
+/* ---- small string list -------------------------------------------------- */
+
+typedef struct strs {
+  char **v;
+  int n;
+} strs;
+
+static re_status strs_push(strs *s, const char *x) {
+  if (s->n >= MAX_EXPANSION)
+    return re_err(RE_EINVAL, "a pattern expands to more than %d names", MAX_EXPANSION);
+  RE_TRY(re_realloc(&s->v, s->n + 1, sizeof(char *)));
+  RE_TRY(re_strdup(x, &s->v[s->n]));
+  s->n++;
+  return RE_OK;
+}
+
+static void strs_free(strs *s) {
+  for (int k = 0; k < s->n; k++)
+    free(s->v[k]);
+  free(s->v);
+  s->v = NULL;
+  s->n = 0;
+}
+
+/* ---- ${ENV} expansion ---------------------------------------------------- */
+
+static re_status expand_env(const re_cfg *node, const char *s, char **out) {
+  size_t cap = strlen(s) + 256, len = 0;
+  char *o;
+  RE_TRY(re_malloc((int64_t)cap, 1, &o));
+  for (const char *p = s; *p;) {
+    const char *val = NULL;
+    char name[256], dflt[1024];
+    size_t vlen = 0;
+    if (p[0] == '$' && p[1] == '$') {
+      val = "$", vlen = 1, p += 2;
+    } else if (p[0] == '$' && p[1] == '{') {
+      const char *end = strchr(p, '}');
+      if (!end || end - p - 2 >= (long)sizeof name) {
+        free(o);
+        return re_cfg_error(node, RE_EINVAL, "unterminated ${...} in '%s'", s);
+      }
+      size_t n = (size_t)(end - p - 2);
+      memcpy(name, p + 2, n);
+      name[n] = '\0';
+      char *colon = strstr(name, ":-");
+      dflt[0] = '\0';
+      int has_default = 0;
+      if (colon) {
+        snprintf(dflt, sizeof dflt, "%s", colon + 2);
+        *colon = '\0';
+        has_default = 1;
+      }
+      val = getenv(name);
+      if (!val || (!*val && has_default))
+        val = has_default ? dflt : NULL;
+      if (!val) {
+        free(o);
+        return re_cfg_error(node, RE_EINVAL, "environment variable %s is not set (used in '%s'; write ${%s:-default} "
+                                             "for a default)", name, s, name);
+      }
+      vlen = strlen(val);
+      p = end + 1;
+    } else {
+      val = p, vlen = 1, p++;
+    }
+    if (len + vlen + 1 > cap) {
+      cap = 2 * (len + vlen + 1);
+      if (re_realloc(&o, (int64_t)cap, 1) != RE_OK) {
+        free(o);
+        return RE_ENOMEM;
+      }
+    }
+    memcpy(o + len, val, vlen);
+    len += vlen;
+  }
+  o[len] = '\0';
+  *out = o;
+  return RE_OK;
+}
+
+/* ---- {a..b} and {x,y} expansion ------------------------------------------ */
+
+/* |hi - lo| without overflow (bounds may be anywhere in long's range). */
+static unsigned long range_span(long lo, long hi) {
+  return hi >= lo ? (unsigned long)hi - (unsigned long)lo : (unsigned long)lo - (unsigned long)hi;
+}
+
+/* Names brace_expand would make of pat (saturating at MAX_EXPANSION + 1), counted
+ * without making them, so that an oversized pattern is refused at once. */
+static int64_t brace_count(const char *pat) {
+  const char *open = strchr(pat, '{');
+  const char *close = open ? strchr(open, '}') : NULL;
+  if (!close)
+    return 1;
+  int64_t alts = 1;
+  const char *dots = NULL;
+  for (const char *q = open + 1; q + 1 < close; q++)
+    if (q[0] == '.' && q[1] == '.') {
+      dots = q;
+      break;
+    }
+  if (dots) {
+    long lo = strtol(open + 1, NULL, 10), hi = strtol(dots + 2, NULL, 10);
+    if (range_span(lo, hi) >= MAX_EXPANSION)
+      return 0; /* brace_expand refuses the range itself, naming it */
+    alts = (int64_t)range_span(lo, hi) + 1;
+  } else if (memchr(open, ',', (size_t)(close - open))) {
+    alts = 0;
+    for (const char *q = open + 1; q < close; q++) /* non-empty fields between commas */
+      alts += *q != ',' && (q == open + 1 || q[-1] == ',');
+  } else {
+    return 1; /* a literal group: kept as it is */
+  }
+  if (alts > MAX_EXPANSION)
+    return MAX_EXPANSION + 1;
+  if (alts == 0)
+    return 0;
+  int64_t rest = brace_count(close + 1);
+  return rest > (MAX_EXPANSION + 1) / alts ? MAX_EXPANSION + 1 : alts * rest;
+}
+
+static re_status brace_expand(const char *pat, strs *out) {
+  const char *open = strchr(pat, '{');
+  if (!open)
+    return strs_push(out, pat);
+  const char *close = strchr(open, '}');
+  if (!close)
+    return strs_push(out, pat);
+  size_t pre = (size_t)(open - pat);
+  char body[256];
+  size_t bl = (size_t)(close - open - 1);
+  if (bl >= sizeof body)
+    return re_err(RE_EINVAL, "pattern group too long in '%s'", pat);
+  memcpy(body, open + 1, bl);
+  body[bl] = '\0';
+  strs alts = {0};
+  re_status st = RE_OK;
+  char *dots = strstr(body, "..");
+  if (dots) {
+    char *a = body, *b = dots + 2, *e1, *e2;
+    *dots = '\0';
+    long lo = strtol(a, &e1, 10), hi = strtol(b, &e2, 10);
+    if (*e1 || *e2 || !*a || !*b)
+      return re_err(RE_EINVAL, "range {%s..%s} in '%s' must have integer bounds", a, b, pat);
+    int width = 0;
+    if ((a[0] == '0' && strlen(a) > 1) || (b[0] == '0' && strlen(b) > 1))
+      width = (int)(strlen(a) > strlen(b) ? strlen(a) : strlen(b));
+    long step = lo <= hi ? 1 : -1;
+    if (range_span(lo, hi) >= MAX_EXPANSION)
+      return re_err(RE_EINVAL, "range {%ld..%ld} is too long", lo, hi);
+    for (long v = lo;; v += step) {
+      char num[32];
+      snprintf(num, sizeof num, "%0*ld", width, v);
+      if ((st = strs_push(&alts, num)) != RE_OK)
+        break;
+      if (v == hi)
+        break;
+    }
+  } else if (strchr(body, ',')) {
+    char *save = NULL;
+    for (char *t = strtok_r(body, ",", &save); t && st == RE_OK; t = strtok_r(NULL, ",", &save))
+      st = strs_push(&alts, t);
+  } else {
+    /* not an expansion group: keep it literally */
+    strs_free(&alts);
+    char *lit;
+    RE_TRY(re_malloc((int64_t)strlen(pat) + 1, 1, &lit));
+    strcpy(lit, pat);
+    st = strs_push(out, lit);
+    free(lit);
+    return st;
+  }
+  for (int k = 0; k < alts.n && st == RE_OK; k++) {
+    size_t need = pre + strlen(alts.v[k]) + strlen(close + 1) + 1;
+    char *cand;
+    st = re_malloc((int64_t)need, 1, &cand);
+    if (st != RE_OK)
+      break;
+    snprintf(cand, need, "%.*s%s%s", (int)pre, pat, alts.v[k], close + 1);
+    st = brace_expand(cand, out);
+    free(cand);
+  }
+  strs_free(&alts);
+  return st;
+}
+
+/* ---- paths ---------------------------------------------------------------- */
+
+static re_status resolve(const job *j, const char *p, char **out) {
+  if (p[0] == '/' || !j->dir[0] || !strcmp(j->dir, "."))
+    return re_strdup(p, out);
+  size_t n = strlen(j->dir) + strlen(p) + 2;
+  RE_TRY(re_malloc((int64_t)n, 1, out));
+  snprintf(*out, n, "%s/%s", j->dir, p);
+  return RE_OK;
+}
+
+static int exists(const char *p) {
+  struct stat sb;
+  return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+/* A file path value: ${ENV} expanded, resolved against the job folder, must exist. */
+static re_status one_file(job *j, const re_cfg *node, char **out) {
+  const char *s;
+  char *e = NULL;
+  RE_TRY(re_cfg_string(node, &s));
+  RE_TRY(expand_env(node, s, &e));
+  re_status st = resolve(j, e, out);
+  free(e);
+  struct stat sb;
+  if (st == RE_OK && !exists(*out)) {
+    if (stat(*out, &sb) == 0 && re_check_regular(*out) != RE_OK) /* a FIFO, a device, a folder */
+      st = re_cfg_error(node, RE_EINVAL, "%s", re_errmsg());
+    else
+      st = re_cfg_error(node, RE_EINVAL, "file not found: %s", *out);
+    re_free(out);
+  }
+  return st;
+}
+
+/* A pattern (string) or list of patterns: ${ENV}, braces, globs; files must exist. */
+static re_status file_list(job *j, const re_cfg *node, strs *files) {
+  const re_cfg *items[1] = {node};
+  const re_cfg *const *list = items;
+  int64_t n = 1;
+  if (node->kind == RE_CFG_SEQ) {
+    list = (const re_cfg *const *)node->items;
+    n = node->n;
+  }
+  for (int64_t k = 0; k < n; k++) {
+    const char *s;
+    char *e = NULL, *r = NULL;
+    strs cands = {0};
+    RE_TRY(re_cfg_string(list[k], &s));
+    RE_TRY(expand_env(list[k], s, &e));
+    re_status st = resolve(j, e, &r);
+    free(e);
+    if (st == RE_OK && brace_count(r) > MAX_EXPANSION)
+      st = re_err(RE_EINVAL, "a pattern expands to more than %d names", MAX_EXPANSION);
+    if (st == RE_OK)
+      st = brace_expand(r, &cands);
+    if (st != RE_OK) {
+      free(r);
+      strs_free(&cands);
+      return re_cfg_error(list[k], st, "%s", re_errmsg());
+    }
+    for (int c = 0; c < cands.n && st == RE_OK; c++) {
+      if (!strpbrk(cands.v[c], "*?[")) {
+        struct stat sb;
+        if (!exists(cands.v[c]) && stat(cands.v[c], &sb) == 0 && re_check_regular(cands.v[c]) != RE_OK)
+          st = re_cfg_error(list[k], RE_EINVAL, "%s (from pattern '%s')", re_errmsg(), s);
+        else if (!exists(cands.v[c]))
+          st = re_cfg_error(list[k], RE_EINVAL, "file not found: %s (from pattern '%s')", cands.v[c], s);
+        else
+          st = strs_push(files, cands.v[c]);
+        continue;
+      }
+      glob_t g;
+      int rc = glob(cands.v[c], 0, NULL, &g);
+      if (rc == GLOB_NOMATCH) {
+        st = re_cfg_error(list[k], RE_EINVAL, "no file matches %s (from pattern '%s')", cands.v[c], s);
+      } else if (rc != 0) {
+        st = re_cfg_error(list[k], RE_EIO, "cannot expand %s", cands.v[c]);
+      } else {
+        for (size_t m = 0; m < g.gl_pathc && st == RE_OK; m++)
+          if (exists(g.gl_pathv[m]))
+            st = strs_push(files, g.gl_pathv[m]);
+        globfree(&g);
+      }
+    }
+    free(r);
+    strs_free(&cands);
+    RE_TRY(st);
+  }
+  if (files->n == 0)
+    return re_cfg_error(node, RE_EINVAL, "no files");
+  return RE_OK;
+}
+
+/* Labels: paths relative to their common folder, without the extension. */
+static re_status make_labels(job_ckpt *c, int n) {
+  size_t common = 0;
+  if (n > 0) {
+    const char *first = c[0].path;
+    const char *slash = strrchr(first, '/');
+    common = slash ? (size_t)(slash - first + 1) : 0;
+    for (int k = 1; k < n; k++) {
+      size_t m = 0;
+      while (m < common && c[k].path[m] == first[m])
+        m++;
+      while (m > 0 && first[m - 1] != '/')
+        m--;
+      common = m;
+    }
+  }
+  for (int k = 0; k < n; k++) {
+    RE_TRY(re_strdup(c[k].path + common, &c[k].label));
+    char *dot = strrchr(c[k].label, '.'), *sl = strrchr(c[k].label, '/');
+    if (dot && (!sl || dot > sl) && dot != c[k].label)
+      *dot = '\0';
+  }
+  for (int a = 0; a < n; a++)
+    for (int b = a + 1; b < n; b++)
+      if (!strcmp(c[a].label, c[b].label))
+        return re_err(RE_EINVAL, "checkpoints %s and %s get the same label '%s' (same name, different "
+                                 "extensions?)", c[a].path, c[b].path, c[a].label);
+  return RE_OK;
+}
+
+/* ---- sections --------------------------------------------------------------- */
+
+static re_status parse_normalize(job_dataset *d, const re_cfg *c) {
+  static const char *const keys[] = {"mean", "std", NULL};
+  RE_TRY(re_cfg_expect_map(c, "normalize", keys));
+  const re_cfg *m = re_cfg_get(c, "mean"), *s = re_cfg_get(c, "std");
+  if (!m || !s || m->kind != RE_CFG_SEQ || s->kind != RE_CFG_SEQ || m->n != s->n || m->n < 1 || m->n > 4)
+    return re_cfg_error(c, RE_EINVAL, "normalize needs lists 'mean' and 'std' of equal length (1 to 4 channels)");
+  d->nnorm = (int)m->n;
+  for (int k = 0; k < d->nnorm; k++) {
+    double a, b;
+    RE_TRY(re_cfg_double(m->items[k], &a));
+    RE_TRY(re_cfg_double(s->items[k], &b));
+    if (!(b > 0))
+      return re_cfg_error(s->items[k], RE_EINVAL, "std must be positive");
+    d->mean[k] = (float)a;
+    d->std[k] = (float)b;
+  }
+  return RE_OK;
+}
+
+/* Dataset and analysis names become file names (stats/<dataset>.stats,
+ * cka_<analysis>.npy, <out>.state/pass-<dataset>...): only plain file-name
+ * components are accepted. */
+static re_status check_file_name(const re_cfg *key, const char *what, const char *name) {
+  if (!name[0] || !strcmp(name, ".") || !strcmp(name, "..") || strchr(name, '/') || strchr(name, '\\'))
+    return re_cfg_error(key, RE_EINVAL, "%s name '%s' must be a plain file name (no '/', not '.' or '..')", what,
+                        name);
+  for (const char *q = name; *q; q++)
+    if ((unsigned char)*q < 0x20)
+      return re_cfg_error(key, RE_EINVAL, "%s name '%s' contains a control character", what, name);
+  return RE_OK;
+}
+
+static re_status parse_dataset(job *j, job_dataset *d, const char *name, const re_cfg *c) {
+  static const char *const keys[] = {"format", "images", "labels", "inputs", "files", "shards",
+                                     "input",  "label",  "normalize", "limit", "offset", NULL};
+  RE_TRY(re_cfg_expect_map(c, "a dataset", keys));
+  d->src = c;
+  RE_TRY(re_strdup(name, &d->name));
+  const re_cfg *f = re_cfg_get(c, "format");
+  if (!f)
+    return re_cfg_error(c, RE_EINVAL, "dataset '%s' needs 'format' (idx, cifar, cifar100, npy, webdataset)", name);
+  const char *fmt;
+  RE_TRY(re_cfg_string(f, &fmt));
+  if (strcmp(fmt, "idx") && strcmp(fmt, "cifar") && strcmp(fmt, "cifar100") && strcmp(fmt, "npy") &&
+      strcmp(fmt, "webdataset"))
+    return re_cfg_error(f, RE_EINVAL, "unknown dataset format '%s' (idx, cifar, cifar100, npy, webdataset)", fmt);
+  RE_TRY(re_strdup(fmt, &d->format));
+  if (!strcmp(fmt, "idx") || !strcmp(fmt, "npy")) {
+    const char *main_key = !strcmp(fmt, "idx") ? "images" : "inputs";
+    const re_cfg *img = re_cfg_get(c, main_key), *lab = re_cfg_get(c, "labels");
+    if (!img)
+      return re_cfg_error(c, RE_EINVAL, "dataset '%s' (%s) needs '%s'", name, fmt, main_key);
+    RE_TRY(re_calloc(2, sizeof(char *), &d->files));
+    RE_TRY(one_file(j, img, &d->files[0]));
+    d->nfiles = 1;
+    if (lab) {
+      RE_TRY(one_file(j, lab, &d->files[1]));
+      d->nfiles = 2;
+      d->has_labels = 1;
+    }
+  } else {
+    const re_cfg *sh = re_cfg_get(c, !strcmp(fmt, "webdataset") ? "shards" : "files");
+    if (!sh)
+      return re_cfg_error(c, RE_EINVAL, "dataset '%s' (%s) needs '%s'", name, fmt,
+                          !strcmp(fmt, "webdataset") ? "shards" : "files");
+    strs files = {0};
+    re_status st = file_list(j, sh, &files);
+    if (st != RE_OK) {
+      strs_free(&files);
+      return st;
+    }
+    d->files = files.v;
+    d->nfiles = files.n;
+    d->has_labels = 1;
+  }
+  const re_cfg *norm = re_cfg_get(c, "normalize");
+  if (norm)
+    RE_TRY(parse_normalize(d, norm));
+  RE_TRY(re_cfg_get_int(c, "limit", &d->limit));
+  if (d->limit < 0)
+    return re_cfg_error(re_cfg_get(c, "limit"), RE_EINVAL, "limit must be >= 0");
+  RE_TRY(re_cfg_get_int(c, "offset", &d->offset));
+  if (d->offset < 0)
+    return re_cfg_error(re_cfg_get(c, "offset"), RE_EINVAL, "offset must be >= 0");
+  return RE_OK;
+}
+
+static re_status parse_layers(job_model *m, const re_cfg *c) {
+  if (c->kind != RE_CFG_SEQ || c->n == 0)
+    return re_cfg_error(c, RE_EINVAL, "'layers' must be a non-empty list of module names (name or name:mode)");
+  RE_TRY(re_calloc(c->n, sizeof(job_layer), &m->layers));
+  for (int64_t k = 0; k < c->n; k++) {
+    const char *s;
+    RE_TRY(re_cfg_string(c->items[k], &s));
+    RE_TRY(re_strdup(s, &m->layers[k].name));
+    m->nlayers = (int)k + 1;
+    char *colon = strchr(m->layers[k].name, ':');
+    m->layers[k].mode = RE_TAP_FLATTEN;
+    if (colon) {
+      *colon = '\0';
+      if (re_tap_mode_parse(colon + 1, &m->layers[k].mode) != RE_OK)
+        return re_cfg_error(c->items[k], RE_EINVAL, "tap mode '%s' is not one of flatten, mean, cls, spatial",
+                            colon + 1);
+    }
+    for (int64_t q = 0; q < k; q++)
+      if (!strcmp(m->layers[q].name, m->layers[k].name) && m->layers[q].mode == m->layers[k].mode)
+        return re_cfg_error(c->items[k], RE_EINVAL, "layer '%s' listed twice", s);
+  }
+  return RE_OK;
+}
+
+static re_status parse_model(job *j, job_model *m, const re_cfg *c) {
+  static const char *const keys[] = {"name", "arch", "checkpoints", "layers", "state_dict_key", NULL};
+  RE_TRY(re_cfg_expect_map(c, "a model", keys));
+  m->src = c;
+  const char *s = NULL;
+  RE_TRY(re_cfg_get_string(c, "name", &s));
+  if (!s || !*s || strchr(s, '/') || strchr(s, ','))
+    return re_cfg_error(c, RE_EINVAL, "a model needs a 'name' without '/' or ','");
+  RE_TRY(re_strdup(s, &m->name));
+  const re_cfg *arch = re_cfg_get(c, "arch"), *ck = re_cfg_get(c, "checkpoints"), *ly = re_cfg_get(c, "layers");
+  if (!arch || !ck || !ly)
+    return re_cfg_error(c, RE_EINVAL, "model '%s' needs 'arch', 'checkpoints' and 'layers'", m->name);
+  RE_TRY(re_cfg_string(arch, &s));
+  re_model *probe = NULL;
+  if (re_model_load(s, &probe) == RE_OK) { /* a preset name */
+    re_model_destroy(&probe);
+    RE_TRY(re_strdup(s, &m->arch));
+  } else {
+    re_err_clear();
+    RE_TRY(one_file(j, arch, &m->arch));
+    re_status st = re_model_load(m->arch, &probe); /* validate the model file now */
+    re_model_destroy(&probe);
+    RE_TRY(st);
+  }
+  RE_TRY(re_cfg_get_string(c, "state_dict_key", &s));
+  if (re_cfg_get(c, "state_dict_key"))
+    RE_TRY(re_strdup(s, &m->state_dict_key));
+  strs files = {0};
+  re_status st = file_list(j, ck, &files);
+  if (st == RE_OK)
+    st = re_calloc(files.n, sizeof(job_ckpt), &m->ckpts);
+  for (int k = 0; st == RE_OK && k < files.n; k++) {
+    m->ckpts[k].path = files.v[k];
+    files.v[k] = NULL;
+    m->nckpts = k + 1;
+  }
+  strs_free(&files);
+  RE_TRY(st);
+  st = make_labels(m->ckpts, m->nckpts);
+  if (st != RE_OK)
+    return re_cfg_error(ck, st, "%s", re_errmsg());
+  return parse_layers(m, ly);
+}
+
+static re_status parse_patterns(job_analysis *a, const re_cfg *c) {
+  const re_cfg *p = re_cfg_get(c, "checkpoints");
+  if (!p)
+    return RE_OK;
+  const re_cfg *one[1] = {p};
+  const re_cfg *const *items = p->kind == RE_CFG_SEQ ? (const re_cfg *const *)p->items : one;
+  int64_t n = p->kind == RE_CFG_SEQ ? p->n : 1;
+  RE_TRY(re_calloc(n ? n : 1, sizeof(char *), &a->ckpt_patterns));
+  for (int64_t k = 0; k < n; k++) {
+    const char *s;
+    RE_TRY(re_cfg_string(items[k], &s));
+    RE_TRY(re_strdup(s, &a->ckpt_patterns[k]));
+    a->npatterns = (int)k + 1;
+  }
+  return RE_OK;
+}
+
+static re_status parse_pairs(job_analysis *a, const re_cfg *c, int allow_reference) {
+  const re_cfg *p = re_cfg_get(c, "pairs");
+  if (!p)
+    return RE_OK;
+  const char *s;
+  RE_TRY(re_cfg_string(p, &s));
+  if (!strcmp(s, "all"))
+    a->pairs = PAIRS_ALL;
+  else if (!strcmp(s, "same-layer"))
+    a->pairs = PAIRS_SAME_LAYER;
+  else if (!strcmp(s, "consecutive"))
+    a->pairs = PAIRS_CONSECUTIVE;
+  else if (!strcmp(s, "within"))
+    a->pairs = PAIRS_WITHIN;
+  else if (allow_reference && !strcmp(s, "reference"))
+    a->pairs = PAIRS_REFERENCE;
+  else
+    return re_cfg_error(p, RE_EINVAL, "pairs must be all, same-layer, consecutive, within%s",
+                        allow_reference ? " or reference" : "");
+  if (a->pairs == PAIRS_REFERENCE) {
+    const char *r = NULL;
+    RE_TRY(re_cfg_get_string(c, "reference", &r));
+    if (!r)
+      return re_cfg_error(p, RE_EINVAL, "pairs: reference needs 'reference: <checkpoint label pattern>'");
+    RE_TRY(re_strdup(r, &a->reference));
+  }
+  return RE_OK;
+}
+
+static re_status probe_dataset(job *j, const re_cfg *c, const char *key, const char *name, int required, char **out) {
+  const re_cfg *v = re_cfg_get(c, key);
+  if (!v) {
+    if (required)
+      return re_cfg_error(c, RE_EINVAL, "probe '%s' needs '%s': the name of a dataset with labels", name, key);
+    return RE_OK;
+  }
+  const char *s;
+  RE_TRY(re_cfg_string(v, &s));
+  int d = job_dataset_index(j, s);
+  if (d < 0)
+    return re_cfg_error(v, RE_EINVAL, "probe '%s': no dataset named '%s'", name, s);
+  if (!j->datasets[d].has_labels)
+    return re_cfg_error(v, RE_EINVAL, "probe '%s': dataset '%s' has no labels", name, s);
+  return re_strdup(s, out);
+}
+
+/* probe: {kind, train, test, val | val_fraction, grid: [lo, hi, n] | lambdas: [...], ...} */
+static re_status parse_probe(job *j, job_analysis *a, const char *name, const re_cfg *c) {
+  RE_TRY(probe_dataset(j, c, "train", name, 1, &a->dataset));
+  RE_TRY(probe_dataset(j, c, "test", name, 1, &a->test_dataset));
+  RE_TRY(probe_dataset(j, c, "val", name, 0, &a->val_dataset));
+  RE_TRY(parse_patterns(a, c));
+  const char *kind = "logistic";
+  RE_TRY(re_cfg_get_string(c, "kind", &kind));
+  if (!strcmp(kind, "logistic"))
+    a->probe_kind = PROBE_LOGISTIC;
+  else if (!strcmp(kind, "ridge"))
+    a->probe_kind = PROBE_RIDGE;
+  else if (!strcmp(kind, "knn"))
+    a->probe_kind = PROBE_KNN;
+  else
+    return re_cfg_error(re_cfg_get(c, "kind"), RE_EINVAL, "probe kind must be logistic, ridge or knn");
+  const char *par = "auto";
+  RE_TRY(re_cfg_get_string(c, "parallel", &par));
+  if (!strcmp(par, "auto"))
+    a->probe_parallel = PROBE_PAR_AUTO;
+  else if (!strcmp(par, "tasks"))
+    a->probe_parallel = PROBE_PAR_TASKS;
+  else if (!strcmp(par, "data") && a->probe_kind == PROBE_LOGISTIC)
+    a->probe_parallel = PROBE_PAR_DATA;
+  else
+    return re_cfg_error(re_cfg_get(c, "parallel"), RE_EINVAL,
+                        "parallel must be auto, tasks or data (data: logistic probes only)");
+  a->val_fraction = 0.1;
+  RE_TRY(re_cfg_get_double(c, "val_fraction", &a->val_fraction));
+  if (!(a->val_fraction > 0 && a->val_fraction < 1))
+    return re_cfg_error(re_cfg_get(c, "val_fraction"), RE_EINVAL, "val_fraction must be in (0, 1)");
+  a->standardize = 1;
+  RE_TRY(re_cfg_get_bool(c, "standardize", &a->standardize));
+  int64_t k = 20, it = 1000;
+  RE_TRY(re_cfg_get_int(c, "k", &k));
+  if (k < 1)
+    return re_cfg_error(re_cfg_get(c, "k"), RE_EINVAL, "k must be at least 1");
+  a->knn_k = (int)k;
+  RE_TRY(re_cfg_get_int(c, "max_iter", &it));
+  if (it < 1)
+    return re_cfg_error(re_cfg_get(c, "max_iter"), RE_EINVAL, "max_iter must be at least 1");
+  a->max_iter = (int)it;
+  a->knn_temperature = 0.07;
+  RE_TRY(re_cfg_get_double(c, "temperature", &a->knn_temperature));
+  if (!(a->knn_temperature > 0))
+    return re_cfg_error(re_cfg_get(c, "temperature"), RE_EINVAL, "temperature must be positive");
+  a->tol = 1e-6;
+  RE_TRY(re_cfg_get_double(c, "tol", &a->tol));
+  if (!(a->tol > 0))
+    return re_cfg_error(re_cfg_get(c, "tol"), RE_EINVAL, "tol must be positive");
+  a->ftol = -1; /* the solver's default */
+  RE_TRY(re_cfg_get_double(c, "ftol", &a->ftol));
+  if (re_cfg_get(c, "ftol") && !(a->ftol >= 0))
+    return re_cfg_error(re_cfg_get(c, "ftol"), RE_EINVAL, "ftol must be >= 0 (0: off)");
+  const re_cfg *g = re_cfg_get(c, "grid"), *l = re_cfg_get(c, "lambdas");
+  if (g && l)
+    return re_cfg_error(l, RE_EINVAL, "give either 'grid' or 'lambdas', not both");
+  if (l) {
+    if (l->kind != RE_CFG_SEQ || l->n < 1 || l->n > 1000)
+      return re_cfg_error(l, RE_EINVAL, "lambdas must be a list of 1 to 1000 positive numbers");
+    RE_TRY(re_calloc(l->n, sizeof(double), &a->lambdas));
+    for (int64_t q = 0; q < l->n; q++) {
+      RE_TRY(re_cfg_double(l->items[q], &a->lambdas[q]));
+      if (!(a->lambdas[q] > 0))
+        return re_cfg_error(l->items[q], RE_EINVAL, "lambdas must be positive");
+    }
+    a->nlambdas = (int)l->n;
+  } else {
+    double lo = 1e-6, hi = 1e4;
+    int64_t n = 11;
+    if (g) {
+      if (g->kind != RE_CFG_SEQ || g->n != 3)
+        return re_cfg_error(g, RE_EINVAL, "grid must be [low, high, count], e.g. [1e-6, 1e4, 11]");
+      RE_TRY(re_cfg_double(g->items[0], &lo));
+      RE_TRY(re_cfg_double(g->items[1], &hi));
+      RE_TRY(re_cfg_int(g->items[2], &n));
+      if (!(lo > 0 && hi >= lo) || n < 1 || n > 1000 || (n == 1 && lo != hi))
+        return re_cfg_error(g, RE_EINVAL, "grid needs 0 < low <= high and 1 <= count <= 1000 (count 1: low == high)");
+    }
+    RE_TRY(re_calloc(n, sizeof(double), &a->lambdas));
+    a->nlambdas = (int)n;
+    for (int64_t q = 0; q < n; q++)
+      a->lambdas[q] = n == 1 ? lo : exp(log(lo) + (log(hi) - log(lo)) * (double)q / (double)(n - 1));
+  }
+  const re_cfg *ly = re_cfg_get(c, "layers");
+  if (ly) {
+    if (ly->kind != RE_CFG_SEQ || ly->n == 0)
+      return re_cfg_error(ly, RE_EINVAL, "layers must be a list of layer names of the models");
+    RE_TRY(re_calloc(ly->n, sizeof(char *), &a->layer_filter));
+    for (int64_t q = 0; q < ly->n; q++) {
+      const char *s;
+      RE_TRY(re_cfg_string(ly->items[q], &s));
+      RE_TRY(re_strdup(s, &a->layer_filter[q]));
+      a->nlayer_filter = (int)q + 1;
+    }
+  }
+  return RE_OK;
+}
+
+static re_status parse_analysis(job *j, job_analysis *a, const char *name, const re_cfg *c) {
+  a->src = c;
+  RE_TRY(re_strdup(name, &a->name));
+  if (c->kind != RE_CFG_MAP)
+    return re_cfg_error(c, RE_EINVAL, "analysis '%s' must be a map", name);
+  const char *type = name;
+  RE_TRY(re_cfg_get_string(c, "type", &type));
+  if (!strcmp(type, "cka"))
+    a->type = AN_CKA;
+  else if (!strcmp(type, "cca"))
+    a->type = AN_CCA;
+  else if (!strcmp(type, "spectrum"))
+    a->type = AN_SPECTRUM;
+  else if (!strcmp(type, "probe"))
+    a->type = AN_PROBE;
+  else
+    return re_cfg_error(c, RE_EINVAL, "analysis '%s': unknown type '%s' (cka, cca, spectrum, probe; give 'type:' "
+                                      "when the name is not the type)", name, type);
+  static const char *const k_cka[] = {"type",  "dataset", "kernel", "sigma",     "sigma_sample", "estimator",
+                                      "batch", "unbiased", "pairs", "reference", "checkpoints",  NULL};
+  static const char *const k_cca[] = {"type", "dataset", "methods", "variance", "ridge", "pairs", "checkpoints",
+                                      NULL};
+  static const char *const k_spec[] = {"type", "dataset", "collapse_fraction", "checkpoints", NULL};
+  static const char *const k_probe[] = {"type", "kind", "train", "test", "val", "val_fraction", "grid", "lambdas",
+                                        "standardize", "k", "temperature", "tol", "ftol", "max_iter",
+                                        "checkpoints", "layers", "parallel", NULL};
+  RE_TRY(re_cfg_expect_map(c, "an analysis", a->type == AN_CKA ? k_cka : a->type == AN_CCA ? k_cca
+                                             : a->type == AN_PROBE ? k_probe : k_spec));
+  if (a->type == AN_PROBE)
+    return parse_probe(j, a, name, c);
+  const char *ds = NULL;
+  RE_TRY(re_cfg_get_string(c, "dataset", &ds));
+  if (ds) {
+    if (job_dataset_index(j, ds) < 0)
+      return re_cfg_error(re_cfg_get(c, "dataset"), RE_EINVAL, "analysis '%s': no dataset named '%s'", name, ds);
+  } else if (j->ndatasets == 1) {
+    ds = j->datasets[0].name;
+  } else {
+    return re_cfg_error(c, RE_EINVAL, "analysis '%s': give 'dataset' (the job has %d datasets)", name, j->ndatasets);
+  }
+  RE_TRY(re_strdup(ds, &a->dataset));
+  RE_TRY(parse_patterns(a, c));
+  a->unbiased = 1;
+  a->sigma = 1.0;
+  a->batch = 256;
+  a->sigma_sample = 1024;
+  a->variance = 0.99;
+  a->ridge = 1e-10;
+  a->collapse_fraction = 0.05;
+  a->methods = CCA_CCA | CCA_SVCCA | CCA_PWCCA;
+  if (a->type == AN_CKA) {
+    const char *s = NULL;
+    RE_TRY(re_cfg_get_string(c, "kernel", &s));
+    if (s && strcmp(s, "linear") && strcmp(s, "rbf"))
+      return re_cfg_error(re_cfg_get(c, "kernel"), RE_EINVAL, "kernel must be linear or rbf");
+    a->rbf = s && !strcmp(s, "rbf");
+    s = NULL;
+    RE_TRY(re_cfg_get_string(c, "estimator", &s));
+    if (s && strcmp(s, "minibatch") && strcmp(s, "exact"))
+      return re_cfg_error(re_cfg_get(c, "estimator"), RE_EINVAL, "estimator must be minibatch or exact");
+    a->exact = s && !strcmp(s, "exact");
+    if (a->exact && a->rbf)
+      return re_cfg_error(c, RE_EINVAL, "analysis '%s': the exact estimator supports only the linear kernel", name);
+    RE_TRY(re_cfg_get_bool(c, "unbiased", &a->unbiased));
+    RE_TRY(re_cfg_get_double(c, "sigma", &a->sigma));
+    if (!(a->sigma > 0))
+      return re_cfg_error(re_cfg_get(c, "sigma"), RE_EINVAL, "sigma must be positive");
+    RE_TRY(re_cfg_get_int(c, "batch", &a->batch));
+    if (a->batch < (a->unbiased ? 4 : 2))
+      return re_cfg_error(re_cfg_get(c, "batch"), RE_EINVAL,
+                          "batch %lld is too small: the unbiased HSIC estimator needs batches of at least 4",
+                          (long long)a->batch);
+    RE_TRY(re_cfg_get_int(c, "sigma_sample", &a->sigma_sample));
+    if (a->sigma_sample < 2)
+      return re_cfg_error(re_cfg_get(c, "sigma_sample"), RE_EINVAL, "sigma_sample must be at least 2");
+    RE_TRY(parse_pairs(a, c, 1));
+  } else if (a->type == AN_CCA) {
+    a->pairs = PAIRS_SAME_LAYER;
+    RE_TRY(parse_pairs(a, c, 0));
+    const re_cfg *m = re_cfg_get(c, "methods");
+    if (m) {
+      if (m->kind != RE_CFG_SEQ || m->n == 0)
+        return re_cfg_error(m, RE_EINVAL, "methods must be a list of cca, svcca, pwcca, procrustes, linreg");
+      a->methods = 0;
+      for (int64_t k = 0; k < m->n; k++) {
+        const char *s;
+        RE_TRY(re_cfg_string(m->items[k], &s));
+        unsigned bit = !strcmp(s, "cca") ? CCA_CCA : !strcmp(s, "svcca") ? CCA_SVCCA : !strcmp(s, "pwcca") ? CCA_PWCCA
+                       : !strcmp(s, "procrustes") ? CCA_PROCRUSTES : !strcmp(s, "linreg") ? CCA_LINREG : 0;
+        if (!bit)
+          return re_cfg_error(m->items[k], RE_EINVAL, "unknown method '%s' (cca, svcca, pwcca, procrustes, linreg)", s);
+        a->methods |= bit;
+      }
+    }
+    RE_TRY(re_cfg_get_double(c, "variance", &a->variance));
+    if (!(a->variance > 0 && a->variance <= 1))
+      return re_cfg_error(re_cfg_get(c, "variance"), RE_EINVAL, "variance must be in (0, 1]");
+    RE_TRY(re_cfg_get_double(c, "ridge", &a->ridge));
+    if (!(a->ridge >= 0))
+      return re_cfg_error(re_cfg_get(c, "ridge"), RE_EINVAL, "ridge must be >= 0");
+  } else {
+    RE_TRY(re_cfg_get_double(c, "collapse_fraction", &a->collapse_fraction));
+    if (!(a->collapse_fraction >= 0 && a->collapse_fraction <= 1))
+      return re_cfg_error(re_cfg_get(c, "collapse_fraction"), RE_EINVAL, "collapse_fraction must be in [0, 1]");
+  }
+  return RE_OK;
+}
+
+int job_dataset_index(const job *j, const char *name) {
+  for (int k = 0; k < j->ndatasets; k++)
+    if (!strcmp(j->datasets[k].name, name))
+      return k;
+  return -1;
+}
+
+static re_status parse_job(job *j) {
+  const re_cfg *c = j->cfg;
+  static const char *const keys[] = {"name", "data", "models", "analyses", "output", "batch", "slurm", "cache", NULL};
+  RE_TRY(re_cfg_expect_map(c, "the job", keys));
+  const char *s = NULL;
+  RE_TRY(re_cfg_get_string(c, "name", &s));
+  RE_TRY(re_strdup(s ? s : "job", &j->name));
+  j->forward_batch = 128;
+  RE_TRY(re_cfg_get_int(c, "batch", &j->forward_batch));
+  if (j->forward_batch < 1)
+    return re_cfg_error(re_cfg_get(c, "batch"), RE_EINVAL, "batch must be positive");
+  const re_cfg *data = re_cfg_get(c, "data"), *models = re_cfg_get(c, "models"), *an = re_cfg_get(c, "analyses");
+  if (!data || data->kind != RE_CFG_MAP || data->n == 0)
+    return re_cfg_error(c, RE_EINVAL, "the job needs 'data': a map of named datasets");
+  if (!models || models->kind != RE_CFG_SEQ || models->n == 0)
+    return re_cfg_error(c, RE_EINVAL, "the job needs 'models': a list");
+  if (!an || an->kind != RE_CFG_MAP || an->n == 0)
+    return re_cfg_error(c, RE_EINVAL, "the job needs 'analyses': a map of named analyses");
+  RE_TRY(re_calloc(data->n, sizeof(job_dataset), &j->datasets));
+  for (int64_t k = 0; k < data->n; k++) {
+    j->ndatasets = (int)k + 1;
+    RE_TRY(check_file_name(data->keynodes[k], "a dataset", data->keys[k]));
+    RE_TRY(parse_dataset(j, &j->datasets[k], data->keys[k], data->items[k]));
+  }
+  RE_TRY(re_calloc(models->n, sizeof(job_model), &j->models));
+  for (int64_t k = 0; k < models->n; k++) {
+    j->nmodels = (int)k + 1;
+    RE_TRY(parse_model(j, &j->models[k], models->items[k]));
+    for (int64_t q = 0; q < k; q++)
+      if (!strcmp(j->models[q].name, j->models[k].name))
+        return re_cfg_error(models->items[k], RE_EINVAL, "two models are called '%s'", j->models[k].name);
+  }
+  RE_TRY(re_calloc(an->n, sizeof(job_analysis), &j->analyses));
+  for (int64_t k = 0; k < an->n; k++) {
+    j->nanalyses = (int)k + 1;
+    RE_TRY(check_file_name(an->keynodes[k], "an analysis", an->keys[k]));
+    RE_TRY(parse_analysis(j, &j->analyses[k], an->keys[k], an->items[k]));
+  }
+  const re_cfg *out = re_cfg_get(c, "output");
+  j->bundle = 1;
+  if (out) {
+    static const char *const okeys[] = {"dir", "bundle", "bundle_stats", NULL};
+    RE_TRY(re_cfg_expect_map(out, "output", okeys));
+    s = NULL;
+    RE_TRY(re_cfg_get_string(out, "dir", &s));
+    if (s)
+      RE_TRY(expand_env(re_cfg_get(out, "dir"), s, &j->out_dir));
+    RE_TRY(re_cfg_get_bool(out, "bundle", &j->bundle));
+    RE_TRY(re_cfg_get_bool(out, "bundle_stats", &j->bundle_stats));
+  }
+  if (!j->out_dir) {
+    char buf[1024];
+    snprintf(buf, sizeof buf, "results/%s", j->name);
+    RE_TRY(re_strdup(buf, &j->out_dir));
+  }
+  const re_cfg *cache = re_cfg_get(c, "cache");
+  if (cache) {
+    /* cache: true | false | {dir: PATH, dtype: float32 | float16} */
+    int on = 1;
+    const char *dir = NULL, *dt = "float32";
+    if (cache->kind == RE_CFG_SCALAR) {
+      RE_TRY(re_cfg_bool(cache, &on));
+    } else {
+      static const char *const ckeys[] = {"dir", "dtype", NULL};
+      RE_TRY(re_cfg_expect_map(cache, "cache", ckeys));
+      RE_TRY(re_cfg_get_string(cache, "dir", &dir));
+      RE_TRY(re_cfg_get_string(cache, "dtype", &dt));
+      if (strcmp(dt, "float32") && strcmp(dt, "float16"))
+        return re_cfg_error(re_cfg_get(cache, "dtype"), RE_EINVAL, "cache dtype must be float32 or float16");
+      j->cache_f16 = !strcmp(dt, "float16");
+    }
+    if (on && dir) {
+      RE_TRY(expand_env(re_cfg_get(cache, "dir"), dir, &j->cache_dir));
+    } else if (on) {
+      char buf[4200];
+      snprintf(buf, sizeof buf, "%s.cache", j->out_dir);
+      RE_TRY(re_strdup(buf, &j->cache_dir));
+      j->cache_default = 1;
+    }
+  }
+  return RE_OK;
+}
+
+re_status job_load(const char *path, job **out) {
+  job *j;
+  *out = NULL;
+  RE_TRY(re_calloc(1, sizeof *j, &j));
+  re_status st = re_strdup(path, &j->path);
+  if (st == RE_OK) {
+    char *tmp = NULL;
+    st = re_strdup(path, &tmp);
+    if (st == RE_OK)
+      st = re_strdup(dirname(tmp), &j->dir);
+    free(tmp);
+  }
+  if (st == RE_OK)
+    st = re_cfg_parse_file(path, &j->cfg);
+  if (st == RE_OK)
+    st = parse_job(j);
+  if (st != RE_OK) {
+    job_free(&j);
+    return st;
+  }
+  *out = j;
+  return RE_OK;
+}
+
+void job_free(job **pj) {
+  job *j = *pj;
+  if (!j)
+    return;
+  for (int k = 0; k < j->ndatasets; k++) {
+    job_dataset *d = &j->datasets[k];
+    for (int f = 0; f < d->nfiles; f++)
+      free(d->files[f]);
+    free(d->files);
+    free(d->name);
+    free(d->format);
+  }
+  for (int k = 0; k < j->nmodels; k++) {
+    job_model *m = &j->models[k];
+    for (int c = 0; c < m->nckpts; c++) {
+      free(m->ckpts[c].path);
+      free(m->ckpts[c].label);
+    }
+    for (int l = 0; l < m->nlayers; l++)
+      free(m->layers[l].name);
+    free(m->ckpts);
+    free(m->layers);
+    free(m->name);
+    free(m->arch);
+    free(m->state_dict_key);
+  }
+  for (int k = 0; k < j->nanalyses; k++) {
+    job_analysis *a = &j->analyses[k];
+    for (int p = 0; p < a->npatterns; p++)
+      free(a->ckpt_patterns[p]);
+    free(a->ckpt_patterns);
+    free(a->name);
+    free(a->dataset);
+    free(a->reference);
+    free(a->test_dataset);
+    free(a->val_dataset);
+    free(a->lambdas);
+    for (int q = 0; q < a->nlayer_filter; q++)
+      free(a->layer_filter[q]);
+    free(a->layer_filter);
+  }
+  free(j->cache_dir);
+  free(j->datasets);
+  free(j->models);
+  free(j->analyses);
+  free(j->out_dir);
+  free(j->name);
+  free(j->path);
+  free(j->dir);
+  re_cfg_free(&j->cfg);
+  free(j);
+  *pj = NULL;
+}

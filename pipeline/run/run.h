@@ -1,0 +1,224 @@
+/* Internals of `repeval run`, shared by its files: the plan (taps, nets, analyses
+ * per dataset pass), the streaming pass, the reduction, resume state and the
+ * finalize stage. Not part of the library API. */
+#ifndef REPEVAL_RUN_H
+#define REPEVAL_RUN_H
+
+#include <signal.h>
+#include <stdio.h>
+
+#include "mpi/tree.h"
+#include "run/job.h"
+#include "repeval/dataset.h"
+#include "repeval/hsic.h"
+#include "repeval/moments.h"
+#include "repeval/nn.h"
+
+#define RUN_DEFAULT_BUDGET_MB 8192
+#define RUN_MAX_WARNINGS 64
+
+typedef struct tapinfo {
+  int model, ckpt, layer;
+  int net_tap;
+  int64_t dim, rps;
+} tapinfo;
+
+typedef struct an_run {
+  job_analysis *a;
+  int *taps; /* global tap indices, in tap order */
+  int P;
+  int32_t *pairs; /* local index pairs; NULL with npairs 0 means all */
+  int npairs;
+  re_hsic *h;
+} an_run;
+
+typedef struct runner {
+  job *j;
+  int rank, size, quiet;
+  re_model **models;
+  re_ckpt ***ckpts;
+  re_net ***nets;
+  tapinfo *taps;
+  int ntaps;
+  FILE *metrics;
+  char *metrics_buf;
+  size_t metrics_len;
+  char partial[4096];
+  char warnings[RUN_MAX_WARNINGS][512]; /* the first ones, for the manifest */
+  int nwarnings, nundefined;
+  int nlocal; /* ranks > 0: local warnings in warnings[], for run_gather_warnings */
+  double t_load, t_embed, t_reduce, t_final, t_probe;
+  int64_t samples_seen;
+  /* resume (run_state.c) */
+  int threads;             /* BLAS threads per rank (part of the fingerprint) */
+  char state_dir[4200];    /* <out>.state */
+  uint64_t fingerprint;    /* job file, model files, input sizes and mtimes */
+  double checkpoint_every; /* seconds between periodic snapshots; 0: only on signals */
+  int resumed;             /* some state was loaded */
+  int resumes;             /* passes resumed in this run */
+  int64_t pass_samples;    /* samples accumulated by the current pass (all ranks after reduce) */
+  int64_t total_samples;   /* over all passes, for the manifest */
+  int mode;                /* RUN_MODE_* */
+  /* embedding cache (run_cache.c) and probes (run_probe.c) */
+  uint64_t *ckpt_key;      /* per checkpoint (models in order): content + model description */
+  char probe_cache_dir[4400]; /* shards for probes when the job has no cache: */
+  int64_t *ds_n, *ds_fb;   /* per dataset: samples and batch of its pass */
+  uint64_t *ds_key;        /* per dataset: cache data key */
+  int64_t cache_hits, cache_writes, cache_bad;
+  int cache_disabled;
+  int part, nparts;        /* --part I/N: this run streams part I of N of the batches */
+} runner;
+
+enum { RUN_MODE_RUN = 0, RUN_MODE_PART = 1, RUN_MODE_MERGE = 2, RUN_MODE_FINALIZE = 3 };
+
+/* Set by SIGTERM / SIGUSR1 / SIGINT: stop after the current batch, save, exit 75. */
+extern volatile sig_atomic_t run_stop_signal;
+
+typedef struct pass {
+  int d;
+  re_dataset *ds;
+  int64_t n, fb;
+  int64_t offset; /* dataset index of sample 0 of the pass (the dataset's `offset`) */
+  int in_rank;
+  int64_t in_dims[3];
+  an_run *an;
+  int nan;
+  re_moments *mom;
+  int *mom_of; /* global tap -> moments layer or -1 */
+  int *mom_taps;
+  int nmom;
+  int64_t mom_rps;
+  double *stage;
+  int64_t *stage_off;
+  uint64_t data_key;      /* cache key of this dataset's inputs */
+  unsigned char *probe_tap; /* per global tap: a probe needs it (NULL: none) */
+  int probe_labels;       /* a probe uses this dataset: keep its labels */
+  int32_t *labels;        /* fb labels of the current batch */
+  float **scratch;        /* per layer index: one checkpoint's tap output (cache) */
+  int nscratch;
+  tree_acc acc;           /* the accumulators as the reduction tree sees them (run_pass_acc_init) */
+  tree tree;              /* this rank's complete nodes of the reduction tree */
+  int64_t nbatches;       /* batches of the whole pass (all parts) */
+} pass;
+
+/* ---- plan (run_plan.c) ---- */
+/* Record a warning (logged on rank 0, kept for the manifest). */
+void run_warn(runner *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Record a warning about something only this rank saw (a damaged cache shard or
+ * snapshot): logged on every rank ("rank N: ..."), gathered for the manifest by
+ * run_gather_warnings. */
+void run_warn_local(runner *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Collective: append the other ranks' local warnings to rank 0's list. */
+void run_gather_warnings(runner *r);
+/* Does the analysis' checkpoint filter select this checkpoint label? */
+int run_label_selected(const job_analysis *a, const char *label);
+/* "flatten", "mean", "cls", "spatial". */
+const char *run_mode_name(re_tap_mode m);
+/* Model name, checkpoint label and layer name of global tap t. */
+const char *run_tap_model(const runner *r, int t);
+const char *run_tap_ckpt(const runner *r, int t);
+const char *run_tap_layer(const runner *r, int t);
+/* Is the pair of local tap indices (p, q) requested by the analysis? */
+int run_pair_wanted(const an_run *ar, int p, int q);
+/* Load every model description and open every checkpoint of the job. */
+re_status run_load_models(runner *r);
+/* Free what run_load_models created. */
+void run_free_models(runner *r);
+/* Bind nets, taps, accumulators of the analyses on dataset p->d. */
+re_status run_pass_setup(runner *r, pass *p);
+/* Free a pass (nets, taps, accumulators, dataset). */
+void run_pass_free(runner *r, pass *p);
+
+/* ---- streaming and reduction (run_pass.c) ---- */
+/* Stream this rank's batches through every net into the accumulators. */
+re_status run_pass_stream(runner *r, pass *p);
+/* Collective: reduce the pass's statistics to rank 0 along the canonical tree; in
+ * part mode rank 0 keeps the node list in *part (else the root is loaded). */
+re_status run_pass_reduce(runner *r, pass *p, tree *part);
+
+/* ---- the accumulators as one buffer (tree.c) ---- */
+/* The accumulators of a pass as one flat buffer: length, write, read, merge, reset. */
+int64_t run_pass_serial_len(const pass *p);
+void run_pass_serialize(const pass *p, double *buf);
+re_status run_pass_deserialize(pass *p, const double *buf);
+re_status run_pass_merge_serial(pass *p, const double *buf);
+void run_pass_reset(pass *p);
+/* p->acc: the pass's accumulators for the reduction tree (after run_pass_setup). */
+void run_pass_acc_init(pass *p);
+
+/* ---- resume state (run_state.c) ---- */
+/* Compute the job fingerprint and the state folder (<out>.state). */
+void run_state_init(runner *r);
+/* Save this rank's node list of pass p with the next step to process. */
+re_status run_state_save_rank(runner *r, pass *p, const tree *t, int64_t next_step, int64_t samples);
+/* Collective: resume pass p if every rank has a valid snapshot (else start afresh):
+ * fills *t; *next_step / *samples are left unchanged when nothing was loaded. */
+re_status run_state_load_rank(runner *r, pass *p, tree *t, int64_t *next_step, int64_t *samples);
+/* Rank 0: write / read the node list of an array part (`path`). */
+re_status run_state_write_tree_to(runner *r, pass *p, const tree *t, const char *path);
+re_status run_state_read_tree_from(runner *r, pass *p, const char *path, tree *t, int64_t *samples);
+/* Rank 0: save the reduced accumulators of a finished pass. */
+re_status run_state_save_reduced(runner *r, pass *p);
+/* Collective: load the reduced accumulators of a finished pass on rank 0; *found is
+ * the same on every rank. */
+re_status run_state_load_reduced(runner *r, pass *p, int *found);
+/* Rank 0: load reduced statistics (a stats/ file of an earlier run: the layout must
+ * match this job, the fingerprint need not) into the accumulators. */
+re_status run_state_load_stats(runner *r, pass *p, const char *path);
+/* Rank 0: write the reduced accumulators of pass p to `path` (atomically). */
+re_status run_state_write_reduced_to(runner *r, pass *p, const char *path);
+/* Rank 0: write OUT.state/progress.json (what `repeval status` shows): the pass, its
+ * batches done of total, the event ("snapshot", "interrupted", "resumed"), the
+ * number of resumes so far. Best effort. */
+void run_state_note_progress(runner *r, const pass *p, int64_t done, int64_t total, const char *event);
+/* Rank 0: remove the state folder after a complete run (only what repeval wrote there). */
+void run_state_clear(runner *r);
+
+/* ---- embedding cache (run_cache.c) ---- */
+/* Keys of every checkpoint (rank 0 reads them, broadcast; collective). */
+re_status run_cache_init(runner *r);
+/* Cache key of pass p's inputs (dataset files, normalisation, geometry). */
+uint64_t run_cache_data_key(const runner *r, const pass *p);
+/* Key of checkpoint c of model m. */
+uint64_t run_cache_ckpt_key(const runner *r, int m, int c);
+/* Folder name of layer l of model m ("<name>.<mode>"). */
+void run_cache_layer_name(const runner *r, int m, int l, char *buf, size_t cap);
+/* Read a shard into out (rows x dim); 0 when absent or failing a check. */
+int run_cache_get(runner *r, const char *dir, uint64_t ck, uint64_t dk, const char *layer, int64_t s0, int64_t s1,
+                  int64_t rows, int64_t dim, int f16, float *out);
+/* Write a shard atomically; on failure the cache is disabled with a warning. */
+void run_cache_put(runner *r, const char *dir, uint64_t ck, uint64_t dk, const char *layer, int64_t s0, int64_t s1,
+                   int64_t rows, int64_t dim, int f16, const float *data);
+/* The job cache's shard of tap (m, c, l) for samples [s0, s1). */
+int run_cache_load(runner *r, const pass *p, int m, int c, int l, int64_t s0, int64_t s1, int64_t rows, int64_t dim,
+                   float *out);
+void run_cache_store(runner *r, const pass *p, int m, int c, int l, int64_t s0, int64_t s1, int64_t rows,
+                     int64_t dim, const float *data);
+/* Round values to float16 and back when the job cache stores float16. */
+void run_cache_round(const runner *r, float *x, int64_t n);
+
+/* ---- probes (run_probe.c) ---- */
+/* Is dataset d used by some probe? */
+int run_probe_uses_dataset(const job *j, int d);
+/* Mark the taps and labels that probes need from pass p. */
+re_status run_probe_setup(runner *r, pass *p);
+/* Keep the labels of samples [s0, s0 + b) when a probe uses this dataset. */
+re_status run_probe_labels(runner *r, pass *p, const int32_t *labels, int64_t s0, int64_t b);
+/* Keep tap t's rows of the batch when a probe needs them. */
+re_status run_probe_feed(runner *r, pass *p, int t, const float *data, int64_t s0, int64_t b);
+/* Collective, after every pass: fit every probe task (round-robin over ranks), rows to rank 0. */
+re_status run_probes(runner *r);
+
+/* ---- finalize (run_finalize.c) ---- */
+/* One metrics.csv row; b < 0 for per-tap metrics; why != NULL marks it undefined. */
+void run_row(runner *r, const char *analysis, const char *metric, int a, int b, const char *dataset,
+             const char *param, double value, const char *why);
+/* Write a tap index CSV (taps NULL: all taps). */
+re_status run_write_taps_csv(const runner *r, const char *file, const int *taps, int P);
+/* Collective: metrics of every analysis of the pass from rank 0's reduced
+ * accumulators (CCA family and spectra spread over the ranks; rows and files on rank 0). */
+re_status run_pass_finalize(runner *r, pass *p);
+/* manifest.json in the partial output folder. */
+re_status run_write_manifest(runner *r, double t_total);
+
+#endif

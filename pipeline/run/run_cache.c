@@ -1,0 +1,253 @@
+/* repeval run, embedding cache: the tap outputs of every (checkpoint, tap, batch)
+ * as zstd-compressed shards, so that reruns and new analyses on the same data skip
+ * the forward pass.
+ *
+ * Layout: <cache>/<checkpoint key>/<data key>/<layer>.<mode>/<s0>-<s1>.rpc where
+ *   checkpoint key = FNV-1a 64 of the checkpoint file's bytes, the model description
+ *                    (model file bytes or preset name) and the state_dict key;
+ *   data key       = FNV-1a 64 of the dataset's format, files (path, size, mtime),
+ *                    normalisation and input geometry;
+ *   s0-s1          = the global sample range of the batch.
+ * A shard is a 64-byte header ("RPVCACH1", dtype, rows, dim, the full key with the
+ * slice, FNV-1a of the uncompressed values, compressed size) and one zstd frame.
+ * Any mismatch (key, shape, size, checksum) makes the shard a miss: it is
+ * recomputed and rewritten, never trusted. Shards are written atomically.
+ *
+ * float16 shards halve the space; the values fed to the statistics are then the
+ * float16-rounded ones in the first run too, so cached and uncached runs agree
+ * bitwise. */
+#include <errno.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zstd.h>
+
+#include "repeval/atomic.h"
+#include "repeval/dtype.h"
+#include "run/run.h"
+
+#define CACHE_MAGIC "RPVCACH1"
+
+typedef struct cache_header {
+  char magic[8];
+  uint32_t dtype; /* 0 float32, 1 float16 */
+  uint32_t reserved;
+  int64_t rows, dim;
+  uint64_t key;     /* checkpoint key ^ data key ^ tap ^ slice, mixed */
+  uint64_t sum;     /* FNV-1a of the uncompressed values */
+  int64_t zbytes;   /* compressed payload size */
+  uint64_t reserved2;
+} cache_header; /* 64 bytes */
+
+
+static uint64_t fnv_file(uint64_t h, const char *path) {
+  uint64_t out;
+  if (re_fnv1a64_file(h, path, &out, NULL) != RE_OK) {
+    re_err_clear();
+    return re_fnv1a64(h, "?", 1);
+  }
+  return out;
+}
+
+re_status run_cache_init(runner *r) {
+  job *j = r->j;
+  if (!j->cache_dir && !r->probe_cache_dir[0])
+    return RE_OK;
+  int total = 0;
+  for (int m = 0; m < j->nmodels; m++)
+    total += j->models[m].nckpts;
+  RE_TRY(re_calloc(total > 0 ? total : 1, sizeof(uint64_t), &r->ckpt_key));
+  /* rank 0 reads every checkpoint once; the keys are broadcast */
+  if (r->rank == 0) {
+    int k = 0;
+    for (int m = 0; m < j->nmodels; m++) {
+      const job_model *jm = &j->models[m];
+      uint64_t mh = RE_FNV1A64_INIT;
+      struct stat sb;
+      if (stat(jm->arch, &sb) == 0 && S_ISREG(sb.st_mode))
+        mh = fnv_file(mh, jm->arch);
+      else
+        mh = re_fnv1a64(mh, jm->arch, strlen(jm->arch) + 1);
+      if (jm->state_dict_key)
+        mh = re_fnv1a64(mh, jm->state_dict_key, strlen(jm->state_dict_key) + 1);
+      for (int c = 0; c < jm->nckpts; c++, k++)
+        r->ckpt_key[k] = fnv_file(mh, jm->ckpts[c].path);
+    }
+  }
+  MPI_Bcast(r->ckpt_key, total, MPI_UINT64_T, 0, MPI_COMM_WORLD);
+  return RE_OK;
+}
+
+uint64_t run_cache_data_key(const runner *r, const pass *p) {
+  const job_dataset *d = &r->j->datasets[p->d];
+  uint64_t h = re_fnv1a64(RE_FNV1A64_INIT, d->format, strlen(d->format) + 1);
+  for (int k = 0; k < d->nfiles; k++) {
+    struct stat sb;
+    h = re_fnv1a64(h, d->files[k], strlen(d->files[k]) + 1);
+    if (stat(d->files[k], &sb) == 0) {
+      int64_t v[3] = {(int64_t)sb.st_size, (int64_t)sb.st_mtim.tv_sec, (int64_t)sb.st_mtim.tv_nsec};
+      h = re_fnv1a64(h, v, sizeof v);
+    }
+  }
+  h = re_fnv1a64(h, &d->offset, sizeof d->offset);
+  h = re_fnv1a64(h, &d->nnorm, sizeof d->nnorm);
+  h = re_fnv1a64(h, d->mean, sizeof d->mean);
+  h = re_fnv1a64(h, d->std, sizeof d->std);
+  h = re_fnv1a64(h, p->in_dims, sizeof p->in_dims);
+  return h;
+}
+
+uint64_t run_cache_ckpt_key(const runner *r, int m, int c) {
+  int k = 0;
+  for (int q = 0; q < m; q++)
+    k += r->j->models[q].nckpts;
+  return r->ckpt_key[k + c];
+}
+
+void run_cache_layer_name(const runner *r, int m, int l, char *buf, size_t cap) {
+  const job_layer *jl = &r->j->models[m].layers[l];
+  snprintf(buf, cap, "%s.%s", jl->name, run_mode_name(jl->mode));
+  for (char *q = buf; *q; q++)
+    if (*q == '/')
+      *q = '_';
+}
+
+static void shard_path(const char *dir, uint64_t ck, uint64_t dk, const char *layer, int64_t s0, int64_t s1,
+                       char *buf, size_t cap, uint64_t *key) {
+  snprintf(buf, cap, "%s/%016llx/%016llx/%s/%lld-%lld.rpc", dir, (unsigned long long)ck, (unsigned long long)dk,
+           layer, (long long)s0, (long long)s1);
+  uint64_t h = re_fnv1a64(RE_FNV1A64_INIT, &ck, sizeof ck);
+  h = re_fnv1a64(h, &dk, sizeof dk);
+  h = re_fnv1a64(h, layer, strlen(layer));
+  int64_t sl[2] = {s0, s1};
+  *key = re_fnv1a64(h, sl, sizeof sl);
+}
+
+int run_cache_get(runner *r, const char *dir, uint64_t ck, uint64_t dk, const char *layer, int64_t s0, int64_t s1,
+                  int64_t rows, int64_t dim, int f16, float *out) {
+  char path[8192];
+  uint64_t key;
+  shard_path(dir, ck, dk, layer, s0, s1, path, sizeof path, &key);
+  FILE *f;
+  if (re_fopen_regular(path, &f) != RE_OK) {
+    re_err_clear();
+    return 0;
+  }
+  cache_header h;
+  int ok = fread(&h, sizeof h, 1, f) == 1 && !memcmp(h.magic, CACHE_MAGIC, 8) && h.key == key && h.rows == rows &&
+           h.dim == dim && (int)h.dtype == f16 && h.zbytes > 0;
+  struct stat sb; /* the compressed bytes must be in the file before they are allocated */
+  ok = ok && fstat(fileno(f), &sb) == 0 && h.zbytes == (int64_t)sb.st_size - (int64_t)sizeof h;
+  void *z = NULL;
+  uint16_t *half = NULL;
+  if (ok)
+    ok = re_malloc(h.zbytes, 1, &z) == RE_OK && fread(z, 1, (size_t)h.zbytes, f) == (size_t)h.zbytes &&
+         fgetc(f) == EOF;
+  int64_t n = rows * dim, raw = n * (h.dtype ? 2 : 4);
+  if (ok && h.dtype)
+    ok = re_malloc(n > 0 ? n : 1, sizeof(uint16_t), &half) == RE_OK;
+  if (ok) {
+    void *dst = h.dtype ? (void *)half : (void *)out;
+    size_t got = ZSTD_decompress(dst, (size_t)raw, z, (size_t)h.zbytes);
+    ok = !ZSTD_isError(got) && got == (size_t)raw && re_fnv1a64(RE_FNV1A64_INIT, dst, (size_t)raw) == h.sum;
+  }
+  if (ok && h.dtype)
+    for (int64_t e = 0; e < n; e++)
+      out[e] = re_f16_to_f32(half[e]);
+  fclose(f);
+  free(z);
+  free(half);
+  if (!ok) {
+    run_warn_local(r, "embedding cache shard %s is damaged or stale: recomputing it", path);
+    r->cache_bad++;
+  } else {
+    r->cache_hits++;
+  }
+  return ok;
+}
+
+int run_cache_load(runner *r, const pass *p, int m, int c, int l, int64_t s0, int64_t s1, int64_t rows, int64_t dim,
+                   float *out) {
+  char layer[512];
+  run_cache_layer_name(r, m, l, layer, sizeof layer);
+  return run_cache_get(r, r->j->cache_dir, run_cache_ckpt_key(r, m, c), p->data_key, layer, s0, s1, rows, dim,
+                       r->j->cache_f16, out);
+}
+
+void run_cache_round(const runner *r, float *x, int64_t n) {
+  if (!r->j->cache_f16)
+    return;
+  for (int64_t e = 0; e < n; e++)
+    x[e] = re_f16_to_f32(re_f32_to_f16(x[e]));
+}
+
+void run_cache_put(runner *r, const char *dir, uint64_t ck, uint64_t dk, const char *layer, int64_t s0, int64_t s1,
+                   int64_t rows, int64_t dim, int f16, const float *data) {
+  if (r->cache_disabled)
+    return;
+  char path[8192];
+  uint64_t key;
+  shard_path(dir, ck, dk, layer, s0, s1, path, sizeof path, &key);
+  int64_t n = rows * dim, raw = n * (f16 ? 2 : 4);
+  uint16_t *half = NULL;
+  void *z = NULL;
+  size_t cap = ZSTD_compressBound((size_t)raw);
+  re_status st = re_malloc((int64_t)cap, 1, &z);
+  const void *src = data;
+  if (st == RE_OK && f16) {
+    st = re_malloc(n > 0 ? n : 1, sizeof(uint16_t), &half);
+    for (int64_t e = 0; st == RE_OK && e < n; e++)
+      half[e] = re_f32_to_f16(data[e]);
+    src = half;
+  }
+  cache_header h;
+  memset(&h, 0, sizeof h);
+  if (st == RE_OK) {
+    size_t zb = ZSTD_compress(z, cap, src, (size_t)raw, 3);
+    if (ZSTD_isError(zb))
+      st = re_err(RE_EIO, "zstd: %s", ZSTD_getErrorName(zb));
+    memcpy(h.magic, CACHE_MAGIC, 8);
+    h.dtype = (uint32_t)f16;
+    h.rows = rows;
+    h.dim = dim;
+    h.key = key;
+    h.sum = re_fnv1a64(RE_FNV1A64_INIT, src, (size_t)raw);
+    h.zbytes = (int64_t)zb;
+  }
+  char folder[8192];
+  snprintf(folder, sizeof folder, "%s", path);
+  *strrchr(folder, '/') = '\0';
+  if (st == RE_OK)
+    st = re_mkdir_p(folder);
+  re_atomic at;
+  memset(&at, 0, sizeof at);
+  if (st == RE_OK)
+    st = re_atomic_open(path, &at);
+  if (st == RE_OK)
+    st = re_atomic_write(&at, &h, sizeof h);
+  if (st == RE_OK)
+    st = re_atomic_write(&at, z, h.zbytes);
+  if (st == RE_OK)
+    st = re_atomic_commit(&at);
+  else
+    re_atomic_abort(&at);
+  free(z);
+  free(half);
+  if (st != RE_OK) {
+    /* a full disk must not fail the evaluation: go on without the cache */
+    run_warn_local(r, "embedding cache disabled: %s", re_errmsg());
+    r->cache_disabled = 1;
+  } else {
+    r->cache_writes++;
+  }
+}
+
+void run_cache_store(runner *r, const pass *p, int m, int c, int l, int64_t s0, int64_t s1, int64_t rows,
+                     int64_t dim, const float *data) {
+  char layer[512];
+  run_cache_layer_name(r, m, l, layer, sizeof layer);
+  run_cache_put(r, r->j->cache_dir, run_cache_ckpt_key(r, m, c), p->data_key, layer, s0, s1, rows, dim,
+                r->j->cache_f16, data);
+}

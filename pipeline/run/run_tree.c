@@ -1,0 +1,70 @@
+/* repeval run: the accumulators of a pass as one flat buffer, the state the
+ * canonical reduction tree (mpi/tree.c) combines. */
+#include <stdlib.h>
+
+#include "run/run.h"
+
+/* ---- the pass's accumulators as one flat buffer ------------------------------ */
+
+int64_t run_pass_serial_len(const pass *p) {
+  int64_t n = 0;
+  for (int a = 0; a < p->nan; a++)
+    if (p->an[a].h)
+      n += re_hsic_serial_len(p->an[a].h);
+  if (p->mom)
+    n += re_moments_serial_len(p->mom);
+  return n;
+}
+
+void run_pass_serialize(const pass *p, double *buf) {
+  for (int a = 0; a < p->nan; a++)
+    if (p->an[a].h) {
+      re_hsic_serialize(p->an[a].h, buf);
+      buf += re_hsic_serial_len(p->an[a].h);
+    }
+  if (p->mom)
+    re_moments_serialize(p->mom, buf);
+}
+
+re_status run_pass_deserialize(pass *p, const double *buf) {
+  for (int a = 0; a < p->nan; a++)
+    if (p->an[a].h) {
+      int64_t len = re_hsic_serial_len(p->an[a].h);
+      RE_TRY(re_hsic_deserialize(p->an[a].h, buf, len));
+      buf += len;
+    }
+  if (p->mom)
+    RE_TRY(re_moments_deserialize(p->mom, buf, re_moments_serial_len(p->mom)));
+  return RE_OK;
+}
+
+/* accumulators <- accumulators (+) buf (buf holds later samples) */
+re_status run_pass_merge_serial(pass *p, const double *buf) {
+  for (int a = 0; a < p->nan; a++)
+    if (p->an[a].h) {
+      int64_t len = re_hsic_serial_len(p->an[a].h);
+      RE_TRY(re_hsic_merge_serial(p->an[a].h, buf, len));
+      buf += len;
+    }
+  if (p->mom)
+    RE_TRY(re_moments_merge_serial(p->mom, buf, re_moments_serial_len(p->mom)));
+  return RE_OK;
+}
+
+void run_pass_reset(pass *p) {
+  for (int a = 0; a < p->nan; a++)
+    if (p->an[a].h)
+      re_hsic_reset(p->an[a].h);
+  if (p->mom)
+    re_moments_reset(p->mom);
+}
+
+
+static void acc_serialize(void *ctx, double *buf) { run_pass_serialize(ctx, buf); }
+static re_status acc_deserialize(void *ctx, const double *buf) { return run_pass_deserialize(ctx, buf); }
+static re_status acc_merge(void *ctx, const double *buf) { return run_pass_merge_serial(ctx, buf); }
+static void acc_reset(void *ctx) { run_pass_reset(ctx); }
+
+void run_pass_acc_init(pass *p) {
+  p->acc = (tree_acc){p, run_pass_serial_len(p), acc_serialize, acc_deserialize, acc_merge, acc_reset};
+}

@@ -1,0 +1,581 @@
+/* repeval submit job.yaml: validate the job, render a Slurm batch script from the
+ * template (slurm/repeval.sbatch.in), write it next to the output folder and hand
+ * it to sbatch. Nothing is submitted when the job file has any error. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "run/job.h"
+#include "repeval/atomic.h"
+#include "slurm/slurm_script.h"
+
+/* how often a job may be requeued after exit code 75 (REPEVAL_MAX_REQUEUES overrides) */
+#define SUBMIT_MAX_REQUEUES 20
+#define SUBMIT_WARN_SECONDS 120
+#define SUBMIT_MAX_ARRAY (1 << 16)
+
+static void help(void) {
+  printf("usage: repeval submit JOB.yaml [options] [-- extra sbatch arguments]\n"
+         "\n"
+         "Validate the job file completely, render a Slurm batch script that runs\n"
+         "'srun --mpi=pmix repeval run JOB.yaml', write it to OUT.slurm/ next to the\n"
+         "output folder OUT and submit it with sbatch; prints the job id. The batch\n"
+         "log is OUT.slurm/slurm-<jobid>.out. Defaults come from the job's 'slurm:'\n"
+         "map; options override them. See docs/slurm.md.\n"
+         "\n"
+         "Options:\n"
+         "  --nodes N             nodes (default 1)\n"
+         "  --ntasks-per-node K   MPI ranks per node (default 1)\n"
+         "  --cpus-per-task C     CPUs, and so BLAS threads, per rank (default 1)\n"
+         "  --time T              time limit: minutes, HH:MM:SS, D-HH:MM:SS, ...\n"
+         "  --partition P         partition\n"
+         "  --account A           account to charge\n"
+         "  --qos Q               quality of service\n"
+         "  --mem M               memory per node (4000M, 16G)\n"
+         "  --array SPEC          job array (0-7, 1,3,5, 0-15%%4); task i writes\n"
+         "                        OUTPUT-DIR/task-i, or the job's output.dir when that\n"
+         "                        uses ${SLURM_ARRAY_TASK_ID}\n"
+         "  --parts N             split the job into N array tasks (repeval run --part I/N,\n"
+         "                        each resumable) and submit a dependent job that runs\n"
+         "                        repeval merge when all have finished: the results of\n"
+         "                        one big job; prints both job ids\n"
+         "  --output-dir DIR      results folder (default: output.dir of the job)\n"
+         "  --template FILE       batch-script template (default: the built-in copy of\n"
+         "                        slurm/repeval.sbatch.in)\n"
+         "  --dry-run             print the script; write and submit nothing\n"
+         "  -- ARGS               further sbatch options, one #SBATCH line each\n"
+         "                        ('-- --gres=gpu:1 --constraint v100')\n"
+         "\n"
+         "Exit codes: 0 submitted (or printed), 1 invalid job file or sbatch failed,\n"
+         "2 usage.\n");
+}
+
+/* `path` made absolute against the working folder, without trailing slashes */
+static re_status absolute(const char *cwd, const char *path, char **out) {
+  size_t a = strlen(cwd), b = strlen(path);
+  char *s;
+  RE_TRY(re_malloc((int64_t)(a + b + 2), 1, &s));
+  if (path[0] == '/')
+    memcpy(s, path, b + 1);
+  else
+    snprintf(s, a + b + 2, "%s/%s", cwd, path);
+  size_t n = strlen(s);
+  while (n > 1 && s[n - 1] == '/')
+    s[--n] = '\0';
+  *out = s;
+  return RE_OK;
+}
+
+/* #SBATCH lines are split at blanks and take no quotes, so the log folder must not
+ * hold blanks, quotes, backslashes or control characters */
+static re_status check_directive_path(const char *what, const char *p) {
+  for (const char *c = p; *c; c++)
+    if ((unsigned char)*c <= 0x20 || *c == 0x7f || *c == '\'' || *c == '"' || *c == '\\')
+      return re_err(RE_EINVAL,
+                    "%s '%s' contains a blank, quote, backslash or control character, which a #SBATCH line cannot "
+                    "hold: choose an output folder without them (--output-dir)",
+                    what, p);
+  return RE_OK;
+}
+
+static re_status read_text(const char *path, char **out) {
+  FILE *f;
+  RE_TRY(re_fopen_regular(path, &f));
+  re_status st = RE_OK;
+  char *buf = NULL;
+  int64_t len = 0, cap = 1 << 16;
+  if ((st = re_malloc(cap, 1, &buf)) != RE_OK)
+    goto done;
+  size_t got;
+  while ((got = fread(buf + len, 1, (size_t)(cap - len - 1), f)) > 0) {
+    len += (int64_t)got;
+    if (len == cap - 1) {
+      if (cap >= (1 << 20)) {
+        st = re_err(RE_EFORMAT, "%s: a batch-script template of more than 1 MiB is not plausible", path);
+        goto done;
+      }
+      RE_CHECK(re_realloc(&buf, cap * 2, 1));
+      cap *= 2;
+    }
+  }
+  if (ferror(f)) {
+    st = re_err(RE_EIO, "%s: read error", path);
+    goto done;
+  }
+  buf[len] = '\0';
+  if ((int64_t)strlen(buf) != len)
+    st = re_err(RE_EFORMAT, "%s: a batch-script template cannot contain NUL bytes", path);
+done:
+  fclose(f);
+  if (st != RE_OK) {
+    free(buf);
+    return st;
+  }
+  *out = buf;
+  return RE_OK;
+}
+
+/* The array spec of the job file, read before job_load: a job may need
+ * ${SLURM_ARRAY_TASK_ID} to load at all. NULL if there is none (errors in the file
+ * are reported by job_load later). */
+static char *peek_array(const char *job_path) {
+  re_cfg *c = NULL;
+  char *spec = NULL;
+  if (re_cfg_parse_file(job_path, &c) == RE_OK) {
+    const re_cfg *a = re_cfg_get(re_cfg_get(c, "slurm"), "array");
+    if (a && a->kind == RE_CFG_SCALAR && re_strdup(a->scalar, &spec) != RE_OK)
+      spec = NULL;
+  }
+  re_cfg_free(&c);
+  re_err_clear();
+  return spec;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Run `sbatch --parsable script`; the job id goes to jobid. sbatch's own messages
+ * reach the terminal (stderr is not redirected). */
+static re_status run_sbatch(const char *script, char *jobid, size_t cap) {
+  int fds[2];
+  if (pipe(fds) != 0)
+    return re_err(RE_EIO, "cannot create a pipe for sbatch: %s", strerror(errno));
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(fds[0]);
+    close(fds[1]);
+    return re_err(RE_EIO, "cannot start sbatch: %s", strerror(errno));
+  }
+  if (pid == 0) {
+    dup2(fds[1], STDOUT_FILENO);
+    close(fds[0]);
+    close(fds[1]);
+    execlp("sbatch", "sbatch", "--parsable", script, (char *)NULL);
+    fprintf(stderr, "repeval submit: cannot run sbatch: %s\n", strerror(errno));
+    _exit(127);
+  }
+  close(fds[1]);
+  char out[4096];
+  size_t len = 0;
+  ssize_t got;
+  while ((got = read(fds[0], out + len, sizeof out - 1 - len)) > 0 || (got < 0 && errno == EINTR))
+    if (got > 0)
+      len += (size_t)got;
+  out[len] = '\0';
+  close(fds[0]);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR)
+      return re_err(RE_EIO, "waiting for sbatch: %s", strerror(errno));
+  if (!WIFEXITED(status))
+    return re_err(RE_EIO, "sbatch was killed by signal %d; the script is %s", WTERMSIG(status), script);
+  if (WEXITSTATUS(status) == 127)
+    return re_err(RE_EIO, "sbatch is not on PATH (Slurm client commands missing?); the script is %s; without "
+                          "Slurm run it with mpiexec, see docs/slurm.md", script);
+  if (WEXITSTATUS(status) != 0)
+    return re_err(RE_EIO, "sbatch refused the job (exit code %d, its message is above); the script is %s",
+                  WEXITSTATUS(status), script);
+  /* --parsable prints "jobid" or "jobid;cluster" */
+  size_t k = 0;
+  while (k < len && out[k] >= '0' && out[k] <= '9')
+    k++;
+  if (k == 0 || k >= cap || !(out[k] == ';' || out[k] == '\n' || out[k] == '\0'))
+    return re_err(RE_EFORMAT, "sbatch --parsable printed '%s', not a job id", out);
+  memcpy(jobid, out, k);
+  jobid[k] = '\0';
+  return RE_OK;
+}
+
+static const struct {
+  const char *opt, *key;
+} opt_keys[] = {{"--nodes", "nodes"},         {"--ntasks-per-node", "ntasks_per_node"},
+                {"--cpus-per-task", "cpus_per_task"}, {"--time", "time"},
+                {"--partition", "partition"}, {"--account", "account"},
+                {"--qos", "qos"},             {"--mem", "mem"},
+                {"--array", "array"}};
+
+/* The batch script of the merge job of `--parts`: the same resources on one task,
+ * no array, started only after the array job `after` succeeded. */
+static re_status render_merge(const slurm_opts *o, const slurm_script_vars *v, const char *array_log,
+                              const char *array_script, const char *tmpl, const char *tmpl_path, const char *after,
+                              char **script, char **path) {
+  slurm_opts m;
+  memset(&m, 0, sizeof m);
+  re_status st = RE_OK;
+  char dep[128];
+  snprintf(dep, sizeof dep, "--dependency=afterok:%s", after ? after : "<array job id>");
+  const char *keys[] = {"time", "partition", "account", "qos", "mem"};
+  const char *vals[] = {o->time, o->partition, o->account, o->qos, o->mem};
+  for (size_t k = 0; k < sizeof keys / sizeof keys[0] && st == RE_OK; k++)
+    if (vals[k])
+      st = slurm_opts_set(&m, keys[k], vals[k]);
+  for (int k = 0; k < o->nextra && st == RE_OK; k++)
+    st = slurm_opts_set(&m, "extra", o->extra[k]);
+  if (st == RE_OK && after)
+    st = slurm_opts_set(&m, "extra", dep);
+  if (st == RE_OK && after)
+    st = slurm_opts_set(&m, "extra", "--kill-on-invalid-dep=yes");
+  m.cpus_per_task = o->cpus_per_task;
+  /* log: slurm-%j.out beside the parts' logs; script: <array script>-merge.sbatch */
+  char *log = NULL, *p = NULL;
+  size_t ll = strlen(array_log) + 16, pl = strlen(array_script) + 16;
+  if (st == RE_OK)
+    st = re_malloc((int64_t)ll, 1, &log);
+  if (st == RE_OK)
+    st = re_malloc((int64_t)pl, 1, &p);
+  if (st == RE_OK) {
+    snprintf(log, ll, "%s", array_log);
+    char *slash = strrchr(log, '/');
+    snprintf(slash ? slash + 1 : log, ll - (size_t)(slash ? slash + 1 - log : 0), "slurm-%%j.out");
+    snprintf(p, pl, "%s", array_script);
+    char *dot = strrchr(p, '.');
+    snprintf(dot ? dot : p + strlen(p), pl - (size_t)((dot ? dot : p + strlen(p)) - p), "-merge.sbatch");
+    slurm_script_vars mv = *v;
+    mv.command = "merge";
+    mv.run_args = "";
+    mv.log = log;
+    mv.script = p;
+    st = slurm_script_render(tmpl ? tmpl : slurm_builtin_template, tmpl_path ? tmpl_path : "slurm/repeval.sbatch.in",
+                             &m, &mv, script);
+  }
+  free(log);
+  slurm_opts_clear(&m);
+  if (st == RE_OK)
+    *path = p;
+  else
+    free(p);
+  return st;
+}
+
+int re_cmd_submit(int argc, char **argv) {
+  const char *job_path = NULL, *out_opt = NULL, *tmpl_path = NULL;
+  int dry = 0;
+  long parts = 0;
+  slurm_opts cli, o;
+  memset(&cli, 0, sizeof cli);
+  memset(&o, 0, sizeof o);
+  for (int i = 1; i < argc; i++) {
+    int missing = 0, matched = 0;
+    const char *v;
+    if (!strcmp(argv[i], "--")) {
+      if (slurm_opts_add_extra_args(&cli, argc - i - 1, argv + i + 1) != RE_OK) {
+        slurm_opts_clear(&cli);
+        return re_cli_usage_error("submit", "%s", re_errmsg());
+      }
+      break;
+    }
+    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+      slurm_opts_clear(&cli);
+      help();
+      return RE_EXIT_OK;
+    }
+    for (size_t k = 0; k < sizeof opt_keys / sizeof opt_keys[0] && !matched && !missing; k++) {
+      if ((v = re_cli_opt(argc, argv, &i, opt_keys[k].opt, &missing))) {
+        matched = 1;
+        if (slurm_opts_set(&cli, opt_keys[k].key, v) != RE_OK) {
+          slurm_opts_clear(&cli);
+          return re_cli_usage_error("submit", "%s: %s", opt_keys[k].opt, re_errmsg());
+        }
+      }
+    }
+    if (matched)
+      continue;
+    if (!missing && (v = re_cli_opt(argc, argv, &i, "--parts", &missing))) {
+      char *end;
+      parts = strtol(v, &end, 10);
+      if (*end || parts < 1 || parts > SUBMIT_MAX_ARRAY) {
+        slurm_opts_clear(&cli);
+        return re_cli_usage_error("submit", "--parts must be an integer from 1 to %d, got '%s'", SUBMIT_MAX_ARRAY, v);
+      }
+    } else if (!missing && (v = re_cli_opt(argc, argv, &i, "--output-dir", &missing))) {
+      out_opt = v;
+    } else if (!missing && (v = re_cli_opt(argc, argv, &i, "--template", &missing))) {
+      tmpl_path = v;
+    } else if (missing) {
+      slurm_opts_clear(&cli);
+      return re_cli_usage_error("submit", "option %s needs a value", argv[i]);
+    } else if (!strcmp(argv[i], "--dry-run")) {
+      dry = 1;
+    } else if (argv[i][0] == '-' && argv[i][1]) {
+      slurm_opts_clear(&cli);
+      return re_cli_usage_error("submit", "unknown option '%s' (sbatch options go after '--')", argv[i]);
+    } else if (!job_path) {
+      job_path = argv[i];
+    } else {
+      slurm_opts_clear(&cli);
+      return re_cli_usage_error("submit", "give one job file");
+    }
+  }
+  if (!job_path) {
+    slurm_opts_clear(&cli);
+    return re_cli_usage_error("submit", "give a job file");
+  }
+
+  re_status st = RE_OK;
+  job *j = NULL;
+  char cwd[4096], exe[4096];
+  char *array_spec = NULL, *saved_task = NULL, **outs = NULL;
+  char *job_abs = NULL, *base = NULL, *slurm_dir = NULL, *log = NULL, *script_path = NULL, *tmpl = NULL;
+  char *script = NULL, *job_name = NULL, *merge_script = NULL, *merge_path = NULL;
+  int64_t *idx = NULL, nidx = 0, nloads = 1;
+  int had_task = 0;
+  re_atomic atom;
+  memset(&atom, 0, sizeof atom);
+
+  if (!getcwd(cwd, sizeof cwd)) {
+    st = re_err(RE_EIO, "cannot read the working folder: %s", strerror(errno));
+    goto done;
+  }
+  ssize_t el = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (el <= 0 || el >= (ssize_t)sizeof exe - 1) {
+    st = re_err(RE_EIO, "cannot resolve /proc/self/exe to find the repeval program: %s", strerror(errno));
+    goto done;
+  }
+  exe[el] = '\0';
+
+  /* Validate the job once, or once per array task with SLURM_ARRAY_TASK_ID set as
+   * Slurm will set it. */
+  if (cli.array)
+    RE_CHECK(re_strdup(cli.array, &array_spec));
+  else
+    array_spec = peek_array(job_path);
+  if (parts && array_spec) {
+    st = re_err(RE_EINVAL, "%s: --parts makes its own array: drop --array (or the job's slurm: array)", job_path);
+    goto done;
+  }
+  if (array_spec && slurm_array_indices(array_spec, SUBMIT_MAX_ARRAY, &idx, &nidx) != RE_OK) {
+    re_err_clear();
+    free(idx);
+    idx = NULL;
+    nidx = 0; /* slurm_opts_from_cfg reports the bad spec with its position */
+  }
+  nloads = nidx > 0 ? nidx : 1;
+  const char *prev = getenv("SLURM_ARRAY_TASK_ID");
+  had_task = prev != NULL;
+  if (prev)
+    RE_CHECK(re_strdup(prev, &saved_task));
+  RE_CHECK(re_calloc(nloads, sizeof *outs, &outs));
+  for (int64_t t = 0; t < nloads; t++) {
+    job *jt = NULL;
+    if (nidx > 0) {
+      char num[32];
+      snprintf(num, sizeof num, "%lld", (long long)idx[t]);
+      setenv("SLURM_ARRAY_TASK_ID", num, 1);
+    }
+    st = job_load(job_path, &jt);
+    if (st != RE_OK) {
+      if (nidx > 0)
+        re_err_context(st, "array task %lld (SLURM_ARRAY_TASK_ID=%lld): ", (long long)idx[t], (long long)idx[t]);
+      goto done;
+    }
+    st = re_strdup(jt->out_dir, &outs[t]);
+    if (t == 0)
+      j = jt;
+    else
+      job_free(&jt);
+    if (st != RE_OK)
+      goto done;
+  }
+  RE_CHECK(slurm_opts_from_cfg(re_cfg_get(j->cfg, "slurm"), &o));
+
+  /* the command line overrides the job file; extra directives add up */
+  if (cli.nodes)
+    o.nodes = cli.nodes;
+  if (cli.ntasks_per_node)
+    o.ntasks_per_node = cli.ntasks_per_node;
+  if (cli.cpus_per_task)
+    o.cpus_per_task = cli.cpus_per_task;
+  char **cs[] = {&cli.time, &cli.partition, &cli.account, &cli.qos, &cli.mem, &cli.array};
+  char **os[] = {&o.time, &o.partition, &o.account, &o.qos, &o.mem, &o.array};
+  for (size_t k = 0; k < sizeof cs / sizeof cs[0]; k++)
+    if (*cs[k]) {
+      free(*os[k]);
+      *os[k] = *cs[k];
+      *cs[k] = NULL;
+    }
+  for (int k = 0; k < cli.nextra; k++)
+    RE_CHECK(slurm_opts_set(&o, "extra", cli.extra[k]));
+  if (parts) {
+    char spec[32];
+    snprintf(spec, sizeof spec, "0-%ld", parts - 1);
+    RE_CHECK(slurm_opts_set(&o, "array", spec));
+  }
+
+  int64_t limit;
+  if (o.time && slurm_check_time(o.time, &limit) == RE_OK && limit >= 0 && limit <= SUBMIT_WARN_SECONDS)
+    fprintf(stderr,
+            "repeval submit: warning: the time limit %s is not longer than the %d s warning before it; the job "
+            "will be told to save and stop right away\n",
+            o.time, SUBMIT_WARN_SECONDS);
+
+  /* where results, script and log go */
+  RE_CHECK(absolute(cwd, job_path, &job_abs));
+  int array_subdirs = 0;
+  const char *run_out = NULL;
+  if (nidx > 0 && !out_opt) {
+    /* every task writes the job's own output.dir, which must differ per task */
+    char **sorted = NULL;
+    RE_CHECK(re_malloc(nloads, sizeof *sorted, &sorted));
+    memcpy(sorted, outs, sizeof *sorted * (size_t)nloads);
+    qsort(sorted, (size_t)nloads, sizeof *sorted, cmp_str);
+    for (int64_t t = 1; t < nloads && st == RE_OK; t++)
+      if (!strcmp(sorted[t - 1], sorted[t]))
+        st = re_err(RE_EINVAL,
+                    "%s: several array tasks would write the same output folder %s: use ${SLURM_ARRAY_TASK_ID} in "
+                    "output.dir, or give --output-dir DIR (task i then writes DIR/task-i)",
+                    job_path, sorted[t]);
+    free(sorted);
+    if (st != RE_OK)
+      goto done;
+    RE_CHECK(absolute(cwd, outs[0], &base));
+  } else {
+    RE_CHECK(absolute(cwd, out_opt ? out_opt : j->out_dir, &base));
+    run_out = base;
+    array_subdirs = nidx > 0;
+  }
+  size_t bl = strlen(base);
+  RE_CHECK(re_malloc((int64_t)bl + 8, 1, &slurm_dir));
+  snprintf(slurm_dir, bl + 8, "%s.slurm", base);
+  RE_CHECK(check_directive_path("the log folder", slurm_dir));
+  {
+    /* Slurm expands %-patterns in --output: a literal % is written %% */
+    size_t pct = 0;
+    for (const char *c = slurm_dir; *c; c++)
+      pct += *c == '%';
+    size_t cap = strlen(slurm_dir) + pct + 32;
+    RE_CHECK(re_malloc((int64_t)cap, 1, &log));
+    size_t w = 0;
+    for (const char *c = slurm_dir; *c; c++) {
+      log[w++] = *c;
+      if (*c == '%')
+        log[w++] = '%';
+    }
+    snprintf(log + w, cap - w, "%s", nidx > 0 || parts ? "/slurm-%A_%a.out" : "/slurm-%j.out");
+  }
+  {
+    char stamp[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+    size_t cap = strlen(slurm_dir) + 64;
+    RE_CHECK(re_malloc((int64_t)cap, 1, &script_path));
+    struct stat sb;
+    snprintf(script_path, cap, "%s/submit-%s.sbatch", slurm_dir, stamp);
+    for (int k = 2; stat(script_path, &sb) == 0 && k < 1000; k++)
+      snprintf(script_path, cap, "%s/submit-%s-%d.sbatch", slurm_dir, stamp, k);
+  }
+  /* a job name Slurm tools show without trouble */
+  RE_CHECK(re_strdup(j->name, &job_name));
+  for (char *c = job_name; *c; c++)
+    if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '.' ||
+          *c == '_' || *c == '-'))
+      *c = '_';
+
+  if (tmpl_path)
+    RE_CHECK(read_text(tmpl_path, &tmpl));
+  slurm_script_vars vars = {
+      .job_name = job_name,
+      .repeval = exe,
+      .job_file = job_abs,
+      .output_dir = run_out,
+      .array_subdirs = array_subdirs,
+      .log = log,
+      .script = script_path,
+      .workdir = cwd,
+      .max_requeues = SUBMIT_MAX_REQUEUES,
+  };
+  char part_args[64];
+  if (parts) {
+    snprintf(part_args, sizeof part_args, " --part \"${SLURM_ARRAY_TASK_ID}/%ld\"", parts);
+    vars.run_args = part_args;
+  }
+  RE_CHECK(slurm_script_render(tmpl ? tmpl : slurm_builtin_template, tmpl_path ? tmpl_path : "slurm/repeval.sbatch.in",
+                               &o, &vars, &script));
+  if (parts) {
+    /* the merge job: one task, after every part succeeded */
+    RE_CHECK(render_merge(&o, &vars, log, script_path, tmpl, tmpl_path, dry ? "<array job id>" : NULL, &merge_script,
+                          &merge_path));
+  }
+  if (dry) {
+    fputs(script, stdout);
+    if (merge_script) {
+      printf("\n# ---- then, with --dependency=afterok on the array job: %s\n", merge_path);
+      fputs(merge_script, stdout);
+    }
+    goto done;
+  }
+  RE_CHECK(re_mkdir_p(slurm_dir));
+  RE_CHECK(re_atomic_open(script_path, &atom));
+  RE_CHECK(re_atomic_write(&atom, script, (int64_t)strlen(script)));
+  RE_CHECK(re_atomic_commit(&atom));
+  char jobid[64];
+  RE_CHECK(run_sbatch(script_path, jobid, sizeof jobid));
+  printf("%s\n", jobid);
+  if (parts) {
+    free(merge_script);
+    free(merge_path);
+    merge_script = merge_path = NULL;
+    RE_CHECK(render_merge(&o, &vars, log, script_path, tmpl, tmpl_path, jobid, &merge_script, &merge_path));
+    re_atomic ma;
+    memset(&ma, 0, sizeof ma);
+    st = re_atomic_open(merge_path, &ma);
+    if (st == RE_OK)
+      st = re_atomic_write(&ma, merge_script, (int64_t)strlen(merge_script));
+    if (st == RE_OK)
+      st = re_atomic_commit(&ma);
+    re_atomic_abort(&ma);
+    if (st != RE_OK)
+      goto done;
+    char mid[64];
+    RE_CHECK(run_sbatch(merge_path, mid, sizeof mid));
+    printf("%s\n", mid);
+    fprintf(stderr,
+            "repeval submit: %ld parts as array job %s, then merge job %s (after every part succeeded)\n"
+            "  scripts %s\n          %s\n  logs    %s/slurm-%s_<part>.out, %s/slurm-%s.out\n",
+            parts, jobid, mid, script_path, merge_path, slurm_dir, jobid, slurm_dir, mid);
+    goto done;
+  }
+  if (nidx > 0)
+    fprintf(stderr, "repeval submit: array job %s submitted\n  script %s\n  logs   %s/slurm-%s_<task>.out\n", jobid,
+            script_path, slurm_dir, jobid);
+  else
+    fprintf(stderr, "repeval submit: job %s submitted\n  script %s\n  log    %s/slurm-%s.out\n", jobid, script_path,
+            slurm_dir, jobid);
+
+done:
+  if (outs) {
+    if (had_task)
+      setenv("SLURM_ARRAY_TASK_ID", saved_task, 1);
+    else
+      unsetenv("SLURM_ARRAY_TASK_ID");
+    for (int64_t t = 0; t < nloads; t++)
+      free(outs[t]);
+  }
+  re_atomic_abort(&atom);
+  free(outs);
+  free(saved_task);
+  free(array_spec);
+  free(idx);
+  free(job_abs);
+  free(base);
+  free(slurm_dir);
+  free(log);
+  free(script_path);
+  free(tmpl);
+  free(script);
+  free(merge_script);
+  free(merge_path);
+  free(job_name);
+  job_free(&j);
+  slurm_opts_clear(&cli);
+  slurm_opts_clear(&o);
+  return st == RE_OK ? RE_EXIT_OK : re_cli_fail(st);
+}

@@ -258,8 +258,8 @@ def roberta_bytelevel():
     specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
     train(tok, bytelevel_trainer(700, specials))
     tok.add_special_tokens([AddedToken("<mask>", lstrip=True, rstrip=False, normalized=False, special=True)])
-    tok.post_processor = processors.RobertaProcessing(sep=("</s>", tok.token_to_id("</s>")),
-                                                      cls=("<s>", tok.token_to_id("<s>")),
+    # (sep, cls) positionally: tokenizers 0.23 takes no keywords for them
+    tok.post_processor = processors.RobertaProcessing(("</s>", tok.token_to_id("</s>")), ("<s>", tok.token_to_id("<s>")),
                                                       trim_offsets=True, add_prefix_space=True)
 
     def edit(js):

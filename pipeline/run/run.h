@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdio.h>
 
+#include "mpi/comm.h"
 #include "mpi/tree.h"
 #include "run/job.h"
 #include "repeval/dataset.h"
@@ -32,41 +33,51 @@ typedef struct an_run {
   re_hsic *h;
 } an_run;
 
-typedef struct runner {
+/* What a run does, fixed once it is set up (job, models, taps, mode, paths). */
+typedef struct run_plan {
   job *j;
-  int rank, size, quiet;
+  int quiet;
   re_model **models;
   re_ckpt ***ckpts;
   re_net ***nets;
   tapinfo *taps;
   int ntaps;
+  char partial[4096];      /* the output being written: <out>.partial-<pid> */
+  int threads;             /* BLAS threads per rank (part of the fingerprint) */
+  char state_dir[4200];    /* <out>.state */
+  uint64_t fingerprint;    /* job file, model files, input sizes and mtimes */
+  double checkpoint_every; /* seconds between periodic snapshots; 0: only on signals */
+  int mode;                /* RUN_MODE_* */
+  uint64_t *ckpt_key;      /* per checkpoint (models in order): content + model description */
+  char probe_cache_dir[4400]; /* shards for probes when the job has no cache */
+  int64_t *ds_n, *ds_fb;   /* per dataset: samples and batch of its pass */
+  uint64_t *ds_key;        /* per dataset: cache data key */
+  int cache_disabled;
+  int part, nparts;        /* --part I/N: this run streams part I of N of the batches */
+} run_plan;
+
+/* What a run has found and will report: metrics rows, warnings, timings, counters. */
+typedef struct run_report {
   FILE *metrics;
   char *metrics_buf;
   size_t metrics_len;
-  char partial[4096];
   char warnings[RUN_MAX_WARNINGS][512]; /* the first ones, for the manifest */
   int nwarnings, nundefined;
   int nlocal; /* ranks > 0: local warnings in warnings[], for run_gather_warnings */
   double t_load, t_embed, t_reduce, t_final, t_probe;
   int64_t samples_seen;
-  /* resume (run_state.c) */
-  int threads;             /* BLAS threads per rank (part of the fingerprint) */
-  char state_dir[4200];    /* <out>.state */
-  uint64_t fingerprint;    /* job file, model files, input sizes and mtimes */
-  double checkpoint_every; /* seconds between periodic snapshots; 0: only on signals */
-  int resumed;             /* some state was loaded */
-  int resumes;             /* passes resumed in this run */
-  int64_t pass_samples;    /* samples accumulated by the current pass (all ranks after reduce) */
-  int64_t total_samples;   /* over all passes, for the manifest */
-  int mode;                /* RUN_MODE_* */
-  /* embedding cache (run_cache.c) and probes (run_probe.c) */
-  uint64_t *ckpt_key;      /* per checkpoint (models in order): content + model description */
-  char probe_cache_dir[4400]; /* shards for probes when the job has no cache: */
-  int64_t *ds_n, *ds_fb;   /* per dataset: samples and batch of its pass */
-  uint64_t *ds_key;        /* per dataset: cache data key */
+  int resumed;           /* some state was loaded */
+  int resumes;           /* passes resumed in this run */
+  int64_t pass_samples;  /* samples accumulated by the current pass (all ranks after reduce) */
+  int64_t total_samples; /* over all passes, for the manifest */
   int64_t cache_hits, cache_writes, cache_bad;
-  int cache_disabled;
-  int part, nparts;        /* --part I/N: this run streams part I of N of the batches */
+} run_report;
+
+/* A run: its plan, its communicator (a duplicate of MPI_COMM_WORLD) and its report. */
+typedef struct runner {
+  run_plan plan;
+  comm comm;
+  run_report rep;
 } runner;
 
 enum { RUN_MODE_RUN = 0, RUN_MODE_PART = 1, RUN_MODE_MERGE = 2, RUN_MODE_FINALIZE = 3 };

@@ -112,7 +112,7 @@ typedef struct pass {
   int64_t nbatches;       /* batches of the whole pass (all parts) */
 } pass;
 
-/* ---- plan (run_plan.c) ---- */
+/* ---- report (report.c) ---- */
 /* Record a warning (logged on rank 0, kept for the manifest). */
 void run_warn(runner *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Record a warning about something only this rank saw (a damaged cache shard or
@@ -121,9 +121,16 @@ void run_warn(runner *r, const char *fmt, ...) __attribute__((format(printf, 2, 
 void run_warn_local(runner *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Collective: append the other ranks' local warnings to rank 0's list. */
 void run_gather_warnings(runner *r);
+/* One metrics.csv row; b < 0 for per-tap metrics; why != NULL marks it undefined. */
+void run_row(runner *r, const char *analysis, const char *metric, int a, int b, const char *dataset,
+             const char *param, double value, const char *why);
+/* Write a tap index CSV into the output (taps NULL: all taps). */
+re_status run_write_taps_csv(const runner *r, const char *file, const int *taps, int P);
+
+/* ---- taps (taps.c) ---- */
 /* Does the analysis' checkpoint filter select this checkpoint label? */
 int run_label_selected(const job_analysis *a, const char *label);
-/* "flatten", "mean", "cls", "spatial". */
+/* "flatten", "mean", "cls", "spatial", ... */
 const char *run_mode_name(re_tap_mode m);
 /* Model name, checkpoint label and layer name of global tap t. */
 const char *run_tap_model(const runner *r, int t);
@@ -131,6 +138,8 @@ const char *run_tap_ckpt(const runner *r, int t);
 const char *run_tap_layer(const runner *r, int t);
 /* Is the pair of local tap indices (p, q) requested by the analysis? */
 int run_pair_wanted(const an_run *ar, int p, int q);
+
+/* ---- plan (run_plan.c) ---- */
 /* Load every model description and open every checkpoint of the job. */
 re_status run_load_models(runner *r);
 /* Free what run_load_models created. */
@@ -221,11 +230,6 @@ re_status run_probe_feed(runner *r, pass *p, int t, const float *data, int64_t s
 re_status run_probes(runner *r);
 
 /* ---- finalize (run_finalize.c) ---- */
-/* One metrics.csv row; b < 0 for per-tap metrics; why != NULL marks it undefined. */
-void run_row(runner *r, const char *analysis, const char *metric, int a, int b, const char *dataset,
-             const char *param, double value, const char *why);
-/* Write a tap index CSV (taps NULL: all taps). */
-re_status run_write_taps_csv(const runner *r, const char *file, const int *taps, int P);
 /* Collective: metrics of every analysis of the pass from rank 0's reduced
  * accumulators (CCA family and spectra spread over the ranks; rows and files on rank 0). */
 re_status run_pass_finalize(runner *r, pass *p);

@@ -23,67 +23,6 @@
 #define REPEVAL_GIT_REVISION "unknown"
 #endif
 
-/* One metrics.csv row. b < 0 for per-tap metrics. */
-void run_row(runner *r, const char *analysis, const char *metric, int a, int b, const char *dataset,
-                const char *param, double value, const char *why) {
-  FILE *f = r->rep.metrics;
-  out_csv_field(f, analysis);
-  fputc(',', f);
-  out_csv_field(f, metric);
-  fputc(',', f);
-  out_csv_field(f, run_tap_model(r, a));
-  fputc(',', f);
-  out_csv_field(f, run_tap_ckpt(r, a));
-  fputc(',', f);
-  out_csv_field(f, run_tap_layer(r, a));
-  fputc(',', f);
-  if (b >= 0) {
-    out_csv_field(f, run_tap_model(r, b));
-    fputc(',', f);
-    out_csv_field(f, run_tap_ckpt(r, b));
-    fputc(',', f);
-    out_csv_field(f, run_tap_layer(r, b));
-  } else {
-    fputs(",,", f);
-  }
-  fputc(',', f);
-  out_csv_field(f, dataset);
-  fputc(',', f);
-  out_csv_field(f, param);
-  fputc(',', f);
-  if (!why && isfinite(value)) {
-    fprintf(f, "%.17g,ok\n", value);
-  } else {
-    char st[300];
-    snprintf(st, sizeof st, "undefined: %s", why ? why : "not finite");
-    fputc(',', f);
-    out_csv_field(f, st);
-    fputc('\n', f);
-    r->rep.nundefined++;
-  }
-}
-
-re_status run_write_taps_csv(const runner *r, const char *file, const int *taps, int P) {
-  char path[4200];
-  snprintf(path, sizeof path, "%s/%s", r->plan.partial, file);
-  FILE *f = fopen(path, "w");
-  if (!f)
-    return re_err(RE_EIO, "%s: cannot write", path);
-  fprintf(f, "index,model,checkpoint,layer,mode,dim\n");
-  for (int p = 0; p < P; p++) {
-    int t = taps ? taps[p] : p;
-    fprintf(f, "%d,", p);
-    out_csv_field(f, run_tap_model(r, t));
-    fputc(',', f);
-    out_csv_field(f, run_tap_ckpt(r, t));
-    fputc(',', f);
-    out_csv_field(f, run_tap_layer(r, t));
-    fprintf(f, ",%s,%lld\n", run_mode_name(r->plan.j->models[r->plan.taps[t].model].layers[r->plan.taps[t].layer].mode),
-            (long long)r->plan.taps[t].dim);
-  }
-  return fclose(f) == 0 ? RE_OK : re_err(RE_EIO, "%s: write failed", path);
-}
-
 /* ---- finalize (rank 0) ----------------------------------------------------- */
 
 static re_status write_matrix(runner *r, const char *prefix, const char *name, const double *M, int64_t rows,

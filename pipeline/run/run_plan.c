@@ -10,89 +10,6 @@
 
 #include "run/run.h"
 
-static void keep_warning(runner *r, const char *msg) {
-  if (r->rep.nwarnings < RUN_MAX_WARNINGS)
-    snprintf(r->rep.warnings[r->rep.nwarnings], sizeof r->rep.warnings[0], "%s", msg);
-  r->rep.nwarnings++;
-}
-
-void run_warn(runner *r, const char *fmt, ...) {
-  char msg[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  if (r->comm.rank == 0) {
-    re_log(RE_LOG_WARN, "%s", msg);
-    keep_warning(r, msg);
-  }
-}
-
-void run_warn_local(runner *r, const char *fmt, ...) {
-  char msg[512];
-  va_list ap;
-  va_start(ap, fmt);
-  int at = r->comm.size > 1 ? snprintf(msg, sizeof msg, "rank %d: ", r->comm.rank) : 0;
-  vsnprintf(msg + at, sizeof msg - (size_t)at, fmt, ap);
-  va_end(ap);
-  re_log(RE_LOG_WARN, "%s", msg);
-  if (r->comm.rank == 0)
-    keep_warning(r, msg);
-  else if (r->rep.nlocal < RUN_MAX_WARNINGS)
-    snprintf(r->rep.warnings[r->rep.nlocal++], sizeof r->rep.warnings[0], "%s", msg);
-}
-
-void run_gather_warnings(runner *r) {
-  if (r->comm.size < 2)
-    return;
-  /* rank k > 0 sends its first local warnings, one fixed-size record each, in rank order */
-  const int rec = (int)sizeof r->rep.warnings[0];
-  int mine = r->comm.rank == 0 ? 0 : r->rep.nlocal, *counts = NULL, *displs = NULL;
-  char *all = NULL;
-  if (r->comm.rank == 0) {
-    counts = calloc((size_t)r->comm.size, sizeof *counts);
-    displs = calloc((size_t)r->comm.size, sizeof *displs);
-  }
-  MPI_Gather(&mine, 1, MPI_INT, counts, 1, MPI_INT, 0, r->comm.comm);
-  int total = 0;
-  if (r->comm.rank == 0 && counts && displs) {
-    for (int k = 0; k < r->comm.size; k++) {
-      displs[k] = total * rec;
-      total += counts[k];
-      counts[k] *= rec;
-    }
-    all = calloc((size_t)(total ? total : 1), (size_t)rec);
-  }
-  MPI_Gatherv(r->rep.warnings, mine * rec, MPI_CHAR, all, counts, displs, MPI_CHAR, 0, r->comm.comm);
-  if (r->comm.rank == 0 && all)
-    for (int w = 0; w < total; w++) {
-      all[(size_t)w * (size_t)rec + (size_t)rec - 1] = '\0';
-      keep_warning(r, all + (size_t)w * (size_t)rec);
-    }
-  free(all);
-  free(counts);
-  free(displs);
-}
-
-int run_label_selected(const job_analysis *a, const char *label) {
-  if (a->npatterns == 0)
-    return 1;
-  for (int k = 0; k < a->npatterns; k++)
-    if (fnmatch(a->ckpt_patterns[k], label, 0) == 0)
-      return 1;
-  return 0;
-}
-
-const char *run_mode_name(re_tap_mode m) { return re_tap_mode_name(m); }
-
-const char *run_tap_model(const runner *r, int t) { return r->plan.j->models[r->plan.taps[t].model].name; }
-const char *run_tap_ckpt(const runner *r, int t) {
-  return r->plan.j->models[r->plan.taps[t].model].ckpts[r->plan.taps[t].ckpt].label;
-}
-const char *run_tap_layer(const runner *r, int t) {
-  return r->plan.j->models[r->plan.taps[t].model].layers[r->plan.taps[t].layer].name;
-}
-
 /* Pairs of local indices for a pair mode (NULL/0 for all). */
 static re_status make_pairs(const runner *r, const job_analysis *a, const int *taps, int P, int32_t **out, int *n) {
   *out = NULL;
@@ -138,16 +55,6 @@ static re_status make_pairs(const runner *r, const job_analysis *a, const int *t
   return RE_OK;
 }
 
-int run_pair_wanted(const an_run *ar, int p, int q) {
-  if (!ar->pairs)
-    return 1;
-  if (p == q)
-    return 0;
-  for (int k = 0; k < ar->npairs; k++)
-    if ((ar->pairs[2 * k] == p && ar->pairs[2 * k + 1] == q) || (ar->pairs[2 * k] == q && ar->pairs[2 * k + 1] == p))
-      return 1;
-  return 0;
-}
 
 void run_pass_free(runner *r, pass *p) {
   for (int k = 0; k < p->nan; k++) {

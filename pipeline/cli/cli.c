@@ -112,23 +112,3 @@ re_status re_cli_read_rows_finite(const re_npy *a, int64_t r0, int64_t nr, doubl
   return RE_OK;
 }
 
-void re_json_number(FILE *f, double v) {
-  if (isfinite(v))
-    fprintf(f, "%.17g", v);
-  else
-    fputs("null", f);
-}
-
-void re_json_string(FILE *f, const char *s) {
-  fputc('"', f);
-  for (; *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\')
-      fprintf(f, "\\%c", c);
-    else if (c < 0x20)
-      fprintf(f, "\\u%04x", c);
-    else
-      fputc(c, f);
-  }
-  fputc('"', f);
-}

@@ -4,19 +4,13 @@
 
 #include <stdio.h>
 
+#include "exit_codes.h"
 #include "mpi/tree.h"
+#include "out/json.h"
 #include "repeval/hsic.h"
 #include "repeval/moments.h"
 #include "repeval/npy.h"
 
-/* Exit codes of the repeval program (documented in docs/cli.md). */
-enum {
-  RE_EXIT_OK = 0,        /* success */
-  RE_EXIT_ERROR = 1,     /* bad input, I/O or runtime error */
-  RE_EXIT_USAGE = 2,     /* bad command line */
-  RE_EXIT_UNDEFINED = 3, /* the requested metric is undefined for this input */
-  RE_EXIT_INTERRUPTED = 75 /* stopped by a signal after saving state (EX_TEMPFAIL) */
-};
 
 int re_cmd_cka(int argc, char **argv);
 int re_cmd_cka_matrix(int argc, char **argv);
@@ -70,9 +64,5 @@ re_status re_cli_scale_of(const re_npy *a, int64_t r0, int64_t r1, int sharded, 
  * and column. */
 re_status re_cli_read_rows_finite(const re_npy *a, int64_t r0, int64_t nr, double scale, double *out);
 
-/* Print a double as JSON (null for NaN/Inf). */
-void re_json_number(FILE *f, double v);
-/* Print a JSON string literal with escapes. */
-void re_json_string(FILE *f, const char *s);
 
 #endif

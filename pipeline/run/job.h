@@ -4,6 +4,8 @@
 #ifndef REPEVAL_JOB_H
 #define REPEVAL_JOB_H
 
+#include <string.h>
+
 #include "repeval/cfg.h"
 #include "repeval/nn.h"
 
@@ -41,45 +43,24 @@ typedef struct job_model {
   const re_cfg *src;
 } job_model;
 
-typedef enum { AN_CKA = 0, AN_CCA = 1, AN_SPECTRUM = 2, AN_PROBE = 3 } job_analysis_type;
-
-typedef enum { PROBE_LOGISTIC = 0, PROBE_RIDGE = 1, PROBE_KNN = 2 } job_probe_kind;
-enum { PROBE_PAR_AUTO = 0, PROBE_PAR_TASKS = 1, PROBE_PAR_DATA = 2 };
-
 typedef enum { PAIRS_ALL = 0, PAIRS_SAME_LAYER, PAIRS_CONSECUTIVE, PAIRS_REFERENCE, PAIRS_WITHIN } job_pairs;
 
-enum { CCA_CCA = 1, CCA_SVCCA = 2, CCA_PWCCA = 4, CCA_PROCRUSTES = 8, CCA_LINREG = 16 };
+/* An analysis kind: its hooks (run/analysis.h). */
+typedef struct an_kind an_kind;
 
+/* An analysis of the job: what every kind shares, and the kind's own settings. */
 typedef struct job_analysis {
   char *name;
-  job_analysis_type type;
-  char *dataset;
-  /* cka */
-  int rbf, exact, unbiased;
-  double sigma;
-  int64_t batch, sigma_sample;
+  const an_kind *kind;
+  char *dataset;       /* the dataset it streams (a probe's training set) */
   /* pair selection and checkpoint filter (shell patterns on labels) */
   job_pairs pairs;
-  char *reference;   /* PAIRS_REFERENCE: label pattern of the reference checkpoint */
+  char *reference;     /* PAIRS_REFERENCE: label pattern of the reference checkpoint */
   char **ckpt_patterns;
   int npatterns;
-  /* cca */
-  unsigned methods;
-  double variance, ridge;
-  /* spectrum */
-  double collapse_fraction;
-  /* probe: trained on `dataset`, scored on test_dataset; validation from val_dataset
-   * or a val_fraction split of the training set */
-  job_probe_kind probe_kind;
-  char *test_dataset, *val_dataset;
-  double val_fraction;
-  double *lambdas;
-  int nlambdas;
-  int standardize, knn_k, max_iter;
-  double knn_temperature, tol, ftol;
-  int probe_parallel;  /* PROBE_PAR_*: one rank per task, or every rank on each task's rows */
   char **layer_filter; /* layer names (NULL: every layer of the model) */
   int nlayer_filter;
+  void *opts;          /* the kind's settings (run/an_<kind>.c) */
   const re_cfg *src;
 } job_analysis;
 
@@ -109,6 +90,16 @@ re_status job_load(const char *path, job **out);
 void job_free(job **j);
 
 /* Index of a dataset by name, or -1. */
-int job_dataset_index(const job *j, const char *name);
+static inline int job_dataset_index(const job *j, const char *name) {
+  for (int k = 0; k < j->ndatasets; k++)
+    if (!strcmp(j->datasets[k].name, name))
+      return k;
+  return -1;
+}
+
+/* Parse analysis `name` of the job: the shared keys, then its kind's (run/analysis.c). */
+re_status an_parse(job *j, job_analysis *a, const char *name, const re_cfg *c);
+/* Free what an_parse made (the struct itself is the caller's). */
+void an_free(job_analysis *a);
 
 #endif

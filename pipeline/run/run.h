@@ -30,7 +30,7 @@ typedef struct an_run {
   int P;
   int32_t *pairs; /* local index pairs; NULL with npairs 0 means all */
   int npairs;
-  re_hsic *h;
+  re_hsic *h;    /* minibatch estimators' own accumulator (NULL: none) */
 } an_run;
 
 /* What a run does, fixed once it is set up (job, models, taps, mode, paths). */
@@ -97,6 +97,8 @@ typedef struct pass {
   re_moments *mom;
   int *mom_of; /* global tap -> moments layer or -1 */
   int *mom_taps;
+  int32_t *mpairs;        /* co-moment blocks the analyses asked for (layer pairs), while set up */
+  int nmpairs;
   int nmom;
   int64_t mom_rps;
   double *stage;
@@ -130,6 +132,8 @@ re_status run_write_taps_csv(const runner *r, const char *file, const int *taps,
 /* ---- taps (taps.c) ---- */
 /* Does the analysis' checkpoint filter select this checkpoint label? */
 int run_label_selected(const job_analysis *a, const char *label);
+/* Does the analysis' layer filter ('layers:') select this layer? */
+int run_layer_selected(const job_analysis *a, const char *layer);
 /* "flatten", "mean", "cls", "spatial", ... */
 const char *run_mode_name(re_tap_mode m);
 /* Model name, checkpoint label and layer name of global tap t. */
@@ -144,6 +148,9 @@ int run_pair_wanted(const an_run *ar, int p, int q);
 re_status run_load_models(runner *r);
 /* Free what run_load_models created. */
 void run_free_models(runner *r);
+/* For an analysis' setup: its taps become layers of the pass's co-moments, with the
+ * blocks of its pairs (diag_only: each tap with itself, for spectra). */
+re_status run_pass_use_moments(runner *r, pass *p, an_run *ar, int diag_only);
 /* Bind nets, taps, accumulators of the analyses on dataset p->d. */
 re_status run_pass_setup(runner *r, pass *p);
 /* Free a pass (nets, taps, accumulators, dataset). */
@@ -217,17 +224,11 @@ void run_cache_store(runner *r, const pass *p, int m, int c, int l, int64_t s0, 
 /* Round values to float16 and back when the job cache stores float16. */
 void run_cache_round(const runner *r, float *x, int64_t n);
 
-/* ---- probes (run_probe.c) ---- */
-/* Is dataset d used by some probe? */
-int run_probe_uses_dataset(const job *j, int d);
-/* Mark the taps and labels that probes need from pass p. */
-re_status run_probe_setup(runner *r, pass *p);
+/* ---- probes (an_probe.c) ---- */
 /* Keep the labels of samples [s0, s0 + b) when a probe uses this dataset. */
 re_status run_probe_labels(runner *r, pass *p, const int32_t *labels, int64_t s0, int64_t b);
 /* Keep tap t's rows of the batch when a probe needs them. */
 re_status run_probe_feed(runner *r, pass *p, int t, const float *data, int64_t s0, int64_t b);
-/* Collective, after every pass: fit every probe task (round-robin over ranks), rows to rank 0. */
-re_status run_probes(runner *r);
 
 /* ---- finalize (run_finalize.c) ---- */
 /* Collective: metrics of every analysis of the pass from rank 0's reduced

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "run/run.h"
+#include "run/analysis.h"
 
 /* Pairs of local indices for a pair mode (NULL/0 for all). */
 static re_status make_pairs(const runner *r, const job_analysis *a, const int *taps, int P, int32_t **out, int *n) {
@@ -66,6 +66,7 @@ void run_pass_free(runner *r, pass *p) {
   re_moments_destroy(&p->mom);
   free(p->mom_of);
   free(p->mom_taps);
+  free(p->mpairs);
   free(p->stage);
   free(p->stage_off);
   re_dataset_close(&p->ds);
@@ -93,9 +94,9 @@ static re_status open_dataset(const job_dataset *d, re_dataset **out) {
   return re_dataset_open_wds((const char *const *)d->files, d->nfiles, "auto", "cls", out);
 }
 
-re_status run_pass_setup(runner *r, pass *p) {
-  job *j = r->plan.j;
-  const job_dataset *jd = &j->datasets[p->d];
+/* The pass's dataset: opened, normalised, its first sample, count and geometry. */
+static re_status open_pass_dataset(runner *r, pass *p) {
+  const job_dataset *jd = &r->plan.j->datasets[p->d];
   RE_TRY(open_dataset(jd, &p->ds));
   if (jd->nnorm)
     RE_TRY(re_dataset_set_normalize(p->ds, jd->mean, jd->std, jd->nnorm));
@@ -114,19 +115,35 @@ re_status run_pass_setup(runner *r, pass *p) {
     p->in_rank = 1;
     p->in_dims[0] = info->sample_dim;
   }
-  /* forward batch: the CKA batch when there is a minibatch CKA analysis */
+  return RE_OK;
+}
+
+/* The pass's batch: the statistics batch its analyses need (they must agree), else
+ * the job's forward batch. */
+static re_status pass_batch(runner *r, pass *p) {
+  job *j = r->plan.j;
+  const char *ds = j->datasets[p->d].name;
   p->fb = j->forward_batch;
-  int have = 0;
+  const job_analysis *first = NULL;
   for (int k = 0; k < j->nanalyses; k++) {
-    job_analysis *a = &j->analyses[k];
-    if (strcmp(a->dataset, jd->name) || a->type != AN_CKA || a->exact)
+    const job_analysis *a = &j->analyses[k];
+    int64_t b = a->kind->stats_batch && an_uses_dataset(a, ds) ? a->kind->stats_batch(a) : 0;
+    if (!b)
       continue;
-    if (have && a->batch != p->fb)
-      return re_cfg_error(a->src, RE_EINVAL, "all minibatch cka analyses on dataset '%s' must use the same batch "
-                                             "(%lld here, %lld before)", jd->name, (long long)a->batch, (long long)p->fb);
-    p->fb = a->batch;
-    have = 1;
+    if (first && b != p->fb)
+      return re_cfg_error(a->src, RE_EINVAL, "analyses '%s' and '%s' on dataset '%s' need different batches (%lld "
+                                             "and %lld): all minibatch analyses of a dataset must use the same batch",
+                          first->name, a->name, ds, (long long)p->fb, (long long)b);
+    p->fb = b;
+    first = a;
   }
+  return RE_OK;
+}
+
+/* Every checkpoint of every model bound to the dataset's geometry (one shared buffer
+ * pool), and every tap. */
+static re_status bind_nets(runner *r, pass *p) {
+  job *j = r->plan.j;
   /* nets: every checkpoint, sharing one buffer pool */
   re_net *owner = NULL;
   int ntaps = 0;
@@ -156,117 +173,64 @@ re_status run_pass_setup(runner *r, pass *p) {
       }
     }
   }
-  /* analyses on this dataset */
-  RE_TRY(re_calloc(j->nanalyses, sizeof(an_run), &p->an));
-  RE_TRY(re_calloc(r->plan.ntaps, sizeof(int), &p->mom_of));
+  return RE_OK;
+}
+
+/* An analysis' taps: the checkpoints and layers it selects, and its pairs. */
+static re_status select_taps(runner *r, an_run *ar) {
+  const job_analysis *a = ar->a;
+  RE_TRY(re_calloc(r->plan.ntaps, sizeof(int), &ar->taps));
   for (int t = 0; t < r->plan.ntaps; t++)
-    p->mom_of[t] = -1;
-  int32_t *mpairs = NULL;
-  int nmp = 0;
-  re_status st = RE_OK;
-  for (int k = 0; k < j->nanalyses && st == RE_OK; k++) {
-    job_analysis *a = &j->analyses[k];
-    if (strcmp(a->dataset, jd->name) || a->type == AN_PROBE)
+    if (run_label_selected(a, run_tap_ckpt(r, t)) && run_layer_selected(a, run_tap_layer(r, t)))
+      ar->taps[ar->P++] = t;
+  if (ar->P == 0 && !a->nlayer_filter)
+    return re_cfg_error(a->src, RE_EINVAL, "%s '%s': its 'checkpoints' patterns match no checkpoint",
+                        a->kind->after_passes ? a->kind->type : "analysis", a->name);
+  if (ar->P == 0)
+    return re_cfg_error(a->src, RE_EINVAL, "%s '%s': its 'checkpoints' and 'layers' select no tap",
+                        a->kind->after_passes ? a->kind->type : "analysis", a->name);
+  return a->kind->pairs != AN_NO_PAIRS ? make_pairs(r, a, ar->taps, ar->P, &ar->pairs, &ar->npairs) : RE_OK;
+}
+
+re_status run_pass_use_moments(runner *r, pass *p, an_run *ar, int diag_only) {
+  for (int q = 0; q < ar->P; q++) {
+    int t = ar->taps[q];
+    if (p->mom_of[t] >= 0)
       continue;
-    an_run *ar = &p->an[p->nan++];
-    ar->a = a;
-    st = re_calloc(r->plan.ntaps, sizeof(int), &ar->taps);
-    for (int t = 0; st == RE_OK && t < r->plan.ntaps; t++)
-      if (run_label_selected(a, run_tap_ckpt(r, t)))
-        ar->taps[ar->P++] = t;
-    if (st == RE_OK && ar->P == 0)
-      st = re_cfg_error(a->src, RE_EINVAL, "analysis '%s': its 'checkpoints' patterns match no checkpoint", a->name);
-    if (st == RE_OK && a->type != AN_SPECTRUM)
-      st = make_pairs(r, a, ar->taps, ar->P, &ar->pairs, &ar->npairs);
-    if (st != RE_OK)
-      break;
-    if (a->type == AN_CKA && !a->exact) {
-      for (int q = 0; q < ar->P; q++)
-        if (r->plan.taps[ar->taps[q]].rps != 1)
-          return re_cfg_error(a->src, RE_EINVAL, "analysis '%s': minibatch CKA needs one row per sample; layer '%s' "
-                                                 "is tapped with mode spatial",
-                              a->name, run_tap_layer(r, ar->taps[q]));
-      double *s2 = NULL;
-      if (a->rbf) { /* bandwidths from the first sigma_sample samples, identical on every rank */
-        int64_t ns = p->n < a->sigma_sample ? p->n : a->sigma_sample;
-        st = re_calloc(ar->P, sizeof(double), &s2);
-        float *x = NULL;
-        if (st == RE_OK)
-          st = re_malloc(ns, re_dataset_get_info(p->ds)->sample_dim * (int64_t)sizeof(float), &x);
-        if (st == RE_OK)
-          st = re_dataset_read(p->ds, p->offset, p->offset + ns, x, NULL);
-        /* run the sample through each net once (in chunks of fb), then each tap's median */
-        int64_t sd = re_dataset_get_info(p->ds)->sample_dim;
-        for (int q0 = 0; st == RE_OK && q0 < ar->P;) {
-          const tapinfo *t0 = &r->plan.taps[ar->taps[q0]];
-          int q1 = q0;
-          while (q1 < ar->P && r->plan.taps[ar->taps[q1]].model == t0->model && r->plan.taps[ar->taps[q1]].ckpt == t0->ckpt)
-            q1++;
-          re_net *net = r->plan.nets[t0->model][t0->ckpt];
-          float **feat = NULL;
-          st = re_calloc(q1 - q0, sizeof(float *), &feat);
-          for (int q = q0; st == RE_OK && q < q1; q++)
-            st = re_malloc(ns, r->plan.taps[ar->taps[q]].dim * (int64_t)sizeof(float), &feat[q - q0]);
-          for (int64_t s0 = 0; st == RE_OK && s0 < ns; s0 += p->fb) {
-            int64_t b = ns - s0 < p->fb ? ns - s0 : p->fb;
-            st = re_net_forward(net, x + s0 * sd, b);
-            for (int q = q0; st == RE_OK && q < q1; q++) {
-              const tapinfo *tp = &r->plan.taps[ar->taps[q]];
-              memcpy(feat[q - q0] + s0 * tp->dim, re_net_tap_data(net, tp->net_tap),
-                     sizeof(float) * (size_t)(b * tp->dim));
-            }
-          }
-          for (int q = q0; st == RE_OK && q < q1; q++) {
-            const tapinfo *tp = &r->plan.taps[ar->taps[q]];
-            st = re_rbf_sigma2_f32(feat[q - q0], ns, tp->dim, tp->dim, a->sigma, &s2[q]);
-            if (st != RE_OK)
-              re_err_context(st, "analysis '%s', tap %s/%s/%s: ", a->name, run_tap_model(r, ar->taps[q]),
-                             run_tap_ckpt(r, ar->taps[q]), run_tap_layer(r, ar->taps[q]));
-          }
-          for (int q = q0; feat && q < q1; q++)
-            free(feat[q - q0]);
-          free(feat);
-          q0 = q1;
-        }
-        free(x);
-      }
-      re_hsic_config cfg = {ar->P, a->rbf ? RE_KERNEL_RBF : RE_KERNEL_LINEAR, s2, p->fb, ar->npairs, ar->pairs};
-      if (st == RE_OK)
-        st = re_hsic_create(&cfg, &ar->h);
-      free(s2);
-      continue;
-    }
-    /* co-moment analyses: register layers and blocks */
-    for (int q = 0; st == RE_OK && q < ar->P; q++) {
-      int t = ar->taps[q];
-      if (p->mom_of[t] < 0) {
-        if (p->nmom == 0)
-          p->mom_rps = r->plan.taps[t].rps;
-        else if (r->plan.taps[t].rps != p->mom_rps)
-          st = re_cfg_error(a->src, RE_EINVAL, "analysis '%s': co-moment analyses on one dataset cannot mix spatial "
-                                               "and per-sample taps",
-                            a->name);
-        p->mom_of[t] = p->nmom++;
-      }
-    }
-    int np = a->type == AN_SPECTRUM ? ar->P : (ar->npairs ? ar->npairs : ar->P * (ar->P - 1) / 2);
-    if (st == RE_OK)
-      st = re_realloc(&mpairs, nmp + np + 1, 2 * sizeof(int32_t));
-    if (st != RE_OK)
-      break;
-    if (a->type == AN_SPECTRUM) {
-      for (int q = 0; q < ar->P; q++)
-        mpairs[2 * nmp] = mpairs[2 * nmp + 1] = p->mom_of[ar->taps[q]], nmp++;
-    } else if (ar->npairs) {
-      for (int k2 = 0; k2 < ar->npairs; k2++)
-        mpairs[2 * nmp] = p->mom_of[ar->taps[ar->pairs[2 * k2]]],
-        mpairs[2 * nmp + 1] = p->mom_of[ar->taps[ar->pairs[2 * k2 + 1]]], nmp++;
-    } else {
-      for (int a1 = 0; a1 < ar->P; a1++)
-        for (int a2 = a1 + 1; a2 < ar->P; a2++)
-          mpairs[2 * nmp] = p->mom_of[ar->taps[a1]], mpairs[2 * nmp + 1] = p->mom_of[ar->taps[a2]], nmp++;
-    }
+    if (p->nmom == 0)
+      p->mom_rps = r->plan.taps[t].rps;
+    else if (r->plan.taps[t].rps != p->mom_rps)
+      return re_cfg_error(ar->a->src, RE_EINVAL, "analysis '%s': co-moment analyses on one dataset cannot mix "
+                                                 "spatial and per-sample taps",
+                          ar->a->name);
+    p->mom_of[t] = p->nmom++;
   }
+  int np = diag_only ? ar->P : (ar->npairs ? ar->npairs : ar->P * (ar->P - 1) / 2);
+  RE_TRY(re_realloc(&p->mpairs, p->nmpairs + np + 1, 2 * sizeof(int32_t)));
+  int32_t *mp = p->mpairs;
+  int n = p->nmpairs;
+  if (diag_only) {
+    for (int q = 0; q < ar->P; q++)
+      mp[2 * n] = mp[2 * n + 1] = p->mom_of[ar->taps[q]], n++;
+  } else if (ar->npairs) {
+    for (int k = 0; k < ar->npairs; k++)
+      mp[2 * n] = p->mom_of[ar->taps[ar->pairs[2 * k]]], mp[2 * n + 1] = p->mom_of[ar->taps[ar->pairs[2 * k + 1]]],
+          n++;
+  } else {
+    for (int a1 = 0; a1 < ar->P; a1++)
+      for (int a2 = a1 + 1; a2 < ar->P; a2++)
+        mp[2 * n] = p->mom_of[ar->taps[a1]], mp[2 * n + 1] = p->mom_of[ar->taps[a2]], n++;
+  }
+  p->nmpairs = n;
+  return RE_OK;
+}
+
+/* The co-moments of the layers and blocks the analyses registered, within the
+ * REPEVAL_MAX_STATS_MB budget, and their staging area for one batch. */
+static re_status make_moments(runner *r, pass *p) {
+  re_status st = RE_OK;
+  int nmp = p->nmpairs;
+  int32_t *mpairs = p->mpairs;
   if (st == RE_OK && p->nmom > 0) {
     int64_t *dims = NULL, len = 0;
     st = re_calloc(p->nmom, sizeof(int64_t), &dims);
@@ -302,12 +266,13 @@ re_status run_pass_setup(runner *r, pass *p) {
       st = re_malloc(total > 0 ? total : 1, sizeof(double), &p->stage);
     free(dims);
   }
-  free(mpairs);
-  p->data_key = run_cache_data_key(r, p);
-  if (st == RE_OK)
-    st = run_probe_setup(r, p);
-  if (st == RE_OK)
-    st = re_calloc(p->fb, sizeof(int32_t), &p->labels);
+  return st;
+}
+
+/* One checkpoint's tap outputs per layer index, for the embedding cache. */
+static re_status alloc_scratch(runner *r, pass *p) {
+  job *j = r->plan.j;
+  re_status st = RE_OK;
   if (st == RE_OK && j->cache_dir) { /* one checkpoint's tap outputs, per layer index */
     for (int m = 0; m < j->nmodels; m++)
       p->nscratch = j->models[m].nlayers > p->nscratch ? j->models[m].nlayers : p->nscratch;
@@ -320,8 +285,34 @@ re_status run_pass_setup(runner *r, pass *p) {
       st = re_malloc(p->fb * mx, sizeof(float), &p->scratch[l]);
     }
   }
-  run_pass_acc_init(p);
   return st;
+}
+
+re_status run_pass_setup(runner *r, pass *p) {
+  job *j = r->plan.j;
+  RE_TRY(open_pass_dataset(r, p));
+  RE_TRY(pass_batch(r, p));
+  RE_TRY(bind_nets(r, p));
+  RE_TRY(re_calloc(j->nanalyses, sizeof(an_run), &p->an));
+  RE_TRY(re_calloc(r->plan.ntaps, sizeof(int), &p->mom_of));
+  for (int t = 0; t < r->plan.ntaps; t++)
+    p->mom_of[t] = -1;
+  p->data_key = run_cache_data_key(r, p);
+  for (int k = 0; k < j->nanalyses; k++) {
+    job_analysis *a = &j->analyses[k];
+    if (!an_uses_dataset(a, j->datasets[p->d].name))
+      continue;
+    an_run *ar = &p->an[p->nan++];
+    ar->a = a;
+    RE_TRY(select_taps(r, ar));
+    if (a->kind->setup)
+      RE_TRY(a->kind->setup(r, p, ar));
+  }
+  RE_TRY(make_moments(r, p));
+  RE_TRY(re_calloc(p->fb, sizeof(int32_t), &p->labels));
+  RE_TRY(alloc_scratch(r, p));
+  run_pass_acc_init(p);
+  return RE_OK;
 }
 
 re_status run_load_models(runner *r) {

@@ -14,6 +14,15 @@ int run_label_selected(const job_analysis *a, const char *label) {
   return 0;
 }
 
+int run_layer_selected(const job_analysis *a, const char *layer) {
+  if (a->nlayer_filter == 0)
+    return 1;
+  for (int k = 0; k < a->nlayer_filter; k++)
+    if (!strcmp(a->layer_filter[k], layer))
+      return 1;
+  return 0;
+}
+
 const char *run_mode_name(re_tap_mode m) { return re_tap_mode_name(m); }
 
 const char *run_tap_model(const runner *r, int t) { return r->plan.j->models[r->plan.taps[t].model].name; }

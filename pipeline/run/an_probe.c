@@ -17,69 +17,69 @@
 #include <string.h>
 
 #include "mpi/mpi_reduce.h"
+#include "mpi/tags.h"
 #include "out/progress.h"
 #include "repeval/probe.h"
-#include "run/run.h"
+#include "run/analysis.h"
+
+enum { PROBE_LOGISTIC = 0, PROBE_RIDGE = 1, PROBE_KNN = 2 };
+enum { PROBE_PAR_AUTO = 0, PROBE_PAR_TASKS = 1, PROBE_PAR_DATA = 2 };
+
+/* A probe: trained on its dataset, scored on test_dataset; validation from val_dataset
+ * or a val_fraction split of the training set. */
+typedef struct probe_opts {
+  int probe_kind; /* PROBE_* */
+  char *test_dataset, *val_dataset;
+  double val_fraction;
+  double *lambdas;
+  int nlambdas;
+  int standardize, knn_k, max_iter;
+  double knn_temperature, tol, ftol;
+  int probe_parallel; /* PROBE_PAR_*: one rank per task, or every rank on each task's rows */
+} probe_opts;
+
+static const probe_opts *po(const job_analysis *a) { return a->opts; }
+
+static const char *const keys[] = {"kind", "train", "test", "val", "val_fraction", "grid", "lambdas", "standardize",
+                                   "k", "temperature", "tol", "ftol", "max_iter", "parallel", NULL};
 
 #define PROBE_SPLIT_SEED 20261202u
 
 static const char *probe_dir(const runner *r) { return r->plan.j->cache_dir ? r->plan.j->cache_dir : r->plan.probe_cache_dir; }
 static int probe_f16(const runner *r) { return r->plan.j->cache_dir ? r->plan.j->cache_f16 : 0; }
 
-static int layer_selected(const job_analysis *a, const char *layer) {
-  if (a->nlayer_filter == 0)
-    return 1;
-  for (int k = 0; k < a->nlayer_filter; k++)
-    if (!strcmp(a->layer_filter[k], layer))
-      return 1;
-  return 0;
-}
+extern const an_kind an_probe;
 
 /* Does probe analysis a use dataset d (as train, val or test)? */
-static int probe_uses(const job *j, const job_analysis *a, int d) {
-  const char *n = j->datasets[d].name;
-  return a->type == AN_PROBE && (!strcmp(a->dataset, n) || !strcmp(a->test_dataset, n) ||
-                                 (a->val_dataset && !strcmp(a->val_dataset, n)));
-}
-
-int run_probe_uses_dataset(const job *j, int d) {
-  for (int a = 0; a < j->nanalyses; a++)
-    if (probe_uses(j, &j->analyses[a], d))
-      return 1;
-  return 0;
-}
 
 static int tap_in_probe(const runner *r, const job_analysis *a, int t) {
-  return run_label_selected(a, run_tap_ckpt(r, t)) && layer_selected(a, run_tap_layer(r, t));
+  return run_label_selected(a, run_tap_ckpt(r, t)) && run_layer_selected(a, run_tap_layer(r, t));
 }
 
-re_status run_probe_setup(runner *r, pass *p) {
+/* On a pass over one of its datasets: the labels, and the taps it selects, go to the
+ * cache shards (one row per sample). */
+static re_status setup(runner *r, pass *p, an_run *ar) {
   job *j = r->plan.j;
-  p->probe_labels = run_probe_uses_dataset(j, p->d);
-  if (!p->probe_labels)
-    return RE_OK;
+  const job_analysis *an = ar->a;
   if (!re_dataset_get_info(p->ds)->has_labels)
     return re_cfg_error(j->datasets[p->d].src, RE_EINVAL, "dataset '%s' is used by a probe but has no labels",
                         j->datasets[p->d].name);
-  RE_TRY(re_calloc(r->plan.ntaps, 1, &p->probe_tap));
-  for (int a = 0; a < j->nanalyses; a++) {
-    const job_analysis *an = &j->analyses[a];
-    if (!probe_uses(j, an, p->d))
+  p->probe_labels = 1;
+  if (!p->probe_tap)
+    RE_TRY(re_calloc(r->plan.ntaps, 1, &p->probe_tap));
+  int any = 0;
+  for (int t = 0; t < r->plan.ntaps; t++) {
+    if (!tap_in_probe(r, an, t))
       continue;
-    int any = 0;
-    for (int t = 0; t < r->plan.ntaps; t++) {
-      if (!tap_in_probe(r, an, t))
-        continue;
-      if (r->plan.taps[t].rps != 1)
-        return re_cfg_error(an->src, RE_EINVAL, "probe '%s': layer '%s' is tapped with mode spatial; a probe needs "
-                                                "one row per sample (tap it with :mean or :flatten)",
-                            an->name, run_tap_layer(r, t));
-      p->probe_tap[t] = 1;
-      any = 1;
-    }
-    if (!any)
-      return re_cfg_error(an->src, RE_EINVAL, "probe '%s': its 'checkpoints' and 'layers' select no tap", an->name);
+    if (r->plan.taps[t].rps != 1)
+      return re_cfg_error(an->src, RE_EINVAL, "probe '%s': layer '%s' is tapped with mode spatial; a probe needs "
+                                              "one row per sample (tap it with :mean or :flatten)",
+                          an->name, run_tap_layer(r, t));
+    p->probe_tap[t] = 1;
+    any = 1;
   }
+  if (!any)
+    return re_cfg_error(an->src, RE_EINVAL, "probe '%s': its 'checkpoints' and 'layers' select no tap", an->name);
   r->plan.ds_n[p->d] = p->n;
   r->plan.ds_fb[p->d] = p->fb;
   r->plan.ds_key[p->d] = p->data_key;
@@ -205,16 +205,16 @@ static void score_rows(runner *r, const job_analysis *a, int t, const char *para
                        const re_probe_score *sc, int K, int with_loss) {
   char m[64];
   snprintf(m, sizeof m, "%s_top1", prefix);
-  run_row(r, a->name, m, t, -1, a->test_dataset, param, sc->n > 0 ? sc->top1 / sc->n : NAN,
+  run_row(r, a->name, m, t, -1, po(a)->test_dataset, param, sc->n > 0 ? sc->top1 / sc->n : NAN,
           sc->n > 0 ? NULL : "no samples");
   if (K >= 10) {
     snprintf(m, sizeof m, "%s_top5", prefix);
-    run_row(r, a->name, m, t, -1, a->test_dataset, param, sc->n > 0 ? sc->top5 / sc->n : NAN,
+    run_row(r, a->name, m, t, -1, po(a)->test_dataset, param, sc->n > 0 ? sc->top5 / sc->n : NAN,
             sc->n > 0 ? NULL : "no samples");
   }
   if (with_loss) {
     snprintf(m, sizeof m, "%s_loss", prefix);
-    run_row(r, a->name, m, t, -1, a->test_dataset, param, sc->n > 0 ? sc->loss / sc->n : NAN,
+    run_row(r, a->name, m, t, -1, po(a)->test_dataset, param, sc->n > 0 ? sc->loss / sc->n : NAN,
             sc->n > 0 ? NULL : "no samples");
   }
 }
@@ -234,14 +234,14 @@ static re_status run_logistic(runner *r, const job_analysis *a, int t, re_probe_
     opt.reduce.fn = mpi_ordered_sum;
     opt.reduce.ctx = r;
   }
-  opt.tol = a->tol;
-  if (a->ftol >= 0)
-    opt.ftol = a->ftol;
-  opt.max_iter = a->max_iter;
-  opt.standardize = a->standardize;
+  opt.tol = po(a)->tol;
+  if (po(a)->ftol >= 0)
+    opt.ftol = po(a)->ftol;
+  opt.max_iter = po(a)->max_iter;
+  opt.standardize = po(a)->standardize;
   re_logreg_sweep sw;
   memset(&sw, 0, sizeof sw);
-  re_status st = re_logreg_sweep_run(tr, va, te, K, a->lambdas, a->nlambdas, &opt, &sw, NULL);
+  re_status st = re_logreg_sweep_run(tr, va, te, K, po(a)->lambdas, po(a)->nlambdas, &opt, &sw, NULL);
   if (st != RE_OK)
     return st;
   char param[512];
@@ -249,16 +249,16 @@ static re_status run_logistic(runner *r, const job_analysis *a, int t, re_probe_
     const re_logreg_point *pt = &sw.points[k];
     snprintf(param, sizeof param, "%s lambda=%.6g%s", base, pt->fit.lambda, k == sw.selected ? " selected" : "");
     score_rows(r, a, t, param, "val", &pt->val, K, 1);
-    run_row(r, a->name, "train_iterations", t, -1, a->test_dataset, param, (double)pt->fit.iterations, NULL);
-    run_row(r, a->name, "train_converged", t, -1, a->test_dataset, param, converged(&pt->fit), NULL);
+    run_row(r, a->name, "train_iterations", t, -1, po(a)->test_dataset, param, (double)pt->fit.iterations, NULL);
+    run_row(r, a->name, "train_converged", t, -1, po(a)->test_dataset, param, converged(&pt->fit), NULL);
   }
   snprintf(param, sizeof param, "%s lambda=%.6g selected refit=train+val", base, sw.lambda);
-  run_row(r, a->name, "lambda", t, -1, a->test_dataset, param, sw.lambda, NULL);
+  run_row(r, a->name, "lambda", t, -1, po(a)->test_dataset, param, sw.lambda, NULL);
   score_rows(r, a, t, param, "test", &sw.test, K, 1);
-  run_row(r, a->name, "refit_iterations", t, -1, a->test_dataset, param, (double)sw.refit.iterations, NULL);
-  run_row(r, a->name, "refit_objective", t, -1, a->test_dataset, param, sw.refit.f, NULL);
-  run_row(r, a->name, "refit_grad_inf", t, -1, a->test_dataset, param, sw.refit.grad_inf, NULL);
-  run_row(r, a->name, "refit_converged", t, -1, a->test_dataset, param, converged(&sw.refit), NULL);
+  run_row(r, a->name, "refit_iterations", t, -1, po(a)->test_dataset, param, (double)sw.refit.iterations, NULL);
+  run_row(r, a->name, "refit_objective", t, -1, po(a)->test_dataset, param, sw.refit.f, NULL);
+  run_row(r, a->name, "refit_grad_inf", t, -1, po(a)->test_dataset, param, sw.refit.grad_inf, NULL);
+  run_row(r, a->name, "refit_converged", t, -1, po(a)->test_dataset, param, converged(&sw.refit), NULL);
   if (!sw.refit.converged && strcmp(sw.refit.stop, "stall")) /* a stall is a converged fit in f */
     run_warn(r, "probe '%s' on %s/%s/%s: the refit stopped by %s before the gradient tolerance", a->name,
              run_tap_model(r, t), run_tap_ckpt(r, t), run_tap_layer(r, t), sw.refit.stop);
@@ -275,41 +275,41 @@ static re_status ridge_path(const job_analysis *a, const re_probe_rows *const *p
     if (parts[k]->n > 0)
       st = re_ridge_moments_add(m, parts[k]);
   if (st == RE_OK)
-    st = re_ridge_path_create(m, 0, 1, lambdas, nl, a->standardize, NULL, out);
+    st = re_ridge_path_create(m, 0, 1, lambdas, nl, po(a)->standardize, NULL, out);
   re_moments_destroy(&m);
   return st;
 }
 
 static re_status run_ridge(runner *r, const job_analysis *a, int t, re_probe_rows *tr, re_probe_rows *va,
                            re_probe_rows *te, int32_t K, const char *base) {
-  int nl = a->nlambdas;
+  int nl = po(a)->nlambdas;
   re_ridge_path *path = NULL;
   re_probe_score *val = NULL, test;
   memset(&test, 0, sizeof test);
   const re_probe_rows *parts[2] = {tr, va};
   re_status st = re_calloc(nl, sizeof(re_probe_score), &val);
   if (st == RE_OK)
-    st = ridge_path(a, parts, 1, tr->d, K, a->lambdas, nl, &path);
+    st = ridge_path(a, parts, 1, tr->d, K, po(a)->lambdas, nl, &path);
   if (st == RE_OK)
     st = re_ridge_path_score(path, va, val);
   re_ridge_path_destroy(&path);
   int sel = 0;
   for (int k = 1; k < nl; k++) /* most correct validation predictions; ties: larger λ */
-    if (val[k].top1 > val[sel].top1 || (val[k].top1 == val[sel].top1 && a->lambdas[k] > a->lambdas[sel]))
+    if (val[k].top1 > val[sel].top1 || (val[k].top1 == val[sel].top1 && po(a)->lambdas[k] > po(a)->lambdas[sel]))
       sel = k;
   if (st == RE_OK)
-    st = ridge_path(a, parts, 2, tr->d, K, &a->lambdas[sel], 1, &path);
+    st = ridge_path(a, parts, 2, tr->d, K, &po(a)->lambdas[sel], 1, &path);
   if (st == RE_OK)
     st = re_ridge_path_score(path, te, &test);
   re_ridge_path_destroy(&path);
   char param[512];
   for (int k = 0; st == RE_OK && k < nl; k++) {
-    snprintf(param, sizeof param, "%s lambda=%.6g%s", base, a->lambdas[k], k == sel ? " selected" : "");
+    snprintf(param, sizeof param, "%s lambda=%.6g%s", base, po(a)->lambdas[k], k == sel ? " selected" : "");
     score_rows(r, a, t, param, "val", &val[k], K, 0);
   }
   if (st == RE_OK) {
-    snprintf(param, sizeof param, "%s lambda=%.6g selected refit=train+val", base, a->lambdas[sel]);
-    run_row(r, a->name, "lambda", t, -1, a->test_dataset, param, a->lambdas[sel], NULL);
+    snprintf(param, sizeof param, "%s lambda=%.6g selected refit=train+val", base, po(a)->lambdas[sel]);
+    run_row(r, a->name, "lambda", t, -1, po(a)->test_dataset, param, po(a)->lambdas[sel], NULL);
     score_rows(r, a, t, param, "test", &test, K, 0);
   }
   free(val);
@@ -319,8 +319,8 @@ static re_status run_ridge(runner *r, const job_analysis *a, int t, re_probe_row
 static re_status run_knn(runner *r, const job_analysis *a, int t, re_probe_rows *tr, re_probe_rows *te, int32_t K,
                          const char *base) {
   re_knn_options opt = re_knn_defaults();
-  opt.k = a->knn_k;
-  opt.temperature = a->knn_temperature;
+  opt.k = po(a)->knn_k;
+  opt.temperature = po(a)->knn_temperature;
   re_knn *knn = NULL;
   re_probe_score sc;
   memset(&sc, 0, sizeof sc);
@@ -373,8 +373,8 @@ static int rows_finite(const split *s, int64_t dim) {
  * split's rows and the logistic loss and gradient are summed across ranks. */
 static re_status probe_task(runner *r, const job_analysis *a, int t, int dp) {
   job *j = r->plan.j;
-  int dtr = job_dataset_index(j, a->dataset), dte = job_dataset_index(j, a->test_dataset);
-  int dva = a->val_dataset ? job_dataset_index(j, a->val_dataset) : -1;
+  int dtr = job_dataset_index(j, a->dataset), dte = job_dataset_index(j, po(a)->test_dataset);
+  int dva = po(a)->val_dataset ? job_dataset_index(j, po(a)->val_dataset) : -1;
   int64_t dim = r->plan.taps[t].dim;
   int R = dp ? r->comm.size : 1, me = dp ? r->comm.rank : 0;
   split tr = {0}, va = {0}, te = {0};
@@ -389,10 +389,10 @@ static re_status probe_task(runner *r, const job_analysis *a, int t, int dp) {
   if (st == RE_OK && dva >= 0) {
     re_shard_range(r->plan.ds_n[dva], me, R, &lo, &hi);
     st = load_split(r, dva, t, dim, lo, hi, &va);
-  } else if (st == RE_OK && a->probe_kind != PROBE_KNN) {
+  } else if (st == RE_OK && po(a)->probe_kind != PROBE_KNN) {
     st = re_malloc(tr.n > 0 ? tr.n : 1, 1, &is_val);
     if (st == RE_OK) /* the split is defined on global rows: the same for any R */
-      st = re_probe_split(r->plan.ds_n[dtr], a->val_fraction, PROBE_SPLIT_SEED, tr0, tr.n, is_val);
+      st = re_probe_split(r->plan.ds_n[dtr], po(a)->val_fraction, PROBE_SPLIT_SEED, tr0, tr.n, is_val);
     if (st == RE_OK)
       st = carve_val(&tr, &va, is_val, dim);
   }
@@ -414,7 +414,7 @@ static re_status probe_task(runner *r, const job_analysis *a, int t, int dp) {
   }
   char base[256];
   static const char *kinds[] = {"logistic", "ridge", "knn"};
-  snprintf(base, sizeof base, "%s train=%s%s", kinds[a->probe_kind], a->dataset, dp ? " data-parallel" : "");
+  snprintf(base, sizeof base, "%s train=%s%s", kinds[po(a)->probe_kind], a->dataset, dp ? " data-parallel" : "");
   re_probe_rows rtr = rows_of(&tr, dim, "train"), rva = rows_of(&va, dim, "validation"),
                 rte = rows_of(&te, dim, "test");
   if (st == RE_OK && bad)
@@ -422,16 +422,16 @@ static re_status probe_task(runner *r, const job_analysis *a, int t, int dp) {
   if (st == RE_OK && K < 2)
     st = re_err(RE_EUNDEFINED, "the training labels hold a single class");
   if (st == RE_OK) {
-    if (a->probe_kind == PROBE_LOGISTIC)
+    if (po(a)->probe_kind == PROBE_LOGISTIC)
       st = run_logistic(r, a, t, &rtr, &rva, &rte, K, base, dp);
-    else if (a->probe_kind == PROBE_RIDGE)
+    else if (po(a)->probe_kind == PROBE_RIDGE)
       st = run_ridge(r, a, t, &rtr, &rva, &rte, K, base);
     else
       st = run_knn(r, a, t, &rtr, &rte, K, base);
   }
   if (st == RE_EUNDEFINED || st == RE_EDATA) {
     /* a property of this tap's features or labels: a row marked undefined, not a failed job */
-    run_row(r, a->name, "test_top1", t, -1, a->test_dataset, base, NAN, re_errmsg());
+    run_row(r, a->name, "test_top1", t, -1, po(a)->test_dataset, base, NAN, re_errmsg());
     st = RE_OK;
   }
   if (st != RE_OK)
@@ -448,9 +448,9 @@ static re_status probe_task(runner *r, const job_analysis *a, int t, int dp) {
  * comfortably on one rank: rows x (4 bytes float32 + 8 bytes solver copy) beyond
  * REPEVAL_PROBE_TASK_MB (default 2048). */
 static int data_parallel(const runner *r, const job_analysis *a, int t) {
-  if (a->probe_kind != PROBE_LOGISTIC || a->probe_parallel == PROBE_PAR_TASKS)
+  if (po(a)->probe_kind != PROBE_LOGISTIC || po(a)->probe_parallel == PROBE_PAR_TASKS)
     return 0;
-  if (a->probe_parallel == PROBE_PAR_DATA)
+  if (po(a)->probe_parallel == PROBE_PAR_DATA)
     return 1;
   const char *env = getenv("REPEVAL_PROBE_TASK_MB");
   double budget = (env ? atof(env) : 2048.0) * 1048576.0;
@@ -458,11 +458,11 @@ static int data_parallel(const runner *r, const job_analysis *a, int t) {
   return r->comm.size > 1 && 12.0 * (double)r->plan.ds_n[dtr] * (double)r->plan.taps[t].dim > budget;
 }
 
-re_status run_probes(runner *r) {
+static re_status run_probes(runner *r) {
   job *j = r->plan.j;
   int ntasks = 0;
   for (int a = 0; a < j->nanalyses; a++)
-    if (j->analyses[a].type == AN_PROBE)
+    if (j->analyses[a].kind == &an_probe)
       for (int t = 0; t < r->plan.ntaps; t++)
         ntasks += tap_in_probe(r, &j->analyses[a], t);
   if (ntasks == 0)
@@ -476,7 +476,7 @@ re_status run_probes(runner *r) {
   int task = 0, nund0 = r->rep.nundefined;
   for (int a = 0; a < j->nanalyses; a++) {
     const job_analysis *an = &j->analyses[a];
-    if (an->type != AN_PROBE)
+    if (an->kind != &an_probe)
       continue;
     for (int t = 0; t < r->plan.ntaps; t++) {
       if (!tap_in_probe(r, an, t))
@@ -518,16 +518,16 @@ re_status run_probes(runner *r) {
       if (owner != 0) {
         if (r->comm.rank == owner) {
           long long len = st == RE_OK ? (long long)clen : -1;
-          MPI_Send(&len, 1, MPI_LONG_LONG, 0, 31, r->comm.comm);
+          MPI_Send(&len, 1, MPI_LONG_LONG, 0, TAG_PROBE_ROWS_LEN, r->comm.comm);
           if (len > 0)
-            MPI_Send(chunk, (int)len, MPI_CHAR, 0, 32, r->comm.comm);
+            MPI_Send(chunk, (int)len, MPI_CHAR, 0, TAG_PROBE_ROWS, r->comm.comm);
         } else if (r->comm.rank == 0) {
           long long len = 0;
-          MPI_Recv(&len, 1, MPI_LONG_LONG, owner, 31, r->comm.comm, MPI_STATUS_IGNORE);
+          MPI_Recv(&len, 1, MPI_LONG_LONG, owner, TAG_PROBE_ROWS_LEN, r->comm.comm, MPI_STATUS_IGNORE);
           if (len > 0 && len < (1LL << 30)) {
             char *buf = NULL;
             if (re_malloc(len, 1, &buf) == RE_OK) {
-              MPI_Recv(buf, (int)len, MPI_CHAR, owner, 32, r->comm.comm, MPI_STATUS_IGNORE);
+              MPI_Recv(buf, (int)len, MPI_CHAR, owner, TAG_PROBE_ROWS, r->comm.comm, MPI_STATUS_IGNORE);
               if (keep)
                 fwrite(buf, 1, (size_t)len, keep);
               free(buf);
@@ -555,3 +555,135 @@ re_status run_probes(runner *r) {
     r->rep.nundefined = nund0 + all;
   return st;
 }
+
+static re_status parse(job *j, job_analysis *a, const re_cfg *c) {
+  probe_opts *o = a->opts;
+  RE_TRY(an_parse_dataset(j, a, c, "train", 1, 1, &a->dataset));
+  RE_TRY(an_parse_dataset(j, a, c, "test", 1, 1, &o->test_dataset));
+  RE_TRY(an_parse_dataset(j, a, c, "val", 0, 1, &o->val_dataset));
+  const char *kind = "logistic";
+  RE_TRY(re_cfg_get_string(c, "kind", &kind));
+  if (!strcmp(kind, "logistic"))
+    o->probe_kind = PROBE_LOGISTIC;
+  else if (!strcmp(kind, "ridge"))
+    o->probe_kind = PROBE_RIDGE;
+  else if (!strcmp(kind, "knn"))
+    o->probe_kind = PROBE_KNN;
+  else
+    return re_cfg_error(re_cfg_get(c, "kind"), RE_EINVAL, "probe kind must be logistic, ridge or knn");
+  const char *par = "auto";
+  RE_TRY(re_cfg_get_string(c, "parallel", &par));
+  if (!strcmp(par, "auto"))
+    o->probe_parallel = PROBE_PAR_AUTO;
+  else if (!strcmp(par, "tasks"))
+    o->probe_parallel = PROBE_PAR_TASKS;
+  else if (!strcmp(par, "data") && o->probe_kind == PROBE_LOGISTIC)
+    o->probe_parallel = PROBE_PAR_DATA;
+  else
+    return re_cfg_error(re_cfg_get(c, "parallel"), RE_EINVAL,
+                        "parallel must be auto, tasks or data (data: logistic probes only)");
+  o->val_fraction = 0.1;
+  RE_TRY(re_cfg_get_double(c, "val_fraction", &o->val_fraction));
+  if (!(o->val_fraction > 0 && o->val_fraction < 1))
+    return re_cfg_error(re_cfg_get(c, "val_fraction"), RE_EINVAL, "val_fraction must be in (0, 1)");
+  o->standardize = 1;
+  RE_TRY(re_cfg_get_bool(c, "standardize", &o->standardize));
+  int64_t k = 20, it = 1000;
+  RE_TRY(re_cfg_get_int(c, "k", &k));
+  if (k < 1)
+    return re_cfg_error(re_cfg_get(c, "k"), RE_EINVAL, "k must be at least 1");
+  o->knn_k = (int)k;
+  RE_TRY(re_cfg_get_int(c, "max_iter", &it));
+  if (it < 1)
+    return re_cfg_error(re_cfg_get(c, "max_iter"), RE_EINVAL, "max_iter must be at least 1");
+  o->max_iter = (int)it;
+  o->knn_temperature = 0.07;
+  RE_TRY(re_cfg_get_double(c, "temperature", &o->knn_temperature));
+  if (!(o->knn_temperature > 0))
+    return re_cfg_error(re_cfg_get(c, "temperature"), RE_EINVAL, "temperature must be positive");
+  o->tol = 1e-6;
+  RE_TRY(re_cfg_get_double(c, "tol", &o->tol));
+  if (!(o->tol > 0))
+    return re_cfg_error(re_cfg_get(c, "tol"), RE_EINVAL, "tol must be positive");
+  o->ftol = -1; /* the solver's default */
+  RE_TRY(re_cfg_get_double(c, "ftol", &o->ftol));
+  if (re_cfg_get(c, "ftol") && !(o->ftol >= 0))
+    return re_cfg_error(re_cfg_get(c, "ftol"), RE_EINVAL, "ftol must be >= 0 (0: off)");
+  const re_cfg *g = re_cfg_get(c, "grid"), *l = re_cfg_get(c, "lambdas");
+  if (g && l)
+    return re_cfg_error(l, RE_EINVAL, "give either 'grid' or 'lambdas', not both");
+  if (l) {
+    if (l->kind != RE_CFG_SEQ || l->n < 1 || l->n > 1000)
+      return re_cfg_error(l, RE_EINVAL, "lambdas must be a list of 1 to 1000 positive numbers");
+    RE_TRY(re_calloc(l->n, sizeof(double), &o->lambdas));
+    for (int64_t q = 0; q < l->n; q++) {
+      RE_TRY(re_cfg_double(l->items[q], &o->lambdas[q]));
+      if (!(o->lambdas[q] > 0))
+        return re_cfg_error(l->items[q], RE_EINVAL, "lambdas must be positive");
+    }
+    o->nlambdas = (int)l->n;
+  } else {
+    double lo = 1e-6, hi = 1e4;
+    int64_t n = 11;
+    if (g) {
+      if (g->kind != RE_CFG_SEQ || g->n != 3)
+        return re_cfg_error(g, RE_EINVAL, "grid must be [low, high, count], e.g. [1e-6, 1e4, 11]");
+      RE_TRY(re_cfg_double(g->items[0], &lo));
+      RE_TRY(re_cfg_double(g->items[1], &hi));
+      RE_TRY(re_cfg_int(g->items[2], &n));
+      if (!(lo > 0 && hi >= lo) || n < 1 || n > 1000 || (n == 1 && lo != hi))
+        return re_cfg_error(g, RE_EINVAL, "grid needs 0 < low <= high and 1 <= count <= 1000 (count 1: low == high)");
+    }
+    RE_TRY(re_calloc(n, sizeof(double), &o->lambdas));
+    o->nlambdas = (int)n;
+    for (int64_t q = 0; q < n; q++)
+      o->lambdas[q] = n == 1 ? lo : exp(log(lo) + (log(hi) - log(lo)) * (double)q / (double)(n - 1));
+  }
+  return RE_OK;
+}
+
+static void free_opts(void *opts) {
+  probe_opts *o = opts;
+  free(o->test_dataset);
+  free(o->val_dataset);
+  free(o->lambdas);
+}
+
+static int other_dataset(const job_analysis *a, int k, const char **name) {
+  *name = k == 0 ? po(a)->test_dataset : k == 1 ? po(a)->val_dataset : NULL;
+  return k < 2;
+}
+
+static void manifest(FILE *f, const job_analysis *a) {
+  static const char *kind_names[] = {"logistic", "ridge", "knn"};
+  const probe_opts *o = po(a);
+  fprintf(f, ", \"train\": ");
+  re_json_string(f, a->dataset);
+  fprintf(f, ", \"test\": ");
+  re_json_string(f, o->test_dataset);
+  if (o->val_dataset) {
+    fprintf(f, ", \"val\": ");
+    re_json_string(f, o->val_dataset);
+  } else {
+    fprintf(f, ", \"val_fraction\": %.17g", o->val_fraction);
+  }
+  fprintf(f, ", \"kind\": \"%s\", \"lambdas\": [", kind_names[o->probe_kind]);
+  for (int k = 0; k < o->nlambdas; k++)
+    fprintf(f, "%s%.17g", k ? ", " : "", o->lambdas[k]);
+  fprintf(f, "]");
+}
+
+static re_status after_passes(runner *r) { return run_probes(r); }
+
+const an_kind an_probe = {
+    .type = "probe",
+    .keys = keys,
+    .pairs = AN_NO_PAIRS,
+    .opts_size = sizeof(probe_opts),
+    .parse = parse,
+    .free_opts = free_opts,
+    .other_dataset = other_dataset,
+    .setup = setup,
+    .after_passes = after_passes,
+    .manifest = manifest,
+};

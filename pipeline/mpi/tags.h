@@ -1,0 +1,18 @@
+/* Every MPI message tag of the program, in one place: a message can only meet the
+ * receive meant for it. */
+#ifndef REPEVAL_MPI_TAGS_H
+#define REPEVAL_MPI_TAGS_H
+
+enum {
+  TAG_PROBE_ROWS_LEN = 31,   /* run/an_probe.c: a probe task's metrics rows, length */
+  TAG_PROBE_ROWS = 32,       /* ... and bytes */
+  TAG_TREE_HEADER = 41,      /* mpi/tree.c: a node list, count and length */
+  TAG_TREE_NODE = 42,        /* ... a node's position */
+  TAG_TREE_DATA = 43,        /* ... a node's state */
+  TAG_FAILURE_MESSAGE = 50,  /* cli/cmd_run.c: the first failing rank's message to rank 0 */
+  TAG_ROWS_HEADER = 51,      /* run/analysis.c: a rank's finalize rows, length and undefined count */
+  TAG_ROWS_DATA = 52,        /* ... and bytes */
+  TAG_SPECTRA = 53           /* run/an_spectrum.c: a block of eigenvalues to rank 0 */
+};
+
+#endif

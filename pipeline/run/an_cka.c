@@ -1,0 +1,196 @@
+/* The cka analysis: linear or RBF CKA between taps, by the minibatch estimator
+ * (Nguyen, Raghu, Kornblith 2021: mean unbiased HSIC_1 over batches of `batch`
+ * samples, its own accumulator) or exactly from the pass's co-moments (linear
+ * kernel), for the pairs the analysis asks for. Writes cka rows, the P x P matrix
+ * cka_<name>.npy and its tap table. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "run/analysis.h"
+
+typedef struct cka_opts {
+  int rbf, exact, unbiased;
+  double sigma;           /* RBF: sigma^2 = sigma^2 x median squared distance */
+  int64_t batch;          /* minibatch: samples per statistics batch */
+  int64_t sigma_sample;   /* RBF: samples of the bandwidth estimate */
+} cka_opts;
+
+static const char *const keys[] = {"kernel", "sigma", "sigma_sample", "estimator", "batch", "unbiased", NULL};
+
+static re_status parse(job *j, job_analysis *a, const re_cfg *c) {
+  cka_opts *o = a->opts;
+  RE_TRY(an_parse_dataset(j, a, c, "dataset", 1, 0, &a->dataset));
+  o->unbiased = 1;
+  o->sigma = 1.0;
+  o->batch = 256;
+  o->sigma_sample = 1024;
+  const char *s = NULL;
+  RE_TRY(re_cfg_get_string(c, "kernel", &s));
+  if (s && strcmp(s, "linear") && strcmp(s, "rbf"))
+    return re_cfg_error(re_cfg_get(c, "kernel"), RE_EINVAL, "kernel must be linear or rbf");
+  o->rbf = s && !strcmp(s, "rbf");
+  s = NULL;
+  RE_TRY(re_cfg_get_string(c, "estimator", &s));
+  if (s && strcmp(s, "minibatch") && strcmp(s, "exact"))
+    return re_cfg_error(re_cfg_get(c, "estimator"), RE_EINVAL, "estimator must be minibatch or exact");
+  o->exact = s && !strcmp(s, "exact");
+  if (o->exact && o->rbf)
+    return re_cfg_error(c, RE_EINVAL, "analysis '%s': the exact estimator supports only the linear kernel", a->name);
+  RE_TRY(re_cfg_get_bool(c, "unbiased", &o->unbiased));
+  RE_TRY(re_cfg_get_double(c, "sigma", &o->sigma));
+  if (!(o->sigma > 0))
+    return re_cfg_error(re_cfg_get(c, "sigma"), RE_EINVAL, "sigma must be positive");
+  RE_TRY(re_cfg_get_int(c, "batch", &o->batch));
+  if (o->batch < (o->unbiased ? 4 : 2))
+    return re_cfg_error(re_cfg_get(c, "batch"), RE_EINVAL,
+                        "batch %lld is too small: the unbiased HSIC estimator needs batches of at least 4",
+                        (long long)o->batch);
+  RE_TRY(re_cfg_get_int(c, "sigma_sample", &o->sigma_sample));
+  if (o->sigma_sample < 2)
+    return re_cfg_error(re_cfg_get(c, "sigma_sample"), RE_EINVAL, "sigma_sample must be at least 2");
+  return RE_OK;
+}
+
+static int64_t stats_batch(const job_analysis *a) {
+  const cka_opts *o = a->opts;
+  return o->exact ? 0 : o->batch;
+}
+
+/* RBF bandwidths from the first sigma_sample samples, identical on every rank: the
+ * sample runs through each checkpoint once (in chunks of the forward batch). */
+static re_status bandwidths(runner *r, pass *p, an_run *ar, double *s2) {
+  const cka_opts *o = ar->a->opts;
+  int64_t ns = p->n < o->sigma_sample ? p->n : o->sigma_sample;
+  int64_t sd = re_dataset_get_info(p->ds)->sample_dim;
+  float *x = NULL;
+  re_status st = re_malloc(ns, sd * (int64_t)sizeof(float), &x);
+  if (st == RE_OK)
+    st = re_dataset_read(p->ds, p->offset, p->offset + ns, x, NULL);
+  for (int q0 = 0; st == RE_OK && q0 < ar->P;) {
+    const tapinfo *t0 = &r->plan.taps[ar->taps[q0]];
+    int q1 = q0;
+    while (q1 < ar->P && r->plan.taps[ar->taps[q1]].model == t0->model &&
+           r->plan.taps[ar->taps[q1]].ckpt == t0->ckpt)
+      q1++;
+    re_net *net = r->plan.nets[t0->model][t0->ckpt];
+    float **feat = NULL;
+    st = re_calloc(q1 - q0, sizeof(float *), &feat);
+    for (int q = q0; st == RE_OK && q < q1; q++)
+      st = re_malloc(ns, r->plan.taps[ar->taps[q]].dim * (int64_t)sizeof(float), &feat[q - q0]);
+    for (int64_t s0 = 0; st == RE_OK && s0 < ns; s0 += p->fb) {
+      int64_t b = ns - s0 < p->fb ? ns - s0 : p->fb;
+      st = re_net_forward(net, x + s0 * sd, b);
+      for (int q = q0; st == RE_OK && q < q1; q++) {
+        const tapinfo *tp = &r->plan.taps[ar->taps[q]];
+        memcpy(feat[q - q0] + s0 * tp->dim, re_net_tap_data(net, tp->net_tap), sizeof(float) * (size_t)(b * tp->dim));
+      }
+    }
+    for (int q = q0; st == RE_OK && q < q1; q++) {
+      const tapinfo *tp = &r->plan.taps[ar->taps[q]];
+      st = re_rbf_sigma2_f32(feat[q - q0], ns, tp->dim, tp->dim, o->sigma, &s2[q]);
+      if (st != RE_OK)
+        re_err_context(st, "analysis '%s', tap %s/%s/%s: ", ar->a->name, run_tap_model(r, ar->taps[q]),
+                       run_tap_ckpt(r, ar->taps[q]), run_tap_layer(r, ar->taps[q]));
+    }
+    for (int q = q0; feat && q < q1; q++)
+      free(feat[q - q0]);
+    free(feat);
+    q0 = q1;
+  }
+  free(x);
+  return st;
+}
+
+static re_status setup(runner *r, pass *p, an_run *ar) {
+  const cka_opts *o = ar->a->opts;
+  if (o->exact)
+    return run_pass_use_moments(r, p, ar, 0);
+  for (int q = 0; q < ar->P; q++)
+    if (r->plan.taps[ar->taps[q]].rps != 1)
+      return re_cfg_error(ar->a->src, RE_EINVAL, "analysis '%s': minibatch CKA needs one row per sample; layer '%s' "
+                                                 "is tapped with mode %s",
+                          ar->a->name, run_tap_layer(r, ar->taps[q]),
+                          run_mode_name(r->plan.j->models[r->plan.taps[ar->taps[q]].model]
+                                            .layers[r->plan.taps[ar->taps[q]].layer].mode));
+  double *s2 = NULL;
+  re_status st = RE_OK;
+  if (o->rbf) {
+    st = re_calloc(ar->P, sizeof(double), &s2);
+    if (st == RE_OK)
+      st = bandwidths(r, p, ar, s2);
+  }
+  re_hsic_config cfg = {ar->P, o->rbf ? RE_KERNEL_RBF : RE_KERNEL_LINEAR, s2, p->fb, ar->npairs, ar->pairs};
+  if (st == RE_OK)
+    st = re_hsic_create(&cfg, &ar->h);
+  free(s2);
+  return st;
+}
+
+/* Rank 0 (CKA is cheap from its P x P state): rows, the matrix and its taps. */
+static re_status finalize(runner *r, pass *p, an_run *ar, re_eig **eigs) {
+  (void)eigs;
+  if (r->comm.rank != 0)
+    return RE_OK;
+  const job_analysis *a = ar->a;
+  const cka_opts *o = a->opts;
+  int P = ar->P;
+  double *M = NULL;
+  RE_TRY(re_malloc((int64_t)P * P, sizeof(double), &M));
+  char param[128];
+  snprintf(param, sizeof param, "%s %s%s b=%lld", o->exact ? "exact" : "minibatch", o->rbf ? "rbf" : "linear",
+           o->unbiased ? " unbiased" : " biased", (long long)(o->exact ? p->n : p->fb));
+  re_status st = RE_OK;
+  for (int i = 0; i < P && st == RE_OK; i++)
+    for (int k = 0; k < P && st == RE_OK; k++) {
+      M[(int64_t)i * P + k] = NAN;
+      if (i != k && !run_pair_wanted(ar, i, k))
+        continue;
+      re_cka_result res;
+      if (o->exact)
+        st = re_cka_linear_from_moments(p->mom, p->mom_of[ar->taps[i]], p->mom_of[ar->taps[k]], o->unbiased, &res);
+      else
+        st = re_hsic_cka(ar->h, i, k, o->unbiased, &res);
+      if (st != RE_OK)
+        break;
+      M[(int64_t)i * P + k] = res.defined ? res.value : NAN;
+      if (i < k)
+        run_row(r, a->name, "cka", ar->taps[i], ar->taps[k], a->dataset, param, res.value,
+                res.defined ? NULL : res.reason);
+    }
+  if (st == RE_OK)
+    st = an_write_matrix(r, "cka", a->name, M, P, P);
+  char file[300];
+  snprintf(file, sizeof file, "cka_%s_taps.csv", a->name);
+  if (st == RE_OK)
+    st = run_write_taps_csv(r, file, ar->taps, P);
+  free(M);
+  return st;
+}
+
+static void manifest(FILE *f, const job_analysis *a) {
+  static const char *pairs[] = {"all", "same-layer", "consecutive", "reference", "within"};
+  const cka_opts *o = a->opts;
+  fprintf(f, ", \"dataset\": ");
+  re_json_string(f, a->dataset);
+  fprintf(f, ", \"estimator\": \"%s\", \"kernel\": \"%s\", \"unbiased\": %s, \"pairs\": \"%s\"",
+          o->exact ? "exact" : "minibatch", o->rbf ? "rbf" : "linear", o->unbiased ? "true" : "false",
+          pairs[a->pairs]);
+  if (!o->exact)
+    fprintf(f, ", \"batch\": %lld", (long long)o->batch);
+  if (o->rbf)
+    fprintf(f, ", \"sigma\": %.17g, \"sigma_sample\": %lld", o->sigma, (long long)o->sigma_sample);
+}
+
+const an_kind an_cka = {
+    .type = "cka",
+    .keys = keys,
+    .pairs = AN_PAIRS_REFERENCE,
+    .default_pairs = PAIRS_ALL,
+    .opts_size = sizeof(cka_opts),
+    .parse = parse,
+    .stats_batch = stats_batch,
+    .setup = setup,
+    .finalize = finalize,
+    .manifest = manifest,
+};

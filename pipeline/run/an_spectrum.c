@@ -1,0 +1,127 @@
+/* The spectrum analysis: the PCA spectrum of each tap from the pass's co-moments:
+ * effective ranks, participation ratio, k90/k99 and collapse (docs/metrics.md); the
+ * taps are spread over the ranks in contiguous blocks. Writes spectrum_<name>.npy
+ * (P x max width eigenvalues, NaN-padded) and its tap table. */
+#include <math.h>
+#include <mpi.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mpi/mpi_reduce.h"
+#include "mpi/tags.h"
+#include "repeval/cca.h"
+#include "run/analysis.h"
+
+typedef struct spectrum_opts {
+  double collapse_fraction;
+} spectrum_opts;
+
+static const char *const keys[] = {"collapse_fraction", NULL};
+
+static re_status parse(job *j, job_analysis *a, const re_cfg *c) {
+  spectrum_opts *o = a->opts;
+  RE_TRY(an_parse_dataset(j, a, c, "dataset", 1, 0, &a->dataset));
+  o->collapse_fraction = 0.05;
+  RE_TRY(re_cfg_get_double(c, "collapse_fraction", &o->collapse_fraction));
+  if (!(o->collapse_fraction >= 0 && o->collapse_fraction <= 1))
+    return re_cfg_error(re_cfg_get(c, "collapse_fraction"), RE_EINVAL, "collapse_fraction must be in [0, 1]");
+  return RE_OK;
+}
+
+/* Each tap with itself: the diagonal blocks of the co-moments. */
+static re_status setup(runner *r, pass *p, an_run *ar) { return run_pass_use_moments(r, p, ar, 1); }
+
+static re_status finalize(runner *r, pass *p, an_run *ar, re_eig **eigs) {
+  const job_analysis *a = ar->a;
+  const spectrum_opts *o = a->opts;
+  int P = ar->P;
+  int64_t dmax = 1, lo, hi;
+  for (int q = 0; q < P; q++)
+    dmax = r->plan.taps[ar->taps[q]].dim > dmax ? r->plan.taps[ar->taps[q]].dim : dmax;
+  an_block(r, P, &lo, &hi);
+  /* per tap: the eigenvalues (NaN-padded to dmax), then collapsed, effective rank, width */
+  int64_t w = dmax + 3;
+  double *S = NULL;
+  RE_TRY(re_malloc((int64_t)P * w, sizeof(double), &S));
+  for (int64_t k = 0; k < (int64_t)P * w; k++)
+    S[k] = NAN;
+  char param[64];
+  snprintf(param, sizeof param, "collapse_fraction=%g", o->collapse_fraction);
+  rows_sink sink;
+  re_status st = an_rows_begin(r, &sink);
+  for (int64_t q = lo; q < hi && st == RE_OK; q++) {
+    int t = ar->taps[q], li = p->mom_of[t];
+    double *row = S + q * w;
+    row[dmax] = 0;
+    st = an_eig(p, eigs, li);
+    if (st == RE_EUNDEFINED) {
+      run_row(r, a->name, "effective_rank", t, -1, a->dataset, param, NAN, re_errmsg());
+      st = RE_OK;
+      continue;
+    }
+    re_spectrum sp;
+    if (st == RE_OK)
+      st = re_spectrum_from_eig(eigs[li], o->collapse_fraction, &sp);
+    if (st != RE_OK)
+      break;
+    memcpy(row, eigs[li]->values, sizeof(double) * (size_t)eigs[li]->d);
+    row[dmax] = sp.collapsed, row[dmax + 1] = sp.effective_rank, row[dmax + 2] = (double)sp.d;
+    run_row(r, a->name, "effective_rank", t, -1, a->dataset, param, sp.effective_rank, NULL);
+    run_row(r, a->name, "effective_rank_eig", t, -1, a->dataset, param, sp.effective_rank_eig, NULL);
+    run_row(r, a->name, "participation_ratio", t, -1, a->dataset, param, sp.participation_ratio, NULL);
+    run_row(r, a->name, "total_variance", t, -1, a->dataset, param, sp.total_variance, NULL);
+    run_row(r, a->name, "k90", t, -1, a->dataset, param, (double)sp.k90, NULL);
+    run_row(r, a->name, "k99", t, -1, a->dataset, param, (double)sp.k99, NULL);
+    run_row(r, a->name, "collapsed", t, -1, a->dataset, param, sp.collapsed, NULL);
+  }
+  re_status st2 = an_rows_end(r, &sink);
+  st = st != RE_OK ? st : st2;
+  /* the other ranks' blocks of S to rank 0 */
+  for (int src = 1; src < r->comm.size; src++) {
+    int64_t a0 = (int64_t)P * src / r->comm.size, a1 = (int64_t)P * (src + 1) / r->comm.size;
+    for (int64_t off = a0 * w; off < a1 * w; off += (1 << 26)) {
+      int n = (int)(a1 * w - off < (1 << 26) ? a1 * w - off : (1 << 26));
+      if (r->comm.rank == src)
+        MPI_Send(S + off, n, MPI_DOUBLE, 0, TAG_SPECTRA, r->comm.comm);
+      else if (r->comm.rank == 0)
+        MPI_Recv(S + off, n, MPI_DOUBLE, src, TAG_SPECTRA, r->comm.comm, MPI_STATUS_IGNORE);
+    }
+  }
+  st = re_mpi_agree(r->comm.comm, st);
+  if (st == RE_OK && r->comm.rank == 0) {
+    for (int q = 0; q < P; q++) {
+      const double *row = S + (int64_t)q * w;
+      int t = ar->taps[q];
+      if (row[dmax] == 1)
+        run_warn(r, "layer %s/%s/%s looks collapsed: effective rank %.1f of width %lld", run_tap_model(r, t),
+                 run_tap_ckpt(r, t), run_tap_layer(r, t), row[dmax + 1], (long long)row[dmax + 2]);
+      if (q > 0) /* the matrix: eigenvalues only */
+        memmove(S + (int64_t)q * dmax, row, sizeof(double) * (size_t)dmax);
+    }
+    st = an_write_matrix(r, "spectrum", a->name, S, P, dmax);
+    char file[300];
+    snprintf(file, sizeof file, "spectrum_%s_taps.csv", a->name);
+    if (st == RE_OK)
+      st = run_write_taps_csv(r, file, ar->taps, P);
+  }
+  free(S);
+  return st;
+}
+
+static void manifest(FILE *f, const job_analysis *a) {
+  const spectrum_opts *o = a->opts;
+  fprintf(f, ", \"dataset\": ");
+  re_json_string(f, a->dataset);
+  fprintf(f, ", \"collapse_fraction\": %.17g", o->collapse_fraction);
+}
+
+const an_kind an_spectrum = {
+    .type = "spectrum",
+    .keys = keys,
+    .pairs = AN_NO_PAIRS,
+    .opts_size = sizeof(spectrum_opts),
+    .parse = parse,
+    .setup = setup,
+    .finalize = finalize,
+    .manifest = manifest,
+};

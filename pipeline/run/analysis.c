@@ -1,0 +1,256 @@
+/* Analyses as units: the table of kinds, the keys every kind shares (dataset,
+ * checkpoints, layers, pairs), and the collective helpers of their finalize hooks. */
+#include "run/analysis.h"
+
+#include <math.h>
+#include <mpi.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mpi/mpi_reduce.h"
+#include "mpi/tags.h"
+#include "repeval/npy.h"
+
+extern const an_kind an_cka, an_cca, an_spectrum, an_probe;
+
+/* The kinds, in the order of the docs. A new kind: its file and one line here. */
+static const an_kind *const kinds[] = {&an_cka, &an_cca, &an_spectrum, &an_probe};
+
+int an_kind_count(void) { return (int)(sizeof kinds / sizeof kinds[0]); }
+const an_kind *an_kind_at(int k) { return kinds[k]; }
+
+const an_kind *an_find(const char *type) {
+  for (int k = 0; k < an_kind_count(); k++)
+    if (!strcmp(kinds[k]->type, type))
+      return kinds[k];
+  return NULL;
+}
+
+const char *an_kind_names(void) {
+  static char names[256];
+  if (!names[0])
+    for (int k = 0; k < an_kind_count(); k++)
+      snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", k ? ", " : "", kinds[k]->type);
+  return names;
+}
+
+int an_uses_dataset(const job_analysis *a, const char *name) {
+  if (a->dataset && !strcmp(a->dataset, name))
+    return 1;
+  const char *other;
+  for (int k = 0; a->kind->other_dataset && a->kind->other_dataset(a, k, &other); k++)
+    if (other && !strcmp(other, name))
+      return 1;
+  return 0;
+}
+
+/* ---- the shared keys ------------------------------------------------------------ */
+
+/* The keys every kind reads here; a kind's own keys come from its table entry. */
+static const char *const common_keys[] = {"type", "dataset", "checkpoints", "layers", "pairs", "reference", NULL};
+
+static re_status parse_string_list(const re_cfg *p, char ***out, int *n) {
+  const re_cfg *one[1] = {p};
+  const re_cfg *const *items = p->kind == RE_CFG_SEQ ? (const re_cfg *const *)p->items : one;
+  int64_t count = p->kind == RE_CFG_SEQ ? p->n : 1;
+  RE_TRY(re_calloc(count ? count : 1, sizeof(char *), out));
+  for (int64_t k = 0; k < count; k++) {
+    const char *s;
+    RE_TRY(re_cfg_string(items[k], &s));
+    RE_TRY(re_strdup(s, &(*out)[k]));
+    *n = (int)k + 1;
+  }
+  return RE_OK;
+}
+
+static re_status parse_pairs(job_analysis *a, const re_cfg *c) {
+  const re_cfg *p = re_cfg_get(c, "pairs");
+  a->pairs = a->kind->default_pairs;
+  if (!p)
+    return RE_OK;
+  if (a->kind->pairs == AN_NO_PAIRS)
+    return re_cfg_error(p, RE_EINVAL, "analysis '%s' (%s) takes no 'pairs'", a->name, a->kind->type);
+  int reference = a->kind->pairs == AN_PAIRS_REFERENCE;
+  const char *s;
+  RE_TRY(re_cfg_string(p, &s));
+  if (!strcmp(s, "all"))
+    a->pairs = PAIRS_ALL;
+  else if (!strcmp(s, "same-layer"))
+    a->pairs = PAIRS_SAME_LAYER;
+  else if (!strcmp(s, "consecutive"))
+    a->pairs = PAIRS_CONSECUTIVE;
+  else if (!strcmp(s, "within"))
+    a->pairs = PAIRS_WITHIN;
+  else if (reference && !strcmp(s, "reference"))
+    a->pairs = PAIRS_REFERENCE;
+  else
+    return re_cfg_error(p, RE_EINVAL, "pairs must be all, same-layer, consecutive, within%s",
+                        reference ? " or reference" : "");
+  if (a->pairs == PAIRS_REFERENCE) {
+    const char *r = NULL;
+    RE_TRY(re_cfg_get_string(c, "reference", &r));
+    if (!r)
+      return re_cfg_error(p, RE_EINVAL, "pairs: reference needs 'reference: <checkpoint label pattern>'");
+    RE_TRY(re_strdup(r, &a->reference));
+  }
+  return RE_OK;
+}
+
+/* The allowed keys of a kind: the common ones and its own, for re_cfg_expect_map. */
+static re_status allowed_keys(const an_kind *k, const char ***out) {
+  int n = 0, m = 0;
+  while (common_keys[n])
+    n++;
+  while (k->keys && k->keys[m])
+    m++;
+  RE_TRY(re_calloc(n + m + 1, sizeof(char *), out));
+  memcpy(*out, common_keys, sizeof(char *) * (size_t)n);
+  if (m)
+    memcpy(*out + n, k->keys, sizeof(char *) * (size_t)m);
+  return RE_OK;
+}
+
+re_status an_parse_dataset(job *j, const job_analysis *a, const re_cfg *c, const char *key, int required,
+                           int need_labels, char **out) {
+  const char *noun = need_labels ? a->kind->type : "analysis"; /* "probe 'p': ...", "analysis 'cka': ..." */
+  const re_cfg *v = re_cfg_get(c, key);
+  if (!v) {
+    if (required && j->ndatasets == 1 && !need_labels)
+      return re_strdup(j->datasets[0].name, out);
+    if (required && need_labels)
+      return re_cfg_error(c, RE_EINVAL, "%s '%s' needs '%s': the name of a dataset with labels", noun, a->name, key);
+    if (required)
+      return re_cfg_error(c, RE_EINVAL, "%s '%s': give '%s' (the job has %d datasets)", noun, a->name, key,
+                          j->ndatasets);
+    return RE_OK;
+  }
+  const char *s;
+  RE_TRY(re_cfg_string(v, &s));
+  int d = job_dataset_index(j, s);
+  if (d < 0)
+    return re_cfg_error(v, RE_EINVAL, "%s '%s': no dataset named '%s'", noun, a->name, s);
+  if (need_labels && !j->datasets[d].has_labels)
+    return re_cfg_error(v, RE_EINVAL, "%s '%s': dataset '%s' has no labels", noun, a->name, s);
+  return re_strdup(s, out);
+}
+
+re_status an_parse(job *j, job_analysis *a, const char *name, const re_cfg *c) {
+  a->src = c;
+  RE_TRY(re_strdup(name, &a->name));
+  if (c->kind != RE_CFG_MAP)
+    return re_cfg_error(c, RE_EINVAL, "analysis '%s' must be a map", name);
+  const char *type = name;
+  RE_TRY(re_cfg_get_string(c, "type", &type));
+  a->kind = an_find(type);
+  if (!a->kind)
+    return re_cfg_error(c, RE_EINVAL, "analysis '%s': unknown type '%s' (%s; give 'type:' when the name is not the "
+                                      "type)",
+                        name, type, an_kind_names());
+  const char **keys = NULL;
+  RE_TRY(allowed_keys(a->kind, &keys));
+  re_status st = re_cfg_expect_map(c, "an analysis", keys);
+  free(keys);
+  RE_TRY(st);
+  const re_cfg *p = re_cfg_get(c, "checkpoints");
+  if (p)
+    RE_TRY(parse_string_list(p, &a->ckpt_patterns, &a->npatterns));
+  const re_cfg *ly = re_cfg_get(c, "layers");
+  if (ly) {
+    if (ly->kind != RE_CFG_SEQ || ly->n == 0)
+      return re_cfg_error(ly, RE_EINVAL, "layers must be a list of layer names of the models");
+    RE_TRY(parse_string_list(ly, &a->layer_filter, &a->nlayer_filter));
+  }
+  RE_TRY(parse_pairs(a, c));
+  if (a->kind->opts_size)
+    RE_TRY(re_calloc(1, (int64_t)a->kind->opts_size, &a->opts));
+  return a->kind->parse ? a->kind->parse(j, a, c) : RE_OK;
+}
+
+void an_free(job_analysis *a) {
+  for (int p = 0; p < a->npatterns; p++)
+    free(a->ckpt_patterns[p]);
+  free(a->ckpt_patterns);
+  for (int q = 0; q < a->nlayer_filter; q++)
+    free(a->layer_filter[q]);
+  free(a->layer_filter);
+  if (a->opts && a->kind && a->kind->free_opts)
+    a->kind->free_opts(a->opts);
+  free(a->opts);
+  free(a->name);
+  free(a->dataset);
+  free(a->reference);
+}
+
+/* ---- finalize helpers ----------------------------------------------------------- */
+
+void an_block(const runner *r, int64_t n, int64_t *lo, int64_t *hi) {
+  *lo = n * r->comm.rank / r->comm.size;
+  *hi = n * (r->comm.rank + 1) / r->comm.size;
+}
+
+re_status an_rows_begin(runner *r, rows_sink *k) {
+  memset(k, 0, sizeof *k);
+  k->keep = r->rep.metrics;
+  k->nund0 = r->rep.nundefined;
+  if (r->comm.size < 2)
+    return RE_OK;
+  k->f = open_memstream(&k->buf, &k->len);
+  if (!k->f)
+    return re_err(RE_ENOMEM, "finalize: no memory for the rows");
+  r->rep.metrics = k->f;
+  return RE_OK;
+}
+
+re_status an_rows_end(runner *r, rows_sink *k) {
+  if (r->comm.size < 2)
+    return RE_OK;
+  if (k->f)
+    fclose(k->f);
+  r->rep.metrics = k->keep;
+  re_status st = RE_OK;
+  long long hdr[2] = {(long long)k->len, r->rep.nundefined - k->nund0};
+  if (r->comm.rank != 0) {
+    r->rep.nundefined = k->nund0;
+    MPI_Send(hdr, 2, MPI_LONG_LONG, 0, TAG_ROWS_HEADER, r->comm.comm);
+    for (long long off = 0; off < hdr[0]; off += (1 << 30)) {
+      int n = (int)(hdr[0] - off < (1 << 30) ? hdr[0] - off : (1 << 30));
+      MPI_Send(k->buf + off, n, MPI_CHAR, 0, TAG_ROWS_DATA, r->comm.comm);
+    }
+  } else {
+    fwrite(k->buf, 1, k->len, r->rep.metrics);
+    for (int src = 1; src < r->comm.size; src++) {
+      MPI_Recv(hdr, 2, MPI_LONG_LONG, src, TAG_ROWS_HEADER, r->comm.comm, MPI_STATUS_IGNORE);
+      r->rep.nundefined += (int)hdr[1];
+      char *b = malloc(hdr[0] > 0 ? (size_t)hdr[0] : 1);
+      if (!b)
+        st = re_err(RE_ENOMEM, "finalize: no memory for rank %d's rows", src);
+      for (long long off = 0; off < hdr[0]; off += (1 << 30)) {
+        int n = (int)(hdr[0] - off < (1 << 30) ? hdr[0] - off : (1 << 30));
+        static char sink[1 << 16]; /* without memory the rows are received, then dropped */
+        MPI_Recv(b ? b + off : sink, b ? n : 0, MPI_CHAR, src, TAG_ROWS_DATA, r->comm.comm, MPI_STATUS_IGNORE);
+      }
+      if (b)
+        fwrite(b, 1, (size_t)hdr[0], r->rep.metrics);
+      free(b);
+    }
+  }
+  free(k->buf);
+  k->buf = NULL;
+  return st;
+}
+
+re_status an_eig(pass *p, re_eig **cache, int li) {
+  if (cache[li])
+    return RE_OK;
+  return re_eig_create(re_moments_block(p->mom, li, li, NULL), re_moments_dim(p->mom, li), re_moments_n(p->mom),
+                       &cache[li]);
+}
+
+re_status an_write_matrix(runner *r, const char *prefix, const char *name, const double *M, int64_t rows,
+                          int64_t cols) {
+  char path[4300];
+  if ((size_t)snprintf(path, sizeof path, "%s/%s_%s.npy", r->plan.partial, prefix, name) >= sizeof path)
+    return re_err(RE_EINVAL, "%s/%s_%s.npy: path too long", r->plan.partial, prefix, name);
+  int64_t shape[2] = {rows, cols};
+  return re_npy_write(path, RE_DTYPE_F64, 2, shape, M);
+}

@@ -1,0 +1,79 @@
+/* Analyses as units. Each kind (cka, cca, spectrum, probe, ...) lives in one file,
+ * run/an_<kind>.c, with its job keys, its plan on a dataset pass, its metrics and
+ * its manifest entry, and is listed in the table of run/analysis.c: adding a kind
+ * is that file and one line of the table.
+ *
+ * The run calls the hooks in this order: parse (job file), setup (each pass over a
+ * dataset the analysis uses: accumulators, co-moment blocks, taps to keep), the
+ * streaming and the reduction (the pass feeds the accumulators it was given),
+ * finalize (collective, after the pass is reduced), after_passes (collective, once
+ * every pass is done), manifest. A hook left NULL does nothing. */
+#ifndef REPEVAL_RUN_ANALYSIS_H
+#define REPEVAL_RUN_ANALYSIS_H
+
+#include <stdio.h>
+
+#include "out/json.h"
+#include "repeval/cca.h"
+#include "run/run.h"
+
+/* Which 'pairs' values a kind accepts. */
+enum { AN_NO_PAIRS = 0, AN_PAIRS = 1, AN_PAIRS_REFERENCE = 2 };
+
+struct an_kind {
+  const char *type;          /* the job's type: (and default from the analysis' name) */
+  const char *const *keys;   /* the keys it reads besides the common ones (NULL-terminated) */
+  int pairs;                 /* AN_NO_PAIRS, AN_PAIRS or AN_PAIRS_REFERENCE */
+  job_pairs default_pairs;
+  size_t opts_size;          /* its settings (job_analysis.opts, zeroed before parse) */
+  /* its own keys, defaults first; the common ones (dataset, checkpoints, layers, pairs) are read */
+  re_status (*parse)(job *j, job_analysis *a, const re_cfg *c);
+  void (*free_opts)(void *opts); /* what parse allocated inside opts (opts itself is freed) */
+  /* the datasets it streams besides a->dataset (probes: test and validation sets), or NULL */
+  int (*other_dataset)(const job_analysis *a, int k, const char **name);
+  /* the statistics batch it needs on its dataset (minibatch estimators), 0: any */
+  int64_t (*stats_batch)(const job_analysis *a);
+  /* on a pass over a dataset it uses: its accumulators (ar's), blocks of the pass's
+   * co-moments (run_pass_use_moments), taps to keep (probes) */
+  re_status (*setup)(runner *r, pass *p, an_run *ar);
+  /* collective, after the pass is reduced to rank 0: rows and files */
+  re_status (*finalize)(runner *r, pass *p, an_run *ar, re_eig **eigs);
+  /* collective, once after every pass, for all the job's analyses of this kind (probes fit then) */
+  re_status (*after_passes)(runner *r);
+  /* its settings in manifest.json, after "name" and "type": ", \"key\": value" ... */
+  void (*manifest)(FILE *f, const job_analysis *a);
+};
+
+/* The kind called `type`, or NULL. */
+const an_kind *an_find(const char *type);
+/* "cka, cca, spectrum, probe": the kinds, for messages. */
+const char *an_kind_names(void);
+/* Does analysis a stream dataset `name` (as its own, or as another it uses)? */
+int an_uses_dataset(const job_analysis *a, const char *name);
+/* The kinds (for tests and listings). */
+int an_kind_count(void);
+const an_kind *an_kind_at(int k);
+
+/* ---- helpers the kinds share (run/analysis.c) ---- */
+/* A dataset key of the analysis' map: a dataset of the job, with labels if asked. */
+re_status an_parse_dataset(job *j, const job_analysis *a, const re_cfg *c, const char *key, int required,
+                           int need_labels, char **out);
+/* Collective helpers of the finalize hooks (run_finalize.c). */
+/* This rank's contiguous block [lo, hi) of n units, in rank order. */
+void an_block(const runner *r, int64_t n, int64_t *lo, int64_t *hi);
+/* Rows written between rows_begin and rows_end by every rank reach rank 0's metrics in rank order. */
+typedef struct rows_sink {
+  FILE *keep, *f;
+  char *buf;
+  size_t len;
+  int nund0;
+} rows_sink;
+re_status an_rows_begin(runner *r, rows_sink *k);
+re_status an_rows_end(runner *r, rows_sink *k);
+/* The eigendecomposition of co-moment layer li, made once per pass and kept in cache. */
+re_status an_eig(pass *p, re_eig **cache, int li);
+/* Write a float64 matrix into the output as <prefix>_<name>.npy (rank 0). */
+re_status an_write_matrix(runner *r, const char *prefix, const char *name, const double *M, int64_t rows,
+                          int64_t cols);
+
+#endif

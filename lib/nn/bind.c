@@ -265,9 +265,18 @@ static re_status bind_ln(ctx *c, re_mod *m, re_shape in) {
   if (m->out != RE_UNSET && m->out != D)
     return shape_error(m, "normalizes %lld features but its input has %lld", (long long)m->out, (long long)D);
   int req = m->why != NULL; /* a Hugging Face LayerNorm has both */
-  param(c, m, "weight", 1, d, req, &m->w);
+  char key[1200];
+  int64_t idx;
+  int legacy = 0; /* TensorFlow-era BERT checkpoints name them gamma and beta (transformers renames them) */
+  key_of(c, m, "weight", key, sizeof key);
+  if (req && re_ckpt_find(c->ck, key, &idx) != RE_OK) {
+    key_of(c, m, "gamma", key, sizeof key);
+    legacy = re_ckpt_find(c->ck, key, &idx) == RE_OK;
+  }
+  re_err_clear();
+  param(c, m, legacy ? "gamma" : "weight", 1, d, req, &m->w);
   d[0] = D;
-  param(c, m, "bias", 1, d, req, &m->b);
+  param(c, m, legacy ? "beta" : "bias", 1, d, req, &m->b);
   m->out = D;
   if (m->eps <= 0)
     m->eps = 1e-5;
@@ -426,7 +435,10 @@ static re_status bind(ctx *c, re_mod *m, re_shape in) {
   case RE_MOD_RMSNORM:
   case RE_MOD_ATTENTION:
   case RE_MOD_GATED_MLP:
-  case RE_MOD_DECODER_BLOCK: st = re_bind_transformer(c, m, in); break;
+  case RE_MOD_DECODER_BLOCK:
+  case RE_MOD_ENCODER_LAYER:
+  case RE_MOD_PATCH_EMBED:
+  case RE_MOD_LAYER_SCALE: st = re_bind_transformer(c, m, in); break;
   default: return shape_error(m, "unknown module type");
   }
   if (st != RE_OK)
@@ -473,7 +485,7 @@ re_status re_mod_bind(re_mod *root, re_shape in, const re_ckpt *ck, int64_t max_
       const re_tensor_info *ti = re_ckpt_info(ck, i);
       size_t n = strlen(ti->name);
       if (c.used[i] || (n >= 19 && !strcmp(ti->name + n - 19, "num_batches_tracked")) ||
-          (root->tokens && hf_ignored(&c, ti->name)))
+          ((root->tokens || root->hf) && hf_ignored(&c, ti->name)))
         continue;
       char got[160];
       fmt_shape(got, sizeof got, ti->ndim, ti->shape);

@@ -138,8 +138,8 @@ def main():
         l3 = dict(LLAMA, rope_scaling={"rope_type": "llama3", "factor": 8.0})
         m = folder(d, "llama3_incomplete", l3, LLAMA)
         refused(m, [cfg_path("llama3_incomplete"), "low_freq_factor"], "llama3 without its factors")
-        m = folder(d, "act", dict(LLAMA, hidden_act="quick_gelu"), LLAMA)
-        refused(m, [cfg_path("act"), "hidden_act 'quick_gelu' is not supported"], "unknown activation")
+        m = folder(d, "act", dict(LLAMA, hidden_act="gelu_10"), LLAMA)
+        refused(m, [cfg_path("act"), "hidden_act 'gelu_10' is not supported"], "unknown activation")
         # sharded checkpoints whose index does not fit the shards
         m = folder(d, "sharded", LLAMA, shards=2)
         index = os.path.join(m, "model.safetensors.index.json")

@@ -297,8 +297,8 @@ static re_status bind_patch_embed(re_bind_ctx *c, re_mod *m, re_shape in) {
   if (m->interp == RE_INTERP_NONE) {
     int64_t ih = m->image[0] > 0 ? m->image[0] : g * m->patch, iw = m->image[1] > 0 ? m->image[1] : g * m->patch;
     if (in.d[1] != ih || in.d[2] != iw || h != g || w != g) {
-      st = re_bind_shape_error(m, "takes %lld x %lld images (a %lld x %lld grid of %lld-pixel patches, as its "
-                                  "position embeddings), got %lld x %lld %s",
+      st = re_bind_shape_error(m, "takes %lld x %lld images (a %lld x %lld grid of %lld-pixel patches, the "
+                                  "grid of its position embeddings), got %lld x %lld %s",
                                (long long)ih, (long long)iw, (long long)g, (long long)g, (long long)m->patch,
                                (long long)in.d[1], (long long)in.d[2], m->why ? m->why : "");
       goto done;

@@ -26,7 +26,7 @@ static const char *TYPE_NAMES[RE_MOD_TYPE_COUNT] = {
     "sequential", "linear",   "conv2d",        "batchnorm1d",  "batchnorm2d",   "layernorm",   "activation",
     "maxpool2d",  "avgpool2d", "adaptiveavgpool2d", "flatten", "identity",      "basic_block", "bottleneck",
     "multihead_attention", "encoder_block", "class_token", "vit_encoder", "take_token", "embedding",
-    "embeddings", "rmsnorm", "attention", "gated_mlp", "decoder_block", "encoder_layer", "patch_embeddings",
+    "embeddings", "rmsnorm", "attention", "gated_mlp", "pre_norm_block", "post_norm_block", "patch_embeddings",
     "layer_scale"};
 
 const char *re_mod_type_name(re_mod_type t) { return (t >= 0 && t < RE_MOD_TYPE_COUNT) ? TYPE_NAMES[t] : "?"; }

@@ -32,9 +32,9 @@ typedef enum re_mod_type {
   RE_MOD_RMSNORM,       /* x / sqrt(mean(x^2) + eps) * weight over the last dimension */
   RE_MOD_ATTENTION,     /* self-attention with its projections as children (q/k/v/o or fused) */
   RE_MOD_GATED_MLP,     /* down(act(gate(x)) * up(x)): children gate, up, down */
-  RE_MOD_DECODER_BLOCK, /* children: norm 1, attention, [layer scale], norm 2, MLP, [layer scale]; pre-norm */
+  RE_MOD_DECODER_BLOCK, /* "pre_norm_block": norm 1, attention, [layer scale], norm 2, MLP, [layer scale] */
   /* encoders and vision transformers (hf_bert.c, hf_vision.c) */
-  RE_MOD_ENCODER_LAYER, /* post-norm block (BERT): self-attention, dense, norm, intermediate, dense, norm */
+  RE_MOD_ENCODER_LAYER, /* "post_norm_block" (BERT): self-attention, dense, norm, intermediate, dense, norm */
   RE_MOD_PATCH_EMBED,   /* image (C, H, W) -> tokens: patch convolution (its child), class token,
                            register tokens, position embeddings (interpolated when asked) */
   RE_MOD_LAYER_SCALE,   /* x * lambda over the last dimension (DINOv2 layer_scale, timm ls) */

@@ -1,7 +1,8 @@
 /* Private: Hugging Face model folders (config.json + weights) as models of the
  * forward engine. hf_config.c reads config.json with typed look-ups whose errors
- * name the file and key; hf_build.c turns a config into a module tree whose names
- * are the state_dict names of the transformers model. */
+ * name the file and key; hf_build.c (decoders and dispatch), hf_bert.c (encoders)
+ * and hf_vision.c (vision transformers, timm) turn a config into a module tree whose
+ * names are the state_dict names of the transformers (or timm) model. */
 #ifndef REPEVAL_NN_HF_H
 #define REPEVAL_NN_HF_H
 

@@ -456,12 +456,18 @@ static re_status bind(ctx *c, re_mod *m, re_shape in) {
 re_status re_bind_module(ctx *c, re_mod *m, re_shape in) { return bind(c, m, in); }
 
 /* Tensors a Hugging Face model folder may hold that no module uses: heads outside the
- * base model's prefix (lm_head, embed_out, score, ...) and the output embedding. */
+ * base model's prefix (lm_head, embed_out, score, ...), the output embedding, and the
+ * other parts of a CLIP model (text tower, projections, logit scale), which may be
+ * saved without a prefix. */
 static int hf_ignored(const ctx *c, const char *name) {
+  static const char *const other[] = {"lm_head.", "text_model.", "visual_projection.", "text_projection.", NULL};
   size_t lp = strlen(c->prefix);
   if (lp && strncmp(name, c->prefix, lp))
     return 1;
-  return !strncmp(name, "lm_head.", 8);
+  for (int k = 0; other[k]; k++)
+    if (!strncmp(name, other[k], strlen(other[k])))
+      return 1;
+  return !strcmp(name, "logit_scale");
 }
 
 re_status re_mod_bind(re_mod *root, re_shape in, const re_ckpt *ck, int64_t max_batch, int64_t *max_numel,

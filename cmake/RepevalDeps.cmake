@@ -19,6 +19,8 @@ repeval_require_pc(REPEVAL_ZSTD libzstd libzstd-dev)
 repeval_require_pc(REPEVAL_ARCHIVE libarchive libarchive-dev)
 repeval_require_pc(REPEVAL_YAML yaml-0.1 libyaml-dev)
 repeval_require_pc(REPEVAL_PNG libpng libpng-dev)
+repeval_require_pc(REPEVAL_PCRE2 libpcre2-8 libpcre2-dev)
+repeval_require_pc(REPEVAL_UTF8PROC libutf8proc libutf8proc-dev)
 
 find_package(MPI COMPONENTS C)
 if(NOT MPI_C_FOUND)

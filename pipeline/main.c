@@ -22,6 +22,7 @@ static void usage(FILE *f) {
           "  probe       logistic, ridge or k-NN probe of an embedding with labels (lambda sweep)\n"
           "  embed       run a checkpoint on inputs and save the outputs of chosen layers\n"
           "  inspect     list the tensors of a checkpoint or array file\n"
+          "  tokenize    text to token ids (or back) with a Hugging Face tokenizer.json\n"
           "  version     print the version\n"
           "\n"
           "Run 'repeval <command> --help' for the options of a command.\n"
@@ -70,6 +71,8 @@ int main(int argc, char **argv) {
     return re_cmd_embed(argc - 1, argv + 1);
   if (!strcmp(cmd, "inspect"))
     return re_cmd_inspect(argc - 1, argv + 1);
+  if (!strcmp(cmd, "tokenize"))
+    return re_cmd_tokenize(argc - 1, argv + 1);
   fprintf(stderr, "repeval: unknown command '%s'\n", cmd);
   usage(stderr);
   return RE_EXIT_USAGE;

@@ -31,6 +31,7 @@ int re_cmd_finalize(int argc, char **argv);
 int re_cmd_report(int argc, char **argv);
 int re_cmd_status(int argc, char **argv);
 int re_cmd_submit(int argc, char **argv);
+int re_cmd_tokenize(int argc, char **argv);
 
 /* Accumulate co-moments of 1..8 embedding files (same rows) with every pair; with
  * `sharded` (MPI initialised) each rank reads its rows and the result is reduced to

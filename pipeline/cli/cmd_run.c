@@ -89,7 +89,7 @@ static void install_signals(void) {
 
 /* <out>.parts/part-I-of-N/<dataset>.stats */
 static void part_stats_path(const runner *r, int i, int n, const char *dataset, char *buf, size_t cap) {
-  snprintf(buf, cap, "%s.parts/part-%d-of-%d/%s.stats", r->j->out_dir, i, n, dataset);
+  snprintf(buf, cap, "%s.parts/part-%d-of-%d/%s.stats", r->plan.j->out_dir, i, n, dataset);
 }
 
 /* Number of parts N of an array job, from the files present (part-0-of-N). */
@@ -103,15 +103,15 @@ static re_status find_nparts(const runner *r, const char *dataset, int *n) {
     }
   }
   return re_err(RE_EIO, "no statistics of array parts for dataset '%s' in %s.parts (expected part-0-of-N/%s.stats)",
-                dataset, r->j->out_dir, dataset);
+                dataset, r->plan.j->out_dir, dataset);
 }
 
 static re_status load_stats_files(runner *r, pass *p) {
-  const char *ds = r->j->datasets[p->d].name;
+  const char *ds = r->plan.j->datasets[p->d].name;
   char path[4400];
-  r->pass_samples = 0;
-  if (r->mode == RUN_MODE_FINALIZE) {
-    snprintf(path, sizeof path, "%s/stats/%s.stats", r->j->out_dir, ds);
+  r->rep.pass_samples = 0;
+  if (r->plan.mode == RUN_MODE_FINALIZE) {
+    snprintf(path, sizeof path, "%s/stats/%s.stats", r->plan.j->out_dir, ds);
     return run_state_load_stats(r, p, path);
   }
   /* merge: the parts' node lists in part order, joined into the canonical root */
@@ -146,7 +146,7 @@ static re_status load_stats_files(runner *r, pass *p) {
       st = tree_append(&all, t.nodes[k].start, t.nodes[k].height, buf);
     }
     tree_free(&t);
-    r->pass_samples += samples;
+    r->rep.pass_samples += samples;
     if (st == RE_OK)
       st = tree_collapse(&all);
   }
@@ -159,7 +159,7 @@ static re_status load_stats_files(runner *r, pass *p) {
 /* finalize: the stats file read from the old output goes into the new one */
 static re_status copy_stats_file(runner *r, pass *p) {
   char path[4400];
-  snprintf(path, sizeof path, "%s/stats/%s.stats", r->partial, r->j->datasets[p->d].name);
+  snprintf(path, sizeof path, "%s/stats/%s.stats", r->plan.partial, r->plan.j->datasets[p->d].name);
   return run_state_write_reduced_to(r, p, path);
 }
 
@@ -167,28 +167,28 @@ static re_status copy_stats_file(runner *r, pass *p) {
  * lowest rank that failed by itself (the others stopped because of it), with its
  * rank when there are several. Every rank returns the exit code. */
 static int report_failure(const runner *r, re_status st) {
-  int own = st != RE_OK && st != RE_EMPI, first = 0, nfail = 0, mine = own ? r->rank : r->size;
-  MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-  MPI_Allreduce(&own, &nfail, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+  int own = st != RE_OK && st != RE_EMPI, first = 0, nfail = 0, mine = own ? r->comm.rank : r->comm.size;
+  MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, r->comm.comm);
+  MPI_Allreduce(&own, &nfail, 1, MPI_INT, MPI_SUM, r->comm.comm);
   int any = st != RE_OK, bad = 0;
-  MPI_Allreduce(&any, &bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  MPI_Allreduce(&any, &bad, 1, MPI_INT, MPI_MAX, r->comm.comm);
   if (!bad)
     return RE_EXIT_OK;
   char msg[2048];
   snprintf(msg, sizeof msg, "%s", *re_errmsg() ? re_errmsg() : re_status_str(st));
-  if (first < r->size && first != 0) { /* the first failing rank tells rank 0 */
-    if (r->rank == first)
-      MPI_Send(msg, (int)sizeof msg, MPI_CHAR, 0, 51, MPI_COMM_WORLD);
-    else if (r->rank == 0)
-      MPI_Recv(msg, (int)sizeof msg, MPI_CHAR, first, 51, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+  if (first < r->comm.size && first != 0) { /* the first failing rank tells rank 0 */
+    if (r->comm.rank == first)
+      MPI_Send(msg, (int)sizeof msg, MPI_CHAR, 0, 51, r->comm.comm);
+    else if (r->comm.rank == 0)
+      MPI_Recv(msg, (int)sizeof msg, MPI_CHAR, first, 51, r->comm.comm, MPI_STATUS_IGNORE);
     msg[sizeof msg - 1] = '\0';
   }
-  if (r->rank == 0) {
-    if (r->size > 1 && first < r->size && nfail < r->size)
-      fprintf(stderr, "repeval: error on rank %d of %d: %s\n", first, r->size, msg);
+  if (r->comm.rank == 0) {
+    if (r->comm.size > 1 && first < r->comm.size && nfail < r->comm.size)
+      fprintf(stderr, "repeval: error on rank %d of %d: %s\n", first, r->comm.size, msg);
     else
       fprintf(stderr, "repeval: error: %s\n", msg);
-    if (nfail > 1 && nfail < r->size)
+    if (nfail > 1 && nfail < r->comm.size)
       fprintf(stderr, "repeval: %d other ranks failed too\n", nfail - 1);
   }
   return RE_EXIT_ERROR;
@@ -197,9 +197,9 @@ static int report_failure(const runner *r, re_status st) {
 /* The job file as it was run goes into the results (job.yaml), beside the manifest. */
 static re_status copy_job_file(runner *r) {
   char dst[4300];
-  snprintf(dst, sizeof dst, "%s/job.yaml", r->partial);
+  snprintf(dst, sizeof dst, "%s/job.yaml", r->plan.partial);
   FILE *in;
-  RE_TRY(re_fopen_regular(r->j->path, &in));
+  RE_TRY(re_fopen_regular(r->plan.j->path, &in));
   re_atomic at;
   re_status st = re_atomic_open(dst, &at);
   char buf[65536];
@@ -217,10 +217,10 @@ static re_status copy_job_file(runner *r) {
 /* Rank 0 resolves the output folder once (normalised, a link followed) and applies the
  * rules of outdir.h before any compute; every rank then uses that real path. */
 static re_status settle_output(runner *r, const char *given, int check_replace) {
-  job *j = r->j;
+  job *j = r->plan.j;
   char *real = NULL;
   re_status st = RE_OK;
-  if (r->rank == 0) {
+  if (r->comm.rank == 0) {
     st = outdir_resolve(given, &real);
     if (st == RE_OK) {
       int n = 1, k = 0;
@@ -249,14 +249,14 @@ static re_status settle_output(runner *r, const char *given, int check_replace) 
     if (st == RE_OK && check_replace)
       st = outdir_check_replaceable(real, given);
   }
-  st = re_mpi_agree(MPI_COMM_WORLD, st);
+  st = re_mpi_agree(r->comm.comm, st);
   int len = st == RE_OK && real ? (int)strlen(real) + 1 : 0;
-  MPI_Bcast(&len, 1, MPI_INT, 0, MPI_COMM_WORLD);
-  if (st == RE_OK && r->rank != 0)
+  MPI_Bcast(&len, 1, MPI_INT, 0, r->comm.comm);
+  if (st == RE_OK && r->comm.rank != 0)
     st = re_malloc(len, 1, &real);
-  st = re_mpi_agree(MPI_COMM_WORLD, st);
+  st = re_mpi_agree(r->comm.comm, st);
   if (st == RE_OK)
-    MPI_Bcast(real, len, MPI_CHAR, 0, MPI_COMM_WORLD);
+    MPI_Bcast(real, len, MPI_CHAR, 0, r->comm.comm);
   if (st == RE_OK) {
     free(j->out_dir);
     j->out_dir = real;
@@ -270,7 +270,7 @@ static re_status settle_output(runner *r, const char *given, int check_replace) 
     }
   }
   free(real);
-  return re_mpi_agree(MPI_COMM_WORLD, st);
+  return re_mpi_agree(r->comm.comm, st);
 }
 
 static int run_main(int argc, char **argv, int mode) {
@@ -334,40 +334,42 @@ static int run_main(int argc, char **argv, int mode) {
     openblas_set_num_threads(threads);
   runner r;
   memset(&r, 0, sizeof r);
-  r.quiet = quiet;
-  r.threads = threads_given || (!getenv("OPENBLAS_NUM_THREADS") && !getenv("OMP_NUM_THREADS"))
+  r.plan.quiet = quiet;
+  r.plan.threads = threads_given || (!getenv("OPENBLAS_NUM_THREADS") && !getenv("OMP_NUM_THREADS"))
                   ? threads
                   : openblas_get_num_threads();
-  r.checkpoint_every = every;
+  r.plan.checkpoint_every = every;
   if (nparts > 0)
     mode = RUN_MODE_PART;
-  r.mode = mode;
-  r.part = part;
-  r.nparts = nparts;
+  r.plan.mode = mode;
+  r.plan.part = part;
+  r.plan.nparts = nparts;
   install_signals();
-  MPI_Comm_rank(MPI_COMM_WORLD, &r.rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &r.size);
-  if (r.size > 1)
-    re_log_set_rank(r.rank);
+  if (comm_dup(&r.comm, MPI_COMM_WORLD) != RE_OK) {
+    MPI_Finalize();
+    return re_cli_fail(RE_EMPI);
+  }
+  if (r.comm.size > 1)
+    re_log_set_rank(r.comm.rank);
   double t0 = progress_now();
-  re_status st = job_load(job_path, &r.j);
-  st = re_mpi_agree(MPI_COMM_WORLD, st);
+  re_status st = job_load(job_path, &r.plan.j);
+  st = re_mpi_agree(r.comm.comm, st);
   char *out_given = NULL; /* the output folder as the user wrote it, for messages */
   if (st == RE_OK)
-    st = re_strdup(out_override ? out_override : r.j->out_dir, &out_given);
+    st = re_strdup(out_override ? out_override : r.plan.j->out_dir, &out_given);
   if (st == RE_OK)
     st = settle_output(&r, out_given, mode != RUN_MODE_PART);
   if (st == RE_OK)
     st = run_load_models(&r);
   if (st == RE_OK)
     run_state_init(&r);
-  st = re_mpi_agree(MPI_COMM_WORLD, st);
+  st = re_mpi_agree(r.comm.comm, st);
   outdir_lock lock = {-1, ""};
-  if (st == RE_OK && !check_only && r.rank == 0)
-    st = outdir_lock_take(r.state_dir, out_given, &lock); /* one run per output at a time */
-  if (st == RE_OK && !check_only && r.rank == 0) {
+  if (st == RE_OK && !check_only && r.comm.rank == 0)
+    st = outdir_lock_take(r.plan.state_dir, out_given, &lock); /* one run per output at a time */
+  if (st == RE_OK && !check_only && r.comm.rank == 0) {
     char *parent = NULL;
-    st = re_strdup(r.j->out_dir, &parent);
+    st = re_strdup(r.plan.j->out_dir, &parent);
     if (st == RE_OK) {
       char *slash = strrchr(parent, '/');
       if (slash) {
@@ -377,68 +379,68 @@ static int run_main(int argc, char **argv, int mode) {
     }
     free(parent);
     if (st == RE_OK)
-      outdir_sweep_partials(r.j->out_dir, "");
+      outdir_sweep_partials(r.plan.j->out_dir, "");
     if (st == RE_OK)
-      st = outdir_partial_create(r.j->out_dir, r.partial, sizeof r.partial);
+      st = outdir_partial_create(r.plan.j->out_dir, r.plan.partial, sizeof r.plan.partial);
     if (st == RE_OK) {
-      r.metrics = open_memstream(&r.metrics_buf, &r.metrics_len);
-      if (!r.metrics)
+      r.rep.metrics = open_memstream(&r.rep.metrics_buf, &r.rep.metrics_len);
+      if (!r.rep.metrics)
         st = re_err(RE_ENOMEM, "metrics buffer");
       else
-        fprintf(r.metrics, "analysis,metric,model_a,checkpoint_a,layer_a,model_b,checkpoint_b,layer_b,dataset,param,"
+        fprintf(r.rep.metrics, "analysis,metric,model_a,checkpoint_a,layer_a,model_b,checkpoint_b,layer_b,dataset,param,"
                            "value,status\n");
     }
   }
   if (!check_only)
-    st = re_mpi_agree(MPI_COMM_WORLD, st);
-  r.t_load = progress_now() - t0;
+    st = re_mpi_agree(r.comm.comm, st);
+  r.rep.t_load = progress_now() - t0;
   int has_probes = 0;
-  for (int a = 0; r.j && a < r.j->nanalyses; a++)
-    has_probes |= r.j->analyses[a].type == AN_PROBE;
-  if (st == RE_OK && has_probes && !r.j->cache_dir) {
+  for (int a = 0; r.plan.j && a < r.plan.j->nanalyses; a++)
+    has_probes |= r.plan.j->analyses[a].type == AN_PROBE;
+  if (st == RE_OK && has_probes && !r.plan.j->cache_dir) {
     if (mode == RUN_MODE_PART || mode == RUN_MODE_MERGE)
-      snprintf(r.probe_cache_dir, sizeof r.probe_cache_dir, "%s.parts/probe-cache", r.j->out_dir);
+      snprintf(r.plan.probe_cache_dir, sizeof r.plan.probe_cache_dir, "%s.parts/probe-cache", r.plan.j->out_dir);
     else
-      snprintf(r.probe_cache_dir, sizeof r.probe_cache_dir, "%s/probe-cache", r.state_dir);
+      snprintf(r.plan.probe_cache_dir, sizeof r.plan.probe_cache_dir, "%s/probe-cache", r.plan.state_dir);
   }
   if (st == RE_OK) {
-    int nd = r.j->ndatasets;
-    st = re_calloc(nd, sizeof(int64_t), &r.ds_n);
+    int nd = r.plan.j->ndatasets;
+    st = re_calloc(nd, sizeof(int64_t), &r.plan.ds_n);
     if (st == RE_OK)
-      st = re_calloc(nd, sizeof(int64_t), &r.ds_fb);
+      st = re_calloc(nd, sizeof(int64_t), &r.plan.ds_fb);
     if (st == RE_OK)
-      st = re_calloc(nd, sizeof(uint64_t), &r.ds_key);
+      st = re_calloc(nd, sizeof(uint64_t), &r.plan.ds_key);
     if (st == RE_OK && !check_only)
       st = run_cache_init(&r);
-    st = re_mpi_agree(MPI_COMM_WORLD, st);
+    st = re_mpi_agree(r.comm.comm, st);
   }
   /* one pass per dataset that some analysis uses */
-  for (int d = 0; st == RE_OK && d < r.j->ndatasets; d++) {
+  for (int d = 0; st == RE_OK && d < r.plan.j->ndatasets; d++) {
     int used = 0;
-    for (int a = 0; a < r.j->nanalyses; a++)
-      used |= !strcmp(r.j->analyses[a].dataset, r.j->datasets[d].name);
-    used |= run_probe_uses_dataset(r.j, d);
+    for (int a = 0; a < r.plan.j->nanalyses; a++)
+      used |= !strcmp(r.plan.j->analyses[a].dataset, r.plan.j->datasets[d].name);
+    used |= run_probe_uses_dataset(r.plan.j, d);
     if (!used)
       continue;
     pass p;
     memset(&p, 0, sizeof p);
     p.d = d;
     double t1 = progress_now();
-    r.samples_seen = 0;
-    r.pass_samples = 0;
+    r.rep.samples_seen = 0;
+    r.rep.pass_samples = 0;
     st = run_pass_setup(&r, &p);
-    st = re_mpi_agree(MPI_COMM_WORLD, st);
+    st = re_mpi_agree(r.comm.comm, st);
     if (st == RE_OK && check_only) {
-      if (r.rank == 0) {
+      if (r.comm.rank == 0) {
         int nprobe = 0;
-        for (int a = 0; a < r.j->nanalyses; a++) {
-          const job_analysis *an = &r.j->analyses[a];
-          nprobe += an->type == AN_PROBE && (!strcmp(an->dataset, r.j->datasets[d].name) ||
-                                            !strcmp(an->test_dataset, r.j->datasets[d].name) ||
-                                            (an->val_dataset && !strcmp(an->val_dataset, r.j->datasets[d].name)));
+        for (int a = 0; a < r.plan.j->nanalyses; a++) {
+          const job_analysis *an = &r.plan.j->analyses[a];
+          nprobe += an->type == AN_PROBE && (!strcmp(an->dataset, r.plan.j->datasets[d].name) ||
+                                            !strcmp(an->test_dataset, r.plan.j->datasets[d].name) ||
+                                            (an->val_dataset && !strcmp(an->val_dataset, r.plan.j->datasets[d].name)));
         }
-        printf("dataset %s: %lld samples in %lld batches of %lld, %d taps, %d analyses%s", r.j->datasets[d].name,
-               (long long)p.n, (long long)((p.n + p.fb - 1) / p.fb), (long long)p.fb, r.ntaps, p.nan,
+        printf("dataset %s: %lld samples in %lld batches of %lld, %d taps, %d analyses%s", r.plan.j->datasets[d].name,
+               (long long)p.n, (long long)((p.n + p.fb - 1) / p.fb), (long long)p.fb, r.plan.ntaps, p.nan,
                nprobe ? "" : "\n");
         if (nprobe)
           printf(" + %d probe%s\n", nprobe, nprobe == 1 ? "" : "s");
@@ -452,24 +454,24 @@ static int run_main(int argc, char **argv, int mode) {
     double t2 = progress_now(), t3 = t2;
     if (mode == RUN_MODE_MERGE || mode == RUN_MODE_FINALIZE) {
       /* statistics from files: the parts of an array job, or a finished run's stats/ */
-      if (r.rank == 0)
+      if (r.comm.rank == 0)
         st = load_stats_files(&r, &p);
-      st = re_mpi_agree(MPI_COMM_WORLD, st);
+      st = re_mpi_agree(r.comm.comm, st);
       found = 1;
     } else if (st == RE_OK && !fresh && mode == RUN_MODE_PART) {
       /* a part that already finished this dataset keeps its statistics */
       char path[4400];
-      part_stats_path(&r, r.part, r.nparts, r.j->datasets[d].name, path, sizeof path);
+      part_stats_path(&r, r.plan.part, r.plan.nparts, r.plan.j->datasets[d].name, path, sizeof path);
       int done = 0;
-      if (r.rank == 0 && access(path, R_OK) == 0) {
+      if (r.comm.rank == 0 && access(path, R_OK) == 0) {
         tree t;
         int64_t samples = 0;
         done = run_state_read_tree_from(&r, &p, path, &t, &samples) == RE_OK;
         tree_free(&t);
-        r.pass_samples = samples;
+        r.rep.pass_samples = samples;
         re_err_clear();
       }
-      MPI_Bcast(&done, 1, MPI_INT, 0, MPI_COMM_WORLD);
+      MPI_Bcast(&done, 1, MPI_INT, 0, r.comm.comm);
       if (done) {
         run_pass_free(&r, &p);
         continue;
@@ -479,87 +481,87 @@ static int run_main(int argc, char **argv, int mode) {
     }
     if (st == RE_OK && !found) {
       st = run_pass_stream(&r, &p);
-      st = re_mpi_agree(MPI_COMM_WORLD, st);
-      long long mine = (long long)r.samples_seen, all = 0;
-      MPI_Allreduce(&mine, &all, 1, MPI_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
-      r.pass_samples = all;
+      st = re_mpi_agree(r.comm.comm, st);
+      long long mine = (long long)r.rep.samples_seen, all = 0;
+      MPI_Allreduce(&mine, &all, 1, MPI_LONG_LONG, MPI_SUM, r.comm.comm);
+      r.rep.pass_samples = all;
       t2 = progress_now();
-      r.t_embed += t2 - t1;
-      r.samples_seen = 0;
+      r.rep.t_embed += t2 - t1;
+      r.rep.samples_seen = 0;
       if (st == RE_OK)
         st = run_pass_reduce(&r, &p, mode == RUN_MODE_PART ? &part_tree : NULL);
-      if (st == RE_OK && r.rank == 0 && mode != RUN_MODE_PART)
+      if (st == RE_OK && r.comm.rank == 0 && mode != RUN_MODE_PART)
         st = run_state_save_reduced(&r, &p);
-      st = re_mpi_agree(MPI_COMM_WORLD, st);
+      st = re_mpi_agree(r.comm.comm, st);
       t3 = progress_now();
-      r.t_reduce += t3 - t2;
+      r.rep.t_reduce += t3 - t2;
     }
-    r.total_samples += r.pass_samples;
+    r.rep.total_samples += r.rep.pass_samples;
     if (mode == RUN_MODE_PART) {
       /* an array task: its reduced statistics are the result; `repeval merge` finishes */
-      if (st == RE_OK && r.rank == 0) {
+      if (st == RE_OK && r.comm.rank == 0) {
         char path[4400];
-        part_stats_path(&r, r.part, r.nparts, r.j->datasets[d].name, path, sizeof path);
+        part_stats_path(&r, r.plan.part, r.plan.nparts, r.plan.j->datasets[d].name, path, sizeof path);
         st = run_state_write_tree_to(&r, &p, &part_tree, path);
       }
       tree_free(&part_tree);
-      st = re_mpi_agree(MPI_COMM_WORLD, st);
+      st = re_mpi_agree(r.comm.comm, st);
       run_pass_free(&r, &p);
       continue;
     }
     if (st == RE_OK)
       st = run_pass_finalize(&r, &p); /* collective */
-    if (st == RE_OK && r.rank == 0)
+    if (st == RE_OK && r.comm.rank == 0)
       st = copy_stats_file(&r, &p);
-    st = re_mpi_agree(MPI_COMM_WORLD, st);
-    r.t_final += progress_now() - t3;
-    if (st == RE_OK && r.rank == 0) {
+    st = re_mpi_agree(r.comm.comm, st);
+    r.rep.t_final += progress_now() - t3;
+    if (st == RE_OK && r.comm.rank == 0) {
       char file[64];
-      snprintf(file, sizeof file, "taps_%s.csv", r.j->datasets[d].name);
-      st = run_write_taps_csv(&r, file, NULL, r.ntaps);
+      snprintf(file, sizeof file, "taps_%s.csv", r.plan.j->datasets[d].name);
+      st = run_write_taps_csv(&r, file, NULL, r.plan.ntaps);
     }
     run_pass_free(&r, &p);
   }
   if (st == RE_OK && !check_only && has_probes && mode != RUN_MODE_PART) {
-    if (mode == RUN_MODE_FINALIZE && !r.j->cache_dir) {
+    if (mode == RUN_MODE_FINALIZE && !r.plan.j->cache_dir) {
       run_warn(&r, "probes are not recomputed by finalize without the job's embedding cache ('cache:'); "
                    "their rows are missing from this output");
     } else {
       double t4 = progress_now();
       st = run_probes(&r);
-      st = re_mpi_agree(MPI_COMM_WORLD, st);
-      r.t_probe += progress_now() - t4;
+      st = re_mpi_agree(r.comm.comm, st);
+      r.rep.t_probe += progress_now() - t4;
     }
   }
   if (!check_only) { /* cache counters of every rank, for the manifest */
-    long long c[3] = {(long long)r.cache_hits, (long long)r.cache_writes, (long long)r.cache_bad}, call[3] = {0};
-    MPI_Reduce(c, call, 3, MPI_LONG_LONG, MPI_SUM, 0, MPI_COMM_WORLD);
-    r.cache_hits = call[0], r.cache_writes = call[1], r.cache_bad = call[2];
+    long long c[3] = {(long long)r.rep.cache_hits, (long long)r.rep.cache_writes, (long long)r.rep.cache_bad}, call[3] = {0};
+    MPI_Reduce(c, call, 3, MPI_LONG_LONG, MPI_SUM, 0, r.comm.comm);
+    r.rep.cache_hits = call[0], r.rep.cache_writes = call[1], r.rep.cache_bad = call[2];
     run_gather_warnings(&r);
   }
-  if (check_only && st == RE_OK && r.rank == 0)
-    printf("%s: the job is valid (%d model%s, %d analys%s)\n", job_path, r.j->nmodels, r.j->nmodels == 1 ? "" : "s",
-           r.j->nanalyses, r.j->nanalyses == 1 ? "is" : "es");
-  if (!check_only && r.rank == 0 && mode == RUN_MODE_PART) {
-    if (r.metrics)
-      fclose(r.metrics);
-    out_remove_tree(r.partial);
+  if (check_only && st == RE_OK && r.comm.rank == 0)
+    printf("%s: the job is valid (%d model%s, %d analys%s)\n", job_path, r.plan.j->nmodels, r.plan.j->nmodels == 1 ? "" : "s",
+           r.plan.j->nanalyses, r.plan.j->nanalyses == 1 ? "is" : "es");
+  if (!check_only && r.comm.rank == 0 && mode == RUN_MODE_PART) {
+    if (r.rep.metrics)
+      fclose(r.rep.metrics);
+    out_remove_tree(r.plan.partial);
     if (st == RE_OK) {
       run_state_clear(&r);
       if (!quiet)
         fprintf(stderr, "repeval: part %d of %d done; statistics in %s.parts (combine with: repeval merge %s)\n",
-                r.part, r.nparts, r.j->out_dir, job_path);
+                r.plan.part, r.plan.nparts, r.plan.j->out_dir, job_path);
     }
-  } else if (!check_only && r.rank == 0) {
-    if (r.metrics)
-      fclose(r.metrics);
+  } else if (!check_only && r.comm.rank == 0) {
+    if (r.rep.metrics)
+      fclose(r.rep.metrics);
     if (st == RE_OK) {
       char path[4200];
-      snprintf(path, sizeof path, "%s/metrics.csv", r.partial);
+      snprintf(path, sizeof path, "%s/metrics.csv", r.plan.partial);
       re_atomic at;
       st = re_atomic_open(path, &at);
       if (st == RE_OK)
-        st = re_atomic_write(&at, r.metrics_buf, (int64_t)r.metrics_len);
+        st = re_atomic_write(&at, r.rep.metrics_buf, (int64_t)r.rep.metrics_len);
       if (st == RE_OK)
         st = re_atomic_commit(&at);
       else
@@ -569,45 +571,46 @@ static int run_main(int argc, char **argv, int mode) {
       st = copy_job_file(&r);
     if (st == RE_OK)
       st = run_write_manifest(&r, progress_now() - t0);
-    if (st == RE_OK && r.j->bundle) {
+    if (st == RE_OK && r.plan.j->bundle) {
       char path[4200];
-      snprintf(path, sizeof path, "%s/results.tar.zst", r.partial);
-      st = out_bundle(r.partial, path, r.j->bundle_stats ? NULL : "stats");
+      snprintf(path, sizeof path, "%s/results.tar.zst", r.plan.partial);
+      st = out_bundle(r.plan.partial, path, r.plan.j->bundle_stats ? NULL : "stats");
     }
     if (st == RE_OK) {
-      outdir_partial_unmark(r.partial);
-      st = out_commit_dir(r.partial, r.j->out_dir);
+      outdir_partial_unmark(r.plan.partial);
+      st = out_commit_dir(r.plan.partial, r.plan.j->out_dir);
     }
     if (st == RE_OK)
       run_state_clear(&r);
-    if (st != RE_OK && r.partial[0])
-      out_remove_tree(r.partial);
+    if (st != RE_OK && r.plan.partial[0])
+      out_remove_tree(r.plan.partial);
     if (st == RE_OK && !quiet)
-      fprintf(stderr, "repeval: results in %s (%d undefined value%s, %d warning%s)\n", r.j->out_dir, r.nundefined,
-              r.nundefined == 1 ? "" : "s", r.nwarnings, r.nwarnings == 1 ? "" : "s");
+      fprintf(stderr, "repeval: results in %s (%d undefined value%s, %d warning%s)\n", r.plan.j->out_dir, r.rep.nundefined,
+              r.rep.nundefined == 1 ? "" : "s", r.rep.nwarnings, r.rep.nwarnings == 1 ? "" : "s");
   }
-  free(r.metrics_buf);
+  free(r.rep.metrics_buf);
   outdir_lock_release(&lock);
   free(out_given);
   int rc = RE_EXIT_OK;
   if (st == RE_EINTERRUPTED) {
-    if (r.rank == 0)
+    if (r.comm.rank == 0)
       fprintf(stderr, "repeval: %s\nrepeval: run the same command again to resume (exit code %d)\n", re_errmsg(),
               RE_EXIT_INTERRUPTED);
     rc = RE_EXIT_INTERRUPTED;
   } else {
     rc = report_failure(&r, st);
   }
-  if (r.j)
+  if (r.plan.j)
     run_free_models(&r);
-  free(r.taps);
-  free(r.ds_n);
-  free(r.ds_fb);
-  free(r.ds_key);
-  free(r.ckpt_key);
-  job_free(&r.j);
+  free(r.plan.taps);
+  free(r.plan.ds_n);
+  free(r.plan.ds_fb);
+  free(r.plan.ds_key);
+  free(r.plan.ckpt_key);
+  job_free(&r.plan.j);
   int bad = rc != RE_EXIT_OK, any = 0;
-  MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, r.comm.comm);
+  comm_free(&r.comm);
   MPI_Finalize();
   return rc != RE_EXIT_OK ? rc : (any ? RE_EXIT_ERROR : RE_EXIT_OK);
 }

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdio.h>
 
+#include "mpi/comm.h"
 #include "mpi/tree.h"
 #include "run/job.h"
 #include "repeval/dataset.h"
@@ -32,41 +33,51 @@ typedef struct an_run {
   re_hsic *h;
 } an_run;
 
-typedef struct runner {
+/* What a run does, fixed once it is set up (job, models, taps, mode, paths). */
+typedef struct run_plan {
   job *j;
-  int rank, size, quiet;
+  int quiet;
   re_model **models;
   re_ckpt ***ckpts;
   re_net ***nets;
   tapinfo *taps;
   int ntaps;
+  char partial[4096];      /* the output being written: <out>.partial-<pid> */
+  int threads;             /* BLAS threads per rank (part of the fingerprint) */
+  char state_dir[4200];    /* <out>.state */
+  uint64_t fingerprint;    /* job file, model files, input sizes and mtimes */
+  double checkpoint_every; /* seconds between periodic snapshots; 0: only on signals */
+  int mode;                /* RUN_MODE_* */
+  uint64_t *ckpt_key;      /* per checkpoint (models in order): content + model description */
+  char probe_cache_dir[4400]; /* shards for probes when the job has no cache */
+  int64_t *ds_n, *ds_fb;   /* per dataset: samples and batch of its pass */
+  uint64_t *ds_key;        /* per dataset: cache data key */
+  int cache_disabled;
+  int part, nparts;        /* --part I/N: this run streams part I of N of the batches */
+} run_plan;
+
+/* What a run has found and will report: metrics rows, warnings, timings, counters. */
+typedef struct run_report {
   FILE *metrics;
   char *metrics_buf;
   size_t metrics_len;
-  char partial[4096];
   char warnings[RUN_MAX_WARNINGS][512]; /* the first ones, for the manifest */
   int nwarnings, nundefined;
   int nlocal; /* ranks > 0: local warnings in warnings[], for run_gather_warnings */
   double t_load, t_embed, t_reduce, t_final, t_probe;
   int64_t samples_seen;
-  /* resume (run_state.c) */
-  int threads;             /* BLAS threads per rank (part of the fingerprint) */
-  char state_dir[4200];    /* <out>.state */
-  uint64_t fingerprint;    /* job file, model files, input sizes and mtimes */
-  double checkpoint_every; /* seconds between periodic snapshots; 0: only on signals */
-  int resumed;             /* some state was loaded */
-  int resumes;             /* passes resumed in this run */
-  int64_t pass_samples;    /* samples accumulated by the current pass (all ranks after reduce) */
-  int64_t total_samples;   /* over all passes, for the manifest */
-  int mode;                /* RUN_MODE_* */
-  /* embedding cache (run_cache.c) and probes (run_probe.c) */
-  uint64_t *ckpt_key;      /* per checkpoint (models in order): content + model description */
-  char probe_cache_dir[4400]; /* shards for probes when the job has no cache: */
-  int64_t *ds_n, *ds_fb;   /* per dataset: samples and batch of its pass */
-  uint64_t *ds_key;        /* per dataset: cache data key */
+  int resumed;           /* some state was loaded */
+  int resumes;           /* passes resumed in this run */
+  int64_t pass_samples;  /* samples accumulated by the current pass (all ranks after reduce) */
+  int64_t total_samples; /* over all passes, for the manifest */
   int64_t cache_hits, cache_writes, cache_bad;
-  int cache_disabled;
-  int part, nparts;        /* --part I/N: this run streams part I of N of the batches */
+} run_report;
+
+/* A run: its plan, its communicator (a duplicate of MPI_COMM_WORLD) and its report. */
+typedef struct runner {
+  run_plan plan;
+  comm comm;
+  run_report rep;
 } runner;
 
 enum { RUN_MODE_RUN = 0, RUN_MODE_PART = 1, RUN_MODE_MERGE = 2, RUN_MODE_FINALIZE = 3 };
@@ -101,7 +112,7 @@ typedef struct pass {
   int64_t nbatches;       /* batches of the whole pass (all parts) */
 } pass;
 
-/* ---- plan (run_plan.c) ---- */
+/* ---- report (report.c) ---- */
 /* Record a warning (logged on rank 0, kept for the manifest). */
 void run_warn(runner *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Record a warning about something only this rank saw (a damaged cache shard or
@@ -110,9 +121,16 @@ void run_warn(runner *r, const char *fmt, ...) __attribute__((format(printf, 2, 
 void run_warn_local(runner *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Collective: append the other ranks' local warnings to rank 0's list. */
 void run_gather_warnings(runner *r);
+/* One metrics.csv row; b < 0 for per-tap metrics; why != NULL marks it undefined. */
+void run_row(runner *r, const char *analysis, const char *metric, int a, int b, const char *dataset,
+             const char *param, double value, const char *why);
+/* Write a tap index CSV into the output (taps NULL: all taps). */
+re_status run_write_taps_csv(const runner *r, const char *file, const int *taps, int P);
+
+/* ---- taps (taps.c) ---- */
 /* Does the analysis' checkpoint filter select this checkpoint label? */
 int run_label_selected(const job_analysis *a, const char *label);
-/* "flatten", "mean", "cls", "spatial". */
+/* "flatten", "mean", "cls", "spatial", ... */
 const char *run_mode_name(re_tap_mode m);
 /* Model name, checkpoint label and layer name of global tap t. */
 const char *run_tap_model(const runner *r, int t);
@@ -120,6 +138,8 @@ const char *run_tap_ckpt(const runner *r, int t);
 const char *run_tap_layer(const runner *r, int t);
 /* Is the pair of local tap indices (p, q) requested by the analysis? */
 int run_pair_wanted(const an_run *ar, int p, int q);
+
+/* ---- plan (run_plan.c) ---- */
 /* Load every model description and open every checkpoint of the job. */
 re_status run_load_models(runner *r);
 /* Free what run_load_models created. */
@@ -210,11 +230,6 @@ re_status run_probe_feed(runner *r, pass *p, int t, const float *data, int64_t s
 re_status run_probes(runner *r);
 
 /* ---- finalize (run_finalize.c) ---- */
-/* One metrics.csv row; b < 0 for per-tap metrics; why != NULL marks it undefined. */
-void run_row(runner *r, const char *analysis, const char *metric, int a, int b, const char *dataset,
-             const char *param, double value, const char *why);
-/* Write a tap index CSV (taps NULL: all taps). */
-re_status run_write_taps_csv(const runner *r, const char *file, const int *taps, int P);
 /* Collective: metrics of every analysis of the pass from rank 0's reduced
  * accumulators (CCA family and spectra spread over the ranks; rows and files on rank 0). */
 re_status run_pass_finalize(runner *r, pass *p);

@@ -52,15 +52,15 @@ static uint64_t fnv_file(uint64_t h, const char *path) {
 }
 
 re_status run_cache_init(runner *r) {
-  job *j = r->j;
-  if (!j->cache_dir && !r->probe_cache_dir[0])
+  job *j = r->plan.j;
+  if (!j->cache_dir && !r->plan.probe_cache_dir[0])
     return RE_OK;
   int total = 0;
   for (int m = 0; m < j->nmodels; m++)
     total += j->models[m].nckpts;
-  RE_TRY(re_calloc(total > 0 ? total : 1, sizeof(uint64_t), &r->ckpt_key));
+  RE_TRY(re_calloc(total > 0 ? total : 1, sizeof(uint64_t), &r->plan.ckpt_key));
   /* rank 0 reads every checkpoint once; the keys are broadcast */
-  if (r->rank == 0) {
+  if (r->comm.rank == 0) {
     int k = 0;
     for (int m = 0; m < j->nmodels; m++) {
       const job_model *jm = &j->models[m];
@@ -73,15 +73,15 @@ re_status run_cache_init(runner *r) {
       if (jm->state_dict_key)
         mh = re_fnv1a64(mh, jm->state_dict_key, strlen(jm->state_dict_key) + 1);
       for (int c = 0; c < jm->nckpts; c++, k++)
-        r->ckpt_key[k] = fnv_file(mh, jm->ckpts[c].path);
+        r->plan.ckpt_key[k] = fnv_file(mh, jm->ckpts[c].path);
     }
   }
-  MPI_Bcast(r->ckpt_key, total, MPI_UINT64_T, 0, MPI_COMM_WORLD);
+  MPI_Bcast(r->plan.ckpt_key, total, MPI_UINT64_T, 0, r->comm.comm);
   return RE_OK;
 }
 
 uint64_t run_cache_data_key(const runner *r, const pass *p) {
-  const job_dataset *d = &r->j->datasets[p->d];
+  const job_dataset *d = &r->plan.j->datasets[p->d];
   uint64_t h = re_fnv1a64(RE_FNV1A64_INIT, d->format, strlen(d->format) + 1);
   for (int k = 0; k < d->nfiles; k++) {
     struct stat sb;
@@ -102,12 +102,12 @@ uint64_t run_cache_data_key(const runner *r, const pass *p) {
 uint64_t run_cache_ckpt_key(const runner *r, int m, int c) {
   int k = 0;
   for (int q = 0; q < m; q++)
-    k += r->j->models[q].nckpts;
-  return r->ckpt_key[k + c];
+    k += r->plan.j->models[q].nckpts;
+  return r->plan.ckpt_key[k + c];
 }
 
 void run_cache_layer_name(const runner *r, int m, int l, char *buf, size_t cap) {
-  const job_layer *jl = &r->j->models[m].layers[l];
+  const job_layer *jl = &r->plan.j->models[m].layers[l];
   snprintf(buf, cap, "%s.%s", jl->name, run_mode_name(jl->mode));
   for (char *q = buf; *q; q++)
     if (*q == '/')
@@ -161,9 +161,9 @@ int run_cache_get(runner *r, const char *dir, uint64_t ck, uint64_t dk, const ch
   free(half);
   if (!ok) {
     run_warn_local(r, "embedding cache shard %s is damaged or stale: recomputing it", path);
-    r->cache_bad++;
+    r->rep.cache_bad++;
   } else {
-    r->cache_hits++;
+    r->rep.cache_hits++;
   }
   return ok;
 }
@@ -172,12 +172,12 @@ int run_cache_load(runner *r, const pass *p, int m, int c, int l, int64_t s0, in
                    float *out) {
   char layer[512];
   run_cache_layer_name(r, m, l, layer, sizeof layer);
-  return run_cache_get(r, r->j->cache_dir, run_cache_ckpt_key(r, m, c), p->data_key, layer, s0, s1, rows, dim,
-                       r->j->cache_f16, out);
+  return run_cache_get(r, r->plan.j->cache_dir, run_cache_ckpt_key(r, m, c), p->data_key, layer, s0, s1, rows, dim,
+                       r->plan.j->cache_f16, out);
 }
 
 void run_cache_round(const runner *r, float *x, int64_t n) {
-  if (!r->j->cache_f16)
+  if (!r->plan.j->cache_f16)
     return;
   for (int64_t e = 0; e < n; e++)
     x[e] = re_f16_to_f32(re_f32_to_f16(x[e]));
@@ -185,7 +185,7 @@ void run_cache_round(const runner *r, float *x, int64_t n) {
 
 void run_cache_put(runner *r, const char *dir, uint64_t ck, uint64_t dk, const char *layer, int64_t s0, int64_t s1,
                    int64_t rows, int64_t dim, int f16, const float *data) {
-  if (r->cache_disabled)
+  if (r->plan.cache_disabled)
     return;
   char path[8192];
   uint64_t key;
@@ -238,9 +238,9 @@ void run_cache_put(runner *r, const char *dir, uint64_t ck, uint64_t dk, const c
   if (st != RE_OK) {
     /* a full disk must not fail the evaluation: go on without the cache */
     run_warn_local(r, "embedding cache disabled: %s", re_errmsg());
-    r->cache_disabled = 1;
+    r->plan.cache_disabled = 1;
   } else {
-    r->cache_writes++;
+    r->rep.cache_writes++;
   }
 }
 
@@ -248,6 +248,6 @@ void run_cache_store(runner *r, const pass *p, int m, int c, int l, int64_t s0, 
                      int64_t dim, const float *data) {
   char layer[512];
   run_cache_layer_name(r, m, l, layer, sizeof layer);
-  run_cache_put(r, r->j->cache_dir, run_cache_ckpt_key(r, m, c), p->data_key, layer, s0, s1, rows, dim,
-                r->j->cache_f16, data);
+  run_cache_put(r, r->plan.j->cache_dir, run_cache_ckpt_key(r, m, c), p->data_key, layer, s0, s1, rows, dim,
+                r->plan.j->cache_f16, data);
 }

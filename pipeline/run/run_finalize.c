@@ -23,73 +23,12 @@
 #define REPEVAL_GIT_REVISION "unknown"
 #endif
 
-/* One metrics.csv row. b < 0 for per-tap metrics. */
-void run_row(runner *r, const char *analysis, const char *metric, int a, int b, const char *dataset,
-                const char *param, double value, const char *why) {
-  FILE *f = r->metrics;
-  out_csv_field(f, analysis);
-  fputc(',', f);
-  out_csv_field(f, metric);
-  fputc(',', f);
-  out_csv_field(f, run_tap_model(r, a));
-  fputc(',', f);
-  out_csv_field(f, run_tap_ckpt(r, a));
-  fputc(',', f);
-  out_csv_field(f, run_tap_layer(r, a));
-  fputc(',', f);
-  if (b >= 0) {
-    out_csv_field(f, run_tap_model(r, b));
-    fputc(',', f);
-    out_csv_field(f, run_tap_ckpt(r, b));
-    fputc(',', f);
-    out_csv_field(f, run_tap_layer(r, b));
-  } else {
-    fputs(",,", f);
-  }
-  fputc(',', f);
-  out_csv_field(f, dataset);
-  fputc(',', f);
-  out_csv_field(f, param);
-  fputc(',', f);
-  if (!why && isfinite(value)) {
-    fprintf(f, "%.17g,ok\n", value);
-  } else {
-    char st[300];
-    snprintf(st, sizeof st, "undefined: %s", why ? why : "not finite");
-    fputc(',', f);
-    out_csv_field(f, st);
-    fputc('\n', f);
-    r->nundefined++;
-  }
-}
-
-re_status run_write_taps_csv(const runner *r, const char *file, const int *taps, int P) {
-  char path[4200];
-  snprintf(path, sizeof path, "%s/%s", r->partial, file);
-  FILE *f = fopen(path, "w");
-  if (!f)
-    return re_err(RE_EIO, "%s: cannot write", path);
-  fprintf(f, "index,model,checkpoint,layer,mode,dim\n");
-  for (int p = 0; p < P; p++) {
-    int t = taps ? taps[p] : p;
-    fprintf(f, "%d,", p);
-    out_csv_field(f, run_tap_model(r, t));
-    fputc(',', f);
-    out_csv_field(f, run_tap_ckpt(r, t));
-    fputc(',', f);
-    out_csv_field(f, run_tap_layer(r, t));
-    fprintf(f, ",%s,%lld\n", run_mode_name(r->j->models[r->taps[t].model].layers[r->taps[t].layer].mode),
-            (long long)r->taps[t].dim);
-  }
-  return fclose(f) == 0 ? RE_OK : re_err(RE_EIO, "%s: write failed", path);
-}
-
 /* ---- finalize (rank 0) ----------------------------------------------------- */
 
 static re_status write_matrix(runner *r, const char *prefix, const char *name, const double *M, int64_t rows,
                               int64_t cols) {
   char path[4300];
-  snprintf(path, sizeof path, "%s/%s_%s.npy", r->partial, prefix, name);
+  snprintf(path, sizeof path, "%s/%s_%s.npy", r->plan.partial, prefix, name);
   int64_t shape[2] = {rows, cols};
   return re_npy_write(path, RE_DTYPE_F64, 2, shape, M);
 }
@@ -138,32 +77,32 @@ static re_status finalize_cka(runner *r, pass *p, an_run *ar) {
  * every value is computed exactly as on one rank; rows and results go back to
  * rank 0 in rank order, which is the serial order. */
 static void my_block(const runner *r, int64_t n, int64_t *lo, int64_t *hi) {
-  *lo = n * r->rank / r->size;
-  *hi = n * (r->rank + 1) / r->size;
+  *lo = n * r->comm.rank / r->comm.size;
+  *hi = n * (r->comm.rank + 1) / r->comm.size;
 }
 
 /* Collective: rank 0's reduced accumulators to every rank (chunks of 2^26 doubles). */
 static re_status share_moments(runner *r, pass *p) {
-  if (r->size < 2 || !p->mom)
+  if (r->comm.size < 2 || !p->mom)
     return RE_OK;
   int64_t len = re_moments_serial_len(p->mom);
   double *buf = NULL;
   re_status st = re_malloc(len > 0 ? len : 1, sizeof(double), &buf);
-  st = re_mpi_agree(MPI_COMM_WORLD, st);
+  st = re_mpi_agree(r->comm.comm, st);
   if (st != RE_OK) {
     free(buf);
     return st;
   }
-  if (r->rank == 0)
+  if (r->comm.rank == 0)
     re_moments_serialize(p->mom, buf);
   for (int64_t off = 0; off < len; off += (1 << 26)) {
     int n = (int)(len - off < (1 << 26) ? len - off : (1 << 26));
-    MPI_Bcast(buf + off, n, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    MPI_Bcast(buf + off, n, MPI_DOUBLE, 0, r->comm.comm);
   }
-  if (r->rank != 0)
+  if (r->comm.rank != 0)
     st = re_moments_deserialize(p->mom, buf, len);
   free(buf);
-  return re_mpi_agree(MPI_COMM_WORLD, st);
+  return re_mpi_agree(r->comm.comm, st);
 }
 
 /* Rows of this rank's units go to a private buffer while it computes them. */
@@ -176,48 +115,48 @@ typedef struct rows_sink {
 
 static re_status rows_begin(runner *r, rows_sink *k) {
   memset(k, 0, sizeof *k);
-  k->keep = r->metrics;
-  k->nund0 = r->nundefined;
-  if (r->size < 2)
+  k->keep = r->rep.metrics;
+  k->nund0 = r->rep.nundefined;
+  if (r->comm.size < 2)
     return RE_OK;
   k->f = open_memstream(&k->buf, &k->len);
   if (!k->f)
     return re_err(RE_ENOMEM, "finalize: no memory for the rows");
-  r->metrics = k->f;
+  r->rep.metrics = k->f;
   return RE_OK;
 }
 
 /* Collective: every rank's rows appended to rank 0's metrics in rank order. */
 static re_status rows_end(runner *r, rows_sink *k) {
-  if (r->size < 2)
+  if (r->comm.size < 2)
     return RE_OK;
   if (k->f)
     fclose(k->f);
-  r->metrics = k->keep;
+  r->rep.metrics = k->keep;
   re_status st = RE_OK;
-  long long hdr[2] = {(long long)k->len, r->nundefined - k->nund0};
-  if (r->rank != 0) {
-    r->nundefined = k->nund0;
-    MPI_Send(hdr, 2, MPI_LONG_LONG, 0, 51, MPI_COMM_WORLD);
+  long long hdr[2] = {(long long)k->len, r->rep.nundefined - k->nund0};
+  if (r->comm.rank != 0) {
+    r->rep.nundefined = k->nund0;
+    MPI_Send(hdr, 2, MPI_LONG_LONG, 0, 51, r->comm.comm);
     for (long long off = 0; off < hdr[0]; off += (1 << 30)) {
       int n = (int)(hdr[0] - off < (1 << 30) ? hdr[0] - off : (1 << 30));
-      MPI_Send(k->buf + off, n, MPI_CHAR, 0, 52, MPI_COMM_WORLD);
+      MPI_Send(k->buf + off, n, MPI_CHAR, 0, 52, r->comm.comm);
     }
   } else {
-    fwrite(k->buf, 1, k->len, r->metrics);
-    for (int src = 1; src < r->size; src++) {
-      MPI_Recv(hdr, 2, MPI_LONG_LONG, src, 51, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-      r->nundefined += (int)hdr[1];
+    fwrite(k->buf, 1, k->len, r->rep.metrics);
+    for (int src = 1; src < r->comm.size; src++) {
+      MPI_Recv(hdr, 2, MPI_LONG_LONG, src, 51, r->comm.comm, MPI_STATUS_IGNORE);
+      r->rep.nundefined += (int)hdr[1];
       char *b = malloc(hdr[0] > 0 ? (size_t)hdr[0] : 1);
       if (!b)
         st = re_err(RE_ENOMEM, "finalize: no memory for rank %d's rows", src);
       for (long long off = 0; off < hdr[0]; off += (1 << 30)) {
         int n = (int)(hdr[0] - off < (1 << 30) ? hdr[0] - off : (1 << 30));
         static char sink[1 << 16]; /* without memory the rows are received, then dropped */
-        MPI_Recv(b ? b + off : sink, b ? n : 0, MPI_CHAR, src, 52, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        MPI_Recv(b ? b + off : sink, b ? n : 0, MPI_CHAR, src, 52, r->comm.comm, MPI_STATUS_IGNORE);
       }
       if (b)
-        fwrite(b, 1, (size_t)hdr[0], r->metrics);
+        fwrite(b, 1, (size_t)hdr[0], r->rep.metrics);
       free(b);
     }
   }
@@ -309,7 +248,7 @@ static re_status finalize_spectrum(runner *r, pass *p, an_run *ar, re_eig **eigs
   int P = ar->P;
   int64_t dmax = 1, lo, hi;
   for (int q = 0; q < P; q++)
-    dmax = r->taps[ar->taps[q]].dim > dmax ? r->taps[ar->taps[q]].dim : dmax;
+    dmax = r->plan.taps[ar->taps[q]].dim > dmax ? r->plan.taps[ar->taps[q]].dim : dmax;
   my_block(r, P, &lo, &hi);
   /* per tap: the eigenvalues (NaN-padded to dmax), then collapsed, effective rank, width */
   int64_t w = dmax + 3;
@@ -349,18 +288,18 @@ static re_status finalize_spectrum(runner *r, pass *p, an_run *ar, re_eig **eigs
   re_status st2 = rows_end(r, &sink);
   st = st != RE_OK ? st : st2;
   /* the other ranks' blocks of S to rank 0 */
-  for (int src = 1; src < r->size; src++) {
-    int64_t a0 = (int64_t)P * src / r->size, a1 = (int64_t)P * (src + 1) / r->size;
+  for (int src = 1; src < r->comm.size; src++) {
+    int64_t a0 = (int64_t)P * src / r->comm.size, a1 = (int64_t)P * (src + 1) / r->comm.size;
     for (int64_t off = a0 * w; off < a1 * w; off += (1 << 26)) {
       int n = (int)(a1 * w - off < (1 << 26) ? a1 * w - off : (1 << 26));
-      if (r->rank == src)
-        MPI_Send(S + off, n, MPI_DOUBLE, 0, 53, MPI_COMM_WORLD);
-      else if (r->rank == 0)
-        MPI_Recv(S + off, n, MPI_DOUBLE, src, 53, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+      if (r->comm.rank == src)
+        MPI_Send(S + off, n, MPI_DOUBLE, 0, 53, r->comm.comm);
+      else if (r->comm.rank == 0)
+        MPI_Recv(S + off, n, MPI_DOUBLE, src, 53, r->comm.comm, MPI_STATUS_IGNORE);
     }
   }
-  st = re_mpi_agree(MPI_COMM_WORLD, st);
-  if (st == RE_OK && r->rank == 0) {
+  st = re_mpi_agree(r->comm.comm, st);
+  if (st == RE_OK && r->comm.rank == 0) {
     for (int q = 0; q < P; q++) {
       const double *row = S + (int64_t)q * w;
       int t = ar->taps[q];
@@ -387,20 +326,20 @@ re_status run_pass_finalize(runner *r, pass *p) {
   re_status st = RE_OK;
   if (p->nmom)
     st = re_calloc(p->nmom, sizeof(re_eig *), &eigs);
-  st = re_mpi_agree(MPI_COMM_WORLD, st);
+  st = re_mpi_agree(r->comm.comm, st);
   if (st == RE_OK)
     st = share_moments(r, p);
   for (int a = 0; a < p->nan && st == RE_OK; a++) {
     an_run *ar = &p->an[a];
     if (ar->a->type == AN_CKA)
-      st = r->rank == 0 ? finalize_cka(r, p, ar) : RE_OK;
+      st = r->comm.rank == 0 ? finalize_cka(r, p, ar) : RE_OK;
     else if (ar->a->type == AN_CCA)
       st = finalize_cca(r, p, ar, eigs);
     else
       st = finalize_spectrum(r, p, ar, eigs);
     if (st != RE_OK)
       re_err_context(st, "analysis '%s': ", ar->a->name);
-    st = re_mpi_agree(MPI_COMM_WORLD, st);
+    st = re_mpi_agree(r->comm.comm, st);
   }
   for (int k = 0; eigs && k < p->nmom; k++)
     re_eig_destroy(&eigs[k]);
@@ -412,11 +351,11 @@ re_status run_pass_finalize(runner *r, pass *p) {
 
 re_status run_write_manifest(runner *r, double t_total) {
   char path[4200];
-  snprintf(path, sizeof path, "%s/manifest.json", r->partial);
+  snprintf(path, sizeof path, "%s/manifest.json", r->plan.partial);
   FILE *f = fopen(path, "w");
   if (!f)
     return re_err(RE_EIO, "%s: cannot write", path);
-  job *j = r->j;
+  job *j = r->plan.j;
   char mpi[MPI_MAX_LIBRARY_VERSION_STRING];
   int len = 0;
   MPI_Get_library_version(mpi, &len);
@@ -431,14 +370,14 @@ re_status run_write_manifest(runner *r, double t_total) {
   re_json_string(f, j->path);
   fprintf(f, ",\n  \"name\": ");
   re_json_string(f, j->name);
-  fprintf(f, ",\n  \"ranks\": %d,\n  \"libraries\": {\"mpi\": ", r->size);
+  fprintf(f, ",\n  \"ranks\": %d,\n  \"libraries\": {\"mpi\": ", r->comm.size);
   re_json_string(f, mpi);
   fprintf(f, ", \"zstd\": \"%s\", \"libarchive\": ", ZSTD_versionString());
   re_json_string(f, archive_version_string());
   fprintf(f, ", \"libyaml\": \"%s\"},\n", yaml_get_version_string());
   fprintf(f, "  \"timings_s\": {\"load\": %.3f, \"embed_accumulate\": %.3f, \"reduce\": %.3f, \"finalize\": %.3f, "
              "\"probes\": %.3f, \"total\": %.3f},\n",
-          r->t_load, r->t_embed, r->t_reduce, r->t_final, r->t_probe, t_total);
+          r->rep.t_load, r->rep.t_embed, r->rep.t_reduce, r->rep.t_final, r->rep.t_probe, t_total);
   fprintf(f, "  \"inputs\": [");
   int first = 1;
   for (int d = 0; d < j->ndatasets; d++)
@@ -539,26 +478,26 @@ re_status run_write_manifest(runner *r, double t_total) {
     fprintf(f, "}");
   }
   static const char *modes[] = {"run", "part", "merge", "finalize"};
-  fprintf(f, "],\n  \"mode\": \"%s\",\n  \"resumed\": %s,\n", modes[r->mode], r->resumed ? "true" : "false");
+  fprintf(f, "],\n  \"mode\": \"%s\",\n  \"resumed\": %s,\n", modes[r->plan.mode], r->rep.resumed ? "true" : "false");
   fprintf(f, "  \"cache\": {\"dir\": ");
   if (j->cache_dir)
     re_json_string(f, j->cache_dir);
   else
     fprintf(f, "null");
-  fprintf(f, ", \"hits\": %lld, \"writes\": %lld, \"rejected\": %lld},\n", (long long)r->cache_hits,
-          (long long)r->cache_writes, (long long)r->cache_bad);
-  fprintf(f, "  \"samples\": %lld,\n  \"undefined_values\": %d,\n  \"warnings\": [", (long long)r->total_samples,
-          r->nundefined);
-  for (int w = 0; w < r->nwarnings && w < RUN_MAX_WARNINGS; w++) {
+  fprintf(f, ", \"hits\": %lld, \"writes\": %lld, \"rejected\": %lld},\n", (long long)r->rep.cache_hits,
+          (long long)r->rep.cache_writes, (long long)r->rep.cache_bad);
+  fprintf(f, "  \"samples\": %lld,\n  \"undefined_values\": %d,\n  \"warnings\": [", (long long)r->rep.total_samples,
+          r->rep.nundefined);
+  for (int w = 0; w < r->rep.nwarnings && w < RUN_MAX_WARNINGS; w++) {
     fprintf(f, "%s", w ? ", " : "");
-    re_json_string(f, r->warnings[w]);
+    re_json_string(f, r->rep.warnings[w]);
   }
-  if (r->nwarnings > RUN_MAX_WARNINGS)
-    fprintf(f, ", \"... %d more\"", r->nwarnings - RUN_MAX_WARNINGS);
+  if (r->rep.nwarnings > RUN_MAX_WARNINGS)
+    fprintf(f, ", \"... %d more\"", r->rep.nwarnings - RUN_MAX_WARNINGS);
   /* what this folder holds, so that a later run replaces exactly that (outdir.h) */
   char **files = NULL;
   int nfiles = 0;
-  re_status st = out_list_files(r->partial, &files, &nfiles);
+  re_status st = out_list_files(r->plan.partial, &files, &nfiles);
   fprintf(f, "],\n  \"output\": {\"marker\": \"%s\", \"files\": [\"manifest.json\"", OUTDIR_MARKER);
   if (j->bundle)
     fprintf(f, ", \"results.tar.zst\"");

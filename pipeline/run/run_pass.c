@@ -12,7 +12,7 @@
 /* Feed global tap t's output for the current batch (rows x dim) to every analysis. */
 static re_status feed_tap(runner *r, pass *p, int t, const float *data, int hsic_ok, const double **mx, int64_t *mld,
                           int64_t s0, int64_t b) {
-  const tapinfo *tp = &r->taps[t];
+  const tapinfo *tp = &r->plan.taps[t];
   for (int a = 0; a < p->nan; a++) {
     an_run *ar = &p->an[a];
     if (!ar->h || !hsic_ok)
@@ -41,7 +41,7 @@ static re_status feed_tap(runner *r, pass *p, int t, const float *data, int hsic
  * With the embedding cache, a checkpoint whose taps are all cached for this batch
  * is not run at all. */
 static re_status do_batch(runner *r, pass *p, int64_t k, float *x, const double **mx, int64_t *mld, int64_t *nb_out) {
-  job *j = r->j;
+  job *j = r->plan.j;
   int64_t s0 = k * p->fb, b = p->n - s0 < p->fb ? p->n - s0 : p->fb;
   *nb_out = 0;
   RE_TRY(re_dataset_read(p->ds, p->offset + s0, p->offset + s0 + b, x, p->labels));
@@ -54,12 +54,12 @@ static re_status do_batch(runner *r, pass *p, int64_t k, float *x, const double 
   for (int m = 0; m < j->nmodels; m++) {
     const job_model *jm = &j->models[m];
     for (int c = 0; c < jm->nckpts; c++, t += jm->nlayers) {
-      re_net *net = r->nets[m][c];
+      re_net *net = r->plan.nets[m][c];
       int hit = 0;
       if (j->cache_dir) {
         hit = 1;
         for (int l = 0; l < jm->nlayers && hit; l++) {
-          const tapinfo *tp = &r->taps[t + l];
+          const tapinfo *tp = &r->plan.taps[t + l];
           hit = run_cache_load(r, p, m, c, l, s0, s0 + b, b * tp->rps, tp->dim, p->scratch[l]);
         }
       }
@@ -70,7 +70,7 @@ static re_status do_batch(runner *r, pass *p, int64_t k, float *x, const double 
                                 (long long)s0, (long long)(s0 + b));
       }
       for (int l = 0; l < jm->nlayers; l++) {
-        const tapinfo *tp = &r->taps[t + l];
+        const tapinfo *tp = &r->plan.taps[t + l];
         const float *data = hit ? p->scratch[l] : re_net_tap_data(net, tp->net_tap);
         if (!hit && j->cache_dir) {
           int64_t cnt = b * tp->rps * tp->dim;
@@ -107,17 +107,17 @@ static void rank_batches(int64_t nb, int rr, int R, int64_t *k0, int64_t *k1) {
  * rank 0's clock) or to stop (a signal reached some rank) or whether some rank
  * failed, so that all ranks stop together and nobody waits in a collective. */
 re_status run_pass_stream(runner *r, pass *p) {
-  job *j = r->j;
+  job *j = r->plan.j;
   const re_dataset_info *info = re_dataset_get_info(p->ds);
   /* --part I/N takes the I-th contiguous range of the batches, then ranks split it */
   int64_t nball = (p->n + p->fb - 1) / p->fb, base, end, k0, k1, steps = 0;
-  rank_batches(nball, r->nparts > 1 ? r->part : 0, r->nparts > 1 ? r->nparts : 1, &base, &end);
+  rank_batches(nball, r->plan.nparts > 1 ? r->plan.part : 0, r->plan.nparts > 1 ? r->plan.nparts : 1, &base, &end);
   int64_t nb = end - base;
-  rank_batches(nb, r->rank, r->size, &k0, &k1);
+  rank_batches(nb, r->comm.rank, r->comm.size, &k0, &k1);
   k0 += base, k1 += base;
-  for (int rr = 0; rr < r->size; rr++) {
+  for (int rr = 0; rr < r->comm.size; rr++) {
     int64_t a, b;
-    rank_batches(nb, rr, r->size, &a, &b);
+    rank_batches(nb, rr, r->comm.size, &a, &b);
     steps = b - a > steps ? b - a : steps;
   }
   float *x = NULL;
@@ -129,7 +129,7 @@ re_status run_pass_stream(runner *r, pass *p) {
     if (st == RE_OK)
       st = re_calloc(p->nmom, sizeof(int64_t), &mld);
   }
-  st = re_mpi_agree(MPI_COMM_WORLD, st);
+  st = re_mpi_agree(r->comm.comm, st);
   int64_t step0 = 0, samples = 0;
   p->nbatches = nball;
   tree_init(&p->tree, &p->acc);
@@ -138,7 +138,7 @@ re_status run_pass_stream(runner *r, pass *p) {
   progress pr;
   char what[128];
   snprintf(what, sizeof what, "dataset %s", j->datasets[p->d].name);
-  progress_start(&pr, what, nb, r->rank == 0 && !r->quiet);
+  progress_start(&pr, what, nb, r->comm.rank == 0 && !r->plan.quiet);
   double last_save = progress_now();
   for (int64_t step = step0; st == RE_OK && step < steps; step++) {
     int64_t k = k0 + step, b = 0;
@@ -151,34 +151,34 @@ re_status run_pass_stream(runner *r, pass *p) {
     }
     samples += b;
     int flag = (local != RE_OK ? 4 : 0) | (run_stop_signal ? 1 : 0), all = 0;
-    if (r->rank == 0 && r->checkpoint_every > 0 && progress_now() - last_save >= r->checkpoint_every)
+    if (r->comm.rank == 0 && r->plan.checkpoint_every > 0 && progress_now() - last_save >= r->plan.checkpoint_every)
       flag |= 2;
-    MPI_Allreduce(&flag, &all, 1, MPI_INT, MPI_BOR, MPI_COMM_WORLD);
+    MPI_Allreduce(&flag, &all, 1, MPI_INT, MPI_BOR, r->comm.comm);
     if (all & 4) {
-      st = re_mpi_agree(MPI_COMM_WORLD, local);
+      st = re_mpi_agree(r->comm.comm, local);
       break;
     }
     if (all & 3) {
-      st = re_mpi_agree(MPI_COMM_WORLD, run_state_save_rank(r, p, &p->tree, step + 1, samples));
+      st = re_mpi_agree(r->comm.comm, run_state_save_rank(r, p, &p->tree, step + 1, samples));
       last_save = progress_now();
-      if (st == RE_OK && r->rank == 0) {
+      if (st == RE_OK && r->comm.rank == 0) {
         int64_t done = 0;
-        for (int rr = 0; rr < r->size; rr++) {
+        for (int rr = 0; rr < r->comm.size; rr++) {
           int64_t a, c;
-          rank_batches(nb, rr, r->size, &a, &c);
+          rank_batches(nb, rr, r->comm.size, &a, &c);
           done += c - a < step + 1 ? c - a : step + 1;
         }
         run_state_note_progress(r, p, done, nb, (all & 1) ? "interrupted" : "snapshot");
       }
       if (st == RE_OK && (all & 1))
         st = re_err(RE_EINTERRUPTED, "interrupted by a signal after batch step %lld of %lld; state saved in %s",
-                    (long long)(step + 1), (long long)steps, r->state_dir);
+                    (long long)(step + 1), (long long)steps, r->plan.state_dir);
     }
-    if (r->rank == 0) {
+    if (r->comm.rank == 0) {
       int64_t done = 0; /* global batches finished: every rank is at the same step */
-      for (int rr = 0; rr < r->size; rr++) {
+      for (int rr = 0; rr < r->comm.size; rr++) {
         int64_t a, c;
-        rank_batches(nb, rr, r->size, &a, &c);
+        rank_batches(nb, rr, r->comm.size, &a, &c);
         done += c - a < step + 1 ? c - a : step + 1;
       }
       progress_update(&pr, done, done * p->fb);
@@ -186,7 +186,7 @@ re_status run_pass_stream(runner *r, pass *p) {
   }
   if (st == RE_OK)
     progress_finish(&pr, (end * p->fb < p->n ? end * p->fb : p->n) - base * p->fb);
-  r->samples_seen += samples;
+  r->rep.samples_seen += samples;
   free(x);
   free(mx);
   free(mld);
@@ -194,8 +194,8 @@ re_status run_pass_stream(runner *r, pass *p) {
 }
 
 re_status run_pass_reduce(runner *r, pass *p, tree *part) {
-  re_status st = tree_reduce(MPI_COMM_WORLD, &p->tree);
-  if (st == RE_OK && r->rank == 0) {
+  re_status st = tree_reduce(r->comm.comm, &p->tree);
+  if (st == RE_OK && r->comm.rank == 0) {
     if (part) { /* an array part: the node list is its result */
       *part = p->tree;
       tree_init(&p->tree, &p->acc);
@@ -204,5 +204,5 @@ re_status run_pass_reduce(runner *r, pass *p, tree *part) {
     }
   }
   tree_free(&p->tree);
-  return re_mpi_agree(MPI_COMM_WORLD, st);
+  return re_mpi_agree(r->comm.comm, st);
 }

@@ -10,89 +10,6 @@
 
 #include "run/run.h"
 
-static void keep_warning(runner *r, const char *msg) {
-  if (r->nwarnings < RUN_MAX_WARNINGS)
-    snprintf(r->warnings[r->nwarnings], sizeof r->warnings[0], "%s", msg);
-  r->nwarnings++;
-}
-
-void run_warn(runner *r, const char *fmt, ...) {
-  char msg[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  if (r->rank == 0) {
-    re_log(RE_LOG_WARN, "%s", msg);
-    keep_warning(r, msg);
-  }
-}
-
-void run_warn_local(runner *r, const char *fmt, ...) {
-  char msg[512];
-  va_list ap;
-  va_start(ap, fmt);
-  int at = r->size > 1 ? snprintf(msg, sizeof msg, "rank %d: ", r->rank) : 0;
-  vsnprintf(msg + at, sizeof msg - (size_t)at, fmt, ap);
-  va_end(ap);
-  re_log(RE_LOG_WARN, "%s", msg);
-  if (r->rank == 0)
-    keep_warning(r, msg);
-  else if (r->nlocal < RUN_MAX_WARNINGS)
-    snprintf(r->warnings[r->nlocal++], sizeof r->warnings[0], "%s", msg);
-}
-
-void run_gather_warnings(runner *r) {
-  if (r->size < 2)
-    return;
-  /* rank k > 0 sends its first local warnings, one fixed-size record each, in rank order */
-  const int rec = (int)sizeof r->warnings[0];
-  int mine = r->rank == 0 ? 0 : r->nlocal, *counts = NULL, *displs = NULL;
-  char *all = NULL;
-  if (r->rank == 0) {
-    counts = calloc((size_t)r->size, sizeof *counts);
-    displs = calloc((size_t)r->size, sizeof *displs);
-  }
-  MPI_Gather(&mine, 1, MPI_INT, counts, 1, MPI_INT, 0, MPI_COMM_WORLD);
-  int total = 0;
-  if (r->rank == 0 && counts && displs) {
-    for (int k = 0; k < r->size; k++) {
-      displs[k] = total * rec;
-      total += counts[k];
-      counts[k] *= rec;
-    }
-    all = calloc((size_t)(total ? total : 1), (size_t)rec);
-  }
-  MPI_Gatherv(r->warnings, mine * rec, MPI_CHAR, all, counts, displs, MPI_CHAR, 0, MPI_COMM_WORLD);
-  if (r->rank == 0 && all)
-    for (int w = 0; w < total; w++) {
-      all[(size_t)w * (size_t)rec + (size_t)rec - 1] = '\0';
-      keep_warning(r, all + (size_t)w * (size_t)rec);
-    }
-  free(all);
-  free(counts);
-  free(displs);
-}
-
-int run_label_selected(const job_analysis *a, const char *label) {
-  if (a->npatterns == 0)
-    return 1;
-  for (int k = 0; k < a->npatterns; k++)
-    if (fnmatch(a->ckpt_patterns[k], label, 0) == 0)
-      return 1;
-  return 0;
-}
-
-const char *run_mode_name(re_tap_mode m) { return re_tap_mode_name(m); }
-
-const char *run_tap_model(const runner *r, int t) { return r->j->models[r->taps[t].model].name; }
-const char *run_tap_ckpt(const runner *r, int t) {
-  return r->j->models[r->taps[t].model].ckpts[r->taps[t].ckpt].label;
-}
-const char *run_tap_layer(const runner *r, int t) {
-  return r->j->models[r->taps[t].model].layers[r->taps[t].layer].name;
-}
-
 /* Pairs of local indices for a pair mode (NULL/0 for all). */
 static re_status make_pairs(const runner *r, const job_analysis *a, const int *taps, int P, int32_t **out, int *n) {
   *out = NULL;
@@ -102,11 +19,11 @@ static re_status make_pairs(const runner *r, const job_analysis *a, const int *t
   int64_t cap = (int64_t)P * (P + 1) / 2 + 1;
   RE_TRY(re_malloc(cap, 2 * sizeof(int32_t), out));
   for (int p = 0; p < P; p++) {
-    const tapinfo *tp = &r->taps[taps[p]];
+    const tapinfo *tp = &r->plan.taps[taps[p]];
     if (a->pairs == PAIRS_REFERENCE) {
       int ref = -1;
       for (int q = 0; q < P && ref < 0; q++) {
-        const tapinfo *tq = &r->taps[taps[q]];
+        const tapinfo *tq = &r->plan.taps[taps[q]];
         if (tq->model == tp->model && tq->layer == tp->layer &&
             fnmatch(a->reference, run_tap_ckpt(r, taps[q]), 0) == 0)
           ref = q;
@@ -117,7 +34,7 @@ static re_status make_pairs(const runner *r, const job_analysis *a, const int *t
     }
     int prev_next = -1;
     for (int q = p + 1; q < P; q++) {
-      const tapinfo *tq = &r->taps[taps[q]];
+      const tapinfo *tq = &r->plan.taps[taps[q]];
       int want = 0;
       switch (a->pairs) {
       case PAIRS_SAME_LAYER: want = tq->model == tp->model && tq->layer == tp->layer; break;
@@ -138,16 +55,6 @@ static re_status make_pairs(const runner *r, const job_analysis *a, const int *t
   return RE_OK;
 }
 
-int run_pair_wanted(const an_run *ar, int p, int q) {
-  if (!ar->pairs)
-    return 1;
-  if (p == q)
-    return 0;
-  for (int k = 0; k < ar->npairs; k++)
-    if ((ar->pairs[2 * k] == p && ar->pairs[2 * k + 1] == q) || (ar->pairs[2 * k] == q && ar->pairs[2 * k + 1] == p))
-      return 1;
-  return 0;
-}
 
 void run_pass_free(runner *r, pass *p) {
   for (int k = 0; k < p->nan; k++) {
@@ -162,9 +69,9 @@ void run_pass_free(runner *r, pass *p) {
   free(p->stage);
   free(p->stage_off);
   re_dataset_close(&p->ds);
-  for (int m = 0; r->nets && m < r->j->nmodels; m++) {
-    for (int c = 0; r->nets[m] && c < r->j->models[m].nckpts; c++)
-      re_net_destroy(&r->nets[m][c]);
+  for (int m = 0; r->plan.nets && m < r->plan.j->nmodels; m++) {
+    for (int c = 0; r->plan.nets[m] && c < r->plan.j->models[m].nckpts; c++)
+      re_net_destroy(&r->plan.nets[m][c]);
   }
   tree_free(&p->tree);
   free(p->probe_tap);
@@ -172,7 +79,7 @@ void run_pass_free(runner *r, pass *p) {
   for (int l = 0; l < p->nscratch; l++)
     free(p->scratch[l]);
   free(p->scratch);
-  /* r->taps stays: the probes after the last pass need it */
+  /* r->plan.taps stays: the probes after the last pass need it */
 }
 
 static re_status open_dataset(const job_dataset *d, re_dataset **out) {
@@ -187,7 +94,7 @@ static re_status open_dataset(const job_dataset *d, re_dataset **out) {
 }
 
 re_status run_pass_setup(runner *r, pass *p) {
-  job *j = r->j;
+  job *j = r->plan.j;
   const job_dataset *jd = &j->datasets[p->d];
   RE_TRY(open_dataset(jd, &p->ds));
   if (jd->nnorm)
@@ -225,34 +132,34 @@ re_status run_pass_setup(runner *r, pass *p) {
   int ntaps = 0;
   for (int m = 0; m < j->nmodels; m++)
     ntaps += j->models[m].nckpts * j->models[m].nlayers;
-  free(r->taps);
-  r->taps = NULL;
-  r->ntaps = 0;
-  RE_TRY(re_calloc(ntaps, sizeof(tapinfo), &r->taps));
+  free(r->plan.taps);
+  r->plan.taps = NULL;
+  r->plan.ntaps = 0;
+  RE_TRY(re_calloc(ntaps, sizeof(tapinfo), &r->plan.taps));
   for (int m = 0; m < j->nmodels; m++) {
     job_model *jm = &j->models[m];
     for (int c = 0; c < jm->nckpts; c++) {
-      re_status st = re_net_create(r->models[m], r->ckpts[m][c], p->in_rank, p->in_dims, p->fb, &r->nets[m][c]);
+      re_status st = re_net_create(r->plan.models[m], r->plan.ckpts[m][c], p->in_rank, p->in_dims, p->fb, &r->plan.nets[m][c]);
       if (st != RE_OK)
         return re_err_context(st, "model '%s', checkpoint %s: ", jm->name, jm->ckpts[c].path);
       if (owner)
-        RE_TRY(re_net_share_pool(r->nets[m][c], owner));
+        RE_TRY(re_net_share_pool(r->plan.nets[m][c], owner));
       else
-        owner = r->nets[m][c];
+        owner = r->plan.nets[m][c];
       for (int l = 0; l < jm->nlayers; l++) {
-        tapinfo *t = &r->taps[r->ntaps++];
+        tapinfo *t = &r->plan.taps[r->plan.ntaps++];
         t->model = m, t->ckpt = c, t->layer = l;
-        st = re_net_add_tap(r->nets[m][c], jm->layers[l].name, jm->layers[l].mode, &t->net_tap);
+        st = re_net_add_tap(r->plan.nets[m][c], jm->layers[l].name, jm->layers[l].mode, &t->net_tap);
         if (st != RE_OK)
           return re_cfg_error(jm->src, st, "model '%s': %s", jm->name, re_errmsg());
-        re_net_tap_shape(r->nets[m][c], t->net_tap, &t->dim, &t->rps);
+        re_net_tap_shape(r->plan.nets[m][c], t->net_tap, &t->dim, &t->rps);
       }
     }
   }
   /* analyses on this dataset */
   RE_TRY(re_calloc(j->nanalyses, sizeof(an_run), &p->an));
-  RE_TRY(re_calloc(r->ntaps, sizeof(int), &p->mom_of));
-  for (int t = 0; t < r->ntaps; t++)
+  RE_TRY(re_calloc(r->plan.ntaps, sizeof(int), &p->mom_of));
+  for (int t = 0; t < r->plan.ntaps; t++)
     p->mom_of[t] = -1;
   int32_t *mpairs = NULL;
   int nmp = 0;
@@ -263,8 +170,8 @@ re_status run_pass_setup(runner *r, pass *p) {
       continue;
     an_run *ar = &p->an[p->nan++];
     ar->a = a;
-    st = re_calloc(r->ntaps, sizeof(int), &ar->taps);
-    for (int t = 0; st == RE_OK && t < r->ntaps; t++)
+    st = re_calloc(r->plan.ntaps, sizeof(int), &ar->taps);
+    for (int t = 0; st == RE_OK && t < r->plan.ntaps; t++)
       if (run_label_selected(a, run_tap_ckpt(r, t)))
         ar->taps[ar->P++] = t;
     if (st == RE_OK && ar->P == 0)
@@ -275,7 +182,7 @@ re_status run_pass_setup(runner *r, pass *p) {
       break;
     if (a->type == AN_CKA && !a->exact) {
       for (int q = 0; q < ar->P; q++)
-        if (r->taps[ar->taps[q]].rps != 1)
+        if (r->plan.taps[ar->taps[q]].rps != 1)
           return re_cfg_error(a->src, RE_EINVAL, "analysis '%s': minibatch CKA needs one row per sample; layer '%s' "
                                                  "is tapped with mode spatial",
                               a->name, run_tap_layer(r, ar->taps[q]));
@@ -291,26 +198,26 @@ re_status run_pass_setup(runner *r, pass *p) {
         /* run the sample through each net once (in chunks of fb), then each tap's median */
         int64_t sd = re_dataset_get_info(p->ds)->sample_dim;
         for (int q0 = 0; st == RE_OK && q0 < ar->P;) {
-          const tapinfo *t0 = &r->taps[ar->taps[q0]];
+          const tapinfo *t0 = &r->plan.taps[ar->taps[q0]];
           int q1 = q0;
-          while (q1 < ar->P && r->taps[ar->taps[q1]].model == t0->model && r->taps[ar->taps[q1]].ckpt == t0->ckpt)
+          while (q1 < ar->P && r->plan.taps[ar->taps[q1]].model == t0->model && r->plan.taps[ar->taps[q1]].ckpt == t0->ckpt)
             q1++;
-          re_net *net = r->nets[t0->model][t0->ckpt];
+          re_net *net = r->plan.nets[t0->model][t0->ckpt];
           float **feat = NULL;
           st = re_calloc(q1 - q0, sizeof(float *), &feat);
           for (int q = q0; st == RE_OK && q < q1; q++)
-            st = re_malloc(ns, r->taps[ar->taps[q]].dim * (int64_t)sizeof(float), &feat[q - q0]);
+            st = re_malloc(ns, r->plan.taps[ar->taps[q]].dim * (int64_t)sizeof(float), &feat[q - q0]);
           for (int64_t s0 = 0; st == RE_OK && s0 < ns; s0 += p->fb) {
             int64_t b = ns - s0 < p->fb ? ns - s0 : p->fb;
             st = re_net_forward(net, x + s0 * sd, b);
             for (int q = q0; st == RE_OK && q < q1; q++) {
-              const tapinfo *tp = &r->taps[ar->taps[q]];
+              const tapinfo *tp = &r->plan.taps[ar->taps[q]];
               memcpy(feat[q - q0] + s0 * tp->dim, re_net_tap_data(net, tp->net_tap),
                      sizeof(float) * (size_t)(b * tp->dim));
             }
           }
           for (int q = q0; st == RE_OK && q < q1; q++) {
-            const tapinfo *tp = &r->taps[ar->taps[q]];
+            const tapinfo *tp = &r->plan.taps[ar->taps[q]];
             st = re_rbf_sigma2_f32(feat[q - q0], ns, tp->dim, tp->dim, a->sigma, &s2[q]);
             if (st != RE_OK)
               re_err_context(st, "analysis '%s', tap %s/%s/%s: ", a->name, run_tap_model(r, ar->taps[q]),
@@ -334,8 +241,8 @@ re_status run_pass_setup(runner *r, pass *p) {
       int t = ar->taps[q];
       if (p->mom_of[t] < 0) {
         if (p->nmom == 0)
-          p->mom_rps = r->taps[t].rps;
-        else if (r->taps[t].rps != p->mom_rps)
+          p->mom_rps = r->plan.taps[t].rps;
+        else if (r->plan.taps[t].rps != p->mom_rps)
           st = re_cfg_error(a->src, RE_EINVAL, "analysis '%s': co-moment analyses on one dataset cannot mix spatial "
                                                "and per-sample taps",
                             a->name);
@@ -365,9 +272,9 @@ re_status run_pass_setup(runner *r, pass *p) {
     st = re_calloc(p->nmom, sizeof(int64_t), &dims);
     if (st == RE_OK)
       st = re_calloc(p->nmom, sizeof(int), &p->mom_taps);
-    for (int t = 0; st == RE_OK && t < r->ntaps; t++)
+    for (int t = 0; st == RE_OK && t < r->plan.ntaps; t++)
       if (p->mom_of[t] >= 0) {
-        dims[p->mom_of[t]] = r->taps[t].dim;
+        dims[p->mom_of[t]] = r->plan.taps[t].dim;
         p->mom_taps[p->mom_of[t]] = t;
       }
     unsigned flags = RE_MOMENTS_DEBIASED;
@@ -407,9 +314,9 @@ re_status run_pass_setup(runner *r, pass *p) {
     st = re_calloc(p->nscratch, sizeof(float *), &p->scratch);
     for (int l = 0; st == RE_OK && l < p->nscratch; l++) {
       int64_t mx = 1;
-      for (int t = 0; t < r->ntaps; t++)
-        if (r->taps[t].layer == l && r->taps[t].rps * r->taps[t].dim > mx)
-          mx = r->taps[t].rps * r->taps[t].dim;
+      for (int t = 0; t < r->plan.ntaps; t++)
+        if (r->plan.taps[t].layer == l && r->plan.taps[t].rps * r->plan.taps[t].dim > mx)
+          mx = r->plan.taps[t].rps * r->plan.taps[t].dim;
       st = re_malloc(p->fb * mx, sizeof(float), &p->scratch[l]);
     }
   }
@@ -418,39 +325,39 @@ re_status run_pass_setup(runner *r, pass *p) {
 }
 
 re_status run_load_models(runner *r) {
-  job *j = r->j;
-  RE_TRY(re_calloc(j->nmodels, sizeof(re_model *), &r->models));
-  RE_TRY(re_calloc(j->nmodels, sizeof(re_ckpt **), &r->ckpts));
-  RE_TRY(re_calloc(j->nmodels, sizeof(re_net **), &r->nets));
+  job *j = r->plan.j;
+  RE_TRY(re_calloc(j->nmodels, sizeof(re_model *), &r->plan.models));
+  RE_TRY(re_calloc(j->nmodels, sizeof(re_ckpt **), &r->plan.ckpts));
+  RE_TRY(re_calloc(j->nmodels, sizeof(re_net **), &r->plan.nets));
   for (int m = 0; m < j->nmodels; m++) {
     job_model *jm = &j->models[m];
-    RE_TRY(re_model_load(jm->arch, &r->models[m]));
-    RE_TRY(re_calloc(jm->nckpts, sizeof(re_ckpt *), &r->ckpts[m]));
-    RE_TRY(re_calloc(jm->nckpts, sizeof(re_net *), &r->nets[m]));
+    RE_TRY(re_model_load(jm->arch, &r->plan.models[m]));
+    RE_TRY(re_calloc(jm->nckpts, sizeof(re_ckpt *), &r->plan.ckpts[m]));
+    RE_TRY(re_calloc(jm->nckpts, sizeof(re_net *), &r->plan.nets[m]));
     re_ckpt_options opt = {jm->state_dict_key, 0};
     for (int c = 0; c < jm->nckpts; c++)
-      RE_TRY(re_ckpt_open(jm->ckpts[c].path, &opt, &r->ckpts[m][c]));
+      RE_TRY(re_ckpt_open(jm->ckpts[c].path, &opt, &r->plan.ckpts[m][c]));
   }
   return RE_OK;
 }
 
 void run_free_models(runner *r) {
-  job *j = r->j;
+  job *j = r->plan.j;
   for (int m = 0; m < j->nmodels; m++) {
-    for (int c = 0; r->ckpts && r->ckpts[m] && c < j->models[m].nckpts; c++) {
-      if (r->nets && r->nets[m])
-        re_net_destroy(&r->nets[m][c]);
-      re_ckpt_close(&r->ckpts[m][c]);
+    for (int c = 0; r->plan.ckpts && r->plan.ckpts[m] && c < j->models[m].nckpts; c++) {
+      if (r->plan.nets && r->plan.nets[m])
+        re_net_destroy(&r->plan.nets[m][c]);
+      re_ckpt_close(&r->plan.ckpts[m][c]);
     }
-    if (r->ckpts)
-      free(r->ckpts[m]);
-    if (r->nets)
-      free(r->nets[m]);
-    if (r->models)
-      re_model_destroy(&r->models[m]);
+    if (r->plan.ckpts)
+      free(r->plan.ckpts[m]);
+    if (r->plan.nets)
+      free(r->plan.nets[m]);
+    if (r->plan.models)
+      re_model_destroy(&r->plan.models[m]);
   }
-  free(r->ckpts);
-  free(r->nets);
-  free(r->models);
+  free(r->plan.ckpts);
+  free(r->plan.nets);
+  free(r->plan.models);
 }
 

@@ -23,8 +23,8 @@
 
 #define PROBE_SPLIT_SEED 20261202u
 
-static const char *probe_dir(const runner *r) { return r->j->cache_dir ? r->j->cache_dir : r->probe_cache_dir; }
-static int probe_f16(const runner *r) { return r->j->cache_dir ? r->j->cache_f16 : 0; }
+static const char *probe_dir(const runner *r) { return r->plan.j->cache_dir ? r->plan.j->cache_dir : r->plan.probe_cache_dir; }
+static int probe_f16(const runner *r) { return r->plan.j->cache_dir ? r->plan.j->cache_f16 : 0; }
 
 static int layer_selected(const job_analysis *a, const char *layer) {
   if (a->nlayer_filter == 0)
@@ -54,23 +54,23 @@ static int tap_in_probe(const runner *r, const job_analysis *a, int t) {
 }
 
 re_status run_probe_setup(runner *r, pass *p) {
-  job *j = r->j;
+  job *j = r->plan.j;
   p->probe_labels = run_probe_uses_dataset(j, p->d);
   if (!p->probe_labels)
     return RE_OK;
   if (!re_dataset_get_info(p->ds)->has_labels)
     return re_cfg_error(j->datasets[p->d].src, RE_EINVAL, "dataset '%s' is used by a probe but has no labels",
                         j->datasets[p->d].name);
-  RE_TRY(re_calloc(r->ntaps, 1, &p->probe_tap));
+  RE_TRY(re_calloc(r->plan.ntaps, 1, &p->probe_tap));
   for (int a = 0; a < j->nanalyses; a++) {
     const job_analysis *an = &j->analyses[a];
     if (!probe_uses(j, an, p->d))
       continue;
     int any = 0;
-    for (int t = 0; t < r->ntaps; t++) {
+    for (int t = 0; t < r->plan.ntaps; t++) {
       if (!tap_in_probe(r, an, t))
         continue;
-      if (r->taps[t].rps != 1)
+      if (r->plan.taps[t].rps != 1)
         return re_cfg_error(an->src, RE_EINVAL, "probe '%s': layer '%s' is tapped with mode spatial; a probe needs "
                                                 "one row per sample (tap it with :mean or :flatten)",
                             an->name, run_tap_layer(r, t));
@@ -80,9 +80,9 @@ re_status run_probe_setup(runner *r, pass *p) {
     if (!any)
       return re_cfg_error(an->src, RE_EINVAL, "probe '%s': its 'checkpoints' and 'layers' select no tap", an->name);
   }
-  r->ds_n[p->d] = p->n;
-  r->ds_fb[p->d] = p->fb;
-  r->ds_key[p->d] = p->data_key;
+  r->plan.ds_n[p->d] = p->n;
+  r->plan.ds_fb[p->d] = p->fb;
+  r->plan.ds_key[p->d] = p->data_key;
   return RE_OK;
 }
 
@@ -111,10 +111,10 @@ re_status run_probe_labels(runner *r, pass *p, const int32_t *labels, int64_t s0
 
 re_status run_probe_feed(runner *r, pass *p, int t, const float *data, int64_t s0, int64_t b) {
   /* with the job's cache on, do_batch has stored (or found) the shard already */
-  if (!p->probe_tap || !p->probe_tap[t] || r->j->cache_dir)
+  if (!p->probe_tap || !p->probe_tap[t] || r->plan.j->cache_dir)
     return RE_OK;
   char layer[512];
-  const tapinfo *tp = &r->taps[t];
+  const tapinfo *tp = &r->plan.taps[t];
   run_cache_layer_name(r, tp->model, tp->layer, layer, sizeof layer);
   run_cache_put(r, probe_dir(r), run_cache_ckpt_key(r, tp->model, tp->ckpt), p->data_key, layer, s0, s0 + b, b,
                 tp->dim, 0, data);
@@ -123,11 +123,11 @@ re_status run_probe_feed(runner *r, pass *p, int t, const float *data, int64_t s
 
 /* Rows [row0, row1) of dataset d for tap t (or the labels with t < 0) from the shards. */
 static re_status load_rows(runner *r, int d, int t, int64_t dim, int64_t row0, int64_t row1, float *X, int32_t *y) {
-  int64_t n = r->ds_n[d], fb = r->ds_fb[d];
+  int64_t n = r->plan.ds_n[d], fb = r->plan.ds_fb[d];
   char layer[512] = "labels";
   uint64_t ck = 0;
   if (t >= 0) {
-    const tapinfo *tp = &r->taps[t];
+    const tapinfo *tp = &r->plan.taps[t];
     run_cache_layer_name(r, tp->model, tp->layer, layer, sizeof layer);
     ck = run_cache_ckpt_key(r, tp->model, tp->ckpt);
   }
@@ -137,10 +137,10 @@ static re_status load_rows(runner *r, int d, int t, int64_t dim, int64_t row0, i
   re_status st = RE_OK;
   for (int64_t s0 = row0 / fb * fb; s0 < row1 && s0 < n && st == RE_OK; s0 += fb) {
     int64_t b = n - s0 < fb ? n - s0 : fb;
-    if (!run_cache_get(r, probe_dir(r), ck, r->ds_key[d], layer, s0, s0 + b, b, w, t >= 0 ? probe_f16(r) : 0, buf)) {
+    if (!run_cache_get(r, probe_dir(r), ck, r->plan.ds_key[d], layer, s0, s0 + b, b, w, t >= 0 ? probe_f16(r) : 0, buf)) {
       st = re_err(RE_EIO, "the embeddings of %s for samples %lld..%lld of dataset '%s' are missing from the cache %s "
                           "(rerun with --fresh)",
-                  t >= 0 ? layer : "the labels", (long long)s0, (long long)(s0 + b), r->j->datasets[d].name,
+                  t >= 0 ? layer : "the labels", (long long)s0, (long long)(s0 + b), r->plan.j->datasets[d].name,
                   probe_dir(r));
       break;
     }
@@ -340,24 +340,24 @@ static re_status run_knn(runner *r, const job_analysis *a, int t, re_probe_rows 
  * rank gets the same bits: the reduction callback of data-parallel probes. */
 static re_status mpi_ordered_sum(double *buf, int64_t len, void *ctx) {
   const runner *r = ctx;
-  if (r->size == 1)
+  if (r->comm.size == 1)
     return RE_OK;
   if (len > (1 << 28))
     return re_err(RE_EINVAL, "probe: reduction of %lld doubles is too large", (long long)len);
   double *all = NULL;
   re_status st = RE_OK;
-  if (r->rank == 0)
-    st = re_malloc(len * r->size, sizeof(double), &all);
-  MPI_Gather(buf, (int)len, MPI_DOUBLE, all, (int)len, MPI_DOUBLE, 0, MPI_COMM_WORLD);
-  if (r->rank == 0 && all)
+  if (r->comm.rank == 0)
+    st = re_malloc(len * r->comm.size, sizeof(double), &all);
+  MPI_Gather(buf, (int)len, MPI_DOUBLE, all, (int)len, MPI_DOUBLE, 0, r->comm.comm);
+  if (r->comm.rank == 0 && all)
     for (int64_t k = 0; k < len; k++) {
       double v = all[k];
-      for (int q = 1; q < r->size; q++)
+      for (int q = 1; q < r->comm.size; q++)
         v += all[(int64_t)q * len + k];
       buf[k] = v;
     }
   free(all);
-  MPI_Bcast(buf, (int)len, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+  MPI_Bcast(buf, (int)len, MPI_DOUBLE, 0, r->comm.comm);
   return st;
 }
 
@@ -368,31 +368,31 @@ static int rows_finite(const split *s, int64_t dim) {
   return 1;
 }
 
-/* One task: load, split, fit, rows into r->metrics. On its owner alone, or with
+/* One task: load, split, fit, rows into r->rep.metrics. On its owner alone, or with
  * `dp` on every rank (collective): each rank holds a contiguous share of every
  * split's rows and the logistic loss and gradient are summed across ranks. */
 static re_status probe_task(runner *r, const job_analysis *a, int t, int dp) {
-  job *j = r->j;
+  job *j = r->plan.j;
   int dtr = job_dataset_index(j, a->dataset), dte = job_dataset_index(j, a->test_dataset);
   int dva = a->val_dataset ? job_dataset_index(j, a->val_dataset) : -1;
-  int64_t dim = r->taps[t].dim;
-  int R = dp ? r->size : 1, me = dp ? r->rank : 0;
+  int64_t dim = r->plan.taps[t].dim;
+  int R = dp ? r->comm.size : 1, me = dp ? r->comm.rank : 0;
   split tr = {0}, va = {0}, te = {0};
   uint8_t *is_val = NULL;
   int64_t lo, hi;
-  re_shard_range(r->ds_n[dtr], me, R, &lo, &hi);
+  re_shard_range(r->plan.ds_n[dtr], me, R, &lo, &hi);
   int64_t tr0 = lo;
   re_status st = load_split(r, dtr, t, dim, lo, hi, &tr);
-  re_shard_range(r->ds_n[dte], me, R, &lo, &hi);
+  re_shard_range(r->plan.ds_n[dte], me, R, &lo, &hi);
   if (st == RE_OK)
     st = load_split(r, dte, t, dim, lo, hi, &te);
   if (st == RE_OK && dva >= 0) {
-    re_shard_range(r->ds_n[dva], me, R, &lo, &hi);
+    re_shard_range(r->plan.ds_n[dva], me, R, &lo, &hi);
     st = load_split(r, dva, t, dim, lo, hi, &va);
   } else if (st == RE_OK && a->probe_kind != PROBE_KNN) {
     st = re_malloc(tr.n > 0 ? tr.n : 1, 1, &is_val);
     if (st == RE_OK) /* the split is defined on global rows: the same for any R */
-      st = re_probe_split(r->ds_n[dtr], a->val_fraction, PROBE_SPLIT_SEED, tr0, tr.n, is_val);
+      st = re_probe_split(r->plan.ds_n[dtr], a->val_fraction, PROBE_SPLIT_SEED, tr0, tr.n, is_val);
     if (st == RE_OK)
       st = carve_val(&tr, &va, is_val, dim);
   }
@@ -406,11 +406,11 @@ static re_status probe_task(runner *r, const job_analysis *a, int t, int dp) {
   int bad = st == RE_OK && !(rows_finite(&tr, dim) && rows_finite(&va, dim) && rows_finite(&te, dim));
   if (dp) { /* agree before the collective fit: every rank fits or none */
     int mk = K, gk = 0, gb = 0;
-    MPI_Allreduce(&mk, &gk, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    MPI_Allreduce(&bad, &gb, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    MPI_Allreduce(&mk, &gk, 1, MPI_INT, MPI_MAX, r->comm.comm);
+    MPI_Allreduce(&bad, &gb, 1, MPI_INT, MPI_MAX, r->comm.comm);
     K = gk;
     bad = gb;
-    st = re_mpi_agree(MPI_COMM_WORLD, st);
+    st = re_mpi_agree(r->comm.comm, st);
   }
   char base[256];
   static const char *kinds[] = {"logistic", "ridge", "knn"};
@@ -454,80 +454,80 @@ static int data_parallel(const runner *r, const job_analysis *a, int t) {
     return 1;
   const char *env = getenv("REPEVAL_PROBE_TASK_MB");
   double budget = (env ? atof(env) : 2048.0) * 1048576.0;
-  int dtr = job_dataset_index(r->j, a->dataset);
-  return r->size > 1 && 12.0 * (double)r->ds_n[dtr] * (double)r->taps[t].dim > budget;
+  int dtr = job_dataset_index(r->plan.j, a->dataset);
+  return r->comm.size > 1 && 12.0 * (double)r->plan.ds_n[dtr] * (double)r->plan.taps[t].dim > budget;
 }
 
 re_status run_probes(runner *r) {
-  job *j = r->j;
+  job *j = r->plan.j;
   int ntasks = 0;
   for (int a = 0; a < j->nanalyses; a++)
     if (j->analyses[a].type == AN_PROBE)
-      for (int t = 0; t < r->ntaps; t++)
+      for (int t = 0; t < r->plan.ntaps; t++)
         ntasks += tap_in_probe(r, &j->analyses[a], t);
   if (ntasks == 0)
     return RE_OK;
   progress pr;
-  progress_start(&pr, "probes", ntasks, r->rank == 0 && !r->quiet);
+  progress_start(&pr, "probes", ntasks, r->comm.rank == 0 && !r->plan.quiet);
   re_status st = RE_OK;
-  FILE *keep = r->metrics;
+  FILE *keep = r->rep.metrics;
   char *chunk = NULL;
   size_t clen = 0;
-  int task = 0, nund0 = r->nundefined;
+  int task = 0, nund0 = r->rep.nundefined;
   for (int a = 0; a < j->nanalyses; a++) {
     const job_analysis *an = &j->analyses[a];
     if (an->type != AN_PROBE)
       continue;
-    for (int t = 0; t < r->ntaps; t++) {
+    for (int t = 0; t < r->plan.ntaps; t++) {
       if (!tap_in_probe(r, an, t))
         continue;
       if (data_parallel(r, an, t)) { /* every rank works on this task; rank 0 keeps the rows */
-        st = re_mpi_agree(MPI_COMM_WORLD, st); /* a failed task elsewhere: nobody starts this one */
+        st = re_mpi_agree(r->comm.comm, st); /* a failed task elsewhere: nobody starts this one */
         FILE *sink = NULL;
-        if (r->rank != 0) {
+        if (r->comm.rank != 0) {
           sink = open_memstream(&chunk, &clen);
-          r->metrics = sink;
+          r->rep.metrics = sink;
         }
         re_status ts = st == RE_OK ? probe_task(r, an, t, 1) : st;
         if (sink) {
           fclose(sink);
-          r->metrics = keep;
+          r->rep.metrics = keep;
           free(chunk);
           chunk = NULL;
           clen = 0;
         }
-        st = re_mpi_agree(MPI_COMM_WORLD, ts);
+        st = re_mpi_agree(r->comm.comm, ts);
         task++;
-        if (r->rank == 0)
+        if (r->comm.rank == 0)
           progress_update(&pr, task, 0);
         continue;
       }
-      int owner = task % r->size;
-      if (r->rank == owner && st == RE_OK) {
+      int owner = task % r->comm.size;
+      if (r->comm.rank == owner && st == RE_OK) {
         FILE *f = open_memstream(&chunk, &clen);
         if (!f) {
           st = re_err(RE_ENOMEM, "probe rows");
         } else {
-          r->metrics = f;
+          r->rep.metrics = f;
           st = probe_task(r, an, t, 0);
           fclose(f);
-          r->metrics = keep;
+          r->rep.metrics = keep;
         }
       }
       /* the owner hands its rows to rank 0, in task order */
       if (owner != 0) {
-        if (r->rank == owner) {
+        if (r->comm.rank == owner) {
           long long len = st == RE_OK ? (long long)clen : -1;
-          MPI_Send(&len, 1, MPI_LONG_LONG, 0, 31, MPI_COMM_WORLD);
+          MPI_Send(&len, 1, MPI_LONG_LONG, 0, 31, r->comm.comm);
           if (len > 0)
-            MPI_Send(chunk, (int)len, MPI_CHAR, 0, 32, MPI_COMM_WORLD);
-        } else if (r->rank == 0) {
+            MPI_Send(chunk, (int)len, MPI_CHAR, 0, 32, r->comm.comm);
+        } else if (r->comm.rank == 0) {
           long long len = 0;
-          MPI_Recv(&len, 1, MPI_LONG_LONG, owner, 31, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+          MPI_Recv(&len, 1, MPI_LONG_LONG, owner, 31, r->comm.comm, MPI_STATUS_IGNORE);
           if (len > 0 && len < (1LL << 30)) {
             char *buf = NULL;
             if (re_malloc(len, 1, &buf) == RE_OK) {
-              MPI_Recv(buf, (int)len, MPI_CHAR, owner, 32, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+              MPI_Recv(buf, (int)len, MPI_CHAR, owner, 32, r->comm.comm, MPI_STATUS_IGNORE);
               if (keep)
                 fwrite(buf, 1, (size_t)len, keep);
               free(buf);
@@ -536,22 +536,22 @@ re_status run_probes(runner *r) {
             st = re_err(RE_EMPI, "probe task %d failed on rank %d (see its message)", task, owner);
           }
         }
-      } else if (r->rank == 0 && chunk && keep) {
+      } else if (r->comm.rank == 0 && chunk && keep) {
         fwrite(chunk, 1, clen, keep);
       }
       free(chunk);
       chunk = NULL;
       clen = 0;
       task++;
-      if (r->rank == 0)
+      if (r->comm.rank == 0)
         progress_update(&pr, task, 0);
     }
   }
   progress_finish(&pr, 0);
   /* rows marked undefined on other ranks count in the manifest too */
-  int mine = r->nundefined - nund0, all = 0;
-  MPI_Reduce(&mine, &all, 1, MPI_INT, MPI_SUM, 0, MPI_COMM_WORLD);
-  if (r->rank == 0)
-    r->nundefined = nund0 + all;
+  int mine = r->rep.nundefined - nund0, all = 0;
+  MPI_Reduce(&mine, &all, 1, MPI_INT, MPI_SUM, 0, r->comm.comm);
+  if (r->comm.rank == 0)
+    r->rep.nundefined = nund0 + all;
   return st;
 }

@@ -56,11 +56,11 @@ static uint64_t fnv_file_bytes(uint64_t h, const char *path) {
 }
 
 void run_state_init(runner *r) {
-  const job *j = r->j;
-  if (r->mode == RUN_MODE_PART)
-    snprintf(r->state_dir, sizeof r->state_dir, "%s.parts/part-%d-of-%d.state", j->out_dir, r->part, r->nparts);
+  const job *j = r->plan.j;
+  if (r->plan.mode == RUN_MODE_PART)
+    snprintf(r->plan.state_dir, sizeof r->plan.state_dir, "%s.parts/part-%d-of-%d.state", j->out_dir, r->plan.part, r->plan.nparts);
   else
-    snprintf(r->state_dir, sizeof r->state_dir, "%s.state", j->out_dir);
+    snprintf(r->plan.state_dir, sizeof r->plan.state_dir, "%s.state", j->out_dir);
   uint64_t h = re_fnv1a64(RE_FNV1A64_INIT, REPEVAL_VERSION, sizeof REPEVAL_VERSION);
   h = fnv_file_bytes(h, j->path);
   for (int m = 0; m < j->nmodels; m++) {
@@ -75,15 +75,15 @@ void run_state_init(runner *r) {
   for (int d = 0; d < j->ndatasets; d++)
     for (int k = 0; k < j->datasets[d].nfiles; k++)
       h = fnv_file_meta(h, j->datasets[d].files[k]);
-  h = re_fnv1a64(h, &r->threads, sizeof r->threads);
-  r->fingerprint = h;
+  h = re_fnv1a64(h, &r->plan.threads, sizeof r->plan.threads);
+  r->plan.fingerprint = h;
 }
 
 static void state_path(const runner *r, const pass *p, int kind, char *buf, size_t cap) {
   if (kind == 1)
-    snprintf(buf, cap, "%s/pass-%s.rank%d-of-%d.state", r->state_dir, r->j->datasets[p->d].name, r->rank, r->size);
+    snprintf(buf, cap, "%s/pass-%s.rank%d-of-%d.state", r->plan.state_dir, r->plan.j->datasets[p->d].name, r->comm.rank, r->comm.size);
   else
-    snprintf(buf, cap, "%s/pass-%s.reduced.state", r->state_dir, r->j->datasets[p->d].name);
+    snprintf(buf, cap, "%s/pass-%s.reduced.state", r->plan.state_dir, r->plan.j->datasets[p->d].name);
 }
 
 typedef struct header {
@@ -110,10 +110,10 @@ static re_status write_state(runner *r, pass *p, const char *path, int kind, con
   memcpy(h.magic, STATE_MAGIC, 8);
   h.kind = (uint32_t)kind;
   h.nodes = t ? (uint32_t)t->n : 1;
-  h.fingerprint = r->fingerprint;
+  h.fingerprint = r->plan.fingerprint;
   h.dataset = p->d;
-  h.rank = kind == 1 ? r->rank : 0;
-  h.size = kind == 1 ? r->size : 0;
+  h.rank = kind == 1 ? r->comm.rank : 0;
+  h.size = kind == 1 ? r->comm.size : 0;
   h.next_step = next_step;
   h.samples = samples;
   h.len = len;
@@ -179,12 +179,12 @@ static re_status read_file(runner *r, pass *p, const char *path, int kind, int c
   int64_t *pos = NULL;
   if (fread(&h, sizeof h, 1, f) != 1 || memcmp(h.magic, STATE_MAGIC, 8))
     why = "not a repeval statistics file";
-  else if (check && h.fingerprint != r->fingerprint)
+  else if (check && h.fingerprint != r->plan.fingerprint)
     why = "made for another version of the job or its inputs";
   else if ((int)h.kind != kind || h.dataset != p->d || h.len != len || h.nodes > STATE_MAX_NODES ||
            (kind == 2 && h.nodes != 1) || /* a rank or a part may have had no batch: no node */
-           (kind == 1 && (h.rank != r->rank || h.size != r->size)))
-    why = kind == 1 && h.size != r->size ? "made with another number of ranks" : "layout does not match this job";
+           (kind == 1 && (h.rank != r->comm.rank || h.size != r->comm.size)))
+    why = kind == 1 && h.size != r->comm.size ? "made with another number of ranks" : "layout does not match this job";
   sum = re_fnv1a64(sum, &h, sizeof h);
   if (!why && re_malloc(2 * (int64_t)h.nodes, sizeof(int64_t), &pos) != RE_OK)
     why = "out of memory";
@@ -250,16 +250,16 @@ re_status run_state_load_rank(runner *r, pass *p, tree *t, int64_t *next_step, i
    * lose batches, and ranks taking different numbers of steps would mismatch their
    * collectives (a kill between two ranks' snapshot writes leaves such a mix) */
   int mine = st == RE_OK && ok, all = 0;
-  MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, r->comm.comm);
   if (all) {
     int64_t lo_hi[2] = {h.next_step, -h.next_step}, agreed[2];
-    MPI_Allreduce(lo_hi, agreed, 2, MPI_INT64_T, MPI_MIN, MPI_COMM_WORLD);
+    MPI_Allreduce(lo_hi, agreed, 2, MPI_INT64_T, MPI_MIN, r->comm.comm);
     if (agreed[0] != -agreed[1]) {
       all = 0;
-      if (r->rank == 0)
+      if (r->comm.rank == 0)
         re_log(RE_LOG_WARN,
                "dataset %s: the ranks' saved states are from different steps (%lld ... %lld); starting afresh",
-               r->j->datasets[p->d].name, (long long)agreed[0], (long long)-agreed[1]);
+               r->plan.j->datasets[p->d].name, (long long)agreed[0], (long long)-agreed[1]);
     }
   }
   if (st == RE_OK && all) {
@@ -270,14 +270,14 @@ re_status run_state_load_rank(runner *r, pass *p, tree *t, int64_t *next_step, i
   } else {
     tree_free(&loaded);
   }
-  st = re_mpi_agree(MPI_COMM_WORLD, st);
+  st = re_mpi_agree(r->comm.comm, st);
   if (st == RE_OK && all) {
-    if (r->rank == 0) {
-      re_log(RE_LOG_WARN, "resuming dataset %s from a saved state", r->j->datasets[p->d].name);
-      r->resumes++;
+    if (r->comm.rank == 0) {
+      re_log(RE_LOG_WARN, "resuming dataset %s from a saved state", r->plan.j->datasets[p->d].name);
+      r->rep.resumes++;
       run_state_note_progress(r, p, -1, -1, "resumed");
     }
-    r->resumed = 1;
+    r->rep.resumed = 1;
   }
   return st;
 }
@@ -285,7 +285,7 @@ re_status run_state_load_rank(runner *r, pass *p, tree *t, int64_t *next_step, i
 re_status run_state_save_reduced(runner *r, pass *p) {
   char path[4400];
   state_path(r, p, 2, path, sizeof path);
-  re_status st = write_state(r, p, path, 2, NULL, -1, r->pass_samples);
+  re_status st = write_state(r, p, path, 2, NULL, -1, r->rep.pass_samples);
   if (st != RE_OK)
     re_err_context(st, "saving the reduced statistics: ");
   return st;
@@ -305,7 +305,7 @@ static re_status load_root(runner *r, pass *p, const char *path, int check, int 
     if (st == RE_OK)
       st = run_pass_deserialize(p, d);
     if (st == RE_OK)
-      r->pass_samples = h.samples;
+      r->rep.pass_samples = h.samples;
     else
       re_err_context(st, "%s: ", path);
   }
@@ -316,18 +316,18 @@ static re_status load_root(runner *r, pass *p, const char *path, int check, int 
 re_status run_state_load_reduced(runner *r, pass *p, int *found) {
   int ok = 0;
   re_status st = RE_OK;
-  if (r->rank == 0) {
+  if (r->comm.rank == 0) {
     char path[4400];
     state_path(r, p, 2, path, sizeof path);
     st = load_root(r, p, path, 1, 0, &ok);
     if (st != RE_OK)
       ok = 0;
   }
-  st = re_mpi_agree(MPI_COMM_WORLD, st);
-  MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  st = re_mpi_agree(r->comm.comm, st);
+  MPI_Bcast(&ok, 1, MPI_INT, 0, r->comm.comm);
   *found = ok;
   if (ok)
-    r->resumed = 1;
+    r->rep.resumed = 1;
   return st;
 }
 
@@ -337,11 +337,11 @@ re_status run_state_load_stats(runner *r, pass *p, const char *path) {
 }
 
 re_status run_state_write_reduced_to(runner *r, pass *p, const char *path) {
-  return write_state(r, p, path, 2, NULL, -1, r->pass_samples);
+  return write_state(r, p, path, 2, NULL, -1, r->rep.pass_samples);
 }
 
 re_status run_state_write_tree_to(runner *r, pass *p, const tree *t, const char *path) {
-  return write_state(r, p, path, 3, t, -1, r->pass_samples);
+  return write_state(r, p, path, 3, t, -1, r->rep.pass_samples);
 }
 
 re_status run_state_read_tree_from(runner *r, pass *p, const char *path, tree *t, int64_t *samples) {
@@ -354,7 +354,7 @@ re_status run_state_read_tree_from(runner *r, pass *p, const char *path, tree *t
 
 void run_state_note_progress(runner *r, const pass *p, int64_t done, int64_t total, const char *event) {
   char path[4400];
-  snprintf(path, sizeof path, "%s/progress.json", r->state_dir);
+  snprintf(path, sizeof path, "%s/progress.json", r->plan.state_dir);
   /* keep the resume count and the last known totals across runs */
   FILE *f = fopen(path, "r");
   long long old_done = -1, old_total = -1;
@@ -376,7 +376,7 @@ void run_state_note_progress(runner *r, const pass *p, int64_t done, int64_t tot
     resumes++;
   if (done < 0)
     done = old_done, total = old_total;
-  if (re_mkdir_p(r->state_dir) != RE_OK)
+  if (re_mkdir_p(r->plan.state_dir) != RE_OK)
     return;
   re_atomic at;
   if (re_atomic_open(path, &at) != RE_OK)
@@ -390,7 +390,7 @@ void run_state_note_progress(runner *r, const pass *p, int64_t done, int64_t tot
   int len = snprintf(text, sizeof text,
                      "{\"dataset\": \"%s\", \"batches_done\": %lld, \"batches_total\": %lld, \"event\": \"%s\", "
                      "\"resumes\": %d, \"ranks\": %d, \"time\": \"%s\"}\n",
-                     r->j->datasets[p->d].name, (long long)done, (long long)total, event, resumes, r->size, stamp);
+                     r->plan.j->datasets[p->d].name, (long long)done, (long long)total, event, resumes, r->comm.size, stamp);
   if (re_atomic_write(&at, text, len) == RE_OK)
     (void)re_atomic_commit(&at);
   else
@@ -432,6 +432,6 @@ static void clear_tree(const char *dir, int in_cache, int depth) {
 }
 
 void run_state_clear(runner *r) {
-  if (r->rank == 0 && r->state_dir[0])
-    clear_tree(r->state_dir, 0, 0);
+  if (r->comm.rank == 0 && r->plan.state_dir[0])
+    clear_tree(r->plan.state_dir, 0, 0);
 }

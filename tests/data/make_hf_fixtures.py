@@ -122,7 +122,15 @@ def make_hf(out, name, config, inputs, seed, save="float32"):
         model.save_pretrained(folder)
     if not any(f.endswith(".safetensors") for f in os.listdir(folder)):
         raise RuntimeError(f"{name}: save_pretrained wrote no safetensors file")
-    truth = copy.deepcopy(model).to(torch.float64)  # bfloat16 values are exact in float64
+    if save == "bfloat16":
+        # model.to(bfloat16) also rounds float buffers such as the rotary inv_freq, which
+        # from_pretrained(dtype=bfloat16) keeps in float32: the truth is a freshly built
+        # model (its own buffers) holding the saved bfloat16 weights, in float64
+        truth = hf_model(config)
+        truth.load_state_dict({k: v.float() for k, v in model.state_dict().items()}, strict=True)
+        truth = truth.to(torch.float64)
+    else:
+        truth = copy.deepcopy(model).to(torch.float64)
     outputs = run_hf(truth, inputs)
     write(folder, inputs, outputs, {"model_type": config.model_type, "class": type(model).__name__,
                                     "made_with": versions(), "weights": save, "positions": "model's default"})

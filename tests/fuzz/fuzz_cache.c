@@ -42,7 +42,7 @@ static void write_seeds(const char *seeds) {
   for (int k = 0; k < 32; k++)
     v[k] = (float)(k % 9) * 0.375f - 1.0f;
   for (int f16 = 0; f16 < 2; f16++) {
-    r.cache_disabled = 0;
+    r.plan.cache_disabled = 0;
     run_cache_put(&r, seeds, CK, DK, LAYER, 0, 4, 4, 8, f16, v);
     char from[700], to[700];
     snprintf(from, sizeof from, "%s/%016llx/%016llx/%s/0-4.rpc", seeds, (unsigned long long)CK,
@@ -55,8 +55,8 @@ static void write_seeds(const char *seeds) {
 
 static void setup(void) {
   re_log_set_level(RE_LOG_ERROR); /* damaged inputs are the point: no warning per input */
-  r.rank = 1;
-  r.size = 2;
+  r.comm.rank = 1;
+  r.comm.size = 2;
   fuzz_make_dir(dir, sizeof dir, "cache");
   char folder[512];
   snprintf(folder, sizeof folder, "%s/%016llx/%016llx/%s", dir, (unsigned long long)CK, (unsigned long long)DK,
@@ -90,11 +90,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   float *out = malloc(sizeof(float) * (size_t)(rows * dim));
   if (!out)
     return 0;
-  r.nwarnings = 0;
+  r.rep.nwarnings = 0;
   int hit = run_cache_get(&r, dir, CK, DK, LAYER, 0, 4, rows, dim, f16, out);
   if (getenv("REPEVAL_FUZZ_VERBOSE")) /* triage */
     fprintf(stderr, "fuzz_cache: %lld x %lld %s: %s\n", (long long)rows, (long long)dim, f16 ? "float16" : "float32",
-            hit ? "hit" : r.nwarnings ? r.warnings[0] : "miss");
+            hit ? "hit" : r.rep.nwarnings ? r.rep.warnings[0] : "miss");
   free(out);
   return 0;
 }

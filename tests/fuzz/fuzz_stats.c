@@ -52,7 +52,7 @@ static void write_seeds(const char *seeds) {
   run_pass_reset(&p);
   for (int k = 0; k < 8; k++)
     add_batch(k);
-  r.pass_samples = 32;
+  r.rep.pass_samples = 32;
   snprintf(name, sizeof name, "%s/reduced.stats", seeds);
   run_state_write_reduced_to(&r, &p, name);
   for (int nb = 5; nb <= 8; nb += 3) { /* 5 batches: nodes of heights 2 and 0; 8: one node */
@@ -63,7 +63,7 @@ static void write_seeds(const char *seeds) {
       add_batch(k);
       tree_push_leaf(&t, k);
     }
-    r.pass_samples = 4 * nb;
+    r.rep.pass_samples = 4 * nb;
     snprintf(name, sizeof name, "%s/part%d.stats", seeds, nb);
     run_state_write_tree_to(&r, &p, &t, name);
     tree_free(&t);
@@ -72,8 +72,8 @@ static void write_seeds(const char *seeds) {
 
 static void setup(void) {
   re_log_set_level(RE_LOG_ERROR); /* damaged inputs are the point: no warning per input */
-  r.rank = 1;
-  r.size = 1;
+  r.comm.rank = 1;
+  r.comm.size = 1;
   int64_t dims[2] = {3, 2};
   int32_t pairs[2] = {0, 1};
   re_hsic_config cfg = {2, RE_KERNEL_LINEAR, NULL, 8, 0, NULL};
@@ -104,7 +104,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     setup();
   if (!fuzz_write_input(path, data, size))
     return 0;
-  r.nwarnings = 0;
+  r.rep.nwarnings = 0;
   int verbose = getenv("REPEVAL_FUZZ_VERBOSE") != NULL; /* triage: what each reader said */
   re_status st = run_state_load_stats(&r, &p, path);
   if (st == RE_OK)

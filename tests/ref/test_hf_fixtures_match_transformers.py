@@ -6,7 +6,14 @@ to compare; every hidden state (flatten, and tokens for language models) and the
 other outputs must be within the manifest's tolerance (1e-4 relative: max |diff| /
 max |ref| over non-padding positions). Folders are made by tests/data/make_hf_fixtures.py
 (and copied from the fixtures of the first engine version); new ones are checked as
-soon as they exist."""
+soon as they exist.
+
+transformers' own float64 eager attention gives NaN on the rows of a left-padded
+sequence that attend to nothing (the padding before its first token), and from the
+second layer on those NaN keys, masked but multiplied by a zero weight, spread to
+every position of that sequence. Such reference values say nothing; they are left
+out of the comparison (counted and printed), and every fixture with left padding
+also has sequences without it, which are compared in full."""
 import glob
 import json
 import os
@@ -62,7 +69,15 @@ def check_folder(s, d, folder, man):
                 got = got.reshape(want.shape)[m]
             if not s.check(got.shape == want[m].shape, f"{name} ({mode}) {t}: shape {got.shape} vs {want[m].shape}"):
                 continue
-            err = rel(got, want[m])
+            ref = want[m]
+            finite = np.isfinite(ref).all(axis=-1)  # reference rows poisoned by NaN (see above)
+            if not finite.all():
+                print(f"{name} ({mode}) {t}: {int((~finite).sum())} of {finite.size} reference rows are NaN "
+                      "(left padding in transformers' float64 attention), left out")
+            if not s.check(finite.sum() >= min(T if token_model else 1, finite.size),
+                           f"{name} ({mode}) {t}: fewer than one sequence of finite reference values"):
+                continue
+            err = rel(got[finite], ref[finite])
             s.check(err <= tol, f"{name} ({mode}) {t}: error {err:.3g} above {tol}")
 
 

@@ -1,0 +1,137 @@
+/* repeval run, the report: metrics rows, warnings (rank 0's, and those only one rank
+ * saw, gathered), tap tables. */
+#include <math.h>
+#include <mpi.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "out/output.h"
+#include "run/run.h"
+
+static void keep_warning(runner *r, const char *msg) {
+  if (r->rep.nwarnings < RUN_MAX_WARNINGS)
+    snprintf(r->rep.warnings[r->rep.nwarnings], sizeof r->rep.warnings[0], "%s", msg);
+  r->rep.nwarnings++;
+}
+
+void run_warn(runner *r, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (r->comm.rank == 0) {
+    re_log(RE_LOG_WARN, "%s", msg);
+    keep_warning(r, msg);
+  }
+}
+
+void run_warn_local(runner *r, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  int at = r->comm.size > 1 ? snprintf(msg, sizeof msg, "rank %d: ", r->comm.rank) : 0;
+  vsnprintf(msg + at, sizeof msg - (size_t)at, fmt, ap);
+  va_end(ap);
+  re_log(RE_LOG_WARN, "%s", msg);
+  if (r->comm.rank == 0)
+    keep_warning(r, msg);
+  else if (r->rep.nlocal < RUN_MAX_WARNINGS)
+    snprintf(r->rep.warnings[r->rep.nlocal++], sizeof r->rep.warnings[0], "%s", msg);
+}
+
+void run_gather_warnings(runner *r) {
+  if (r->comm.size < 2)
+    return;
+  /* rank k > 0 sends its first local warnings, one fixed-size record each, in rank order */
+  const int rec = (int)sizeof r->rep.warnings[0];
+  int mine = r->comm.rank == 0 ? 0 : r->rep.nlocal, *counts = NULL, *displs = NULL;
+  char *all = NULL;
+  if (r->comm.rank == 0) {
+    counts = calloc((size_t)r->comm.size, sizeof *counts);
+    displs = calloc((size_t)r->comm.size, sizeof *displs);
+  }
+  MPI_Gather(&mine, 1, MPI_INT, counts, 1, MPI_INT, 0, r->comm.comm);
+  int total = 0;
+  if (r->comm.rank == 0 && counts && displs) {
+    for (int k = 0; k < r->comm.size; k++) {
+      displs[k] = total * rec;
+      total += counts[k];
+      counts[k] *= rec;
+    }
+    all = calloc((size_t)(total ? total : 1), (size_t)rec);
+  }
+  MPI_Gatherv(r->rep.warnings, mine * rec, MPI_CHAR, all, counts, displs, MPI_CHAR, 0, r->comm.comm);
+  if (r->comm.rank == 0 && all)
+    for (int w = 0; w < total; w++) {
+      all[(size_t)w * (size_t)rec + (size_t)rec - 1] = '\0';
+      keep_warning(r, all + (size_t)w * (size_t)rec);
+    }
+  free(all);
+  free(counts);
+  free(displs);
+}
+
+/* One metrics.csv row. b < 0 for per-tap metrics. */
+void run_row(runner *r, const char *analysis, const char *metric, int a, int b, const char *dataset,
+                const char *param, double value, const char *why) {
+  FILE *f = r->rep.metrics;
+  out_csv_field(f, analysis);
+  fputc(',', f);
+  out_csv_field(f, metric);
+  fputc(',', f);
+  out_csv_field(f, run_tap_model(r, a));
+  fputc(',', f);
+  out_csv_field(f, run_tap_ckpt(r, a));
+  fputc(',', f);
+  out_csv_field(f, run_tap_layer(r, a));
+  fputc(',', f);
+  if (b >= 0) {
+    out_csv_field(f, run_tap_model(r, b));
+    fputc(',', f);
+    out_csv_field(f, run_tap_ckpt(r, b));
+    fputc(',', f);
+    out_csv_field(f, run_tap_layer(r, b));
+  } else {
+    fputs(",,", f);
+  }
+  fputc(',', f);
+  out_csv_field(f, dataset);
+  fputc(',', f);
+  out_csv_field(f, param);
+  fputc(',', f);
+  if (!why && isfinite(value)) {
+    fprintf(f, "%.17g,ok\n", value);
+  } else {
+    char st[300];
+    snprintf(st, sizeof st, "undefined: %s", why ? why : "not finite");
+    fputc(',', f);
+    out_csv_field(f, st);
+    fputc('\n', f);
+    r->rep.nundefined++;
+  }
+}
+
+re_status run_write_taps_csv(const runner *r, const char *file, const int *taps, int P) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/%s", r->plan.partial, file);
+  FILE *f = fopen(path, "w");
+  if (!f)
+    return re_err(RE_EIO, "%s: cannot write", path);
+  fprintf(f, "index,model,checkpoint,layer,mode,dim\n");
+  for (int p = 0; p < P; p++) {
+    int t = taps ? taps[p] : p;
+    fprintf(f, "%d,", p);
+    out_csv_field(f, run_tap_model(r, t));
+    fputc(',', f);
+    out_csv_field(f, run_tap_ckpt(r, t));
+    fputc(',', f);
+    out_csv_field(f, run_tap_layer(r, t));
+    fprintf(f, ",%s,%lld\n", run_mode_name(r->plan.j->models[r->plan.taps[t].model].layers[r->plan.taps[t].layer].mode),
+            (long long)r->plan.taps[t].dim);
+  }
+  return fclose(f) == 0 ? RE_OK : re_err(RE_EIO, "%s: write failed", path);
+}
+

@@ -265,9 +265,18 @@ static re_status bind_ln(ctx *c, re_mod *m, re_shape in) {
   if (m->out != RE_UNSET && m->out != D)
     return shape_error(m, "normalizes %lld features but its input has %lld", (long long)m->out, (long long)D);
   int req = m->why != NULL; /* a Hugging Face LayerNorm has both */
-  param(c, m, "weight", 1, d, req, &m->w);
+  char key[1200];
+  int64_t idx;
+  int legacy = 0; /* TensorFlow-era BERT checkpoints name them gamma and beta (transformers renames them) */
+  key_of(c, m, "weight", key, sizeof key);
+  if (req && re_ckpt_find(c->ck, key, &idx) != RE_OK) {
+    key_of(c, m, "gamma", key, sizeof key);
+    legacy = re_ckpt_find(c->ck, key, &idx) == RE_OK;
+  }
+  re_err_clear();
+  param(c, m, legacy ? "gamma" : "weight", 1, d, req, &m->w);
   d[0] = D;
-  param(c, m, "bias", 1, d, req, &m->b);
+  param(c, m, legacy ? "beta" : "bias", 1, d, req, &m->b);
   m->out = D;
   if (m->eps <= 0)
     m->eps = 1e-5;
@@ -426,7 +435,10 @@ static re_status bind(ctx *c, re_mod *m, re_shape in) {
   case RE_MOD_RMSNORM:
   case RE_MOD_ATTENTION:
   case RE_MOD_GATED_MLP:
-  case RE_MOD_DECODER_BLOCK: st = re_bind_transformer(c, m, in); break;
+  case RE_MOD_DECODER_BLOCK:
+  case RE_MOD_ENCODER_LAYER:
+  case RE_MOD_PATCH_EMBED:
+  case RE_MOD_LAYER_SCALE: st = re_bind_transformer(c, m, in); break;
   default: return shape_error(m, "unknown module type");
   }
   if (st != RE_OK)
@@ -444,12 +456,18 @@ static re_status bind(ctx *c, re_mod *m, re_shape in) {
 re_status re_bind_module(ctx *c, re_mod *m, re_shape in) { return bind(c, m, in); }
 
 /* Tensors a Hugging Face model folder may hold that no module uses: heads outside the
- * base model's prefix (lm_head, embed_out, score, ...) and the output embedding. */
+ * base model's prefix (lm_head, embed_out, score, ...), the output embedding, and the
+ * other parts of a CLIP model (text tower, projections, logit scale), which may be
+ * saved without a prefix. */
 static int hf_ignored(const ctx *c, const char *name) {
+  static const char *const other[] = {"lm_head.", "text_model.", "visual_projection.", "text_projection.", NULL};
   size_t lp = strlen(c->prefix);
   if (lp && strncmp(name, c->prefix, lp))
     return 1;
-  return !strncmp(name, "lm_head.", 8);
+  for (int k = 0; other[k]; k++)
+    if (!strncmp(name, other[k], strlen(other[k])))
+      return 1;
+  return !strcmp(name, "logit_scale");
 }
 
 re_status re_mod_bind(re_mod *root, re_shape in, const re_ckpt *ck, int64_t max_batch, int64_t *max_numel,
@@ -473,7 +491,7 @@ re_status re_mod_bind(re_mod *root, re_shape in, const re_ckpt *ck, int64_t max_
       const re_tensor_info *ti = re_ckpt_info(ck, i);
       size_t n = strlen(ti->name);
       if (c.used[i] || (n >= 19 && !strcmp(ti->name + n - 19, "num_batches_tracked")) ||
-          (root->tokens && hf_ignored(&c, ti->name)))
+          ((root->tokens || root->hf) && hf_ignored(&c, ti->name)))
         continue;
       char got[160];
       fmt_shape(got, sizeof got, ti->ndim, ti->shape);

@@ -234,7 +234,10 @@ re_status re_net_run(re_net *n, re_mod *m, act x, act *y) {
   case RE_MOD_RMSNORM:
   case RE_MOD_ATTENTION:
   case RE_MOD_GATED_MLP:
-  case RE_MOD_DECODER_BLOCK: st = re_net_run_transformer(n, m, x, y); break;
+  case RE_MOD_DECODER_BLOCK:
+  case RE_MOD_ENCODER_LAYER:
+  case RE_MOD_PATCH_EMBED:
+  case RE_MOD_LAYER_SCALE: st = re_net_run_transformer(n, m, x, y); break;
   default: st = run_leaf(n, m, x, y); break;
   }
   if (st == RE_OK && m->tap >= 0)

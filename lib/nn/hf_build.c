@@ -1,5 +1,6 @@
-/* Module trees of Hugging Face decoder models from their config.json: GPT-2,
- * GPT-NeoX (Pythia), Llama 2/3, Mistral and Qwen2. Every module is named as in the
+/* Module trees of Hugging Face models from their config.json: the family table and
+ * dispatch (encoders in hf_bert.c, vision transformers in hf_vision.c), and the decoders
+ * GPT-2, GPT-NeoX (Pythia), Llama 2/3, Mistral and Qwen2. Every module is named as in the
  * transformers state_dict of the base model (h.0.attn.c_attn, layers.3.self_attn.q_proj),
  * every size comes from the config and is checked against the tensors at bind time.
  * Formulas: GPT-2 (Radford et al. 2019), GPT-NeoX (Black et al. 2022), Llama
@@ -13,18 +14,27 @@
 
 #include "hf.h"
 
-typedef enum family { F_GPT2, F_NEOX, F_LLAMA, F_MISTRAL, F_QWEN2 } family;
+typedef enum family { F_GPT2, F_NEOX, F_LLAMA, F_MISTRAL, F_QWEN2, F_BERT, F_VISION, F_TIMM } family;
 
 static const struct {
   const char *type;
   family fam;
-  const char *classes[3]; /* `architectures` names, used when model_type is absent */
+  const char *classes[4]; /* `architectures` names, used when model_type is absent */
 } FAMILIES[] = {
     {"gpt2", F_GPT2, {"GPT2Model", "GPT2LMHeadModel", NULL}},
     {"gpt_neox", F_NEOX, {"GPTNeoXModel", "GPTNeoXForCausalLM", NULL}},
     {"llama", F_LLAMA, {"LlamaModel", "LlamaForCausalLM", NULL}},
     {"mistral", F_MISTRAL, {"MistralModel", "MistralForCausalLM", NULL}},
     {"qwen2", F_QWEN2, {"Qwen2Model", "Qwen2ForCausalLM", NULL}},
+    {"bert", F_BERT, {"BertModel", "BertForMaskedLM", "BertForPreTraining", NULL}},
+    {"roberta", F_BERT, {"RobertaModel", "RobertaForMaskedLM", NULL}},
+    {"xlm-roberta", F_BERT, {"XLMRobertaModel", "XLMRobertaForMaskedLM", NULL}},
+    {"vit", F_VISION, {"ViTModel", "ViTForImageClassification", NULL}},
+    {"dinov2", F_VISION, {"Dinov2Model", NULL}},
+    {"dinov2_with_registers", F_VISION, {"Dinov2WithRegistersModel", NULL}},
+    {"clip_vision_model", F_VISION, {"CLIPVisionModel", "CLIPVisionModelWithProjection", NULL}},
+    {"clip", F_VISION, {"CLIPModel", NULL}},
+    {"timm_vit", F_TIMM, {NULL}}, /* timm's config.json: no model_type, "architecture": "vit_..." */
 };
 #define NFAM (sizeof FAMILIES / sizeof FAMILIES[0])
 
@@ -121,22 +131,7 @@ static int has_tensor(const re_ckpt *ck, const char *name) {
 /* ---- config ---------------------------------------------------------------- */
 
 static re_status act_of(const arch *a, const char *key, const char *dflt, re_act *out) {
-  const char *s;
-  RE_TRY(re_hf_str(a->c, 0, "", key, dflt, &s));
-  static const struct {
-    const char *name;
-    re_act act;
-  } acts[] = {{"gelu", RE_ACT_GELU},           {"gelu_new", RE_ACT_GELU_TANH}, {"gelu_pytorch_tanh", RE_ACT_GELU_TANH},
-              {"gelu_fast", RE_ACT_GELU_TANH}, {"relu", RE_ACT_RELU},          {"silu", RE_ACT_SILU},
-              {"swish", RE_ACT_SILU},          {"tanh", RE_ACT_TANH},          {"sigmoid", RE_ACT_SIGMOID}};
-  for (size_t k = 0; k < sizeof acts / sizeof acts[0]; k++)
-    if (!strcmp(s, acts[k].name)) {
-      *out = acts[k].act;
-      return RE_OK;
-    }
-  return fail(a, "%s '%s' is not supported (gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, relu, silu, swish, "
-                 "tanh, sigmoid)",
-              key, s);
+  return re_hf_act(a->c, 0, "", key, dflt, out);
 }
 
 #define MAX_SIZE (1 << 30)       /* any size in a config */
@@ -450,6 +445,7 @@ static re_status build(const arch *a, const re_ckpt *ck, re_mod *root) {
   if (!root->prefix)
     RE_TRY(re_strdup("", &root->prefix));
   root->tokens = 1;
+  root->hf = 1;
   root->vocab = a->vocab;
   RE_TRY(set_why(root, a, "vocab_size %lld", (long long)a->vocab)); /* for errors about token ids */
   if (a->fam != F_GPT2)
@@ -462,7 +458,7 @@ static re_status build(const arch *a, const re_ckpt *ck, re_mod *root) {
   RE_TRY(set_why(e, a, "vocab_size %lld, %s %lld", (long long)a->vocab, a->kD, (long long)a->D));
   if (a->fam == F_GPT2) {
     RE_TRY(add(emb, "wpe", RE_MOD_EMBEDDING, &e));
-    e->in = a->P, e->out = a->D, e->positions = 1;
+    e->in = a->P, e->out = a->D, e->positions = RE_EMBED_POSITIONS;
     RE_TRY(set_why(e, a, "n_positions %lld, n_embd %lld", (long long)a->P, (long long)a->D));
   }
   RE_TRY(alias(root, "hidden_states.0", emb));
@@ -494,9 +490,29 @@ static re_status build(const arch *a, const re_ckpt *ck, re_mod *root) {
   return RE_OK;
 }
 
+/* timm's config.json names the architecture ("vit_base_patch16_224"); VisionTransformer
+ * builds vit_*, deit_* and deit3_* (distilled DeiTs have a second token: refused by their
+ * tensors). */
+static re_status timm_type(const re_hf_config *c, const char *arch_name, const char **type) {
+  static const char *const ok[] = {"vit_", "deit_", "deit3_", NULL};
+  for (int k = 0; ok[k]; k++)
+    if (!strncmp(arch_name, ok[k], strlen(ok[k]))) {
+      *type = "timm_vit";
+      return RE_OK;
+    }
+  return re_err(RE_EUNSUPPORTED, "%s: timm architecture '%s' is not supported (VisionTransformer: vit_*, deit_*, "
+                                 "deit3_*)",
+                c->path, arch_name);
+}
+
 re_status re_hf_model_type(const re_hf_config *c, const char **type) {
-  const char *mt = NULL;
+  const char *mt = NULL, *timm = NULL;
   RE_TRY(re_hf_str(c, 0, "", "model_type", NULL, &mt));
+  if (!mt) {
+    RE_TRY(re_hf_str(c, 0, "", "architecture", NULL, &timm));
+    if (timm)
+      return timm_type(c, timm, type);
+  }
   if (!mt) { /* older folders: the class name */
     int64_t ar = re_hf_find(c, 0, "architectures");
     if (ar >= 0 && c->json.nodes[ar].type == RE_JSON_ARRAY && c->json.nodes[ar].first >= 0 &&
@@ -514,27 +530,105 @@ re_status re_hf_model_type(const re_hf_config *c, const char **type) {
     }
   }
   for (size_t f = 0; f < NFAM; f++)
-    if (!strcmp(mt, FAMILIES[f].type)) {
+    if (!strcmp(mt, FAMILIES[f].type) && FAMILIES[f].fam != F_TIMM) {
       *type = FAMILIES[f].type;
       return RE_OK;
     }
-  char known[256] = "";
+  char known[512] = "";
   size_t used = 0;
   for (size_t f = 0; f < NFAM; f++)
-    used += (size_t)snprintf(known + used, sizeof known - used, "%s%s", f ? ", " : "", FAMILIES[f].type);
-  return re_err(RE_EUNSUPPORTED, "%s: model_type '%s' is not supported (supported: %s)", c->path, mt, known);
+    if (FAMILIES[f].fam != F_TIMM)
+      used += (size_t)snprintf(known + used, sizeof known - used, "%s%s", f ? ", " : "", FAMILIES[f].type);
+  return re_err(RE_EUNSUPPORTED, "%s: model_type '%s' is not supported (supported: %s; and timm ViT folders)",
+                c->path, mt, known);
 }
 
-re_status re_hf_build(const re_hf_config *c, const re_ckpt *ck, int64_t T, re_mod **out) {
+static family family_of(const char *type) {
+  for (size_t f = 0; f < NFAM; f++)
+    if (!strcmp(type, FAMILIES[f].type))
+      return FAMILIES[f].fam;
+  return F_GPT2;
+}
+
+int re_hf_takes_tokens(const re_hf_config *c) {
+  const char *type;
+  if (re_hf_model_type(c, &type) != RE_OK) {
+    re_err_clear();
+    return 1;
+  }
+  family f = family_of(type);
+  return f != F_VISION && f != F_TIMM;
+}
+
+int re_hf_image_input(const re_hf_config *c, int64_t *dims) {
+  const char *type;
+  if (re_hf_model_type(c, &type) != RE_OK || re_hf_takes_tokens(c)) {
+    re_err_clear();
+    return 0;
+  }
+  int64_t obj = 0, ch = 3, hw[2] = {0, 0};
+  if (!strcmp(type, "timm_vit")) { /* model_args.img_size, else pretrained_cfg.input_size */
+    int64_t a = re_hf_find(c, 0, "model_args"), k = a >= 0 ? re_hf_find(c, a, "img_size") : -1;
+    int64_t p = re_hf_find(c, 0, "pretrained_cfg"), is = p >= 0 ? re_hf_find(c, p, "input_size") : -1;
+    if (k >= 0 && c->json.nodes[k].type == RE_JSON_NUMBER && c->json.nodes[k].num_kind == RE_JSON_NUM_UINT)
+      hw[0] = hw[1] = c->json.nodes[k].num;
+    else if (is >= 0 && c->json.nodes[is].type == RE_JSON_ARRAY) {
+      int64_t v[3] = {0, 0, 0}, n = 0;
+      for (int64_t e = c->json.nodes[is].first; e >= 0 && n < 3; e = c->json.nodes[e].next, n++)
+        v[n] = c->json.nodes[e].type == RE_JSON_NUMBER && c->json.nodes[e].num_kind == RE_JSON_NUM_UINT
+                   ? c->json.nodes[e].num
+                   : 0;
+      ch = v[0], hw[0] = v[1], hw[1] = v[2];
+    }
+  } else {
+    if (!strcmp(type, "clip"))
+      obj = re_hf_find(c, 0, "vision_config");
+    if (obj < 0 || c->json.nodes[obj].type != RE_JSON_OBJECT)
+      return 0;
+    int64_t k = re_hf_find(c, obj, "image_size"), n = re_hf_find(c, obj, "num_channels");
+    hw[0] = hw[1] = 224;
+    if (k >= 0 && c->json.nodes[k].type == RE_JSON_NUMBER && c->json.nodes[k].num_kind == RE_JSON_NUM_UINT)
+      hw[0] = hw[1] = c->json.nodes[k].num;
+    if (n >= 0 && c->json.nodes[n].type == RE_JSON_NUMBER && c->json.nodes[n].num_kind == RE_JSON_NUM_UINT)
+      ch = c->json.nodes[n].num;
+  }
+  if (ch < 1 || hw[0] < 1 || hw[1] < 1 || ch > 65536 || hw[0] > 65536 || hw[1] > 65536)
+    return 0;
+  dims[0] = ch, dims[1] = hw[0], dims[2] = hw[1];
+  return 3;
+}
+
+re_status re_hf_build(const re_hf_config *c, const re_ckpt *ck, const re_shape *in, re_mod **out) {
   arch a;
   memset(&a, 0, sizeof a);
   a.c = c;
   *out = NULL;
   RE_TRY(re_hf_model_type(c, &a.type));
-  for (size_t f = 0; f < NFAM; f++)
-    if (!strcmp(a.type, FAMILIES[f].type))
-      a.fam = FAMILIES[f].fam;
-  RE_TRY(refuse_features(&a));
+  a.fam = family_of(a.type);
+  if (a.fam != F_TIMM)
+    RE_TRY(refuse_features(&a));
+  if (a.fam >= F_BERT) {
+    re_mod *root;
+    re_status st;
+    if (a.fam == F_BERT && in->rank != 1)
+      return re_err(RE_EINVAL, "%s: the model takes token ids: give the sequence length", c->path);
+    RE_TRY(re_mod_new("", "", RE_MOD_SEQ, &root));
+    if (a.fam == F_BERT)
+      st = re_hf_build_bert(c, a.type, ck, in->d[0], root);
+    else if (a.fam == F_TIMM)
+      st = re_hf_build_timm(c, ck, in, root);
+    else
+      st = re_hf_build_vision(c, a.type, ck, in, root);
+    if (st != RE_OK) {
+      re_mod_free(root);
+      return st;
+    }
+    *out = root;
+    return RE_OK;
+  }
+  if (in->rank != 1)
+    return re_err(RE_EINVAL, "%s: the model takes token ids: give the sequence length", c->path);
+  int64_t T = in->d[0];
   switch (a.fam) {
   case F_GPT2: RE_TRY(read_gpt2(&a)); break;
   case F_NEOX: RE_TRY(read_neox(&a)); break;

@@ -17,9 +17,8 @@ struct re_model {
   re_hf_config *hf;     /* a Hugging Face model folder, or NULL */
 };
 
-static const char *PRESETS[] = {"resnet18",       "resnet34",       "resnet50", "resnet18-cifar",
-                                "resnet34-cifar", "resnet50-cifar", "vit",      "mlp",
-                                NULL};
+static const char *PRESETS[] = {"resnet18",       "resnet34", "resnet50", "resnet18-cifar", "resnet34-cifar",
+                                "resnet50-cifar", "vit",      "timm-vit", "mlp",            NULL};
 
 /* ---- module basics ----------------------------------------------------- */
 
@@ -27,7 +26,8 @@ static const char *TYPE_NAMES[RE_MOD_TYPE_COUNT] = {
     "sequential", "linear",   "conv2d",        "batchnorm1d",  "batchnorm2d",   "layernorm",   "activation",
     "maxpool2d",  "avgpool2d", "adaptiveavgpool2d", "flatten", "identity",      "basic_block", "bottleneck",
     "multihead_attention", "encoder_block", "class_token", "vit_encoder", "take_token", "embedding",
-    "embeddings", "rmsnorm", "attention", "gated_mlp", "decoder_block"};
+    "embeddings", "rmsnorm", "attention", "gated_mlp", "pre_norm_block", "post_norm_block", "patch_embeddings",
+    "layer_scale"};
 
 const char *re_mod_type_name(re_mod_type t) { return (t >= 0 && t < RE_MOD_TYPE_COUNT) ? TYPE_NAMES[t] : "?"; }
 
@@ -96,6 +96,7 @@ void re_mod_free(re_mod *m) {
   free(m->rope_inv);
   free(m->rope_cos);
   free(m->rope_sin);
+  free(m->pos);
   free(m);
 }
 
@@ -513,7 +514,7 @@ static re_status parse_desc(re_model *m, const re_cfg *d) {
     RE_TRY(re_cfg_string(pre, &p));
     if (!is_preset(p))
       return re_cfg_error(pre, RE_EINVAL, "unknown preset '%s' (resnet18, resnet34, resnet50, resnet18-cifar, "
-                                          "resnet34-cifar, resnet50-cifar, vit, mlp)", p);
+                                          "resnet34-cifar, resnet50-cifar, vit, timm-vit, mlp)", p);
     RE_TRY(re_strdup(p, &m->preset));
   }
   RE_TRY(positive(d, "heads", &m->heads));
@@ -601,6 +602,8 @@ void re_model_destroy(re_model **pm) {
 }
 
 int re_model_input(const re_model *m, int64_t *dims) {
+  if (m->hf)
+    return re_hf_image_input(m->hf, dims);
   for (int k = 0; k < m->input.rank; k++)
     dims[k] = m->input.d[k];
   return m->input.rank;
@@ -626,14 +629,31 @@ re_status re_model_from_hf(re_hf_config *c, re_model **out) {
   return RE_OK;
 }
 
-int re_model_takes_tokens(const re_model *m) { return m->hf != NULL; }
+int re_model_takes_tokens(const re_model *m) { return m->hf != NULL && re_hf_takes_tokens(m->hf); }
+
+int re_model_has_weights(const re_model *m) { return m->hf != NULL; }
 
 re_status re_model_check_input(const re_model *m, int rank, const int64_t *dims) {
-  if (m->hf) {
+  if (m->hf && re_hf_takes_tokens(m->hf)) {
     if (rank != 1)
       return re_err(RE_ESHAPE, "%s: the model takes token ids, N x T; the data gives %d dimensions per sample",
                     m->hf->path, rank);
     return RE_OK;
+  }
+  if (m->hf) { /* images of any size the model accepts (checked when it is built); flat data of its declared size */
+    int64_t want[3], numel = 1;
+    int r = re_hf_image_input(m->hf, want);
+    if (rank == 3 || (rank == 1 && r == 3 && dims[0] == want[0] * want[1] * want[2]))
+      return RE_OK;
+    for (int k = 0; k < r; k++)
+      numel *= want[k];
+    if (rank == 1 && r == 3)
+      return re_err(RE_ESHAPE, "%s: the model takes images (channels, height, width); flat data needs %lld values "
+                               "per sample (%lld x %lld x %lld), got %lld",
+                    m->hf->path, (long long)numel, (long long)want[0], (long long)want[1], (long long)want[2],
+                    (long long)dims[0]);
+    return re_err(RE_ESHAPE, "%s: the model takes images N x C x H x W; the data gives %d dimension%s per sample",
+                  m->hf->path, rank, rank == 1 ? "" : "s");
   }
   if (m->input.rank == 0)
     return RE_OK;
@@ -667,9 +687,7 @@ re_status re_model_build(const re_model *m, const re_ckpt *ck, re_mod **root, re
   re_status st;
   if (m->hf) {
     re_mod_free(r);
-    if (input->rank != 1)
-      return re_err(RE_EINVAL, "%s: the model takes token ids: give the sequence length", m->hf->path);
-    return re_hf_build(m->hf, ck, input->d[0], root);
+    return re_hf_build(m->hf, ck, input, root);
   }
   if (!m->preset)
     st = parse_modules(r, re_cfg_get(m->desc, "modules"), ck);
@@ -677,6 +695,8 @@ re_status re_model_build(const re_model *m, const re_ckpt *ck, re_mod **root, re
     st = preset_resnet(m->preset, ck, r);
   else if (!strcmp(m->preset, "vit"))
     st = preset_vit(m, ck, r);
+  else if (!strcmp(m->preset, "timm-vit"))
+    st = re_timm_vit_build(ck, m->heads, r);
   else
     st = preset_mlp(m, ck, r, input);
   if (st != RE_OK) {

@@ -32,7 +32,12 @@ typedef enum re_mod_type {
   RE_MOD_RMSNORM,       /* x / sqrt(mean(x^2) + eps) * weight over the last dimension */
   RE_MOD_ATTENTION,     /* self-attention with its projections as children (q/k/v/o or fused) */
   RE_MOD_GATED_MLP,     /* down(act(gate(x)) * up(x)): children gate, up, down */
-  RE_MOD_DECODER_BLOCK, /* children: norm 1, attention, norm 2, MLP; pre-norm residuals */
+  RE_MOD_DECODER_BLOCK, /* "pre_norm_block": norm 1, attention, [layer scale], norm 2, MLP, [layer scale] */
+  /* encoders and vision transformers (hf_bert.c, hf_vision.c) */
+  RE_MOD_ENCODER_LAYER, /* "post_norm_block" (BERT): self-attention, dense, norm, intermediate, dense, norm */
+  RE_MOD_PATCH_EMBED,   /* image (C, H, W) -> tokens: patch convolution (its child), class token,
+                           register tokens, position embeddings (interpolated when asked) */
+  RE_MOD_LAYER_SCALE,   /* x * lambda over the last dimension (DINOv2 layer_scale, timm ls) */
   RE_MOD_TYPE_COUNT
 } re_mod_type;
 
@@ -60,6 +65,33 @@ typedef enum re_residual {
   RE_RESIDUAL_SEQUENTIAL = 0, /* h = x + attn(ln1(x)); y = h + mlp(ln2(h)) */
   RE_RESIDUAL_PARALLEL = 1    /* y = x + attn(ln1(x)) + mlp(ln2(x)) (GPT-NeoX use_parallel_residual) */
 } re_residual;
+
+/* Where an embedding module takes its row indices from. */
+typedef enum re_embed_src {
+  RE_EMBED_IDS = 0,       /* token ids */
+  RE_EMBED_POSITIONS = 1, /* position ids */
+  RE_EMBED_TYPES = 2      /* token type (segment) ids, 0 unless given */
+} re_embed_src;
+
+/* Tensor names of a patch embedding's parameters. */
+typedef enum re_vit_style {
+  RE_VIT_HF = 0,   /* <name>.cls_token (1, 1, D), <name>.position_embeddings (1, P, D), <name>.register_tokens */
+  RE_VIT_CLIP = 1, /* <name>.class_embedding (D), <name>.position_embedding.weight (P, D) */
+  RE_VIT_TIMM = 2  /* cls_token (1, 1, D), reg_token (1, R, D), pos_embed (1, P, D) at the top level */
+} re_vit_style;
+
+/* Position embeddings of a patch embedding for another grid than they were trained on. */
+typedef enum re_interp {
+  RE_INTERP_NONE = 0,       /* refuse other image sizes (ViT, CLIP, timm without dynamic sizes) */
+  RE_INTERP_BICUBIC = 1,    /* PyTorch bicubic, align_corners=False (DINOv2) */
+  RE_INTERP_BICUBIC_AA = 2  /* PyTorch bicubic with antialias=True (DINOv2 with registers) */
+} re_interp;
+
+/* Position ids of a token model. */
+typedef enum re_pos_rule {
+  RE_POS_ARANGE = 0,     /* 0..T-1 (or counted over the mask with RE_POSITIONS_FROM_MASK) */
+  RE_POS_PADDING_IDX = 1 /* RoBERTa: pad + 1 + tokens so far for ids != pad, pad for padding */
+} re_pos_rule;
 
 /* A second name for a module's output (transformers' hidden_states.K, last_hidden_state). */
 typedef struct re_alias {
@@ -89,7 +121,7 @@ struct re_mod {
   int tap; /* -1, or index into the net's taps (the module's output is copied there) */
   /* transformer parts */
   int weight_t;          /* linear: weight stored (in x out), as GPT-2's Conv1D */
-  int positions;         /* embedding: look up position ids instead of token ids */
+  re_embed_src positions; /* embedding: which ids index the table */
   int64_t kv_heads, head_dim, rot_dim; /* attention: key/value heads, width per head, rotary dims */
   int causal;            /* attention: token t sees tokens <= t */
   double attn_scale;     /* attention: score scale (1/sqrt(head_dim) unless the config says otherwise) */
@@ -107,6 +139,20 @@ struct re_mod {
   float *rope_cos, *rope_sin;  /* (rope_len, rope_half) tables, made at bind time (owned) */
   int64_t vocab;         /* token models: rows of the token embedding */
   int tokens;            /* 1: the input is token ids (T), not features */
+  int hf;                /* 1: a Hugging Face (or timm) model: tensors outside the prefix are ignored */
+  int64_t type_vocab;    /* token models: rows of the token type embedding (0: none) */
+  re_pos_rule pos_rule;  /* token models: how position ids are made */
+  int64_t pad_id;        /* RE_POS_PADDING_IDX: the padding id */
+  /* patch embeddings (RE_MOD_PATCH_EMBED) */
+  re_vit_style style;
+  re_interp interp;
+  int has_cls;           /* a class token is prepended */
+  int64_t registers;     /* register tokens after the class token (-1: as many as the tensor has) */
+  int64_t pos_prefix;    /* leading tokens that get position embeddings (-1: infer from the tensor) */
+  int64_t image[2];      /* image size the model takes (RE_INTERP_NONE), 0: the trained grid's */
+  int64_t patch;         /* patch size */
+  float *pos;            /* (pos_prefix + h*w, D) position embeddings for the bound grid (owned) */
+  const char *param;     /* layer scale: the parameter's name ("lambda1", "gamma"); static */
 };
 
 /* Allocate a module named parent.name (or name if parent is ""). */

@@ -117,6 +117,8 @@ re_status re_net_create(const re_model *model, const re_ckpt *ck, int input_rank
     RE_CHECK(re_malloc(n->bmax * n->T, sizeof(int64_t), &n->ids));
     RE_CHECK(re_malloc(n->bmax * n->T, sizeof(uint8_t), &n->mask));
     RE_CHECK(re_malloc(n->bmax * n->T, sizeof(int32_t), &n->pos));
+    if (n->root->type_vocab > 0)
+      RE_CHECK(re_calloc(n->bmax * n->T, sizeof(int32_t), &n->types));
   }
   *out = n;
   n = NULL;
@@ -136,6 +138,7 @@ void re_net_destroy(re_net **pn) {
   free(n->ids);
   free(n->mask);
   free(n->pos);
+  free(n->types);
   free(n);
   *pn = NULL;
 }
@@ -188,10 +191,32 @@ re_status re_net_check_tokens(const re_net *n, const int64_t *ids, const uint8_t
   return RE_OK;
 }
 
-re_status re_net_forward_tokens(re_net *n, const int64_t *ids, const uint8_t *mask, int64_t B, int64_t T) {
+int64_t re_net_token_types(const re_net *n) { return n->tokens ? n->root->type_vocab : 0; }
+
+re_status re_net_check_token_types(const re_net *n, const int64_t *types, const uint8_t *mask, int64_t B, int64_t T,
+                                   int64_t sample0) {
+  if (!types)
+    return RE_OK;
+  if (!n->tokens || n->root->type_vocab < 1)
+    return re_err(RE_EINVAL, "token type ids: this model has no token type embedding");
+  if (T != n->T)
+    return re_err(RE_ESHAPE, "forward: %lld tokens per sample, but the model was bound for %lld", (long long)T,
+                  (long long)n->T);
+  for (int64_t k = 0; k < B * T; k++)
+    if ((!mask || mask[k]) && (types[k] < 0 || types[k] >= n->root->type_vocab))
+      return re_err(RE_EINVAL, "token type ids: sample %lld, position %lld: %lld is outside [0, %lld) (type_vocab_size)",
+                    (long long)(sample0 + k / T), (long long)(k % T), (long long)types[k],
+                    (long long)n->root->type_vocab);
+  return RE_OK;
+}
+
+re_status re_net_forward_tokens_typed(re_net *n, const int64_t *ids, const uint8_t *mask, const int64_t *types,
+                                      int64_t B, int64_t T) {
   if (B < 1 || B > n->bmax)
     return re_err(RE_EINVAL, "forward: batch of %lld (allowed 1..%lld)", (long long)B, (long long)n->bmax);
   RE_TRY(re_net_check_tokens(n, ids, mask, B, T, 0));
+  RE_TRY(re_net_check_token_types(n, types, mask, B, T, 0));
+  const re_mod *r = n->root;
   n->has_mask = 0;
   for (int64_t b = 0; b < B; b++) {
     int32_t seen = 0;
@@ -201,6 +226,16 @@ re_status re_net_forward_tokens(re_net *n, const int64_t *ids, const uint8_t *ma
       n->mask[k] = m;
       n->has_mask |= !m;
       n->ids[k] = m ? ids[k] : (ids[k] >= 0 && ids[k] < n->vocab ? ids[k] : 0);
+      if (n->types)
+        n->types[k] = types && m ? (int32_t)types[k] : 0;
+      if (r->pos_rule == RE_POS_PADDING_IDX) {
+        /* RoBERTa: a token (id != pad_token_id, or a mask of 1 with --positions mask) gets
+         * pad + 1 + the tokens before it, padding gets pad (create_position_ids_from_input_ids) */
+        int tok = n->positions == RE_POSITIONS_FROM_MASK ? m : ids[k] != r->pad_id;
+        seen += tok;
+        n->pos[k] = (int32_t)(tok ? r->pad_id + seen : r->pad_id);
+        continue;
+      }
       if (n->positions == RE_POSITIONS_FROM_MASK)
         n->pos[k] = m ? seen : 0;
       else
@@ -209,6 +244,10 @@ re_status re_net_forward_tokens(re_net *n, const int64_t *ids, const uint8_t *ma
     }
   }
   return run_batch(n, NULL, B);
+}
+
+re_status re_net_forward_tokens(re_net *n, const int64_t *ids, const uint8_t *mask, int64_t B, int64_t T) {
+  return re_net_forward_tokens_typed(n, ids, mask, NULL, B, T);
 }
 
 void re_net_set_positions(re_net *n, re_positions p) { n->positions = p; }

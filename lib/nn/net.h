@@ -48,6 +48,7 @@ struct re_net {
   int64_t *ids;        /* bmax x T: the batch's ids (padding entries outside the vocabulary read as 0) */
   uint8_t *mask;       /* bmax x T: 1 token, 0 padding */
   int32_t *pos;        /* bmax x T: position ids */
+  int32_t *types;      /* bmax x T: token type ids (models with a token type embedding) */
   int has_mask;        /* the batch has padding */
 };
 

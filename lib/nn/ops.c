@@ -244,6 +244,57 @@ void re_op_activation(re_act a, const float *x, int64_t n, float *y) {
       y[k] = v / (1.0f + expf(-1.5957691216057308f * (v + 0.044715f * v * v * v)));
     }
     break;
+  case RE_ACT_QUICK_GELU: /* x * sigmoid(1.702 x), CLIP (Radford et al. 2021) */
+    for (int64_t k = 0; k < n; k++)
+      y[k] = x[k] / (1.0f + expf(-1.702f * x[k]));
+    break;
+  }
+}
+
+void re_op_scale_features(const float *x, int64_t rows, int64_t D, const float *scale, float *y) {
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t d = 0; d < D; d++)
+      y[r * D + d] = x[r * D + d] * scale[d];
+}
+
+/* Keys' cubic convolution kernel (1981) for |x| < 1 and 1 <= |x| < 2, as PyTorch writes it. */
+static double cubic1(double x, double A) { return ((A + 2) * x - (A + 3)) * x * x + 1; }
+static double cubic2(double x, double A) { return ((A * x - 5 * A) * x + 8 * A) * x - 4 * A; }
+
+static double cubic_aa(double x) {
+  x = fabs(x);
+  return x < 1 ? cubic1(x, -0.5) : x < 2 ? cubic2(x, -0.5) : 0.0;
+}
+
+void re_op_bicubic_matrix(int64_t in, int64_t out, int antialias, double *w) {
+  double scale = (double)in / (double)out;
+  memset(w, 0, sizeof(double) * (size_t)(in * out));
+  for (int64_t i = 0; i < out; i++) {
+    double *row = w + i * in;
+    if (!antialias) { /* four taps around the source position, indices clamped to the border */
+      double real = scale * ((double)i + 0.5) - 0.5, t;
+      int64_t idx = (int64_t)floor(real);
+      t = real - (double)idx;
+      double c[4] = {cubic2(t + 1, -0.75), cubic1(t, -0.75), cubic1(1 - t, -0.75), cubic2(2 - t, -0.75)};
+      for (int j = 0; j < 4; j++) {
+        int64_t k = idx + j - 1;
+        row[k < 0 ? 0 : k >= in ? in - 1 : k] += c[j];
+      }
+      continue;
+    }
+    /* antialias: the kernel covers 2 * max(scale, 1) samples each side, weights normalised */
+    double support = scale >= 1 ? 2 * scale : 2.0, inv = scale >= 1 ? 1 / scale : 1.0;
+    double center = scale * ((double)i + 0.5), total = 0;
+    int64_t lo = (int64_t)(center - support + 0.5), hi = (int64_t)(center + support + 0.5);
+    lo = lo < 0 ? 0 : lo;
+    hi = hi > in ? in : hi;
+    for (int64_t k = lo; k < hi; k++) {
+      row[k] = cubic_aa(((double)k - center + 0.5) * inv);
+      total += row[k];
+    }
+    if (total != 0)
+      for (int64_t k = lo; k < hi; k++)
+        row[k] /= total;
   }
 }
 

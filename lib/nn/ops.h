@@ -38,8 +38,17 @@ void re_op_layernorm(const float *x, int64_t rows, int64_t D, const float *gamma
  * (Zhang & Sennrich 2019; transformers' LlamaRMSNorm). In place allowed. */
 void re_op_rmsnorm(const float *x, int64_t rows, int64_t D, const float *gamma, double eps, float *y);
 
-/* GELU_TANH: x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), transformers' gelu_new. */
-typedef enum re_act { RE_ACT_RELU, RE_ACT_GELU, RE_ACT_SILU, RE_ACT_TANH, RE_ACT_SIGMOID, RE_ACT_GELU_TANH } re_act;
+/* GELU_TANH: x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), transformers' gelu_new.
+ * QUICK_GELU: x * sigmoid(1.702 x) (CLIP). */
+typedef enum re_act {
+  RE_ACT_RELU,
+  RE_ACT_GELU,
+  RE_ACT_SILU,
+  RE_ACT_TANH,
+  RE_ACT_SIGMOID,
+  RE_ACT_GELU_TANH,
+  RE_ACT_QUICK_GELU
+} re_act;
 /* Elementwise activation of n values. In place allowed. */
 void re_op_activation(re_act a, const float *x, int64_t n, float *y);
 /* y[i] = a[i] + b[i]. In place allowed. */
@@ -58,6 +67,15 @@ void re_op_adaptive_avgpool2d(const float *x, int64_t B, int64_t C, int64_t H, i
 int64_t re_op_mha_workspace(int64_t B, int64_t T, int64_t D);
 void re_op_mha(const float *x, int64_t B, int64_t T, int64_t D, int64_t heads, const float *in_w,
                const float *in_b, const float *out_w, const float *out_b, float *y, float *work);
+
+/* y[r, d] = x[r, d] * scale[d] for rows x D. In place allowed. */
+void re_op_scale_features(const float *x, int64_t rows, int64_t D, const float *scale, float *y);
+
+/* Resampling matrix (out x in, row-major, rows summing to 1) of PyTorch's 1-D bicubic
+ * interpolation from `in` to `out` samples with align_corners=False: Keys' cubic with
+ * a = -0.75 and clamped borders, or with antialias (a = -0.5, the kernel widened by
+ * in/out when shrinking, weights normalised), as torch.nn.functional.interpolate. */
+void re_op_bicubic_matrix(int64_t in, int64_t out, int antialias, double *w);
 
 /* ---- attention (ops_attn.c) ---- */
 

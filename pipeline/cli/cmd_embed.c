@@ -1,6 +1,7 @@
 /* repeval embed: run a checkpoint on inputs and write the outputs of the requested
  * modules (taps) as .npy files, one per tap, streamed batch by batch. Hugging Face
- * language models take token ids (N x T integers) and an optional attention mask. */
+ * language models and encoders take token ids (N x T integers), an optional attention
+ * mask and (BERT) optional token type ids; vision models of model folders take images. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,18 +19,21 @@ static void help(void) {
   printf("usage: repeval embed --model M --checkpoint C --input X.npy --layers a,b:mean,... --out DIR\n"
          "       repeval embed --model M --checkpoint C --data FORMAT:FILE[,FILE...] --layers ... --out DIR\n"
          "       repeval embed --model HF_DIR --input IDS.npy [--attention-mask MASK.npy] --layers ... --out DIR\n"
+         "       repeval embed --model HF_DIR --input PIXELS.npy --layers ... --out DIR\n"
          "       repeval embed --model M --checkpoint C --input X.npy --list\n"
          "\n"
          "Run checkpoint C through model M (a preset: resnet18, resnet34, resnet50,\n"
-         "resnet18-cifar, ..., vit, mlp; a model file; or a Hugging Face model folder\n"
-         "with config.json, whose weights are the checkpoint unless --checkpoint says\n"
-         "otherwise) and write DIR/<layer>.npy (rows x d, float32) for every tapped module.\n"
+         "resnet18-cifar, ..., vit, timm-vit, mlp; a model file; or a Hugging Face (or\n"
+         "timm) model folder with config.json, whose weights are the checkpoint unless\n"
+         "--checkpoint says otherwise) and write DIR/<layer>.npy (rows x d, float32) for\n"
+         "every tapped module.\n"
          "\n"
          "Options:\n"
          "  --input X.npy        inputs, N x C x H x W (or N x H x W, or N x D), any dtype,\n"
          "                       used as float32 as they are (normalise beforehand); for\n"
          "                       a language model: token ids, N x T, an integer dtype\n"
          "  --attention-mask M   N x T, 1 for tokens and 0 for padding (right or left)\n"
+         "  --token-type-ids S   N x T segment ids of a BERT-style model (default all 0)\n"
          "  --positions P        arange (default: 0..T-1, as transformers without\n"
          "                       position_ids) or mask (counting tokens only, as generate())\n"
          "  --data SPEC          a dataset instead: idx:IMAGES[,LABELS] (plain or .gz),\n"
@@ -43,8 +47,9 @@ static void help(void) {
          "                       spatial (H*W rows of C features per image, T rows per\n"
          "                       sequence), tokens (a row per non-padding token, with\n"
          "                       DIR/<layer>.tokens.npy giving sample and position per\n"
-         "                       row) or last (last non-padding token); language models\n"
-         "                       also name hidden_states.K and last_hidden_state\n"
+         "                       row) or last (last non-padding token); model folders\n"
+         "                       also name hidden_states.K, last_hidden_state and\n"
+         "                       pooler_output\n"
          "  --out DIR            output folder (created)\n"
          "  --batch B            samples per forward pass (default 64)\n"
          "  --limit N            only the first N samples\n"
@@ -53,7 +58,7 @@ static void help(void) {
 }
 
 typedef struct opts {
-  const char *model, *ckpt, *input, *data, *normalize, *layers, *out, *key, *mask, *positions;
+  const char *model, *ckpt, *input, *data, *normalize, *layers, *out, *key, *mask, *positions, *types;
   int64_t batch, limit;
   int list;
 } opts;
@@ -87,6 +92,8 @@ static int parse(int argc, char **argv, opts *o) {
       o->key = v;
     } else if ((v = re_cli_opt(argc, argv, &i, "--attention-mask", &missing))) {
       o->mask = v;
+    } else if ((v = re_cli_opt(argc, argv, &i, "--token-type-ids", &missing))) {
+      o->types = v;
     } else if ((v = re_cli_opt(argc, argv, &i, "--positions", &missing))) {
       if (strcmp(v, "arange") && strcmp(v, "mask"))
         return re_cli_usage_error("embed", "--positions must be arange or mask, got '%s'", v);
@@ -109,8 +116,8 @@ static int parse(int argc, char **argv, opts *o) {
   }
   if (!o->model || (!o->input == !o->data))
     return re_cli_usage_error("embed", "--model and one of --input or --data are required");
-  if ((o->mask || o->positions) && !o->input)
-    return re_cli_usage_error("embed", "--attention-mask and --positions go with --input token ids");
+  if ((o->mask || o->positions || o->types) && !o->input)
+    return re_cli_usage_error("embed", "--attention-mask, --token-type-ids and --positions go with --input token ids");
   if (o->normalize && !o->data)
     return re_cli_usage_error("embed", "--normalize applies to --data");
   if (!o->list && (!o->layers || !o->out))
@@ -314,7 +321,7 @@ static re_status read_mask(const re_npy *a, int64_t r0, int64_t nr, double *tmp,
 /* Token ids (and mask) of a language model: shapes, dtypes, every id and mask value
  * checked before anything is written; *rows gets the number of non-padding tokens. */
 static re_status check_token_inputs(const re_net *net, const opts *o, const re_npy *ids, const re_npy *mask,
-                                    int64_t n, int64_t B, int64_t *rows) {
+                                    const re_npy *types, int64_t n, int64_t B, int64_t *rows) {
   int64_t T = re_net_tokens(net);
   if (ids->h.ndim != 2 || !is_integer_dtype(ids->h.dtype))
     return re_err(RE_EINVAL, "%s: token ids must be an N x T array of integers (got %d dimensions of %s)", o->input,
@@ -323,13 +330,20 @@ static re_status check_token_inputs(const re_net *net, const opts *o, const re_n
                mask->h.shape[1] != T))
     return re_err(RE_ESHAPE, "%s: the attention mask must be %lld x %lld integers or booleans, like the ids",
                   o->mask, (long long)ids->h.shape[0], (long long)T);
+  if (types && re_net_token_types(net) < 1)
+    return re_err(RE_EINVAL, "%s: this model has no token type embedding (type_vocab_size)", o->types);
+  if (types && (types->h.ndim != 2 || !is_integer_dtype(types->h.dtype) || types->h.shape[0] != ids->h.shape[0] ||
+                types->h.shape[1] != T))
+    return re_err(RE_ESHAPE, "%s: token type ids must be %lld x %lld integers, like the ids", o->types,
+                  (long long)ids->h.shape[0], (long long)T);
   re_status st = RE_OK;
   double *tmp = NULL;
-  int64_t *id = NULL;
+  int64_t *id = NULL, *ty = NULL;
   uint8_t *mk = NULL;
   RE_CHECK(re_malloc(B * T, sizeof(double), &tmp));
   RE_CHECK(re_malloc(B * T, sizeof(int64_t), &id));
   RE_CHECK(re_malloc(B * T, 1, &mk));
+  RE_CHECK(re_malloc(B * T, sizeof(int64_t), &ty));
   *rows = 0;
   for (int64_t s = 0; s < n; s += B) {
     int64_t b = n - s < B ? n - s : B;
@@ -341,6 +355,14 @@ static re_status check_token_inputs(const re_net *net, const opts *o, const re_n
       re_err_context(st, "%s: ", mask ? o->mask : o->input);
       goto done;
     }
+    if (types) {
+      RE_CHECK(read_ids(types, s, b, tmp, ty));
+      st = re_net_check_token_types(net, ty, mask ? mk : NULL, b, T, s);
+      if (st != RE_OK) {
+        re_err_context(st, "%s: ", o->types);
+        goto done;
+      }
+    }
     for (int64_t k = 0; k < b * T; k++)
       *rows += mask ? mk[k] : 1;
   }
@@ -348,6 +370,7 @@ done:
   free(tmp);
   free(id);
   free(mk);
+  free(ty);
   return st;
 }
 
@@ -359,14 +382,14 @@ int re_cmd_embed(int argc, char **argv) {
   re_status st = RE_OK;
   re_model *model = NULL;
   re_ckpt *ck = NULL;
-  re_npy *in = NULL, *mask = NULL;
+  re_npy *in = NULL, *mask = NULL, *types = NULL;
   re_dataset *ds = NULL;
   re_npy_writer *lw = NULL;
   int32_t *lab = NULL;
   re_net *net = NULL;
   float *x = NULL;
   double *tmp = NULL;
-  int64_t *ids = NULL, *rowidx = NULL;
+  int64_t *ids = NULL, *rowidx = NULL, *tys = NULL;
   uint8_t *mk = NULL;
   char *layers = NULL;
   char *names[MAX_LAYERS];
@@ -377,7 +400,7 @@ int re_cmd_embed(int argc, char **argv) {
   re_ckpt_options copt = {o.key, 0};
   RE_CHECK(re_model_load(o.model, &model));
   int tokens = re_model_takes_tokens(model);
-  const char *ckpt = o.ckpt ? o.ckpt : tokens ? o.model : NULL; /* a model folder holds its weights */
+  const char *ckpt = o.ckpt ? o.ckpt : re_model_has_weights(model) ? o.model : NULL; /* a folder holds its weights */
   if (!ckpt) {
     st = re_err(RE_EINVAL, "--checkpoint is required unless --model is a Hugging Face model folder");
     goto done;
@@ -386,8 +409,9 @@ int re_cmd_embed(int argc, char **argv) {
     st = re_err(RE_EINVAL, "%s takes token ids: give them with --input IDS.npy (N x T integers)", o.model);
     goto done;
   }
-  if (!tokens && (o.mask || o.positions)) {
-    st = re_err(RE_EINVAL, "--attention-mask and --positions apply to language models (Hugging Face folders)");
+  if (!tokens && (o.mask || o.positions || o.types)) {
+    st = re_err(RE_EINVAL, "--attention-mask, --token-type-ids and --positions apply to models that take token ids "
+                           "(Hugging Face language models and encoders)");
     goto done;
   }
   RE_CHECK(re_ckpt_open(ckpt, &copt, &ck));
@@ -435,6 +459,8 @@ int re_cmd_embed(int argc, char **argv) {
   }
   if (o.mask)
     RE_CHECK(re_cli_open_matrix(o.mask, &mask));
+  if (o.types)
+    RE_CHECK(re_cli_open_matrix(o.types, &types));
 shaped:
   if (o.limit > 0 && o.limit < n)
     n = o.limit;
@@ -479,7 +505,7 @@ shaped:
   }
   int64_t token_rows = 0, T = re_net_tokens(net);
   if (tokens)
-    RE_CHECK(check_token_inputs(net, &o, in, mask, n, B, &token_rows));
+    RE_CHECK(check_token_inputs(net, &o, in, mask, types, n, B, &token_rows));
   /* a module tapped once is <name>.npy; tapped in several modes, <name>.<mode>.npy each;
    * a tokens tap also writes <name>[.<mode>].tokens.npy (sample, position per row) */
   int nfiles = 0;
@@ -533,6 +559,7 @@ shaped:
     RE_CHECK(re_malloc(B * T, sizeof(int64_t), &ids));
     RE_CHECK(re_malloc(B * T, 1, &mk));
     RE_CHECK(re_malloc(2 * B * T, sizeof(int64_t), &rowidx));
+    RE_CHECK(re_malloc(B * T, sizeof(int64_t), &tys));
   } else {
     RE_CHECK(re_malloc(B, per * (int64_t)sizeof(float), &x));
   }
@@ -542,7 +569,9 @@ shaped:
       RE_CHECK(read_ids(in, s, b, tmp, ids));
       if (mask)
         RE_CHECK(read_mask(mask, s, b, tmp, mk));
-      st = re_net_forward_tokens(net, ids, mask ? mk : NULL, b, T);
+      if (types)
+        RE_CHECK(read_ids(types, s, b, tmp, tys));
+      st = re_net_forward_tokens_typed(net, ids, mask ? mk : NULL, types ? tys : NULL, b, T);
     } else {
       if (ds) {
         RE_CHECK(re_dataset_read(ds, s, s + b, x, lab));
@@ -591,10 +620,12 @@ done:
   free(ids);
   free(mk);
   free(rowidx);
+  free(tys);
   free(layers);
   re_net_destroy(&net);
   re_npy_close(&in);
   re_npy_close(&mask);
+  re_npy_close(&types);
   re_ckpt_close(&ck);
   re_model_destroy(&model);
   return st == RE_OK ? RE_EXIT_OK : re_cli_fail(st);

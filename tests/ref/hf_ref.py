@@ -358,3 +358,317 @@ def forward(cfg, sd, ids, mask=None, pos_kind="arange", dtype=torch.float64):
         out.append(h)
     out[-1] = rms_norm(h, W["norm.weight"], eps)
     return [z.numpy() for z in out]
+
+
+# ---- encoders and vision transformers ----------------------------------------------
+#
+# BERT (Devlin et al. 2019): learned word + position + token type embeddings, LayerNorm,
+# post-norm layers h = LN(x + dense(attn(x))), y = LN(h + dense(act(dense(h)))), a
+# non-causal attention that skips padding keys, pooler tanh(dense(first token)).
+# RoBERTa (Liu et al. 2019): the same with position ids pad + 1 + (tokens so far) for ids
+# other than pad_token_id and pad for padding. ViT (Dosovitskiy et al. 2021): patch
+# convolution, class token, position embeddings, pre-norm blocks, final LayerNorm.
+# DINOv2 (Oquab et al. 2023): ViT with layer scales, optional SwiGLU MLP and register
+# tokens (Darcet et al. 2024), position embeddings resampled bicubically (PyTorch's
+# interpolate) for other image sizes. CLIP's vision tower (Radford et al. 2021):
+# class embedding, pre-LayerNorm, quick GELU, post-LayerNorm on the class token. timm's
+# VisionTransformer: cls_token, optional reg_token, pos_embed with or without the prefix
+# tokens, optional norm_pre and layer scales (ls1/ls2.gamma), LayerNorm eps 1e-6.
+
+def vision_sizes(cfg):
+    """(D, L, H, I, C, image, patch, registers, mlp kind) of a vision config."""
+    t = cfg["model_type"]
+    v = cfg.get("vision_config", cfg) if t == "clip" else cfg
+    D, L, H = v["hidden_size"], v["num_hidden_layers"], v["num_attention_heads"]
+    if t in ("dinov2", "dinov2_with_registers"):
+        I = int(D * v.get("mlp_ratio", 4))
+        if v.get("use_swiglu_ffn"):
+            I = (int(I * 2 / 3) + 7) // 8 * 8
+    else:
+        I = v["intermediate_size"]
+    R = v.get("num_register_tokens", 4) if t == "dinov2_with_registers" else 0
+    return dict(D=D, L=L, H=H, I=I, C=v.get("num_channels", 3), S=v["image_size"], p=v["patch_size"], R=R)
+
+
+def random_encoder_state_dict(cfg, seed, timm=None):
+    """state_dict of a BERT / RoBERTa / ViT / DINOv2 / CLIP vision model (names of the base
+    model) or, with timm = dict(D, L, I, grid, patch, C, registers, embed_prefix, ls, norm_pre,
+    head), of a timm VisionTransformer."""
+    g = np.random.default_rng(seed)
+    sd = {}
+
+    def w(name, *shape):
+        sd[name] = (g.standard_normal(shape) * 0.15).astype(np.float32)
+
+    def b(name, n):
+        sd[name] = (g.standard_normal(n) * 0.1).astype(np.float32)
+
+    def scale(name, n):
+        sd[name] = (1 + g.standard_normal(n) * 0.2).astype(np.float32)
+
+    def ln(name, n):
+        scale(name + ".weight", n), b(name + ".bias", n)
+
+    def lin(name, o, i, bias=True):
+        w(name + ".weight", o, i)
+        if bias:
+            b(name + ".bias", o)
+
+    if timm:
+        D, L, I, G, p, C = timm["D"], timm["L"], timm["I"], timm["grid"], timm["patch"], timm.get("C", 3)
+        R = timm.get("registers", 0)
+        w("patch_embed.proj.weight", D, C, p, p), b("patch_embed.proj.bias", D)
+        w("cls_token", 1, 1, D)
+        if R:
+            w("reg_token", 1, R, D)
+        w("pos_embed", 1, timm.get("embed_prefix", 1) + G * G, D)
+        if timm.get("norm_pre"):
+            ln("norm_pre", D)
+        for l in range(L):
+            q = f"blocks.{l}."
+            ln(q + "norm1", D), lin(q + "attn.qkv", 3 * D, D), lin(q + "attn.proj", D, D)
+            ln(q + "norm2", D), lin(q + "mlp.fc1", I, D), lin(q + "mlp.fc2", D, I)
+            if timm.get("ls"):
+                scale(q + "ls1.gamma", D), scale(q + "ls2.gamma", D)
+        ln("norm", D)
+        if timm.get("head"):
+            lin("head", timm["head"], D)
+        return sd
+    t = cfg["model_type"]
+    if t in ("bert", "roberta", "xlm-roberta"):
+        D, I = cfg["hidden_size"], cfg["intermediate_size"]
+        w("embeddings.word_embeddings.weight", cfg["vocab_size"], D)
+        w("embeddings.position_embeddings.weight", cfg.get("max_position_embeddings", 512), D)
+        w("embeddings.token_type_embeddings.weight", cfg.get("type_vocab_size", 2), D)
+        ln("embeddings.LayerNorm", D)
+        for l in range(cfg["num_hidden_layers"]):
+            q = f"encoder.layer.{l}."
+            for n in ("query", "key", "value"):
+                lin(q + "attention.self." + n, D, D)
+            lin(q + "attention.output.dense", D, D), ln(q + "attention.output.LayerNorm", D)
+            lin(q + "intermediate.dense", I, D), lin(q + "output.dense", D, I), ln(q + "output.LayerNorm", D)
+        lin("pooler.dense", D, D)
+        return sd
+    s = vision_sizes(cfg)
+    D, I, C, p, G = s["D"], s["I"], s["C"], s["p"], s["S"] // s["p"]
+    if t in ("clip", "clip_vision_model"):
+        w("embeddings.class_embedding", D)
+        w("embeddings.patch_embedding.weight", D, C, p, p)
+        w("embeddings.position_embedding.weight", G * G + 1, D)
+        ln("pre_layrnorm", D)
+        for l in range(s["L"]):
+            q = f"encoder.layers.{l}."
+            ln(q + "layer_norm1", D)
+            for n in ("q_proj", "k_proj", "v_proj", "out_proj"):
+                lin(q + "self_attn." + n, D, D)
+            ln(q + "layer_norm2", D), lin(q + "mlp.fc1", I, D), lin(q + "mlp.fc2", D, I)
+        ln("post_layernorm", D)
+        return sd
+    qkv_bias = cfg.get("qkv_bias", True)
+    w("embeddings.cls_token", 1, 1, D)
+    w("embeddings.position_embeddings", 1, G * G + 1, D)
+    w("embeddings.patch_embeddings.projection.weight", D, C, p, p), b("embeddings.patch_embeddings.projection.bias", D)
+    if t != "vit":
+        w("embeddings.mask_token", 1, D)
+    if s["R"]:
+        w("embeddings.register_tokens", 1, s["R"], D)
+    for l in range(s["L"]):
+        q = f"encoder.layer.{l}."
+        for n in ("query", "key", "value"):
+            lin(q + "attention.attention." + n, D, D, qkv_bias)
+        lin(q + "attention.output.dense", D, D)
+        if t == "vit":
+            ln(q + "layernorm_before", D), ln(q + "layernorm_after", D)
+            lin(q + "intermediate.dense", I, D), lin(q + "output.dense", D, I)
+        else:
+            ln(q + "norm1", D), ln(q + "norm2", D)
+            scale(q + "layer_scale1.lambda1", D), scale(q + "layer_scale2.lambda1", D)
+            if cfg.get("use_swiglu_ffn"):
+                lin(q + "mlp.weights_in", 2 * I, D), lin(q + "mlp.weights_out", D, I)
+            else:
+                lin(q + "mlp.fc1", I, D), lin(q + "mlp.fc2", D, I)
+    ln("layernorm", D)
+    if t == "vit":
+        lin("pooler.dense", cfg.get("pooler_output_size", D), D)
+    return sd
+
+
+def _attend_keys(x, Wq, bq, Wk, bk, Wv, bv, H, keymask=None):
+    """Non-causal multi-head attention of x (B, T, D); keymask (B, T) 1 for keys to use."""
+    B, T, D = x.shape
+    hd = Wq.shape[0] // H
+
+    def heads(z):
+        return z.view(B, T, H, hd).transpose(1, 2)
+
+    q, k, v = (heads(x @ W.T + (bb if bb is not None else 0)) for W, bb in ((Wq, bq), (Wk, bk), (Wv, bv)))
+    s = (q @ k.transpose(-1, -2)) / math.sqrt(hd)
+    if keymask is not None:
+        s = s.masked_fill(~keymask[:, None, None, :].bool(), torch.finfo(s.dtype).min)
+    return (torch.softmax(s, dim=-1) @ v).transpose(1, 2).reshape(B, T, -1)
+
+
+def roberta_positions(ids, pad):
+    """transformers' create_position_ids_from_input_ids: pad + cumulative count of non-pad ids."""
+    m = (ids != pad).long()
+    return torch.cumsum(m, dim=1) * m + pad
+
+
+def encoder_forward(cfg, sd, ids, mask=None, types=None, pos_from_mask=False):
+    """(hidden_states list of (B, T, D), pooler_output (B, D) or None) of BERT / RoBERTa;
+    pos_from_mask: RoBERTa's positions counted over the mask instead of the ids."""
+    W = {k: torch.tensor(np.asarray(v), dtype=torch.float64) for k, v in sd.items()}
+    ids = torch.tensor(np.asarray(ids), dtype=torch.int64)
+    B, T = ids.shape
+    mask = torch.ones(B, T, dtype=torch.int64) if mask is None else torch.tensor(np.asarray(mask), dtype=torch.int64)
+    types = torch.zeros(B, T, dtype=torch.int64) if types is None else torch.tensor(np.asarray(types))
+    t, eps, a, H = cfg["model_type"], cfg.get("layer_norm_eps", 1e-12), cfg.get("hidden_act", "gelu"), \
+        cfg["num_attention_heads"]
+    pad = cfg.get("pad_token_id", 1)
+    if t == "bert":
+        pos = torch.arange(T)[None].expand(B, T)
+    elif pos_from_mask:
+        pos = torch.cumsum(mask, dim=1) * mask + pad
+    else:
+        pos = roberta_positions(ids, pad)
+    h = W["embeddings.word_embeddings.weight"][ids] + W["embeddings.token_type_embeddings.weight"][types]
+    h = h + W["embeddings.position_embeddings.weight"][pos]
+    h = layer_norm(h, W["embeddings.LayerNorm.weight"], W["embeddings.LayerNorm.bias"], eps)
+    out = [h]
+
+    def lin(x, name):
+        return x @ W[name + ".weight"].T + W[name + ".bias"]
+
+    for l in range(cfg["num_hidden_layers"]):
+        q = f"encoder.layer.{l}."
+        s = q + "attention.self."
+        ctx = _attend_keys(h, W[s + "query.weight"], W[s + "query.bias"], W[s + "key.weight"], W[s + "key.bias"],
+                           W[s + "value.weight"], W[s + "value.bias"], H, mask)
+        n = q + "attention.output."
+        h = layer_norm(lin(ctx, n + "dense") + h, W[n + "LayerNorm.weight"], W[n + "LayerNorm.bias"], eps)
+        m = act(a, lin(h, q + "intermediate.dense"))
+        h = layer_norm(lin(m, q + "output.dense") + h, W[q + "output.LayerNorm.weight"],
+                       W[q + "output.LayerNorm.bias"], eps)
+        out.append(h)
+    pooled = torch.tanh(lin(h[:, 0], "pooler.dense")) if "pooler.dense.weight" in W else None
+    return [z.numpy() for z in out], None if pooled is None else pooled.numpy()
+
+
+def act_ext(name, x):
+    if name == "quick_gelu":
+        return x * torch.sigmoid(1.702 * x)
+    return act(name, x)
+
+
+def resample_grid(pe, grid, new_hw, antialias):
+    """Patch position embeddings pe (grid*grid, D) resampled to new_hw with PyTorch's bicubic
+    interpolation (align_corners False) in float32, as transformers' DINOv2 does."""
+    D = pe.shape[-1]
+    x = pe.reshape(1, grid, grid, D).permute(0, 3, 1, 2).float()
+    y = torch.nn.functional.interpolate(x, size=tuple(new_hw), mode="bicubic", align_corners=False,
+                                        antialias=antialias)
+    return y.to(pe.dtype).permute(0, 2, 3, 1).reshape(-1, D)
+
+
+def vision_forward(cfg, sd, pixels, timm=None):
+    """(hidden_states list, last_hidden_state, pooler_output) of a vision model on pixels
+    (B, C, H, W); timm: dict(heads, embed_prefix, registers, ls, norm_pre, resample)."""
+    W = {k: torch.tensor(np.asarray(v), dtype=torch.float64) for k, v in sd.items()}
+    x = torch.tensor(np.asarray(pixels), dtype=torch.float64)
+    B = x.shape[0]
+
+    def lin(z, name):
+        y = z @ W[name + ".weight"].T
+        return y + W[name + ".bias"] if name + ".bias" in W else y
+
+    def LN(z, name, eps):
+        return layer_norm(z, W[name + ".weight"], W[name + ".bias"], eps)
+
+    def patches(wname, bname, p):
+        y = torch.nn.functional.conv2d(x, W[wname], W.get(bname), stride=p)
+        return y.flatten(2).transpose(1, 2), y.shape[2], y.shape[3]
+
+    if timm:
+        D = W["cls_token"].shape[-1]
+        p = W["patch_embed.proj.weight"].shape[-1]
+        eps, H = 1e-6, timm["heads"]
+        pt, gh, gw = patches("patch_embed.proj.weight", "patch_embed.proj.bias", p)
+        R = W["reg_token"].shape[1] if "reg_token" in W else 0
+        pre = torch.cat([W["cls_token"].expand(B, -1, -1)] + ([W["reg_token"].expand(B, -1, -1)] if R else []), 1)
+        pe = W["pos_embed"][0]
+        np_ = timm.get("embed_prefix", 1)
+        grid = int(round(math.sqrt(pe.shape[0] - np_)))
+        pp = pe[np_:] if (gh, gw) == (grid, grid) else resample_grid(pe[np_:], grid, (gh, gw), True)
+        if np_ == 0:  # no_embed_class: prefix tokens without position embeddings
+            h = torch.cat([pre, pt + pp], 1)
+        else:
+            h = torch.cat([pre, pt], 1) + torch.cat([pe[:np_], pp], 0)
+        if "norm_pre.weight" in W:
+            h = LN(h, "norm_pre", eps)
+        out = [h]
+        for l in range(len([k for k in W if k.endswith(".norm1.weight")])):
+            q = f"blocks.{l}."
+            z = LN(h, q + "norm1", eps)
+            Wqkv, bqkv = W[q + "attn.qkv.weight"], W[q + "attn.qkv.bias"]
+            o = lin(_attend_keys(z, Wqkv[:D], bqkv[:D], Wqkv[D:2 * D], bqkv[D:2 * D], Wqkv[2 * D:], bqkv[2 * D:], H),
+                    q + "attn.proj")
+            h = h + (o * W[q + "ls1.gamma"] if q + "ls1.gamma" in W else o)
+            m = lin(act("gelu", lin(LN(h, q + "norm2", eps), q + "mlp.fc1")), q + "mlp.fc2")
+            h = h + (m * W[q + "ls2.gamma"] if q + "ls2.gamma" in W else m)
+            out.append(h)
+        last = LN(h, "norm", eps)
+        return [z.numpy() for z in out], last.numpy(), last[:, 0].numpy()
+
+    t = cfg["model_type"]
+    s = vision_sizes(cfg)
+    v = cfg.get("vision_config", cfg) if t == "clip" else cfg
+    H, p, G = s["H"], s["p"], s["S"] // s["p"]
+    if t in ("clip", "clip_vision_model"):
+        eps, a = v.get("layer_norm_eps", 1e-5), v.get("hidden_act", "quick_gelu")
+        pt, _, _ = patches("embeddings.patch_embedding.weight", None, p)
+        cls = W["embeddings.class_embedding"].expand(B, 1, -1)
+        h = torch.cat([cls, pt], 1) + W["embeddings.position_embedding.weight"]
+        h = LN(h, "pre_layrnorm", eps)
+        out = [h]
+        for l in range(s["L"]):
+            q = f"encoder.layers.{l}."
+            z = LN(h, q + "layer_norm1", eps)
+            a_ = q + "self_attn."
+            h = h + lin(_attend_keys(z, W[a_ + "q_proj.weight"], W[a_ + "q_proj.bias"], W[a_ + "k_proj.weight"],
+                                     W[a_ + "k_proj.bias"], W[a_ + "v_proj.weight"], W[a_ + "v_proj.bias"], H),
+                        a_ + "out_proj")
+            h = h + lin(act_ext(a, lin(LN(h, q + "layer_norm2", eps), q + "mlp.fc1")), q + "mlp.fc2")
+            out.append(h)
+        return [z.numpy() for z in out], h.numpy(), LN(h[:, 0], "post_layernorm", eps).numpy()
+    vit = t == "vit"
+    eps, a = cfg.get("layer_norm_eps", 1e-12 if vit else 1e-6), cfg.get("hidden_act", "gelu")
+    pt, gh, gw = patches("embeddings.patch_embeddings.projection.weight",
+                         "embeddings.patch_embeddings.projection.bias", p)
+    pe = W["embeddings.position_embeddings"][0]
+    if (gh, gw) != (G, G):  # DINOv2 always resamples (ViT refuses other sizes by default)
+        pe = torch.cat([pe[:1], resample_grid(pe[1:], G, (gh, gw), t == "dinov2_with_registers")], 0)
+    h = torch.cat([W["embeddings.cls_token"].expand(B, -1, -1), pt], 1) + pe
+    if s["R"]:  # registers after the class token, without position embeddings
+        h = torch.cat([h[:, :1], W["embeddings.register_tokens"].expand(B, -1, -1), h[:, 1:]], 1)
+    out = [h]
+    for l in range(s["L"]):
+        q = f"encoder.layer.{l}."
+        z = LN(h, q + ("layernorm_before" if vit else "norm1"), eps)
+        a_ = q + "attention.attention."
+        o = lin(_attend_keys(z, W[a_ + "query.weight"], W.get(a_ + "query.bias"), W[a_ + "key.weight"],
+                             W.get(a_ + "key.bias"), W[a_ + "value.weight"], W.get(a_ + "value.bias"), H),
+                q + "attention.output.dense")
+        h = h + (o if vit else o * W[q + "layer_scale1.lambda1"])
+        z = LN(h, q + ("layernorm_after" if vit else "norm2"), eps)
+        if vit:
+            m = lin(act(a, lin(z, q + "intermediate.dense")), q + "output.dense")
+        elif cfg.get("use_swiglu_ffn"):
+            x1, x2 = lin(z, q + "mlp.weights_in").chunk(2, dim=-1)
+            m = lin(torch.nn.functional.silu(x1) * x2, q + "mlp.weights_out") * W[q + "layer_scale2.lambda1"]
+        else:
+            m = lin(act(a, lin(z, q + "mlp.fc1")), q + "mlp.fc2") * W[q + "layer_scale2.lambda1"]
+        h = h + m
+        out.append(h)
+    last = LN(h, "layernorm", eps)
+    pooled = torch.tanh(lin(last[:, 0], "pooler.dense")) if vit and "pooler.dense.weight" in W else last[:, 0]
+    return [z.numpy() for z in out], last.numpy(), pooled.numpy()

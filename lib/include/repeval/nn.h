@@ -18,13 +18,17 @@ extern "C" {
 typedef struct re_model re_model;
 
 /* Load a model description: a preset name (resnet18, resnet34, resnet50,
- * resnet18-cifar, resnet34-cifar, resnet50-cifar, vit, mlp), a path to a model file, or
- * a Hugging Face model folder (a directory with config.json, or that config.json; see
- * docs/models.md). An unknown model_type is refused here, naming the file and key. */
+ * resnet18-cifar, resnet34-cifar, resnet50-cifar, vit, timm-vit, mlp), a path to a model
+ * file, or a Hugging Face model folder (a directory with config.json, or that
+ * config.json; also timm's; see docs/models.md). An unknown model_type is refused here,
+ * naming the file and key. */
 re_status re_model_load(const char *spec, re_model **out);
-/* 1 when the model takes token ids (Hugging Face language models): bind it with
- * input_rank 1, input[0] = T tokens per sample, and run it with re_net_forward_tokens. */
+/* 1 when the model takes token ids (Hugging Face language models and encoders): bind it
+ * with input_rank 1, input[0] = T tokens per sample, and run it with re_net_forward_tokens.
+ * Vision models of model folders take images (C, H, W) as other models do. */
 int re_model_takes_tokens(const re_model *m);
+/* 1 when the model is a model folder, whose weights are the checkpoint by default. */
+int re_model_has_weights(const re_model *m);
 /* Model from an already parsed description (a map with `modules:` or `preset:`). */
 re_status re_model_from_cfg(const re_cfg *desc, re_model **out);
 /* Destroy (NULL allowed); sets *m to NULL. */
@@ -85,6 +89,15 @@ re_status re_net_forward(re_net *n, const float *x, int64_t B);
  * padding). Ids of tokens must be below the vocabulary size; ids at padding positions
  * are not used. Fills every tap. */
 re_status re_net_forward_tokens(re_net *n, const int64_t *ids, const uint8_t *mask, int64_t B, int64_t T);
+/* The same with token type (segment) ids, B x T (NULL: all 0), for models with a token
+ * type embedding (BERT); each must be below its size (type_vocab_size). */
+re_status re_net_forward_tokens_typed(re_net *n, const int64_t *ids, const uint8_t *mask, const int64_t *types,
+                                      int64_t B, int64_t T);
+/* Rows of the token type embedding of a bound token model (0: it has none). */
+int64_t re_net_token_types(const re_net *n);
+/* Check token type ids as re_net_forward_tokens_typed does (sample0 as below). */
+re_status re_net_check_token_types(const re_net *n, const int64_t *types, const uint8_t *mask, int64_t B, int64_t T,
+                                   int64_t sample0);
 /* Check token ids and mask as re_net_forward_tokens does, without running; errors name
  * the sample (sample0 + index in the batch) and position. */
 re_status re_net_check_tokens(const re_net *n, const int64_t *ids, const uint8_t *mask, int64_t B, int64_t T,

@@ -1,8 +1,11 @@
 /* Job file parsing and validation (schema: docs/job-spec.md). */
 #include "run/job.h"
 
+#include "repeval/checkpoint.h"
+
 
 #include <errno.h>
+#include <limits.h>
 #include <fnmatch.h>
 #include <glob.h>
 #include <libgen.h>
@@ -313,9 +316,13 @@ static re_status make_labels(job_ckpt *c, int n) {
     }
   }
   for (int k = 0; k < n; k++) {
+    if (c[k].label) /* a hub cache branch: its name */
+      continue;
     RE_TRY(re_strdup(c[k].path + common, &c[k].label));
     char *dot = strrchr(c[k].label, '.'), *sl = strrchr(c[k].label, '/');
-    if (dot && (!sl || dot > sl) && dot != c[k].label)
+    struct stat sb;
+    int folder = stat(c[k].path, &sb) == 0 && S_ISDIR(sb.st_mode);
+    if (!folder && dot && (!sl || dot > sl) && dot != c[k].label) /* a model folder keeps its whole name */
       *dot = '\0';
   }
   for (int a = 0; a < n; a++)
@@ -439,6 +446,125 @@ static re_status parse_layers(job_model *m, const re_cfg *c) {
   return RE_OK;
 }
 
+/* A checkpoint: a file, or a Hugging Face model folder (config.json, or weights). */
+static int ckpt_folder(const char *p) {
+  struct stat sb;
+  if (stat(p, &sb) != 0 || !S_ISDIR(sb.st_mode))
+    return 0;
+  static const char *const files[] = {"config.json", "model.safetensors", "model.safetensors.index.json",
+                                      "pytorch_model.bin", "pytorch_model.bin.index.json"};
+  char f[PATH_MAX + 64];
+  for (size_t k = 0; k < sizeof files / sizeof files[0]; k++) {
+    snprintf(f, sizeof f, "%s/%s", p, files[k]);
+    if (exists(f))
+      return 1;
+  }
+  return re_hf_cache_is_repo(p);
+}
+
+static int cmp_natural(const void *a, const void *b) {
+  return re_natural_cmp(((const job_ckpt *)a)->path, ((const job_ckpt *)b)->path);
+}
+
+static re_status push_ckpt(job_model *m, const char *path, const char *label) {
+  RE_TRY(re_realloc(&m->ckpts, m->nckpts + 1, sizeof(job_ckpt)));
+  job_ckpt *c = &m->ckpts[m->nckpts];
+  memset(c, 0, sizeof *c);
+  RE_TRY(re_strdup(path, &c->path));
+  m->nckpts++;
+  return label ? re_strdup(label, &c->label) : RE_OK;
+}
+
+/* "REPO@PATTERN": the branches of a hub cache repo (models--Org--name) matching the
+ * pattern, in natural order, each labelled by its name (step0, step1000, ...). */
+static re_status cache_branches(job_model *m, const re_cfg *node, const char *spec) {
+  const char *at = strrchr(spec, '@');
+  char repo[PATH_MAX];
+  if ((size_t)(at - spec) >= sizeof repo)
+    return re_cfg_error(node, RE_EINVAL, "%s: path too long", spec);
+  memcpy(repo, spec, (size_t)(at - spec));
+  repo[at - spec] = '\0';
+  if (!re_hf_cache_is_repo(repo))
+    return re_cfg_error(node, RE_EINVAL, "%s is not a Hugging Face cache repo (a models--Org--name folder with refs/ "
+                                         "and snapshots/), needed for the branch pattern '@%s'",
+                        repo, at + 1);
+  re_ckpt_list *list = NULL;
+  re_status st = re_hf_cache_list(repo, at + 1, &list);
+  for (int64_t k = 0; st == RE_OK && k < list->count; k++)
+    st = push_ckpt(m, list->entries[k].path, list->entries[k].name);
+  re_ckpt_list_free(&list);
+  return st == RE_OK ? RE_OK : re_cfg_error(node, st, "%s", re_errmsg());
+}
+
+/* The checkpoints of a model: patterns (${ENV}, braces, globs) of files and model
+ * folders, or REPO@BRANCHES of the hub cache; a pattern's matches in natural order. */
+static re_status ckpt_list(job *j, job_model *m, const re_cfg *node) {
+  const re_cfg *items[1] = {node};
+  const re_cfg *const *list = node->kind == RE_CFG_SEQ ? (const re_cfg *const *)node->items : items;
+  int64_t n = node->kind == RE_CFG_SEQ ? node->n : 1;
+  for (int64_t k = 0; k < n; k++) {
+    const char *s;
+    char *e = NULL, *r = NULL;
+    RE_TRY(re_cfg_string(list[k], &s));
+    RE_TRY(expand_env(list[k], s, &e));
+    re_status st = resolve(j, e, &r);
+    free(e);
+    if (st == RE_OK && strchr(r, '@') && !strpbrk(strrchr(r, '@'), "/")) {
+      st = cache_branches(m, list[k], r);
+      free(r);
+      RE_TRY(st);
+      continue;
+    }
+    strs cands = {0};
+    if (st == RE_OK && brace_count(r) > MAX_EXPANSION)
+      st = re_err(RE_EINVAL, "a pattern expands to more than %d names", MAX_EXPANSION);
+    if (st == RE_OK)
+      st = brace_expand(r, &cands);
+    free(r);
+    if (st != RE_OK) {
+      strs_free(&cands);
+      return re_cfg_error(list[k], st, "%s", re_errmsg());
+    }
+    for (int c = 0; c < cands.n && st == RE_OK; c++) {
+      int first = m->nckpts;
+      if (!strpbrk(cands.v[c], "*?[")) {
+        struct stat sb;
+        if (!exists(cands.v[c]) && !ckpt_folder(cands.v[c]))
+          st = stat(cands.v[c], &sb) == 0
+                   ? re_cfg_error(list[k], RE_EINVAL, "%s is neither a checkpoint file nor a model folder (from "
+                                                      "pattern '%s')",
+                                  cands.v[c], s)
+                   : re_cfg_error(list[k], RE_EINVAL, "file not found: %s (from pattern '%s')", cands.v[c], s);
+        else
+          st = push_ckpt(m, cands.v[c], NULL);
+        continue;
+      }
+      glob_t g;
+      int rc = glob(cands.v[c], 0, NULL, &g);
+      if (rc == GLOB_NOMATCH) {
+        st = re_cfg_error(list[k], RE_EINVAL, "no file matches %s (from pattern '%s')", cands.v[c], s);
+      } else if (rc != 0) {
+        st = re_cfg_error(list[k], RE_EIO, "cannot expand %s", cands.v[c]);
+      } else {
+        for (size_t q = 0; q < g.gl_pathc && st == RE_OK; q++)
+          if (exists(g.gl_pathv[q]) || ckpt_folder(g.gl_pathv[q]))
+            st = push_ckpt(m, g.gl_pathv[q], NULL);
+        globfree(&g);
+        if (st == RE_OK && m->nckpts == first)
+          st = re_cfg_error(list[k], RE_EINVAL, "no checkpoint file or model folder matches %s (from pattern '%s')",
+                            cands.v[c], s);
+      }
+      if (st == RE_OK) /* step9 before step10 */
+        qsort(m->ckpts + first, (size_t)(m->nckpts - first), sizeof(job_ckpt), cmp_natural);
+    }
+    strs_free(&cands);
+    RE_TRY(st);
+  }
+  if (m->nckpts == 0)
+    return re_cfg_error(node, RE_EINVAL, "no checkpoints");
+  return RE_OK;
+}
+
 static re_status parse_model(job *j, job_model *m, const re_cfg *c) {
   static const char *const keys[] = {"name", "arch", "checkpoints", "layers", "state_dict_key", NULL};
   RE_TRY(re_cfg_expect_map(c, "a model", keys));
@@ -449,34 +575,49 @@ static re_status parse_model(job *j, job_model *m, const re_cfg *c) {
     return re_cfg_error(c, RE_EINVAL, "a model needs a 'name' without '/' or ','");
   RE_TRY(re_strdup(s, &m->name));
   const re_cfg *arch = re_cfg_get(c, "arch"), *ck = re_cfg_get(c, "checkpoints"), *ly = re_cfg_get(c, "layers");
-  if (!arch || !ck || !ly)
-    return re_cfg_error(c, RE_EINVAL, "model '%s' needs 'arch', 'checkpoints' and 'layers'", m->name);
-  RE_TRY(re_cfg_string(arch, &s));
+  if (!ck || !ly)
+    return re_cfg_error(c, RE_EINVAL, "model '%s' needs 'checkpoints' and 'layers' (and 'arch', unless the "
+                                      "checkpoints are Hugging Face model folders)",
+                        m->name);
+  RE_TRY(ckpt_list(j, m, ck));
   re_model *probe = NULL;
-  if (re_model_load(s, &probe) == RE_OK) { /* a preset name */
+  re_status st = RE_OK;
+  if (!arch) { /* Hugging Face folders: the architecture is the first one's config.json */
+    const char *first = m->ckpts[0].path;
+    char cfg[PATH_MAX + 16];
+    snprintf(cfg, sizeof cfg, "%s/config.json", first);
+    if (!ckpt_folder(first) || !exists(cfg))
+      return re_cfg_error(c, RE_EINVAL, "model '%s' needs 'arch': its first checkpoint %s is not a Hugging Face "
+                                        "model folder with a config.json",
+                          m->name, first);
+    st = re_model_load(first, &probe);
     re_model_destroy(&probe);
-    RE_TRY(re_strdup(s, &m->arch));
+    if (st != RE_OK)
+      return re_cfg_error(c, st, "model '%s': %s", m->name, re_errmsg());
+    RE_TRY(re_strdup(first, &m->arch));
   } else {
-    re_err_clear();
-    RE_TRY(one_file(j, arch, &m->arch));
-    re_status st = re_model_load(m->arch, &probe); /* validate the model file now */
-    re_model_destroy(&probe);
-    RE_TRY(st);
+    RE_TRY(re_cfg_string(arch, &s));
+    if (re_model_load(s, &probe) == RE_OK) { /* a preset name */
+      re_model_destroy(&probe);
+      RE_TRY(re_strdup(s, &m->arch));
+    } else {
+      re_err_clear();
+      char *dir = NULL;
+      RE_TRY(resolve(j, s, &dir));
+      if (ckpt_folder(dir)) /* a Hugging Face model folder given as the architecture */
+        m->arch = dir;
+      else
+        free(dir);
+      if (!m->arch)
+        RE_TRY(one_file(j, arch, &m->arch));
+      st = re_model_load(m->arch, &probe); /* validate the model file now */
+      re_model_destroy(&probe);
+      RE_TRY(st);
+    }
   }
   RE_TRY(re_cfg_get_string(c, "state_dict_key", &s));
   if (re_cfg_get(c, "state_dict_key"))
     RE_TRY(re_strdup(s, &m->state_dict_key));
-  strs files = {0};
-  re_status st = file_list(j, ck, &files);
-  if (st == RE_OK)
-    st = re_calloc(files.n, sizeof(job_ckpt), &m->ckpts);
-  for (int k = 0; st == RE_OK && k < files.n; k++) {
-    m->ckpts[k].path = files.v[k];
-    files.v[k] = NULL;
-    m->nckpts = k + 1;
-  }
-  strs_free(&files);
-  RE_TRY(st);
   st = make_labels(m->ckpts, m->nckpts);
   if (st != RE_OK)
     return re_cfg_error(ck, st, "%s", re_errmsg());

@@ -187,10 +187,12 @@ static re_status jsonl_text(void *impl, int64_t k, const char **text, int64_t *l
   const char *line;
   int64_t n;
   RE_TRY(re_ds_corpus_doc(&d->c, k, &line, &n));
-  char where[1200];
-  re_ds_corpus_where(&d->c, k, where, sizeof where);
   const re_json_node *t;
-  RE_TRY(parse_line(d, where, line, d->c.off[k], n, &t));
+  if (parse_line(d, d->c.names[d->c.file[k]], line, d->c.off[k], n, &t) != RE_OK) {
+    char where[1200]; /* counting lines costs a pass over the file: only for the message */
+    re_ds_corpus_where(&d->c, k, where, sizeof where);
+    RE_TRY(parse_line(d, where, line, d->c.off[k], n, &t));
+  }
   *text = t->str;
   *len = t->str_len;
   return RE_OK;

@@ -41,10 +41,11 @@ typedef enum re_seq_mode {
 
 typedef struct re_text_options {
   const char *tokenizer;  /* tokenizer.json or the folder holding it */
-  struct re_tokenizer *tokenizer_handle; /* or an open tokenizer (borrowed until close; wins over `tokenizer`) */
+  struct re_tokenizer *tokenizer_handle; /* or an open tokenizer: borrowed until close, wins over `tokenizer`;
+                                          * its file's truncation and padding are the caller's to check */
   int64_t seq_len;        /* T > 0 */
   re_seq_mode mode;
-  int add_bos;            /* prepend the BOS id to a document whose encoding does not start with it */
+  int add_bos;            /* prepend BOS when the post-processor's special tokens do not start with it */
   int no_special;         /* 1: leave out the post-processor's special tokens ([CLS] ... [SEP], <s>) */
   int pad_left;           /* truncate mode: padding before the tokens (else after) */
   const char *eos_token;  /* pack mode: the token joining documents (NULL: the tokenizer's EOS) */

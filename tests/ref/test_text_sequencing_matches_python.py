@@ -312,6 +312,21 @@ def main():
         n = len(stream) // 64
         compare(suite, "token-stream", got, stream[:n * 64].astype(np.int64).reshape(n, 64), np.ones((n, 64), np.uint8),
                 None)
+
+        # Debian's fortunes, when installed: one sample per fortune (the count strfile wrote in
+        # each .dat header), classes the sorted file names
+        fdir = "/usr/share/games/fortunes"
+        cats = ["computers", "food", "literature", "love", "science"]
+        if all(os.path.exists(os.path.join(fdir, c + ".dat")) for c in cats):
+            want = 0
+            for c in cats:
+                with open(os.path.join(fdir, c + ".dat"), "rb") as f:
+                    want += int.from_bytes(f.read(8)[4:8], "big")
+            info = ds_tool.info(["source", "text", *opts(tokenizer=os.path.join(TOKDIR, "gpt2_bytelevel"), seq_len=64,
+                                                         separator="%", label_from="name"),
+                                 *[os.path.join(fdir, c) for c in cats]])
+            suite.check(info["count"] == want and info["class_names"] == cats,
+                        f"fortunes: {info['count']} samples (strfile counts {want}), classes {info['class_names']}")
     suite.finish()
 
 

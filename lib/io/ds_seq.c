@@ -146,16 +146,21 @@ static const re_json_node *member(const re_json *j, const re_json_node *o, const
  * are accepted: padding BatchLongest without pad_to_multiple_of (nothing to pad for
  * one sequence) and, in truncate mode, right truncation to at least seq_len. */
 static re_status check_file_settings(const re_ds_seq *s, const char *path) {
-  char file[4096];
+  char *file = NULL;
   struct stat sb;
+  size_t n = strlen(path) + sizeof "/tokenizer.json";
+  RE_TRY(re_malloc((int64_t)n, 1, &file));
   if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
-    snprintf(file, sizeof file, "%s/tokenizer.json", path);
+    snprintf(file, n, "%s/tokenizer.json", path);
   else
-    snprintf(file, sizeof file, "%s", path);
+    snprintf(file, n, "%s", path);
   re_ds_map m;
-  RE_TRY(re_ds_map_file(file, &m));
+  re_status st = re_ds_map_file(file, &m);
+  if (st != RE_OK) {
+    free(file);
+    return st;
+  }
   const char *txt = (const char *)m.base;
-  re_status st = RE_OK;
   int64_t b, e;
   re_json j = {0};
   if (txt && top_member(txt, m.len, "padding", &b, &e) && !(e - b == 4 && !memcmp(txt + b, "null", 4))) {
@@ -187,6 +192,7 @@ static re_status check_file_settings(const re_ds_seq *s, const char *path) {
                   s->pack ? " (pack mode joins whole documents)" : " (only right truncation to seq_len or more is kept)");
   }
   re_ds_unmap(&m);
+  free(file);
   return st;
 }
 

@@ -101,9 +101,13 @@ int main(int argc, char **argv) {
   char *para = load_paragraphs(argv + 4, argc - 4, &plen);
   if (!plen)
     return fprintf(stderr, "no text\n"), 2;
-  char path[] = "/tmp/bench_text_XXXXXX";
+  char path[512];
+  const char *tmp = getenv("TMPDIR");
+  snprintf(path, sizeof path, "%s/bench_text_XXXXXX", tmp && *tmp ? tmp : "/tmp");
   int fd = mkstemp(path);
-  FILE *f = fdopen(fd, "wb");
+  FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+  if (!f)
+    return fprintf(stderr, "cannot write %s\n", path), 1;
   size_t total = 0;
   while ((double)total < want * 1e6) {
     fwrite(para, 1, plen, f);

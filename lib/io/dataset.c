@@ -1,6 +1,8 @@
 /* Datasets, the common part: the backend table, range checks, labels for
  * unlabelled datasets, per-channel normalisation and the contiguous shard formula.
- * The formats live in ds_idx.c, ds_cifar.c, ds_npy.c and ds_wds.c. */
+ * The formats live in ds_idx.c, ds_cifar.c, ds_npy.c, ds_wds.c, ds_tokens.c,
+ * ds_stream.c and (text through a tokenizer) ds_seq.c with ds_jsonl.c and
+ * ds_text.c; ds_source.c opens any of them by format name. */
 #include "ds_internal.h"
 
 #include <errno.h>
@@ -19,6 +21,8 @@ struct re_dataset {
   int nnorm;   /* 0: no normalisation, else info.channels */
   float *mean; /* nnorm */
   float *std;  /* nnorm */
+  char **class_names; /* nclass_names, or NULL */
+  int64_t nclass_names;
 };
 
 re_status re_ds_wrap(const re_ds_ops *ops, void *impl, const re_dataset_info *info, re_dataset **out) {
@@ -41,6 +45,9 @@ void re_dataset_close(re_dataset **pd) {
   if (!d)
     return;
   d->ops->close(d->impl);
+  for (int64_t c = 0; c < d->nclass_names; c++)
+    free(d->class_names[c]);
+  free(d->class_names);
   free(d->mean);
   free(d->std);
   free(d);
@@ -49,7 +56,21 @@ void re_dataset_close(re_dataset **pd) {
 
 const re_dataset_info *re_dataset_get_info(const re_dataset *d) { return &d->info; }
 
+void re_ds_set_class_names(re_dataset *d, char **names, int64_t n) {
+  for (int64_t c = 0; c < d->nclass_names; c++)
+    free(d->class_names[c]);
+  free(d->class_names);
+  d->class_names = names;
+  d->nclass_names = n;
+}
+
+const char *re_dataset_class_name(const re_dataset *d, int64_t c) {
+  return c >= 0 && c < d->nclass_names ? d->class_names[c] : NULL;
+}
+
 re_status re_dataset_set_normalize(re_dataset *d, const float *mean, const float *std, int n) {
+  if (d->info.tokens)
+    return re_err(RE_EINVAL, "normalisation applies to images and arrays, not to a token dataset");
   if (n != d->info.channels)
     return re_err(RE_EINVAL, "normalisation has %d mean/std values but the dataset has %d channel%s", n,
                   d->info.channels, d->info.channels == 1 ? "" : "s");
@@ -75,16 +96,39 @@ done:
   return st;
 }
 
-re_status re_dataset_read(re_dataset *d, int64_t i, int64_t j, float *x, int32_t *labels) {
+static re_status check_range(const re_dataset *d, int64_t i, int64_t j) {
   if (i < 0 || j < i || j > d->info.count)
     return re_err(RE_EINVAL, "dataset read [%lld, %lld) out of range (the dataset has %lld samples)",
                   (long long)i, (long long)j, (long long)d->info.count);
+  return RE_OK;
+}
+
+static void no_labels(const re_dataset *d, int64_t n, int32_t *labels) {
+  if (labels && !d->info.has_labels)
+    for (int64_t k = 0; k < n; k++)
+      labels[k] = -1;
+}
+
+re_status re_dataset_read_tokens(re_dataset *d, int64_t i, int64_t j, int64_t *ids, uint8_t *mask, int32_t *labels) {
+  if (!d->info.tokens)
+    return re_err(RE_EINVAL, "this dataset holds images or arrays, not token ids: read it with re_dataset_read");
+  RE_TRY(check_range(d, i, j));
+  if (i == j)
+    return RE_OK;
+  RE_TRY(d->ops->read_tokens(d->impl, i, j, ids, mask, d->info.has_labels ? labels : NULL));
+  no_labels(d, j - i, labels);
+  return RE_OK;
+}
+
+re_status re_dataset_read(re_dataset *d, int64_t i, int64_t j, float *x, int32_t *labels) {
+  if (d->info.tokens)
+    return re_err(RE_EINVAL, "this dataset holds token ids (%lld per sample): read it with re_dataset_read_tokens",
+                  (long long)d->info.seq_len);
+  RE_TRY(check_range(d, i, j));
   if (i == j)
     return RE_OK;
   RE_TRY(d->ops->read(d->impl, i, j, x, d->info.has_labels ? labels : NULL));
-  if (labels && !d->info.has_labels)
-    for (int64_t k = 0; k < j - i; k++)
-      labels[k] = -1;
+  no_labels(d, j - i, labels);
   if (d->nnorm) {
     /* sample layout C x (H W): channel c is a contiguous plane; (x - m) / s in
      * float32, the order torchvision's Normalize uses */
@@ -167,4 +211,81 @@ void re_ds_unmap(re_ds_map *m) {
     munmap(m->base, (size_t)m->len);
   m->base = NULL;
   m->len = 0;
+}
+
+int re_ds_npy_int(const re_npy *a, int64_t k, int64_t *v, int *too_big) {
+  re_dtype dt = a->h.dtype;
+  int is_signed = dt == RE_DTYPE_I8 || dt == RE_DTYPE_I16 || dt == RE_DTYPE_I32 || dt == RE_DTYPE_I64;
+  if (!is_signed && dt != RE_DTYPE_U8 && dt != RE_DTYPE_U16 && dt != RE_DTYPE_U32 && dt != RE_DTYPE_U64 &&
+      dt != RE_DTYPE_BOOL)
+    return 0;
+  int64_t isz = re_dtype_size(dt);
+  const uint8_t *p = a->data + k * isz;
+  uint64_t u = 0;
+  for (int64_t b = 0; b < isz; b++) {
+    int64_t pos = a->h.swap ? b : isz - 1 - b; /* most significant byte first */
+    u = u << 8 | p[pos];
+  }
+  *too_big = 0;
+  if (is_signed && isz < 8 && (u >> (8 * isz - 1)) & 1)
+    u |= ~(uint64_t)0 << (8 * isz); /* sign-extend */
+  if (is_signed) {
+    *v = (int64_t)u;
+  } else if (u > (uint64_t)INT64_MAX) {
+    *too_big = 1;
+    *v = INT64_MAX;
+  } else {
+    *v = (int64_t)u;
+  }
+  return 1;
+}
+
+int64_t re_ds_utf8_invalid(const char *str, int64_t len) {
+  const unsigned char *s = (const unsigned char *)str;
+  int64_t i = 0;
+  while (i < len) {
+    /* ASCII runs, eight bytes at a time */
+    while (i + 8 <= len) {
+      uint64_t w;
+      memcpy(&w, s + i, 8);
+      if (w & UINT64_C(0x8080808080808080))
+        break;
+      i += 8;
+    }
+    if (i >= len)
+      break;
+    unsigned c = s[i];
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    int n;
+    unsigned lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+      n = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      n = 3;
+      if (c == 0xE0)
+        lo = 0xA0; /* overlong */
+      else if (c == 0xED)
+        hi = 0x9F; /* surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      n = 4;
+      if (c == 0xF0)
+        lo = 0x90; /* overlong */
+      else if (c == 0xF4)
+        hi = 0x8F; /* above U+10FFFF */
+    } else {
+      return i;
+    }
+    if (len - i < n)
+      return i;
+    if (s[i + 1] < lo || s[i + 1] > hi)
+      return i;
+    for (int k = 2; k < n; k++)
+      if ((s[i + k] & 0xC0) != 0x80)
+        return i;
+    i += n;
+  }
+  return -1;
 }

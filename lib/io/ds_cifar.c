@@ -52,7 +52,7 @@ static re_status cifar_read(void *impl, int64_t i, int64_t j, float *x, int32_t 
   return RE_OK;
 }
 
-static const re_ds_ops cifar_ops = {cifar_read, cifar_close};
+static const re_ds_ops cifar_ops = {cifar_read, cifar_close, NULL};
 
 /* Check size and every label of one file; *maxl tracks the largest reported label. */
 static re_status check_file(const cifar_ds *d, const cifar_file *f, int64_t *maxl) {

@@ -217,7 +217,7 @@ static re_status idx_read(void *impl, int64_t i, int64_t j, float *x, int32_t *l
   return RE_OK;
 }
 
-static const re_ds_ops idx_ops = {idx_read, idx_close};
+static const re_ds_ops idx_ops = {idx_read, idx_close, NULL};
 
 static re_status open_common(const char *img_name, const char *img_path, const void *img_buf, int64_t img_len,
                              const char *lab_name, const char *lab_path, const void *lab_buf, int64_t lab_len,

@@ -41,35 +41,11 @@ static re_status npy_read(void *impl, int64_t i, int64_t j, float *x, int32_t *l
   return RE_OK;
 }
 
-static const re_ds_ops npy_ops = {npy_read, npy_close};
+static const re_ds_ops npy_ops = {npy_read, npy_close, NULL};
 
 static int is_integer(re_dtype dt) {
   return dt == RE_DTYPE_I8 || dt == RE_DTYPE_I16 || dt == RE_DTYPE_I32 || dt == RE_DTYPE_I64 ||
          dt == RE_DTYPE_U8 || dt == RE_DTYPE_U16 || dt == RE_DTYPE_U32 || dt == RE_DTYPE_U64;
-}
-
-/* Raw integer value of element k, with sign, without going through double. */
-static void raw_label(const re_npy *y, int64_t k, int64_t *v, int *too_big) {
-  int64_t isz = re_dtype_size(y->h.dtype);
-  const uint8_t *p = y->data + k * isz;
-  uint64_t u = 0;
-  for (int64_t b = 0; b < isz; b++) {
-    int64_t pos = y->h.swap ? b : isz - 1 - b; /* most significant byte first */
-    u = u << 8 | p[pos];
-  }
-  int is_signed = y->h.dtype == RE_DTYPE_I8 || y->h.dtype == RE_DTYPE_I16 || y->h.dtype == RE_DTYPE_I32 ||
-                  y->h.dtype == RE_DTYPE_I64;
-  *too_big = 0;
-  if (is_signed && isz < 8 && (u >> (8 * isz - 1)) & 1)
-    u |= ~(uint64_t)0 << (8 * isz); /* sign-extend */
-  if (is_signed) {
-    *v = (int64_t)u;
-  } else if (u > (uint64_t)INT64_MAX) {
-    *too_big = 1;
-    *v = INT64_MAX;
-  } else {
-    *v = (int64_t)u;
-  }
 }
 
 re_status re_dataset_open_npy(const char *inputs, const char *labels, re_dataset **out) {
@@ -130,7 +106,7 @@ re_status re_dataset_open_npy(const char *inputs, const char *labels, re_dataset
     for (int64_t k = 0; k < info.count; k++) {
       int64_t v;
       int big;
-      raw_label(y, k, &v, &big);
+      re_ds_npy_int(y, k, &v, &big);
       if (v < 0 || v > RE_DS_MAX_LABEL || big) {
         st = re_err(RE_EDATA, "%s: label %s%lld of sample %lld is out of range (0 .. %d)", labels,
                     big ? ">" : "", (long long)v, (long long)k, RE_DS_MAX_LABEL);

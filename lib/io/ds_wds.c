@@ -11,8 +11,13 @@
  * .npy header) and checks that all samples share one geometry. Reads then
  * decode inputs while streaming: a read continues from the current archive
  * position when possible and restarts only the shard that holds its first
- * sample otherwise. */
+ * sample otherwise.
+ *
+ * Text shards (re_dataset_open_wds_text): the `.txt` member of each sample is a
+ * document for the sequencer (ds_seq.c); the scan checks it is UTF-8 and hands
+ * it over (pack mode counts its tokens), reads fetch it again from the stream. */
 #include "ds_internal.h"
+#include "ds_seq.h"
 
 #include "repeval/npy.h"
 #include "repeval/png.h"
@@ -30,7 +35,7 @@
 #define WDS_MAX_LABEL_BYTES 256
 #define WDS_MAX_SAMPLE_MEMBERS 256
 
-enum { IN_PNG, IN_NPY };
+enum { IN_PNG, IN_NPY, IN_TXT };
 enum { MODE_SCAN, MODE_SKIP, MODE_READ };
 
 typedef struct wds_shard {
@@ -74,6 +79,10 @@ typedef struct wds_ds {
   uint8_t *buf;          /* input member data */
   int64_t buf_cap;
   wds_sample s;
+  /* text shards */
+  re_ds_seq *seq;       /* during the scan only (borrowed) */
+  int64_t *doc_sample;  /* sample of document k (blank texts give no document) */
+  int64_t ndocs, docs_cap;
 } wds_ds;
 
 /* ---- archive stream ---------------------------------------------------- */
@@ -362,6 +371,27 @@ static re_status check_geometry(wds_ds *d, int first) {
 
 /* ---- open: one scan --------------------------------------------------- */
 
+/* A text sample at open: UTF-8, then to the sequencer unless blank. */
+static re_status scan_text(wds_ds *d, const char *shard, int32_t label) {
+  const char *text = (const char *)d->buf;
+  int64_t len = d->s.input_len;
+  int64_t bad = re_ds_utf8_invalid(text, len);
+  if (bad >= 0)
+    return re_err(RE_EFORMAT, "%s: member '%s', byte %lld: invalid UTF-8 (byte 0x%02X)", shard, d->s.input_member,
+                  (long long)bad, (unsigned char)text[bad]);
+  if (re_ds_text_blank(text, len))
+    return RE_OK;
+  if (d->ndocs == d->docs_cap) {
+    int64_t cap = d->docs_cap ? 2 * d->docs_cap : 1024;
+    RE_TRY(re_realloc(&d->doc_sample, cap, sizeof *d->doc_sample));
+    d->docs_cap = cap;
+  }
+  d->doc_sample[d->ndocs++] = d->count;
+  char where[1200];
+  snprintf(where, sizeof where, "%s: member '%s'", shard, d->s.input_member);
+  return re_ds_seq_doc(d->seq, text ? text : "", len, label, where);
+}
+
 static re_status scan_shard(wds_ds *d, int s) {
   RE_TRY(stream_open(d, s));
   const char *shard = d->shards[s].name;
@@ -375,9 +405,10 @@ static re_status scan_shard(wds_ds *d, int s) {
       return re_err(RE_EFORMAT, "%s: sample '%s' has no '.%s' member", shard, d->key, d->input_ext);
     if (d->label_ext && !d->s.have_label)
       return re_err(RE_EFORMAT, "%s: sample '%s' has no '.%s' label member", shard, d->key, d->label_ext);
-    RE_TRY(check_geometry(d, d->count == 0));
+    if (d->kind != IN_TXT)
+      RE_TRY(check_geometry(d, d->count == 0));
+    int32_t v = -1;
     if (d->label_ext) {
-      int32_t v = 0;
       RE_TRY(parse_label(shard, d->s.label_member, d->s.label, &v));
       if (d->count == d->labels_cap) {
         int64_t cap = d->labels_cap ? d->labels_cap * 2 : 1024;
@@ -386,6 +417,8 @@ static re_status scan_shard(wds_ds *d, int s) {
       }
       d->labels[d->count] = v;
     }
+    if (d->kind == IN_TXT)
+      RE_TRY(scan_text(d, shard, v));
     d->count++;
     d->shards[s].count++;
   }
@@ -444,7 +477,8 @@ static re_status changed(const wds_ds *d) {
                 (long long)d->shards[d->shard].count);
 }
 
-static re_status read_range(wds_ds *d, int64_t i, int64_t j, float *x) {
+/* Position the stream so that the next sample it yields is i. */
+static re_status seek(wds_ds *d, int64_t i) {
   int s = shard_of(d, i);
   if (!d->ar || d->shard != s || d->next > i)
     RE_TRY(stream_open(d, s));
@@ -455,17 +489,29 @@ static re_status read_range(wds_ds *d, int64_t i, int64_t j, float *x) {
       return changed(d);
     d->next++;
   }
+  return RE_OK;
+}
+
+/* Read the next sample's input member into d->buf. */
+static re_status read_next(wds_ds *d) {
+  int eof;
+  while (d->next == d->shards[d->shard].first + d->shards[d->shard].count)
+    RE_TRY(stream_open(d, d->shard + 1));
+  RE_TRY(next_sample(d, MODE_READ, &eof));
+  if (eof)
+    return changed(d);
+  if (!d->s.have_input)
+    return re_err(RE_EFORMAT, "%s: sample '%s' has no '.%s' member (changed since open?)", d->shards[d->shard].name,
+                  d->key, d->input_ext);
+  d->next++;
+  return RE_OK;
+}
+
+static re_status read_range(wds_ds *d, int64_t i, int64_t j, float *x) {
+  RE_TRY(seek(d, i));
   for (int64_t k = i; k < j; k++) {
-    while (d->next == d->shards[d->shard].first + d->shards[d->shard].count)
-      RE_TRY(stream_open(d, d->shard + 1));
-    RE_TRY(next_sample(d, MODE_READ, &eof));
-    if (eof)
-      return changed(d);
-    if (!d->s.have_input)
-      return re_err(RE_EFORMAT, "%s: sample '%s' has no '.%s' member (changed since open?)",
-                    d->shards[d->shard].name, d->key, d->input_ext);
+    RE_TRY(read_next(d));
     RE_TRY(decode_input(d, x + (k - i) * d->sample_dim));
-    d->next++;
   }
   return RE_OK;
 }
@@ -494,10 +540,11 @@ static void wds_close(void *impl) {
   free(d->labels);
   free(d->key);
   free(d->buf);
+  free(d->doc_sample);
   free(d);
 }
 
-static const re_ds_ops wds_ops = {wds_read, wds_close};
+static const re_ds_ops wds_ops = {wds_read, wds_close, NULL};
 
 /* "auto": the input member of the first sample, .png when it has one, else .npy. */
 static re_status detect_input(wds_ds *d) {
@@ -523,26 +570,34 @@ static re_status detect_input(wds_ds *d) {
   return st;
 }
 
-static re_status open_common(const char *const *shards, int nshards, const void *mem, int64_t mem_len,
-                             const char *input_ext, const char *label_ext, re_dataset **out) {
+/* The shards checked and scanned: *dp (on failure freed and NULL). seq: text shards. */
+static re_status scan_all(const char *const *shards, int nshards, const void *mem, int64_t mem_len,
+                          const char *input_ext, const char *label_ext, re_ds_seq *seq, wds_ds **dp) {
   re_status st = RE_OK;
   wds_ds *d = NULL;
-  *out = NULL;
+  *dp = NULL;
   if (nshards < 1)
     return re_err(RE_EINVAL, "WebDataset: no shards given");
-  int detect = !input_ext || !strcmp(input_ext, "auto");
-  if (detect)
-    input_ext = "png"; /* until the first sample says */
-  if (strcmp(input_ext, "png") && strcmp(input_ext, "npy"))
-    return re_err(RE_EINVAL, "WebDataset: input extension '%s' is not supported (png, npy or auto)", input_ext);
-  if (label_ext && (!*label_ext || !strcmp(label_ext, "png") || !strcmp(label_ext, "npy")))
+  int detect = 0;
+  if (seq) {
+    input_ext = "txt";
+  } else {
+    detect = !input_ext || !strcmp(input_ext, "auto");
+    if (detect)
+      input_ext = "png"; /* until the first sample says */
+    if (strcmp(input_ext, "png") && strcmp(input_ext, "npy"))
+      return re_err(RE_EINVAL, "WebDataset: input extension '%s' is not supported (png, npy or auto)", input_ext);
+  }
+  if (label_ext && (!*label_ext || !strcmp(label_ext, input_ext) || (!seq && !strcmp(label_ext, "png")) ||
+                    (!seq && !strcmp(label_ext, "npy"))))
     return re_err(RE_EINVAL, "WebDataset: label extension '%s' must be non-empty and differ from the input's",
                   label_ext);
   RE_CHECK(re_calloc(1, sizeof *d, &d));
   d->shard = -1;
-  d->kind = !strcmp(input_ext, "png") ? IN_PNG : IN_NPY;
-  d->mem = mem, d->mem_len = mem_len;
+  d->kind = seq ? IN_TXT : !strcmp(input_ext, "png") ? IN_PNG : IN_NPY;
+  d->seq = seq;
   RE_CHECK(re_strdup(input_ext, &d->input_ext));
+  d->mem = mem, d->mem_len = mem_len;
   if (label_ext)
     RE_CHECK(re_strdup(label_ext, &d->label_ext));
   RE_CHECK(re_calloc(nshards, sizeof *d->shards, &d->shards));
@@ -559,6 +614,20 @@ static re_status open_common(const char *const *shards, int nshards, const void 
     RE_CHECK(detect_input(d));
   for (int s = 0; s < nshards; s++)
     RE_CHECK(scan_shard(d, s));
+  d->seq = NULL;
+  *dp = d;
+  return RE_OK;
+done:
+  if (d)
+    wds_close(d);
+  return st;
+}
+
+static re_status open_common(const char *const *shards, int nshards, const void *mem, int64_t mem_len,
+                             const char *input_ext, const char *label_ext, re_dataset **out) {
+  wds_ds *d = NULL;
+  *out = NULL;
+  RE_TRY(scan_all(shards, nshards, mem, mem_len, input_ext, label_ext, NULL, &d));
   re_dataset_info info = {0};
   info.count = d->count;
   if (d->count > 0) {
@@ -574,10 +643,6 @@ static re_status open_common(const char *const *shards, int nshards, const void 
         info.num_classes = d->labels[k] + (int64_t)1;
   }
   return re_ds_wrap(&wds_ops, d, &info, out);
-done:
-  if (d)
-    wds_close(d);
-  return st;
 }
 
 re_status re_dataset_open_wds(const char *const *shards, int nshards, const char *input_ext, const char *label_ext,
@@ -592,4 +657,45 @@ re_status re_dataset_open_wds_memory(const void *buf, int64_t len, const char *n
     return re_err(RE_EINVAL, "%s: WebDataset: invalid in-memory buffer", name);
   const char *names[1] = {name};
   return open_common(names, 1, buf, len, input_ext, label_ext, out);
+}
+
+/* ---- text shards ------------------------------------------------------ */
+
+static re_status wds_doc_text(void *impl, int64_t k, const char **text, int64_t *len) {
+  wds_ds *d = (wds_ds *)impl;
+  re_status st = seek(d, d->doc_sample[k]);
+  if (st == RE_OK)
+    st = read_next(d);
+  if (st != RE_OK) {
+    stream_close(d);
+    return st;
+  }
+  *text = d->buf ? (const char *)d->buf : "";
+  *len = d->s.input_len;
+  return RE_OK;
+}
+
+static void wds_doc_where(void *impl, int64_t k, char *buf, size_t cap) {
+  const wds_ds *d = (const wds_ds *)impl;
+  int64_t i = d->doc_sample[k];
+  int s = shard_of(d, i);
+  snprintf(buf, cap, "%s: sample %lld of the shard (.txt)", d->shards[s].name, (long long)(i - d->shards[s].first));
+}
+
+static void wds_doc_close(void *impl) { wds_close(impl); }
+
+static const re_ds_docs_ops wds_docs = {wds_doc_text, wds_doc_where, wds_doc_close};
+
+re_status re_dataset_open_wds_text(const char *const *shards, int nshards, const char *label_ext,
+                                   const re_text_options *opt, re_dataset **out) {
+  re_ds_seq *seq = NULL;
+  wds_ds *d = NULL;
+  *out = NULL;
+  RE_TRY(re_ds_seq_new(opt, "WebDataset text", label_ext != NULL, &seq));
+  re_status st = scan_all(shards, nshards, NULL, 0, "txt", label_ext, seq, &d);
+  if (st != RE_OK) {
+    re_ds_seq_free(&seq);
+    return st;
+  }
+  return re_ds_seq_finish(&seq, &wds_docs, d, NULL, 0, out);
 }

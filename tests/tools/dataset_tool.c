@@ -5,6 +5,9 @@
  *   dataset_tool cifar10 FILE...        dataset_tool cifar100 [--coarse] FILE...
  *   dataset_tool npy INPUTS [LABELS]
  *   dataset_tool wds [--ext png|npy] [--label EXT|--no-label] SHARD...
+ *   dataset_tool source FORMAT [-o KEY=VALUE]... FILE...   (re_dataset_open_source)
+ * Token datasets write PREFIX_ids.npy (n x seq_len int64), PREFIX_mask.npy (uint8)
+ * and PREFIX_y.npy; their info adds tokens, seq_len, vocab and class names.
  * options before the format:
  *   --out PREFIX      write PREFIX_x.npy (n x sample_dim float32), PREFIX_y.npy (n int32)
  *   --range I J       samples [I, J) (default all)
@@ -34,6 +37,82 @@ static int parse_floats(const char *s, float *out, int cap) {
     s = *end == ',' ? end + 1 : end;
   }
   return n;
+}
+
+static int64_t batch_index(const char *order, int64_t t, int64_t nb) {
+  if (!strcmp(order, "rev"))
+    return nb - 1 - t;
+  if (!strcmp(order, "shuffle"))
+    return (t * 7919) % nb; /* a permutation when nb is not a multiple of 7919 */
+  return t;
+}
+
+static void print_json_string(const char *s) {
+  putchar('"');
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\')
+      printf("\\%c", c);
+    else if (c < 0x20)
+      printf("\\u%04x", c);
+    else
+      putchar(c);
+  }
+  putchar('"');
+}
+
+/* Token datasets: info with class names, then ids, mask and labels. */
+static int tokens_main(re_dataset *ds, const char *out, int64_t r0, int64_t r1, int64_t batch, const char *order) {
+  const re_dataset_info *in = re_dataset_get_info(ds);
+  printf("{\"count\": %lld, \"tokens\": 1, \"seq_len\": %lld, \"vocab\": %lld, \"has_labels\": %d, "
+         "\"num_classes\": %lld, \"class_names\": [",
+         (long long)in->count, (long long)in->seq_len, (long long)in->vocab, in->has_labels,
+         (long long)in->num_classes);
+  for (int64_t c = 0; re_dataset_class_name(ds, c); c++) {
+    if (c)
+      printf(", ");
+    print_json_string(re_dataset_class_name(ds, c));
+  }
+  printf("]}\n");
+  re_status st = RE_OK;
+  if (out) {
+    if (r1 < 0)
+      r1 = in->count;
+    int64_t n = r1 - r0, nb = n > 0 ? (n + batch - 1) / batch : 0, T = in->seq_len;
+    int64_t *ids = NULL;
+    uint8_t *mask = NULL;
+    int32_t *y = NULL;
+    st = re_malloc(n > 0 ? n * T : 1, sizeof *ids, &ids);
+    if (st == RE_OK)
+      st = re_malloc(n > 0 ? n * T : 1, 1, &mask);
+    if (st == RE_OK)
+      st = re_malloc(n > 0 ? n : 1, sizeof *y, &y);
+    for (int64_t t = 0; t < nb && st == RE_OK; t++) {
+      int64_t i = r0 + batch_index(order, t, nb) * batch, j = i + batch < r1 ? i + batch : r1;
+      st = re_dataset_read_tokens(ds, i, j, ids + (i - r0) * T, mask + (i - r0) * T, y + (i - r0));
+    }
+    if (n < 0)
+      st = re_dataset_read_tokens(ds, r0, r1, ids, mask, y);
+    char path[4096];
+    int64_t shape[2] = {n, T};
+    if (st == RE_OK) {
+      snprintf(path, sizeof path, "%s_ids.npy", out);
+      st = re_npy_write(path, RE_DTYPE_I64, 2, shape, ids);
+    }
+    if (st == RE_OK) {
+      snprintf(path, sizeof path, "%s_mask.npy", out);
+      st = re_npy_write(path, RE_DTYPE_U8, 2, shape, mask);
+    }
+    if (st == RE_OK) {
+      snprintf(path, sizeof path, "%s_y.npy", out);
+      st = re_npy_write(path, RE_DTYPE_I32, 1, shape, y);
+    }
+    free(ids);
+    free(mask);
+    free(y);
+  }
+  re_dataset_close(&ds);
+  return st == RE_OK ? 0 : fail(st);
 }
 
 int main(int argc, char **argv) {
@@ -90,6 +169,21 @@ int main(int argc, char **argv) {
         return fprintf(stderr, "unknown wds option %s\n", argv[a]), 2;
     }
     st = re_dataset_open_wds((const char *const *)argv + a, argc - a, ext, label, &ds);
+  } else if (!strcmp(fmt, "source") && a < argc) {
+    re_dataset_source src = {0};
+    src.format = argv[a++];
+    st = RE_OK;
+    for (; st == RE_OK && a + 1 < argc && !strcmp(argv[a], "-o"); a += 2) {
+      char *eq = strchr(argv[a + 1], '=');
+      if (!eq)
+        return fprintf(stderr, "-o KEY=VALUE\n"), 2;
+      *eq = '\0';
+      st = re_dataset_source_set(&src, argv[a + 1], eq + 1);
+    }
+    src.files = (const char *const *)argv + a;
+    src.nfiles = argc - a;
+    if (st == RE_OK)
+      st = re_dataset_open_source(&src, &ds);
   } else {
     return fprintf(stderr, "unknown format %s or missing files\n", fmt), 2;
   }
@@ -100,6 +194,8 @@ int main(int argc, char **argv) {
     return fail(st);
   }
   const re_dataset_info *in = re_dataset_get_info(ds);
+  if (in->tokens)
+    return tokens_main(ds, out, r0, r1, batch, order);
   printf("{\"count\": %lld, \"sample_dim\": %lld, \"channels\": %d, \"height\": %d, \"width\": %d, "
          "\"has_labels\": %d, \"num_classes\": %lld}\n",
          (long long)in->count, (long long)in->sample_dim, in->channels, in->height, in->width, in->has_labels,
@@ -117,11 +213,7 @@ int main(int argc, char **argv) {
   if (st == RE_OK)
     st = re_malloc(n > 0 ? n : 1, sizeof(int32_t), &y);
   for (int64_t t = 0; t < nb && st == RE_OK; t++) {
-    int64_t b = t;
-    if (!strcmp(order, "rev"))
-      b = nb - 1 - t;
-    else if (!strcmp(order, "shuffle"))
-      b = (t * 7919) % nb; /* a permutation when nb is not a multiple of 7919 */
+    int64_t b = batch_index(order, t, nb);
     int64_t i = r0 + b * batch, j = i + batch < r1 ? i + batch : r1;
     st = re_dataset_read(ds, i, j, x + (i - r0) * in->sample_dim, y + (i - r0));
   }

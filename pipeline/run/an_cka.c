@@ -46,6 +46,11 @@ static re_status parse(job *j, job_analysis *a, const re_cfg *c) {
     return re_cfg_error(re_cfg_get(c, "batch"), RE_EINVAL,
                         "batch %lld is too small: the unbiased HSIC estimator needs batches of at least 4",
                         (long long)o->batch);
+  if (o->batch > 1 << 20)
+    return re_cfg_error(re_cfg_get(c, "batch"), RE_EINVAL,
+                        "batch %lld is larger than %d: every batch's Gram matrices (batch^2 / 2 values per tap) "
+                        "must fit in memory",
+                        (long long)o->batch, 1 << 20);
   RE_TRY(re_cfg_get_int(c, "sigma_sample", &o->sigma_sample));
   if (o->sigma_sample < 2)
     return re_cfg_error(re_cfg_get(c, "sigma_sample"), RE_EINVAL, "sigma_sample must be at least 2");
@@ -57,48 +62,26 @@ static int64_t stats_batch(const job_analysis *a) {
   return o->exact ? 0 : o->batch;
 }
 
-/* RBF bandwidths from the first sigma_sample samples, identical on every rank: the
- * sample runs through each checkpoint once (in chunks of the forward batch). */
+/* RBF bandwidths from the first sigma_sample samples of each tap, identical on every
+ * rank (the rows come from the checkpoints' chunks, as the statistics' do). */
 static re_status bandwidths(runner *r, pass *p, an_run *ar, double *s2) {
   const cka_opts *o = ar->a->opts;
   int64_t ns = p->n < o->sigma_sample ? p->n : o->sigma_sample;
-  int64_t sd = re_dataset_get_info(p->ds)->sample_dim;
-  float *x = NULL;
-  re_status st = re_malloc(ns, sd * (int64_t)sizeof(float), &x);
-  if (st == RE_OK)
-    st = re_dataset_read(p->ds, p->offset, p->offset + ns, x, NULL);
-  for (int q0 = 0; st == RE_OK && q0 < ar->P;) {
-    const tapinfo *t0 = &r->plan.taps[ar->taps[q0]];
-    int q1 = q0;
-    while (q1 < ar->P && r->plan.taps[ar->taps[q1]].model == t0->model &&
-           r->plan.taps[ar->taps[q1]].ckpt == t0->ckpt)
-      q1++;
-    re_net *net = r->plan.nets[t0->model][t0->ckpt];
-    float **feat = NULL;
-    st = re_calloc(q1 - q0, sizeof(float *), &feat);
-    for (int q = q0; st == RE_OK && q < q1; q++)
-      st = re_malloc(ns, r->plan.taps[ar->taps[q]].dim * (int64_t)sizeof(float), &feat[q - q0]);
-    for (int64_t s0 = 0; st == RE_OK && s0 < ns; s0 += p->fb) {
-      int64_t b = ns - s0 < p->fb ? ns - s0 : p->fb;
-      st = re_net_forward(net, x + s0 * sd, b);
-      for (int q = q0; st == RE_OK && q < q1; q++) {
-        const tapinfo *tp = &r->plan.taps[ar->taps[q]];
-        memcpy(feat[q - q0] + s0 * tp->dim, re_net_tap_data(net, tp->net_tap), sizeof(float) * (size_t)(b * tp->dim));
-      }
-    }
-    for (int q = q0; st == RE_OK && q < q1; q++) {
-      const tapinfo *tp = &r->plan.taps[ar->taps[q]];
-      st = re_rbf_sigma2_f32(feat[q - q0], ns, tp->dim, tp->dim, o->sigma, &s2[q]);
-      if (st != RE_OK)
-        re_err_context(st, "analysis '%s', tap %s/%s/%s: ", ar->a->name, run_tap_model(r, ar->taps[q]),
-                       run_tap_ckpt(r, ar->taps[q]), run_tap_layer(r, ar->taps[q]));
-    }
-    for (int q = q0; feat && q < q1; q++)
-      free(feat[q - q0]);
+  re_status st = RE_OK;
+  for (int q = 0; st == RE_OK && q < ar->P; q++) {
+    int t = ar->taps[q];
+    const tapinfo *tp = &r->plan.taps[t];
+    float *feat = NULL;
+    st = re_malloc(ns, tp->dim * (int64_t)sizeof(float), &feat);
+    if (st == RE_OK)
+      st = run_pass_tap_rows(r, p, t, 0, ns, feat);
+    if (st == RE_OK)
+      st = re_rbf_sigma2_f32(feat, ns, tp->dim, tp->dim, o->sigma, &s2[q]);
+    if (st != RE_OK)
+      re_err_context(st, "analysis '%s', tap %s/%s/%s: ", ar->a->name, run_tap_model(r, t), run_tap_ckpt(r, t),
+                     run_tap_layer(r, t));
     free(feat);
-    q0 = q1;
   }
-  free(x);
   return st;
 }
 
@@ -120,7 +103,7 @@ static re_status setup(runner *r, pass *p, an_run *ar) {
     if (st == RE_OK)
       st = bandwidths(r, p, ar, s2);
   }
-  re_hsic_config cfg = {ar->P, o->rbf ? RE_KERNEL_RBF : RE_KERNEL_LINEAR, s2, p->fb, ar->npairs, ar->pairs};
+  re_hsic_config cfg = {ar->P, o->rbf ? RE_KERNEL_RBF : RE_KERNEL_LINEAR, s2, p->sb, ar->npairs, ar->pairs};
   if (st == RE_OK)
     st = re_hsic_create(&cfg, &ar->h);
   free(s2);
@@ -139,7 +122,7 @@ static re_status finalize(runner *r, pass *p, an_run *ar, re_eig **eigs) {
   RE_TRY(re_malloc((int64_t)P * P, sizeof(double), &M));
   char param[128];
   snprintf(param, sizeof param, "%s %s%s b=%lld", o->exact ? "exact" : "minibatch", o->rbf ? "rbf" : "linear",
-           o->unbiased ? " unbiased" : " biased", (long long)(o->exact ? p->n : p->fb));
+           o->unbiased ? " unbiased" : " biased", (long long)(o->exact ? p->n : p->sb));
   re_status st = RE_OK;
   for (int i = 0; i < P && st == RE_OK; i++)
     for (int k = 0; k < P && st == RE_OK; k++) {

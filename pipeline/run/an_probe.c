@@ -81,7 +81,7 @@ static re_status setup(runner *r, pass *p, an_run *ar) {
   if (!any)
     return re_cfg_error(an->src, RE_EINVAL, "probe '%s': its 'checkpoints' and 'layers' select no tap", an->name);
   r->plan.ds_n[p->d] = p->n;
-  r->plan.ds_fb[p->d] = p->fb;
+  r->plan.ds_chunk[p->d] = p->chunk;
   r->plan.ds_key[p->d] = p->data_key;
   return RE_OK;
 }
@@ -123,7 +123,7 @@ re_status run_probe_feed(runner *r, pass *p, int t, const float *data, int64_t s
 
 /* Rows [row0, row1) of dataset d for tap t (or the labels with t < 0) from the shards. */
 static re_status load_rows(runner *r, int d, int t, int64_t dim, int64_t row0, int64_t row1, float *X, int32_t *y) {
-  int64_t n = r->plan.ds_n[d], fb = r->plan.ds_fb[d];
+  int64_t n = r->plan.ds_n[d], fb = r->plan.ds_chunk[d]; /* shards hold chunks */
   char layer[512] = "labels";
   uint64_t ck = 0;
   if (t >= 0) {

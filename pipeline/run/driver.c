@@ -143,13 +143,6 @@ static re_status open_output(runner *r) {
   return RE_OK;
 }
 
-static int has_after_passes(const job *j) {
-  for (int a = 0; a < j->nanalyses; a++)
-    if (j->analyses[a].kind->after_passes)
-      return 1;
-  return 0;
-}
-
 /* Collective: everything before the first pass. */
 static re_status setup(runner *r, const run_args *a, const char *out_given, outdir_lock *lock) {
   re_status st = re_mpi_agree(r->comm.comm, job_load(a->job_path, &r->plan.j));
@@ -163,7 +156,7 @@ static re_status setup(runner *r, const run_args *a, const char *out_given, outd
   if (st == RE_OK)
     st = re_calloc(nd, sizeof(int64_t), &r->plan.ds_n);
   if (st == RE_OK)
-    st = re_calloc(nd, sizeof(int64_t), &r->plan.ds_fb);
+    st = re_calloc(nd, sizeof(int64_t), &r->plan.ds_chunk);
   if (st == RE_OK)
     st = re_calloc(nd, sizeof(uint64_t), &r->plan.ds_key);
   st = re_mpi_agree(r->comm.comm, st);
@@ -174,7 +167,7 @@ static re_status setup(runner *r, const run_args *a, const char *out_given, outd
   if (st == RE_OK && r->comm.rank == 0)
     st = open_output(r);
   st = re_mpi_agree(r->comm.comm, st);
-  if (st == RE_OK && has_after_passes(r->plan.j) && !r->plan.j->cache_dir) {
+  if (st == RE_OK && !r->plan.j->cache_dir) { /* the run's own cache: probes' rows, streamed checkpoints' taps */
     if (r->plan.mode == RUN_MODE_PART || r->plan.mode == RUN_MODE_MERGE)
       snprintf(r->plan.probe_cache_dir, sizeof r->plan.probe_cache_dir, "%s.parts/probe-cache", r->plan.j->out_dir);
     else
@@ -302,7 +295,7 @@ static re_status stats_merge(runner *r, pass *p) {
       st = tree_collapse(&all);
   }
   if (st == RE_OK)
-    st = tree_root(&all, (p->n + p->fb - 1) / p->fb);
+    st = tree_root(&all, (p->n + p->sb - 1) / p->sb);
   tree_free(&all);
   return st;
 }
@@ -334,7 +327,7 @@ static void print_plan(const runner *r, const pass *p) {
   for (int a = 0; a < j->nanalyses; a++)
     nafter += j->analyses[a].kind->after_passes && an_uses_dataset(&j->analyses[a], ds);
   printf("dataset %s: %lld samples in %lld batches of %lld, %d taps, %d analyses%s", ds, (long long)p->n,
-         (long long)((p->n + p->fb - 1) / p->fb), (long long)p->fb, r->plan.ntaps, p->nan - nafter,
+         (long long)((p->n + p->sb - 1) / p->sb), (long long)p->sb, r->plan.ntaps, p->nan - nafter,
          nafter ? "" : "\n");
   if (nafter)
     printf(" + %d probe%s\n", nafter, nafter == 1 ? "" : "s");
@@ -527,7 +520,7 @@ static void free_runner(runner *r) {
     run_free_models(r);
   free(r->plan.taps);
   free(r->plan.ds_n);
-  free(r->plan.ds_fb);
+  free(r->plan.ds_chunk);
   free(r->plan.ds_key);
   free(r->plan.ckpt_key);
   job_free(&r->plan.j);

@@ -624,17 +624,45 @@ static re_status parse_model(job *j, job_model *m, const re_cfg *c) {
   return parse_layers(m, ly);
 }
 
+/* forward: {batch: B, checkpoints_in_memory: auto | all | one}; the job-level `batch:`
+ * of earlier job files is the forward batch too. */
+static re_status parse_forward(job *j, const re_cfg *c) {
+  j->forward_batch = 128;
+  const re_cfg *f = re_cfg_get(c, "forward"), *old = re_cfg_get(c, "batch");
+  if (f && old)
+    return re_cfg_error(old, RE_EINVAL, "give the forward batch once: 'forward: {batch: ...}' (the job-level "
+                                        "'batch' is its older name)");
+  if (old) {
+    RE_TRY(re_cfg_int(old, &j->forward_batch));
+  } else if (f) {
+    static const char *const keys[] = {"batch", "checkpoints_in_memory", NULL};
+    RE_TRY(re_cfg_expect_map(f, "forward", keys));
+    RE_TRY(re_cfg_get_int(f, "batch", &j->forward_batch));
+    const char *s = "auto";
+    RE_TRY(re_cfg_get_string(f, "checkpoints_in_memory", &s));
+    if (!strcmp(s, "all"))
+      j->in_memory = JOB_IN_MEMORY_ALL;
+    else if (!strcmp(s, "one"))
+      j->in_memory = JOB_IN_MEMORY_ONE;
+    else if (strcmp(s, "auto"))
+      return re_cfg_error(re_cfg_get(f, "checkpoints_in_memory"), RE_EINVAL,
+                          "checkpoints_in_memory must be auto, all or one");
+  }
+  if (j->forward_batch < 1 || j->forward_batch > 1 << 20)
+    return re_cfg_error(old ? old : re_cfg_get(f, "batch"), RE_EINVAL, "the forward batch must be in 1 .. %d",
+                        1 << 20);
+  return RE_OK;
+}
+
 static re_status parse_job(job *j) {
   const re_cfg *c = j->cfg;
-  static const char *const keys[] = {"name", "data", "models", "analyses", "output", "batch", "slurm", "cache", NULL};
+  static const char *const keys[] = {"name",  "data",  "models", "analyses", "output",
+                                     "batch", "slurm", "cache",  "forward",  NULL};
   RE_TRY(re_cfg_expect_map(c, "the job", keys));
   const char *s = NULL;
   RE_TRY(re_cfg_get_string(c, "name", &s));
   RE_TRY(re_strdup(s ? s : "job", &j->name));
-  j->forward_batch = 128;
-  RE_TRY(re_cfg_get_int(c, "batch", &j->forward_batch));
-  if (j->forward_batch < 1)
-    return re_cfg_error(re_cfg_get(c, "batch"), RE_EINVAL, "batch must be positive");
+  RE_TRY(parse_forward(j, c));
   const re_cfg *data = re_cfg_get(c, "data"), *models = re_cfg_get(c, "models"), *an = re_cfg_get(c, "analyses");
   if (!data || data->kind != RE_CFG_MAP || data->n == 0)
     return re_cfg_error(c, RE_EINVAL, "the job needs 'data': a map of named datasets");
@@ -680,6 +708,7 @@ static re_status parse_job(job *j) {
     RE_TRY(re_strdup(buf, &j->out_dir));
   }
   const re_cfg *cache = re_cfg_get(c, "cache");
+  j->cache_chunk = 256;
   if (cache) {
     /* cache: true | false | {dir: PATH, dtype: float32 | float16} */
     int on = 1;
@@ -687,8 +716,11 @@ static re_status parse_job(job *j) {
     if (cache->kind == RE_CFG_SCALAR) {
       RE_TRY(re_cfg_bool(cache, &on));
     } else {
-      static const char *const ckeys[] = {"dir", "dtype", NULL};
+      static const char *const ckeys[] = {"dir", "dtype", "chunk", NULL};
       RE_TRY(re_cfg_expect_map(cache, "cache", ckeys));
+      RE_TRY(re_cfg_get_int(cache, "chunk", &j->cache_chunk));
+      if (j->cache_chunk < 1 || j->cache_chunk > 1 << 20)
+        return re_cfg_error(re_cfg_get(cache, "chunk"), RE_EINVAL, "cache chunk must be in 1 .. %d samples", 1 << 20);
       RE_TRY(re_cfg_get_string(cache, "dir", &dir));
       RE_TRY(re_cfg_get_string(cache, "dtype", &dt));
       if (strcmp(dt, "float32") && strcmp(dt, "float16"))

@@ -64,6 +64,8 @@ typedef struct job_analysis {
   const re_cfg *src;
 } job_analysis;
 
+enum { JOB_IN_MEMORY_AUTO = 0, JOB_IN_MEMORY_ALL = 1, JOB_IN_MEMORY_ONE = 2 };
+
 typedef struct job {
   char *path, *dir; /* job file and its folder (base of relative input paths) */
   char *name;
@@ -76,7 +78,9 @@ typedef struct job {
   char *out_dir;
   int bundle;
   int bundle_stats; /* put stats/ in the bundle too (default: no, it can be large) */
-  int64_t forward_batch;
+  int64_t forward_batch; /* samples per forward call (forward: {batch:}; `batch:` of old job files) */
+  int64_t cache_chunk;   /* cache granularity: tap outputs are computed and cached by chunks of samples */
+  int in_memory;         /* JOB_IN_MEMORY_*: checkpoints bound at once (forward: {checkpoints_in_memory:}) */
   char *cache_dir; /* embedding cache folder, NULL: off */
   int cache_f16;   /* shards hold float16 */
   int cache_default; /* cache_dir is <out_dir>.cache (follows --out) */

@@ -50,7 +50,7 @@ typedef struct run_plan {
   int mode;                /* RUN_MODE_* */
   uint64_t *ckpt_key;      /* per checkpoint (models in order): content + model description */
   char probe_cache_dir[4400]; /* shards for probes when the job has no cache */
-  int64_t *ds_n, *ds_fb;   /* per dataset: samples and batch of its pass */
+  int64_t *ds_n, *ds_chunk; /* per dataset: samples and cache granularity of its pass */
   uint64_t *ds_key;        /* per dataset: cache data key */
   int cache_disabled;
   int part, nparts;        /* --part I/N: this run streams part I of N of the batches */
@@ -85,13 +85,33 @@ enum { RUN_MODE_RUN = 0, RUN_MODE_PART = 1, RUN_MODE_MERGE = 2, RUN_MODE_FINALIZ
 /* Set by SIGTERM / SIGUSR1 / SIGINT: stop after the current batch, save, exit 75. */
 extern volatile sig_atomic_t run_stop_signal;
 
+/* One checkpoint's tap outputs for one chunk of samples (run_pass.c). */
+typedef struct chunk_memo {
+  int ckpt;     /* global checkpoint index whose chunk this is, -1: none */
+  int64_t g;    /* the chunk, -1: none */
+  float **tap;  /* per layer index: chunk x rps x dim */
+} chunk_memo;
+
 typedef struct pass {
   int d;
   re_dataset *ds;
-  int64_t n, fb;
+  int64_t n;      /* samples */
+  int64_t sb;     /* statistics batch: the tree's leaves, the minibatch estimators' batches */
+  int64_t chunk;  /* cache granularity: taps are computed and cached by chunks of samples */
+  int64_t fwd;    /* forward batch: samples per forward call */
   int64_t offset; /* dataset index of sample 0 of the pass (the dataset's `offset`) */
   int in_rank;
   int64_t in_dims[3];
+  int tokens;     /* a token dataset: ids and masks of seq_len positions */
+  int64_t seq_len;
+  float *x;       /* fwd x sample_dim inputs (images) */
+  int64_t *ids;   /* fwd x seq_len token ids */
+  uint8_t *mask;  /* fwd x seq_len attention mask */
+  int streamed;   /* checkpoints are bound one at a time (their weights do not all fit) */
+  int bound;      /* streamed: the global checkpoint index bound now, -1: none */
+  chunk_memo *memo; /* nmemo slots; checkpoint i uses slot i % nmemo */
+  int nmemo;
+  unsigned char *tap_used; /* per global tap: an analysis of the pass reads it */
   an_run *an;
   int nan;
   re_moments *mom;
@@ -106,8 +126,9 @@ typedef struct pass {
   uint64_t data_key;      /* cache key of this dataset's inputs */
   unsigned char *probe_tap; /* per global tap: a probe needs it (NULL: none) */
   int probe_labels;       /* a probe uses this dataset: keep its labels */
-  int32_t *labels;        /* fb labels of the current batch */
-  float **scratch;        /* per layer index: one checkpoint's tap output (cache) */
+  int32_t *labels;        /* fwd labels */
+  int64_t labelled;       /* the last chunk whose labels are kept, -1: none */
+  float **scratch;        /* per layer index: one checkpoint's tap rows of a statistics batch */
   int nscratch;
   tree_acc acc;           /* the accumulators as the reduction tree sees them (run_pass_acc_init) */
   tree tree;              /* this rank's complete nodes of the reduction tree */
@@ -153,10 +174,22 @@ void run_free_models(runner *r);
 re_status run_pass_use_moments(runner *r, pass *p, an_run *ar, int diag_only);
 /* Bind nets, taps, accumulators of the analyses on dataset p->d. */
 re_status run_pass_setup(runner *r, pass *p);
+/* Checkpoint (m, c)'s network bound for the pass (streamed: binding it now, and
+ * releasing the one bound before). */
+re_status run_net_get(runner *r, pass *p, int m, int c, re_net **net);
+/* Streamed passes: every checkpoint's chunks overlapping samples [s0, s1) computed into
+ * the cache, one checkpoint at a time (collective only through errors); else nothing. */
+re_status run_pass_embed(runner *r, pass *p, int64_t s0, int64_t s1);
+/* Global index of checkpoint (m, c), and its first global tap. */
+int run_ckpt_index(const runner *r, int m, int c);
+int run_tap_first(const runner *r, int m, int c);
 /* Free a pass (nets, taps, accumulators, dataset). */
 void run_pass_free(runner *r, pass *p);
 
 /* ---- streaming and reduction (run_pass.c) ---- */
+/* Rows [s0, s1) of global tap t (rows x dim), from the checkpoint's chunks (kept,
+ * cached or computed). */
+re_status run_pass_tap_rows(runner *r, pass *p, int t, int64_t s0, int64_t s1, float *out);
 /* Stream this rank's batches through every net into the accumulators. */
 re_status run_pass_stream(runner *r, pass *p);
 /* Collective: reduce the pass's statistics to rank 0 along the canonical tree; in
@@ -202,6 +235,9 @@ void run_state_note_progress(runner *r, const pass *p, int64_t done, int64_t tot
 void run_state_clear(runner *r);
 
 /* ---- embedding cache (run_cache.c) ---- */
+/* The cache a pass reads and writes tap chunks in: the job's, or the run's own when its
+ * checkpoints are streamed; NULL: none. */
+const char *run_cache_dir(const runner *r, const pass *p);
 /* Keys of every checkpoint (rank 0 reads them, broadcast; collective). */
 re_status run_cache_init(runner *r);
 /* Cache key of pass p's inputs (dataset files, normalisation, geometry). */
@@ -210,6 +246,8 @@ uint64_t run_cache_data_key(const runner *r, const pass *p);
 uint64_t run_cache_ckpt_key(const runner *r, int m, int c);
 /* Folder name of layer l of model m ("<name>.<mode>"). */
 void run_cache_layer_name(const runner *r, int m, int l, char *buf, size_t cap);
+/* Chunk g of checkpoint (m, c) in its memo: kept, from the cache, or computed. */
+re_status run_pass_chunk(runner *r, pass *p, int m, int c, int64_t g);
 /* Read a shard into out (rows x dim); 0 when absent or failing a check. */
 int run_cache_get(runner *r, const char *dir, uint64_t ck, uint64_t dk, const char *layer, int64_t s0, int64_t s1,
                   int64_t rows, int64_t dim, int f16, float *out);

@@ -42,13 +42,37 @@ typedef struct cache_header {
 } cache_header; /* 64 bytes */
 
 
-static uint64_t fnv_file(uint64_t h, const char *path) {
+static uint64_t fnv_file(uint64_t h, const char *path) { /* a model file's bytes */
   uint64_t out;
   if (re_fnv1a64_file(h, path, &out, NULL) != RE_OK) {
     re_err_clear();
     return re_fnv1a64(h, "?", 1);
   }
   return out;
+}
+
+const char *run_cache_dir(const runner *r, const pass *p) {
+  if (r->plan.j->cache_dir)
+    return r->plan.j->cache_dir;
+  return p->streamed && r->plan.probe_cache_dir[0] ? r->plan.probe_cache_dir : NULL;
+}
+
+/* A checkpoint's identity: its content hash (sampled, re_ckpt_content_hash) and the size
+ * and time of every file it is read from, so that a rewritten file is a new key. */
+static uint64_t ckpt_identity(uint64_t h, const re_ckpt *ck) {
+  uint64_t content = 0;
+  if (re_ckpt_content_hash(ck, &content) != RE_OK)
+    re_err_clear();
+  h = re_fnv1a64(h, &content, sizeof content);
+  for (int64_t k = 0; k < re_ckpt_shard_count(ck); k++) {
+    struct stat sb;
+    const char *f = re_ckpt_shard_path(ck, k);
+    if (f && stat(f, &sb) == 0) {
+      int64_t v[3] = {(int64_t)sb.st_size, (int64_t)sb.st_mtim.tv_sec, (int64_t)sb.st_mtim.tv_nsec};
+      h = re_fnv1a64(h, v, sizeof v);
+    }
+  }
+  return h;
 }
 
 re_status run_cache_init(runner *r) {
@@ -73,7 +97,7 @@ re_status run_cache_init(runner *r) {
       if (jm->state_dict_key)
         mh = re_fnv1a64(mh, jm->state_dict_key, strlen(jm->state_dict_key) + 1);
       for (int c = 0; c < jm->nckpts; c++, k++)
-        r->plan.ckpt_key[k] = fnv_file(mh, jm->ckpts[c].path);
+        r->plan.ckpt_key[k] = ckpt_identity(mh, r->plan.ckpts[m][c]);
     }
   }
   MPI_Bcast(r->plan.ckpt_key, total, MPI_UINT64_T, 0, r->comm.comm);
@@ -172,12 +196,12 @@ int run_cache_load(runner *r, const pass *p, int m, int c, int l, int64_t s0, in
                    float *out) {
   char layer[512];
   run_cache_layer_name(r, m, l, layer, sizeof layer);
-  return run_cache_get(r, r->plan.j->cache_dir, run_cache_ckpt_key(r, m, c), p->data_key, layer, s0, s1, rows, dim,
-                       r->plan.j->cache_f16, out);
+  return run_cache_get(r, run_cache_dir(r, p), run_cache_ckpt_key(r, m, c), p->data_key, layer, s0, s1, rows, dim,
+                       r->plan.j->cache_dir ? r->plan.j->cache_f16 : 0, out);
 }
 
 void run_cache_round(const runner *r, float *x, int64_t n) {
-  if (!r->plan.j->cache_f16)
+  if (!r->plan.j->cache_dir || !r->plan.j->cache_f16)
     return;
   for (int64_t e = 0; e < n; e++)
     x[e] = re_f16_to_f32(re_f32_to_f16(x[e]));
@@ -248,6 +272,6 @@ void run_cache_store(runner *r, const pass *p, int m, int c, int l, int64_t s0, 
                      int64_t dim, const float *data) {
   char layer[512];
   run_cache_layer_name(r, m, l, layer, sizeof layer);
-  run_cache_put(r, r->plan.j->cache_dir, run_cache_ckpt_key(r, m, c), p->data_key, layer, s0, s1, rows, dim,
-                r->plan.j->cache_f16, data);
+  run_cache_put(r, run_cache_dir(r, p), run_cache_ckpt_key(r, m, c), p->data_key, layer, s0, s1, rows, dim,
+                r->plan.j->cache_dir ? r->plan.j->cache_f16 : 0, data);
 }

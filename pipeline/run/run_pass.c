@@ -1,6 +1,19 @@
-/* repeval run, streaming: each rank reads its contiguous range of batches (cut by
- * global sample index), runs every net and feeds the accumulators; then the fixed-
- * order reduction to rank 0. */
+/* repeval run, streaming: each rank takes its contiguous range of statistics batches
+ * (cut by global sample index) and feeds every tap of every checkpoint into the
+ * accumulators; then the fixed-order reduction to rank 0.
+ *
+ * Three sizes, each named in the job (docs/job-spec.md):
+ *   sb     the statistics batch: the leaves of the reduction tree, the batches of
+ *          the minibatch estimators (an analysis' `batch`);
+ *   chunk  the cache granularity: tap outputs are computed and cached by chunks of
+ *          samples [g chunk, (g + 1) chunk) of the pass (`cache: {chunk:}`), so a
+ *          cache made with one set of analyses serves any other;
+ *   fwd    the forward batch: a chunk runs through a network in pieces of fwd
+ *          samples (`forward_batch`).
+ * A tap's value for a sample therefore depends only on its chunk, not on the batch
+ * or the rank that needed it: cached and computed values are the same bits. Each
+ * checkpoint keeps its last chunk (a statistics batch may span two chunks, and the
+ * next batch of the rank usually starts in the same chunk). */
 #include <mpi.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,9 +22,101 @@
 #include "out/progress.h"
 #include "run/run.h"
 
-/* Feed global tap t's output for the current batch (rows x dim) to every analysis. */
+/* ---- chunks ------------------------------------------------------------------------ */
+
+/* Samples [lo, hi) of chunk g of the pass (pass-relative). */
+static void chunk_range(const pass *p, int64_t g, int64_t *lo, int64_t *hi) {
+  *lo = g * p->chunk;
+  *hi = *lo + p->chunk < p->n ? *lo + p->chunk : p->n;
+}
+
+/* Read samples [s0, s0 + b) of the pass into the input buffers (images or tokens). */
+static re_status read_inputs(pass *p, int64_t s0, int64_t b, int32_t *labels) {
+  if (p->tokens)
+    return re_dataset_read_tokens(p->ds, p->offset + s0, p->offset + s0 + b, p->ids, p->mask, labels);
+  return re_dataset_read(p->ds, p->offset + s0, p->offset + s0 + b, p->x, labels);
+}
+
+/* Chunk g through checkpoint (m, c) in pieces of the forward batch, its taps' outputs
+ * into the memo's buffers. */
+static re_status chunk_forward(runner *r, pass *p, int m, int c, int64_t g, chunk_memo *mo) {
+  const job_model *jm = &r->plan.j->models[m];
+  re_net *net = NULL;
+  RE_TRY(run_net_get(r, p, m, c, &net));
+  int64_t lo, hi;
+  chunk_range(p, g, &lo, &hi);
+  int t0 = run_tap_first(r, m, c);
+  for (int64_t s = lo; s < hi; s += p->fwd) {
+    int64_t b = hi - s < p->fwd ? hi - s : p->fwd;
+    RE_TRY(read_inputs(p, s, b, NULL));
+    re_status st = p->tokens ? re_net_forward_tokens(net, p->ids, p->mask, b, p->seq_len) : re_net_forward(net, p->x, b);
+    if (st != RE_OK)
+      return re_err_context(st, "model '%s', checkpoint %s, samples %lld..%lld: ", jm->name, jm->ckpts[c].path,
+                            (long long)s, (long long)(s + b));
+    for (int l = 0; l < jm->nlayers; l++) {
+      const tapinfo *tp = &r->plan.taps[t0 + l];
+      int64_t row = tp->rps * tp->dim;
+      memcpy(mo->tap[l] + (s - lo) * row, re_net_tap_data(net, tp->net_tap), sizeof(float) * (size_t)(b * row));
+    }
+  }
+  return RE_OK;
+}
+
+/* Checkpoint (m, c)'s memo holds chunk g: kept, from the cache, or computed (and then
+ * cached: every tap with the job's cache, the probes' taps in the probe cache). */
+re_status run_pass_chunk(runner *r, pass *p, int m, int c, int64_t g) {
+  const job *j = r->plan.j;
+  const job_model *jm = &j->models[m];
+  int ci = run_ckpt_index(r, m, c);
+  chunk_memo *mo = &p->memo[ci % p->nmemo];
+  if (mo->ckpt == ci && mo->g == g)
+    return RE_OK;
+  mo->ckpt = -1;
+  mo->g = -1;
+  const char *cache = run_cache_dir(r, p);
+  int64_t lo, hi;
+  chunk_range(p, g, &lo, &hi);
+  int t0 = run_tap_first(r, m, c), hit = cache != NULL;
+  for (int l = 0; l < jm->nlayers && hit; l++) {
+    const tapinfo *tp = &r->plan.taps[t0 + l];
+    hit = run_cache_load(r, p, m, c, l, lo, hi, (hi - lo) * tp->rps, tp->dim, mo->tap[l]);
+  }
+  if (!hit) {
+    RE_TRY(chunk_forward(r, p, m, c, g, mo));
+    for (int l = 0; l < jm->nlayers; l++) {
+      const tapinfo *tp = &r->plan.taps[t0 + l];
+      int64_t rows = (hi - lo) * tp->rps;
+      run_cache_round(r, mo->tap[l], rows * tp->dim); /* float16 caches: the values a rerun reads */
+      if (cache) /* the job's cache, or the run's own when checkpoints are streamed */
+        run_cache_store(r, p, m, c, l, lo, hi, rows, tp->dim, mo->tap[l]);
+      else /* the probes' taps only, in the run's own cache */
+        RE_TRY(run_probe_feed(r, p, t0 + l, mo->tap[l], lo, hi - lo));
+    }
+  }
+  mo->ckpt = ci;
+  mo->g = g;
+  return RE_OK;
+}
+
+re_status run_pass_tap_rows(runner *r, pass *p, int t, int64_t s0, int64_t s1, float *out) {
+  const tapinfo *tp = &r->plan.taps[t];
+  int64_t row = tp->rps * tp->dim;
+  for (int64_t g = s0 / p->chunk; g * p->chunk < s1; g++) {
+    RE_TRY(run_pass_chunk(r, p, tp->model, tp->ckpt, g));
+    int64_t lo, hi;
+    chunk_range(p, g, &lo, &hi);
+    int64_t a = s0 > lo ? s0 : lo, b = s1 < hi ? s1 : hi;
+    memcpy(out + (a - s0) * row, p->memo[run_ckpt_index(r, tp->model, tp->ckpt) % p->nmemo].tap[tp->layer] + (a - lo) * row,
+           sizeof(float) * (size_t)((b - a) * row));
+  }
+  return RE_OK;
+}
+
+/* ---- statistics batches ----------------------------------------------------------------- */
+
+/* Feed global tap t's rows of the current batch (rows x dim) to every analysis. */
 static re_status feed_tap(runner *r, pass *p, int t, const float *data, int hsic_ok, const double **mx, int64_t *mld,
-                          int64_t s0, int64_t b) {
+                          int64_t b) {
   const tapinfo *tp = &r->plan.taps[t];
   for (int a = 0; a < p->nan; a++) {
     an_run *ar = &p->an[a];
@@ -34,18 +139,35 @@ static re_status feed_tap(runner *r, pass *p, int t, const float *data, int hsic
     mx[li] = dst;
     mld[li] = tp->dim;
   }
-  return run_probe_feed(r, p, t, data, s0, b);
+  return RE_OK;
 }
 
-/* One batch k (samples [k fb, k fb + b)) through every net into the accumulators.
- * With the embedding cache, a checkpoint whose taps are all cached for this batch
- * is not run at all. */
-static re_status do_batch(runner *r, pass *p, int64_t k, float *x, const double **mx, int64_t *mld, int64_t *nb_out) {
+/* The labels of the chunks overlapping samples [s0, s1), into the probe shards. */
+static re_status keep_labels(runner *r, pass *p, int64_t s0, int64_t s1) {
+  if (!p->probe_labels)
+    return RE_OK;
+  for (int64_t g = s0 / p->chunk; g * p->chunk < s1; g++) {
+    if (g == p->labelled)
+      continue;
+    int64_t lo, hi;
+    chunk_range(p, g, &lo, &hi);
+    for (int64_t s = lo; s < hi; s += p->fwd) { /* pieces of the forward batch: the input buffers' size */
+      int64_t b = hi - s < p->fwd ? hi - s : p->fwd;
+      RE_TRY(read_inputs(p, s, b, p->labels + (s - lo)));
+    }
+    RE_TRY(run_probe_labels(r, p, p->labels, lo, hi - lo));
+    p->labelled = g;
+  }
+  return RE_OK;
+}
+
+/* Statistics batch k (samples [k sb, k sb + b)): every tap of every checkpoint into the
+ * accumulators. */
+static re_status do_batch(runner *r, pass *p, int64_t k, const double **mx, int64_t *mld, int64_t *nb_out) {
   job *j = r->plan.j;
-  int64_t s0 = k * p->fb, b = p->n - s0 < p->fb ? p->n - s0 : p->fb;
+  int64_t s0 = k * p->sb, b = p->n - s0 < p->sb ? p->n - s0 : p->sb;
   *nb_out = 0;
-  RE_TRY(re_dataset_read(p->ds, p->offset + s0, p->offset + s0 + b, x, p->labels));
-  RE_TRY(run_probe_labels(r, p, p->labels, s0, b));
+  RE_TRY(keep_labels(r, p, s0, s0 + b));
   int hsic_ok = b >= 4;
   for (int a = 0; a < p->nan; a++)
     if (p->an[a].h && hsic_ok)
@@ -53,35 +175,13 @@ static re_status do_batch(runner *r, pass *p, int64_t k, float *x, const double 
   int t = 0;
   for (int m = 0; m < j->nmodels; m++) {
     const job_model *jm = &j->models[m];
-    for (int c = 0; c < jm->nckpts; c++, t += jm->nlayers) {
-      re_net *net = r->plan.nets[m][c];
-      int hit = 0;
-      if (j->cache_dir) {
-        hit = 1;
-        for (int l = 0; l < jm->nlayers && hit; l++) {
-          const tapinfo *tp = &r->plan.taps[t + l];
-          hit = run_cache_load(r, p, m, c, l, s0, s0 + b, b * tp->rps, tp->dim, p->scratch[l]);
-        }
-      }
-      if (!hit) {
-        re_status st = re_net_forward(net, x, b);
-        if (st != RE_OK)
-          return re_err_context(st, "model '%s', checkpoint %s, samples %lld..%lld: ", jm->name, jm->ckpts[c].path,
-                                (long long)s0, (long long)(s0 + b));
-      }
+    for (int c = 0; c < jm->nckpts; c++, t += jm->nlayers)
       for (int l = 0; l < jm->nlayers; l++) {
-        const tapinfo *tp = &r->plan.taps[t + l];
-        const float *data = hit ? p->scratch[l] : re_net_tap_data(net, tp->net_tap);
-        if (!hit && j->cache_dir) {
-          int64_t cnt = b * tp->rps * tp->dim;
-          memcpy(p->scratch[l], data, sizeof(float) * (size_t)cnt);
-          run_cache_round(r, p->scratch[l], cnt);
-          data = p->scratch[l];
-          run_cache_store(r, p, m, c, l, s0, s0 + b, b * tp->rps, tp->dim, data);
-        }
-        RE_TRY(feed_tap(r, p, t + l, data, hsic_ok, mx, mld, s0, b));
+        if (!p->tap_used[t + l])
+          continue;
+        RE_TRY(run_pass_tap_rows(r, p, t + l, s0, s0 + b, p->scratch[l]));
+        RE_TRY(feed_tap(r, p, t + l, p->scratch[l], hsic_ok, mx, mld, b));
       }
-    }
   }
   for (int a = 0; a < p->nan; a++)
     if (p->an[a].h && hsic_ok)
@@ -101,6 +201,17 @@ static void rank_batches(int64_t nb, int rr, int R, int64_t *k0, int64_t *k1) {
   *k1 = nb * (rr + 1) / R;
 }
 
+/* Global batches finished once every rank is past step `step`. */
+static int64_t batches_done(const runner *r, int64_t nb, int64_t step) {
+  int64_t done = 0;
+  for (int rr = 0; rr < r->comm.size; rr++) {
+    int64_t a, c;
+    rank_batches(nb, rr, r->comm.size, &a, &c);
+    done += c - a < step + 1 ? c - a : step + 1;
+  }
+  return done;
+}
+
 /* Stream this rank's batches through every net into the accumulators. Every rank
  * takes the same number of steps (idle when its range is done); after each step
  * one small allreduce tells every rank whether to save a snapshot (periodically,
@@ -108,9 +219,8 @@ static void rank_batches(int64_t nb, int rr, int R, int64_t *k0, int64_t *k1) {
  * failed, so that all ranks stop together and nobody waits in a collective. */
 re_status run_pass_stream(runner *r, pass *p) {
   job *j = r->plan.j;
-  const re_dataset_info *info = re_dataset_get_info(p->ds);
   /* --part I/N takes the I-th contiguous range of the batches, then ranks split it */
-  int64_t nball = (p->n + p->fb - 1) / p->fb, base, end, k0, k1, steps = 0;
+  int64_t nball = (p->n + p->sb - 1) / p->sb, base, end, k0, k1, steps = 0;
   rank_batches(nball, r->plan.nparts > 1 ? r->plan.part : 0, r->plan.nparts > 1 ? r->plan.nparts : 1, &base, &end);
   int64_t nb = end - base;
   rank_batches(nb, r->comm.rank, r->comm.size, &k0, &k1);
@@ -120,11 +230,10 @@ re_status run_pass_stream(runner *r, pass *p) {
     rank_batches(nb, rr, r->comm.size, &a, &b);
     steps = b - a > steps ? b - a : steps;
   }
-  float *x = NULL;
   const double **mx = NULL;
   int64_t *mld = NULL;
-  re_status st = re_malloc(p->fb, info->sample_dim * (int64_t)sizeof(float), &x);
-  if (st == RE_OK && p->nmom) {
+  re_status st = RE_OK;
+  if (p->nmom) {
     st = re_calloc(p->nmom, sizeof(double *), &mx);
     if (st == RE_OK)
       st = re_calloc(p->nmom, sizeof(int64_t), &mld);
@@ -135,6 +244,10 @@ re_status run_pass_stream(runner *r, pass *p) {
   tree_init(&p->tree, &p->acc);
   if (st == RE_OK)
     st = run_state_load_rank(r, p, &p->tree, &step0, &samples);
+  if (st == RE_OK && k0 + step0 < k1)
+    st = re_mpi_agree(r->comm.comm, run_pass_embed(r, p, (k0 + step0) * p->sb, k1 * p->sb < p->n ? k1 * p->sb : p->n));
+  else if (st == RE_OK)
+    st = re_mpi_agree(r->comm.comm, run_pass_embed(r, p, 0, 0));
   progress pr;
   char what[128];
   snprintf(what, sizeof what, "dataset %s", j->datasets[p->d].name);
@@ -145,7 +258,7 @@ re_status run_pass_stream(runner *r, pass *p) {
     re_status local = RE_OK;
     if (k < k1) { /* batch k alone, then into the tree as leaf k */
       run_pass_reset(p);
-      local = do_batch(r, p, k, x, mx, mld, &b);
+      local = do_batch(r, p, k, mx, mld, &b);
       if (local == RE_OK)
         local = tree_push_leaf(&p->tree, k);
     }
@@ -161,33 +274,20 @@ re_status run_pass_stream(runner *r, pass *p) {
     if (all & 3) {
       st = re_mpi_agree(r->comm.comm, run_state_save_rank(r, p, &p->tree, step + 1, samples));
       last_save = progress_now();
-      if (st == RE_OK && r->comm.rank == 0) {
-        int64_t done = 0;
-        for (int rr = 0; rr < r->comm.size; rr++) {
-          int64_t a, c;
-          rank_batches(nb, rr, r->comm.size, &a, &c);
-          done += c - a < step + 1 ? c - a : step + 1;
-        }
-        run_state_note_progress(r, p, done, nb, (all & 1) ? "interrupted" : "snapshot");
-      }
+      if (st == RE_OK && r->comm.rank == 0)
+        run_state_note_progress(r, p, batches_done(r, nb, step), nb, (all & 1) ? "interrupted" : "snapshot");
       if (st == RE_OK && (all & 1))
         st = re_err(RE_EINTERRUPTED, "interrupted by a signal after batch step %lld of %lld; state saved in %s",
                     (long long)(step + 1), (long long)steps, r->plan.state_dir);
     }
     if (r->comm.rank == 0) {
-      int64_t done = 0; /* global batches finished: every rank is at the same step */
-      for (int rr = 0; rr < r->comm.size; rr++) {
-        int64_t a, c;
-        rank_batches(nb, rr, r->comm.size, &a, &c);
-        done += c - a < step + 1 ? c - a : step + 1;
-      }
-      progress_update(&pr, done, done * p->fb);
+      int64_t done = batches_done(r, nb, step); /* every rank is at the same step */
+      progress_update(&pr, done, done * p->sb);
     }
   }
   if (st == RE_OK)
-    progress_finish(&pr, (end * p->fb < p->n ? end * p->fb : p->n) - base * p->fb);
+    progress_finish(&pr, (end * p->sb < p->n ? end * p->sb : p->n) - base * p->sb);
   r->rep.samples_seen += samples;
-  free(x);
   free(mx);
   free(mld);
   return st;

@@ -77,8 +77,18 @@ void run_pass_free(runner *r, pass *p) {
   tree_free(&p->tree);
   free(p->probe_tap);
   free(p->labels);
-  for (int l = 0; l < p->nscratch; l++)
+  free(p->tap_used);
+  free(p->x);
+  free(p->ids);
+  free(p->mask);
+  for (int l = 0; l < p->nscratch; l++) {
     free(p->scratch[l]);
+    for (int k = 0; k < p->nmemo; k++)
+      free(p->memo[k].tap[l]);
+  }
+  for (int k = 0; k < p->nmemo; k++)
+    free(p->memo[k].tap);
+  free(p->memo);
   free(p->scratch);
   /* r->plan.taps stays: the probes after the last pass need it */
 }
@@ -108,6 +118,8 @@ static re_status open_pass_dataset(runner *r, pass *p) {
   p->n = info->count - jd->offset;
   if (jd->limit > 0 && jd->limit < p->n)
     p->n = jd->limit;
+  p->tokens = info->tokens;
+  p->seq_len = info->seq_len;
   if (info->height > 1 || info->width > 1 || info->channels > 1) {
     p->in_rank = 3;
     p->in_dims[0] = info->channels, p->in_dims[1] = info->height, p->in_dims[2] = info->width;
@@ -118,33 +130,107 @@ static re_status open_pass_dataset(runner *r, pass *p) {
   return RE_OK;
 }
 
-/* The pass's batch: the statistics batch its analyses need (they must agree), else
- * the job's forward batch. */
+/* The pass's sizes: the statistics batch its analyses need (they must agree; else the
+ * forward batch), the cache granularity (chunk) and the forward batch. */
 static re_status pass_batch(runner *r, pass *p) {
   job *j = r->plan.j;
   const char *ds = j->datasets[p->d].name;
-  p->fb = j->forward_batch;
+  p->fwd = j->forward_batch;
+  /* a whole number of forward batches, so that the forward calls cut the samples at
+   * multiples of the forward batch, as repeval embed --batch does: the same values */
+  p->chunk = (j->cache_chunk + p->fwd - 1) / p->fwd * p->fwd;
+  p->sb = j->forward_batch;
   const job_analysis *first = NULL;
   for (int k = 0; k < j->nanalyses; k++) {
     const job_analysis *a = &j->analyses[k];
     int64_t b = a->kind->stats_batch && an_uses_dataset(a, ds) ? a->kind->stats_batch(a) : 0;
     if (!b)
       continue;
-    if (first && b != p->fb)
+    if (first && b != p->sb)
       return re_cfg_error(a->src, RE_EINVAL, "analyses '%s' and '%s' on dataset '%s' need different batches (%lld "
                                              "and %lld): all minibatch analyses of a dataset must use the same batch",
-                          first->name, a->name, ds, (long long)p->fb, (long long)b);
-    p->fb = b;
+                          first->name, a->name, ds, (long long)p->sb, (long long)b);
+    p->sb = b;
     first = a;
   }
   return RE_OK;
 }
 
-/* Every checkpoint of every model bound to the dataset's geometry (one shared buffer
- * pool), and every tap. */
+int run_ckpt_index(const runner *r, int m, int c) {
+  int k = 0;
+  for (int q = 0; q < m; q++)
+    k += r->plan.j->models[q].nckpts;
+  return k + c;
+}
+
+int run_tap_first(const runner *r, int m, int c) {
+  int t = 0;
+  for (int q = 0; q < m; q++)
+    t += r->plan.j->models[q].nckpts * r->plan.j->models[q].nlayers;
+  return t + c * r->plan.j->models[m].nlayers;
+}
+
+/* Bind checkpoint (m, c) to the pass's inputs (images, or token sequences). */
+static re_status bind_one(runner *r, pass *p, int m, int c, re_net **out) {
+  const job_model *jm = &r->plan.j->models[m];
+  const re_model *model = r->plan.models[m];
+  re_status st;
+  if (re_model_takes_tokens(model) != p->tokens)
+    return re_cfg_error(jm->src, RE_EINVAL, "model '%s' takes %s, but dataset '%s' holds %s", jm->name,
+                        re_model_takes_tokens(model) ? "token ids" : "images or arrays",
+                        r->plan.j->datasets[p->d].name, p->tokens ? "token sequences" : "images or arrays");
+  if (p->tokens)
+    st = re_net_create(model, r->plan.ckpts[m][c], 1, &p->seq_len, p->fwd, out);
+  else
+    st = re_net_create(model, r->plan.ckpts[m][c], p->in_rank, p->in_dims, p->fwd, out);
+  if (st != RE_OK)
+    return re_err_context(st, "model '%s', checkpoint %s: ", jm->name, jm->ckpts[c].path);
+  return RE_OK;
+}
+
+re_status run_net_get(runner *r, pass *p, int m, int c, re_net **net) {
+  int ci = run_ckpt_index(r, m, c);
+  if (p->streamed && p->bound != ci) {
+    if (p->bound >= 0) { /* one checkpoint's weights at a time */
+      int bm = 0, bc = p->bound;
+      while (bc >= r->plan.j->models[bm].nckpts)
+        bc -= r->plan.j->models[bm++].nckpts;
+      re_net_destroy(&r->plan.nets[bm][bc]);
+      p->bound = -1;
+    }
+    RE_TRY(bind_one(r, p, m, c, &r->plan.nets[m][c]));
+    const job_model *jm = &r->plan.j->models[m];
+    int t0 = run_tap_first(r, m, c);
+    for (int l = 0; l < jm->nlayers; l++)
+      RE_TRY(re_net_add_tap(r->plan.nets[m][c], jm->layers[l].name, jm->layers[l].mode, &r->plan.taps[t0 + l].net_tap));
+    p->bound = ci;
+  }
+  *net = r->plan.nets[m][c];
+  return RE_OK;
+}
+
+/* Weights a rank may hold for all checkpoints at once (REPEVAL_MAX_WEIGHTS_MB, default
+ * 4096) unless the job says (forward: {checkpoints_in_memory: all | one}); beyond it a
+ * pass binds the checkpoints one at a time (streamed). */
+static int streamed(const runner *r) {
+  const job *j = r->plan.j;
+  if (j->in_memory != JOB_IN_MEMORY_AUTO)
+    return j->in_memory == JOB_IN_MEMORY_ONE;
+  const char *e = getenv("REPEVAL_MAX_WEIGHTS_MB");
+  double budget = (e && *e ? atof(e) : 4096.0) * 1048576.0, total = 0;
+  for (int m = 0; m < j->nmodels; m++)
+    for (int c = 0; c < j->models[m].nckpts; c++) {
+      const re_ckpt *ck = r->plan.ckpts[m][c];
+      for (int64_t t = 0; t < re_ckpt_count(ck); t++)
+        total += 4.0 * (double)re_ckpt_info(ck, t)->numel; /* float32 once bound */
+    }
+  return total > budget;
+}
+
+/* Every checkpoint of every model bound to the dataset's geometry (resident: one
+ * shared buffer pool; streamed: bound, measured and released again), and every tap. */
 static re_status bind_nets(runner *r, pass *p) {
   job *j = r->plan.j;
-  /* nets: every checkpoint, sharing one buffer pool */
   re_net *owner = NULL;
   int ntaps = 0;
   for (int m = 0; m < j->nmodels; m++)
@@ -153,26 +239,101 @@ static re_status bind_nets(runner *r, pass *p) {
   r->plan.taps = NULL;
   r->plan.ntaps = 0;
   RE_TRY(re_calloc(ntaps, sizeof(tapinfo), &r->plan.taps));
+  p->streamed = streamed(r);
+  p->bound = -1;
   for (int m = 0; m < j->nmodels; m++) {
     job_model *jm = &j->models[m];
     for (int c = 0; c < jm->nckpts; c++) {
-      re_status st = re_net_create(r->plan.models[m], r->plan.ckpts[m][c], p->in_rank, p->in_dims, p->fb, &r->plan.nets[m][c]);
-      if (st != RE_OK)
-        return re_err_context(st, "model '%s', checkpoint %s: ", jm->name, jm->ckpts[c].path);
+      re_net **net = &r->plan.nets[m][c];
+      RE_TRY(bind_one(r, p, m, c, net));
       if (owner)
-        RE_TRY(re_net_share_pool(r->plan.nets[m][c], owner));
-      else
-        owner = r->plan.nets[m][c];
+        RE_TRY(re_net_share_pool(*net, owner));
+      else if (!p->streamed)
+        owner = *net;
       for (int l = 0; l < jm->nlayers; l++) {
         tapinfo *t = &r->plan.taps[r->plan.ntaps++];
         t->model = m, t->ckpt = c, t->layer = l;
-        st = re_net_add_tap(r->plan.nets[m][c], jm->layers[l].name, jm->layers[l].mode, &t->net_tap);
+        re_status st = re_net_add_tap(*net, jm->layers[l].name, jm->layers[l].mode, &t->net_tap);
+        if (st == RE_OK && jm->layers[l].mode == RE_TAP_TOKENS)
+          st = re_err(RE_EUNSUPPORTED, "layer '%s': mode tokens gives a varying number of rows per sample, which "
+                                       "repeval run does not use yet (repeval embed writes them)",
+                      jm->layers[l].name);
         if (st != RE_OK)
           return re_cfg_error(jm->src, st, "model '%s': %s", jm->name, re_errmsg());
-        re_net_tap_shape(r->plan.nets[m][c], t->net_tap, &t->dim, &t->rps);
+        re_net_tap_shape(*net, t->net_tap, &t->dim, &t->rps);
       }
+      if (p->streamed)
+        re_net_destroy(net);
     }
   }
+  return RE_OK;
+}
+
+/* The input buffers (one forward batch), the chunk memos and the statistics batch's
+ * rows, sized once for the pass. */
+static re_status alloc_buffers(runner *r, pass *p) {
+  job *j = r->plan.j;
+  const re_dataset_info *info = re_dataset_get_info(p->ds);
+  if (p->tokens) {
+    RE_TRY(re_malloc(p->fwd, p->seq_len * (int64_t)sizeof(int64_t), &p->ids));
+    RE_TRY(re_malloc(p->fwd, p->seq_len, &p->mask));
+  } else {
+    RE_TRY(re_malloc(p->fwd, info->sample_dim * (int64_t)sizeof(float), &p->x));
+  }
+  RE_TRY(re_calloc(p->chunk, sizeof(int32_t), &p->labels));
+  p->labelled = -1;
+  /* memos: one per checkpoint when they fit REPEVAL_MEMO_MB (default 512), else fewer, shared */
+  int nck = 0, nlay = 0;
+  int64_t maxper = 0; /* floats of one checkpoint's taps for one chunk */
+  for (int m = 0; m < j->nmodels; m++) {
+    int64_t per = 0;
+    for (int l = 0; l < j->models[m].nlayers; l++) {
+      const tapinfo *tp = &r->plan.taps[run_tap_first(r, m, 0) + l];
+      per += p->chunk * tp->rps * tp->dim;
+    }
+    maxper = per > maxper ? per : maxper;
+    nck += j->models[m].nckpts;
+    nlay = j->models[m].nlayers > nlay ? j->models[m].nlayers : nlay;
+  }
+  const char *e = getenv("REPEVAL_MEMO_MB");
+  double budget = (e && *e ? atof(e) : 512.0) * 1048576.0, fit = maxper > 0 ? budget / (4.0 * (double)maxper) : nck;
+  p->nmemo = fit < nck ? (int)fit : nck;
+  p->nmemo = p->nmemo < 1 ? 1 : p->nmemo;
+  RE_TRY(re_calloc(p->nmemo, sizeof(chunk_memo), &p->memo));
+  for (int k = 0; k < p->nmemo; k++) {
+    p->memo[k].ckpt = -1;
+    p->memo[k].g = -1;
+    RE_TRY(re_calloc(nlay, sizeof(float *), &p->memo[k].tap));
+  }
+  p->nscratch = nlay;
+  RE_TRY(re_calloc(p->nscratch > 0 ? p->nscratch : 1, sizeof(float *), &p->scratch));
+  for (int l = 0; l < nlay; l++) {
+    int64_t mx = 1;
+    for (int t = 0; t < r->plan.ntaps; t++)
+      if (r->plan.taps[t].layer == l && r->plan.taps[t].rps * r->plan.taps[t].dim > mx)
+        mx = r->plan.taps[t].rps * r->plan.taps[t].dim;
+    RE_TRY(re_malloc(p->sb * mx, sizeof(float), &p->scratch[l]));
+    for (int k = 0; k < p->nmemo; k++)
+      RE_TRY(re_malloc(p->chunk * mx, sizeof(float), &p->memo[k].tap[l]));
+  }
+  return re_calloc(r->plan.ntaps > 0 ? r->plan.ntaps : 1, 1, &p->tap_used);
+}
+
+re_status run_pass_embed(runner *r, pass *p, int64_t s0, int64_t s1) {
+  if (!p->streamed || s1 <= s0)
+    return RE_OK;
+  const job *j = r->plan.j;
+  for (int m = 0; m < j->nmodels; m++)
+    for (int c = 0; c < j->models[m].nckpts; c++) {
+      int t0 = run_tap_first(r, m, c), used = -1;
+      for (int l = 0; l < j->models[m].nlayers && used < 0; l++)
+        if (p->tap_used[t0 + l])
+          used = t0 + l;
+      if (used < 0)
+        continue;
+      for (int64_t g = s0 / p->chunk; g * p->chunk < s1; g++) /* computed and cached, one checkpoint at a time */
+        RE_TRY(run_pass_chunk(r, p, m, c, g));
+    }
   return RE_OK;
 }
 
@@ -260,7 +421,7 @@ static re_status make_moments(runner *r, pass *p) {
       st = re_calloc(p->nmom + 1, sizeof(int64_t), &p->stage_off);
     for (int k = 0; st == RE_OK && k < p->nmom; k++) {
       p->stage_off[k] = total;
-      total += p->fb * p->mom_rps * dims[k];
+      total += p->sb * p->mom_rps * dims[k];
     }
     if (st == RE_OK)
       st = re_malloc(total > 0 ? total : 1, sizeof(double), &p->stage);
@@ -269,23 +430,14 @@ static re_status make_moments(runner *r, pass *p) {
   return st;
 }
 
-/* One checkpoint's tap outputs per layer index, for the embedding cache. */
-static re_status alloc_scratch(runner *r, pass *p) {
-  job *j = r->plan.j;
-  re_status st = RE_OK;
-  if (st == RE_OK && j->cache_dir) { /* one checkpoint's tap outputs, per layer index */
-    for (int m = 0; m < j->nmodels; m++)
-      p->nscratch = j->models[m].nlayers > p->nscratch ? j->models[m].nlayers : p->nscratch;
-    st = re_calloc(p->nscratch, sizeof(float *), &p->scratch);
-    for (int l = 0; st == RE_OK && l < p->nscratch; l++) {
-      int64_t mx = 1;
-      for (int t = 0; t < r->plan.ntaps; t++)
-        if (r->plan.taps[t].layer == l && r->plan.taps[t].rps * r->plan.taps[t].dim > mx)
-          mx = r->plan.taps[t].rps * r->plan.taps[t].dim;
-      st = re_malloc(p->fb * mx, sizeof(float), &p->scratch[l]);
-    }
-  }
-  return st;
+/* The taps some analysis of the pass reads (statistics or probes): only their
+ * checkpoints run. */
+static void mark_used(runner *r, pass *p) {
+  for (int a = 0; a < p->nan; a++)
+    for (int q = 0; p->an[a].h && q < p->an[a].P; q++)
+      p->tap_used[p->an[a].taps[q]] = 1;
+  for (int t = 0; t < r->plan.ntaps; t++)
+    p->tap_used[t] |= p->mom_of[t] >= 0 || (p->probe_tap && p->probe_tap[t]);
 }
 
 re_status run_pass_setup(runner *r, pass *p) {
@@ -293,6 +445,7 @@ re_status run_pass_setup(runner *r, pass *p) {
   RE_TRY(open_pass_dataset(r, p));
   RE_TRY(pass_batch(r, p));
   RE_TRY(bind_nets(r, p));
+  RE_TRY(alloc_buffers(r, p));
   RE_TRY(re_calloc(j->nanalyses, sizeof(an_run), &p->an));
   RE_TRY(re_calloc(r->plan.ntaps, sizeof(int), &p->mom_of));
   for (int t = 0; t < r->plan.ntaps; t++)
@@ -309,8 +462,7 @@ re_status run_pass_setup(runner *r, pass *p) {
       RE_TRY(a->kind->setup(r, p, ar));
   }
   RE_TRY(make_moments(r, p));
-  RE_TRY(re_calloc(p->fb, sizeof(int32_t), &p->labels));
-  RE_TRY(alloc_scratch(r, p));
+  mark_used(r, p);
   run_pass_acc_init(p);
   return RE_OK;
 }

@@ -49,6 +49,7 @@ analyses:
   cka_exact: {{type: cka, estimator: exact, pairs: consecutive, checkpoints: ["seed0/*"]}}
   cca: {{methods: [cca, svcca, pwcca, procrustes, linreg], checkpoints: ["*/epoch_05"]}}
   spectrum: {{}}
+forward: {{batch: 100}}  # the forward calls cut the samples as embed --batch 100 below does
 output: {{dir: {d}/out}}
 """
 

@@ -97,7 +97,7 @@ TABLE = [
     ("job_exact_rbf", job(analyses="  cka: {estimator: exact, kernel: rbf}"), RUN, 1,
      "job.yaml:7:8: analysis 'cka': the exact estimator supports only the linear kernel"),
     ("job_huge_batch", job(analyses="  cka: {batch: 1000000000000}"), RUN, 1,
-     "job.yaml:5:5: model 'm': cannot allocate 16000000000000 bytes"),
+     "job.yaml:7:16: batch 1000000000000 is larger than 1048576"),
     ("job_negative_limit", job(data="  d: {format: idx, images: img.idx, labels: lab.idx, limit: -1}"), RUN, 1,
      "job.yaml:3:61: limit must be >= 0"),
     ("job_offset_past_the_end", job(data="  d: {format: idx, images: img.idx, labels: lab.idx, offset: 100}"), RUN,

@@ -485,7 +485,17 @@ void outdir_sweep_partials(const char *real, const char *own) {
     FILE *f;
     if (re_fopen_regular(marker, &f) != RE_OK) {
       re_err_clear();
-      re_log(RE_LOG_INFO, "left %s: it has no repeval marker", full);
+      /* no owner marker: a complete result (its manifest lists its files) moved aside by a
+       * replacement that was interrupted, or ready to be swapped in when it was; the caller
+       * holds the output's lock, so no run is using it: only its listed files go */
+      listing listed = {0};
+      int kind = read_manifest(full, &listed);
+      listing_free(&listed);
+      if (kind == MANIFEST_OURS && outdir_remove_result(full) == RE_OK)
+        re_log(RE_LOG_INFO, "removed %s, results left by an interrupted replacement", full);
+      else
+        re_log(RE_LOG_INFO, "left %s: it has no repeval marker", full);
+      re_err_clear();
       continue;
     }
     if (!fgets(text, sizeof text, f))

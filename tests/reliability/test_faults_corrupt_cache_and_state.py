@@ -54,10 +54,11 @@ def main():
         print(f"reference run: {ref.seconds:.1f} s, {len(want)} metric rows, {len(files)} cache shards")
         s.check(len(files) > 100, f"the cache holds shards: {len(files)}")
 
-        # a flipped byte in a shard of batch 0 (rank 0), a truncated shard of the last batch (rank 1)
-        first = [f for f in files if f.endswith("/0-50.rpc")]
-        last = [f for f in files if f.endswith("/550-600.rpc")]
-        s.check(first and last, "shards of the first and the last batch")
+        # a flipped byte in a shard of the first chunk (rank 0), a truncated shard of the last (rank 1):
+        # chunks of 256 samples rounded up to whole forward batches of 50, 300
+        first = [f for f in files if f.endswith("/0-300.rpc")]
+        last = [f for f in files if f.endswith("/300-600.rpc")]
+        s.check(first and last, "shards of the first and the last chunk")
         bad = [first[len(first) // 2], last[len(last) // 2]]
         flip_byte(bad[0], os.path.getsize(bad[0]) // 2)
         with open(bad[1], "r+b") as f:

@@ -327,7 +327,6 @@ static int run_main(int argc, char **argv, int mode) {
   }
   if (!job_path)
     return re_cli_usage_error(cmd, "give a job file");
-  MPI_Init(NULL, NULL);
   /* OpenBLAS partitions products by thread count, which changes float32 rounding:
    * a fixed count per rank keeps results independent of the number of ranks. */
   if (threads_given || (!getenv("OPENBLAS_NUM_THREADS") && !getenv("OMP_NUM_THREADS")))
@@ -608,7 +607,6 @@ static int run_main(int argc, char **argv, int mode) {
   job_free(&r.j);
   int bad = rc != RE_EXIT_OK, any = 0;
   MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-  MPI_Finalize();
   return rc != RE_EXIT_OK ? rc : (any ? RE_EXIT_ERROR : RE_EXIT_OK);
 }
 

@@ -262,13 +262,11 @@ void re_opts_help(FILE *f, const re_opts_cmd *cmd, const re_opt *opts) {
     const re_opt *e = o->name ? o : &help;
     int n = left_text(e, left, sizeof left);
     fprintf(f, "  %s", left);
-    if (2 + n + 2 <= col) {
+    if (2 + n + 2 <= col)
       fprintf(f, "%*s", col - 2 - n, "");
-      wrap(f, e->help ? e->help : "", col, col);
-    } else {
-      fputs("  ", f);
-      wrap(f, e->help ? e->help : "", 2 + n + 2, col);
-    }
+    else /* a long name: its help starts on the next line, in the column */
+      fprintf(f, "\n%*s", col, "");
+    wrap(f, e->help ? e->help : "", col, col);
     if (!o->name)
       break;
   }

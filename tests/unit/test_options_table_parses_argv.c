@@ -60,7 +60,7 @@ static int parse(vals *v, char **argv, int with_rest) {
       {.name = "name", .letter = 'n', .kind = RE_OPT_KIND_STRING, .dst = &v->name, .meta = "NAME", .help = "a name"},
       RE_OPT_LIST("item", &v->list, "I", "an item (repeatable)"),
       RE_OPT_CALL("even", check_even, v, "TEXT", "text of even length"),
-      RE_OPT_STRING("a-very-long-option-name", &v->name, "WITH-VALUE", "help on the same line"),
+      RE_OPT_STRING("a-very-long-option-name", &v->name, "WITH-VALUE", "help on the next line"),
       RE_OPT_END,
   };
   re_opts_pos pos = {2, 2, v->pos, &v->npos, "give X and Y", "give exactly two", NULL, NULL, NULL};
@@ -167,15 +167,15 @@ int main(void) {
   CHECK(parse(&v, ARGV("x", "--help"), 0) == RE_EXIT_OK);
   CHECK(!strncmp(out, "usage: repeval t X Y [options]\n       repeval t --list\n\nCompare X with Y.\n\nOptions:\n",
                  strlen("usage: repeval t X Y [options]\n       repeval t --list\n\nCompare X with Y.\n\nOptions:\n")));
-  /* options aligned in one column, the help of a long one on its own line's end, a long
-   * help wrapped under the column, -h listed, the text after the options last */
+  /* options aligned in one column, the help of a long one on the next line, a long
+   * help wrapped in the column, -h listed, the text after the options last */
   CHECK(strstr(out, "\n  --json           print JSON\n"));
-  CHECK(strstr(out, "\n  --kernel linear|rbf|polynomial  kernel (default linear)\n"));
+  CHECK(strstr(out, "\n  --kernel linear|rbf|polynomial\n                   kernel (default linear)\n"));
   CHECK(strstr(out, "\n  -n, --name NAME  a name\n"));
   CHECK(strstr(out, "\n  --sigma T        RBF bandwidth factor: sigma^2 = T^2 * median squared\n"
                     "                   pairwise distance, a sentence long enough to be wrapped onto\n"
                     "                   a second line (default 1.0)\n"));
-  CHECK(strstr(out, "\n  --a-very-long-option-name WITH-VALUE  help on the same line\n"));
+  CHECK(strstr(out, "\n  --a-very-long-option-name WITH-VALUE\n                   help on the next line\n"));
   CHECK(strstr(out, "\n  -h, --help       print this help\n\nExit codes: 0 ok, 2 usage.\n"));
   for (const char *l = out; *l; l = strchr(l, '\n') + 1)
     CHECK(strcspn(l, "\n") <= 79);

@@ -5,18 +5,15 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/opts.h"
 #include "repeval/checkpoint.h"
 
-static void help(void) {
-  printf("usage: repeval inspect FILE [--json] [--state-dict-key KEY] [--keep-module-prefix]\n"
-         "\n"
-         "Validate FILE and list its arrays or tensors: name, dtype, shape and bytes,\n"
-         "and a checkpoint's metadata.\n"
-         "Formats: .npy, .npz, safetensors, PyTorch torch.save archives (.pt/.pth).\n"
-         "\n"
-         "  --state-dict-key KEY   PyTorch: use the state_dict stored under KEY\n"
-         "  --keep-module-prefix   PyTorch: keep a leading 'module.' in tensor names\n");
-}
+static const re_opts_cmd CMD = {
+    "inspect", "FILE [--json] [--state-dict-key KEY] [--keep-module-prefix]",
+    "Validate FILE and list its arrays or tensors: name, dtype, shape and bytes,\n"
+    "and a checkpoint's metadata.\n"
+    "Formats: .npy, .npz, safetensors, PyTorch torch.save archives (.pt/.pth).\n",
+    NULL};
 
 static int ends_with(const char *s, const char *suf) {
   size_t n = strlen(s), m = strlen(suf);
@@ -115,31 +112,19 @@ static int is_npy_or_npz(const char *path) {
 }
 
 int re_cmd_inspect(int argc, char **argv) {
-  const char *path = NULL, *v;
-  int json = 0, missing = 0;
+  char *path = NULL;
+  int json = 0;
   re_ckpt_options opt = {0};
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-      help();
-      return RE_EXIT_OK;
-    } else if (!strcmp(argv[i], "--json")) {
-      json = 1;
-    } else if (!strcmp(argv[i], "--keep-module-prefix")) {
-      opt.keep_module_prefix = 1;
-    } else if ((v = re_cli_opt(argc, argv, &i, "--state-dict-key", &missing)) || missing) {
-      if (missing)
-        return re_cli_usage_error("inspect", "--state-dict-key needs a value");
-      opt.state_dict_key = v;
-    } else if (argv[i][0] == '-' && argv[i][1]) {
-      return re_cli_usage_error("inspect", "unknown option '%s'", argv[i]);
-    } else if (!path) {
-      path = argv[i];
-    } else {
-      return re_cli_usage_error("inspect", "give one file");
-    }
-  }
-  if (!path)
-    return re_cli_usage_error("inspect", "give a file");
+  const re_opt opts[] = {
+      RE_OPT_FLAG("json", &json, "print one JSON object"),
+      RE_OPT_STRING("state-dict-key", &opt.state_dict_key, "KEY", "PyTorch: use the state_dict stored under KEY"),
+      RE_OPT_FLAG("keep-module-prefix", &opt.keep_module_prefix, "PyTorch: keep a leading 'module.' in tensor names"),
+      RE_OPT_END,
+  };
+  const re_opts_pos pos = {.min = 1, .max = 1, .v = &path, .too_few = "give a file", .too_many = "give one file"};
+  int rc = re_opts_parse(&CMD, opts, argc, argv, &pos);
+  if (rc != RE_OPTS_RUN)
+    return rc;
   re_status st = RE_OK;
   if (!is_npy_or_npz(path))
     return inspect_checkpoint(path, json, &opt);

@@ -178,9 +178,9 @@ static int report_failure(const runner *r, re_status st) {
   snprintf(msg, sizeof msg, "%s", *re_errmsg() ? re_errmsg() : re_status_str(st));
   if (first < r->size && first != 0) { /* the first failing rank tells rank 0 */
     if (r->rank == first)
-      MPI_Send(msg, (int)sizeof msg, MPI_CHAR, 0, 51, MPI_COMM_WORLD);
+      MPI_Send(msg, (int)sizeof msg, MPI_CHAR, 0, RE_TAG_ERROR_MESSAGE, MPI_COMM_WORLD);
     else if (r->rank == 0)
-      MPI_Recv(msg, (int)sizeof msg, MPI_CHAR, first, 51, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+      MPI_Recv(msg, (int)sizeof msg, MPI_CHAR, first, RE_TAG_ERROR_MESSAGE, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
     msg[sizeof msg - 1] = '\0';
   }
   if (r->rank == 0) {

@@ -9,7 +9,7 @@
 static re_status send_all(MPI_Comm comm, const double *buf, int64_t len, int dest) {
   for (int64_t off = 0; off < len; off += CHUNK) {
     int n = (int)(len - off < CHUNK ? len - off : CHUNK);
-    if (MPI_Send(buf + off, n, MPI_DOUBLE, dest, 17, comm) != MPI_SUCCESS)
+    if (MPI_Send(buf + off, n, MPI_DOUBLE, dest, RE_TAG_REDUCE_CHUNK, comm) != MPI_SUCCESS)
       return re_err(RE_EMPI, "MPI_Send of %d doubles to rank %d failed", n, dest);
   }
   return RE_OK;
@@ -18,7 +18,7 @@ static re_status send_all(MPI_Comm comm, const double *buf, int64_t len, int des
 static re_status recv_all(MPI_Comm comm, double *buf, int64_t len, int src) {
   for (int64_t off = 0; off < len; off += CHUNK) {
     int n = (int)(len - off < CHUNK ? len - off : CHUNK);
-    if (MPI_Recv(buf + off, n, MPI_DOUBLE, src, 17, comm, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+    if (MPI_Recv(buf + off, n, MPI_DOUBLE, src, RE_TAG_REDUCE_CHUNK, comm, MPI_STATUS_IGNORE) != MPI_SUCCESS)
       return re_err(RE_EMPI, "MPI_Recv of %d doubles from rank %d failed", n, src);
   }
   return RE_OK;

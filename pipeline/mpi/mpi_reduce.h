@@ -5,6 +5,7 @@
 
 #include <mpi.h>
 
+#include "mpi/tags.h" /* the message tags, for every file that sends or receives */
 #include "repeval/core.h"
 
 /* An accumulator seen as a flat buffer of doubles that can absorb another one. */

@@ -198,15 +198,15 @@ static re_status rows_end(runner *r, rows_sink *k) {
   long long hdr[2] = {(long long)k->len, r->nundefined - k->nund0};
   if (r->rank != 0) {
     r->nundefined = k->nund0;
-    MPI_Send(hdr, 2, MPI_LONG_LONG, 0, 51, MPI_COMM_WORLD);
+    MPI_Send(hdr, 2, MPI_LONG_LONG, 0, RE_TAG_FINAL_ROWS_LEN, MPI_COMM_WORLD);
     for (long long off = 0; off < hdr[0]; off += (1 << 30)) {
       int n = (int)(hdr[0] - off < (1 << 30) ? hdr[0] - off : (1 << 30));
-      MPI_Send(k->buf + off, n, MPI_CHAR, 0, 52, MPI_COMM_WORLD);
+      MPI_Send(k->buf + off, n, MPI_CHAR, 0, RE_TAG_FINAL_ROWS, MPI_COMM_WORLD);
     }
   } else {
     fwrite(k->buf, 1, k->len, r->metrics);
     for (int src = 1; src < r->size; src++) {
-      MPI_Recv(hdr, 2, MPI_LONG_LONG, src, 51, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+      MPI_Recv(hdr, 2, MPI_LONG_LONG, src, RE_TAG_FINAL_ROWS_LEN, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
       r->nundefined += (int)hdr[1];
       char *b = malloc(hdr[0] > 0 ? (size_t)hdr[0] : 1);
       if (!b)
@@ -214,7 +214,7 @@ static re_status rows_end(runner *r, rows_sink *k) {
       for (long long off = 0; off < hdr[0]; off += (1 << 30)) {
         int n = (int)(hdr[0] - off < (1 << 30) ? hdr[0] - off : (1 << 30));
         static char sink[1 << 16]; /* without memory the rows are received, then dropped */
-        MPI_Recv(b ? b + off : sink, b ? n : 0, MPI_CHAR, src, 52, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        MPI_Recv(b ? b + off : sink, b ? n : 0, MPI_CHAR, src, RE_TAG_FINAL_ROWS, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
       }
       if (b)
         fwrite(b, 1, (size_t)hdr[0], r->metrics);
@@ -354,9 +354,9 @@ static re_status finalize_spectrum(runner *r, pass *p, an_run *ar, re_eig **eigs
     for (int64_t off = a0 * w; off < a1 * w; off += (1 << 26)) {
       int n = (int)(a1 * w - off < (1 << 26) ? a1 * w - off : (1 << 26));
       if (r->rank == src)
-        MPI_Send(S + off, n, MPI_DOUBLE, 0, 53, MPI_COMM_WORLD);
+        MPI_Send(S + off, n, MPI_DOUBLE, 0, RE_TAG_FINAL_SPECTRA, MPI_COMM_WORLD);
       else if (r->rank == 0)
-        MPI_Recv(S + off, n, MPI_DOUBLE, src, 53, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        MPI_Recv(S + off, n, MPI_DOUBLE, src, RE_TAG_FINAL_SPECTRA, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
     }
   }
   st = re_mpi_agree(MPI_COMM_WORLD, st);

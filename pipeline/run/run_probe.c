@@ -518,16 +518,16 @@ re_status run_probes(runner *r) {
       if (owner != 0) {
         if (r->rank == owner) {
           long long len = st == RE_OK ? (long long)clen : -1;
-          MPI_Send(&len, 1, MPI_LONG_LONG, 0, 31, MPI_COMM_WORLD);
+          MPI_Send(&len, 1, MPI_LONG_LONG, 0, RE_TAG_PROBE_ROWS_LEN, MPI_COMM_WORLD);
           if (len > 0)
-            MPI_Send(chunk, (int)len, MPI_CHAR, 0, 32, MPI_COMM_WORLD);
+            MPI_Send(chunk, (int)len, MPI_CHAR, 0, RE_TAG_PROBE_ROWS, MPI_COMM_WORLD);
         } else if (r->rank == 0) {
           long long len = 0;
-          MPI_Recv(&len, 1, MPI_LONG_LONG, owner, 31, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+          MPI_Recv(&len, 1, MPI_LONG_LONG, owner, RE_TAG_PROBE_ROWS_LEN, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
           if (len > 0 && len < (1LL << 30)) {
             char *buf = NULL;
             if (re_malloc(len, 1, &buf) == RE_OK) {
-              MPI_Recv(buf, (int)len, MPI_CHAR, owner, 32, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+              MPI_Recv(buf, (int)len, MPI_CHAR, owner, RE_TAG_PROBE_ROWS, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
               if (keep)
                 fwrite(buf, 1, (size_t)len, keep);
               free(buf);

@@ -328,11 +328,11 @@ static re_status send_tree(const run_tree *t, int dest) {
   double *scratch = NULL; /* spilled nodes are read into it */
   re_status st = t->fd >= 0 ? re_malloc(t->len > 0 ? t->len : 1, sizeof(double), &scratch) : RE_OK, bad = RE_OK;
   long long hdr[2] = {st == RE_OK ? t->n : -1, t->len}; /* -1: nothing follows */
-  if (MPI_Send(hdr, 2, MPI_LONG_LONG, dest, 41, MPI_COMM_WORLD) != MPI_SUCCESS)
+  if (MPI_Send(hdr, 2, MPI_LONG_LONG, dest, RE_TAG_TREE_HEADER, MPI_COMM_WORLD) != MPI_SUCCESS)
     st = re_err(RE_EMPI, "MPI_Send to rank %d failed", dest);
   for (int k = 0; st == RE_OK && k < t->n; k++) {
     long long pos[2] = {t->nodes[k].start, t->nodes[k].height};
-    if (MPI_Send(pos, 2, MPI_LONG_LONG, dest, 42, MPI_COMM_WORLD) != MPI_SUCCESS) {
+    if (MPI_Send(pos, 2, MPI_LONG_LONG, dest, RE_TAG_TREE_NODE, MPI_COMM_WORLD) != MPI_SUCCESS) {
       st = re_err(RE_EMPI, "MPI_Send to rank %d failed", dest);
       break;
     }
@@ -343,7 +343,7 @@ static re_status send_tree(const run_tree *t, int dest) {
     }
     for (int64_t off = 0; st == RE_OK && off < t->len; off += (1 << 26)) {
       int n = (int)(t->len - off < (1 << 26) ? t->len - off : (1 << 26));
-      if (MPI_Send(d + off, n, MPI_DOUBLE, dest, 43, MPI_COMM_WORLD) != MPI_SUCCESS)
+      if (MPI_Send(d + off, n, MPI_DOUBLE, dest, RE_TAG_TREE_DATA, MPI_COMM_WORLD) != MPI_SUCCESS)
         st = re_err(RE_EMPI, "MPI_Send to rank %d failed", dest);
     }
   }
@@ -353,7 +353,7 @@ static re_status send_tree(const run_tree *t, int dest) {
 
 static re_status recv_tree(run_tree *t, int src) {
   long long hdr[2];
-  if (MPI_Recv(hdr, 2, MPI_LONG_LONG, src, 41, MPI_COMM_WORLD, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+  if (MPI_Recv(hdr, 2, MPI_LONG_LONG, src, RE_TAG_TREE_HEADER, MPI_COMM_WORLD, MPI_STATUS_IGNORE) != MPI_SUCCESS)
     return re_err(RE_EMPI, "MPI_Recv from rank %d failed", src);
   if (hdr[0] < 0)
     return re_err(RE_ENOMEM, "rank %d could not send its statistics", src);
@@ -361,13 +361,13 @@ static re_status recv_tree(run_tree *t, int src) {
     return re_err(RE_EMPI, "rank %d sent statistics of %lld doubles, expected %lld", src, hdr[1], (long long)t->len);
   for (long long k = 0; k < hdr[0]; k++) {
     long long pos[2];
-    if (MPI_Recv(pos, 2, MPI_LONG_LONG, src, 42, MPI_COMM_WORLD, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+    if (MPI_Recv(pos, 2, MPI_LONG_LONG, src, RE_TAG_TREE_NODE, MPI_COMM_WORLD, MPI_STATUS_IGNORE) != MPI_SUCCESS)
       return re_err(RE_EMPI, "MPI_Recv from rank %d failed", src);
     double *buf = NULL;
     RE_TRY(re_malloc(t->len, sizeof(double), &buf));
     for (int64_t off = 0; off < t->len; off += (1 << 26)) {
       int n = (int)(t->len - off < (1 << 26) ? t->len - off : (1 << 26));
-      if (MPI_Recv(buf + off, n, MPI_DOUBLE, src, 43, MPI_COMM_WORLD, MPI_STATUS_IGNORE) != MPI_SUCCESS) {
+      if (MPI_Recv(buf + off, n, MPI_DOUBLE, src, RE_TAG_TREE_DATA, MPI_COMM_WORLD, MPI_STATUS_IGNORE) != MPI_SUCCESS) {
         free(buf);
         return re_err(RE_EMPI, "MPI_Recv from rank %d failed", src);
       }

@@ -76,7 +76,8 @@ typedef struct re_opts_pos {
   const char *too_few; /* the message when fewer than min ("give two matrices X and Y") */
   const char *too_many; /* said after "unexpected argument 'A'" in parentheses; may be NULL */
   /* Where the arguments after "--" go when they are not positional (submit's sbatch
-   * options): *rest and *nrest get them; NULL: after "--" every argument is positional. */
+   * options): *rest and *nrest get them (untouched without "--"); NULL: after "--"
+   * every argument is positional. */
   char ***rest;
   int *nrest;
   const char *rest_what; /* what they are, for the hint of an unknown option ("sbatch options") */
@@ -86,8 +87,8 @@ typedef struct re_opts_pos {
 #define RE_OPTS_RUN (-1)
 
 /* Read argv[1..argc) with the table: --name value, --name=value, -x value, flags,
- * "--" and positional arguments. Returns RE_OPTS_RUN, RE_EXIT_OK after printing the
- * help for -h/--help, or RE_EXIT_USAGE after printing a usage error. */
+ * "--" and positional arguments (pos NULL: none). Returns RE_OPTS_RUN, RE_EXIT_OK after
+ * printing the help for -h/--help, or RE_EXIT_USAGE after printing a usage error. */
 int re_opts_parse(const re_opts_cmd *cmd, const re_opt *opts, int argc, char **argv, const re_opts_pos *pos);
 
 /* Print the usage text made from cmd and the table to f. */

@@ -48,7 +48,8 @@ int re_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((for
 
 /* Value of option `name` in argv[*i] ("--name=value" or "--name value"); advances *i.
  * Returns NULL if argv[*i] is not this option; sets *missing to 1 (never to 0) if the
- * option is there but its value is absent. */
+ * option is there but its value is absent. Left for the argv loops of run, merge,
+ * finalize and embed; the other commands read their options with a table (cli/opts.h). */
 const char *re_cli_opt(int argc, char **argv, int *i, const char *name, int *missing);
 
 /* Open a matrix given as "file.npy" or "file.npz:array" (validated, memory-mapped for .npy). */

@@ -7,50 +7,27 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/opts.h"
 #include "repeval/cca.h"
 
 enum { M_CCA = 1, M_SVCCA = 2, M_PWCCA = 4, M_PROCRUSTES = 8, M_LINREG = 16, M_ALL = 31 };
 
-static void help_cca(void) {
-  printf("usage: repeval cca X Y [options]\n"
-         "\n"
-         "CCA-family and covariance similarity of two embeddings of the same n samples\n"
-         "(.npy or file.npz:array; n x p and n x q), from co-moments in float64.\n"
-         "\n"
-         "Options:\n"
-         "  --method M     cca (mean canonical correlation, default), svcca, pwcca,\n"
-         "                 procrustes (squared distance), linreg (R^2 both ways), or all\n"
-         "  --ridge E      relative ridge: S + E * tr(S)/d * I (default 1e-10)\n"
-         "  --variance F   SVCCA: fraction of variance kept per side (default 0.99)\n"
-         "  --json         JSON with every value and the canonical correlations\n"
-         "  --sharded      under mpiexec: rows split across ranks, co-moments reduced\n");
-}
+static const re_opts_cmd CCA = {
+    "cca", "X Y [options]",
+    "CCA-family and covariance similarity of two embeddings of the same n samples\n"
+    "(.npy or file.npz:array; n x p and n x q), from co-moments in float64.\n",
+    NULL};
 
-static void help_spectrum(void) {
-  printf("usage: repeval spectrum X [options]\n"
-         "\n"
-         "PCA spectrum of one embedding (n x d): total variance, participation ratio,\n"
-         "effective rank (RankMe), directions for 90%%/99%% of the variance, collapse flag.\n"
-         "\n"
-         "Options:\n"
-         "  --collapse-fraction F  flag collapse when effective rank < F * min(d, n-1)\n"
-         "                         (default 0.05)\n"
-         "  --out FILE.npy         write the eigenvalues (descending)\n"
-         "  --json                 JSON including the eigenvalues\n"
-         "  --sharded              under mpiexec: rows split across ranks\n");
-}
+static const re_opts_cmd SPECTRUM = {
+    "spectrum", "X [options]",
+    "PCA spectrum of one embedding (n x d): total variance, participation ratio,\n"
+    "effective rank (RankMe), directions for 90%/99% of the variance, collapse flag.\n",
+    NULL};
 
-static int start_mpi(int sharded, int *rank) {
+static void mpi_rank(int sharded, int *rank) {
   *rank = 0;
-  if (!sharded)
-    return 0;
-  MPI_Init(NULL, NULL);
-  MPI_Comm_rank(MPI_COMM_WORLD, rank);
-  int size;
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
-  if (size > 1)
-    re_log_set_rank(*rank);
-  return 0;
+  if (sharded) /* main has initialised MPI */
+    MPI_Comm_rank(MPI_COMM_WORLD, rank);
 }
 
 static int finish(int sharded, int rank, re_status st) {
@@ -62,7 +39,6 @@ static int finish(int sharded, int rank, re_status st) {
     MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     if (any && rc == RE_EXIT_OK)
       rc = RE_EXIT_ERROR;
-    MPI_Finalize();
   }
   return rc;
 }
@@ -90,52 +66,28 @@ static void json_rho(const char *key, const re_cca_result *r) {
 }
 
 int re_cmd_cca(int argc, char **argv) {
+  static const int bits[] = {M_CCA, M_SVCCA, M_PWCCA, M_PROCRUSTES, M_LINREG, M_ALL};
   char *files[2];
-  int nf = 0, json = 0, sharded = 0, methods = M_CCA;
+  int json = 0, sharded = 0, method = 0;
   re_cca_options opt = re_cca_defaults();
-  for (int i = 1; i < argc; i++) {
-    int missing = 0;
-    const char *v;
-    char *end;
-    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-      help_cca();
-      return RE_EXIT_OK;
-    } else if ((v = re_cli_opt(argc, argv, &i, "--method", &missing))) {
-      static const char *names[] = {"cca", "svcca", "pwcca", "procrustes", "linreg", "all"};
-      static const int bits[] = {M_CCA, M_SVCCA, M_PWCCA, M_PROCRUSTES, M_LINREG, M_ALL};
-      methods = 0;
-      for (int k = 0; k < 6; k++)
-        if (!strcmp(v, names[k]))
-          methods = bits[k];
-      if (!methods)
-        return re_cli_usage_error("cca", "--method must be cca, svcca, pwcca, procrustes, linreg or all, got '%s'",
-                                  v);
-    } else if ((v = re_cli_opt(argc, argv, &i, "--ridge", &missing))) {
-      opt.ridge = strtod(v, &end);
-      if (*end || !(opt.ridge >= 0) || !isfinite(opt.ridge))
-        return re_cli_usage_error("cca", "--ridge must be a number >= 0, got '%s'", v);
-    } else if ((v = re_cli_opt(argc, argv, &i, "--variance", &missing))) {
-      opt.variance = strtod(v, &end);
-      if (*end || !(opt.variance > 0 && opt.variance <= 1))
-        return re_cli_usage_error("cca", "--variance must be in (0, 1], got '%s'", v);
-    } else if (missing) {
-      return re_cli_usage_error("cca", "option %s needs a value", argv[i]);
-    } else if (!strcmp(argv[i], "--json")) {
-      json = 1;
-    } else if (!strcmp(argv[i], "--sharded")) {
-      sharded = 1;
-    } else if (argv[i][0] == '-' && argv[i][1]) {
-      return re_cli_usage_error("cca", "unknown option '%s'", argv[i]);
-    } else if (nf < 2) {
-      files[nf++] = argv[i];
-    } else {
-      return re_cli_usage_error("cca", "unexpected argument '%s' (give exactly two matrices)", argv[i]);
-    }
-  }
-  if (nf != 2)
-    return re_cli_usage_error("cca", "give two matrices X and Y");
-  int rank;
-  start_mpi(sharded, &rank);
+  const re_opt opts[] = {
+      RE_OPT_ENUM("method", &method, "cca|svcca|pwcca|procrustes|linreg|all", "M",
+                  "cca (mean canonical correlation, default), svcca, pwcca, procrustes (squared distance), linreg "
+                  "(R^2 both ways), or all"),
+      RE_OPT_DOUBLE("ridge", &opt.ridge, 0, INFINITY, 0, "E", "relative ridge: S + E * tr(S)/d * I (default 1e-10)"),
+      RE_OPT_DOUBLE("variance", &opt.variance, 0, 1, RE_OPT_OPEN_MIN, "F",
+                    "SVCCA: fraction of variance kept per side (default 0.99)"),
+      RE_OPT_FLAG("json", &json, "JSON with every value and the canonical correlations"),
+      RE_OPT_FLAG("sharded", &sharded, "under mpiexec: rows split across ranks, co-moments reduced"),
+      RE_OPT_END,
+  };
+  const re_opts_pos pos = {.min = 2, .max = 2, .v = files, .too_few = "give two matrices X and Y",
+                           .too_many = "give exactly two matrices"};
+  int prc = re_opts_parse(&CCA, opts, argc, argv, &pos);
+  if (prc != RE_OPTS_RUN)
+    return prc;
+  int methods = bits[method], rank;
+  mpi_rank(sharded, &rank);
   re_moments *m = NULL;
   re_eig *ex = NULL, *ey = NULL;
   int64_t n = 0;
@@ -237,37 +189,20 @@ int re_cmd_spectrum(int argc, char **argv) {
   const char *out = NULL;
   int json = 0, sharded = 0;
   double frac = 0.05;
-  for (int i = 1; i < argc; i++) {
-    int missing = 0;
-    const char *v;
-    char *end;
-    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-      help_spectrum();
-      return RE_EXIT_OK;
-    } else if ((v = re_cli_opt(argc, argv, &i, "--collapse-fraction", &missing))) {
-      frac = strtod(v, &end);
-      if (*end || !(frac >= 0 && frac <= 1))
-        return re_cli_usage_error("spectrum", "--collapse-fraction must be in [0, 1], got '%s'", v);
-    } else if ((v = re_cli_opt(argc, argv, &i, "--out", &missing))) {
-      out = v;
-    } else if (missing) {
-      return re_cli_usage_error("spectrum", "option %s needs a value", argv[i]);
-    } else if (!strcmp(argv[i], "--json")) {
-      json = 1;
-    } else if (!strcmp(argv[i], "--sharded")) {
-      sharded = 1;
-    } else if (argv[i][0] == '-' && argv[i][1]) {
-      return re_cli_usage_error("spectrum", "unknown option '%s'", argv[i]);
-    } else if (!file) {
-      file = argv[i];
-    } else {
-      return re_cli_usage_error("spectrum", "give one matrix");
-    }
-  }
-  if (!file)
-    return re_cli_usage_error("spectrum", "give a matrix");
+  const re_opt opts[] = {
+      RE_OPT_DOUBLE("collapse-fraction", &frac, 0, 1, 0, "F",
+                    "flag collapse when effective rank < F * min(d, n-1) (default 0.05)"),
+      RE_OPT_STRING("out", &out, "FILE.npy", "write the eigenvalues (descending)"),
+      RE_OPT_FLAG("json", &json, "JSON including the eigenvalues"),
+      RE_OPT_FLAG("sharded", &sharded, "under mpiexec: rows split across ranks"),
+      RE_OPT_END,
+  };
+  const re_opts_pos pos = {.min = 1, .max = 1, .v = &file, .too_few = "give a matrix", .too_many = "give one matrix"};
+  int prc = re_opts_parse(&SPECTRUM, opts, argc, argv, &pos);
+  if (prc != RE_OPTS_RUN)
+    return prc;
   int rank;
-  start_mpi(sharded, &rank);
+  mpi_rank(sharded, &rank);
   re_moments *m = NULL;
   re_eig *e = NULL;
   int64_t n = 0;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/opts.h"
 #include "mpi/mpi_reduce.h"
 #include "repeval/cka.h"
 
@@ -31,85 +32,44 @@ typedef struct cka_out {
   double sx, sy; /* powers of two X and Y are multiplied by (re_cli_scale_of) */
 } cka_out;
 
-static void help(void) {
-  printf("usage: repeval cka X Y [options]\n"
-         "\n"
-         "Centred kernel alignment between two embeddings of the same n samples.\n"
-         "X and Y are .npy files (n x p and n x q; extra dimensions are flattened)\n"
-         "or arrays inside a .npz given as file.npz:name. All math in float64.\n"
-         "\n"
-         "Options:\n"
-         "  --kernel linear|rbf   kernel (default linear)\n"
-         "  --sigma T             RBF bandwidth factor: sigma^2 = T^2 * median squared\n"
-         "                        pairwise distance (default 1.0)\n"
-         "  --debiased            unbiased HSIC (U-centring, Song et al. 2012); n >= 4\n"
-         "  --gram                force the n x n Gram path for linear CKA\n"
-         "  --sharded             under mpiexec: each rank reads its rows, co-moments\n"
-         "                        are reduced across ranks (linear kernel only)\n"
-         "  --batch N             rows per streamed batch (default %d)\n"
-         "  --json                print a JSON object instead of the bare value\n"
-         "  -h, --help            this help\n"
-         "\n"
-         "Prints the CKA value (full precision). If CKA is undefined for the input\n"
-         "(constant features, too few samples) prints 'undefined', the reason on\n"
-         "stderr, and exits with 3.\n",
-         DEFAULT_BATCH);
-}
+static const re_opts_cmd CMD = {
+    "cka", "X Y [options]",
+    "Centred kernel alignment between two embeddings of the same n samples.\n"
+    "X and Y are .npy files (n x p and n x q; extra dimensions are flattened)\n"
+    "or arrays inside a .npz given as file.npz:name. All math in float64.\n",
+    "Prints the CKA value (full precision). If CKA is undefined for the input\n"
+    "(constant features, too few samples) prints 'undefined', the reason on\n"
+    "stderr, and exits with 3.\n"};
 
 static int parse(int argc, char **argv, cka_opts *o) {
   memset(o, 0, sizeof *o);
   o->threshold = 1.0;
   o->batch = DEFAULT_BATCH;
-  int npos = 0;
-  for (int i = 1; i < argc; i++) {
-    int missing = 0;
-    const char *v;
-    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-      help();
-      return -1;
-    } else if ((v = re_cli_opt(argc, argv, &i, "--kernel", &missing))) {
-      if (!strcmp(v, "linear"))
-        o->rbf = 0;
-      else if (!strcmp(v, "rbf"))
-        o->rbf = 1;
-      else
-        return re_cli_usage_error("cka", "--kernel must be linear or rbf, got '%s'", v);
-    } else if ((v = re_cli_opt(argc, argv, &i, "--sigma", &missing))) {
-      char *end;
-      o->threshold = strtod(v, &end);
-      if (*end || !(o->threshold > 0) || !isfinite(o->threshold))
-        return re_cli_usage_error("cka", "--sigma must be a positive number, got '%s'", v);
-    } else if ((v = re_cli_opt(argc, argv, &i, "--batch", &missing))) {
-      char *end;
-      o->batch = strtoll(v, &end, 10);
-      if (*end || o->batch < 1)
-        return re_cli_usage_error("cka", "--batch must be a positive integer, got '%s'", v);
-    } else if (missing) {
-      return re_cli_usage_error("cka", "option %s needs a value", argv[i]);
-    } else if (!strcmp(argv[i], "--debiased")) {
-      o->debiased = 1;
-    } else if (!strcmp(argv[i], "--json")) {
-      o->json = 1;
-    } else if (!strcmp(argv[i], "--gram")) {
-      o->force_gram = 1;
-    } else if (!strcmp(argv[i], "--sharded")) {
-      o->sharded = 1;
-    } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-      return re_cli_usage_error("cka", "unknown option '%s'", argv[i]);
-    } else if (npos == 0) {
-      o->x = argv[i], npos++;
-    } else if (npos == 1) {
-      o->y = argv[i], npos++;
-    } else {
-      return re_cli_usage_error("cka", "unexpected argument '%s' (give exactly two matrices)", argv[i]);
-    }
-  }
-  if (npos != 2)
-    return re_cli_usage_error("cka", "give two matrices X and Y");
+  char *xy[2];
+  const re_opt opts[] = {
+      RE_OPT_ENUM("kernel", &o->rbf, "linear|rbf", NULL, "kernel (default linear)"),
+      RE_OPT_DOUBLE("sigma", &o->threshold, 0, INFINITY, RE_OPT_OPEN_MIN, "T",
+                    "RBF bandwidth factor: sigma^2 = T^2 * median squared pairwise distance (default 1.0)"),
+      RE_OPT_FLAG("debiased", &o->debiased, "unbiased HSIC (U-centring, Song et al. 2012); n >= 4"),
+      RE_OPT_FLAG("gram", &o->force_gram, "force the n x n Gram path for linear CKA"),
+      RE_OPT_FLAG("sharded", &o->sharded,
+                  "under mpiexec: each rank reads its rows, co-moments are reduced across ranks (linear kernel "
+                  "only)"),
+      RE_OPT_INT("batch", &o->batch, 1, INT64_MAX, "N", "rows per streamed batch (default 4096)"),
+      RE_OPT_FLAG("json", &o->json, "print a JSON object instead of the bare value"),
+      RE_OPT_END,
+  };
+  const re_opts_pos pos = {.min = 2, .max = 2, .v = xy, .too_few = "give two matrices X and Y",
+                           .too_many = "give exactly two matrices"};
+  int rc = re_opts_parse(&CMD, opts, argc, argv, &pos);
+  if (rc != RE_OPTS_RUN)
+    return rc;
+  o->x = xy[0];
+  o->y = xy[1];
   if (o->sharded && (o->rbf || o->force_gram))
     return re_cli_usage_error("cka", "--sharded reduces co-moments and supports only the linear kernel "
                                      "without --gram (RBF needs every pair of samples on one rank)");
-  return 0;
+  return RE_OPTS_RUN;
 }
 
 static re_status check_inputs(const re_npy *X, const re_npy *Y) {
@@ -322,15 +282,13 @@ static int report(const cka_opts *o, const cka_out *out) {
 int re_cmd_cka(int argc, char **argv) {
   cka_opts o;
   int rc = parse(argc, argv, &o);
-  if (rc != 0)
-    return rc < 0 ? RE_EXIT_OK : rc;
+  if (rc != RE_OPTS_RUN)
+    return rc;
+  rc = RE_EXIT_OK;
   int rank = 0, size = 1;
-  if (o.sharded) {
-    MPI_Init(NULL, NULL);
+  if (o.sharded) { /* main has initialised MPI */
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
-    if (size > 1)
-      re_log_set_rank(rank);
   }
   re_npy *X = NULL, *Y = NULL;
   cka_out out;
@@ -387,7 +345,6 @@ int re_cmd_cka(int argc, char **argv) {
     MPI_Bcast(&undefined, 1, MPI_INT, 0, MPI_COMM_WORLD);
     if (rank != 0 && rc == RE_EXIT_OK && undefined)
       rc = RE_EXIT_UNDEFINED;
-    MPI_Finalize();
   }
   return rc;
 }

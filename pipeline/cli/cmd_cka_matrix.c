@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/opts.h"
 #include "mpi/mpi_reduce.h"
 #include "repeval/hsic.h"
 
@@ -29,30 +30,29 @@ typedef struct opts {
   const char *out, *csv;
 } opts;
 
-static void help(void) {
-  printf("usage: repeval cka-matrix E1 E2 [E3 ...] [options]\n"
-         "\n"
-         "CKA between every requested pair of embeddings of the same n samples\n"
-         "(.npy files or file.npz:array, n x d each), in one streaming pass.\n"
-         "\n"
-         "Options:\n"
-         "  --estimator minibatch|exact  minibatch HSIC over batches of --batch samples\n"
-         "                        (Nguyen et al. 2021; default) or exact linear CKA from\n"
-         "                        co-moments (memory: sum of d_i d_j over pairs)\n"
-         "  --batch B             minibatch size, batches cut by global sample index\n"
-         "                        (default 256; a last partial batch of >= 4 samples counts)\n"
-         "  --kernel linear|rbf   kernel (minibatch only for rbf; default linear)\n"
-         "  --sigma T             RBF: sigma^2 = T^2 * median squared distance (default 1)\n"
-         "  --sigma-sample N      RBF: bandwidth from the first N samples, fixed before\n"
-         "                        accumulation (default 1024)\n"
-         "  --biased              biased HSIC instead of the unbiased HSIC_1 (default)\n"
-         "  --pairs all|consecutive|reference:K\n"
-         "                        which pairs: all (default), (i, i+1), or each vs tap K\n"
-         "  --names a,b,c         tap names for the output (default: file names)\n"
-         "  --out M.npy           write the P x P matrix (NaN where not computed or undefined)\n"
-         "  --csv FILE            write tidy rows: tap_a,tap_b,cka,status\n"
-         "  --json                print JSON instead of a table\n"
-         "  --sharded             under mpiexec: split batches across ranks and reduce\n");
+static const re_opts_cmd CMD = {
+    "cka-matrix", "E1 E2 [E3 ...] [options]",
+    "CKA between every requested pair of embeddings of the same n samples\n"
+    "(.npy files or file.npz:array, n x d each), in one streaming pass.\n",
+    NULL};
+
+/* --pairs all|consecutive|reference:K */
+static re_status set_pairs(const re_opt *opt, const char *v) {
+  opts *o = opt->dst;
+  char *end;
+  if (!strcmp(v, "all")) {
+    o->pairs = PAIRS_ALL;
+  } else if (!strcmp(v, "consecutive")) {
+    o->pairs = PAIRS_CONSECUTIVE;
+  } else if (!strncmp(v, "reference:", 10)) {
+    o->pairs = PAIRS_REFERENCE;
+    o->reference = (int)strtol(v + 10, &end, 10);
+    if (*end || end == v + 10)
+      return re_err(RE_EINVAL, "--pairs reference:K needs a tap index K, got '%s'", v);
+  } else {
+    return re_err(RE_EINVAL, "--pairs must be all, consecutive or reference:K, got '%s'", v);
+  }
+  return RE_OK;
 }
 
 static int parse(int argc, char **argv, opts *o) {
@@ -61,71 +61,33 @@ static int parse(int argc, char **argv, opts *o) {
   o->batch = 256;
   o->sigma_sample = 1024;
   const char *names = NULL;
-  for (int i = 1; i < argc; i++) {
-    int missing = 0;
-    const char *v;
-    char *end;
-    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-      help();
-      return -1;
-    } else if ((v = re_cli_opt(argc, argv, &i, "--estimator", &missing))) {
-      if (!strcmp(v, "exact"))
-        o->exact = 1;
-      else if (strcmp(v, "minibatch"))
-        return re_cli_usage_error("cka-matrix", "--estimator must be minibatch or exact, got '%s'", v);
-    } else if ((v = re_cli_opt(argc, argv, &i, "--kernel", &missing))) {
-      if (!strcmp(v, "rbf"))
-        o->rbf = 1;
-      else if (strcmp(v, "linear"))
-        return re_cli_usage_error("cka-matrix", "--kernel must be linear or rbf, got '%s'", v);
-    } else if ((v = re_cli_opt(argc, argv, &i, "--sigma", &missing))) {
-      o->threshold = strtod(v, &end);
-      if (*end || !(o->threshold > 0) || !isfinite(o->threshold))
-        return re_cli_usage_error("cka-matrix", "--sigma must be a positive number, got '%s'", v);
-    } else if ((v = re_cli_opt(argc, argv, &i, "--batch", &missing))) {
-      o->batch = strtoll(v, &end, 10);
-      if (*end || o->batch < 4)
-        return re_cli_usage_error("cka-matrix", "--batch must be an integer >= 4, got '%s'", v);
-    } else if ((v = re_cli_opt(argc, argv, &i, "--sigma-sample", &missing))) {
-      o->sigma_sample = strtoll(v, &end, 10);
-      if (*end || o->sigma_sample < 2)
-        return re_cli_usage_error("cka-matrix", "--sigma-sample must be an integer >= 2, got '%s'", v);
-    } else if ((v = re_cli_opt(argc, argv, &i, "--pairs", &missing))) {
-      if (!strcmp(v, "all"))
-        o->pairs = PAIRS_ALL;
-      else if (!strcmp(v, "consecutive"))
-        o->pairs = PAIRS_CONSECUTIVE;
-      else if (!strncmp(v, "reference:", 10)) {
-        o->pairs = PAIRS_REFERENCE;
-        o->reference = (int)strtol(v + 10, &end, 10);
-        if (*end || end == v + 10)
-          return re_cli_usage_error("cka-matrix", "--pairs reference:K needs a tap index K, got '%s'", v);
-      } else
-        return re_cli_usage_error("cka-matrix", "--pairs must be all, consecutive or reference:K, got '%s'", v);
-    } else if ((v = re_cli_opt(argc, argv, &i, "--names", &missing))) {
-      names = v;
-    } else if ((v = re_cli_opt(argc, argv, &i, "--out", &missing))) {
-      o->out = v;
-    } else if ((v = re_cli_opt(argc, argv, &i, "--csv", &missing))) {
-      o->csv = v;
-    } else if (missing) {
-      return re_cli_usage_error("cka-matrix", "option %s needs a value", argv[i]);
-    } else if (!strcmp(argv[i], "--biased")) {
-      o->biased = 1;
-    } else if (!strcmp(argv[i], "--json")) {
-      o->json = 1;
-    } else if (!strcmp(argv[i], "--sharded")) {
-      o->sharded = 1;
-    } else if (argv[i][0] == '-' && argv[i][1]) {
-      return re_cli_usage_error("cka-matrix", "unknown option '%s'", argv[i]);
-    } else {
-      if (o->ntaps >= MAX_TAPS)
-        return re_cli_usage_error("cka-matrix", "more than %d embeddings", MAX_TAPS);
-      o->files[o->ntaps++] = argv[i];
-    }
-  }
-  if (o->ntaps < 2)
-    return re_cli_usage_error("cka-matrix", "give at least two embeddings");
+  const re_opt table[] = {
+      RE_OPT_ENUM("estimator", &o->exact, "minibatch|exact", NULL,
+                  "minibatch HSIC over batches of --batch samples (Nguyen et al. 2021; default) or exact linear "
+                  "CKA from co-moments (memory: sum of d_i d_j over pairs)"),
+      RE_OPT_INT("batch", &o->batch, 4, INT64_MAX, "B",
+                 "minibatch size, batches cut by global sample index (default 256; a last partial batch of >= 4 "
+                 "samples counts)"),
+      RE_OPT_ENUM("kernel", &o->rbf, "linear|rbf", NULL, "kernel (minibatch only for rbf; default linear)"),
+      RE_OPT_DOUBLE("sigma", &o->threshold, 0, INFINITY, RE_OPT_OPEN_MIN, "T",
+                    "RBF: sigma^2 = T^2 * median squared distance (default 1)"),
+      RE_OPT_INT("sigma-sample", &o->sigma_sample, 2, INT64_MAX, "N",
+                 "RBF: bandwidth from the first N samples, fixed before accumulation (default 1024)"),
+      RE_OPT_FLAG("biased", &o->biased, "biased HSIC instead of the unbiased HSIC_1 (default)"),
+      RE_OPT_CALL("pairs", set_pairs, o, "all|consecutive|reference:K",
+                  "which pairs: all (default), (i, i+1), or each vs tap K"),
+      RE_OPT_STRING("names", &names, "a,b,c", "tap names for the output (default: file names)"),
+      RE_OPT_STRING("out", &o->out, "M.npy", "write the P x P matrix (NaN where not computed or undefined)"),
+      RE_OPT_STRING("csv", &o->csv, "FILE", "write tidy rows: tap_a,tap_b,cka,status"),
+      RE_OPT_FLAG("json", &o->json, "print JSON instead of a table"),
+      RE_OPT_FLAG("sharded", &o->sharded, "under mpiexec: split batches across ranks and reduce"),
+      RE_OPT_END,
+  };
+  const re_opts_pos pos = {.min = 2, .max = MAX_TAPS, .v = o->files, .n = &o->ntaps,
+                           .too_few = "give at least two embeddings", .too_many = "more than 4096 embeddings"};
+  int rc = re_opts_parse(&CMD, table, argc, argv, &pos);
+  if (rc != RE_OPTS_RUN)
+    return rc;
   if (o->exact && o->rbf)
     return re_cli_usage_error("cka-matrix", "--estimator exact supports only the linear kernel");
   if (o->pairs == PAIRS_REFERENCE && (o->reference < 0 || o->reference >= o->ntaps))
@@ -144,7 +106,7 @@ static int parse(int argc, char **argv, opts *o) {
     for (int k = 0; k < o->ntaps; k++)
       o->names[k] = o->files[k];
   }
-  return 0;
+  return RE_OPTS_RUN;
 }
 
 /* Pair list for the mode (npairs 0 means all pairs). */
@@ -444,17 +406,15 @@ static void print_result(const opts *o, const run *r, const double *M, const cha
 int re_cmd_cka_matrix(int argc, char **argv) {
   opts o;
   int rc = parse(argc, argv, &o);
-  if (rc != 0) {
+  if (rc != RE_OPTS_RUN) {
     free(o.names_buf);
-    return rc < 0 ? RE_EXIT_OK : rc;
+    return rc;
   }
+  rc = RE_EXIT_OK;
   int rank = 0, size = 1;
-  if (o.sharded) {
-    MPI_Init(NULL, NULL);
+  if (o.sharded) { /* main has initialised MPI */
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
-    if (size > 1)
-      re_log_set_rank(rank);
   }
   run r;
   memset(&r, 0, sizeof r);
@@ -498,7 +458,6 @@ int re_cmd_cka_matrix(int argc, char **argv) {
     MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     if (any && rc == RE_EXIT_OK)
       rc = RE_EXIT_ERROR;
-    MPI_Finalize();
   }
   return rc;
 }

@@ -8,26 +8,18 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "cli/opts.h"
 #include "repeval/checkpoint.h"
 
-static void help(void) {
-  printf("usage: repeval inspect PATH [--json] [--hash] [--state-dict-key KEY] [--keep-module-prefix]\n"
-         "                       [--strip-prefix P1,P2,...]\n"
-         "       repeval inspect DIR --list PATTERN [--json]\n"
-         "\n"
-         "Validate PATH and list its arrays or tensors: name, dtype, shape and bytes\n"
-         "(and the shard holding each tensor of a model folder), and a checkpoint's metadata.\n"
-         "Formats: .npy, .npz, safetensors, PyTorch torch.save archives (.pt/.pth/.bin),\n"
-         "Hugging Face model folders (single or sharded model.safetensors or\n"
-         "pytorch_model.bin) and cache repo folders (models--Org--name: refs/main).\n"
-         "\n"
-         "  --hash                 also print the checkpoint's content hash (samples the data)\n"
-         "  --state-dict-key KEY   PyTorch: use the state_dict stored under KEY\n"
-         "  --keep-module-prefix   PyTorch: keep a leading 'module.' in tensor names\n"
-         "  --strip-prefix LIST    remove the first of these name prefixes a tensor name starts with\n"
-         "  --list PATTERN         list the branches of a cache repo folder DIR, or the subfolders\n"
-         "                         of DIR, whose names match the glob PATTERN, in natural order\n");
-}
+static const re_opts_cmd CMD = {
+    "inspect", "PATH [--json] [--hash] [--state-dict-key KEY] [--keep-module-prefix] [--strip-prefix P1,P2,...]\n"
+    "       repeval inspect DIR --list PATTERN [--json]",
+    "Validate PATH and list its arrays or tensors: name, dtype, shape and bytes\n"
+    "(and the shard holding each tensor of a model folder), and a checkpoint's metadata.\n"
+    "Formats: .npy, .npz, safetensors, PyTorch torch.save archives (.pt/.pth/.bin),\n"
+    "Hugging Face model folders (single or sharded model.safetensors or\n"
+    "pytorch_model.bin) and cache repo folders (models--Org--name: refs/main).\n",
+    NULL};
 
 static int ends_with(const char *s, const char *suf) {
   size_t n = strlen(s), m = strlen(suf);
@@ -214,42 +206,25 @@ static int is_npy_or_npz(const char *path) {
 }
 
 int re_cmd_inspect(int argc, char **argv) {
-  const char *path = NULL, *v, *list = NULL;
-  int json = 0, missing = 0;
-  ckpt_flags fl = {0, 0, NULL};
+  char *path = NULL, *list = NULL, *strip = NULL;
+  int json = 0, hash = 0;
   re_ckpt_options opt = {0};
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-      help();
-      return RE_EXIT_OK;
-    } else if (!strcmp(argv[i], "--json")) {
-      json = 1;
-    } else if (!strcmp(argv[i], "--hash")) {
-      fl.hash = 1;
-    } else if (!strcmp(argv[i], "--keep-module-prefix")) {
-      opt.keep_module_prefix = 1;
-    } else if ((v = re_cli_opt(argc, argv, &i, "--strip-prefix", &missing)) || missing) {
-      if (missing)
-        return re_cli_usage_error("inspect", "--strip-prefix needs a value");
-      fl.strip = v;
-    } else if ((v = re_cli_opt(argc, argv, &i, "--list", &missing)) || missing) {
-      if (missing)
-        return re_cli_usage_error("inspect", "--list needs a pattern");
-      list = v;
-    } else if ((v = re_cli_opt(argc, argv, &i, "--state-dict-key", &missing)) || missing) {
-      if (missing)
-        return re_cli_usage_error("inspect", "--state-dict-key needs a value");
-      opt.state_dict_key = v;
-    } else if (argv[i][0] == '-' && argv[i][1]) {
-      return re_cli_usage_error("inspect", "unknown option '%s'", argv[i]);
-    } else if (!path) {
-      path = argv[i];
-    } else {
-      return re_cli_usage_error("inspect", "give one file");
-    }
-  }
-  if (!path)
-    return re_cli_usage_error("inspect", "give a file");
+  const re_opt opts[] = {
+      RE_OPT_FLAG("json", &json, "print one JSON object"),
+      RE_OPT_FLAG("hash", &hash, "also print the checkpoint's content hash (samples the data)"),
+      RE_OPT_STRING("state-dict-key", &opt.state_dict_key, "KEY", "PyTorch: use the state_dict stored under KEY"),
+      RE_OPT_FLAG("keep-module-prefix", &opt.keep_module_prefix, "PyTorch: keep a leading 'module.' in tensor names"),
+      RE_OPT_STRING("strip-prefix", &strip, "LIST", "remove the first of these name prefixes a tensor name starts with"),
+      RE_OPT_STRING("list", &list, "PATTERN",
+                    "list the branches of a cache repo folder DIR, or the subfolders of DIR, whose names match "
+                    "the glob PATTERN, in natural order"),
+      RE_OPT_END,
+  };
+  const re_opts_pos pos = {.min = 1, .max = 1, .v = &path, .too_few = "give a file", .too_many = "give one file"};
+  int rc = re_opts_parse(&CMD, opts, argc, argv, &pos);
+  if (rc != RE_OPTS_RUN)
+    return rc;
+  ckpt_flags fl = {0, hash, strip};
   re_status st = RE_OK;
   fl.json = json;
   if (list)

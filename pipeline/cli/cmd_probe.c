@@ -7,11 +7,11 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "cli/opts.h"
 #include "repeval/atomic.h"
 #include "repeval/probe.h"
 
 enum { KIND_LOGISTIC, KIND_RIDGE, KIND_KNN };
-static const char *kind_names[] = {"logistic", "ridge", "knn"};
 
 #define MAX_LAMBDAS 256
 
@@ -33,35 +33,13 @@ typedef struct labelled {
   int64_t n, d;
 } labelled;
 
-static void help(void) {
-  printf("usage: repeval probe --train X.npy --train-labels y.npy --test Xt.npy --test-labels yt.npy [options]\n"
-         "\n"
-         "Probe an embedding (n x d rows; .npy or file.npz:array) with labelled samples:\n"
-         "multinomial logistic regression with L2 (L-BFGS), ridge regression on one-hot\n"
-         "targets, or cosine k-NN. lambda is chosen on a validation split, the model refitted on\n"
-         "train + validation and scored on the test rows. Labels: integer class indices.\n"
-         "\n"
-         "Options:\n"
-         "  --kind K            logistic (default), ridge or knn\n"
-         "  --grid LO,HI,N      N log-spaced lambda from LO to HI (default 1e-6,1e4,11)\n"
-         "  --lambdas a,b,...   explicit lambda values\n"
-         "  --val X.npy --val-labels y.npy   validation rows (default: held out from train)\n"
-         "  --val-fraction F    fraction of train held out for validation (default 0.1)\n"
-         "  --seed S            seed of the validation permutation (default 0)\n"
-         "  --no-standardize    do not scale features by the training mean and std\n"
-         "  --classes K         number of classes (default 1 + the largest label)\n"
-         "  --tol E             logistic: gradient tolerance (default 1e-6)\n"
-         "  --ftol E            logistic: relative-decrease stall tolerance (default 2.2e-9; 0 off)\n"
-         "  --max-iter N        logistic: L-BFGS iterations per fit (default 1000)\n"
-         "  --memory M          logistic: L-BFGS memory (default 10)\n"
-         "  --k K               knn: neighbours (default 20)\n"
-         "  --temperature T     knn: vote weight exp(similarity / T) (default 0.07)\n"
-         "  --json              one JSON object with the whole lambda curve\n"
-         "  --csv FILE          tidy rows: kind,lambda,split,metric,value\n"
-         "  --weights FILE.npy  logistic: K x (d + 1) [W | b] of the final model; ridge:\n"
-         "                      (d + 1) x K [W; b] at the selected lambda (raw feature coordinates)\n"
-         "  --predictions FILE.npy  top-1 predictions for the test rows (int32)\n");
-}
+static const re_opts_cmd CMD = {
+    "probe", "--train X.npy --train-labels y.npy --test Xt.npy --test-labels yt.npy [options]",
+    "Probe an embedding (n x d rows; .npy or file.npz:array) with labelled samples:\n"
+    "multinomial logistic regression with L2 (L-BFGS), ridge regression on one-hot\n"
+    "targets, or cosine k-NN. lambda is chosen on a validation split, the model refitted on\n"
+    "train + validation and scored on the test rows. Labels: integer class indices.\n",
+    NULL};
 
 static int parse_list(const char *v, double *out, int cap, int *n) {
   *n = 0;
@@ -81,112 +59,80 @@ static int parse_list(const char *v, double *out, int cap, int *n) {
   return *n > 0 ? 0 : -1;
 }
 
+/* --grid LO,HI,N */
+static re_status set_grid(const re_opt *opt, const char *v) {
+  opts *o = opt->dst;
+  double g[3];
+  int n;
+  if (parse_list(v, g, 3, &n) || n != 3 || g[2] != floor(g[2]) || g[2] < 1 || g[2] > MAX_LAMBDAS ||
+      re_probe_log_grid(g[0], g[1], (int)g[2], o->lambdas) != RE_OK)
+    return re_err(RE_EINVAL, "--grid needs LO,HI,N with 0 < LO <= HI and 1 <= N <= %d (N = 1: LO == HI), got '%s'",
+                  MAX_LAMBDAS, v);
+  o->nl = (int)g[2];
+  return RE_OK;
+}
+
+/* --lambdas a,b,... */
+static re_status set_lambdas(const re_opt *opt, const char *v) {
+  opts *o = opt->dst;
+  if (parse_list(v, o->lambdas, MAX_LAMBDAS, &o->nl))
+    return re_err(RE_EINVAL, "--lambdas needs up to %d comma-separated numbers, got '%s'", MAX_LAMBDAS, v);
+  for (int k = 0; k < o->nl; k++)
+    if (!(o->lambdas[k] > 0) || !isfinite(o->lambdas[k]))
+      return re_err(RE_EINVAL, "--lambdas: every lambda must be a finite number > 0, got '%s'", v);
+  return RE_OK;
+}
+
 static int parse_args(int argc, char **argv, opts *o) {
   memset(o, 0, sizeof *o);
-  o->standardize = 1;
   o->val_fraction = 0.1;
   o->lo = re_logreg_defaults();
   o->ko = re_knn_defaults();
   re_probe_default_grid(o->lambdas);
   o->nl = 11;
-  for (int i = 1; i < argc; i++) {
-    int missing = 0;
-    const char *v;
-    char *end;
-    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-      help();
-      return 1;
-    } else if ((v = re_cli_opt(argc, argv, &i, "--train-labels", &missing))) {
-      o->train_labels = v;
-    } else if ((v = re_cli_opt(argc, argv, &i, "--train", &missing))) {
-      o->train = v;
-    } else if ((v = re_cli_opt(argc, argv, &i, "--val-labels", &missing))) {
-      o->val_labels = v;
-    } else if ((v = re_cli_opt(argc, argv, &i, "--val-fraction", &missing))) {
-      o->val_fraction = strtod(v, &end);
-      if (*end || !(o->val_fraction >= 0 && o->val_fraction < 1))
-        return re_cli_usage_error("probe", "--val-fraction must be in [0, 1), got '%s'", v);
-    } else if ((v = re_cli_opt(argc, argv, &i, "--val", &missing))) {
-      o->val = v;
-    } else if ((v = re_cli_opt(argc, argv, &i, "--test-labels", &missing))) {
-      o->test_labels = v;
-    } else if ((v = re_cli_opt(argc, argv, &i, "--test", &missing))) {
-      o->test = v;
-    } else if ((v = re_cli_opt(argc, argv, &i, "--kind", &missing))) {
-      o->kind = -1;
-      for (int k = 0; k < 3; k++)
-        if (!strcmp(v, kind_names[k]))
-          o->kind = k;
-      if (o->kind < 0)
-        return re_cli_usage_error("probe", "--kind must be logistic, ridge or knn, got '%s'", v);
-    } else if ((v = re_cli_opt(argc, argv, &i, "--grid", &missing))) {
-      double g[3];
-      int n;
-      if (parse_list(v, g, 3, &n) || n != 3 || g[2] != floor(g[2]) || g[2] < 1 || g[2] > MAX_LAMBDAS ||
-          re_probe_log_grid(g[0], g[1], (int)g[2], o->lambdas) != RE_OK)
-        return re_cli_usage_error("probe", "--grid needs LO,HI,N with 0 < LO <= HI and 1 <= N <= %d (N = 1: LO == HI), "
-                                           "got '%s'",
-                                  MAX_LAMBDAS, v);
-      o->nl = (int)g[2];
-    } else if ((v = re_cli_opt(argc, argv, &i, "--lambdas", &missing))) {
-      if (parse_list(v, o->lambdas, MAX_LAMBDAS, &o->nl))
-        return re_cli_usage_error("probe", "--lambdas needs up to %d comma-separated numbers, got '%s'", MAX_LAMBDAS,
-                                  v);
-      for (int k = 0; k < o->nl; k++)
-        if (!(o->lambdas[k] > 0) || !isfinite(o->lambdas[k]))
-          return re_cli_usage_error("probe", "--lambdas: every lambda must be a finite number > 0, got '%s'", v);
-    } else if ((v = re_cli_opt(argc, argv, &i, "--seed", &missing))) {
-      o->seed = strtoull(v, &end, 10);
-      if (*end || !*v || *v == '-')
-        return re_cli_usage_error("probe", "--seed must be a non-negative integer, got '%s'", v);
-    } else if ((v = re_cli_opt(argc, argv, &i, "--classes", &missing))) {
-      long k = strtol(v, &end, 10);
-      if (*end || k < 2 || k > 1000000)
-        return re_cli_usage_error("probe", "--classes must be an integer in [2, 1000000], got '%s'", v);
-      o->classes = (int)k;
-    } else if ((v = re_cli_opt(argc, argv, &i, "--tol", &missing))) {
-      o->lo.tol = strtod(v, &end);
-      if (*end || !(o->lo.tol >= 0) || !isfinite(o->lo.tol))
-        return re_cli_usage_error("probe", "--tol must be a number >= 0, got '%s'", v);
-    } else if ((v = re_cli_opt(argc, argv, &i, "--ftol", &missing))) {
-      o->lo.ftol = strtod(v, &end);
-      if (*end || !(o->lo.ftol >= 0) || !isfinite(o->lo.ftol))
-        return re_cli_usage_error("probe", "--ftol must be a number >= 0, got '%s'", v);
-    } else if ((v = re_cli_opt(argc, argv, &i, "--max-iter", &missing))) {
-      long k = strtol(v, &end, 10);
-      if (*end || k < 0 || k > 100000000)
-        return re_cli_usage_error("probe", "--max-iter must be an integer >= 0, got '%s'", v);
-      o->lo.max_iter = (int)k;
-    } else if ((v = re_cli_opt(argc, argv, &i, "--memory", &missing))) {
-      long k = strtol(v, &end, 10);
-      if (*end || k < 1 || k > 1000)
-        return re_cli_usage_error("probe", "--memory must be an integer in [1, 1000], got '%s'", v);
-      o->lo.memory = (int)k;
-    } else if ((v = re_cli_opt(argc, argv, &i, "--k", &missing))) {
-      long k = strtol(v, &end, 10);
-      if (*end || k < 1 || k > 1000000)
-        return re_cli_usage_error("probe", "--k must be an integer >= 1, got '%s'", v);
-      o->ko.k = (int)k;
-    } else if ((v = re_cli_opt(argc, argv, &i, "--temperature", &missing))) {
-      o->ko.temperature = strtod(v, &end);
-      if (*end || !(o->ko.temperature > 0) || !isfinite(o->ko.temperature))
-        return re_cli_usage_error("probe", "--temperature must be a number > 0, got '%s'", v);
-    } else if ((v = re_cli_opt(argc, argv, &i, "--csv", &missing))) {
-      o->csv = v;
-    } else if ((v = re_cli_opt(argc, argv, &i, "--weights", &missing))) {
-      o->weights = v;
-    } else if ((v = re_cli_opt(argc, argv, &i, "--predictions", &missing))) {
-      o->predictions = v;
-    } else if (missing) {
-      return re_cli_usage_error("probe", "option %s needs a value", argv[i]);
-    } else if (!strcmp(argv[i], "--json")) {
-      o->json = 1;
-    } else if (!strcmp(argv[i], "--no-standardize")) {
-      o->standardize = 0;
-    } else {
-      return re_cli_usage_error("probe", "unknown argument '%s'", argv[i]);
-    }
-  }
+  int no_standardize = 0;
+  int64_t seed = 0, classes = 0, max_iter = o->lo.max_iter, memory = o->lo.memory, k = o->ko.k;
+  const re_opt table[] = {
+      RE_OPT_STRING("train", &o->train, "X.npy", "training features"),
+      RE_OPT_STRING("train-labels", &o->train_labels, "y.npy", "training labels"),
+      RE_OPT_STRING("test", &o->test, "Xt.npy", "test features"),
+      RE_OPT_STRING("test-labels", &o->test_labels, "yt.npy", "test labels"),
+      RE_OPT_ENUM("kind", &o->kind, "logistic|ridge|knn", "K", "logistic (default), ridge or knn"),
+      RE_OPT_CALL("grid", set_grid, o, "LO,HI,N", "N log-spaced lambda from LO to HI (default 1e-6,1e4,11)"),
+      RE_OPT_CALL("lambdas", set_lambdas, o, "a,b,...", "explicit lambda values"),
+      RE_OPT_STRING("val", &o->val, "X.npy", "validation rows, with --val-labels (default: held out from train)"),
+      RE_OPT_STRING("val-labels", &o->val_labels, "y.npy", "labels of the validation rows"),
+      RE_OPT_DOUBLE("val-fraction", &o->val_fraction, 0, 1, RE_OPT_OPEN_MAX, "F",
+                    "fraction of train held out for validation (default 0.1)"),
+      RE_OPT_INT("seed", &seed, 0, INT64_MAX, "S", "seed of the validation permutation (default 0)"),
+      RE_OPT_FLAG("no-standardize", &no_standardize, "do not scale features by the training mean and std"),
+      RE_OPT_INT("classes", &classes, 2, 1000000, "K", "number of classes (default 1 + the largest label)"),
+      RE_OPT_DOUBLE("tol", &o->lo.tol, 0, INFINITY, 0, "E", "logistic: gradient tolerance (default 1e-6)"),
+      RE_OPT_DOUBLE("ftol", &o->lo.ftol, 0, INFINITY, 0, "E",
+                    "logistic: relative-decrease stall tolerance (default 2.2e-9; 0 off)"),
+      RE_OPT_INT("max-iter", &max_iter, 0, 100000000, "N", "logistic: L-BFGS iterations per fit (default 1000)"),
+      RE_OPT_INT("memory", &memory, 1, 1000, "M", "logistic: L-BFGS memory (default 10)"),
+      RE_OPT_INT("k", &k, 1, 1000000, "K", "knn: neighbours (default 20)"),
+      RE_OPT_DOUBLE("temperature", &o->ko.temperature, 0, INFINITY, RE_OPT_OPEN_MIN, "T",
+                    "knn: vote weight exp(similarity / T) (default 0.07)"),
+      RE_OPT_FLAG("json", &o->json, "one JSON object with the whole lambda curve"),
+      RE_OPT_STRING("csv", &o->csv, "FILE", "tidy rows: kind,lambda,split,metric,value"),
+      RE_OPT_STRING("weights", &o->weights, "FILE.npy",
+                    "logistic: K x (d + 1) [W | b] of the final model; ridge: (d + 1) x K [W; b] at the selected "
+                    "lambda (raw feature coordinates)"),
+      RE_OPT_STRING("predictions", &o->predictions, "FILE.npy", "top-1 predictions for the test rows (int32)"),
+      RE_OPT_END,
+  };
+  const re_opts_pos pos = {.too_many = "give the inputs with --train, --train-labels, --test and --test-labels"};
+  int rc = re_opts_parse(&CMD, table, argc, argv, &pos);
+  if (rc != RE_OPTS_RUN)
+    return rc;
+  o->seed = (unsigned long long)seed;
+  o->classes = (int)classes;
+  o->lo.max_iter = (int)max_iter;
+  o->lo.memory = (int)memory;
+  o->ko.k = (int)k;
+  o->standardize = !no_standardize;
   if (!o->train || !o->train_labels || !o->test || !o->test_labels)
     return re_cli_usage_error("probe", "give --train, --train-labels, --test and --test-labels");
   if (!o->val != !o->val_labels)
@@ -194,7 +140,7 @@ static int parse_args(int argc, char **argv, opts *o) {
   if (o->weights && o->kind == KIND_KNN)
     return re_cli_usage_error("probe", "--weights is for the logistic and ridge probes");
   o->lo.standardize = o->standardize;
-  return 0;
+  return RE_OPTS_RUN;
 }
 
 static double now(void) {
@@ -703,9 +649,7 @@ done:
 int re_cmd_probe(int argc, char **argv) {
   opts o;
   int rc = parse_args(argc, argv, &o);
-  if (rc == 1)
-    return RE_EXIT_OK;
-  if (rc)
+  if (rc != RE_OPTS_RUN)
     return rc;
   re_status st = run(&o);
   if (st == RE_EUNDEFINED) {

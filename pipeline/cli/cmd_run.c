@@ -1,6 +1,5 @@
 /* repeval run JOB.yaml (and merge, finalize): the command line of the engine in run/.
  * Arguments are parsed here; run/driver.c does the work. */
-#include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,10 +107,7 @@ static int run_main(int argc, char **argv, int mode) {
   if (!job_path)
     return re_cli_usage_error(cmd, "give a job file");
   run_args a = {job_path, out_override, mode, part, nparts, quiet, check_only, fresh, threads, threads_given, every};
-  MPI_Init(NULL, NULL);
-  int rc = run_execute(&a);
-  MPI_Finalize();
-  return rc;
+  return run_execute(&a); /* main has initialised MPI (its command table) */
 }
 
 int re_cmd_run(int argc, char **argv) { return run_main(argc, argv, RUN_MODE_RUN); }

@@ -5,6 +5,7 @@
 
 #include <mpi.h>
 
+#include "mpi/tags.h" /* the message tags, for every file that sends or receives */
 #include "repeval/core.h"
 
 /* Collective. Agree on failure: returns `local` if it failed, RE_EMPI with a

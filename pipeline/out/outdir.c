@@ -15,6 +15,7 @@
 
 #include "../../lib/io/jsonparse.h"
 #include "out/output.h"
+#include "out/path.h"
 #include "repeval/atomic.h"
 
 #define MANIFEST_MAX_BYTES (64 << 20)
@@ -186,9 +187,8 @@ enum { MANIFEST_NONE = 0, MANIFEST_OTHER = 1, MANIFEST_OLD = 2, MANIFEST_OURS = 
 /* Read dir/manifest.json: which kind it is, and for ours the files it lists. */
 static int read_manifest(const char *dir, listing *files) {
   char path[PATH_MAX + 32];
-  snprintf(path, sizeof path, "%s/manifest.json", dir);
   FILE *f;
-  if (re_fopen_regular(path, &f) != RE_OK) {
+  if (re_path_join(path, sizeof path, "%s/manifest.json", dir) != RE_OK || re_fopen_regular(path, &f) != RE_OK) {
     re_err_clear();
     return MANIFEST_NONE;
   }
@@ -237,7 +237,7 @@ static int read_manifest(const char *dir, listing *files) {
 static re_status list_tree(const char *dir, const char *rel, listing *files, listing *dirs, char *odd,
                            size_t oddcap) {
   char path[PATH_MAX + 8];
-  snprintf(path, sizeof path, "%s%s%s", dir, rel[0] ? "/" : "", rel);
+  RE_TRY(re_path_join(path, sizeof path, "%s%s%s", dir, rel[0] ? "/" : "", rel));
   DIR *d = opendir(path);
   if (!d)
     return re_err(RE_EIO, "%s: cannot list: %s", path, strerror(errno));
@@ -247,10 +247,11 @@ static re_status list_tree(const char *dir, const char *rel, listing *files, lis
     if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
       continue;
     char r[PATH_MAX], full[PATH_MAX * 2];
-    snprintf(r, sizeof r, "%s%s%s", rel, rel[0] ? "/" : "", e->d_name);
-    snprintf(full, sizeof full, "%s/%s", dir, r);
+    st = re_path_join(r, sizeof r, "%s%s%s", rel, rel[0] ? "/" : "", e->d_name);
+    if (st == RE_OK)
+      st = re_path_join(full, sizeof full, "%s/%s", dir, r);
     struct stat sb;
-    if (lstat(full, &sb) != 0)
+    if (st != RE_OK || lstat(full, &sb) != 0)
       continue;
     if (S_ISDIR(sb.st_mode)) {
       st = list_tree(dir, r, files, dirs, odd, oddcap);
@@ -345,16 +346,14 @@ re_status outdir_remove_result(const char *dir) {
   re_status st = list_tree(dir, "", &files, &dirs, odd, sizeof odd);
   if (st == RE_OK && kind == MANIFEST_OURS) {
     add_later_files(&listed);
-    char path[PATH_MAX * 2];
+    char path[PATH_MAX * 2]; /* list_tree composed dir/file in this size: these fit */
     for (int k = 0; k < files.n; k++)
-      if (listing_has(&listed, files.v[k]) || is_temp_of(&listed, files.v[k])) {
-        snprintf(path, sizeof path, "%s/%s", dir, files.v[k]);
+      if ((listing_has(&listed, files.v[k]) || is_temp_of(&listed, files.v[k])) &&
+          re_path_join(path, sizeof path, "%s/%s", dir, files.v[k]) == RE_OK)
         unlink(path);
-      }
-    for (int k = 0; k < dirs.n; k++) { /* deepest first: list_tree puts folders after their contents */
-      snprintf(path, sizeof path, "%s/%s", dir, dirs.v[k]);
-      rmdir(path);
-    }
+    for (int k = 0; k < dirs.n; k++) /* deepest first: list_tree puts folders after their contents */
+      if (re_path_join(path, sizeof path, "%s/%s", dir, dirs.v[k]) == RE_OK)
+        rmdir(path);
   }
   if (st == RE_OK && rmdir(dir) != 0)
     st = re_err(RE_EIO, "kept the previous results' folder %s: it holds files repeval did not write (%s)", dir,
@@ -436,7 +435,11 @@ re_status outdir_partial_create(const char *real, char *path, size_t cap) {
     (void)chmod(path, 0755);
   }
   char marker[PATH_MAX + 32], owner[512];
-  snprintf(marker, sizeof marker, "%s/" OUTDIR_PARTIAL_MARKER, path);
+  re_status jst = re_path_join(marker, sizeof marker, "%s/" OUTDIR_PARTIAL_MARKER, path);
+  if (jst != RE_OK) {
+    rmdir(path);
+    return jst;
+  }
   outdir_owner(owner, sizeof owner);
   FILE *f = fopen(marker, "w");
   int bad = !f || fprintf(f, "%s\n", owner) < 0;
@@ -453,18 +456,19 @@ re_status outdir_partial_create(const char *real, char *path, size_t cap) {
 
 void outdir_partial_unmark(const char *path) {
   char marker[PATH_MAX + 32];
-  snprintf(marker, sizeof marker, "%s/" OUTDIR_PARTIAL_MARKER, path);
-  unlink(marker);
+  if (re_path_join(marker, sizeof marker, "%s/" OUTDIR_PARTIAL_MARKER, path) == RE_OK)
+    unlink(marker);
+  else
+    re_err_clear();
 }
 
 void outdir_sweep_partials(const char *real, const char *own) {
-  char parent[PATH_MAX];
-  snprintf(parent, sizeof parent, "%s", real);
-  char *slash = strrchr(parent, '/');
-  if (!slash)
+  char parent[PATH_MAX], prefix[PATH_MAX];
+  char *slash = re_path_join(parent, sizeof parent, "%s", real) == RE_OK ? strrchr(parent, '/') : NULL;
+  if (!slash || re_path_join(prefix, sizeof prefix, "%s.partial-", slash + 1) != RE_OK) {
+    re_err_clear();
     return;
-  char prefix[PATH_MAX];
-  snprintf(prefix, sizeof prefix, "%s.partial-", slash + 1);
+  }
   if (slash == parent)
     slash[1] = '\0';
   else
@@ -477,11 +481,14 @@ void outdir_sweep_partials(const char *real, const char *own) {
     if (strncmp(e->d_name, prefix, strlen(prefix)))
       continue;
     char full[PATH_MAX * 2], marker[PATH_MAX * 2 + 32], text[600] = "";
-    snprintf(full, sizeof full, "%s/%s", !strcmp(parent, "/") ? "" : parent, e->d_name);
     struct stat sb;
+    if (re_path_join(full, sizeof full, "%s/%s", !strcmp(parent, "/") ? "" : parent, e->d_name) != RE_OK ||
+        re_path_join(marker, sizeof marker, "%s/" OUTDIR_PARTIAL_MARKER, full) != RE_OK) {
+      re_err_clear();
+      continue;
+    }
     if (!strcmp(full, own) || lstat(full, &sb) != 0 || !S_ISDIR(sb.st_mode))
       continue;
-    snprintf(marker, sizeof marker, "%s/" OUTDIR_PARTIAL_MARKER, full);
     FILE *f;
     if (re_fopen_regular(marker, &f) != RE_OK) {
       re_err_clear();
@@ -585,7 +592,11 @@ void out_remove_tree(const char *dir) {
         continue;
       char p[8192];
       struct stat sb;
-      snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+      if (re_path_join(p, sizeof p, "%s/%s", dir, e->d_name) != RE_OK) { /* never remove a cut name */
+        re_log(RE_LOG_WARN, "left %s/%s: %s", dir, e->d_name, re_errmsg());
+        re_err_clear();
+        continue;
+      }
       if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode))
         out_remove_tree(p);
       else
@@ -604,8 +615,9 @@ static re_status sync_tree(const char *dir) {
   re_status st = out_list_files(dir, &files, &n);
   char path[8192];
   for (int k = 0; k < n && st == RE_OK; k++) {
-    snprintf(path, sizeof path, "%s/%s", dir, files[k]);
-    st = re_fsync_path(path);
+    st = re_path_join(path, sizeof path, "%s/%s", dir, files[k]);
+    if (st == RE_OK)
+      st = re_fsync_path(path);
     if (st == RE_OK && strchr(files[k], '/'))
       st = re_fsync_parent(path);
   }
@@ -628,8 +640,8 @@ re_status out_commit_dir(const char *partial, const char *final) {
   struct stat sb;
   int had_old = 0;
   /* everything in the new folder is on disk before it replaces the old one */
+  RE_TRY(re_path_join(old, sizeof old, "%s.old-%ld", final, (long)getpid()));
   RE_TRY(sync_tree(partial));
-  snprintf(old, sizeof old, "%s.old-%ld", final, (long)getpid());
   if (stat(final, &sb) == 0) {
     if (!S_ISDIR(sb.st_mode))
       return re_err(RE_EIO, "%s exists and is not a folder", final);

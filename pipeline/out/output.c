@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "out/path.h"
 #include "repeval/atomic.h"
 
 void out_csv_field(FILE *f, const char *s) {
@@ -39,7 +40,7 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *
 /* Collect regular files under root/rel, sorted, as paths relative to root. */
 static re_status walk(const char *root, const char *rel, names *out) {
   char path[4096];
-  snprintf(path, sizeof path, "%s%s%s", root, rel[0] ? "/" : "", rel);
+  RE_TRY(re_path_join(path, sizeof path, "%s%s%s", root, rel[0] ? "/" : "", rel));
   DIR *d = opendir(path);
   if (!d)
     return re_err(RE_EIO, "%s: cannot list: %s", path, strerror(errno));
@@ -50,8 +51,9 @@ static re_status walk(const char *root, const char *rel, names *out) {
     if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
       continue;
     char r[4096];
-    snprintf(r, sizeof r, "%s%s%s", rel, rel[0] ? "/" : "", e->d_name);
-    st = re_realloc(&here.v, here.n + 1, sizeof(char *));
+    st = re_path_join(r, sizeof r, "%s%s%s", rel, rel[0] ? "/" : "", e->d_name);
+    if (st == RE_OK)
+      st = re_realloc(&here.v, here.n + 1, sizeof(char *));
     if (st == RE_OK)
       st = re_strdup(r, &here.v[here.n]);
     if (st == RE_OK)
@@ -62,7 +64,9 @@ static re_status walk(const char *root, const char *rel, names *out) {
   for (int k = 0; k < here.n && st == RE_OK; k++) {
     char full[8192];
     struct stat sb;
-    snprintf(full, sizeof full, "%s/%s", root, here.v[k]);
+    st = re_path_join(full, sizeof full, "%s/%s", root, here.v[k]);
+    if (st != RE_OK)
+      break;
     if (lstat(full, &sb) != 0)
       continue;
     if (S_ISDIR(sb.st_mode)) {
@@ -104,10 +108,10 @@ re_status out_list_files(const char *dir, char ***files, int *n) {
 re_status out_bundle(const char *dir, const char *tarpath, const char *skip) {
   size_t skl = skip ? strlen(skip) : 0;
   names files = {0};
+  char tmp[4096], why[512];
+  RE_TRY(re_path_join(tmp, sizeof tmp, "%s.tmp", tarpath)); /* before anything: a cut name is never unlinked */
   re_status st = walk(dir, "", &files);
   struct archive *a = NULL;
-  char tmp[4096], why[512];
-  snprintf(tmp, sizeof tmp, "%s.tmp", tarpath);
   const char *base = strrchr(tarpath, '/');
   base = base ? base + 1 : tarpath;
   if (st == RE_OK) {
@@ -126,7 +130,8 @@ re_status out_bundle(const char *dir, const char *tarpath, const char *skip) {
     if (skl && !strncmp(files.v[k], skip, skl) && files.v[k][skl] == '/')
       continue;
     char full[8192];
-    snprintf(full, sizeof full, "%s/%s", dir, files.v[k]);
+    if ((st = re_path_join(full, sizeof full, "%s/%s", dir, files.v[k])) != RE_OK)
+      break;
     struct stat sb;
     int fd = open(full, O_RDONLY | O_CLOEXEC);
     if (fd < 0 || fstat(fd, &sb) != 0) {

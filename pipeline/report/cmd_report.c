@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/opts.h"
 
 #ifndef REPEVAL_REPORT_INSTALLED
 #define REPEVAL_REPORT_INSTALLED ""
@@ -15,24 +16,18 @@
 #define REPEVAL_REPORT_BUILDTREE ""
 #endif
 
-static void help(void) {
-  printf("usage: repeval report RESULTS_DIR [--out FILE]\n"
-         "\n"
-         "Write RESULTS_DIR/report.html for the results of `repeval run`: layer x layer CKA\n"
-         "between runs, checkpoint x checkpoint CKA per layer and the full tap matrix, CKA\n"
-         "with the last step, probe accuracy and effective rank over training, RBF against\n"
-         "linear CKA, a CCA table, the manifest (inputs, versions, timings) and every\n"
-         "warning. Shows what the folder holds. Self-contained: images embedded, no\n"
-         "network access when viewed. Labels like seed1/epoch_03 are read as run/step.\n"
-         "\n"
-         "Options:\n"
-         "  --out FILE    write the page to FILE instead\n"
-         "\n"
-         "Needs Python 3 with NumPy and matplotlib (scripts/install-deps demo).\n"
-         "Exit codes: 0 written, 1 not a results folder or a part failed to draw (the page\n"
-         "is still written and says which), 2 usage.\n"
-         "Environment: REPEVAL_PYTHON (default /usr/bin/python3), REPEVAL_REPORT_SCRIPT.\n");
-}
+static const re_opts_cmd CMD = {
+    "report", "RESULTS_DIR [--out FILE]",
+    "Write RESULTS_DIR/report.html for the results of `repeval run`: layer x layer CKA\n"
+    "between runs, checkpoint x checkpoint CKA per layer and the full tap matrix, CKA\n"
+    "with the last step, probe accuracy and effective rank over training, RBF against\n"
+    "linear CKA, a CCA table, the manifest (inputs, versions, timings) and every\n"
+    "warning. Shows what the folder holds. Self-contained: images embedded, no\n"
+    "network access when viewed. Labels like seed1/epoch_03 are read as run/step.\n",
+    "Needs Python 3 with NumPy and matplotlib (scripts/install-deps demo).\n"
+    "Exit codes: 0 written, 1 not a results folder or a part failed to draw (the page\n"
+    "is still written and says which), 2 usage.\n"
+    "Environment: REPEVAL_PYTHON (default /usr/bin/python3), REPEVAL_REPORT_SCRIPT.\n"};
 
 static int is_file(const char *p) {
   struct stat sb;
@@ -40,27 +35,17 @@ static int is_file(const char *p) {
 }
 
 int re_cmd_report(int argc, char **argv) {
-  const char *dir = NULL, *out = NULL;
-  for (int i = 1; i < argc; i++) {
-    int missing = 0;
-    const char *v;
-    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-      help();
-      return RE_EXIT_OK;
-    } else if ((v = re_cli_opt(argc, argv, &i, "--out", &missing))) {
-      out = v;
-    } else if (missing) {
-      return re_cli_usage_error("report", "option %s needs a value", argv[i]);
-    } else if (argv[i][0] == '-' && argv[i][1]) {
-      return re_cli_usage_error("report", "unknown option '%s'", argv[i]);
-    } else if (!dir) {
-      dir = argv[i];
-    } else {
-      return re_cli_usage_error("report", "give one results folder");
-    }
-  }
-  if (!dir)
-    return re_cli_usage_error("report", "give a results folder");
+  char *dir = NULL;
+  const char *out = NULL;
+  const re_opt opts[] = {
+      RE_OPT_STRING("out", &out, "FILE", "write the page to FILE instead"),
+      RE_OPT_END,
+  };
+  const re_opts_pos pos = {.min = 1, .max = 1, .v = &dir, .too_few = "give a results folder",
+                           .too_many = "give one results folder"};
+  int rc = re_opts_parse(&CMD, opts, argc, argv, &pos);
+  if (rc != RE_OPTS_RUN)
+    return rc;
   struct stat sb;
   if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
     fprintf(stderr, "repeval: error: %s: not a folder (give the output folder of repeval run)\n", dir);

@@ -10,16 +10,17 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "cli/opts.h"
+#include "out/path.h"
 
-static void help(void) {
-  printf("usage: repeval status OUTPUT_DIR\n"
-         "\n"
-         "Show what the run writing OUTPUT_DIR has done, from the files alone:\n"
-         "complete results (manifest), an interrupted or running job's last snapshot\n"
-         "(OUTPUT_DIR.state: dataset, batches done of total, resumes), array parts\n"
-         "(OUTPUT_DIR.parts) and the newest Slurm log (OUTPUT_DIR.slurm: starts, last\n"
-         "progress line). Exit code 0 when the results are complete, 1 otherwise.\n");
-}
+static const re_opts_cmd CMD = {
+    "status", "OUTPUT_DIR",
+    "Show what the run writing OUTPUT_DIR has done, from the files alone:\n"
+    "complete results (manifest), an interrupted or running job's last snapshot\n"
+    "(OUTPUT_DIR.state: dataset, batches done of total, resumes), array parts\n"
+    "(OUTPUT_DIR.parts) and the newest Slurm log (OUTPUT_DIR.slurm: starts, last\n"
+    "progress line). Exit code 0 when the results are complete, 1 otherwise.\n",
+    NULL};
 
 static char *slurp(const char *path, long max) {
   FILE *f = fopen(path, "rb");
@@ -61,7 +62,8 @@ static int is_dir(const char *p) {
 
 static void show_manifest(const char *out) {
   char path[4200], v[256];
-  snprintf(path, sizeof path, "%s/manifest.json", out);
+  if (re_path_join(path, sizeof path, "%s/manifest.json", out) != RE_OK)
+    return;
   char *m = slurp(path, 1 << 20);
   if (!m)
     return;
@@ -91,10 +93,10 @@ static void show_manifest(const char *out) {
 
 static int show_state(const char *out) {
   char dir[4200], path[4400], v[256];
-  snprintf(dir, sizeof dir, "%s.state", out);
-  if (!is_dir(dir))
+  if (re_path_join(dir, sizeof dir, "%s.state", out) != RE_OK || !is_dir(dir))
     return 0;
-  snprintf(path, sizeof path, "%s/progress.json", dir);
+  if (re_path_join(path, sizeof path, "%s/progress.json", dir) != RE_OK)
+    return 0;
   char *p = slurp(path, 1 << 16);
   printf("state    %s (an unfinished run: the same command resumes it)\n", dir);
   if (p) {
@@ -131,8 +133,7 @@ static int show_state(const char *out) {
 
 static int show_parts(const char *out) {
   char dir[4200];
-  snprintf(dir, sizeof dir, "%s.parts", out);
-  if (!is_dir(dir))
+  if (re_path_join(dir, sizeof dir, "%s.parts", out) != RE_OK || !is_dir(dir))
     return 0;
   DIR *d = opendir(dir);
   int done = 0, running = 0, n = 0;
@@ -153,7 +154,8 @@ static int show_parts(const char *out) {
 
 static void show_slurm(const char *out) {
   char dir[4200];
-  snprintf(dir, sizeof dir, "%s.slurm", out);
+  if (re_path_join(dir, sizeof dir, "%s.slurm", out) != RE_OK)
+    return;
   DIR *d = opendir(dir);
   if (!d)
     return;
@@ -165,8 +167,7 @@ static void show_slurm(const char *out) {
       continue;
     char p[4600];
     struct stat sb;
-    snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-    if (stat(p, &sb) == 0 && sb.st_mtime >= newest) {
+    if (re_path_join(p, sizeof p, "%s/%s", dir, e->d_name) == RE_OK && stat(p, &sb) == 0 && sb.st_mtime >= newest) {
       newest = sb.st_mtime;
       memcpy(best, p, sizeof best);
     }
@@ -197,28 +198,23 @@ static void show_slurm(const char *out) {
 }
 
 int re_cmd_status(int argc, char **argv) {
-  const char *out = NULL;
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-      help();
-      return RE_EXIT_OK;
-    } else if (argv[i][0] == '-' && argv[i][1]) {
-      return re_cli_usage_error("status", "unknown option '%s'", argv[i]);
-    } else if (!out) {
-      out = argv[i];
-    } else {
-      return re_cli_usage_error("status", "give one output folder");
-    }
-  }
-  if (!out)
-    return re_cli_usage_error("status", "give the output folder of a job");
-  char o[4096];
-  snprintf(o, sizeof o, "%s", out);
+  char *out = NULL;
+  const re_opt opts[] = {RE_OPT_END};
+  const re_opts_pos pos = {.min = 1, .max = 1, .v = &out, .too_few = "give the output folder of a job",
+                           .too_many = "give one output folder"};
+  int rc = re_opts_parse(&CMD, opts, argc, argv, &pos);
+  if (rc != RE_OPTS_RUN)
+    return rc;
+  /* every path below is o plus a short suffix, and fits its buffer when o does */
+  char o[4096], man[4200];
+  re_status st = re_path_join(o, sizeof o, "%s", out);
   size_t n = strlen(o);
   while (n > 1 && o[n - 1] == '/')
     o[--n] = '\0';
-  char man[4200];
-  snprintf(man, sizeof man, "%s/manifest.json", o);
+  if (st == RE_OK)
+    st = re_path_join(man, sizeof man, "%s/manifest.json", o);
+  if (st != RE_OK)
+    return re_cli_fail(st);
   struct stat sb;
   int complete = stat(man, &sb) == 0;
   if (complete)

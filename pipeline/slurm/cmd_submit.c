@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/opts.h"
 #include "run/job.h"
 #include "repeval/atomic.h"
 #include "slurm/slurm_script.h"
@@ -21,40 +22,30 @@
 #define SUBMIT_WARN_SECONDS 120
 #define SUBMIT_MAX_ARRAY (1 << 16)
 
-static void help(void) {
-  printf("usage: repeval submit JOB.yaml [options] [-- extra sbatch arguments]\n"
-         "\n"
-         "Validate the job file completely, render a Slurm batch script that runs\n"
-         "'srun --mpi=pmix repeval run JOB.yaml', write it to OUT.slurm/ next to the\n"
-         "output folder OUT and submit it with sbatch; prints the job id. The batch\n"
-         "log is OUT.slurm/slurm-<jobid>.out. Defaults come from the job's 'slurm:'\n"
-         "map; options override them. See docs/slurm.md.\n"
-         "\n"
-         "Options:\n"
-         "  --nodes N             nodes (default 1)\n"
-         "  --ntasks-per-node K   MPI ranks per node (default 1)\n"
-         "  --cpus-per-task C     CPUs, and so BLAS threads, per rank (default 1)\n"
-         "  --time T              time limit: minutes, HH:MM:SS, D-HH:MM:SS, ...\n"
-         "  --partition P         partition\n"
-         "  --account A           account to charge\n"
-         "  --qos Q               quality of service\n"
-         "  --mem M               memory per node (4000M, 16G)\n"
-         "  --array SPEC          job array (0-7, 1,3,5, 0-15%%4); task i writes\n"
-         "                        OUTPUT-DIR/task-i, or the job's output.dir when that\n"
-         "                        uses ${SLURM_ARRAY_TASK_ID}\n"
-         "  --parts N             split the job into N array tasks (repeval run --part I/N,\n"
-         "                        each resumable) and submit a dependent job that runs\n"
-         "                        repeval merge when all have finished: the results of\n"
-         "                        one big job; prints both job ids\n"
-         "  --output-dir DIR      results folder (default: output.dir of the job)\n"
-         "  --template FILE       batch-script template (default: the built-in copy of\n"
-         "                        slurm/repeval.sbatch.in)\n"
-         "  --dry-run             print the script; write and submit nothing\n"
-         "  -- ARGS               further sbatch options, one #SBATCH line each\n"
-         "                        ('-- --gres=gpu:1 --constraint v100')\n"
-         "\n"
-         "Exit codes: 0 submitted (or printed), 1 invalid job file or sbatch failed,\n"
-         "2 usage.\n");
+static const re_opts_cmd CMD = {
+    "submit", "JOB.yaml [options] [-- extra sbatch arguments]",
+    "Validate the job file completely, render a Slurm batch script that runs\n"
+    "'srun --mpi=pmix repeval run JOB.yaml', write it to OUT.slurm/ next to the\n"
+    "output folder OUT and submit it with sbatch; prints the job id. The batch\n"
+    "log is OUT.slurm/slurm-<jobid>.out. Defaults come from the job's 'slurm:'\n"
+    "map; options override them. See docs/slurm.md.\n",
+    "Arguments after '--' are further sbatch options, one #SBATCH line each\n"
+    "('-- --gres=gpu:1 --constraint v100').\n"
+    "\n"
+    "Exit codes: 0 submitted (or printed), 1 invalid job file or sbatch failed,\n"
+    "2 usage.\n"};
+
+/* --nodes, --time, ...: checked and stored by slurm_opts_set under the slurm-map key
+ * of the same name ("ntasks-per-node" -> "ntasks_per_node") */
+static re_status set_slurm(const re_opt *opt, const char *value) {
+  char key[32], msg[1024];
+  snprintf(key, sizeof key, "%s", opt->name);
+  for (char *c = key; *c; c++)
+    *c = *c == '-' ? '_' : *c;
+  if (slurm_opts_set(opt->dst, key, value) == RE_OK)
+    return RE_OK;
+  snprintf(msg, sizeof msg, "%s", re_errmsg());
+  return re_err(RE_EINVAL, "--%s: %s", opt->name, msg);
 }
 
 /* `path` made absolute against the working folder, without trailing slashes */
@@ -193,14 +184,6 @@ static re_status run_sbatch(const char *script, char *jobid, size_t cap) {
   return RE_OK;
 }
 
-static const struct {
-  const char *opt, *key;
-} opt_keys[] = {{"--nodes", "nodes"},         {"--ntasks-per-node", "ntasks_per_node"},
-                {"--cpus-per-task", "cpus_per_task"}, {"--time", "time"},
-                {"--partition", "partition"}, {"--account", "account"},
-                {"--qos", "qos"},             {"--mem", "mem"},
-                {"--array", "array"}};
-
 /* The batch script of the merge job of `--parts`: the same resources on one task,
  * no array, started only after the array job `after` succeeded. */
 static re_status render_merge(const slurm_opts *o, const slurm_script_vars *v, const char *array_log,
@@ -255,68 +238,46 @@ static re_status render_merge(const slurm_opts *o, const slurm_script_vars *v, c
 }
 
 int re_cmd_submit(int argc, char **argv) {
-  const char *job_path = NULL, *out_opt = NULL, *tmpl_path = NULL;
-  int dry = 0;
-  long parts = 0;
+  char *job_path = NULL, **extra = NULL;
+  const char *out_opt = NULL, *tmpl_path = NULL;
+  int dry = 0, nextra = 0;
+  int64_t nparts = 0;
   slurm_opts cli, o;
   memset(&cli, 0, sizeof cli);
   memset(&o, 0, sizeof o);
-  for (int i = 1; i < argc; i++) {
-    int missing = 0, matched = 0;
-    const char *v;
-    if (!strcmp(argv[i], "--")) {
-      if (slurm_opts_add_extra_args(&cli, argc - i - 1, argv + i + 1) != RE_OK) {
-        slurm_opts_clear(&cli);
-        return re_cli_usage_error("submit", "%s", re_errmsg());
-      }
-      break;
-    }
-    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-      slurm_opts_clear(&cli);
-      help();
-      return RE_EXIT_OK;
-    }
-    for (size_t k = 0; k < sizeof opt_keys / sizeof opt_keys[0] && !matched && !missing; k++) {
-      if ((v = re_cli_opt(argc, argv, &i, opt_keys[k].opt, &missing))) {
-        matched = 1;
-        if (slurm_opts_set(&cli, opt_keys[k].key, v) != RE_OK) {
-          slurm_opts_clear(&cli);
-          return re_cli_usage_error("submit", "%s: %s", opt_keys[k].opt, re_errmsg());
-        }
-      }
-    }
-    if (matched)
-      continue;
-    if (!missing && (v = re_cli_opt(argc, argv, &i, "--parts", &missing))) {
-      char *end;
-      parts = strtol(v, &end, 10);
-      if (*end || parts < 1 || parts > SUBMIT_MAX_ARRAY) {
-        slurm_opts_clear(&cli);
-        return re_cli_usage_error("submit", "--parts must be an integer from 1 to %d, got '%s'", SUBMIT_MAX_ARRAY, v);
-      }
-    } else if (!missing && (v = re_cli_opt(argc, argv, &i, "--output-dir", &missing))) {
-      out_opt = v;
-    } else if (!missing && (v = re_cli_opt(argc, argv, &i, "--template", &missing))) {
-      tmpl_path = v;
-    } else if (missing) {
-      slurm_opts_clear(&cli);
-      return re_cli_usage_error("submit", "option %s needs a value", argv[i]);
-    } else if (!strcmp(argv[i], "--dry-run")) {
-      dry = 1;
-    } else if (argv[i][0] == '-' && argv[i][1]) {
-      slurm_opts_clear(&cli);
-      return re_cli_usage_error("submit", "unknown option '%s' (sbatch options go after '--')", argv[i]);
-    } else if (!job_path) {
-      job_path = argv[i];
-    } else {
-      slurm_opts_clear(&cli);
-      return re_cli_usage_error("submit", "give one job file");
-    }
-  }
-  if (!job_path) {
+  const re_opt opts[] = {
+      RE_OPT_CALL("nodes", set_slurm, &cli, "N", "nodes (default 1)"),
+      RE_OPT_CALL("ntasks-per-node", set_slurm, &cli, "K", "MPI ranks per node (default 1)"),
+      RE_OPT_CALL("cpus-per-task", set_slurm, &cli, "C", "CPUs, and so BLAS threads, per rank (default 1)"),
+      RE_OPT_CALL("time", set_slurm, &cli, "T", "time limit: minutes, HH:MM:SS, D-HH:MM:SS, ..."),
+      RE_OPT_CALL("partition", set_slurm, &cli, "P", "partition"),
+      RE_OPT_CALL("account", set_slurm, &cli, "A", "account to charge"),
+      RE_OPT_CALL("qos", set_slurm, &cli, "Q", "quality of service"),
+      RE_OPT_CALL("mem", set_slurm, &cli, "M", "memory per node (4000M, 16G)"),
+      RE_OPT_CALL("array", set_slurm, &cli, "SPEC",
+                  "job array (0-7, 1,3,5, 0-15%4); task i writes OUTPUT-DIR/task-i, or the job's output.dir when "
+                  "that uses ${SLURM_ARRAY_TASK_ID}"),
+      RE_OPT_INT("parts", &nparts, 1, SUBMIT_MAX_ARRAY, "N",
+                 "split the job into N array tasks (repeval run --part I/N, each resumable) and submit a dependent "
+                 "job that runs repeval merge when all have finished: the results of one big job; prints both job "
+                 "ids"),
+      RE_OPT_STRING("output-dir", &out_opt, "DIR", "results folder (default: output.dir of the job)"),
+      RE_OPT_STRING("template", &tmpl_path, "FILE",
+                    "batch-script template (default: the built-in copy of slurm/repeval.sbatch.in)"),
+      RE_OPT_FLAG("dry-run", &dry, "print the script; write and submit nothing"),
+      RE_OPT_END,
+  };
+  const re_opts_pos pos = {.min = 1, .max = 1, .v = &job_path, .too_few = "give a job file",
+                           .too_many = "give one job file", .rest = &extra, .nrest = &nextra,
+                           .rest_what = "sbatch options"};
+  int rc = re_opts_parse(&CMD, opts, argc, argv, &pos);
+  if (rc == RE_OPTS_RUN && slurm_opts_add_extra_args(&cli, nextra, extra) != RE_OK)
+    rc = re_cli_usage_error("submit", "%s", re_errmsg());
+  if (rc != RE_OPTS_RUN) {
     slurm_opts_clear(&cli);
-    return re_cli_usage_error("submit", "give a job file");
+    return rc;
   }
+  long parts = (long)nparts;
 
   re_status st = RE_OK;
   job *j = NULL;

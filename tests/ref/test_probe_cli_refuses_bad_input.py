@@ -61,7 +61,7 @@ def main():
         expect(base[:5] + ["--test", save("narrow.npy", xt[:, :5])] + base[7:], 1, "has 5 features", "test width")
         expect(base + ["--classes", "3"], 1, "--classes 3 but a label is 3", "--classes too small")
         expect(base + ["--val-fraction", "0"], 1, "no validation rows", "several λ without validation")
-        expect(base + ["--bogus"], 2, "unknown argument '--bogus'", "unknown option")
+        expect(base + ["--bogus"], 2, "unknown option '--bogus'", "unknown option")
         expect(base + ["--grid", "1,0.1,3"], 2, "--grid needs LO,HI,N", "bad grid")
         expect(base + ["--lambdas", "1,-2"], 2, "every lambda must be a finite number > 0", "negative λ")
         expect(base + ["--kind", "svm"], 2, "--kind must be logistic, ridge or knn", "bad kind")

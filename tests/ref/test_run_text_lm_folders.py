@@ -170,6 +170,15 @@ def main():
         s.check(err_cka <= 1e-5, f"minibatch CKA vs PyTorch float64: max abs error {err_cka:.2e} (<= 1e-5)")
         print(f"# CKA max abs error vs PyTorch: {err_cka:.2e}")
 
+        # the manifest checksums the checkpoint folders and the dataset files, tokenizer included
+        man = json.load(open(os.path.join(out, "manifest.json")))
+        ck = [i for i in man["inputs"] if i["kind"] == "checkpoint"]
+        s.check(len(ck) == 3 and all("error" not in i and i["bytes"] > 0 for i in ck),
+                f"checkpoint folders checksummed in the manifest: {ck}")
+        s.check(len({i["fnv1a64"] for i in ck}) == 3, "three different checkpoint checksums")
+        ds = [i["path"] for i in man["inputs"] if i["kind"] == "dataset"]
+        s.check(sum(p.endswith("tokenizer.json") for p in ds) == 2, f"tokenizer.json among the dataset inputs: {ds}")
+
         # spectra: one row per tap
         spec = [r for r in rows if r["analysis"] == "spectrum" and r["metric"] == "effective_rank"]
         s.check(len(spec) == len(expect), f"{len(spec)} spectrum rows, want {len(expect)}")

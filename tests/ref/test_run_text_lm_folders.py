@@ -221,6 +221,24 @@ def main():
                 s.check(len(r) == 1 and float(r[0]["value"]) == float(want_top1),
                         f"probe step{step} {tap}: run {r and r[0]['value']}, repeval probe {want_top1}")
 
+        # repeval embed --data reads the corpus like the job: the same rows and labels as the ids
+        ck = os.path.join(d, "ckpts", "step2")
+        e = os.path.join(d, "emb-data")
+        rc, _, err = repeval("embed", "--model", ck, "--data", f"jsonl:{d}/test.jsonl", "--data-opt",
+                             f"tokenizer={ck}", "--data-opt", f"seq_len={T}", "--data-opt", "label_field=source",
+                             "--layers", ",".join(LAYERS), "--batch", 8, "--out", e)
+        if s.check(rc == 0, f"embed --data jsonl: {err}"):
+            ref = os.path.join(d, "emb", "step2", "test")
+            for f in sorted(os.listdir(ref)):
+                if f.endswith(".npy"):
+                    s.check(np.array_equal(np.load(os.path.join(e, f)), np.load(os.path.join(ref, f))),
+                            f"embed --data {f} equals embed --input")
+            lab = np.load(os.path.join(e, "labels.npy"))
+            s.check(np.array_equal(lab, np.load(os.path.join(d, "test_labels.npy"))), "embed --data labels")
+        rc, _, err = repeval("embed", "--model", ck, "--data", f"jsonl:{d}/test.jsonl", "--data-opt", "seq_len=8",
+                             "--layers", "hidden_states.1:mean", "--out", os.path.join(d, "emb-bad"))
+        s.check(rc != 0 and "tokenizer" in err, f"embed --data jsonl without a tokenizer is refused: {err}")
+
         # the same bytes at 2 and 3 ranks
         for ranks in (2, 3):
             o = os.path.join(d, f"out{ranks}")

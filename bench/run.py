@@ -5,7 +5,7 @@ and bench/results/latest.md (with --only: <date>-<mode>-only-<scenarios>.csv and
 latest-only-<scenarios>.md). Normally started by bench/run, which builds first.
 
 usage: run.py --build-dir DIR [--quick] [--only a,b] [--data-dir DIR] [--no-2-threads]
-              [--results-dir DIR] [--label TEXT]"""
+              [--results-dir DIR] [--label TEXT] [--ranks 1,2,4,8,16]"""
 import argparse
 import datetime
 import os
@@ -28,10 +28,12 @@ import s_memory  # noqa: E402
 import s_probe  # noqa: E402
 import s_ranks  # noqa: E402
 import s_read  # noqa: E402
+import s_scaling  # noqa: E402
 
 # order matters only for sharing: blas reuses the stage timings of cka, read compares with forward
 SCENARIOS = [("cka", s_cka), ("blas", s_blas), ("cca", s_cca), ("forward", s_forward), ("probe", s_probe),
-             ("read", s_read), ("e2e", s_e2e), ("memory", s_memory), ("ranks", s_ranks)]
+             ("read", s_read), ("e2e", s_e2e), ("memory", s_memory), ("ranks", s_ranks),
+             ("scaling", s_scaling)]
 
 
 def machine():
@@ -65,6 +67,7 @@ def main():
     ap.add_argument("--results-dir", default=os.path.join(BENCH, "results"))
     ap.add_argument("--no-2-threads", action="store_true")
     ap.add_argument("--label", default="")
+    ap.add_argument("--ranks", default="", help="rank counts of the scaling scenario, e.g. 1,2,4,8,16")
     a = ap.parse_args()
     names = [n for n, _ in SCENARIOS]
     only = [s for s in a.only.split(",") if s]
@@ -73,6 +76,7 @@ def main():
         sys.exit(f"bench: unknown scenario(s) {', '.join(bad)}; known: {', '.join(names)}")
     ctx = Context(a.build_dir, a.quick, a.data_dir or os.path.join(a.build_dir, "bench-data"),
                   threads2=not a.no_2_threads)
+    ctx.ranks = [int(x) for x in a.ranks.split(",") if x]
     mode = "quick" if a.quick else "full"
     m = machine()
     log(f"bench ({mode}): {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, load {m['load']}, "

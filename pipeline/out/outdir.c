@@ -347,10 +347,14 @@ re_status outdir_remove_result(const char *dir) {
   if (st == RE_OK && kind == MANIFEST_OURS) {
     add_later_files(&listed);
     char path[PATH_MAX * 2]; /* list_tree composed dir/file in this size: these fit */
+    /* manifest.json last: a removal interrupted midway leaves it naming what is left */
     for (int k = 0; k < files.n; k++)
-      if ((listing_has(&listed, files.v[k]) || is_temp_of(&listed, files.v[k])) &&
+      if (strcmp(files.v[k], "manifest.json") &&
+          (listing_has(&listed, files.v[k]) || is_temp_of(&listed, files.v[k])) &&
           re_path_join(path, sizeof path, "%s/%s", dir, files.v[k]) == RE_OK)
         unlink(path);
+    if (re_path_join(path, sizeof path, "%s/manifest.json", dir) == RE_OK)
+      unlink(path);
     for (int k = 0; k < dirs.n; k++) /* deepest first: list_tree puts folders after their contents */
       if (re_path_join(path, sizeof path, "%s/%s", dir, dirs.v[k]) == RE_OK)
         rmdir(path);

@@ -176,7 +176,8 @@ def main():
             print("strace not installed: the deterministic part is skipped")
         r = Run(0, ["finalize", jobs["A"]], os.path.join(d, "last.log"))
         s.check(r.wait(600) == 0 and state(out, refs) == "A", f"a last finalize: {r.text()[-300:]}")
-        s.check(not leftovers(d, "out"), f"no stale folders after it: {leftovers(d, 'out')}")
+        stale = {n: sorted(os.listdir(os.path.join(d, n))) for n in leftovers(d, "out")}
+        s.check(not stale, f"no stale folders after it: {stale}")
     s.finish()
 
 

@@ -78,7 +78,11 @@ static double hash_layout(const re_hsic *h) {
 }
 
 /* Slots of the stored pairs and the replicate sums (see hsic.h). */
-static re_status setup_resampling(re_hsic *h, const re_resampling *rs, int biased) {
+re_status re_hsic_set_resampling(re_hsic *h, const re_resampling *rs, int biased) {
+  if (h->pk)
+    return re_err(RE_EINVAL, "HSIC: resampling is set once");
+  if (h->nb_b > 0 || h->b > 0)
+    return re_err(RE_EINVAL, "HSIC: resampling must be set before the first batch");
   if (rs->bootstrap < 0 || rs->jackknife < 0 || rs->permutations < 0 || rs->bootstrap > 100000 ||
       rs->jackknife > 100000 || rs->permutations > 100000)
     return re_err(RE_EINVAL, "HSIC: replicate counts must lie in 0..100000 (bootstrap %d, jackknife %d, "
@@ -126,6 +130,7 @@ static re_status setup_resampling(re_hsic *h, const re_resampling *rs, int biase
     RE_TRY(re_calloc(P, sizeof(double), &h->rs));
     RE_TRY(re_calloc(P, sizeof(double), &h->fs));
   }
+  h->layout_hash = hash_layout(h);
   return RE_OK;
 }
 
@@ -193,8 +198,6 @@ re_status re_hsic_create(const re_hsic_config *cfg, re_hsic **out) {
   RE_CHECK(re_calloc(PP, sizeof(double), &h->U));
   RE_CHECK(re_calloc(PP, sizeof(double), &h->B));
   RE_CHECK(re_calloc(h->bmax, h->bmax * (int64_t)sizeof(double), &h->K));
-  if (cfg->resampling)
-    RE_CHECK(setup_resampling(h, cfg->resampling, cfg->resample_biased));
   h->layout_hash = hash_layout(h);
   *out = h;
   h = NULL;

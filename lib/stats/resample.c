@@ -64,11 +64,13 @@ double re_quantile_sorted_inplace(double *v, int64_t n, double q) {
     return v[n - 1];
   if (lo < 0)
     return v[0];
-  double frac = pos - (double)lo;
-  return v[lo] + frac * (v[lo + 1] - v[lo]); /* NumPy's 'linear' (Hyndman & Fan type 7) */
+  /* NumPy's 'linear' rule (Hyndman & Fan type 7), interpolated from the nearer end as NumPy does */
+  double frac = pos - (double)lo, diff = v[lo + 1] - v[lo];
+  return frac >= 0.5 ? v[lo + 1] - diff * (1 - frac) : v[lo] + diff * frac;
 }
 
-/* Acklam's rational approximation, then one Halley step on the exact CDF (erfc). */
+/* Acklam's rational approximation (lower tail and centre), then one Halley step on the
+ * exact CDF (erfc). */
 double re_normal_quantile(double p) {
   static const double a[6] = {-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02,
                               1.383577518672690e+02,  -3.066479806614716e+01, 2.506628277459239e+00};
@@ -80,24 +82,70 @@ double re_normal_quantile(double p) {
                               3.754408661907416e+00};
   if (!(p > 0 && p < 1))
     return p == 0 ? -INFINITY : p == 1 ? INFINITY : NAN;
+  if (p > 0.5) /* the upper half by symmetry: 1 - p is exact there, p - CDF(x) would cancel */
+    return -re_normal_quantile(1 - p);
   double x, q, r;
   if (p < 0.02425) {
     q = sqrt(-2 * log(p));
     x = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
         ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
-  } else if (p <= 1 - 0.02425) {
+  } else {
     q = p - 0.5;
     r = q * q;
     x = (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q /
         (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
-  } else {
-    q = sqrt(-2 * log1p(-p));
-    x = -(((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
-        ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
   }
   double e = 0.5 * erfc(-x / sqrt(2.0)) - p;
   double u = e * sqrt(2 * PI) * exp(x * x / 2);
   return x - u / (1 + x * u / 2);
+}
+
+/* The continued fraction of the regularized incomplete beta I_x(a, b), evaluated
+ * with the modified Lentz method (valid for x < (a + 1) / (a + b + 2)). */
+static double beta_cf(double a, double b, double x) {
+  const double tiny = 1e-300;
+  double c = 1, d = 1 - (a + b) * x / (a + 1);
+  d = fabs(d) < tiny ? tiny : d;
+  d = 1 / d;
+  double f = d;
+  for (int m = 1; m <= 300; m++) {
+    double num = m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m));
+    d = 1 + num * d;
+    d = fabs(d) < tiny ? tiny : d;
+    c = 1 + num / c;
+    c = fabs(c) < tiny ? tiny : c;
+    d = 1 / d;
+    f *= d * c;
+    num = -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1));
+    d = 1 + num * d;
+    d = fabs(d) < tiny ? tiny : d;
+    c = 1 + num / c;
+    c = fabs(c) < tiny ? tiny : c;
+    d = 1 / d;
+    double step = d * c;
+    f *= step;
+    if (fabs(step - 1) < 1e-16)
+      break;
+  }
+  return f;
+}
+
+/* I_x(a, b), the regularized incomplete beta function (0 <= x <= 1). */
+static double inc_beta(double a, double b, double x) {
+  if (x <= 0)
+    return 0;
+  if (x >= 1)
+    return 1;
+  double front = exp(lgamma(a + b) - lgamma(a) - lgamma(b) + a * log(x) + b * log1p(-x));
+  if (x < (a + 1) / (a + b + 2))
+    return front * beta_cf(a, b, x) / a;
+  return 1 - front * beta_cf(b, a, 1 - x) / b;
+}
+
+/* P(T <= t) for Student's t with df degrees of freedom. */
+static double t_cdf(double t, double df) {
+  double tail = 0.5 * inc_beta(df / 2, 0.5, df / (df + t * t));
+  return t > 0 ? 1 - tail : tail;
 }
 
 double re_t_quantile(double p, double df) {
@@ -107,12 +155,22 @@ double re_t_quantile(double p, double df) {
     return tan(PI * (p - 0.5));
   if (df == 2)
     return (2 * p - 1) / sqrt(2 * p * (1 - p));
+  /* Cornish-Fisher start, then Newton steps on the exact CDF */
   double x = re_normal_quantile(p), x2 = x * x;
   double g1 = (x2 + 1) * x / 4;
   double g2 = ((5 * x2 + 16) * x2 + 3) * x / 96;
   double g3 = (((3 * x2 + 19) * x2 + 17) * x2 - 15) * x / 384;
   double g4 = ((((79 * x2 + 776) * x2 + 1482) * x2 - 1920) * x2 - 945) * x / 92160;
-  return x + g1 / df + g2 / (df * df) + g3 / (df * df * df) + g4 / (df * df * df * df);
+  double t = x + g1 / df + g2 / (df * df) + g3 / (df * df * df) + g4 / (df * df * df * df);
+  double lc = lgamma((df + 1) / 2) - lgamma(df / 2) - 0.5 * log(df * PI);
+  for (int it = 0; it < 8 && isfinite(t); it++) {
+    double dens = exp(lc - (df + 1) / 2 * log1p(t * t / df));
+    double step = (t_cdf(t, df) - p) / dens;
+    t -= step;
+    if (fabs(step) <= 1e-15 * fmax(1.0, fabs(t)))
+      break;
+  }
+  return t;
 }
 
 void re_uncertainty_clear(re_uncertainty *u) {

@@ -60,9 +60,10 @@ static double population_cka(double sigma) {
 
 /* Minibatch CKA of X and Y (n = nb x b) with bootstrap, jackknife and null replicates. */
 static re_hsic *minibatch(const double *X, const double *Y, int nb, int b, const re_resampling *rs) {
-  re_hsic_config cfg = {2, RE_KERNEL_LINEAR, NULL, b, 0, NULL, rs, 0};
+  re_hsic_config cfg = {2, RE_KERNEL_LINEAR, NULL, b, 0, NULL};
   re_hsic *h = NULL;
   CHECK_OK(re_hsic_create(&cfg, &h));
+  CHECK_OK(re_hsic_set_resampling(h, rs, 0));
   for (int k = 0; h && k < nb; k++) {
     CHECK_OK(re_hsic_begin_batch_at(h, b, k));
     CHECK_OK(re_hsic_add_tap_f64(h, 0, X + (int64_t)k * b * D, D, D));

@@ -127,13 +127,16 @@ static void run_case(re_kernel kern, int unbiased, int npairs, const int32_t *pa
   double s2[P] = {4.0, 9.0, 2.5};
   uint64_t seed = 12345 + (uint64_t)kern * 10 + (uint64_t)unbiased;
   re_resampling rs = {NBOOT, NG, NPERM, seed};
-  re_hsic_config cfg = {P, kern, kern == RE_KERNEL_RBF ? s2 : NULL, B, npairs, pairs, &rs, !unbiased};
+  re_hsic_config cfg = {P, kern, kern == RE_KERNEL_RBF ? s2 : NULL, B, npairs, pairs};
   re_hsic *h = NULL, *h1 = NULL, *h2 = NULL;
   CHECK_OK(re_hsic_create(&cfg, &h));
   CHECK_OK(re_hsic_create(&cfg, &h1));
   CHECK_OK(re_hsic_create(&cfg, &h2));
   if (!h || !h1 || !h2)
     goto done;
+  CHECK_OK(re_hsic_set_resampling(h, &rs, !unbiased));
+  CHECK_OK(re_hsic_set_resampling(h1, &rs, !unbiased));
+  CHECK_OK(re_hsic_set_resampling(h2, &rs, !unbiased));
   feed(h, 0, NB);
   for (int p = 0; p < P; p++)
     for (int q = p; q < P; q++)
@@ -188,18 +191,16 @@ int main(void) {
 
   /* settings and states that do not fit */
   re_hsic *h = NULL, *o = NULL;
-  re_resampling bad = {-1, 0, 0, 1};
-  re_hsic_config cfg = {P, RE_KERNEL_LINEAR, NULL, B, 0, NULL, &bad, 0};
-  CHECK_FAILS(re_hsic_create(&cfg, &h), RE_EINVAL, "replicate counts");
-  re_resampling one = {0, 1, 0, 1};
-  cfg.resampling = &one;
-  CHECK_FAILS(re_hsic_create(&cfg, &h), RE_EINVAL, "at least 2 groups");
-  re_resampling r1 = {3, 0, 2, 1}, r2 = {3, 0, 2, 2};
-  cfg.resampling = &r1;
+  re_resampling bad = {-1, 0, 0, 1}, one = {0, 1, 0, 1}, r1 = {3, 0, 2, 1}, r2 = {3, 0, 2, 2};
+  re_hsic_config cfg = {P, RE_KERNEL_LINEAR, NULL, B, 0, NULL};
   CHECK_OK(re_hsic_create(&cfg, &h));
-  cfg.resampling = &r2; /* another seed: another layout, never merged */
   CHECK_OK(re_hsic_create(&cfg, &o));
   if (h && o) {
+    CHECK_FAILS(re_hsic_set_resampling(h, &bad, 0), RE_EINVAL, "replicate counts");
+    CHECK_FAILS(re_hsic_set_resampling(h, &one, 0), RE_EINVAL, "at least 2 groups");
+    CHECK_OK(re_hsic_set_resampling(h, &r1, 0));
+    CHECK_FAILS(re_hsic_set_resampling(h, &r1, 0), RE_EINVAL, "set once");
+    CHECK_OK(re_hsic_set_resampling(o, &r2, 0)); /* another seed: another layout, never merged */
     double *buf = malloc(sizeof(double) * (size_t)re_hsic_serial_len(o));
     re_hsic_serialize(o, buf);
     CHECK_FAILS(re_hsic_merge_serial(h, buf, re_hsic_serial_len(o)), RE_EFORMAT, "layout");

@@ -10,7 +10,7 @@
  * which with 1^T K~ 1 = sum(r_K) gives the unbiased HSIC_1 (Song et al. 2012,
  * eq. 5) of every pair; the biased estimator adds the diagonals back.
  *
- * Resampling (optional, re_hsic_config.resampling): replicate sums ride in the
+ * Resampling (optional, re_hsic_set_resampling): replicate sums ride in the
  * state and merge by addition, so they reduce like the other sums. Batch k of
  * the data (the index given to re_hsic_begin_batch_at) adds its per-pair HSIC
  *   - times w_rk ~ Poisson(1) drawn from (seed, RE_STREAM_BOOTSTRAP + r, k) to
@@ -39,8 +39,6 @@ typedef struct re_hsic_config {
   int64_t max_batch;      /* largest b that will be added (workspace is sized once) */
   int npairs;             /* 0: all pairs */
   const int32_t *pairs;   /* npairs x 2 tap indices, order within a pair irrelevant */
-  const re_resampling *resampling; /* replicates kept in the state (NULL: none) */
-  int resample_biased;    /* replicates follow the biased sums (0: the unbiased HSIC_1 sums) */
 } re_hsic_config;
 
 typedef struct re_hsic re_hsic;
@@ -50,6 +48,11 @@ typedef struct re_hsic re_hsic;
 re_status re_hsic_create(const re_hsic_config *cfg, re_hsic **out);
 /* Destroy (NULL allowed); sets *h to NULL. */
 void re_hsic_destroy(re_hsic **h);
+
+/* Keep replicates in the state (before the first batch; it changes the serialized
+ * layout): rs's bootstrap, jackknife and permutation counts and seed; the replicates
+ * follow the biased sums when `biased`, else the unbiased HSIC_1 sums. */
+re_status re_hsic_set_resampling(re_hsic *h, const re_resampling *rs, int biased);
 
 /* Start a batch of b samples (2 <= b <= max_batch; batches with b < 4 add only to
  * the biased sums and are counted in re_hsic_skipped()). */

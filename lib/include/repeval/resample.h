@@ -66,8 +66,9 @@ void re_permutation(uint64_t seed, uint64_t stream, uint64_t index, int64_t n, i
 double re_quantile_sorted_inplace(double *v, int64_t n, double q);
 /* Standard normal quantile (0 < p < 1). */
 double re_normal_quantile(double p);
-/* Student t quantile with df > 0 degrees of freedom (0 < p < 1); Cornish-Fisher
- * expansion (Abramowitz & Stegun 26.7.5), exact for df = 1 and 2. */
+/* Student t quantile with df > 0 degrees of freedom (0 < p < 1): closed forms for
+ * df = 1 and 2, else a Cornish-Fisher start (Abramowitz & Stegun 26.7.5) refined by
+ * Newton steps on the exact CDF (the regularized incomplete beta function). */
 double re_t_quantile(double p, double df);
 
 /* Start a summary: every field NAN, counts 0. */

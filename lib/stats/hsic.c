@@ -756,7 +756,7 @@ re_status re_hsic_cka_uncertainty(const re_hsic *h, int p, int q, re_replicate_k
   }
   if (h->nperm && p != q) {
     RE_CHECK(re_hsic_cka_replicates(h, p, q, RE_REP_NULL, v, &n));
-    RE_CHECK(re_uncertainty_null(out, v, n, value));
+    RE_CHECK(re_uncertainty_null(out, v, n, value, 0));
   }
 done:
   free(v);

@@ -250,7 +250,7 @@ re_status re_uncertainty_jackknife(re_uncertainty *u, const double *loo, int n, 
   return RE_OK;
 }
 
-re_status re_uncertainty_null(re_uncertainty *u, const double *null, int n, double estimate) {
+re_status re_uncertainty_null(re_uncertainty *u, const double *null, int n, double estimate, int lower) {
   double *v = NULL, mean, sd;
   int m;
   RE_TRY(finite_copy(null, n, &v, &m));
@@ -263,7 +263,7 @@ re_status re_uncertainty_null(re_uncertainty *u, const double *null, int n, doub
     if (isfinite(estimate)) {
       int ge = 0;
       for (int k = 0; k < m; k++)
-        ge += v[k] >= estimate;
+        ge += lower ? v[k] <= estimate : v[k] >= estimate;
       u->p_value = (1.0 + ge) / (1.0 + m);
     }
     u->null_q95 = re_quantile_sorted_inplace(v, m, 0.95);

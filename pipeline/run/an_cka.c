@@ -57,7 +57,7 @@ static re_status parse(job *j, job_analysis *a, const re_cfg *c) {
   RE_TRY(re_cfg_get_int(c, "sigma_sample", &o->sigma_sample));
   if (o->sigma_sample < 2)
     return re_cfg_error(re_cfg_get(c, "sigma_sample"), RE_EINVAL, "sigma_sample must be at least 2");
-  return unc_parse(a, c, o->exact, &o->unc);
+  return unc_parse(a, c, o->exact ? UNC_COMOMENTS : 0, &o->unc);
 }
 
 static int64_t stats_batch(const job_analysis *a) {
@@ -92,7 +92,7 @@ static re_status setup(runner *r, pass *p, an_run *ar) {
   const cka_opts *o = ar->a->opts;
   if (o->exact) {
     RE_TRY(run_pass_use_moments(r, p, ar, 0));
-    return unc_moments_create(r, p, ar, &o->unc, &ar->ux);
+    return unc_moments_create(r, p, ar, &o->unc, 0, &ar->ux);
   }
   for (int q = 0; q < ar->P; q++)
     if (r->plan.taps[ar->taps[q]].rps != 1)

@@ -6,14 +6,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <mpi.h>
+
+#include "mpi/mpi_reduce.h"
 #include "out/output.h"
+#include "run/analysis.h"
 
 /* ---- settings ------------------------------------------------------------------ */
 
 static const char *const unc_keys[] = {"method",   "replicates", "groups",    "permutations",
                                        "seed",     "level",      "interval",  "calibrate", NULL};
 
-re_status unc_parse(const job_analysis *a, const re_cfg *c, int exact, an_unc *u) {
+re_status unc_parse(const job_analysis *a, const re_cfg *c, unsigned flags, an_unc *u) {
   memset(u, 0, sizeof *u);
   const re_cfg *m = re_cfg_get(c, "uncertainty");
   if (!m)
@@ -33,10 +37,10 @@ re_status unc_parse(const job_analysis *a, const re_cfg *c, int exact, an_unc *u
     u->method = UNC_NONE;
   else if (s && strcmp(s, "bootstrap"))
     return re_cfg_error(re_cfg_get(m, "method"), RE_EINVAL, "uncertainty method must be bootstrap, jackknife or none");
-  if (exact && u->method == UNC_JACKKNIFE)
+  if ((flags & UNC_COMOMENTS) && u->method == UNC_JACKKNIFE)
     return re_cfg_error(re_cfg_get(m, "method"), RE_EINVAL,
-                        "analysis '%s': the jackknife is over the batches of a minibatch estimator; the exact "
-                        "estimator takes method: bootstrap (over samples)",
+                        "analysis '%s': the jackknife is over the batches of a minibatch estimator; this one "
+                        "computes from co-moments: use method: bootstrap (over samples)",
                         a->name);
   int64_t v = u->replicates;
   RE_TRY(re_cfg_get_int(m, "replicates", &v));
@@ -57,6 +61,11 @@ re_status unc_parse(const job_analysis *a, const re_cfg *c, int exact, an_unc *u
     return re_cfg_error(re_cfg_get(m, "permutations"), RE_EINVAL, "permutations must lie in 0..100000, got %lld",
                         (long long)v);
   u->permutations = (int)v;
+  if (v && (flags & UNC_PER_TAP))
+    return re_cfg_error(re_cfg_get(m, "permutations"), RE_EINVAL,
+                        "analysis '%s': a permutation null compares two taps; %s metrics are per tap (use the "
+                        "bootstrap)",
+                        a->name, a->kind->type);
   v = 0;
   RE_TRY(re_cfg_get_int(m, "seed", &v));
   if (v < 0)
@@ -249,7 +258,7 @@ static re_status local_pairs(const an_run *ar, int32_t **out, int *n) {
   return RE_OK;
 }
 
-re_status unc_moments_create(runner *r, pass *p, an_run *ar, const an_unc *u, unc_moments **out) {
+re_status unc_moments_create(runner *r, pass *p, an_run *ar, const an_unc *u, int diag_only, unc_moments **out) {
   *out = NULL;
   if (!u->on)
     return RE_OK;
@@ -264,7 +273,14 @@ re_status unc_moments_create(runner *r, pass *p, an_run *ar, const an_unc *u, un
   x->nnull = u->permutations;
   x->seed = u->seed;
   x->rps = p->mom_rps;
-  RE_CHECK(local_pairs(ar, &pairs, &np));
+  if (diag_only) {
+    np = P;
+    RE_CHECK(re_malloc(P, 2 * sizeof(int32_t), &pairs));
+    for (int q = 0; q < P; q++)
+      pairs[2 * q] = pairs[2 * q + 1] = q;
+  } else {
+    RE_CHECK(local_pairs(ar, &pairs, &np));
+  }
   RE_CHECK(re_calloc(2 * P, sizeof(int64_t), &dims2));
   RE_CHECK(re_calloc(P, sizeof(int64_t), &x->dims));
   for (int q = 0; q < P; q++)
@@ -407,6 +423,51 @@ void unc_moments_reset(unc_moments *x) {
     re_moments_reset(x->null[k]);
 }
 
+re_status unc_moments_share(runner *r, unc_moments *x) {
+  if (r->comm.size < 2 || !x)
+    return RE_OK;
+  int64_t len = unc_moments_serial_len(x);
+  double *buf = NULL;
+  re_status st = re_malloc(len > 0 ? len : 1, sizeof(double), &buf);
+  st = re_mpi_agree(r->comm.comm, st);
+  if (st != RE_OK) {
+    free(buf);
+    return st;
+  }
+  if (r->comm.rank == 0)
+    unc_moments_serialize(x, buf);
+  for (int64_t off = 0; off < len; off += (1 << 26)) {
+    int n = (int)(len - off < (1 << 26) ? len - off : (1 << 26));
+    MPI_Bcast(buf + off, n, MPI_DOUBLE, 0, r->comm.comm);
+  }
+  if (r->comm.rank != 0)
+    st = unc_moments_deserialize(x, buf);
+  free(buf);
+  return re_mpi_agree(r->comm.comm, st);
+}
+
+int unc_moments_nboot(const unc_moments *x) { return x ? x->nboot : 0; }
+int unc_moments_nnull(const unc_moments *x) { return x ? x->nnull : 0; }
+re_moments *unc_moments_boot(const unc_moments *x, int k) { return x->boot[k]; }
+re_moments *unc_moments_null(const unc_moments *x, int k) { return x->null[k]; }
+
+void unc_moments_null_layers(const unc_moments *x, int i, int j, int *a, int *c) {
+  *a = i, *c = j; /* the pair as the analysis gave it: its second tap is the permuted one */
+  if (!re_moments_block(x->null[0], i, x->P + j, NULL))
+    *a = j, *c = i;
+  *c += x->P;
+}
+
+re_status unc_summary(const an_unc *u, double estimate, const double *boot, int nb, const double *null, int nn,
+                      int lower, re_uncertainty *out) {
+  re_uncertainty_clear(out);
+  if (nb)
+    RE_TRY(re_uncertainty_bootstrap(out, boot, nb, estimate, u->level, u->interval));
+  if (nn)
+    RE_TRY(re_uncertainty_null(out, null, nn, estimate, lower));
+  return RE_OK;
+}
+
 re_status unc_moments_cka(const unc_moments *x, const an_unc *u, int i, int j, int debiased, double estimate,
                           re_uncertainty *out) {
   re_uncertainty_clear(out);
@@ -422,14 +483,13 @@ re_status unc_moments_cka(const unc_moments *x, const an_unc *u, int i, int j, i
   if (x->nboot)
     RE_CHECK(re_uncertainty_bootstrap(out, v, x->nboot, estimate, u->level, u->interval));
   if (x->nnull && i != j) {
-    int a = i, c = j; /* the pair as the analysis gave it: its second tap is the permuted one */
-    if (!re_moments_block(x->null[0], a, x->P + c, NULL))
-      a = j, c = i;
+    int a, c;
+    unc_moments_null_layers(x, i, j, &a, &c);
     for (int k = 0; k < x->nnull; k++) {
-      RE_CHECK(re_cka_linear_from_moments(x->null[k], a, x->P + c, debiased, &res));
+      RE_CHECK(re_cka_linear_from_moments(x->null[k], a, c, debiased, &res));
       v[k] = res.defined ? res.value : NAN;
     }
-    RE_CHECK(re_uncertainty_null(out, v, x->nnull, estimate));
+    RE_CHECK(re_uncertainty_null(out, v, x->nnull, estimate, 0));
   }
 done:
   free(v);

@@ -21,6 +21,9 @@
 
 enum { UNC_NONE = 0, UNC_BOOTSTRAP = 1, UNC_JACKKNIFE = 2 };
 enum { UNC_CAL_DIFFERENCE = 0, UNC_CAL_Z = 1, UNC_CAL_NONE = 2 };
+/* What an analysis allows (unc_parse): co-moment estimators have no batches to
+ * jackknife; per-tap metrics have no pair to permute. */
+enum { UNC_COMOMENTS = 1u << 0, UNC_PER_TAP = 1u << 1 };
 
 typedef struct an_unc {
   int on;           /* the analysis has an `uncertainty:` map */
@@ -36,9 +39,9 @@ typedef struct an_unc {
 
 #define UNC_MAX_DEFAULT_GROUPS 100
 
-/* The `uncertainty:` map of analysis a (absent: u->on = 0). exact: the analysis uses
- * a co-moment estimator (no jackknife). */
-re_status unc_parse(const job_analysis *a, const re_cfg *c, int exact, an_unc *u);
+/* The `uncertainty:` map of analysis a (absent: u->on = 0); flags: UNC_COMOMENTS,
+ * UNC_PER_TAP. */
+re_status unc_parse(const job_analysis *a, const re_cfg *c, unsigned flags, an_unc *u);
 /* Its settings for manifest.json: ", \"uncertainty\": {...}" (nothing when off). */
 void unc_manifest(FILE *f, const an_unc *u);
 /* Append its settings to a metrics.csv param ("... bootstrap=200 normal level=0.95 seed=0"). */
@@ -60,8 +63,9 @@ void unc_rows(runner *r, const an_unc *o, const char *analysis, const char *metr
 /* ---- exact estimators' replicates ---- */
 typedef struct unc_moments unc_moments;
 /* The replicate accumulators of analysis ar on pass p (its taps must be co-moment
- * layers of the pass); checked against REPEVAL_MAX_STATS_MB. */
-re_status unc_moments_create(runner *r, pass *p, an_run *ar, const an_unc *u, unc_moments **out);
+ * layers of the pass; diag_only: each tap with itself, for per-tap metrics);
+ * checked against REPEVAL_MAX_STATS_MB. */
+re_status unc_moments_create(runner *r, pass *p, an_run *ar, const an_unc *u, int diag_only, unc_moments **out);
 void unc_moments_destroy(unc_moments **x);
 /* Statistics batch k (samples [s0, s0 + b) of the pass, rows staged per co-moment layer in mx). */
 re_status unc_moments_add(unc_moments *x, const pass *p, const an_run *ar, int64_t k, int64_t s0, int64_t b,
@@ -71,6 +75,21 @@ void unc_moments_serialize(const unc_moments *x, double *buf);
 re_status unc_moments_deserialize(unc_moments *x, const double *buf);
 re_status unc_moments_merge_serial(unc_moments *x, const double *buf);
 void unc_moments_reset(unc_moments *x);
+/* Collective: rank 0's reduced replicates to every rank (for finalize hooks that
+ * spread their units over the ranks). */
+re_status unc_moments_share(runner *r, unc_moments *x);
+/* Bootstrap replicates and null accumulators. */
+int unc_moments_nboot(const unc_moments *x);
+int unc_moments_nnull(const unc_moments *x);
+re_moments *unc_moments_boot(const unc_moments *x, int k);
+re_moments *unc_moments_null(const unc_moments *x, int k);
+/* The layers of pair (i, j) of local taps in the null accumulators: (*a, *c), c the
+ * permuted copy of the pair's second tap as the analysis lists it. */
+void unc_moments_null_layers(const unc_moments *x, int i, int j, int *a, int *c);
+/* A score's uncertainty from its bootstrap values (nb) and null values (nn); lower:
+ * smaller is more similar (a distance), for the p-value. */
+re_status unc_summary(const an_unc *u, double estimate, const double *boot, int nb, const double *null, int nn,
+                      int lower, re_uncertainty *out);
 /* Linear CKA uncertainty of local taps (i, j) of the analysis from the replicates. */
 re_status unc_moments_cka(const unc_moments *x, const an_unc *u, int i, int j, int debiased, double estimate,
                           re_uncertainty *out);

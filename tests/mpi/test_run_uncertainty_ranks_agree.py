@@ -1,6 +1,8 @@
 """repeval run with uncertainty on every CKA estimator (minibatch linear and RBF
 with the bootstrap over batches and a permutation null, minibatch with the
-jackknife, exact with the Poisson bootstrap over samples and a null) under
+jackknife, exact with the Poisson bootstrap over samples and a null), the CCA
+family (bootstrap and null) and spectra (bootstrap; both analyses spread their
+units over the ranks, which get the replicates by broadcast) under
 mpiexec with K ranks writes metrics.csv byte-identical to the single-rank run:
 replicate weights and permutations are keyed by global batch and sample
 indices, and the replicate sums ride the canonical reduction tree (the K-rank
@@ -45,6 +47,9 @@ analyses:
   cka_jk: {{type: cka, batch: 40, pairs: consecutive, uncertainty: {{method: jackknife, permutations: 4}}}}
   cka_exact: {{type: cka, estimator: exact, pairs: within, checkpoints: ["seed0/*"],
               uncertainty: {{replicates: 16, permutations: 4, seed: 8}}}}
+  cca: {{methods: [cca, svcca, pwcca, procrustes, linreg], checkpoints: ["*/epoch_05"],
+        uncertainty: {{replicates: 12, permutations: 3, seed: 2}}}}
+  spectrum: {{uncertainty: {{replicates: 12, interval: percentile}}}}
 forward: {{batch: 40}}
 output: {{dir: {d}/out}}
 """
@@ -94,6 +99,9 @@ def main():
         s.check(seen.get(("cka", "cka")) == seen.get(("cka", "cka_calibrated")) == 66, f"rows: {seen}")
         s.check(seen.get(("cka_rbf", "cka")) == seen.get(("cka_rbf", "cka_z")) == 18, f"rows: {seen}")
         s.check(seen.get(("cka_jk", "cka")) == 9 and seen.get(("cka_exact", "cka")) == 6, f"rows: {seen}")
+        s.check(seen.get(("cca", "pwcca")) == seen.get(("cca", "procrustes_d2_calibrated")) == 3, f"rows: {seen}")
+        with_se = sum(1 for r in rows if r["analysis"] in ("cca", "spectrum") and r["se"] != "")
+        s.check(with_se == 3 * 14 + 12 * 6, f"cca and spectrum rows with a standard error: {with_se}")
     s.finish()
 
 

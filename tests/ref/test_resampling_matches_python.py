@@ -133,6 +133,8 @@ def main():
         s.check(int(m) == 99 and close(float(mean), null.mean(), 1e-13) and close(float(sd), null.std(ddof=1), 1e-13)
                 and close(float(q95), np.quantile(null, 0.95), 1e-15)
                 and float(p) == (1 + np.sum(null >= obs)) / 100, f"null at {obs}: {mean} {sd} {q95} {p}")
+        p = float(tool("null_lower", obs, *[repr(x) for x in null])[0].split()[3])
+        s.check(p == (1 + np.sum(null <= obs)) / 100, f"null of a distance at {obs}: {p}")
     s.check(tool("boot", "normal", 0.95, 0.5, "0.4")[0].split()[:3] == ["nan"] * 3,
             "one replicate: no standard error or interval")
     r = subprocess.run([TOOL, "boot", "normal", "1.5", "0.5", "0.4", "0.6"], capture_output=True, text=True)

@@ -138,6 +138,10 @@ TABLE = [
      1, "job.yaml:7:44: calibrate needs a permutation null"),
     ("job_uncertainty_nothing_to_do", job(analyses="  cka: {batch: 4, uncertainty: {method: none}}"), RUN, 1,
      "job.yaml:7:32: uncertainty: method none without permutations computes nothing"),
+    ("job_uncertainty_spectrum_permutations", job(analyses="  spectrum: {uncertainty: {permutations: 10}}"), RUN, 1,
+     "job.yaml:7:42: analysis 'spectrum': a permutation null compares two taps; spectrum metrics are per tap"),
+    ("job_uncertainty_cca_jackknife", job(analyses="  cca: {pairs: all, uncertainty: {method: jackknife}}"), RUN, 1,
+     "job.yaml:7:43: analysis 'cca': the jackknife is over the batches of a minibatch estimator"),
     ("job_uncertainty_budget_exceeded", job(analyses="  cka: {estimator: exact, uncertainty: {replicates: 1000}}"),
      RUN, 1, "analysis 'cka': its uncertainty replicates need"),
     # names from the job file become file names in the output folder

@@ -7,7 +7,8 @@
  *   resample_tool quantile Q V...                  NumPy-rule quantile of the values
  *   resample_tool boot normal|percentile LEVEL EST V...   se ci_low ci_high (NAN values skipped)
  *   resample_tool jack LEVEL EST V...              se ci_low ci_high
- *   resample_tool null EST V...                    null_mean null_sd null_q95 p_value */
+ *   resample_tool null EST V...                    null_mean null_sd null_q95 p_value
+ *   resample_tool null_lower EST V...              the same for a distance (p counts null <= EST) */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,9 +75,9 @@ int main(int argc, char **argv) {
     v = values(argc, argv, 4, &n);
     st = re_uncertainty_jackknife(&u, v, n, strtod(argv[3], NULL), strtod(argv[2], NULL));
     printf("%.17g %.17g %.17g %d\n", u.se, u.ci_low, u.ci_high, u.replicates);
-  } else if (!strcmp(cmd, "null") && argc >= 3) {
+  } else if ((!strcmp(cmd, "null") || !strcmp(cmd, "null_lower")) && argc >= 3) {
     v = values(argc, argv, 3, &n);
-    st = re_uncertainty_null(&u, v, n, strtod(argv[2], NULL));
+    st = re_uncertainty_null(&u, v, n, strtod(argv[2], NULL), !strcmp(cmd, "null_lower"));
     printf("%.17g %.17g %.17g %.17g %d\n", u.null_mean, u.null_sd, u.null_q95, u.p_value, u.null_replicates);
   } else {
     return 2;

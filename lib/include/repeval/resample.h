@@ -5,6 +5,7 @@
  * summaries of replicate values: bootstrap standard error and interval
  * (Efron & Tibshirani 1993), delete-a-group jackknife (Kott 2001) and
  * permutation-null statistics with p = (1 + #{null >= observed}) / (1 + M)
+ * (#{null <= observed} for a distance)
  * (Phipson & Smyth 2010).
  *
  * The generator: f(z) is the SplitMix64 output function (Steele, Lea, Flood
@@ -44,7 +45,7 @@ typedef struct re_uncertainty {
   double null_mean; /* mean of the permutation-null scores */
   double null_sd;   /* their standard deviation (n - 1) */
   double null_q95;  /* their 95th percentile */
-  double p_value;   /* (1 + #{null >= score}) / (1 + M) */
+  double p_value;   /* (1 + #{null >= observed}) / (1 + M) (<= for a distance) */
   int replicates;   /* defined replicates behind se and the interval */
   int null_replicates; /* defined null replicates */
 } re_uncertainty;
@@ -81,8 +82,9 @@ re_status re_uncertainty_bootstrap(re_uncertainty *u, const double *reps, int n,
  * defined leave them NAN): se^2 = (g - 1)/g sum (t_k - mean)^2, interval
  * estimate +- t_{g-1, (1 + level)/2} se. */
 re_status re_uncertainty_jackknife(re_uncertainty *u, const double *loo, int n, double estimate, double level);
-/* Null mean, sd, 95th percentile and p-value from n null values (NANs skipped). */
-re_status re_uncertainty_null(re_uncertainty *u, const double *null, int n, double estimate);
+/* Null mean, sd, 95th percentile and p-value from n null values (NANs skipped);
+ * lower: small values are the extreme ones (a distance), so p counts null <= estimate. */
+re_status re_uncertainty_null(re_uncertainty *u, const double *null, int n, double estimate, int lower);
 
 #ifdef __cplusplus
 }

@@ -77,12 +77,39 @@ static double hash_layout(const re_hsic *h) {
   return (double)(x >> 12);
 }
 
+/* Free the replicate arrays: the accumulator keeps no replicates. */
+static void drop_resampling(re_hsic *h) {
+  double **d[] = {&h->cur, &h->rep, &h->nul, &h->Gp, &h->Rp, &h->Dp, &h->Fp,
+                  &h->Tn,  &h->RRn, &h->DDn, &h->FFn, &h->rs, &h->fs};
+  for (size_t k = 0; k < sizeof d / sizeof d[0]; k++) {
+    free(*d[k]);
+    *d[k] = NULL;
+  }
+  free(h->pk);
+  free(h->plist);
+  free(h->perm);
+  free(h->imap);
+  h->pk = h->plist = NULL;
+  h->perm = h->imap = NULL;
+  h->nboot = h->ngroups = h->nperm = h->npk = 0;
+}
+
 /* Slots of the stored pairs and the replicate sums (see hsic.h). */
+static re_status setup_resampling(re_hsic *h, const re_resampling *rs, int biased);
+
 re_status re_hsic_set_resampling(re_hsic *h, const re_resampling *rs, int biased) {
   if (h->pk)
     return re_err(RE_EINVAL, "HSIC: resampling is set once");
   if (h->nb_b > 0 || h->b > 0)
     return re_err(RE_EINVAL, "HSIC: resampling must be set before the first batch");
+  re_status st = setup_resampling(h, rs, biased);
+  if (st != RE_OK)
+    drop_resampling(h); /* all or nothing */
+  h->layout_hash = hash_layout(h);
+  return st;
+}
+
+static re_status setup_resampling(re_hsic *h, const re_resampling *rs, int biased) {
   if (rs->bootstrap < 0 || rs->jackknife < 0 || rs->permutations < 0 || rs->bootstrap > 100000 ||
       rs->jackknife > 100000 || rs->permutations > 100000)
     return re_err(RE_EINVAL, "HSIC: replicate counts must lie in 0..100000 (bootstrap %d, jackknife %d, "
@@ -130,7 +157,6 @@ re_status re_hsic_set_resampling(re_hsic *h, const re_resampling *rs, int biased
     RE_TRY(re_calloc(P, sizeof(double), &h->rs));
     RE_TRY(re_calloc(P, sizeof(double), &h->fs));
   }
-  h->layout_hash = hash_layout(h);
   return RE_OK;
 }
 
@@ -227,23 +253,7 @@ void re_hsic_destroy(re_hsic **ph) {
   free(h->K);
   free(h->U);
   free(h->B);
-  free(h->pk);
-  free(h->plist);
-  free(h->cur);
-  free(h->rep);
-  free(h->nul);
-  free(h->perm);
-  free(h->imap);
-  free(h->Gp);
-  free(h->Rp);
-  free(h->Dp);
-  free(h->Fp);
-  free(h->Tn);
-  free(h->RRn);
-  free(h->DDn);
-  free(h->FFn);
-  free(h->rs);
-  free(h->fs);
+  drop_resampling(h);
   free(h);
   *ph = NULL;
 }

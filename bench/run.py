@@ -29,11 +29,12 @@ import s_probe  # noqa: E402
 import s_ranks  # noqa: E402
 import s_read  # noqa: E402
 import s_scaling  # noqa: E402
+import s_unc  # noqa: E402
 
 # order matters only for sharing: blas reuses the stage timings of cka, read compares with forward
 SCENARIOS = [("cka", s_cka), ("blas", s_blas), ("cca", s_cca), ("forward", s_forward), ("probe", s_probe),
              ("read", s_read), ("e2e", s_e2e), ("memory", s_memory), ("ranks", s_ranks),
-             ("scaling", s_scaling)]
+             ("scaling", s_scaling), ("unc", s_unc)]
 
 
 def machine():

@@ -21,6 +21,11 @@
 #define MOMENTS_MAGIC 1297040717.0 /* "MOMM" */
 #define SERIAL_HEADER 2            /* magic, layout hash */
 
+typedef struct moments_ws {
+  double *buf;
+  int64_t cap;
+} moments_ws;
+
 struct re_moments {
   int L;
   int64_t *dims;
@@ -33,10 +38,12 @@ struct re_moments {
   int64_t *mean_off; /* L */
   int64_t *c_off, *x_off; /* nblocks: C and debiased extras (sqq at x_off, then aq_i, aq_j) */
   double layout_hash;
-  /* workspace */
-  int64_t bcap;
-  double **xc;   /* per layer: bcap x d_l centred batch */
-  double *q;     /* L x bcap row norms */
+  /* workspace: the batch centred (per layer b x d_l) and its row norms (L x b), in
+   * one buffer that accumulators adding batches in turn may share */
+  moments_ws *ws;
+  int ws_own;
+  double **xc;   /* per layer: into ws */
+  double *q;     /* into ws */
   double *delta; /* sum d_l */
   int64_t *delta_off;
   double *tr;    /* L traces */
@@ -182,6 +189,8 @@ re_status re_moments_create(int nlayers, const int64_t *dims, int npairs, const 
   RE_CHECK(re_calloc(nlayers, sizeof(double), &m->tr));
   RE_CHECK(re_calloc(maxd, sizeof(double), &m->tmp));
   RE_CHECK(re_calloc(nlayers, sizeof(double *), &m->xc));
+  RE_CHECK(re_calloc(1, sizeof(moments_ws), &m->ws));
+  m->ws_own = 1;
   m->layout_hash = hash_layout(m);
   *out = m;
   m = NULL;
@@ -194,11 +203,11 @@ void re_moments_destroy(re_moments **pm) {
   re_moments *m = *pm;
   if (!m)
     return;
-  if (m->xc)
-    for (int l = 0; l < m->L; l++)
-      free(m->xc[l]);
   free(m->xc);
-  free(m->q);
+  if (m->ws && m->ws_own) {
+    free(m->ws->buf);
+    free(m->ws);
+  }
   free(m->delta);
   free(m->delta_off);
   free(m->tr);
@@ -264,29 +273,60 @@ static void recentre(re_moments *m, double *s) {
   }
 }
 
+/* The workspace holds a batch of b rows for this accumulator (grown when needed;
+ * the pointers are set at every batch, since a shared buffer may have moved). */
 static re_status ensure_workspace(re_moments *m, int64_t b) {
-  if (b <= m->bcap)
-    return RE_OK;
-  for (int l = 0; l < m->L; l++) {
-    free(m->xc[l]);
-    m->xc[l] = NULL;
-  }
-  free(m->q);
-  m->q = NULL;
-  m->bcap = 0;
+  int64_t width = m->L, need;
   for (int l = 0; l < m->L; l++)
-    RE_TRY(re_malloc(b, m->dims[l] * (int64_t)sizeof(double), &m->xc[l]));
-  RE_TRY(re_malloc(b, m->L * (int64_t)sizeof(double), &m->q));
-  m->bcap = b;
+    RE_TRY(re_add_i64(width, m->dims[l], &width));
+  RE_TRY(re_mul_i64(b, width, &need));
+  moments_ws *ws = m->ws;
+  if (need > ws->cap) {
+    free(ws->buf);
+    ws->buf = NULL;
+    ws->cap = 0;
+    RE_TRY(re_malloc(need, sizeof(double), &ws->buf));
+    ws->cap = need;
+  }
+  int64_t off = 0;
+  for (int l = 0; l < m->L; l++) {
+    m->xc[l] = ws->buf + off;
+    off += b * m->dims[l];
+  }
+  m->q = ws->buf + off;
   return RE_OK;
 }
 
-re_status re_moments_add_batch(re_moments *m, int64_t b, const double *const *X, const int64_t *ld) {
+void re_moments_share_workspace(re_moments *m, re_moments *owner) {
+  if (m == owner || m->ws == owner->ws)
+    return;
+  if (m->ws_own) {
+    free(m->ws->buf);
+    free(m->ws);
+  }
+  m->ws = owner->ws;
+  m->ws_own = 0;
+}
+
+/* Add a batch, each row counted w[r] times (w NULL: once). The rows of weight
+ * 0 are left out of the products; the others are scaled by sqrt(w) (row and
+ * norm), so that the products below give the weighted sums. */
+static re_status add_batch(re_moments *m, int64_t b, const double *const *X, const int64_t *ld, const double *w) {
   if (b <= 0)
     return RE_OK;
+  double bw = (double)b;
+  if (w) {
+    bw = 0;
+    for (int64_t r = 0; r < b; r++) {
+      if (!(w[r] >= 0) || w[r] != floor(w[r]) || w[r] > 1e15)
+        return re_err(RE_EINVAL, "moments: weight of batch row %lld is %g (weights are counts: whole numbers >= 0)",
+                      (long long)r, w[r]);
+      bw += w[r];
+    }
+  }
   RE_TRY(ensure_workspace(m, b));
   double *s = m->state;
-  double na = s[0], n = na + (double)b;
+  double na = s[0], n = na + bw;
   /* batch means -> new mean; delta = new - old */
   for (int l = 0; l < m->L; l++) {
     int64_t d = m->dims[l];
@@ -294,20 +334,29 @@ re_status re_moments_add_batch(re_moments *m, int64_t b, const double *const *X,
     memset(mb, 0, sizeof(double) * (size_t)d);
     for (int64_t r = 0; r < b; r++) {
       const double *row = X[l] + r * ld[l];
+      double wr = w ? w[r] : 1.0;
       for (int64_t k = 0; k < d; k++) {
         if (!isfinite(row[k]))
           return re_err(RE_EDATA, "layer %d, batch row %lld, column %lld is %s", l, (long long)r,
                         (long long)k, isnan(row[k]) ? "NaN" : "infinite");
-        mb[k] += row[k];
+        if (w)
+          mb[k] += wr * row[k];
+        else
+          mb[k] += row[k];
       }
     }
+    if (bw == 0)
+      continue;
     double *mu = s + m->mean_off[l], *D = m->delta + m->delta_off[l];
     for (int64_t k = 0; k < d; k++) {
-      double batch_mean = mb[k] / (double)b;
-      D[k] = (double)b / n * (batch_mean - mu[k]);
+      double batch_mean = mb[k] / bw;
+      D[k] = bw / n * (batch_mean - mu[k]);
     }
   }
+  if (bw == 0)
+    return RE_OK;
   recentre(m, s);
+  int64_t rows = b; /* rows given to the products */
   for (int l = 0; l < m->L; l++) {
     double *mu = s + m->mean_off[l];
     const double *D = m->delta + m->delta_off[l];
@@ -316,14 +365,24 @@ re_status re_moments_add_batch(re_moments *m, int64_t b, const double *const *X,
       mu[k] += D[k];
     /* centre the batch on the new mean */
     double *xc = m->xc[l], *q = m->q + l * b;
+    rows = 0;
     for (int64_t r = 0; r < b; r++) {
+      if (w && w[r] == 0)
+        continue;
       const double *row = X[l] + r * ld[l];
-      double *o = xc + r * d, acc = 0;
+      double *o = xc + rows * d, acc = 0;
       for (int64_t k = 0; k < d; k++) {
         o[k] = row[k] - mu[k];
         acc += o[k] * o[k];
       }
-      q[r] = acc;
+      q[rows] = acc;
+      if (w && w[r] != 1) {
+        double sw = sqrt(w[r]);
+        for (int64_t k = 0; k < d; k++)
+          o[k] *= sw;
+        q[rows] *= sw;
+      }
+      rows++;
     }
   }
   s[0] = n;
@@ -332,24 +391,33 @@ re_status re_moments_add_batch(re_moments *m, int64_t b, const double *const *X,
     int64_t di = m->dims[i], dj = m->dims[j];
     double *C = s + m->c_off[bk];
     if (i == j) {
-      cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)di, (int)b, 1.0, m->xc[i], (int)di, 1.0, C,
+      cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)di, (int)rows, 1.0, m->xc[i], (int)di, 1.0, C,
                   (int)di);
       for (int64_t r = 1; r < di; r++) /* mirror the upper triangle */
         for (int64_t c = 0; c < r; c++)
           C[r * di + c] = C[c * di + r];
     } else {
-      cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)di, (int)dj, (int)b, 1.0, m->xc[i], (int)di,
+      cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)di, (int)dj, (int)rows, 1.0, m->xc[i], (int)di,
                   m->xc[j], (int)dj, 1.0, C, (int)dj);
     }
     if (m->flags & RE_MOMENTS_DEBIASED) {
       double *sqq = s + m->x_off[bk], *aqi = sqq + 1, *aqj = aqi + di;
       const double *qi = m->q + i * b, *qj = m->q + j * b;
-      *sqq += cblas_ddot((int)b, qi, 1, qj, 1);
-      cblas_dgemv(CblasRowMajor, CblasTrans, (int)b, (int)di, 1.0, m->xc[i], (int)di, qj, 1, 1.0, aqi, 1);
-      cblas_dgemv(CblasRowMajor, CblasTrans, (int)b, (int)dj, 1.0, m->xc[j], (int)dj, qi, 1, 1.0, aqj, 1);
+      *sqq += cblas_ddot((int)rows, qi, 1, qj, 1);
+      cblas_dgemv(CblasRowMajor, CblasTrans, (int)rows, (int)di, 1.0, m->xc[i], (int)di, qj, 1, 1.0, aqi, 1);
+      cblas_dgemv(CblasRowMajor, CblasTrans, (int)rows, (int)dj, 1.0, m->xc[j], (int)dj, qi, 1, 1.0, aqj, 1);
     }
   }
   return RE_OK;
+}
+
+re_status re_moments_add_batch(re_moments *m, int64_t b, const double *const *X, const int64_t *ld) {
+  return add_batch(m, b, X, ld, NULL);
+}
+
+re_status re_moments_add_batch_weighted(re_moments *m, int64_t b, const double *const *X, const int64_t *ld,
+                                        const double *w) {
+  return add_batch(m, b, X, ld, w);
 }
 
 /* m->state <- m->state (+) o, where o is a state of the same layout (modified). */

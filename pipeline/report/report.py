@@ -8,7 +8,10 @@ between runs at the last step, checkpoint x checkpoint per layer, every tap
 against every other), CKA with the last step over training, probe accuracy and
 the selected lambda over training, effective rank over training, RBF against
 linear CKA, a CCA summary, the manifest (inputs, versions, ranks, timings) and
-every warning.
+every warning. With uncertainty columns in metrics.csv, a CKA analysis (and the
+first metric of a CCA analysis, the effective rank of a spectrum analysis) also
+gets its values with their intervals as error bars and the permutation null as
+a band (from its mean to its 95th percentile), and a table with the p-values.
 
 Checkpoint labels are read as RUN/STEP when every label of a model ends in a
 number ("seed1/epoch_03": run "seed1", step 3; "epoch_03": one unnamed run);
@@ -46,6 +49,7 @@ MAX_PAIR_PANELS = 12      # layer x layer panels between runs
 MAX_LAYER_PANELS = 24     # checkpoint x checkpoint panels
 MAX_TICKS = 40            # tick labels per axis before thinning
 MAX_EMBEDDED = 200000     # matrix entries embedded as JSON per figure
+MAX_INTERVALS = 40        # pairs drawn with their interval and null band
 LAYER_COLORS = plt.get_cmap("tab10").colors
 HEAT_CMAP = plt.get_cmap("viridis").copy()
 HEAT_CMAP.set_bad("#d9d9d9")
@@ -717,6 +721,90 @@ def cka_over_training(page, res, an, ix):
                 "(right), band = min–max", data)
 
 
+def column(r, key):
+    """A metrics.csv number column as a float (NaN when empty or not a number)."""
+    try:
+        return float(r.get(key) or "nan")
+    except ValueError:
+        return float("nan")
+
+
+def uncertainty_settings(res, an):
+    for a in res.manifest.get("analyses", []) or []:
+        if a.get("name") == an and isinstance(a.get("uncertainty"), dict):
+            return a["uncertainty"]
+    return {}
+
+
+def has_intervals(res, an, metric):
+    return any(r.get("status") == "ok" and any(math.isfinite(column(r, k)) for k in ("ci_low", "null_mean"))
+               for r in res.rows_of(an, metric))
+
+
+def intervals(page, res, an, metric):
+    """Each pair's (or tap's) value of a metric with its interval (error bar) and
+    permutation null (grey band from the null mean to its 95th percentile), the
+    first MAX_INTERVALS in metrics.csv order, and the same numbers as a table with
+    the p-values."""
+    rows = [r for r in res.rows_of(an, metric) if r.get("status") == "ok" and
+            any(math.isfinite(column(r, k)) for k in ("ci_low", "null_mean"))]
+    if not rows:
+        return
+    total = len(rows)
+    rows = rows[:MAX_INTERVALS]
+    models = {r["model_a"] for r in rows} | {r.get("model_b") for r in rows if r.get("model_b")}
+
+    def tap(r, side):
+        m = f"{r['model_' + side]}/" if len(models) > 1 else ""
+        return f"{m}{r['checkpoint_' + side]}/{r['layer_' + side]}"
+    names = [f"{tap(r, 'a')} – {tap(r, 'b')}" if r.get("model_b") else tap(r, "a") for r in rows]
+    cols = {k: np.array([column(r, k) for r in rows]) for k in
+            ("value", "se", "ci_low", "ci_high", "null_mean", "null_q95", "p_value")}
+    v, lo, hi, nm, nq = (cols[k] for k in ("value", "ci_low", "ci_high", "null_mean", "null_q95"))
+    n = len(rows)
+    fig, ax = plt.subplots(figsize=(8.5, 0.28 * n + 1.3))
+    y = np.arange(n)[::-1]
+    band = np.isfinite(nm) & np.isfinite(nq)
+    if band.any():
+        ax.barh(y[band], (nq - nm)[band], left=nm[band], height=0.62, color="#bdbdbd", lw=0,
+                label="null: mean to 95th percentile")
+        ax.plot(nm[band], y[band], "|", color="#636363", ms=9)
+    bars = np.isfinite(lo) & np.isfinite(hi)
+    if bars.any():
+        ax.errorbar(v[bars], y[bars], xerr=[v[bars] - lo[bars], hi[bars] - v[bars]], fmt="o", ms=3.5, capsize=2.5,
+                    color="#1f77b4", lw=1.2, label=f"{metric} and interval")
+    if (~bars).any():
+        ax.plot(v[~bars], y[~bars], "o", ms=3.5, color="#1f77b4", label=None if bars.any() else metric)
+    ax.set_yticks(y)
+    ax.set_yticklabels(names, fontsize=7)
+    ax.set_xlabel(metric)
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=2, frameon=False)
+    ax.set_ylim(-0.7, n - 0.3)
+    st = uncertainty_settings(res, an)
+    level = st.get("level")
+    how = {"bootstrap": f"bootstrap, {st.get('replicates', '?')} replicates, {st.get('interval', 'normal')}",
+           "jackknife": "jackknife"}.get(st.get("method"), "")
+    cap = f"{metric} of each {'pair' if rows[0].get('model_b') else 'tap'}"
+    if bars.any():
+        cap += (f" with its {fnum(100 * level, 0) + '% ' if isinstance(level, (int, float)) else ''}interval"
+                f"{' (' + how + ')' if how else ''} as an error bar")
+    if band.any():
+        cap += (f"; grey band: the permutation null ({st.get('permutations', '?')} permutations) from its mean "
+                "(tick) to its 95th percentile")
+    if total > n:
+        cap += f"; the first {n} of {total} in metrics.csv order"
+    data = {"metric": metric, "pairs": names, "total": total, **{k: c for k, c in cols.items()}}
+    page.figure(fig, f"{an}-{metric}-intervals", cap, data)
+    page.table(f"{an}-{metric}-intervals", ["pair" if rows[0].get("model_b") else "tap", esc(metric), "se",
+                                            "interval", "null mean", "null 95%", "p"],
+               [[esc(nmz), fnum(a), fnum(b), f"{fnum(c)} – {fnum(d)}", fnum(e), fnum(f), fnum(g)]
+                for nmz, a, b, c, d, e, f, g in zip(names, *(cols[k] for k in
+                                                         ("value", "se", "ci_low", "ci_high", "null_mean",
+                                                          "null_q95", "p_value")))])
+    return True
+
+
 def cka_section(page, res, an):
     mat, taps = res.cka[an]
     ix = CkaIndex(res.labels, mat, taps)
@@ -729,6 +817,7 @@ def cka_section(page, res, an):
     if not np.isfinite(mat).any():
         page.add("<p class=warn>No value of this matrix is defined.</p>")
         return
+    guarded(page, f"{an}: intervals and null", intervals, page, res, an, "cka")
     grid = guarded(page, f"{an}: layer x layer between runs", cka_between_runs, page, res, an, ix)
     guarded(page, f"{an}: over training", cka_over_training, page, res, an, ix)
     drawn = guarded(page, f"{an}: checkpoint x checkpoint per layer", cka_per_layer, page, res, an, ix)
@@ -865,6 +954,10 @@ def cca_section(page, res):
                  f"{esc(', '.join(ck[:12]) + (' …' if len(ck) > 12 else ''))}. "
                  "Mean ± sample standard deviation over the checkpoint pairs.</p>")
         page.table(f"cca-{an}", ["layer", "pairs"] + [esc(m) for m in present], rows, tdata)
+        shown = next((m for m in ("svcca", "pwcca", "cca_mean_rho", "procrustes_d2", "r2_b_from_a")
+                      if has_intervals(res, an, m)), None)
+        if shown:
+            guarded(page, f"{an}: intervals and null", intervals, page, res, an, shown)
 
 
 def plot_lambdas(ax, lab, lam):
@@ -1023,6 +1116,8 @@ def spectrum_section(page, res):
             widths.append(f"{esc(lab.layer_name(model, layer))}: {esc(dim)}" if dim else esc(layer))
         if any(res.dims.get(k) for k in er):
             page.add(f"<p class=meta>Tap widths: {', '.join(widths)}.</p>")
+        if has_intervals(res, an, "effective_rank"):
+            guarded(page, f"{an}: intervals", intervals, page, res, an, "effective_rank")
         collapsed = [r for r in res.rows_of(an, "collapsed") if math.isfinite(value_of(r)) and value_of(r) > 0]
         if collapsed:
             page.add("<p class=warn>Collapsed taps (effective rank below the collapse fraction of the width): " +

@@ -1,12 +1,16 @@
 /* The cca analysis: CCA (mean rho, mean rho^2), SVCCA, PWCCA, orthogonal Procrustes
  * and linear-regression R^2 between pairs of taps, from the pass's co-moments
- * (docs/metrics.md). The pairs are spread over the ranks in contiguous blocks. */
+ * (docs/metrics.md). The pairs are spread over the ranks in contiguous blocks. With
+ * `uncertainty:`, the same metrics of every bootstrap replicate and permutation-null
+ * accumulator (run/unc.h), shared with every rank, give each value its columns. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "mpi/mpi_reduce.h"
 #include "repeval/cca.h"
 #include "run/analysis.h"
+#include "run/unc.h"
 
 enum { CCA_CCA = 1, CCA_SVCCA = 2, CCA_PWCCA = 4, CCA_PROCRUSTES = 8, CCA_LINREG = 16 };
 static const char *const method_names[] = {"cca", "svcca", "pwcca", "procrustes", "linreg"};
@@ -15,9 +19,18 @@ typedef struct cca_opts {
   unsigned methods; /* CCA_* bits */
   double variance;  /* SVCCA: variance kept per side */
   double ridge;     /* relative ridge of the covariances */
+  an_unc unc;       /* uncertainty (run/unc.h) */
 } cca_opts;
 
-static const char *const keys[] = {"methods", "variance", "ridge", NULL};
+static const char *const keys[] = {"methods", "variance", "ridge", "uncertainty", NULL};
+
+/* The metrics of a pair in row order, the method each belongs to, and which are
+ * distances (smaller: more similar). */
+#define NMETRIC 7
+static const char *const metric_names[NMETRIC] = {"cca_mean_rho", "cca_mean_rho2", "svcca", "pwcca",
+                                                  "procrustes_d2", "r2_b_from_a", "r2_a_from_b"};
+static const unsigned metric_method[NMETRIC] = {CCA_CCA,        CCA_CCA,    CCA_SVCCA, CCA_PWCCA,
+                                                CCA_PROCRUSTES, CCA_LINREG, CCA_LINREG};
 
 static re_status parse(job *j, job_analysis *a, const re_cfg *c) {
   cca_opts *o = a->opts;
@@ -48,25 +61,140 @@ static re_status parse(job *j, job_analysis *a, const re_cfg *c) {
   RE_TRY(re_cfg_get_double(c, "ridge", &o->ridge));
   if (!(o->ridge >= 0))
     return re_cfg_error(re_cfg_get(c, "ridge"), RE_EINVAL, "ridge must be >= 0");
+  return unc_parse(a, c, UNC_COMOMENTS, &o->unc);
+}
+
+static re_status setup(runner *r, pass *p, an_run *ar) {
+  const cca_opts *o = ar->a->opts;
+  RE_TRY(run_pass_use_moments(r, p, ar, 0));
+  return unc_moments_create(r, p, ar, &o->unc, 0, &ar->ux);
+}
+
+/* The selected metrics of one pair (layers' eigendecompositions and cross block): v[m]
+ * in metric_names order, NAN with why[m] where undefined or not selected. */
+static re_status pair_values(const cca_opts *o, const re_eig *ex, const re_eig *ey, const double *C, int tr,
+                             double *v, const char **why) {
+  re_cca_options opt = {o->ridge, o->variance};
+  for (int m = 0; m < NMETRIC; m++)
+    v[m] = NAN, why[m] = "not computed";
+  re_cca_result res;
+  if (o->methods & CCA_CCA) {
+    RE_TRY(re_cca(ex, ey, C, tr, &opt, &res));
+    v[0] = res.mean_rho, v[1] = res.mean_rho2;
+    why[0] = why[1] = res.defined ? NULL : res.reason;
+    re_cca_result_free(&res);
+  }
+  if (o->methods & CCA_SVCCA) {
+    RE_TRY(re_svcca(ex, ey, C, tr, &opt, &res));
+    v[2] = res.mean_rho, why[2] = res.defined ? NULL : res.reason;
+    re_cca_result_free(&res);
+  }
+  if (o->methods & CCA_PWCCA) {
+    RE_TRY(re_pwcca(ex, ey, C, tr, &opt, &res));
+    v[3] = res.pwcca, why[3] = res.defined ? NULL : res.reason;
+    re_cca_result_free(&res);
+  }
+  if (o->methods & CCA_PROCRUSTES) {
+    re_status s2 = re_procrustes(ex, ey, C, tr, &v[4]);
+    if (s2 != RE_OK && s2 != RE_EUNDEFINED)
+      return s2;
+    why[4] = s2 == RE_OK ? NULL : "zero variance";
+  }
+  if (o->methods & CCA_LINREG) {
+    re_status s2 = re_linreg_r2(ex, ey, C, tr, &opt, &v[5], &v[6]);
+    if (s2 != RE_OK && s2 != RE_EUNDEFINED)
+      return s2;
+    why[5] = why[6] = s2 == RE_OK ? NULL : "zero variance";
+  }
+  for (int m = 0; m < NMETRIC; m++)
+    if (why[m])
+      v[m] = NAN;
   return RE_OK;
 }
 
-static re_status setup(runner *r, pass *p, an_run *ar) { return run_pass_use_moments(r, p, ar, 0); }
+/* The metrics of this rank's pairs [lo, hi) (in wanted-pair order) in every replicate
+ * of one kind: out[(u * NMETRIC + m) * count + k] for replicate k of pair u. Replicate
+ * by replicate, each tap's eigendecomposition made once. */
+static re_status replicate_values(const an_run *ar, const cca_opts *o, int nulls, int64_t lo, int64_t hi,
+                                  double *out) {
+  const unc_moments *x = ar->ux;
+  int count = nulls ? unc_moments_nnull(x) : unc_moments_nboot(x), P = ar->P, L = nulls ? 2 * P : P;
+  re_eig **eig = NULL;
+  re_status st = re_calloc(L, sizeof(re_eig *), &eig);
+  for (int k = 0; k < count && st == RE_OK; k++) {
+    const re_moments *m = nulls ? unc_moments_null(x, k) : unc_moments_boot(x, k);
+    int64_t u = -1;
+    for (int i = 0; i < P && st == RE_OK; i++)
+      for (int j = i + 1; j < P && st == RE_OK; j++) {
+        if (!run_pair_wanted(ar, i, j) || ++u < lo || u >= hi)
+          continue;
+        int a = i, c = j, tr;
+        if (nulls)
+          unc_moments_null_layers(x, i, j, &a, &c);
+        double v[NMETRIC];
+        const char *why[NMETRIC];
+        int ok = 1;
+        for (int side = 0; side < 2 && st == RE_OK; side++) {
+          int l = side ? c : a;
+          if (!eig[l]) {
+            re_status se = re_eig_create(re_moments_block(m, l, l, NULL), re_moments_dim(m, l), re_moments_n(m),
+                                         &eig[l]);
+            if (se == RE_EUNDEFINED) /* a replicate whose tap has no variance: its values are undefined */
+              ok = 0;
+            else
+              st = se;
+          }
+          ok = ok && eig[l];
+        }
+        if (st == RE_OK && ok) {
+          const double *C = re_moments_block(m, a, c, &tr); /* before tr is read */
+          st = pair_values(o, eig[a], eig[c], C, tr, v, why);
+        }
+        for (int q = 0; q < NMETRIC; q++)
+          out[((u - lo) * NMETRIC + q) * count + k] = ok && st == RE_OK ? v[q] : NAN;
+      }
+    for (int l = 0; l < L; l++)
+      re_eig_destroy(&eig[l]);
+  }
+  free(eig);
+  return st;
+}
 
 static re_status finalize(runner *r, pass *p, an_run *ar, re_eig **eigs) {
   const job_analysis *a = ar->a;
   const cca_opts *o = a->opts;
-  re_cca_options opt = {o->ridge, o->variance};
-  char param[128];
+  char param[256];
   snprintf(param, sizeof param, "ridge=%g variance=%g", o->ridge, o->variance);
+  unc_param(&o->unc, 0, param, sizeof param);
   int P = ar->P;
   int64_t units = 0, lo, hi, u = -1;
   for (int i = 0; i < P; i++)
     for (int k = i + 1; k < P; k++)
       units += run_pair_wanted(ar, i, k);
   an_block(r, units, &lo, &hi);
+  int nb = unc_moments_nboot(ar->ux), nn = unc_moments_nnull(ar->ux);
+  double *bv = NULL, *nv = NULL;
+  re_status st = RE_OK;
+  if (ar->ux) {
+    st = re_malloc((hi - lo) * NMETRIC * (nb > 0 ? nb : 1), sizeof(double), &bv);
+    if (st == RE_OK)
+      st = re_malloc((hi - lo) * NMETRIC * (nn > 0 ? nn : 1), sizeof(double), &nv);
+    st = re_mpi_agree(r->comm.comm, st);
+    if (st == RE_OK)
+      st = unc_moments_share(r, ar->ux); /* collective */
+    if (st == RE_OK)
+      st = replicate_values(ar, o, 0, lo, hi, bv);
+    if (st == RE_OK)
+      st = replicate_values(ar, o, 1, lo, hi, nv);
+    st = re_mpi_agree(r->comm.comm, st);
+    if (st != RE_OK) {
+      free(bv);
+      free(nv);
+      return st;
+    }
+  }
   rows_sink sink;
-  re_status st = an_rows_begin(r, &sink);
+  st = an_rows_begin(r, &sink);
   for (int i = 0; i < P && st == RE_OK; i++)
     for (int k = i + 1; k < P && st == RE_OK; k++) {
       if (!run_pair_wanted(ar, i, k))
@@ -81,47 +209,23 @@ static re_status finalize(runner *r, pass *p, an_run *ar, re_eig **eigs) {
         break;
       int tr;
       const double *C = re_moments_block(p->mom, la, lb, &tr);
-      re_cca_result res;
-      if (o->methods & CCA_CCA) {
-        st = re_cca(eigs[la], eigs[lb], C, tr, &opt, &res);
-        if (st == RE_OK) {
-          run_row(r, a->name, "cca_mean_rho", ta, tb, a->dataset, param, res.mean_rho, res.defined ? NULL : res.reason);
-          run_row(r, a->name, "cca_mean_rho2", ta, tb, a->dataset, param, res.mean_rho2, res.defined ? NULL : res.reason);
-        }
-        re_cca_result_free(&res);
-      }
-      if (st == RE_OK && (o->methods & CCA_SVCCA)) {
-        st = re_svcca(eigs[la], eigs[lb], C, tr, &opt, &res);
-        if (st == RE_OK)
-          run_row(r, a->name, "svcca", ta, tb, a->dataset, param, res.mean_rho, res.defined ? NULL : res.reason);
-        re_cca_result_free(&res);
-      }
-      if (st == RE_OK && (o->methods & CCA_PWCCA)) {
-        st = re_pwcca(eigs[la], eigs[lb], C, tr, &opt, &res);
-        if (st == RE_OK)
-          run_row(r, a->name, "pwcca", ta, tb, a->dataset, param, res.pwcca, res.defined ? NULL : res.reason);
-        re_cca_result_free(&res);
-      }
-      if (st == RE_OK && (o->methods & CCA_PROCRUSTES)) {
-        double d2;
-        re_status s2 = re_procrustes(eigs[la], eigs[lb], C, tr, &d2);
-        if (s2 == RE_OK || s2 == RE_EUNDEFINED)
-          run_row(r, a->name, "procrustes_d2", ta, tb, a->dataset, param, d2, s2 == RE_OK ? NULL : "zero variance");
-        else
-          st = s2;
-      }
-      if (st == RE_OK && (o->methods & CCA_LINREG)) {
-        double yx, xy;
-        re_status s2 = re_linreg_r2(eigs[la], eigs[lb], C, tr, &opt, &yx, &xy);
-        if (s2 == RE_OK || s2 == RE_EUNDEFINED) {
-          run_row(r, a->name, "r2_b_from_a", ta, tb, a->dataset, param, yx, s2 == RE_OK ? NULL : "zero variance");
-          run_row(r, a->name, "r2_a_from_b", ta, tb, a->dataset, param, xy, s2 == RE_OK ? NULL : "zero variance");
-        } else {
-          st = s2;
-        }
+      double v[NMETRIC];
+      const char *why[NMETRIC];
+      st = pair_values(o, eigs[la], eigs[lb], C, tr, v, why);
+      for (int m = 0; m < NMETRIC && st == RE_OK; m++) {
+        if (!(o->methods & metric_method[m]))
+          continue;
+        re_uncertainty un;
+        re_uncertainty_clear(&un);
+        if (ar->ux && !why[m])
+          st = unc_summary(&o->unc, v[m], bv + ((u - lo) * NMETRIC + m) * nb, nb,
+                           nv + ((u - lo) * NMETRIC + m) * nn, nn, m == 4, &un);
+        unc_rows(r, &o->unc, a->name, metric_names[m], ta, tb, a->dataset, param, v[m], why[m], &un);
       }
     }
   re_status st2 = an_rows_end(r, &sink);
+  free(bv);
+  free(nv);
   return st != RE_OK ? st : st2;
 }
 
@@ -137,6 +241,7 @@ static void manifest(FILE *f, const job_analysis *a) {
       lead = 0;
     }
   fprintf(f, "], \"variance\": %.17g, \"ridge\": %.17g, \"pairs\": \"%s\"", o->variance, o->ridge, pairs[a->pairs]);
+  unc_manifest(f, &o->unc);
 }
 
 const an_kind an_cca = {

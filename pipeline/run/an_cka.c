@@ -8,15 +8,18 @@
 #include <string.h>
 
 #include "run/analysis.h"
+#include "run/unc.h"
 
 typedef struct cka_opts {
   int rbf, exact, unbiased;
   double sigma;           /* RBF: sigma^2 = sigma^2 x median squared distance */
   int64_t batch;          /* minibatch: samples per statistics batch */
   int64_t sigma_sample;   /* RBF: samples of the bandwidth estimate */
+  an_unc unc;             /* uncertainty: replicates, null, interval (run/unc.h) */
 } cka_opts;
 
-static const char *const keys[] = {"kernel", "sigma", "sigma_sample", "estimator", "batch", "unbiased", NULL};
+static const char *const keys[] = {"kernel",   "sigma",       "sigma_sample", "estimator",
+                                   "batch",    "unbiased",    "uncertainty",  NULL};
 
 static re_status parse(job *j, job_analysis *a, const re_cfg *c) {
   cka_opts *o = a->opts;
@@ -54,7 +57,7 @@ static re_status parse(job *j, job_analysis *a, const re_cfg *c) {
   RE_TRY(re_cfg_get_int(c, "sigma_sample", &o->sigma_sample));
   if (o->sigma_sample < 2)
     return re_cfg_error(re_cfg_get(c, "sigma_sample"), RE_EINVAL, "sigma_sample must be at least 2");
-  return RE_OK;
+  return unc_parse(a, c, o->exact ? UNC_COMOMENTS : 0, &o->unc);
 }
 
 static int64_t stats_batch(const job_analysis *a) {
@@ -87,8 +90,10 @@ static re_status bandwidths(runner *r, pass *p, an_run *ar, double *s2) {
 
 static re_status setup(runner *r, pass *p, an_run *ar) {
   const cka_opts *o = ar->a->opts;
-  if (o->exact)
-    return run_pass_use_moments(r, p, ar, 0);
+  if (o->exact) {
+    RE_TRY(run_pass_use_moments(r, p, ar, 0));
+    return unc_moments_create(r, p, ar, &o->unc, 0, &ar->ux);
+  }
   for (int q = 0; q < ar->P; q++)
     if (r->plan.taps[ar->taps[q]].rps != 1)
       return re_cfg_error(ar->a->src, RE_EINVAL, "analysis '%s': minibatch CKA needs one row per sample; layer '%s' "
@@ -103,9 +108,13 @@ static re_status setup(runner *r, pass *p, an_run *ar) {
     if (st == RE_OK)
       st = bandwidths(r, p, ar, s2);
   }
+  re_resampling rs;
+  unc_resampling(&o->unc, p, &rs);
   re_hsic_config cfg = {ar->P, o->rbf ? RE_KERNEL_RBF : RE_KERNEL_LINEAR, s2, p->sb, ar->npairs, ar->pairs};
   if (st == RE_OK)
     st = re_hsic_create(&cfg, &ar->h);
+  if (st == RE_OK && o->unc.on)
+    st = re_hsic_set_resampling(ar->h, &rs, !o->unbiased);
   free(s2);
   return st;
 }
@@ -123,6 +132,10 @@ static re_status finalize(runner *r, pass *p, an_run *ar, re_eig **eigs) {
   char param[128];
   snprintf(param, sizeof param, "%s %s%s b=%lld", o->exact ? "exact" : "minibatch", o->rbf ? "rbf" : "linear",
            o->unbiased ? " unbiased" : " biased", (long long)(o->exact ? p->n : p->sb));
+  unc_param(&o->unc, unc_groups(&o->unc, (p->n + p->sb - 1) / p->sb), param, sizeof param);
+  re_replicate_kind method = o->unc.method == UNC_JACKKNIFE ? RE_REP_JACKKNIFE
+                             : o->unc.method == UNC_BOOTSTRAP ? RE_REP_BOOTSTRAP
+                                                              : RE_REP_NULL;
   re_status st = RE_OK;
   for (int i = 0; i < P && st == RE_OK; i++)
     for (int k = 0; k < P && st == RE_OK; k++) {
@@ -137,9 +150,18 @@ static re_status finalize(runner *r, pass *p, an_run *ar, re_eig **eigs) {
       if (st != RE_OK)
         break;
       M[(int64_t)i * P + k] = res.defined ? res.value : NAN;
-      if (i < k)
-        run_row(r, a->name, "cka", ar->taps[i], ar->taps[k], a->dataset, param, res.value,
-                res.defined ? NULL : res.reason);
+      if (i >= k)
+        continue;
+      re_uncertainty u;
+      re_uncertainty_clear(&u);
+      if (o->unc.on && res.defined && o->exact)
+        st = unc_moments_cka(ar->ux, &o->unc, i, k, o->unbiased, res.value, &u);
+      else if (o->unc.on && res.defined)
+        st = re_hsic_cka_uncertainty(ar->h, i, k, method, o->unc.interval, o->unc.level, &u);
+      if (st != RE_OK)
+        break;
+      unc_rows(r, &o->unc, a->name, "cka", ar->taps[i], ar->taps[k], a->dataset, param, res.value,
+               res.defined ? NULL : res.reason, &u);
     }
   if (st == RE_OK)
     st = an_write_matrix(r, "cka", a->name, M, P, P);
@@ -163,6 +185,7 @@ static void manifest(FILE *f, const job_analysis *a) {
     fprintf(f, ", \"batch\": %lld", (long long)o->batch);
   if (o->rbf)
     fprintf(f, ", \"sigma\": %.17g, \"sigma_sample\": %lld", o->sigma, (long long)o->sigma_sample);
+  unc_manifest(f, &o->unc);
 }
 
 const an_kind an_cka = {

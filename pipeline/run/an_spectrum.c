@@ -1,7 +1,8 @@
 /* The spectrum analysis: the PCA spectrum of each tap from the pass's co-moments:
  * effective ranks, participation ratio, k90/k99 and collapse (docs/metrics.md); the
  * taps are spread over the ranks in contiguous blocks. Writes spectrum_<name>.npy
- * (P x max width eigenvalues, NaN-padded) and its tap table. */
+ * (P x max width eigenvalues, NaN-padded) and its tap table. With `uncertainty:`,
+ * every tap's metrics in each bootstrap replicate (run/unc.h) give their columns. */
 #include <math.h>
 #include <mpi.h>
 #include <stdlib.h>
@@ -11,12 +12,24 @@
 #include "mpi/tags.h"
 #include "repeval/cca.h"
 #include "run/analysis.h"
+#include "run/unc.h"
 
 typedef struct spectrum_opts {
   double collapse_fraction;
+  an_unc unc; /* uncertainty: the bootstrap over samples (run/unc.h) */
 } spectrum_opts;
 
-static const char *const keys[] = {"collapse_fraction", NULL};
+static const char *const keys[] = {"collapse_fraction", "uncertainty", NULL};
+
+/* The per-tap metrics with an uncertainty (collapsed, a flag, has none). */
+#define NSPEC 6
+static const char *const spec_names[NSPEC] = {"effective_rank", "effective_rank_eig", "participation_ratio",
+                                              "total_variance",  "k90",                "k99"};
+
+static void spec_values(const re_spectrum *sp, double *v) {
+  v[0] = sp->effective_rank, v[1] = sp->effective_rank_eig, v[2] = sp->participation_ratio;
+  v[3] = sp->total_variance, v[4] = (double)sp->k90, v[5] = (double)sp->k99;
+}
 
 static re_status parse(job *j, job_analysis *a, const re_cfg *c) {
   spectrum_opts *o = a->opts;
@@ -25,11 +38,42 @@ static re_status parse(job *j, job_analysis *a, const re_cfg *c) {
   RE_TRY(re_cfg_get_double(c, "collapse_fraction", &o->collapse_fraction));
   if (!(o->collapse_fraction >= 0 && o->collapse_fraction <= 1))
     return re_cfg_error(re_cfg_get(c, "collapse_fraction"), RE_EINVAL, "collapse_fraction must be in [0, 1]");
-  return RE_OK;
+  return unc_parse(a, c, UNC_COMOMENTS | UNC_PER_TAP, &o->unc);
 }
 
 /* Each tap with itself: the diagonal blocks of the co-moments. */
-static re_status setup(runner *r, pass *p, an_run *ar) { return run_pass_use_moments(r, p, ar, 1); }
+static re_status setup(runner *r, pass *p, an_run *ar) {
+  const spectrum_opts *o = ar->a->opts;
+  RE_TRY(run_pass_use_moments(r, p, ar, 1));
+  return unc_moments_create(r, p, ar, &o->unc, 1, &ar->ux);
+}
+
+/* The metrics of taps [lo, hi) in every bootstrap replicate: out[((q - lo) * NSPEC + m) * nb + k]
+ * (NAN where a replicate's tap has no variance). */
+static re_status replicate_values(const an_run *ar, const spectrum_opts *o, int64_t lo, int64_t hi, double *out) {
+  int nb = unc_moments_nboot(ar->ux);
+  re_status st = RE_OK;
+  for (int k = 0; k < nb && st == RE_OK; k++) {
+    const re_moments *m = unc_moments_boot(ar->ux, k);
+    for (int64_t q = lo; q < hi && st == RE_OK; q++) {
+      re_eig *e = NULL;
+      double v[NSPEC];
+      for (int j = 0; j < NSPEC; j++)
+        v[j] = NAN;
+      re_status se = re_eig_create(re_moments_block(m, (int)q, (int)q, NULL), re_moments_dim(m, (int)q),
+                                   re_moments_n(m), &e);
+      re_spectrum sp;
+      if (se == RE_OK && re_spectrum_from_eig(e, o->collapse_fraction, &sp) == RE_OK)
+        spec_values(&sp, v);
+      else if (se != RE_EUNDEFINED)
+        st = se;
+      re_eig_destroy(&e);
+      for (int j = 0; j < NSPEC; j++)
+        out[((q - lo) * NSPEC + j) * nb + k] = v[j];
+    }
+  }
+  return st;
+}
 
 static re_status finalize(runner *r, pass *p, an_run *ar, re_eig **eigs) {
   const job_analysis *a = ar->a;
@@ -45,10 +89,26 @@ static re_status finalize(runner *r, pass *p, an_run *ar, re_eig **eigs) {
   RE_TRY(re_malloc((int64_t)P * w, sizeof(double), &S));
   for (int64_t k = 0; k < (int64_t)P * w; k++)
     S[k] = NAN;
-  char param[64];
+  char param[192];
   snprintf(param, sizeof param, "collapse_fraction=%g", o->collapse_fraction);
+  unc_param(&o->unc, 0, param, sizeof param);
+  int nb = unc_moments_nboot(ar->ux);
+  double *bv = NULL;
+  re_status st = RE_OK;
+  if (ar->ux) {
+    st = re_mpi_agree(r->comm.comm, re_malloc((hi - lo) * NSPEC * (nb > 0 ? nb : 1), sizeof(double), &bv));
+    if (st == RE_OK)
+      st = unc_moments_share(r, ar->ux); /* collective */
+    if (st == RE_OK)
+      st = re_mpi_agree(r->comm.comm, replicate_values(ar, o, lo, hi, bv));
+    if (st != RE_OK) {
+      free(bv);
+      free(S);
+      return st;
+    }
+  }
   rows_sink sink;
-  re_status st = an_rows_begin(r, &sink);
+  st = an_rows_begin(r, &sink);
   for (int64_t q = lo; q < hi && st == RE_OK; q++) {
     int t = ar->taps[q], li = p->mom_of[t];
     double *row = S + q * w;
@@ -66,15 +126,19 @@ static re_status finalize(runner *r, pass *p, an_run *ar, re_eig **eigs) {
       break;
     memcpy(row, eigs[li]->values, sizeof(double) * (size_t)eigs[li]->d);
     row[dmax] = sp.collapsed, row[dmax + 1] = sp.effective_rank, row[dmax + 2] = (double)sp.d;
-    run_row(r, a->name, "effective_rank", t, -1, a->dataset, param, sp.effective_rank, NULL);
-    run_row(r, a->name, "effective_rank_eig", t, -1, a->dataset, param, sp.effective_rank_eig, NULL);
-    run_row(r, a->name, "participation_ratio", t, -1, a->dataset, param, sp.participation_ratio, NULL);
-    run_row(r, a->name, "total_variance", t, -1, a->dataset, param, sp.total_variance, NULL);
-    run_row(r, a->name, "k90", t, -1, a->dataset, param, (double)sp.k90, NULL);
-    run_row(r, a->name, "k99", t, -1, a->dataset, param, (double)sp.k99, NULL);
+    double v[NSPEC];
+    spec_values(&sp, v);
+    for (int m = 0; m < NSPEC && st == RE_OK; m++) {
+      re_uncertainty un;
+      re_uncertainty_clear(&un);
+      if (ar->ux)
+        st = unc_summary(&o->unc, v[m], bv + ((q - lo) * NSPEC + m) * nb, nb, NULL, 0, 0, &un);
+      unc_row(r, a->name, spec_names[m], t, -1, a->dataset, param, v[m], NULL, ar->ux ? &un : NULL);
+    }
     run_row(r, a->name, "collapsed", t, -1, a->dataset, param, sp.collapsed, NULL);
   }
   re_status st2 = an_rows_end(r, &sink);
+  free(bv);
   st = st != RE_OK ? st : st2;
   /* the other ranks' blocks of S to rank 0 */
   for (int src = 1; src < r->comm.size; src++) {
@@ -113,6 +177,7 @@ static void manifest(FILE *f, const job_analysis *a) {
   fprintf(f, ", \"dataset\": ");
   re_json_string(f, a->dataset);
   fprintf(f, ", \"collapse_fraction\": %.17g", o->collapse_fraction);
+  unc_manifest(f, &o->unc);
 }
 
 const an_kind an_spectrum = {

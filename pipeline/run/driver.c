@@ -139,7 +139,8 @@ static re_status open_output(runner *r) {
   if (!r->rep.metrics)
     return re_err(RE_ENOMEM, "metrics buffer");
   fprintf(r->rep.metrics,
-          "analysis,metric,model_a,checkpoint_a,layer_a,model_b,checkpoint_b,layer_b,dataset,param,value,status\n");
+          "analysis,metric,model_a,checkpoint_a,layer_a,model_b,checkpoint_b,layer_b,dataset,param,value,status,"
+          "se,ci_low,ci_high,null_mean,null_q95,p_value\n");
   return RE_OK;
 }
 

@@ -74,9 +74,9 @@ void run_gather_warnings(runner *r) {
   free(displs);
 }
 
-/* One metrics.csv row. b < 0 for per-tap metrics. */
-void run_row(runner *r, const char *analysis, const char *metric, int a, int b, const char *dataset,
-                const char *param, double value, const char *why) {
+/* One metrics.csv row without its uncertainty columns and line end. b < 0 for per-tap metrics. */
+void run_row_open(runner *r, const char *analysis, const char *metric, int a, int b, const char *dataset,
+                  const char *param, double value, const char *why) {
   FILE *f = r->rep.metrics;
   out_csv_field(f, analysis);
   fputc(',', f);
@@ -103,15 +103,20 @@ void run_row(runner *r, const char *analysis, const char *metric, int a, int b, 
   out_csv_field(f, param);
   fputc(',', f);
   if (!why && isfinite(value)) {
-    fprintf(f, "%.17g,ok\n", value);
+    fprintf(f, "%.17g,ok", value);
   } else {
     char st[300];
     snprintf(st, sizeof st, "undefined: %s", why ? why : "not finite");
     fputc(',', f);
     out_csv_field(f, st);
-    fputc('\n', f);
     r->rep.nundefined++;
   }
+}
+
+void run_row(runner *r, const char *analysis, const char *metric, int a, int b, const char *dataset,
+             const char *param, double value, const char *why) {
+  run_row_open(r, analysis, metric, a, b, dataset, param, value, why);
+  fputs(",,,,,,\n", r->rep.metrics); /* se, ci_low, ci_high, null_mean, null_q95, p_value: none */
 }
 
 re_status run_write_taps_csv(const runner *r, const char *file, const int *taps, int P) {

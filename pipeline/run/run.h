@@ -31,6 +31,7 @@ typedef struct an_run {
   int32_t *pairs; /* local index pairs; NULL with npairs 0 means all */
   int npairs;
   re_hsic *h;    /* minibatch estimators' own accumulator (NULL: none) */
+  struct unc_moments *ux; /* exact estimators' replicate accumulators (run/unc.h; NULL: none) */
 } an_run;
 
 /* What a run does, fixed once it is set up (job, models, taps, mode, paths). */
@@ -147,9 +148,13 @@ void run_warn(runner *r, const char *fmt, ...) __attribute__((format(printf, 2, 
 void run_warn_local(runner *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Collective: append the other ranks' local warnings to rank 0's list. */
 void run_gather_warnings(runner *r);
-/* One metrics.csv row; b < 0 for per-tap metrics; why != NULL marks it undefined. */
+/* One metrics.csv row; b < 0 for per-tap metrics; why != NULL marks it undefined
+ * (the uncertainty columns empty; run/unc.h writes them). */
 void run_row(runner *r, const char *analysis, const char *metric, int a, int b, const char *dataset,
              const char *param, double value, const char *why);
+/* The columns of a row up to status, without the uncertainty columns and line end. */
+void run_row_open(runner *r, const char *analysis, const char *metric, int a, int b, const char *dataset,
+                  const char *param, double value, const char *why);
 /* Write a tap index CSV into the output (taps NULL: all taps). */
 re_status run_write_taps_csv(const runner *r, const char *file, const int *taps, int P);
 

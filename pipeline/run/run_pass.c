@@ -21,6 +21,7 @@
 #include "mpi/mpi_reduce.h"
 #include "out/progress.h"
 #include "run/run.h"
+#include "run/unc.h"
 
 /* ---- chunks ------------------------------------------------------------------------ */
 
@@ -171,7 +172,7 @@ static re_status do_batch(runner *r, pass *p, int64_t k, const double **mx, int6
   int hsic_ok = b >= 4;
   for (int a = 0; a < p->nan; a++)
     if (p->an[a].h && hsic_ok)
-      RE_TRY(re_hsic_begin_batch(p->an[a].h, b));
+      RE_TRY(re_hsic_begin_batch_at(p->an[a].h, b, k));
   int t = 0;
   for (int m = 0; m < j->nmodels; m++) {
     const job_model *jm = &j->models[m];
@@ -190,6 +191,13 @@ static re_status do_batch(runner *r, pass *p, int64_t k, const double **mx, int6
     re_status st = re_moments_add_batch(p->mom, b * p->mom_rps, mx, mld);
     if (st != RE_OK)
       return re_err_context(st, "samples %lld..%lld: ", (long long)s0, (long long)(s0 + b));
+    for (int a = 0; a < p->nan; a++)
+      if (p->an[a].ux) {
+        st = unc_moments_add(p->an[a].ux, p, &p->an[a], k, s0, b, mx);
+        if (st != RE_OK)
+          return re_err_context(st, "analysis '%s', samples %lld..%lld: ", p->an[a].a->name, (long long)s0,
+                                (long long)(s0 + b));
+      }
   }
   *nb_out = b;
   return RE_OK;

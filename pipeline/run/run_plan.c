@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "run/analysis.h"
+#include "run/unc.h"
 
 /* Pairs of local indices for a pair mode (NULL/0 for all). */
 static re_status make_pairs(const runner *r, const job_analysis *a, const int *taps, int P, int32_t **out, int *n) {
@@ -61,6 +62,7 @@ void run_pass_free(runner *r, pass *p) {
     free(p->an[k].taps);
     free(p->an[k].pairs);
     re_hsic_destroy(&p->an[k].h);
+    unc_moments_destroy(&p->an[k].ux);
   }
   free(p->an);
   re_moments_destroy(&p->mom);

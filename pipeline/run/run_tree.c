@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "run/run.h"
+#include "run/unc.h"
 
 /* ---- the pass's accumulators as one flat buffer ------------------------------ */
 
@@ -11,6 +12,9 @@ int64_t run_pass_serial_len(const pass *p) {
   for (int a = 0; a < p->nan; a++)
     if (p->an[a].h)
       n += re_hsic_serial_len(p->an[a].h);
+  for (int a = 0; a < p->nan; a++)
+    if (p->an[a].ux)
+      n += unc_moments_serial_len(p->an[a].ux);
   if (p->mom)
     n += re_moments_serial_len(p->mom);
   return n;
@@ -22,6 +26,11 @@ void run_pass_serialize(const pass *p, double *buf) {
       re_hsic_serialize(p->an[a].h, buf);
       buf += re_hsic_serial_len(p->an[a].h);
     }
+  for (int a = 0; a < p->nan; a++)
+    if (p->an[a].ux) {
+      unc_moments_serialize(p->an[a].ux, buf);
+      buf += unc_moments_serial_len(p->an[a].ux);
+    }
   if (p->mom)
     re_moments_serialize(p->mom, buf);
 }
@@ -32,6 +41,11 @@ re_status run_pass_deserialize(pass *p, const double *buf) {
       int64_t len = re_hsic_serial_len(p->an[a].h);
       RE_TRY(re_hsic_deserialize(p->an[a].h, buf, len));
       buf += len;
+    }
+  for (int a = 0; a < p->nan; a++)
+    if (p->an[a].ux) {
+      RE_TRY(unc_moments_deserialize(p->an[a].ux, buf));
+      buf += unc_moments_serial_len(p->an[a].ux);
     }
   if (p->mom)
     RE_TRY(re_moments_deserialize(p->mom, buf, re_moments_serial_len(p->mom)));
@@ -46,6 +60,11 @@ re_status run_pass_merge_serial(pass *p, const double *buf) {
       RE_TRY(re_hsic_merge_serial(p->an[a].h, buf, len));
       buf += len;
     }
+  for (int a = 0; a < p->nan; a++)
+    if (p->an[a].ux) {
+      RE_TRY(unc_moments_merge_serial(p->an[a].ux, buf));
+      buf += unc_moments_serial_len(p->an[a].ux);
+    }
   if (p->mom)
     RE_TRY(re_moments_merge_serial(p->mom, buf, re_moments_serial_len(p->mom)));
   return RE_OK;
@@ -55,6 +74,9 @@ void run_pass_reset(pass *p) {
   for (int a = 0; a < p->nan; a++)
     if (p->an[a].h)
       re_hsic_reset(p->an[a].h);
+  for (int a = 0; a < p->nan; a++)
+    if (p->an[a].ux)
+      unc_moments_reset(p->an[a].ux);
   if (p->mom)
     re_moments_reset(p->mom);
 }

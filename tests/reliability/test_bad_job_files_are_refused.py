@@ -121,6 +121,29 @@ TABLE = [
                                   **{"ck.npz": b"PK\x05\x06" + b"\0" * 18}), RUN, 1,
      "checkpoints ck.npz and ck.safetensors get the same label 'ck'"),
     ("job_stats_budget_exceeded", job(analyses="  spectrum: {}"), RUN, 1, "REPEVAL_MAX_STATS_MB"),
+    # uncertainty settings (docs/job-spec.md, "uncertainty")
+    ("job_uncertainty_unknown_key", job(analyses="  cka: {batch: 4, uncertainty: {replicate: 10}}"), RUN, 1,
+     "job.yaml:7:33: unknown key 'replicate' in uncertainty"),
+    ("job_uncertainty_not_a_map", job(analyses="  cka: {batch: 4, uncertainty: 100}"), RUN, 1,
+     "job.yaml:7:32: uncertainty must be a map"),
+    ("job_uncertainty_jackknife_exact", job(analyses="  cka: {estimator: exact, uncertainty: {method: jackknife}}"),
+     RUN, 1, "job.yaml:7:49: analysis 'cka': the jackknife is over the batches of a minibatch estimator"),
+    ("job_uncertainty_level_one", job(analyses="  cka: {batch: 4, uncertainty: {level: 1}}"), RUN, 1,
+     "job.yaml:7:40: level must lie strictly between 0 and 1"),
+    ("job_uncertainty_one_replicate", job(analyses="  cka: {batch: 4, uncertainty: {replicates: 1}}"), RUN, 1,
+     "job.yaml:7:45: replicates must lie in 2..100000, got 1"),
+    ("job_uncertainty_negative_seed", job(analyses="  cka: {batch: 4, uncertainty: {seed: -3}}"), RUN, 1,
+     "job.yaml:7:39: seed must be a whole number >= 0"),
+    ("job_uncertainty_calibrate_without_null", job(analyses="  cka: {batch: 4, uncertainty: {calibrate: z}}"), RUN,
+     1, "job.yaml:7:44: calibrate needs a permutation null"),
+    ("job_uncertainty_nothing_to_do", job(analyses="  cka: {batch: 4, uncertainty: {method: none}}"), RUN, 1,
+     "job.yaml:7:32: uncertainty: method none without permutations computes nothing"),
+    ("job_uncertainty_spectrum_permutations", job(analyses="  spectrum: {uncertainty: {permutations: 10}}"), RUN, 1,
+     "job.yaml:7:42: analysis 'spectrum': a permutation null compares two taps; spectrum metrics are per tap"),
+    ("job_uncertainty_cca_jackknife", job(analyses="  cca: {pairs: all, uncertainty: {method: jackknife}}"), RUN, 1,
+     "job.yaml:7:43: analysis 'cca': the jackknife is over the batches of a minibatch estimator"),
+    ("job_uncertainty_budget_exceeded", job(analyses="  cka: {estimator: exact, uncertainty: {replicates: 1000}}"),
+     RUN, 1, "analysis 'cka': its uncertainty replicates need"),
     # names from the job file become file names in the output folder
     ("job_dataset_name_traversal", job(data=f'  "../../../{CANARY}": {{format: idx, images: img.idx, '
                                             'labels: lab.idx}'), RUN, 1, "job.yaml:3:3"),
@@ -204,6 +227,8 @@ def cases():
     for c in out:
         if c.name == "job_stats_budget_exceeded":
             c.env = {"REPEVAL_MAX_STATS_MB": "0"}
+        if c.name == "job_uncertainty_budget_exceeded":
+            c.env = {"REPEVAL_MAX_STATS_MB": "0.5"}
         if c.name in ("job_unset_environment_variable", "job_output_unset_variable"):
             c.env = {"REPEVAL_NO_SUCH_VAR": None, "NOPE_DIR": None}
         if c.name == "job_output_link_to_foreign_folder":

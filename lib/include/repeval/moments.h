@@ -52,6 +52,14 @@ void re_moments_reset(re_moments *m);
  * Non-finite values are refused with the layer, row and column in the message. */
 re_status re_moments_add_batch(re_moments *m, int64_t b, const double *const *X, const int64_t *ld);
 
+/* The same with a count per row: row r counts w[r] times (w: b whole numbers >= 0),
+ * as in a bootstrap resample that holds it w[r] times; rows of count 0 are skipped. */
+re_status re_moments_add_batch_weighted(re_moments *m, int64_t b, const double *const *X, const int64_t *ld,
+                                        const double *w);
+/* Use owner's batch workspace instead of m's own (accumulators that add batches one
+ * after the other, e.g. bootstrap replicates); owner must outlive m. */
+void re_moments_share_workspace(re_moments *m, re_moments *owner);
+
 /* m <- m (+) other, where other holds later samples (order matters only for rounding). */
 re_status re_moments_merge(re_moments *m, const re_moments *other);
 

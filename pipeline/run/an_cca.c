@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "repeval/cca.h"
+#include "repeval/shape.h"
 #include "run/analysis.h"
 
 enum { CCA_CCA = 1, CCA_SVCCA = 2, CCA_PWCCA = 4, CCA_PROCRUSTES = 8, CCA_LINREG = 16 };
@@ -15,9 +16,10 @@ typedef struct cca_opts {
   unsigned methods; /* CCA_* bits */
   double variance;  /* SVCCA: variance kept per side */
   double ridge;     /* relative ridge of the covariances */
+  int directions;   /* write the canonical directions of every pair */
 } cca_opts;
 
-static const char *const keys[] = {"methods", "variance", "ridge", NULL};
+static const char *const keys[] = {"methods", "variance", "ridge", "directions", NULL};
 
 static re_status parse(job *j, job_analysis *a, const re_cfg *c) {
   cca_opts *o = a->opts;
@@ -48,7 +50,51 @@ static re_status parse(job *j, job_analysis *a, const re_cfg *c) {
   RE_TRY(re_cfg_get_double(c, "ridge", &o->ridge));
   if (!(o->ridge >= 0))
     return re_cfg_error(re_cfg_get(c, "ridge"), RE_EINVAL, "ridge must be >= 0");
+  RE_TRY(re_cfg_get_bool(c, "directions", &o->directions));
   return RE_OK;
+}
+
+/* Rank 0: cca_<name>_<i>_<j>_{rho,x_coef,y_coef,x_loadings,y_loadings}.npy for every
+ * wanted pair (plain CCA), and the tap table. */
+static re_status write_directions(runner *r, pass *p, an_run *ar, re_eig **eigs) {
+  const cca_opts *o = ar->a->opts;
+  re_cca_options opt = {o->ridge, o->variance};
+  static const char *const names[] = {"x_coef", "y_coef", "x_loadings", "y_loadings"};
+  re_status st = RE_OK;
+  for (int i = 0; i < ar->P && st == RE_OK; i++)
+    for (int l = i + 1; l < ar->P && st == RE_OK; l++) {
+      if (!run_pair_wanted(ar, i, l))
+        continue;
+      int la = p->mom_of[ar->taps[i]], lb = p->mom_of[ar->taps[l]], tr;
+      st = an_eig(p, eigs, la);
+      if (st == RE_OK)
+        st = an_eig(p, eigs, lb);
+      re_cca_directions dir;
+      memset(&dir, 0, sizeof dir);
+      if (st == RE_OK)
+        st = re_cca_directions_create(eigs[la], eigs[lb], re_moments_block(p->mom, la, lb, &tr), tr, &opt, &dir);
+      if (st == RE_EUNDEFINED) { /* the rows say why */
+        st = RE_OK;
+        continue;
+      }
+      char file[400];
+      int64_t shape[2] = {dir.k, dir.k};
+      snprintf(file, sizeof file, "cca_%s_%d_%d_rho.npy", ar->a->name, i, l);
+      if (st == RE_OK)
+        st = an_write_npy(r, file, RE_DTYPE_F64, 1, shape, dir.rho);
+      const double *arrays[] = {dir.x_coef, dir.y_coef, dir.x_loadings, dir.y_loadings};
+      for (int e = 0; e < 4 && st == RE_OK; e++) {
+        shape[0] = e % 2 ? dir.q : dir.p;
+        snprintf(file, sizeof file, "cca_%s_%d_%d_%s.npy", ar->a->name, i, l, names[e]);
+        st = an_write_npy(r, file, RE_DTYPE_F64, 2, shape, arrays[e]);
+      }
+      re_cca_directions_free(&dir);
+    }
+  char file[300];
+  snprintf(file, sizeof file, "cca_%s_taps.csv", ar->a->name);
+  if (st == RE_OK)
+    st = run_write_taps_csv(r, file, ar->taps, ar->P);
+  return st;
 }
 
 static re_status setup(runner *r, pass *p, an_run *ar) { return run_pass_use_moments(r, p, ar, 0); }
@@ -122,7 +168,10 @@ static re_status finalize(runner *r, pass *p, an_run *ar, re_eig **eigs) {
       }
     }
   re_status st2 = an_rows_end(r, &sink);
-  return st != RE_OK ? st : st2;
+  st = st != RE_OK ? st : st2;
+  if (st == RE_OK && o->directions && r->comm.rank == 0)
+    st = write_directions(r, p, ar, eigs);
+  return st;
 }
 
 static void manifest(FILE *f, const job_analysis *a) {
@@ -137,6 +186,8 @@ static void manifest(FILE *f, const job_analysis *a) {
       lead = 0;
     }
   fprintf(f, "], \"variance\": %.17g, \"ridge\": %.17g, \"pairs\": \"%s\"", o->variance, o->ridge, pairs[a->pairs]);
+  if (o->directions)
+    fprintf(f, ", \"directions\": true");
 }
 
 const an_kind an_cca = {

@@ -61,9 +61,20 @@ void re_rdm_free(re_rdm *r) {
 /* Position of (i, j), i < j, in the upper triangle of n. */
 static int64_t tri(int64_t n, int64_t i, int64_t j) { return i * n - i * (i + 1) / 2 + (j - i - 1); }
 
-/* Row means of the square matrix (zero diagonal) and the mean of d. */
+/* Row means of the square matrix (zero diagonal) and the mean of d. Dissimilarities
+ * that agree to 1e-13 of their size (equal up to the rounding of the Gram blocks) are
+ * set to their mean: an RDM that is constant in exact arithmetic stays constant. */
 static void summaries(re_rdm *r) {
   int64_t n = r->n;
+  double lo = r->d[0], hi = r->d[0], sum = 0;
+  for (int64_t e = 0; e < r->m; e++) {
+    lo = r->d[e] < lo ? r->d[e] : lo;
+    hi = r->d[e] > hi ? r->d[e] : hi;
+    sum += r->d[e];
+  }
+  if (hi - lo <= 1e-13 * (fabs(hi) > fabs(lo) ? fabs(hi) : fabs(lo)))
+    for (int64_t e = 0; e < r->m; e++)
+      r->d[e] = sum / (double)r->m;
   memset(r->rowmean, 0, sizeof(double) * (size_t)n);
   double total = 0;
   for (int64_t i = 0; i < n; i++) {
@@ -430,8 +441,10 @@ re_status re_rdm_compare(const re_rdm *a, const re_rdm *b, re_rsa_method method,
   default: return re_err(RE_EINVAL, "unknown RDM comparison %d", (int)method);
   }
   if (!(xx > 0) || !(yy > 0))
-    return re_err(RE_EUNDEFINED, "%s: an RDM has no variation (%s)", method_names[method],
-                  method == RE_RSA_COSINE ? "all dissimilarities zero" : "all dissimilarities equal");
+    return re_err(RE_EUNDEFINED, "%s: %s", method_names[method],
+                  method == RE_RSA_COSINE ? "an RDM is all zeros"
+                  : method == RE_RSA_WHITENED_COSINE ? "an RDM has no double-centred variation"
+                                                     : "an RDM does not vary (all its dissimilarities are equal)");
   *value = xy / sqrt(xx * yy);
   return RE_OK;
 }

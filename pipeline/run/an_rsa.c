@@ -232,9 +232,9 @@ static re_status finalize(runner *r, pass *p, an_run *ar, re_eig **eigs) {
   const char *env = getenv("REPEVAL_MAX_STATS_MB");
   double budget = (env ? atof(env) : RUN_DEFAULT_BUDGET_MB) * 1048576.0, need = o->classes ? 0 : rdm_bytes(o, p->n);
   if (st == RE_OK && 2 * need > budget)
-    st = re_err(RE_ENOMEM, "analysis '%s': two RDMs of %lld stimuli with what %s needs take %.0f MB, more than the "
-                           "%.0f MB budget (REPEVAL_MAX_STATS_MB): use fewer samples ('limit:') or over: classes",
-                a->name, (long long)p->n, re_rsa_method_name(o->methods[0]), 2 * need / 1048576.0,
+    st = re_err(RE_ENOMEM, "two RDMs of %lld stimuli with what %s needs take %.0f MB, more than the %.0f MB budget "
+                           "(REPEVAL_MAX_STATS_MB): use fewer samples ('limit:') or over: classes",
+                (long long)p->n, re_rsa_method_name(o->methods[0]), 2 * need / 1048576.0,
                 budget / 1048576.0);
   if (st == RE_OK) {
     double fit = budget / (need > 0 ? need : 1);

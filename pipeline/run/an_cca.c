@@ -71,8 +71,9 @@ static re_status write_directions(runner *r, pass *p, an_run *ar, re_eig **eigs)
         st = an_eig(p, eigs, lb);
       re_cca_directions dir;
       memset(&dir, 0, sizeof dir);
+      const double *C = re_moments_block(p->mom, la, lb, &tr); /* sets tr: not in the same call's arguments */
       if (st == RE_OK)
-        st = re_cca_directions_create(eigs[la], eigs[lb], re_moments_block(p->mom, la, lb, &tr), tr, &opt, &dir);
+        st = re_cca_directions_create(eigs[la], eigs[lb], C, tr, &opt, &dir);
       if (st == RE_EUNDEFINED) { /* the rows say why */
         st = RE_OK;
         continue;

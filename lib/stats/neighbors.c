@@ -205,8 +205,11 @@ static void add_unit(re_knn_build *b, int64_t IB, int64_t JB) {
     zj = b->zj;
   }
   nj = b->n - JB * B < B ? b->n - JB * B : B;
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)ni, (int)nj, (int)d, 1.0f, b->zi, (int)d, zj, (int)d,
-              0.0f, b->S, (int)nj);
+  if (JB == IB) /* a diagonal block: its upper triangle is enough */
+    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)ni, (int)d, 1.0f, b->zi, (int)d, 0.0f, b->S, (int)nj);
+  else
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)ni, (int)nj, (int)d, 1.0f, b->zi, (int)d, zj, (int)d,
+                0.0f, b->S, (int)nj);
   for (int64_t i = 0; i < ni; i++) {
     int64_t gi = IB * B + i;
     const float *s = b->S + i * nj;
@@ -411,9 +414,13 @@ re_status re_knn_build_finish(re_knn_build *b, re_knn_graph *g) {
       tau[nh++] = tk - 2 * eps;
       continue;
     }
-    for (int a = 0; a < m_i; a++)
+    /* only candidates with t >= t_k - 2 eps can be among the k nearest */
+    int use = k;
+    while (use < m_i && (double)row[use].t >= tk - 2 * eps)
+      use++;
+    for (int a = 0; a < use; a++)
       e[a] = (exact){exact_sim(b, i, row[a].idx), row[a].idx};
-    write_row(g, i, e, m_i);
+    write_row(g, i, e, use);
   }
   g->rechecked = nh;
   if (nh)

@@ -26,6 +26,9 @@ int re_cmd_report(int argc, char **argv);
 int re_cmd_status(int argc, char **argv);
 int re_cmd_submit(int argc, char **argv);
 int re_cmd_tokenize(int argc, char **argv);
+int re_cmd_knn(int argc, char **argv);
+int re_cmd_rsa(int argc, char **argv);
+int re_cmd_shape(int argc, char **argv);
 
 /* Accumulate co-moments of 1..8 embedding files (same rows) with every pair; with
  * `sharded` (MPI initialised) each rank reads its rows and the result is reduced to

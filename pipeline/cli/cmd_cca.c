@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "cli/opts.h"
 #include "repeval/cca.h"
+#include "repeval/shape.h"
 
 enum { M_CCA = 1, M_SVCCA = 2, M_PWCCA = 4, M_PROCRUSTES = 8, M_LINREG = 16, M_ALL = 31 };
 
@@ -65,10 +66,36 @@ static void json_rho(const char *key, const re_cca_result *r) {
   printf("}");
 }
 
+/* The canonical directions into PREFIX_*.npy; coefficients back in the files' units
+ * (the co-moments are of the data times scale, a power of two). */
+static re_status write_directions(const re_eig *ex, const re_eig *ey, const double *C, const re_cca_options *opt,
+                                  const double *scale, const char *prefix) {
+  re_cca_directions dir;
+  RE_TRY(re_cca_directions_create(ex, ey, C, 0, opt, &dir));
+  for (int64_t e = 0; e < dir.p * dir.k; e++)
+    dir.x_coef[e] *= scale[0];
+  for (int64_t e = 0; e < dir.q * dir.k; e++)
+    dir.y_coef[e] *= scale[1];
+  static const char *const names[] = {"x_coef", "y_coef", "x_loadings", "y_loadings"};
+  const double *arrays[] = {dir.x_coef, dir.y_coef, dir.x_loadings, dir.y_loadings};
+  char path[4200];
+  int64_t shape[2] = {dir.k, dir.k};
+  snprintf(path, sizeof path, "%s_rho.npy", prefix);
+  re_status st = re_npy_write(path, RE_DTYPE_F64, 1, shape, dir.rho);
+  for (int a = 0; a < 4 && st == RE_OK; a++) {
+    shape[0] = a % 2 ? dir.q : dir.p;
+    snprintf(path, sizeof path, "%s_%s.npy", prefix, names[a]);
+    st = re_npy_write(path, RE_DTYPE_F64, 2, shape, arrays[a]);
+  }
+  re_cca_directions_free(&dir);
+  return st;
+}
+
 int re_cmd_cca(int argc, char **argv) {
   static const int bits[] = {M_CCA, M_SVCCA, M_PWCCA, M_PROCRUSTES, M_LINREG, M_ALL};
   char *files[2];
   int json = 0, sharded = 0, method = 0;
+  const char *dir_prefix = NULL;
   re_cca_options opt = re_cca_defaults();
   const re_opt opts[] = {
       RE_OPT_ENUM("method", &method, "cca|svcca|pwcca|procrustes|linreg|all", "M",
@@ -78,6 +105,9 @@ int re_cmd_cca(int argc, char **argv) {
       RE_OPT_DOUBLE("variance", &opt.variance, 0, 1, RE_OPT_OPEN_MIN, "F",
                     "SVCCA: fraction of variance kept per side (default 0.99)"),
       RE_OPT_FLAG("json", &json, "JSON with every value and the canonical correlations"),
+      RE_OPT_STRING("directions", &dir_prefix, "PREFIX",
+                    "write the canonical directions of plain CCA: PREFIX_rho.npy (k), PREFIX_x_coef.npy (p x k), "
+                    "PREFIX_y_coef.npy (q x k), PREFIX_x_loadings.npy, PREFIX_y_loadings.npy"),
       RE_OPT_FLAG("sharded", &sharded, "under mpiexec: rows split across ranks, co-moments reduced"),
       RE_OPT_END,
   };
@@ -95,7 +125,8 @@ int re_cmd_cca(int argc, char **argv) {
   memset(r, 0, sizeof r);
   double d2 = NAN, r2yx = NAN, r2xy = NAN;
   const char *undefined = NULL;
-  re_status st = re_cli_moments(files, 2, 0, sharded, &m, &n, NULL); /* scale-invariant metrics */
+  double scale[2] = {1, 1};
+  re_status st = re_cli_moments(files, 2, 0, sharded, &m, &n, scale); /* scale-invariant metrics */
   if (st == RE_OK && rank == 0) {
     if (n < 2) {
       undefined = "fewer than 2 samples";
@@ -116,6 +147,8 @@ int re_cmd_cca(int argc, char **argv) {
         st = re_procrustes(ex, ey, C, 0, &d2);
       if (st == RE_OK && !undefined && (methods & M_LINREG))
         st = re_linreg_r2(ex, ey, C, 0, &opt, &r2yx, &r2xy);
+      if (st == RE_OK && !undefined && dir_prefix)
+        st = write_directions(ex, ey, C, &opt, scale, dir_prefix);
       double all[] = {r[0].mean_rho, r[1].mean_rho, r[2].pwcca, d2, r2yx, r2xy};
       unsigned used[] = {M_CCA, M_SVCCA, M_PWCCA, M_PROCRUSTES, M_LINREG, M_LINREG};
       for (int k = 0; st == RE_OK && !undefined && k < 6; k++)

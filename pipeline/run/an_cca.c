@@ -9,6 +9,7 @@
 
 #include "mpi/mpi_reduce.h"
 #include "repeval/cca.h"
+#include "repeval/shape.h"
 #include "run/analysis.h"
 #include "run/unc.h"
 
@@ -20,9 +21,10 @@ typedef struct cca_opts {
   double variance;  /* SVCCA: variance kept per side */
   double ridge;     /* relative ridge of the covariances */
   an_unc unc;       /* uncertainty (run/unc.h) */
+  int directions;   /* write the canonical directions of every pair */
 } cca_opts;
 
-static const char *const keys[] = {"methods", "variance", "ridge", "uncertainty", NULL};
+static const char *const keys[] = {"methods", "variance", "ridge", "uncertainty", "directions", NULL};
 
 /* The metrics of a pair in row order, the method each belongs to, and which are
  * distances (smaller: more similar). */
@@ -61,6 +63,7 @@ static re_status parse(job *j, job_analysis *a, const re_cfg *c) {
   RE_TRY(re_cfg_get_double(c, "ridge", &o->ridge));
   if (!(o->ridge >= 0))
     return re_cfg_error(re_cfg_get(c, "ridge"), RE_EINVAL, "ridge must be >= 0");
+  RE_TRY(re_cfg_get_bool(c, "directions", &o->directions));
   return unc_parse(a, c, UNC_COMOMENTS, &o->unc);
 }
 
@@ -160,6 +163,50 @@ static re_status replicate_values(const an_run *ar, const cca_opts *o, int nulls
   return st;
 }
 
+/* Rank 0: cca_<name>_<i>_<j>_{rho,x_coef,y_coef,x_loadings,y_loadings}.npy for every
+ * wanted pair (plain CCA), and the tap table. */
+static re_status write_directions(runner *r, pass *p, an_run *ar, re_eig **eigs) {
+  const cca_opts *o = ar->a->opts;
+  re_cca_options opt = {o->ridge, o->variance};
+  static const char *const names[] = {"x_coef", "y_coef", "x_loadings", "y_loadings"};
+  re_status st = RE_OK;
+  for (int i = 0; i < ar->P && st == RE_OK; i++)
+    for (int l = i + 1; l < ar->P && st == RE_OK; l++) {
+      if (!run_pair_wanted(ar, i, l))
+        continue;
+      int la = p->mom_of[ar->taps[i]], lb = p->mom_of[ar->taps[l]], tr;
+      st = an_eig(p, eigs, la);
+      if (st == RE_OK)
+        st = an_eig(p, eigs, lb);
+      re_cca_directions dir;
+      memset(&dir, 0, sizeof dir);
+      const double *C = re_moments_block(p->mom, la, lb, &tr); /* sets tr: not in the same call's arguments */
+      if (st == RE_OK)
+        st = re_cca_directions_create(eigs[la], eigs[lb], C, tr, &opt, &dir);
+      if (st == RE_EUNDEFINED) { /* the rows say why */
+        st = RE_OK;
+        continue;
+      }
+      char file[400];
+      int64_t shape[2] = {dir.k, dir.k};
+      snprintf(file, sizeof file, "cca_%s_%d_%d_rho.npy", ar->a->name, i, l);
+      if (st == RE_OK)
+        st = an_write_npy(r, file, RE_DTYPE_F64, 1, shape, dir.rho);
+      const double *arrays[] = {dir.x_coef, dir.y_coef, dir.x_loadings, dir.y_loadings};
+      for (int e = 0; e < 4 && st == RE_OK; e++) {
+        shape[0] = e % 2 ? dir.q : dir.p;
+        snprintf(file, sizeof file, "cca_%s_%d_%d_%s.npy", ar->a->name, i, l, names[e]);
+        st = an_write_npy(r, file, RE_DTYPE_F64, 2, shape, arrays[e]);
+      }
+      re_cca_directions_free(&dir);
+    }
+  char file[300];
+  snprintf(file, sizeof file, "cca_%s_taps.csv", ar->a->name);
+  if (st == RE_OK)
+    st = run_write_taps_csv(r, file, ar->taps, ar->P);
+  return st;
+}
+
 static re_status finalize(runner *r, pass *p, an_run *ar, re_eig **eigs) {
   const job_analysis *a = ar->a;
   const cca_opts *o = a->opts;
@@ -226,7 +273,10 @@ static re_status finalize(runner *r, pass *p, an_run *ar, re_eig **eigs) {
   re_status st2 = an_rows_end(r, &sink);
   free(bv);
   free(nv);
-  return st != RE_OK ? st : st2;
+  st = st != RE_OK ? st : st2;
+  if (st == RE_OK && o->directions && r->comm.rank == 0)
+    st = write_directions(r, p, ar, eigs);
+  return st;
 }
 
 static void manifest(FILE *f, const job_analysis *a) {
@@ -242,6 +292,8 @@ static void manifest(FILE *f, const job_analysis *a) {
     }
   fprintf(f, "], \"variance\": %.17g, \"ridge\": %.17g, \"pairs\": \"%s\"", o->variance, o->ridge, pairs[a->pairs]);
   unc_manifest(f, &o->unc);
+  if (o->directions)
+    fprintf(f, ", \"directions\": true");
 }
 
 const an_kind an_cca = {

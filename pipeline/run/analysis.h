@@ -42,6 +42,9 @@ struct an_kind {
   re_status (*after_passes)(runner *r);
   /* its settings in manifest.json, after "name" and "type": ", \"key\": value" ... */
   void (*manifest)(FILE *f, const job_analysis *a);
+  /* its setup keeps tap rows for later (an_keep_rows): set up before the kinds that
+   * compute chunks in their setup, as the kinds with after_passes are */
+  int keeps_rows;
 };
 
 /* The kind called `type`, or NULL. */
@@ -75,5 +78,21 @@ re_status an_eig(pass *p, re_eig **cache, int li);
 /* Write a float64 matrix into the output as <prefix>_<name>.npy (rank 0). */
 re_status an_write_matrix(runner *r, const char *prefix, const char *name, const double *M, int64_t rows,
                           int64_t cols);
+
+/* ---- helpers of the kinds that read tap rows after the pass (run/an_rows.c) ---- */
+/* For a setup: the rows of the analysis' taps (one row per sample; spatial taps are
+ * refused) and, with `labels`, the dataset's labels go to the cache shards of the pass
+ * (the job's cache, or the run's own), to be read by an_stored_rows. */
+re_status an_keep_rows(runner *r, pass *p, an_run *ar, int labels);
+/* Rows [row0, row1) of global tap t of dataset d from the shards (rows x dim float32);
+ * t < 0: the labels into y. Local (no MPI). */
+re_status an_stored_rows(runner *r, int d, int t, int64_t row0, int64_t row1, float *X, int32_t *y);
+/* Whether the stored rows exist in this mode: not in finalize without the job's cache
+ * (then a warning says the analysis' rows are missing). */
+int an_rows_available(runner *r, const job_analysis *a);
+/* Write an array into the output as `file` (rank 0). */
+re_status an_write_npy(runner *r, const char *file, re_dtype dt, int ndim, const int64_t *shape, const void *data);
+/* "flatten", "mean", ... of global tap t. */
+const char *an_tap_mode(const runner *r, int t);
 
 #endif

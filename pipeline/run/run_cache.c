@@ -128,6 +128,8 @@ uint64_t run_cache_data_key(const runner *r, const pass *p) {
 }
 
 uint64_t run_cache_ckpt_key(const runner *r, int m, int c) {
+  if (!r->plan.ckpt_key) /* no cache (run --check): keys are not read */
+    return 0;
   int k = 0;
   for (int q = 0; q < m; q++)
     k += r->plan.j->models[q].nckpts;
@@ -157,6 +159,8 @@ int run_cache_get(runner *r, const char *dir, uint64_t ck, uint64_t dk, const ch
                   int64_t rows, int64_t dim, int f16, float *out) {
   char path[8192];
   uint64_t key;
+  if (!r->plan.ckpt_key || !dir || !dir[0]) /* run --check: no cache to read */
+    return 0;
   shard_path(dir, ck, dk, layer, s0, s1, path, sizeof path, &key);
   FILE *f;
   if (re_fopen_regular(path, &f) != RE_OK) {
@@ -213,7 +217,7 @@ void run_cache_round(const runner *r, float *x, int64_t n) {
 
 void run_cache_put(runner *r, const char *dir, uint64_t ck, uint64_t dk, const char *layer, int64_t s0, int64_t s1,
                    int64_t rows, int64_t dim, int f16, const float *data) {
-  if (r->plan.cache_disabled)
+  if (r->plan.cache_disabled || !r->plan.ckpt_key || !dir || !dir[0]) /* run --check writes nothing */
     return;
   char path[8192];
   uint64_t key;

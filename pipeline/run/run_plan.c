@@ -450,11 +450,11 @@ re_status run_pass_setup(runner *r, pass *p) {
     ar->a = a;
     RE_TRY(select_taps(r, ar));
   }
-  /* the kinds that keep rows for later (probes) first: a setup that already computes
-   * chunks (RBF bandwidths) then keeps their rows too */
+  /* the kinds that keep rows for later (probes, k-NN, RSA) first: a setup that already
+   * computes chunks (RBF bandwidths) then keeps their rows too */
   for (int later = 1; later >= 0; later--)
     for (int k = 0; k < p->nan; k++)
-      if (p->an[k].a->kind->setup && !p->an[k].a->kind->after_passes == !later)
+      if (p->an[k].a->kind->setup && !(p->an[k].a->kind->after_passes || p->an[k].a->kind->keeps_rows) == !later)
         RE_TRY(p->an[k].a->kind->setup(r, p, &p->an[k]));
   RE_TRY(make_moments(r, p));
   mark_used(r, p);

@@ -1,7 +1,8 @@
 """repeval run validates the whole job before any compute and reports each
 problem with file:line:column (unknown keys, missing files, unset environment
 variables, bad patterns, impossible analyses, checkpoint/model mismatch); a
-failed run leaves no output folder and no partial folder behind."""
+failed run leaves no output folder and no partial folder behind; --check of a
+job whose analyses keep tap rows writes no cache shard."""
 import os
 
 from common import SOURCE_DIR, Suite, repeval, tmpdir
@@ -62,6 +63,15 @@ def main():
             f.write(GOOD)
         rc, o, err = repeval("run", job, "--check")
         s.check(rc == 0 and "64 samples" in o, f"the good job passes --check: {rc} {o} {err}")
+        # analyses that keep tap rows (probe, knn, rsa) beside an RBF CKA, whose setup
+        # computes chunks: --check checks, and writes no cache shard anywhere
+        with open(job, "w") as f:
+            f.write(GOOD.replace("cka: {batch: 32}", "cka: {batch: 32, kernel: rbf, sigma_sample: 32}\n"
+                                 "  knn: {k: 3}\n  rsa: {}\n  probe: {train: fmnist, test: fmnist, lambdas: [1]}\n"
+                                 "cache: {dir: cache}"))
+        rc, o, err = repeval("run", job, "--check")
+        s.check(rc == 0 and "the job is valid" in o and not os.path.exists(os.path.join(d, "cache")),
+                f"--check with row-keeping analyses, RBF CKA and a cache: {rc} {o} {err[-300:]}")
         for old, new, msg in CASES:
             text = GOOD.replace(old, new)
             if not s.check(text != GOOD, f"case edits the job: {old!r}"):

@@ -1,6 +1,7 @@
 """Bad-input catalogue, arrays: malformed .npy and .npz files and unusable
 embeddings (NaN/Inf, wrong dtypes, mismatched rows, bad labels) through
-`repeval inspect`, `cka`, `cca`, `spectrum`, `cka-matrix` and `probe`. Each case
+`repeval inspect`, `cka`, `cca`, `spectrum`, `cka-matrix`, `probe`, `knn`, `rsa` and
+`shape`. Each case
 names the exit code and the message fragment; nothing may be written anywhere
 (see badinput.py for the checks)."""
 import os
@@ -110,6 +111,20 @@ TABLE = [
      "x.npy: row 4, column 0 is NaN"),
     ("probe_labels_2d", {"x.npy": X, "y.npy": npy([0] * 12, descr="<i8", shape=(6, 2))}, PROBE, 1,
      "y.npy: 6 x 2 labels, expected one label for each of the 12 rows"),
+    ("knn_nan_embedding", {"x.npy": matrix(12, 3, nan_at=(3, 1)), "y.npy": Y},
+     ["knn", "x.npy", "y.npy", "--k", "3", "--neighbors", "nb"], 1, "x.npy: k-NN graph: row 3, column 1 is NaN"),
+    ("knn_row_mismatch", {"x.npy": X, "y.npy": matrix(11, 2)}, ["knn", "x.npy", "y.npy", "--k", "3"], 1,
+     "y.npy has 11 rows but x.npy has 12"),
+    ("knn_k_too_large", {"x.npy": X, "y.npy": Y}, ["knn", "x.npy", "y.npy", "--k", "12"], 1,
+     "k = 12 needs more than 12 samples"),
+    ("rsa_inf_embedding", {"x.npy": matrix(12, 3, inf_at=(7, 1)), "y.npy": Y},
+     ["rsa", "x.npy", "y.npy", "--rdm-out", "r"], 1, "x.npy: RDM: stimulus 7, feature 1 is infinite"),
+    ("rsa_label_count_mismatch", {"x.npy": X, "y.npy": Y, "l.npy": labels_npy([0, 1] * 5)},
+     ["rsa", "x.npy", "y.npy", "--labels", "l.npy"], 1, "x.npy: 12 rows but 10 labels"),
+    ("rsa_negative_label", {"x.npy": X, "y.npy": Y, "l.npy": labels_npy([0] * 6 + [-4] + [1] * 5)},
+     ["rsa", "x.npy", "y.npy", "--labels", "l.npy"], 1, "l.npy: label 6 is -4, expected an integer >= 0"),
+    ("shape_nan_embedding", {"x.npy": X, "y.npy": matrix(12, 2, nan_at=(0, 1))},
+     ["shape", "x.npy", "y.npy", "--transforms", "w"], 1, "y.npy: row 0, column 1 is NaN"),
 ]
 
 # controls: the builders make files the commands accept, so the refusals above
@@ -120,6 +135,10 @@ CONTROLS = [
      ["x", "(12, 3)"]),
     ("control_cka", {"x.npy": X, "y.npy": Y}, ["cka", "x.npy", "y.npy"], 0, "0."),
     ("control_probe", {"x.npy": X, "y.npy": LAB}, PROBE[:-4], 0, "top1"),
+    ("control_knn", {"x.npy": X, "y.npy": Y}, ["knn", "x.npy", "y.npy", "--k", "3"], 0, "mutual_knn"),
+    ("control_rsa", {"x.npy": X, "y.npy": Y, "l.npy": LAB}, ["rsa", "x.npy", "y.npy", "--method", "all"], 0,
+     "kendall_tau_a"),
+    ("control_shape", {"x.npy": X, "y.npy": Y}, ["shape", "x.npy", "y.npy", "--permutation"], 0, "permutation"),
 ]
 
 

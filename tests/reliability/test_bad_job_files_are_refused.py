@@ -1,7 +1,8 @@
 """Bad-input catalogue, job files and model files through `repeval run`:
 missing files, unset environment variables, impossible analyses (unbiased
 HSIC with batches of 3, a probe on unlabelled data, spatial taps in minibatch
-CKA, RBF with the exact estimator), YAML alias bombs, deep nesting, duplicate
+CKA or k-NN, RBF with the exact estimator, RSA over classes without labels,
+unknown RDM distances and comparisons, shape metrics outside alpha in [0, 1]), YAML alias bombs, deep nesting, duplicate
 keys, syntax errors, oversized files, pattern bombs, names that would become
 paths, an output folder that is a file, and model descriptions with unknown
 types, impossible sizes or that do not match the checkpoint. Every refusal
@@ -144,6 +145,21 @@ TABLE = [
      "job.yaml:7:43: analysis 'cca': the jackknife is over the batches of a minibatch estimator"),
     ("job_uncertainty_budget_exceeded", job(analyses="  cka: {estimator: exact, uncertainty: {replicates: 1000}}"),
      RUN, 1, "analysis 'cka': its uncertainty replicates need"),
+    # neighbourhood, RSA and shape analyses
+    ("job_knn_k_zero", job(analyses="  knn: {k: 0}"), RUN, 1, "job.yaml:7:12: k must be in [1, 100000], got 0"),
+    ("job_knn_k_not_a_number", job(analyses="  knn: {k: [5, ten]}"), RUN, 1, "job.yaml:7:16: expected an integer, got 'ten'"),
+    ("job_knn_spatial_taps", cnn_job("[conv1:spatial]", "  knn: {}"), RUN, 1,
+     "job.yaml:7:8: analysis 'knn': layer 'conv1' is tapped with mode spatial; knn needs one row per sample"),
+    ("job_rsa_unknown_distance", job(analyses="  rsa: {distance: manhattan}"), RUN, 1,
+     "job.yaml:7:19: unknown RDM distance 'manhattan' (correlation, cosine, euclidean, sqeuclidean)"),
+    ("job_rsa_unknown_method", job(analyses="  rsa: {methods: [spearman, kendall]}"), RUN, 1,
+     "job.yaml:7:29: unknown RDM comparison 'kendall'"),
+    ("job_rsa_classes_without_labels", job(data="  d: {format: idx, images: img.idx}",
+                                           analyses="  rsa: {over: classes}"), RUN, 1,
+     "job.yaml:7:15: analysis 'rsa': over: classes needs labels, and dataset 'd' has none"),
+    ("job_shape_alpha_above_one", job(analyses="  shape: {alpha: [0, 1.5]}"), RUN, 1,
+     "job.yaml:7:22: alpha must be in [0, 1] (0: CCA, 1: Procrustes)"),
+    ("job_cca_directions_not_a_bool", job(analyses="  cca: {directions: often}"), RUN, 1, "job.yaml:7:21: expected true or false"),
     # names from the job file become file names in the output folder
     ("job_dataset_name_traversal", job(data=f'  "../../../{CANARY}": {{format: idx, images: img.idx, '
                                             'labels: lab.idx}'), RUN, 1, "job.yaml:3:3"),

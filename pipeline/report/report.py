@@ -41,6 +41,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+import report_integrity  # noqa: E402  (next to this file)
+
 DPI = 100
 MAX_PAIR_PANELS = 12      # layer x layer panels between runs
 MAX_LAYER_PANELS = 24     # checkpoint x checkpoint panels
@@ -1168,6 +1170,7 @@ def build(res):
     guarded(page, "Probes", probe_section, page, res)
     guarded(page, "Effective rank", spectrum_section, page, res)
     guarded(page, "CCA", cca_section, page, res)
+    guarded(page, "Checkpoint integrity", report_integrity.section, page, res, sys.modules[__name__])
     guarded(page, "Run", manifest_section, page, res)
     page.h2("Warnings", "warnings")
     if warnings:

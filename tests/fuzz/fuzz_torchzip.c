@@ -1,5 +1,5 @@
 /* Fuzz target: a whole torch.save archive from memory (zip directory, libarchive,
- * unpickler, state_dict selection), then every tensor read as float32. */
+ * unpickler, state_dict selection), then every tensor read as float32 and hashed. */
 #include <stdlib.h>
 
 #include "../../lib/io/torch_ckpt.h"

@@ -1,7 +1,7 @@
 """Bad-input catalogue, job files and model files through `repeval run`:
 missing files, unset environment variables, impossible analyses (unbiased
 HSIC with batches of 3, a probe on unlabelled data, spatial taps in minibatch
-CKA, RBF with the exact estimator), YAML alias bombs, deep nesting, duplicate
+CKA, RBF with the exact estimator, integrity thresholds out of range), YAML alias bombs, deep nesting, duplicate
 keys, syntax errors, oversized files, pattern bombs, names that would become
 paths, an output folder that is a file, and model descriptions with unknown
 types, impossible sizes or that do not match the checkpoint. Every refusal
@@ -121,6 +121,17 @@ TABLE = [
                                   **{"ck.npz": b"PK\x05\x06" + b"\0" * 18}), RUN, 1,
      "checkpoints ck.npz and ck.safetensors get the same label 'ck'"),
     ("job_stats_budget_exceeded", job(analyses="  spectrum: {}"), RUN, 1, "REPEVAL_MAX_STATS_MB"),
+    # the integrity analysis' keys
+    ("job_integrity_bad_estimator", job(analyses="  integrity: {estimator: fast}"), RUN, 1,
+     "job.yaml:7:26: estimator must be minibatch or exact"),
+    ("job_integrity_batch_too_small", job(analyses="  integrity: {batch: 3}"), RUN, 1,
+     "job.yaml:7:22: batch must be in [4, 1048576]"),
+    ("job_integrity_negative_threshold", job(analyses="  integrity: {norm_jump: -1}"), RUN, 1,
+     "job.yaml:7:26: norm_jump must be a finite number >= 0"),
+    ("job_integrity_nan_threshold", job(analyses="  integrity: {cka_ratio: .nan}"), RUN, 1,
+     "job.yaml:7:26: expected a finite number, got '.nan'"),
+    ("job_integrity_unknown_key", job(analyses="  integrity: {norm_jumps: 1}"), RUN, 1,
+     "job.yaml:7:15: unknown key 'norm_jumps'"),
     # names from the job file become file names in the output folder
     ("job_dataset_name_traversal", job(data=f'  "../../../{CANARY}": {{format: idx, images: img.idx, '
                                             'labels: lab.idx}'), RUN, 1, "job.yaml:3:3"),

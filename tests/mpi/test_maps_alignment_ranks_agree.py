@@ -30,6 +30,7 @@ analyses:
   map: {{dataset: v1, sample: 64, components: 6}}
   views: {{type: alignment, dataset: v1, positive: v2, sample: 100}}
   labels: {{type: alignment, dataset: v1, sample: 100, layers: [fc2]}}
+  head: {{type: probe, kind: mlp, train: v1, test: test, hidden: 8, lambdas: [1e-3, 1e-1], max_iter: 100}}
 forward: {{batch: 64}}
 output: {{dir: {out}}}
 """
@@ -64,6 +65,8 @@ def main():
         rows = open(os.path.join(d, "out", "metrics.csv")).read()
         s.check(rows.count(",alignment,") == 4 * 3 + 4 and rows.count(",uniformity,") == 4 * 3 * 2 + 4,
                 "alignment and uniformity rows of every tap")
+        s.check(rows.count("head,test_top1,") == 4 * 3 and "mlp hidden=8 gelu train=v1" in rows,
+                "MLP probe rows of every tap")
     s.finish()
 
 

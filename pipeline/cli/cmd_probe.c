@@ -1,4 +1,4 @@
-/* repeval probe: linear (logistic, ridge) and k-NN probes of an embedding, trained on
+/* repeval probe: linear (logistic, ridge), MLP and k-NN probes of an embedding, trained on
  * labelled training rows, λ chosen on a validation split, scored on test rows. */
 #include <float.h>
 #include <math.h>
@@ -11,19 +11,20 @@
 #include "repeval/atomic.h"
 #include "repeval/probe.h"
 
-enum { KIND_LOGISTIC, KIND_RIDGE, KIND_KNN };
+enum { KIND_LOGISTIC, KIND_RIDGE, KIND_KNN, KIND_MLP };
 
 #define MAX_LAMBDAS 256
 
 typedef struct opts {
   const char *train, *train_labels, *val, *val_labels, *test, *test_labels;
   const char *csv, *weights, *predictions;
-  int kind, json, standardize, nl, classes;
+  int kind, json, standardize, nl, classes, grid_given;
   double lambdas[MAX_LAMBDAS];
   double val_fraction;
   unsigned long long seed;
   re_logreg_options lo;
   re_knn_options ko;
+  re_mlp_options mo;
 } opts;
 
 /* A matrix of features and its labels, loaded. */
@@ -37,7 +38,8 @@ static const re_opts_cmd CMD = {
     "probe", "--train X.npy --train-labels y.npy --test Xt.npy --test-labels yt.npy [options]",
     "Probe an embedding (n x d rows; .npy or file.npz:array) with labelled samples:\n"
     "multinomial logistic regression with L2 (L-BFGS), ridge regression on one-hot\n"
-    "targets, or cosine k-NN. lambda is chosen on a validation split, the model refitted on\n"
+    "targets, a one-hidden-layer MLP (L-BFGS), or cosine k-NN. lambda is chosen on a\n"
+    "validation split, the model refitted on\n"
     "train + validation and scored on the test rows. Labels: integer class indices.\n",
     NULL};
 
@@ -69,6 +71,7 @@ static re_status set_grid(const re_opt *opt, const char *v) {
     return re_err(RE_EINVAL, "--grid needs LO,HI,N with 0 < LO <= HI and 1 <= N <= %d (N = 1: LO == HI), got '%s'",
                   MAX_LAMBDAS, v);
   o->nl = (int)g[2];
+  o->grid_given = 1;
   return RE_OK;
 }
 
@@ -80,6 +83,7 @@ static re_status set_lambdas(const re_opt *opt, const char *v) {
   for (int k = 0; k < o->nl; k++)
     if (!(o->lambdas[k] > 0) || !isfinite(o->lambdas[k]))
       return re_err(RE_EINVAL, "--lambdas: every lambda must be a finite number > 0, got '%s'", v);
+  o->grid_given = 1;
   return RE_OK;
 }
 
@@ -88,16 +92,19 @@ static int parse_args(int argc, char **argv, opts *o) {
   o->val_fraction = 0.1;
   o->lo = re_logreg_defaults();
   o->ko = re_knn_defaults();
+  o->mo = re_mlp_defaults();
   re_probe_default_grid(o->lambdas);
   o->nl = 11;
   int no_standardize = 0;
-  int64_t seed = 0, classes = 0, max_iter = o->lo.max_iter, memory = o->lo.memory, k = o->ko.k;
+  double tol = NAN, ftol = NAN; /* unset: the kind's default */
+  int64_t seed = 0, classes = 0, max_iter = -1, memory = o->lo.memory, k = o->ko.k, hidden = o->mo.hidden,
+          init_seed = (int64_t)o->mo.seed;
   const re_opt table[] = {
       RE_OPT_STRING("train", &o->train, "X.npy", "training features"),
       RE_OPT_STRING("train-labels", &o->train_labels, "y.npy", "training labels"),
       RE_OPT_STRING("test", &o->test, "Xt.npy", "test features"),
       RE_OPT_STRING("test-labels", &o->test_labels, "yt.npy", "test labels"),
-      RE_OPT_ENUM("kind", &o->kind, "logistic|ridge|knn", "K", "logistic (default), ridge or knn"),
+      RE_OPT_ENUM("kind", &o->kind, "logistic|ridge|knn|mlp", "K", "logistic (default), ridge, knn or mlp"),
       RE_OPT_CALL("grid", set_grid, o, "LO,HI,N", "N log-spaced lambda from LO to HI (default 1e-6,1e4,11)"),
       RE_OPT_CALL("lambdas", set_lambdas, o, "a,b,...", "explicit lambda values"),
       RE_OPT_STRING("val", &o->val, "X.npy", "validation rows, with --val-labels (default: held out from train)"),
@@ -107,11 +114,15 @@ static int parse_args(int argc, char **argv, opts *o) {
       RE_OPT_INT("seed", &seed, 0, INT64_MAX, "S", "seed of the validation permutation (default 0)"),
       RE_OPT_FLAG("no-standardize", &no_standardize, "do not scale features by the training mean and std"),
       RE_OPT_INT("classes", &classes, 2, 1000000, "K", "number of classes (default 1 + the largest label)"),
-      RE_OPT_DOUBLE("tol", &o->lo.tol, 0, INFINITY, 0, "E", "logistic: gradient tolerance (default 1e-6)"),
-      RE_OPT_DOUBLE("ftol", &o->lo.ftol, 0, INFINITY, 0, "E",
-                    "logistic: relative-decrease stall tolerance (default 2.2e-9; 0 off)"),
-      RE_OPT_INT("max-iter", &max_iter, 0, 100000000, "N", "logistic: L-BFGS iterations per fit (default 1000)"),
-      RE_OPT_INT("memory", &memory, 1, 1000, "M", "logistic: L-BFGS memory (default 10)"),
+      RE_OPT_DOUBLE("tol", &tol, 0, INFINITY, 0, "E", "logistic, mlp: gradient tolerance (default 1e-6, mlp 1e-5)"),
+      RE_OPT_DOUBLE("ftol", &ftol, 0, INFINITY, 0, "E",
+                    "logistic, mlp: relative-decrease stall tolerance (default 2.2e-9; 0 off)"),
+      RE_OPT_INT("max-iter", &max_iter, 0, 100000000, "N",
+                 "logistic, mlp: L-BFGS iterations per fit (default 1000, mlp 500)"),
+      RE_OPT_INT("memory", &memory, 1, 1000, "M", "logistic, mlp: L-BFGS memory (default 10)"),
+      RE_OPT_INT("hidden", &hidden, 1, 65536, "H", "mlp: hidden units (default 64)"),
+      RE_OPT_INT("init-seed", &init_seed, 0, INT64_MAX, "S", "mlp: seed of the starting point (default 20261204)"),
+      RE_OPT_ENUM("activation", &o->mo.activation, "gelu|relu", "A", "mlp: hidden activation (default gelu)"),
       RE_OPT_INT("k", &k, 1, 1000000, "K", "knn: neighbours (default 20)"),
       RE_OPT_DOUBLE("temperature", &o->ko.temperature, 0, INFINITY, RE_OPT_OPEN_MIN, "T",
                     "knn: vote weight exp(similarity / T) (default 0.07)"),
@@ -119,7 +130,7 @@ static int parse_args(int argc, char **argv, opts *o) {
       RE_OPT_STRING("csv", &o->csv, "FILE", "tidy rows: kind,lambda,split,metric,value"),
       RE_OPT_STRING("weights", &o->weights, "FILE.npy",
                     "logistic: K x (d + 1) [W | b] of the final model; ridge: (d + 1) x K [W; b] at the selected "
-                    "lambda (raw feature coordinates)"),
+                    "lambda; mlp: the flat vector [W1 | b1 | W2 | b2] (raw feature coordinates)"),
       RE_OPT_STRING("predictions", &o->predictions, "FILE.npy", "top-1 predictions for the test rows (int32)"),
       RE_OPT_END,
   };
@@ -129,8 +140,20 @@ static int parse_args(int argc, char **argv, opts *o) {
     return rc;
   o->seed = (unsigned long long)seed;
   o->classes = (int)classes;
-  o->lo.max_iter = (int)max_iter;
+  if (o->kind == KIND_MLP && !o->grid_given) { /* the MLP's own sweep: weight decay 1e-5 ... 1e-1 */
+    re_probe_log_grid(1e-5, 1e-1, 5, o->lambdas);
+    o->nl = 5;
+  }
+  o->lo.tol = isnan(tol) ? o->lo.tol : tol;
+  o->lo.ftol = isnan(ftol) ? o->lo.ftol : ftol;
+  o->lo.max_iter = max_iter < 0 ? o->lo.max_iter : (int)max_iter;
   o->lo.memory = (int)memory;
+  o->mo.tol = isnan(tol) ? o->mo.tol : tol;
+  o->mo.ftol = isnan(ftol) ? o->mo.ftol : ftol;
+  o->mo.max_iter = max_iter < 0 ? o->mo.max_iter : (int)max_iter;
+  o->mo.memory = (int)memory;
+  o->mo.hidden = (int)hidden;
+  o->mo.seed = (uint64_t)init_seed;
   o->ko.k = (int)k;
   o->standardize = !no_standardize;
   if (!o->train || !o->train_labels || !o->test || !o->test_labels)
@@ -138,8 +161,9 @@ static int parse_args(int argc, char **argv, opts *o) {
   if (!o->val != !o->val_labels)
     return re_cli_usage_error("probe", "--val and --val-labels go together");
   if (o->weights && o->kind == KIND_KNN)
-    return re_cli_usage_error("probe", "--weights is for the logistic and ridge probes");
+    return re_cli_usage_error("probe", "--weights is for the logistic, ridge and mlp probes");
   o->lo.standardize = o->standardize;
+  o->mo.standardize = o->standardize;
   return RE_OPTS_RUN;
 }
 
@@ -430,6 +454,76 @@ done:
   return st;
 }
 
+static re_status run_mlp(const opts *o, inputs *in, double t0) {
+  re_status st = RE_OK;
+  re_mlp_sweep sw;
+  re_mlp *m = NULL;
+  int32_t *pred = NULL;
+  double *w = NULL;
+  memset(&sw, 0, sizeof sw);
+  re_probe_rows tr = rows_of(&in->train, "train"), va = rows_of(&in->val, "validation"),
+                te = rows_of(&in->test, "test");
+  RE_CHECK(re_mlp_sweep_run(&tr, in->have_val ? &va : NULL, &te, in->K, o->lambdas, o->nl, &o->mo, &sw, &m));
+  if (o->predictions) {
+    RE_CHECK(re_malloc(in->test.n, sizeof(int32_t), &pred));
+    RE_CHECK(re_mlp_predict(m, &te, pred));
+    RE_CHECK(write_predictions(o->predictions, pred, in->test.n));
+  }
+  if (o->weights) {
+    int64_t np = re_mlp_param_count(m), d = in->train.d, H = o->mo.hidden;
+    RE_CHECK(re_malloc(np, sizeof(double), &w));
+    re_mlp_weights(m, w);
+    for (int64_t k = 0; k < H * d; k++) /* weights of the features as the file holds them */
+      w[k] *= in->scale;
+    int64_t shape[1] = {np};
+    RE_CHECK(re_npy_write(o->weights, RE_DTYPE_F64, 1, shape, w));
+  }
+  double secs = now() - t0;
+  if (o->csv) {
+    re_atomic a;
+    memset(&a, 0, sizeof a);
+    RE_CHECK(re_atomic_open(o->csv, &a));
+    fprintf(a.f, "kind,lambda,split,metric,value\n");
+    for (int l = 0; l < sw.nlambdas && in->have_val; l++)
+      csv_score(a.f, "mlp", sw.points[l].fit.lambda, "val", &sw.points[l].val, in->K, 1);
+    csv_score(a.f, "mlp", sw.lambda, "test", &sw.test, in->K, 1);
+    RE_CHECK(re_atomic_commit(&a));
+  }
+  if (o->json) {
+    printf("{\"kind\": \"mlp\", \"hidden\": %d, \"n_train\": %lld, \"n_val\": %lld, \"n_test\": %lld, "
+           "\"d\": %lld, \"classes\": %d, \"standardize\": %s, \"lambda\": ",
+           o->mo.hidden, (long long)in->train.n, (long long)in->val.n, (long long)in->test.n,
+           (long long)in->train.d, in->K, o->standardize ? "true" : "false");
+    re_json_number(stdout, sw.lambda);
+    printf(", ");
+    json_score("test", &sw.test, in->K, 1);
+    printf(", \"refit\": {");
+    json_fit(&sw.refit);
+    printf("}, \"curve\": [");
+    for (int l = 0; l < sw.nlambdas; l++) {
+      const re_logreg_point *p = &sw.points[l];
+      printf("%s{\"lambda\": ", l ? ", " : "");
+      re_json_number(stdout, o->lambdas[l]);
+      printf(", ");
+      json_fit(&p->fit);
+      printf(", ");
+      json_score("val", &p->val, in->K, 1);
+      printf("}");
+    }
+    printf("], \"seconds\": ");
+    re_json_number(stdout, secs);
+    printf("}\n");
+  } else {
+    print_plain(sw.lambda, &sw.test, in->K);
+  }
+done:
+  re_mlp_sweep_free(&sw);
+  re_mlp_destroy(&m);
+  free(pred);
+  free(w);
+  return st;
+}
+
 static re_status run_ridge(const opts *o, inputs *in, double t0) {
   re_status st = RE_OK;
   re_moments *mt = NULL, *mv = NULL;
@@ -636,6 +730,8 @@ static re_status run(const opts *o) {
     st = run_logistic(o, &in, t0);
   else if (o->kind == KIND_RIDGE)
     st = run_ridge(o, &in, t0);
+  else if (o->kind == KIND_MLP)
+    st = run_mlp(o, &in, t0);
   else
     st = run_knn(o, &in, t0);
 done:

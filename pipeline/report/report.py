@@ -44,6 +44,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+import report_integrity  # noqa: E402  (next to this file)
+import report_maps  # noqa: E402
+
 DPI = 100
 MAX_PAIR_PANELS = 12      # layer x layer panels between runs
 MAX_LAYER_PANELS = 24     # checkpoint x checkpoint panels
@@ -1002,7 +1005,7 @@ def probe_section(page, res):
     ans = [an for an in res.of_type("probe") if res.rows_of(an, "test_top1")]
     if not ans:
         return
-    page.h2("Linear probes", "probes")
+    page.h2("Probes", "probes")
     for an in ans:
         acc, lam, top5, loss, conv = {}, {}, {}, {}, [0, 0]
         val = defaultdict(lambda: defaultdict(dict))  # (model, layer) -> lambda -> run -> value (last step)
@@ -1261,8 +1264,10 @@ def build(res):
         guarded(page, f"CKA {an}", cka_section, page, res, an)
     guarded(page, "RBF against linear CKA", kernel_agreement, page, res)
     guarded(page, "Probes", probe_section, page, res)
+    guarded(page, "Embedding maps", report_maps.section, page, res, sys.modules[__name__])
     guarded(page, "Effective rank", spectrum_section, page, res)
     guarded(page, "CCA", cca_section, page, res)
+    guarded(page, "Checkpoint integrity", report_integrity.section, page, res, sys.modules[__name__])
     guarded(page, "Run", manifest_section, page, res)
     page.h2("Warnings", "warnings")
     if warnings:

@@ -1,4 +1,4 @@
-/* repeval run, linear probes: logistic (λ sweep), ridge (λ path) and k-NN probes
+/* repeval run, probes: logistic (λ sweep), ridge (λ path), MLP (λ sweep) and k-NN probes
  * of every selected tap, trained on one dataset and scored on another.
  *
  * During each dataset pass the tap outputs that a probe needs, and the labels, go
@@ -22,7 +22,7 @@
 #include "repeval/probe.h"
 #include "run/analysis.h"
 
-enum { PROBE_LOGISTIC = 0, PROBE_RIDGE = 1, PROBE_KNN = 2 };
+enum { PROBE_LOGISTIC = 0, PROBE_RIDGE = 1, PROBE_KNN = 2, PROBE_MLP = 3 };
 enum { PROBE_PAR_AUTO = 0, PROBE_PAR_TASKS = 1, PROBE_PAR_DATA = 2 };
 
 /* A probe: trained on its dataset, scored on test_dataset; validation from val_dataset
@@ -36,12 +36,14 @@ typedef struct probe_opts {
   int standardize, knn_k, max_iter;
   double knn_temperature, tol, ftol;
   int probe_parallel; /* PROBE_PAR_*: one rank per task, or every rank on each task's rows */
+  int hidden, activation; /* MLP: hidden units, re_mlp_activation */
 } probe_opts;
 
 static const probe_opts *po(const job_analysis *a) { return a->opts; }
 
 static const char *const keys[] = {"kind", "train", "test", "val", "val_fraction", "grid", "lambdas", "standardize",
-                                   "k", "temperature", "tol", "ftol", "max_iter", "parallel", NULL};
+                                   "k", "temperature", "tol", "ftol", "max_iter", "parallel", "hidden", "activation",
+                                   NULL};
 
 #define PROBE_SPLIT_SEED 20261202u
 
@@ -266,6 +268,39 @@ static re_status run_logistic(runner *r, const job_analysis *a, int t, re_probe_
   return RE_OK;
 }
 
+/* The MLP probe: a λ (weight decay) sweep from the seeded start, selection on the
+ * validation rows, refit on train + validation (re_mlp_sweep_run), on one rank. */
+static re_status run_mlp(runner *r, const job_analysis *a, int t, re_probe_rows *tr, re_probe_rows *va,
+                         re_probe_rows *te, int32_t K, const char *base) {
+  re_mlp_options opt = re_mlp_defaults();
+  opt.hidden = po(a)->hidden;
+  opt.activation = po(a)->activation;
+  opt.tol = po(a)->tol;
+  if (po(a)->ftol >= 0)
+    opt.ftol = po(a)->ftol;
+  opt.max_iter = po(a)->max_iter;
+  opt.standardize = po(a)->standardize;
+  re_mlp_sweep sw;
+  RE_TRY(re_mlp_sweep_run(tr, va, te, K, po(a)->lambdas, po(a)->nlambdas, &opt, &sw, NULL));
+  char param[512];
+  for (int k = 0; k < sw.nlambdas && po(a)->nlambdas > 1; k++) {
+    const re_logreg_point *pt = &sw.points[k];
+    snprintf(param, sizeof param, "%s lambda=%.6g%s", base, po(a)->lambdas[k], k == sw.selected ? " selected" : "");
+    score_rows(r, a, t, param, "val", &pt->val, K, 1);
+    run_row(r, a->name, "train_iterations", t, -1, po(a)->test_dataset, param, (double)pt->fit.iterations, NULL);
+    run_row(r, a->name, "train_converged", t, -1, po(a)->test_dataset, param, converged(&pt->fit), NULL);
+  }
+  snprintf(param, sizeof param, "%s lambda=%.6g selected refit=train+val", base, sw.lambda);
+  run_row(r, a->name, "lambda", t, -1, po(a)->test_dataset, param, sw.lambda, NULL);
+  score_rows(r, a, t, param, "test", &sw.test, K, 1);
+  run_row(r, a->name, "refit_iterations", t, -1, po(a)->test_dataset, param, (double)sw.refit.iterations, NULL);
+  run_row(r, a->name, "refit_objective", t, -1, po(a)->test_dataset, param, sw.refit.f, NULL);
+  run_row(r, a->name, "refit_grad_inf", t, -1, po(a)->test_dataset, param, sw.refit.grad_inf, NULL);
+  run_row(r, a->name, "refit_converged", t, -1, po(a)->test_dataset, param, converged(&sw.refit), NULL);
+  re_mlp_sweep_free(&sw);
+  return RE_OK;
+}
+
 static re_status ridge_path(const job_analysis *a, const re_probe_rows *const *parts, int nparts, int64_t dim,
                             int32_t K, const double *lambdas, int nl, re_ridge_path **out) {
   re_moments *m = NULL;
@@ -413,8 +448,12 @@ static re_status probe_task(runner *r, const job_analysis *a, int t, int dp) {
     st = re_mpi_agree(r->comm.comm, st);
   }
   char base[256];
-  static const char *kinds[] = {"logistic", "ridge", "knn"};
-  snprintf(base, sizeof base, "%s train=%s%s", kinds[po(a)->probe_kind], a->dataset, dp ? " data-parallel" : "");
+  static const char *kinds[] = {"logistic", "ridge", "knn", "mlp"};
+  if (po(a)->probe_kind == PROBE_MLP)
+    snprintf(base, sizeof base, "mlp hidden=%d %s train=%s", po(a)->hidden,
+             po(a)->activation == RE_MLP_RELU ? "relu" : "gelu", a->dataset);
+  else
+    snprintf(base, sizeof base, "%s train=%s%s", kinds[po(a)->probe_kind], a->dataset, dp ? " data-parallel" : "");
   re_probe_rows rtr = rows_of(&tr, dim, "train"), rva = rows_of(&va, dim, "validation"),
                 rte = rows_of(&te, dim, "test");
   if (st == RE_OK && bad)
@@ -426,6 +465,8 @@ static re_status probe_task(runner *r, const job_analysis *a, int t, int dp) {
       st = run_logistic(r, a, t, &rtr, &rva, &rte, K, base, dp);
     else if (po(a)->probe_kind == PROBE_RIDGE)
       st = run_ridge(r, a, t, &rtr, &rva, &rte, K, base);
+    else if (po(a)->probe_kind == PROBE_MLP)
+      st = run_mlp(r, a, t, &rtr, &rva, &rte, K, base);
     else
       st = run_knn(r, a, t, &rtr, &rte, K, base);
   }
@@ -650,8 +691,21 @@ static re_status parse(job *j, job_analysis *a, const re_cfg *c) {
     o->probe_kind = PROBE_RIDGE;
   else if (!strcmp(kind, "knn"))
     o->probe_kind = PROBE_KNN;
+  else if (!strcmp(kind, "mlp"))
+    o->probe_kind = PROBE_MLP;
   else
-    return re_cfg_error(re_cfg_get(c, "kind"), RE_EINVAL, "probe kind must be logistic, ridge or knn");
+    return re_cfg_error(re_cfg_get(c, "kind"), RE_EINVAL, "probe kind must be logistic, ridge, knn or mlp");
+  int mlp = o->probe_kind == PROBE_MLP;
+  int64_t hidden = 64;
+  RE_TRY(re_cfg_get_int(c, "hidden", &hidden));
+  if (hidden < 1 || hidden > 65536 || (!mlp && re_cfg_get(c, "hidden")))
+    return re_cfg_error(re_cfg_get(c, "hidden"), RE_EINVAL, "hidden (MLP probes only) must be in [1, 65536]");
+  o->hidden = (int)hidden;
+  const char *act = "gelu";
+  RE_TRY(re_cfg_get_string(c, "activation", &act));
+  if ((strcmp(act, "gelu") && strcmp(act, "relu")) || (!mlp && re_cfg_get(c, "activation")))
+    return re_cfg_error(re_cfg_get(c, "activation"), RE_EINVAL, "activation (MLP probes only) must be gelu or relu");
+  o->activation = strcmp(act, "relu") ? RE_MLP_GELU : RE_MLP_RELU;
   const char *par = "auto";
   RE_TRY(re_cfg_get_string(c, "parallel", &par));
   if (!strcmp(par, "auto"))
@@ -669,7 +723,7 @@ static re_status parse(job *j, job_analysis *a, const re_cfg *c) {
     return re_cfg_error(re_cfg_get(c, "val_fraction"), RE_EINVAL, "val_fraction must be in (0, 1)");
   o->standardize = 1;
   RE_TRY(re_cfg_get_bool(c, "standardize", &o->standardize));
-  int64_t k = 20, it = 1000;
+  int64_t k = 20, it = mlp ? 500 : 1000;
   RE_TRY(re_cfg_get_int(c, "k", &k));
   if (k < 1)
     return re_cfg_error(re_cfg_get(c, "k"), RE_EINVAL, "k must be at least 1");
@@ -682,7 +736,7 @@ static re_status parse(job *j, job_analysis *a, const re_cfg *c) {
   RE_TRY(re_cfg_get_double(c, "temperature", &o->knn_temperature));
   if (!(o->knn_temperature > 0))
     return re_cfg_error(re_cfg_get(c, "temperature"), RE_EINVAL, "temperature must be positive");
-  o->tol = 1e-6;
+  o->tol = mlp ? 1e-5 : 1e-6;
   RE_TRY(re_cfg_get_double(c, "tol", &o->tol));
   if (!(o->tol > 0))
     return re_cfg_error(re_cfg_get(c, "tol"), RE_EINVAL, "tol must be positive");
@@ -704,8 +758,8 @@ static re_status parse(job *j, job_analysis *a, const re_cfg *c) {
     }
     o->nlambdas = (int)l->n;
   } else {
-    double lo = 1e-6, hi = 1e4;
-    int64_t n = 11;
+    double lo = mlp ? 1e-5 : 1e-6, hi = mlp ? 1e-1 : 1e4; /* the MLP's own sweep: weight decay */
+    int64_t n = mlp ? 5 : 11;
     if (g) {
       if (g->kind != RE_CFG_SEQ || g->n != 3)
         return re_cfg_error(g, RE_EINVAL, "grid must be [low, high, count], e.g. [1e-6, 1e4, 11]");
@@ -736,7 +790,7 @@ static int other_dataset(const job_analysis *a, int k, const char **name) {
 }
 
 static void manifest(FILE *f, const job_analysis *a) {
-  static const char *kind_names[] = {"logistic", "ridge", "knn"};
+  static const char *kind_names[] = {"logistic", "ridge", "knn", "mlp"};
   const probe_opts *o = po(a);
   fprintf(f, ", \"train\": ");
   re_json_string(f, a->dataset);
@@ -748,7 +802,10 @@ static void manifest(FILE *f, const job_analysis *a) {
   } else {
     fprintf(f, ", \"val_fraction\": %.17g", o->val_fraction);
   }
-  fprintf(f, ", \"kind\": \"%s\", \"lambdas\": [", kind_names[o->probe_kind]);
+  fprintf(f, ", \"kind\": \"%s\"", kind_names[o->probe_kind]);
+  if (o->probe_kind == PROBE_MLP)
+    fprintf(f, ", \"hidden\": %d, \"activation\": \"%s\"", o->hidden, o->activation == RE_MLP_RELU ? "relu" : "gelu");
+  fprintf(f, ", \"lambdas\": [");
   for (int k = 0; k < o->nlambdas; k++)
     fprintf(f, "%s%.17g", k ? ", " : "", o->lambdas[k]);
   fprintf(f, "]");

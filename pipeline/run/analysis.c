@@ -12,11 +12,11 @@
 #include "repeval/npy.h"
 
 extern const an_kind an_cka, an_cca, an_spectrum, an_probe;
-extern const an_kind an_knn, an_rsa, an_shape;
+extern const an_kind an_knn, an_rsa, an_shape, an_integrity, an_map, an_alignment;
 
 /* The kinds, in the order of the docs. A new kind: its file and one line here. */
-static const an_kind *const kinds[] = {&an_cka, &an_cca, &an_spectrum, &an_probe,
-                                       &an_knn, &an_rsa, &an_shape};
+static const an_kind *const kinds[] = {&an_cka, &an_cca,       &an_spectrum, &an_probe, &an_knn,      &an_rsa,
+                                       &an_shape, &an_integrity, &an_map,    &an_alignment};
 
 int an_kind_count(void) { return (int)(sizeof kinds / sizeof kinds[0]); }
 const an_kind *an_kind_at(int k) { return kinds[k]; }

@@ -40,6 +40,8 @@ struct an_kind {
   re_status (*finalize)(runner *r, pass *p, an_run *ar, re_eig **eigs);
   /* collective, once after every pass, for all the job's analyses of this kind (probes fit then) */
   re_status (*after_passes)(runner *r);
+  /* after_passes reads the checkpoints, not cached rows: it runs in finalize without a cache */
+  int after_passes_reads_checkpoints;
   /* its settings in manifest.json, after "name" and "type": ", \"key\": value" ... */
   void (*manifest)(FILE *f, const job_analysis *a);
   /* its setup keeps tap rows for later (an_keep_rows): set up before the kinds that

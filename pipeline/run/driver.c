@@ -386,7 +386,7 @@ static re_status after_passes(runner *r) {
       used |= j->analyses[a].kind == kind;
     if (!used || !kind->after_passes)
       continue;
-    if (r->plan.mode == RUN_MODE_FINALIZE && !j->cache_dir) {
+    if (r->plan.mode == RUN_MODE_FINALIZE && !j->cache_dir && !kind->after_passes_reads_checkpoints) {
       run_warn(r, "%ss are not recomputed by finalize without the job's embedding cache ('cache:'); their rows are "
                   "missing from this output",
                kind->type);

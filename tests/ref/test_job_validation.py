@@ -43,7 +43,7 @@ CASES = [
     ("cka: {batch: 32}", "probe: {}", "probe 'probe' needs 'train'"),
     ("cka: {batch: 32}", "probe: {train: fmnist, test: nope}", "no dataset named 'nope'"),
     ("cka: {batch: 32}", "probe: {train: fmnist, test: fmnist, grid: [1, 0.1, 3]}", "grid needs 0 < low <= high"),
-    ("cka: {batch: 32}", "probe: {train: fmnist, test: fmnist, kind: svm}", "probe kind must be logistic, ridge or knn"),
+    ("cka: {batch: 32}", "probe: {train: fmnist, test: fmnist, kind: svm}", "probe kind must be logistic, ridge, knn or mlp"),
     ("cka: {batch: 32}", "probe: {train: fmnist, test: fmnist, layers: [nope]}", "select no tap"),
     ("cka: {batch: 32}", "cka: {dataset: cifar}", "no dataset named 'cifar'"),
     ("cka: {batch: 32}", "cka: {checkpoints: ['seed7/*']}", "match no checkpoint"),

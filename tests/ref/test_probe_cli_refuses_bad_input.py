@@ -64,7 +64,7 @@ def main():
         expect(base + ["--bogus"], 2, "unknown option '--bogus'", "unknown option")
         expect(base + ["--grid", "1,0.1,3"], 2, "--grid needs LO,HI,N", "bad grid")
         expect(base + ["--lambdas", "1,-2"], 2, "every lambda must be a finite number > 0", "negative λ")
-        expect(base + ["--kind", "svm"], 2, "--kind must be logistic, ridge or knn", "bad kind")
+        expect(base + ["--kind", "svm"], 2, "--kind must be logistic, ridge, knn or mlp", "bad kind")
         expect(base + ["--val", XT], 2, "--val and --val-labels go together", "val without labels")
         expect(base[:5], 2, "give --train, --train-labels, --test and --test-labels", "missing test")
         expect(base + ["--val-fraction", "1"], 2, "--val-fraction must be in [0, 1)", "val fraction 1")

@@ -3,6 +3,7 @@ missing files, unset environment variables, impossible analyses (unbiased
 HSIC with batches of 3, a probe on unlabelled data, spatial taps in minibatch
 CKA or k-NN, RBF with the exact estimator, RSA over classes without labels,
 unknown RDM distances and comparisons, shape metrics outside alpha in [0, 1]), YAML alias bombs, deep nesting, duplicate
+CKA, RBF with the exact estimator, integrity thresholds out of range), YAML alias bombs, deep nesting, duplicate
 keys, syntax errors, oversized files, pattern bombs, names that would become
 paths, an output folder that is a file, and model descriptions with unknown
 types, impossible sizes or that do not match the checkpoint. Every refusal
@@ -160,6 +161,34 @@ TABLE = [
     ("job_shape_alpha_above_one", job(analyses="  shape: {alpha: [0, 1.5]}"), RUN, 1,
      "job.yaml:7:22: alpha must be in [0, 1] (0: CCA, 1: Procrustes)"),
     ("job_cca_directions_not_a_bool", job(analyses="  cca: {directions: often}"), RUN, 1, "job.yaml:7:21: expected true or false"),
+    # the integrity analysis' keys
+    ("job_integrity_bad_estimator", job(analyses="  integrity: {estimator: fast}"), RUN, 1,
+     "job.yaml:7:26: estimator must be minibatch or exact"),
+    ("job_integrity_batch_too_small", job(analyses="  integrity: {batch: 3}"), RUN, 1,
+     "job.yaml:7:22: batch must be in [4, 1048576]"),
+    ("job_integrity_negative_threshold", job(analyses="  integrity: {norm_jump: -1}"), RUN, 1,
+     "job.yaml:7:26: norm_jump must be a finite number >= 0"),
+    ("job_integrity_nan_threshold", job(analyses="  integrity: {cka_ratio: .nan}"), RUN, 1,
+     "job.yaml:7:26: expected a finite number, got '.nan'"),
+    ("job_integrity_unknown_key", job(analyses="  integrity: {norm_jumps: 1}"), RUN, 1,
+     "job.yaml:7:15: unknown key 'norm_jumps'"),
+    # maps, alignment and the MLP probe
+    ("job_map_sample_of_one", job(analyses="  map: {sample: 1}"), RUN, 1,
+     "sample must be in [2, 100000] (points per map)"),
+    ("job_map_spatial_tap", cnn_job("[conv2:spatial]", "  map: {}"), RUN, 1,
+     "map 'map': layer 'conv2' is tapped with mode spatial"),
+    ("job_alignment_positive_is_itself", job(analyses="  alignment: {positive: d}"), RUN, 1,
+     "'positive' names the dataset itself"),
+    ("job_alignment_unknown_positive", job(analyses="  alignment: {positive: views}"), RUN, 1,
+     "alignment 'alignment': no dataset named 'views'"),
+    ("job_alignment_labels_alpha", job(analyses="  alignment: {alpha: 1}"), RUN, 1,
+     "same-label pairs are summed per class, which needs alpha 2"),
+    ("job_probe_hidden_for_logistic", job(analyses="  probe: {train: d, test: d, hidden: 8}"), RUN, 1,
+     "hidden (MLP probes only) must be in [1, 65536]"),
+    ("job_probe_mlp_bad_activation", job(analyses="  probe: {kind: mlp, train: d, test: d, activation: tanh}"), RUN,
+     1, "activation (MLP probes only) must be gelu or relu"),
+    ("job_probe_mlp_data_parallel", job(analyses="  probe: {kind: mlp, train: d, test: d, parallel: data}"), RUN,
+     1, "parallel must be auto, tasks or data (data: logistic probes only)"),
     # names from the job file become file names in the output folder
     ("job_dataset_name_traversal", job(data=f'  "../../../{CANARY}": {{format: idx, images: img.idx, '
                                             'labels: lab.idx}'), RUN, 1, "job.yaml:3:3"),

@@ -96,6 +96,18 @@ re_status re_ckpt_strip_prefix(re_ckpt *c, const char *prefixes);
  * the sharding or the order; reads at most ~64 KiB per tensor. See docs/formats.md. */
 re_status re_ckpt_content_hash(const re_ckpt *c, uint64_t *out);
 
+/* Statistics of one tensor's elements, for integrity checks over training grids. */
+typedef struct re_tensor_stats {
+  uint64_t fnv1a64;  /* FNV-1a 64 of every element in C order as little-endian bytes of the stored dtype */
+  double sumsq;      /* sum of x^2 over the finite elements, in float64, in C order */
+  double maxabs;     /* largest |x| over the finite elements */
+  int64_t nonfinite; /* NaN and infinite elements (floating dtypes) */
+} re_tensor_stats;
+
+/* Statistics of tensor i, reading every element once (blocks of 4096; strided
+ * views and big-endian storage gathered as logical little-endian elements). */
+re_status re_ckpt_tensor_stats(const re_ckpt *c, int64_t i, re_tensor_stats *out);
+
 /* ---- lists of checkpoints: cache branches and run folders ------------------ */
 
 typedef struct re_ckpt_entry {

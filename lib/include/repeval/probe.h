@@ -1,4 +1,4 @@
-/* Linear and k-NN probes of a representation: multinomial logistic regression with
+/* Linear, MLP and k-NN probes of a representation: multinomial logistic regression with
  * an L2 penalty (own L-BFGS, λ sweeps with warm starts and selection on a validation
  * split), ridge regression on one-hot targets for a whole λ path from co-moments, and
  * a cosine k-NN classifier with temperature-weighted votes. Math in float64; inputs are
@@ -160,6 +160,73 @@ void re_logreg_sweep_free(re_logreg_sweep *s);
 re_status re_logreg_sweep_run(const re_probe_rows *train, const re_probe_rows *val, const re_probe_rows *test,
                               int32_t K, const double *lambdas, int nlambdas, const re_logreg_options *opt,
                               re_logreg_sweep *out, re_logreg **model);
+
+/* ---- one-hidden-layer MLP probe ---------------------------------------------------
+ * z standardised as for the logistic probe (on the rows given to re_mlp_create);
+ * h = act(W1 z + b1) with H hidden units, act GELU (a Phi(a), default: f is smooth)
+ * or ReLU (max(0, a), with ReLU'(0) = 0); logits W2 h + b2. Minimises
+ *   f = (1/n) sum_i -log softmax(W2 h_i + b2)_{y_i} + (λ/2) (||W1||_F^2 + ||W2||_F^2)
+ * (biases not penalised) by L-BFGS, every fit from the same seeded start: the
+ * parameters W1 (H x d), b1 (H), W2 (K x H), b2 (K), row-major in that order, are
+ * (2u - 1) / sqrt(fan_in) with u = (splitmix64(&s) >> 11) 2^-53, s = seed, fan_in d
+ * for W1 and b1 and H for W2 and b2 (PyTorch's nn.Linear initialisation). Classes
+ * without rows in a fit get logit -inf and zero parameters. Local (no reduction):
+ * a fit is one rank's, in one order of sums. */
+
+typedef enum { RE_MLP_GELU = 0, RE_MLP_RELU = 1 } re_mlp_activation;
+
+typedef struct re_mlp_options {
+  int hidden;      /* H; default 64 */
+  int activation;  /* re_mlp_activation; default RE_MLP_GELU */
+  double tol;      /* stop when ||grad f||_inf <= tol * max(1, |f|); default 1e-5 */
+  double ftol;     /* or when an iteration lowers f by <= ftol * max(|f_prev|, |f|); default 2.2e-9, 0: off */
+  int max_iter;    /* L-BFGS iterations per fit; default 500 */
+  int memory;      /* L-BFGS correction pairs; default 10 */
+  int standardize; /* default 1 */
+  uint64_t seed;   /* of the starting point; default 20261204 */
+} re_mlp_options;
+
+/* The defaults above. */
+re_mlp_options re_mlp_defaults(void);
+
+typedef struct re_mlp re_mlp;
+
+/* Model for K >= 2 classes, standardised on the rows of parts (checked: labels in
+ * range, finite features), parameters at the seeded start. */
+re_status re_mlp_create(const re_probe_rows *parts, int nparts, int32_t K, const re_mlp_options *opt, re_mlp **out);
+/* Destroy (NULL allowed); sets *m to NULL. */
+void re_mlp_destroy(re_mlp **m);
+/* Number of parameters H (d + 1) + K (H + 1). */
+int64_t re_mlp_param_count(const re_mlp *m);
+/* Fit at λ >= 0 on the rows of parts, from the seeded start; info as for the logistic probe. */
+re_status re_mlp_fit(re_mlp *m, const re_probe_rows *parts, int nparts, double lambda, re_logreg_info *info);
+/* Add the rows' scores (top-1, top-5, loss) at the current parameters to *s. */
+re_status re_mlp_score(const re_mlp *m, const re_probe_rows *rows, re_probe_score *s);
+/* Top-1 predictions of the rows (ties: lower class); rows->y may be NULL. */
+re_status re_mlp_predict(const re_mlp *m, const re_probe_rows *rows, int32_t *pred);
+/* Parameters in raw feature coordinates (hidden = act(W1 x + b1)), written to out
+ * (re_mlp_param_count doubles): W1 (H x d), b1, W2 (K x H), b2 (-inf for absent classes). */
+void re_mlp_weights(const re_mlp *m, double *out);
+
+typedef struct re_mlp_sweep {
+  int nlambdas;
+  re_logreg_point *points; /* nlambdas, in the order given: the fit on train and its validation score */
+  int selected;
+  double lambda;
+  re_logreg_info refit;    /* on train + val at the selected λ */
+  re_probe_score test;     /* of the refit model; zero without test rows */
+} re_mlp_sweep;
+
+/* Free the arrays of a sweep result. */
+void re_mlp_sweep_free(re_mlp_sweep *s);
+/* λ sweep: standardised on train + val; each λ fitted on train from the seeded start and
+ * scored on val; the most correct validation predictions win (ties: lower validation
+ * loss, then larger λ); refitted on train + val from the seeded start and scored on test
+ * (NULL: none). val may be NULL or empty only with one λ (then nothing is held out).
+ * *model gets the refit model (NULL: not kept). */
+re_status re_mlp_sweep_run(const re_probe_rows *train, const re_probe_rows *val, const re_probe_rows *test, int32_t K,
+                           const double *lambdas, int nlambdas, const re_mlp_options *opt, re_mlp_sweep *out,
+                           re_mlp **model);
 
 /* ---- ridge probe on one-hot targets, every λ from one eigendecomposition ----------
  * Minimises (1/n) sum_i ||t_i - W^T z_i - b||^2 + λ ||W||_F^2 with t_i the one-hot

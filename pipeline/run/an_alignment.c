@@ -40,7 +40,10 @@ static re_status parse(job *j, job_analysis *a, const re_cfg *c) {
   const char *pos = "labels";
   RE_TRY(re_cfg_get_string(c, "positive", &pos));
   int labels = !strcmp(pos, "labels");
-  RE_TRY(an_parse_dataset(j, a, c, "dataset", 1, labels, &a->dataset));
+  if (labels && !re_cfg_get(c, "dataset") && j->ndatasets == 1 && j->datasets[0].has_labels)
+    RE_TRY(re_strdup(j->datasets[0].name, &a->dataset)); /* the job's only dataset */
+  else
+    RE_TRY(an_parse_dataset(j, a, c, "dataset", 1, labels, &a->dataset));
   if (!labels) {
     RE_TRY(an_parse_dataset(j, a, c, "positive", 1, 0, &o->positive));
     if (!strcmp(o->positive, a->dataset))

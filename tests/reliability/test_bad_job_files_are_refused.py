@@ -181,7 +181,7 @@ TABLE = [
      "'positive' names the dataset itself"),
     ("job_alignment_unknown_positive", job(analyses="  alignment: {positive: views}"), RUN, 1,
      "analysis 'alignment': no dataset named 'views'"),
-    ("job_alignment_labels_alpha", job(analyses="  alignment: {dataset: d, alpha: 1}"), RUN, 1,
+    ("job_alignment_labels_alpha", job(analyses="  alignment: {alpha: 1}"), RUN, 1,
      "same-label pairs are summed per class, which needs alpha 2"),
     ("job_probe_hidden_for_logistic", job(analyses="  probe: {train: d, test: d, hidden: 8}"), RUN, 1,
      "hidden (MLP probes only) must be in [1, 65536]"),

@@ -28,13 +28,14 @@ typedef struct job_layer {
 } job_layer;
 
 typedef struct job_ckpt {
-  char *path;
+  char *path; /* a checkpoint file or model folder; an activations folder */
   char *label; /* path relative to the model's common folder, without extension */
 } job_ckpt;
 
 typedef struct job_model {
   char *name;
-  char *arch; /* preset name or model file path */
+  int activations; /* the checkpoints are activations folders (computed elsewhere); no arch */
+  char *arch; /* preset name or model file path; NULL for activations */
   char *state_dict_key;
   job_ckpt *ckpts;
   int nckpts;

@@ -82,7 +82,10 @@ re_status run_pass_chunk(runner *r, pass *p, int m, int c, int64_t g) {
     hit = run_cache_load(r, p, m, c, l, lo, hi, (hi - lo) * tp->rps, tp->dim, mo->tap[l]);
   }
   if (!hit) {
-    RE_TRY(chunk_forward(r, p, m, c, g, mo));
+    if (jm->activations) /* computed elsewhere: read from the exports */
+      RE_TRY(run_act_chunk(r, p, m, c, lo, hi, mo->tap));
+    else
+      RE_TRY(chunk_forward(r, p, m, c, g, mo));
     for (int l = 0; l < jm->nlayers; l++) {
       const tapinfo *tp = &r->plan.taps[t0 + l];
       int64_t rows = (hi - lo) * tp->rps;

@@ -73,7 +73,8 @@ re_status run_pass_chunk(runner *r, pass *p, int m, int c, int64_t g) {
     return RE_OK;
   mo->ckpt = -1;
   mo->g = -1;
-  const char *cache = run_cache_dir(r, p);
+  /* exports are read in place: only the job's cache (which probes read) stores them */
+  const char *cache = jm->activations && !j->cache_dir ? NULL : run_cache_dir(r, p);
   int64_t lo, hi;
   chunk_range(p, g, &lo, &hi);
   int t0 = run_tap_first(r, m, c), hit = cache != NULL;

@@ -337,7 +337,7 @@ re_status run_pass_embed(runner *r, pass *p, int64_t s0, int64_t s1) {
     return RE_OK;
   const job *j = r->plan.j;
   for (int m = 0; m < j->nmodels; m++)
-    for (int c = 0; c < j->models[m].nckpts; c++) {
+    for (int c = 0; c < j->models[m].nckpts && !j->models[m].activations; c++) { /* exports need no embedding */
       int t0 = run_tap_first(r, m, c), used = -1;
       for (int l = 0; l < j->models[m].nlayers && used < 0; l++)
         if (p->tap_used[t0 + l])

@@ -338,12 +338,15 @@ static re_status map_shard(re_act *a, act_tap *t, int64_t k, int keep) {
     if (h->fortran_order && h->ndim > 1)
       RE_CHECK(re_err(RE_EFORMAT, "%s: a Fortran-order array; shards must be C order", sh->path));
     if (h->ndim < 1 || h->count != elems ||
-        !((rows == sh->count * rps && cols == dim) || (rows == sh->count && cols == rps * dim)))
+        !((rows == sh->count * rps && cols == dim) || (rows == sh->count && cols == rps * dim))) {
+      char alt[80] = "";
+      if (rps > 1)
+        snprintf(alt, sizeof alt, " or (%lld, %lld)", (long long)sh->count, (long long)(rps * dim));
       RE_CHECK(re_err(RE_ESHAPE, "%s: holds %lld x %lld values, tap %s:%s needs %lld samples x %lld rows x %lld "
-                                 "features (shape (%lld, %lld) or (%lld, %lld))",
+                                 "features (shape (%lld, %lld)%s)",
                       sh->path, (long long)rows, (long long)cols, t->name, t->mode, (long long)sh->count,
-                      (long long)rps, (long long)dim, (long long)(sh->count * rps), (long long)dim,
-                      (long long)sh->count, (long long)(rps * dim)));
+                      (long long)rps, (long long)dim, (long long)(sh->count * rps), (long long)dim, alt));
+    }
     t->data = t->npy->data;
     t->dtype = h->dtype;
     t->swap = h->swap;

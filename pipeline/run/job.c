@@ -573,7 +573,10 @@ static re_status ckpt_list(job *j, job_model *m, const re_cfg *node) {
       glob_t g;
       int rc = glob(cands.v[c], 0, NULL, &g);
       if (rc == GLOB_NOMATCH) {
-        st = re_cfg_error(list[k], RE_EINVAL, "no file matches %s (from pattern '%s')", cands.v[c], s);
+        st = act ? re_cfg_error(list[k], RE_EINVAL, "no activations folder (a folder with <dataset>/%s) matches %s "
+                                                    "(from pattern '%s')",
+                                RE_ACT_MANIFEST, cands.v[c], s)
+                 : re_cfg_error(list[k], RE_EINVAL, "no file matches %s (from pattern '%s')", cands.v[c], s);
       } else if (rc != 0) {
         st = re_cfg_error(list[k], RE_EIO, "cannot expand %s", cands.v[c]);
       } else {

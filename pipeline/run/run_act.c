@@ -172,8 +172,8 @@ static re_status find_tap(runner *r, int m, const re_act *ex, int l, int *out) {
     const re_act_tap *tp = re_act_tap_at(ex, t);
     used += (size_t)snprintf(list + used, sizeof list - used, "%s%s:%s", used ? ", " : "", tp->name, tp->mode);
   }
-  return re_cfg_error(jm->src, RE_EINVAL, "model '%s': layer %s:%s is not in the export %s (it has %s%s)", jm->name,
-                      name, mode, re_act_dir(ex), list, used + 80 >= sizeof list ? ", ..." : "");
+  return re_err(RE_EINVAL, "layer %s:%s is not in the export %s (it has %s%s)", name, mode, re_act_dir(ex), list,
+                used + 80 >= sizeof list ? ", ..." : "");
 }
 
 /* Pass sample s -> position in the exports, for every sample of the pass. */
@@ -233,7 +233,8 @@ static re_status open_model(runner *r, pass *p, int m, act_model *am) {
     if (st != RE_OK)
       return re_err_context(st, "model '%s', checkpoint %s: ", jm->name, jm->ckpts[c].label);
   }
-  return map_samples(p, am->ex[0], am->pos);
+  re_status st = map_samples(p, am->ex[0], am->pos);
+  return st == RE_OK ? RE_OK : re_err_context(st, "model '%s': ", jm->name);
 }
 
 re_status run_act_setup(runner *r, pass *p) {

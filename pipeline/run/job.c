@@ -554,7 +554,9 @@ static re_status ckpt_list(job *j, job_model *m, const re_cfg *node) {
       int first = m->nckpts;
       if (!strpbrk(cands.v[c], "*?[")) {
         struct stat sb;
-        if (act && !act_folder(cands.v[c]))
+        if (act && !act_folder(cands.v[c]) && j->deferred)
+          st = RE_OK; /* written by a job this one waits for */
+        else if (act && !act_folder(cands.v[c]))
           st = stat(cands.v[c], &sb) == 0
                    ? re_cfg_error(list[k], RE_EINVAL, "%s is not an activations folder: none of its subfolders holds "
                                                       "%s (from pattern '%s')",
@@ -572,7 +574,9 @@ static re_status ckpt_list(job *j, job_model *m, const re_cfg *node) {
       }
       glob_t g;
       int rc = glob(cands.v[c], 0, NULL, &g);
-      if (rc == GLOB_NOMATCH) {
+      if (rc == GLOB_NOMATCH && act && j->deferred) {
+        st = RE_OK; /* written by a job this one waits for */
+      } else if (rc == GLOB_NOMATCH) {
         st = act ? re_cfg_error(list[k], RE_EINVAL, "no activations folder (a folder with <dataset>/%s) matches %s "
                                                     "(from pattern '%s')",
                                 RE_ACT_MANIFEST, cands.v[c], s)
@@ -584,7 +588,7 @@ static re_status ckpt_list(job *j, job_model *m, const re_cfg *node) {
           if (act ? act_folder(g.gl_pathv[q]) : exists(g.gl_pathv[q]) || ckpt_folder(g.gl_pathv[q]))
             st = push_ckpt(m, g.gl_pathv[q], NULL);
         globfree(&g);
-        if (st == RE_OK && m->nckpts == first)
+        if (st == RE_OK && m->nckpts == first && !(act && j->deferred))
           st = act ? re_cfg_error(list[k], RE_EINVAL, "no activations folder (a folder with <dataset>/%s) matches %s "
                                                       "(from pattern '%s')",
                                   RE_ACT_MANIFEST, cands.v[c], s)
@@ -598,7 +602,7 @@ static re_status ckpt_list(job *j, job_model *m, const re_cfg *node) {
     strs_free(&cands);
     RE_TRY(st);
   }
-  if (m->nckpts == 0)
+  if (m->nckpts == 0 && !(act && j->deferred))
     return re_cfg_error(node, RE_EINVAL, "no checkpoints");
   return RE_OK;
 }
@@ -802,10 +806,11 @@ static re_status parse_job(job *j) {
   return RE_OK;
 }
 
-re_status job_load(const char *path, job **out) {
+static re_status load(const char *path, int deferred, job **out) {
   job *j;
   *out = NULL;
   RE_TRY(re_calloc(1, sizeof *j, &j));
+  j->deferred = deferred;
   re_status st = re_strdup(path, &j->path);
   if (st == RE_OK) {
     char *tmp = NULL;
@@ -825,6 +830,10 @@ re_status job_load(const char *path, job **out) {
   *out = j;
   return RE_OK;
 }
+
+re_status job_load(const char *path, job **out) { return load(path, 0, out); }
+
+re_status job_load_deferred(const char *path, job **out) { return load(path, 1, out); }
 
 void job_free(job **pj) {
   job *j = *pj;

@@ -85,12 +85,17 @@ typedef struct job {
   char *cache_dir; /* embedding cache folder, NULL: off */
   int cache_f16;   /* shards hold float16 */
   int cache_default; /* cache_dir is <out_dir>.cache (follows --out) */
+  int deferred;      /* job_load_deferred: activations folders may not exist yet */
   re_cfg *cfg;
 } job;
 
 /* Parse and validate a job file: expands ${ENV} and {a..b}/{x,y} patterns and globs,
  * checks that every referenced file exists. */
 re_status job_load(const char *path, job **out);
+/* The same, for a job that will run after others (repeval submit --after): patterns of
+ * activations folders may match nothing yet (those jobs write them); such models then
+ * have no checkpoints in *out. */
+re_status job_load_deferred(const char *path, job **out);
 /* Free (NULL allowed). */
 void job_free(job **j);
 

@@ -12,6 +12,8 @@ then `repeval run` on a job whose model is `activations:` those exports.
     by rounding only), iteration counts of the probe's optimiser excepted;
   * on one rank: the same exports as one .safetensors file per shard, and with one
     checkpoint's shards as repeval's own .rpc shards, give bitwise the same metrics;
+    spatial taps (H x W rows per image) exported with --data match the forward
+    engine to 1e-6 too;
     an export stopped part way (manifest and last shards gone) is resumed by running
     the exporter again: only the missing shards are written, and the result is
     byte-identical to the uninterrupted export."""
@@ -83,12 +85,35 @@ def read_metrics(path):
     return {tuple(r[k] for k in keys): r for r in rows}
 
 
-def export(out, dataset, job, *extra):
+def exporter(*args):
     p = subprocess.run([PYTHON, EXPORTER, "--model", f"{DEMO}/train.py:SmallCNN", "--checkpoints", CKPTS,
-                        "--layers", ",".join(LAYERS), "--job", job, "--dataset", dataset, "--out", out,
-                        "--batch", "50", "--shard", "150", "--device", "cpu", *extra],
-                       capture_output=True, text=True, timeout=600)
+                        "--device", "cpu", *args], capture_output=True, text=True, timeout=600)
     return p.returncode, p.stderr
+
+
+def export(out, dataset, job, *extra):
+    return exporter("--layers", ",".join(LAYERS), "--job", job, "--dataset", dataset, "--out", out,
+                    "--batch", "50", "--shard", "150", *extra)
+
+
+SPATIAL_JOB = f"""
+name: spatial
+data:
+  fmnist:
+    format: idx
+    images: {FMNIST}/t10k-images-idx3-ubyte.gz
+    labels: {FMNIST}/t10k-labels-idx1-ubyte.gz
+    normalize: {{mean: [0.286], std: [0.353]}}
+    limit: 60
+models:
+  - name: cnn
+MODEL
+    layers: [conv1:spatial, relu1:spatial]
+analyses:
+  cka: {{estimator: exact, pairs: same-layer}}
+  spectrum: {{}}
+forward: {{batch: 20}}
+"""
 
 
 def fnv1a64(data):
@@ -124,8 +149,8 @@ def to_rpc(folder):
 DIAGNOSTICS = ("_iterations",)
 
 
-def compare(s, want, got, tol, what, skip=()):
-    s.check(set(want) == set(got) and len(want) > 100, f"{what}: same metric rows ({len(want)} vs {len(got)})")
+def compare(s, want, got, tol, what, skip=(), min_rows=100):
+    s.check(set(want) == set(got) and len(want) > min_rows, f"{what}: same metric rows ({len(want)} vs {len(got)})")
     worst, at, per = 0.0, None, {}
     for key, r in want.items():
         g = got.get(key)
@@ -201,6 +226,24 @@ def main():
             rc, _, err = repeval("run", rpc_job, "--out", os.path.join(d, "rpc"), "--quiet", timeout=600)
             if s.check(rc == 0, f".rpc shards: {err}"):
                 compare(s, one, read_metrics(os.path.join(d, "rpc", "metrics.csv")), 0.0, ".rpc vs npy shards")
+            # spatial taps (28 x 28 rows of 8 features per image), exported with --data
+            sp_acts = os.path.join(d, "acts_sp")
+            rc, err = exporter("--layers", "conv1:spatial,relu1:spatial", "--name", "fmnist", "--limit", "60",
+                               "--data", f"idx:{FMNIST}/t10k-images-idx3-ubyte.gz,{FMNIST}/t10k-labels-idx1-ubyte.gz",
+                               "--normalize", "0.286:0.353", "--out", sp_acts, "--batch", "20", "--quiet")
+            s.check(rc == 0, f"export of spatial taps: {err}")
+            runs = {}
+            for tag, model in (("sp_fwd", f"    arch: {DEMO}/cnn.yaml\n    checkpoints: \"{CKPTS}\""),
+                               ("sp_act", f"    activations: \"{sp_acts}/seed*/epoch_*\"")):
+                path = os.path.join(d, tag + ".yaml")
+                with open(path, "w") as f:
+                    f.write(SPATIAL_JOB.replace("MODEL", model))
+                rc, _, err = repeval("run", path, "--out", os.path.join(d, tag), "--quiet", timeout=600)
+                if s.check(rc == 0, f"spatial taps, {tag}: {err}"):
+                    runs[tag] = read_metrics(os.path.join(d, tag, "metrics.csv"))
+            if len(runs) == 2:
+                compare(s, runs["sp_fwd"], runs["sp_act"], 1e-6, "spatial taps: activations vs forward engine",
+                        min_rows=20)
             # resume: an export stopped after its first shards is completed by a second run
             folder = os.path.join(acts, "seed2", "epoch_05", "fmnist")
             before = {}

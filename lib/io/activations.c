@@ -418,7 +418,7 @@ done:
 
 /* ---- open / close ------------------------------------------------------------------ */
 
-re_status re_act_open(const char *dir, re_act **out) {
+re_status re_act_open(const char *dir, int check_shards, re_act **out) {
   re_act *a = NULL;
   re_cfg *c = NULL;
   re_status st = RE_OK;
@@ -457,7 +457,7 @@ re_status re_act_open(const char *dir, re_act **out) {
                           (long long)a->count, (long long)a->ds.count));
   RE_CHECK(parse_taps(a, re_cfg_get(c, "taps")));
   RE_CHECK(load_ids(a, re_cfg_get(smp, "ids")));
-  for (int t = 0; t < a->ntaps; t++)
+  for (int t = 0; check_shards && t < a->ntaps; t++)
     for (int64_t k = 0; k < a->taps[t].info.nshards; k++)
       RE_CHECK(map_shard(a, &a->taps[t], k, 0));
 done:

@@ -214,7 +214,9 @@ static re_status open_model(runner *r, pass *p, int m, act_model *am) {
                                               "missing); export them, e.g. tools/export-activations --job JOB "
                                               "--dataset %s ...",
                           jm->name, jm->ckpts[c].label, ds, manifest, ds);
-    re_status st = re_act_open(dir, &am->ex[c]);
+    /* rank 0 checks every shard before the pass (its error stops every rank); the others
+     * check each shard when they map it, so a shared file system sees one scan */
+    re_status st = re_act_open(dir, r->comm.rank == 0, &am->ex[c]);
     if (st != RE_OK)
       return re_err_context(st, "model '%s', checkpoint %s: ", jm->name, jm->ckpts[c].label);
     st = check_dataset(r, p, am->ex[c]);

@@ -97,7 +97,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!fuzz_write_input(manifest, data, size))
     return 0;
   re_act *a = NULL;
-  re_status st = re_act_open(dir, &a);
+  re_status st = re_act_open(dir, 1, &a);
   if (getenv("REPEVAL_FUZZ_VERBOSE")) /* triage */
     fprintf(stderr, "fuzz_activations: %s\n", st == RE_OK ? "opens" : re_errmsg());
   if (st != RE_OK)

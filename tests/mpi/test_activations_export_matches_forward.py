@@ -13,7 +13,8 @@ then `repeval run` on a job whose model is `activations:` those exports.
   * on one rank: the same exports as one .safetensors file per shard, and with one
     checkpoint's shards as repeval's own .rpc shards, give bitwise the same metrics;
     spatial taps (H x W rows per image) exported with --data match the forward
-    engine to 1e-6 too;
+    engine to 1e-6 too; with the job's embedding cache the metrics are the same bits
+    and the cache holds only the probes' taps (the exports are not copied);
     an export stopped part way (manifest and last shards gone) is resumed by running
     the exporter again: only the missing shards are written, and the result is
     byte-identical to the uninterrupted export."""
@@ -226,6 +227,20 @@ def main():
             rc, _, err = repeval("run", rpc_job, "--out", os.path.join(d, "rpc"), "--quiet", timeout=600)
             if s.check(rc == 0, f".rpc shards: {err}"):
                 compare(s, one, read_metrics(os.path.join(d, "rpc", "metrics.csv")), 0.0, ".rpc vs npy shards")
+            # with the job's embedding cache: the same bits, and only the probes' taps are cached
+            cache_job = os.path.join(d, "cached.yaml")
+            cache_dir = os.path.join(d, "cache")
+            with open(cache_job, "w") as f:
+                f.write(job_text(f"    activations: \"{acts}/seed*/epoch_*\"") + f"cache: {{dir: {cache_dir}}}\n")
+            rc, _, err = repeval("run", cache_job, "--out", os.path.join(d, "cached"), "--quiet", timeout=600)
+            if s.check(rc == 0, f"activations run with the job's cache: {err}"):
+                compare(s, one, read_metrics(os.path.join(d, "cached", "metrics.csv")), 0.0, "with the job's cache")
+                layers = set()
+                for root, dirs, _ in os.walk(cache_dir):
+                    if os.path.relpath(root, cache_dir).count(os.sep) == 1:
+                        layers |= set(dirs)
+                s.check(layers == {"fc1.flatten", "fc2.flatten", "labels"},
+                        f"the cache holds the probes' taps only, not the exports again: {sorted(layers)}")
             # spatial taps (28 x 28 rows of 8 features per image), exported with --data
             sp_acts = os.path.join(d, "acts_sp")
             rc, err = exporter("--layers", "conv1:spatial,relu1:spatial", "--name", "fmnist", "--limit", "60",

@@ -12,9 +12,9 @@
  *                         (repeval/shard.h), each holding the rows of the positions
  *                         [first, first + count); a tap's shards tile all positions
  *
- * re_act_open validates everything (the manifest, every id, every shard's header,
- * shape and dtype) before any value is read; re_act_read then maps one shard per tap
- * at a time and converts the rows asked for to float32. */
+ * re_act_open validates the manifest and every id, and (check_shards) every shard's
+ * header, shape and dtype, before any value is read; re_act_read then maps one shard
+ * per tap at a time (checking it again) and converts the rows asked for to float32. */
 #ifndef REPEVAL_ACTIVATIONS_H
 #define REPEVAL_ACTIVATIONS_H
 
@@ -58,8 +58,10 @@ typedef struct re_act_tap {
 
 typedef struct re_act re_act;
 
-/* Open the export in folder `dir` and validate all of it (no value is read yet). */
-re_status re_act_open(const char *dir, re_act **out);
+/* Open the export in folder `dir` and validate the manifest and the sample ids; with
+ * check_shards, also open every shard and check its kind, dtype and shape (otherwise
+ * each shard is checked when a read first maps it). No value is read yet. */
+re_status re_act_open(const char *dir, int check_shards, re_act **out);
 /* Close (NULL allowed); unmaps the shards and sets *a to NULL. */
 void re_act_close(re_act **a);
 

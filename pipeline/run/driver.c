@@ -68,7 +68,7 @@ static re_status job_inputs(const job *j, char ***out, int *n) {
       (*out)[k++] = j->datasets[d].files[f];
   for (int m = 0; m < j->nmodels; m++) {
     struct stat sb;
-    if (stat(j->models[m].arch, &sb) == 0) /* a model file, not a preset name */
+    if (j->models[m].arch && stat(j->models[m].arch, &sb) == 0) /* a model file, not a preset name */
       (*out)[k++] = j->models[m].arch;
     for (int c = 0; c < j->models[m].nckpts; c++)
       (*out)[k++] = j->models[m].ckpts[c].path;
@@ -161,6 +161,8 @@ static re_status setup(runner *r, const run_args *a, const char *out_given, outd
   if (st == RE_OK)
     st = re_calloc(nd, sizeof(uint64_t), &r->plan.ds_key);
   st = re_mpi_agree(r->comm.comm, st);
+  if (st == RE_OK) /* activations models: the dataset files' digests, checked against the exports */
+    st = run_act_init(r);
   if (st != RE_OK || a->check_only)
     return st;
   if (r->comm.rank == 0) /* one run per output at a time */
@@ -531,6 +533,7 @@ static void free_runner(runner *r) {
   free(r->plan.ds_chunk);
   free(r->plan.ds_key);
   free(r->plan.ckpt_key);
+  free(r->plan.act_sha);
   job_free(&r->plan.j);
 }
 

@@ -1,9 +1,11 @@
 /* Job file parsing and validation (schema: docs/job-spec.md). */
 #include "run/job.h"
 
+#include "repeval/activations.h"
 #include "repeval/checkpoint.h"
 
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <fnmatch.h>
@@ -557,6 +559,27 @@ static int ckpt_folder(const char *p) {
   return re_hf_cache_is_repo(p);
 }
 
+/* An activations folder of a checkpoint: a folder with a subfolder per dataset, at
+ * least one of which holds activations.json. */
+static int act_folder(const char *p) {
+  struct stat sb;
+  if (stat(p, &sb) != 0 || !S_ISDIR(sb.st_mode))
+    return 0;
+  DIR *d = opendir(p);
+  if (!d)
+    return 0;
+  int found = 0;
+  char f[PATH_MAX + 600];
+  for (struct dirent *e; !found && (e = readdir(d));) {
+    if (e->d_name[0] == '.')
+      continue;
+    snprintf(f, sizeof f, "%s/%s/" RE_ACT_MANIFEST, p, e->d_name);
+    found = exists(f);
+  }
+  closedir(d);
+  return found;
+}
+
 static int cmp_natural(const void *a, const void *b) {
   return re_natural_cmp(((const job_ckpt *)a)->path, ((const job_ckpt *)b)->path);
 }
@@ -592,8 +615,10 @@ static re_status cache_branches(job_model *m, const re_cfg *node, const char *sp
 }
 
 /* The checkpoints of a model: patterns (${ENV}, braces, globs) of files and model
- * folders, or REPO@BRANCHES of the hub cache; a pattern's matches in natural order. */
+ * folders, or REPO@BRANCHES of the hub cache; a pattern's matches in natural order.
+ * Activations models (m->activations): patterns of activations folders. */
 static re_status ckpt_list(job *j, job_model *m, const re_cfg *node) {
+  const int act = m->activations;
   const re_cfg *items[1] = {node};
   const re_cfg *const *list = node->kind == RE_CFG_SEQ ? (const re_cfg *const *)node->items : items;
   int64_t n = node->kind == RE_CFG_SEQ ? node->n : 1;
@@ -604,7 +629,7 @@ static re_status ckpt_list(job *j, job_model *m, const re_cfg *node) {
     RE_TRY(expand_env(list[k], s, &e));
     re_status st = resolve(j, e, &r);
     free(e);
-    if (st == RE_OK && strchr(r, '@') && !strpbrk(strrchr(r, '@'), "/")) {
+    if (st == RE_OK && !act && strchr(r, '@') && !strpbrk(strrchr(r, '@'), "/")) {
       st = cache_branches(m, list[k], r);
       free(r);
       RE_TRY(st);
@@ -624,7 +649,15 @@ static re_status ckpt_list(job *j, job_model *m, const re_cfg *node) {
       int first = m->nckpts;
       if (!strpbrk(cands.v[c], "*?[")) {
         struct stat sb;
-        if (!exists(cands.v[c]) && !ckpt_folder(cands.v[c]))
+        if (act && !act_folder(cands.v[c]) && j->deferred)
+          st = RE_OK; /* written by a job this one waits for */
+        else if (act && !act_folder(cands.v[c]))
+          st = stat(cands.v[c], &sb) == 0
+                   ? re_cfg_error(list[k], RE_EINVAL, "%s is not an activations folder: none of its subfolders holds "
+                                                      "%s (from pattern '%s')",
+                                  cands.v[c], RE_ACT_MANIFEST, s)
+                   : re_cfg_error(list[k], RE_EINVAL, "folder not found: %s (from pattern '%s')", cands.v[c], s);
+        else if (!act && !exists(cands.v[c]) && !ckpt_folder(cands.v[c]))
           st = stat(cands.v[c], &sb) == 0
                    ? re_cfg_error(list[k], RE_EINVAL, "%s is neither a checkpoint file nor a model folder (from "
                                                       "pattern '%s')",
@@ -636,18 +669,27 @@ static re_status ckpt_list(job *j, job_model *m, const re_cfg *node) {
       }
       glob_t g;
       int rc = glob(cands.v[c], 0, NULL, &g);
-      if (rc == GLOB_NOMATCH) {
-        st = re_cfg_error(list[k], RE_EINVAL, "no file matches %s (from pattern '%s')", cands.v[c], s);
+      if (rc == GLOB_NOMATCH && act && j->deferred) {
+        st = RE_OK; /* written by a job this one waits for */
+      } else if (rc == GLOB_NOMATCH) {
+        st = act ? re_cfg_error(list[k], RE_EINVAL, "no activations folder (a folder with <dataset>/%s) matches %s "
+                                                    "(from pattern '%s')",
+                                RE_ACT_MANIFEST, cands.v[c], s)
+                 : re_cfg_error(list[k], RE_EINVAL, "no file matches %s (from pattern '%s')", cands.v[c], s);
       } else if (rc != 0) {
         st = re_cfg_error(list[k], RE_EIO, "cannot expand %s", cands.v[c]);
       } else {
         for (size_t q = 0; q < g.gl_pathc && st == RE_OK; q++)
-          if (exists(g.gl_pathv[q]) || ckpt_folder(g.gl_pathv[q]))
+          if (act ? act_folder(g.gl_pathv[q]) : exists(g.gl_pathv[q]) || ckpt_folder(g.gl_pathv[q]))
             st = push_ckpt(m, g.gl_pathv[q], NULL);
         globfree(&g);
-        if (st == RE_OK && m->nckpts == first)
-          st = re_cfg_error(list[k], RE_EINVAL, "no checkpoint file or model folder matches %s (from pattern '%s')",
-                            cands.v[c], s);
+        if (st == RE_OK && m->nckpts == first && !(act && j->deferred))
+          st = act ? re_cfg_error(list[k], RE_EINVAL, "no activations folder (a folder with <dataset>/%s) matches %s "
+                                                      "(from pattern '%s')",
+                                  RE_ACT_MANIFEST, cands.v[c], s)
+                   : re_cfg_error(list[k], RE_EINVAL, "no checkpoint file or model folder matches %s (from pattern "
+                                                      "'%s')",
+                                  cands.v[c], s);
       }
       if (st == RE_OK) /* step9 before step10 */
         qsort(m->ckpts + first, (size_t)(m->nckpts - first), sizeof(job_ckpt), cmp_natural);
@@ -655,13 +697,35 @@ static re_status ckpt_list(job *j, job_model *m, const re_cfg *node) {
     strs_free(&cands);
     RE_TRY(st);
   }
-  if (m->nckpts == 0)
+  if (m->nckpts == 0 && !(act && j->deferred))
     return re_cfg_error(node, RE_EINVAL, "no checkpoints");
   return RE_OK;
 }
 
+/* A model whose taps were computed elsewhere: `activations:` patterns of folders (one
+ * per checkpoint, each with a subfolder per dataset, docs/formats.md) and `layers`. */
+static re_status parse_act_model(job *j, job_model *m, const re_cfg *c, const re_cfg *act) {
+  static const char *const other[] = {"arch", "checkpoints", "state_dict_key"};
+  for (size_t k = 0; k < sizeof other / sizeof other[0]; k++)
+    if (re_cfg_get(c, other[k]))
+      return re_cfg_error(re_cfg_get(c, other[k]), RE_EINVAL, "model '%s': 'activations' replaces 'arch', "
+                                                              "'checkpoints' and 'state_dict_key' (the forward pass "
+                                                              "was run elsewhere); give one or the other",
+                          m->name);
+  const re_cfg *ly = re_cfg_get(c, "layers");
+  if (!ly)
+    return re_cfg_error(c, RE_EINVAL, "model '%s' needs 'layers': the exported taps to use (name or name:mode)",
+                        m->name);
+  m->activations = 1;
+  RE_TRY(ckpt_list(j, m, act));
+  re_status st = make_labels(m->ckpts, m->nckpts);
+  if (st != RE_OK)
+    return re_cfg_error(act, st, "%s", re_errmsg());
+  return parse_layers(m, ly);
+}
+
 static re_status parse_model(job *j, job_model *m, const re_cfg *c) {
-  static const char *const keys[] = {"name", "arch", "checkpoints", "layers", "state_dict_key", NULL};
+  static const char *const keys[] = {"name", "arch", "checkpoints", "layers", "state_dict_key", "activations", NULL};
   RE_TRY(re_cfg_expect_map(c, "a model", keys));
   m->src = c;
   const char *s = NULL;
@@ -669,6 +733,9 @@ static re_status parse_model(job *j, job_model *m, const re_cfg *c) {
   if (!s || !*s || strchr(s, '/') || strchr(s, ','))
     return re_cfg_error(c, RE_EINVAL, "a model needs a 'name' without '/' or ','");
   RE_TRY(re_strdup(s, &m->name));
+  const re_cfg *act = re_cfg_get(c, "activations");
+  if (act)
+    return parse_act_model(j, m, c, act);
   const re_cfg *arch = re_cfg_get(c, "arch"), *ck = re_cfg_get(c, "checkpoints"), *ly = re_cfg_get(c, "layers");
   if (!ck || !ly)
     return re_cfg_error(c, RE_EINVAL, "model '%s' needs 'checkpoints' and 'layers' (and 'arch', unless the "
@@ -834,10 +901,11 @@ static re_status parse_job(job *j) {
   return RE_OK;
 }
 
-re_status job_load(const char *path, job **out) {
+static re_status load(const char *path, int deferred, job **out) {
   job *j;
   *out = NULL;
   RE_TRY(re_calloc(1, sizeof *j, &j));
+  j->deferred = deferred;
   re_status st = re_strdup(path, &j->path);
   if (st == RE_OK) {
     char *tmp = NULL;
@@ -877,6 +945,9 @@ re_status job_dataset_open(const job_dataset *d, re_dataset **out) {
     return re_err_context(st, "dataset '%s': ", d->name);
   return RE_OK;
 }
+re_status job_load(const char *path, job **out) { return load(path, 0, out); }
+
+re_status job_load_deferred(const char *path, job **out) { return load(path, 1, out); }
 
 void job_free(job **pj) {
   job *j = *pj;

@@ -32,13 +32,14 @@ typedef struct job_layer {
 } job_layer;
 
 typedef struct job_ckpt {
-  char *path;
+  char *path; /* a checkpoint file or model folder; an activations folder */
   char *label; /* path relative to the model's common folder, without extension */
 } job_ckpt;
 
 typedef struct job_model {
   char *name;
-  char *arch; /* preset name or model file path */
+  int activations; /* the checkpoints are activations folders (computed elsewhere); no arch */
+  char *arch; /* preset name or model file path; NULL for activations */
   char *state_dict_key;
   job_ckpt *ckpts;
   int nckpts;
@@ -88,12 +89,17 @@ typedef struct job {
   char *cache_dir; /* embedding cache folder, NULL: off */
   int cache_f16;   /* shards hold float16 */
   int cache_default; /* cache_dir is <out_dir>.cache (follows --out) */
+  int deferred;      /* job_load_deferred: activations folders may not exist yet */
   re_cfg *cfg;
 } job;
 
 /* Parse and validate a job file: expands ${ENV} and {a..b}/{x,y} patterns and globs,
  * checks that every referenced file exists. */
 re_status job_load(const char *path, job **out);
+/* The same, for a job that will run after others (repeval submit --after): patterns of
+ * activations folders may match nothing yet (those jobs write them); such models then
+ * have no checkpoints in *out. */
+re_status job_load_deferred(const char *path, job **out);
 /* Free (NULL allowed). */
 void job_free(job **j);
 

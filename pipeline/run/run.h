@@ -55,6 +55,7 @@ typedef struct run_plan {
   uint64_t *ds_key;        /* per dataset: cache data key */
   int cache_disabled;
   int part, nparts;        /* --part I/N: this run streams part I of N of the batches */
+  char *act_sha;           /* activations models: SHA-256 (hex, 65 bytes each) of every dataset file */
 } run_plan;
 
 /* What a run has found and will report: metrics rows, warnings, timings, counters. */
@@ -137,6 +138,7 @@ typedef struct pass {
   tree tree;              /* this rank's complete nodes of the reduction tree */
   int64_t nbatches;       /* batches of the whole pass (all parts) */
   int64_t k0, k1;         /* this rank's batches [k0, k1) */
+  struct run_act *act;    /* activations models' exports (run_act.c); NULL: none */
 } pass;
 
 /* ---- report (report.c) ---- */
@@ -193,6 +195,24 @@ int run_ckpt_index(const runner *r, int m, int c);
 int run_tap_first(const runner *r, int m, int c);
 /* Free a pass (nets, taps, accumulators, dataset). */
 void run_pass_free(runner *r, pass *p);
+
+/* ---- activations models (run_act.c) ---- */
+/* Does the job have a model whose taps come from activation exports? */
+int run_act_any(const job *j);
+/* Collective: the SHA-256 of every dataset file (rank 0 reads them, broadcast), when
+ * the job has activations models. */
+re_status run_act_init(runner *r);
+/* Open and check the exports of every activations model for the pass's dataset. */
+re_status run_act_setup(runner *r, pass *p);
+/* Shape of job layer l of checkpoint (m, c) in its export. */
+void run_act_tap_shape(const runner *r, const pass *p, int m, int c, int l, int64_t *dim, int64_t *rps);
+/* Pass samples [lo, hi) of checkpoint (m, c): every layer's rows into out[l]. */
+re_status run_act_chunk(runner *r, pass *p, int m, int c, int64_t lo, int64_t hi, float **out);
+/* h mixed with the identity of checkpoint (m, c)'s exports (their manifests' bytes,
+ * sizes and times), for fingerprints and cache keys. */
+uint64_t run_act_identity(const runner *r, int m, int c, uint64_t h);
+/* Close the pass's exports. */
+void run_act_free(pass *p);
 
 /* ---- streaming and reduction (run_pass.c) ---- */
 /* Rows [s0, s1) of global tap t (rows x dim), from the checkpoint's chunks (kept,

@@ -8,8 +8,8 @@
  *   data key       = FNV-1a 64 of the dataset's format, files (path, size, mtime),
  *                    normalisation and input geometry;
  *   s0-s1          = the global sample range of the batch.
- * A shard is a 64-byte header ("RPVCACH1", dtype, rows, dim, the full key with the
- * slice, FNV-1a of the uncompressed values, compressed size) and one zstd frame.
+ * A shard is a .rpc tap shard (repeval/shard.h: a 64-byte header with the full key
+ * and the slice, FNV-1a of the uncompressed values, and one zstd frame).
  * Any mismatch (key, shape, size, checksum) makes the shard a miss: it is
  * recomputed and rewritten, never trusted. Shards are written atomically.
  *
@@ -22,25 +22,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <zstd.h>
+#include <unistd.h>
 
 #include "repeval/atomic.h"
 #include "repeval/dtype.h"
+#include "repeval/shard.h"
 #include "run/run.h"
-
-#define CACHE_MAGIC "RPVCACH1"
-
-typedef struct cache_header {
-  char magic[8];
-  uint32_t dtype; /* 0 float32, 1 float16 */
-  uint32_t reserved;
-  int64_t rows, dim;
-  uint64_t key;     /* checkpoint key ^ data key ^ tap ^ slice, mixed */
-  uint64_t sum;     /* FNV-1a of the uncompressed values */
-  int64_t zbytes;   /* compressed payload size */
-  uint64_t reserved2;
-} cache_header; /* 64 bytes */
-
 
 static uint64_t fnv_file(uint64_t h, const char *path) { /* a model file's bytes */
   uint64_t out;
@@ -90,6 +77,11 @@ re_status run_cache_init(runner *r) {
       const job_model *jm = &j->models[m];
       uint64_t mh = RE_FNV1A64_INIT;
       struct stat sb;
+      if (jm->activations) { /* the exports' manifests */
+        for (int c = 0; c < jm->nckpts; c++, k++)
+          r->plan.ckpt_key[k] = run_act_identity(r, m, c, mh);
+        continue;
+      }
       if (stat(jm->arch, &sb) == 0 && S_ISREG(sb.st_mode))
         mh = fnv_file(mh, jm->arch);
       else
@@ -162,42 +154,16 @@ int run_cache_get(runner *r, const char *dir, uint64_t ck, uint64_t dk, const ch
   if (!r->plan.ckpt_key || !dir || !dir[0]) /* run --check: no cache to read */
     return 0;
   shard_path(dir, ck, dk, layer, s0, s1, path, sizeof path, &key);
-  FILE *f;
-  if (re_fopen_regular(path, &f) != RE_OK) {
+  if (access(path, F_OK) != 0) /* not written yet: a plain miss */
+    return 0;
+  if (re_rpc_read(path, key, rows, dim, f16, out) != RE_OK) {
+    run_warn_local(r, "embedding cache shard %s is damaged or stale: recomputing it (%s)", path, re_errmsg());
     re_err_clear();
+    r->rep.cache_bad++;
     return 0;
   }
-  cache_header h;
-  int ok = fread(&h, sizeof h, 1, f) == 1 && !memcmp(h.magic, CACHE_MAGIC, 8) && h.key == key && h.rows == rows &&
-           h.dim == dim && (int)h.dtype == f16 && h.zbytes > 0;
-  struct stat sb; /* the compressed bytes must be in the file before they are allocated */
-  ok = ok && fstat(fileno(f), &sb) == 0 && h.zbytes == (int64_t)sb.st_size - (int64_t)sizeof h;
-  void *z = NULL;
-  uint16_t *half = NULL;
-  if (ok)
-    ok = re_malloc(h.zbytes, 1, &z) == RE_OK && fread(z, 1, (size_t)h.zbytes, f) == (size_t)h.zbytes &&
-         fgetc(f) == EOF;
-  int64_t n = rows * dim, raw = n * (h.dtype ? 2 : 4);
-  if (ok && h.dtype)
-    ok = re_malloc(n > 0 ? n : 1, sizeof(uint16_t), &half) == RE_OK;
-  if (ok) {
-    void *dst = h.dtype ? (void *)half : (void *)out;
-    size_t got = ZSTD_decompress(dst, (size_t)raw, z, (size_t)h.zbytes);
-    ok = !ZSTD_isError(got) && got == (size_t)raw && re_fnv1a64(RE_FNV1A64_INIT, dst, (size_t)raw) == h.sum;
-  }
-  if (ok && h.dtype)
-    for (int64_t e = 0; e < n; e++)
-      out[e] = re_f16_to_f32(half[e]);
-  fclose(f);
-  free(z);
-  free(half);
-  if (!ok) {
-    run_warn_local(r, "embedding cache shard %s is damaged or stale: recomputing it", path);
-    r->rep.cache_bad++;
-  } else {
-    r->rep.cache_hits++;
-  }
-  return ok;
+  r->rep.cache_hits++;
+  return 1;
 }
 
 int run_cache_load(runner *r, const pass *p, int m, int c, int l, int64_t s0, int64_t s1, int64_t rows, int64_t dim,
@@ -219,54 +185,14 @@ void run_cache_put(runner *r, const char *dir, uint64_t ck, uint64_t dk, const c
                    int64_t rows, int64_t dim, int f16, const float *data) {
   if (r->plan.cache_disabled || !r->plan.ckpt_key || !dir || !dir[0]) /* run --check writes nothing */
     return;
-  char path[8192];
+  char path[8192], folder[8192];
   uint64_t key;
   shard_path(dir, ck, dk, layer, s0, s1, path, sizeof path, &key);
-  int64_t n = rows * dim, raw = n * (f16 ? 2 : 4);
-  uint16_t *half = NULL;
-  void *z = NULL;
-  size_t cap = ZSTD_compressBound((size_t)raw);
-  re_status st = re_malloc((int64_t)cap, 1, &z);
-  const void *src = data;
-  if (st == RE_OK && f16) {
-    st = re_malloc(n > 0 ? n : 1, sizeof(uint16_t), &half);
-    for (int64_t e = 0; st == RE_OK && e < n; e++)
-      half[e] = re_f32_to_f16(data[e]);
-    src = half;
-  }
-  cache_header h;
-  memset(&h, 0, sizeof h);
-  if (st == RE_OK) {
-    size_t zb = ZSTD_compress(z, cap, src, (size_t)raw, 3);
-    if (ZSTD_isError(zb))
-      st = re_err(RE_EIO, "zstd: %s", ZSTD_getErrorName(zb));
-    memcpy(h.magic, CACHE_MAGIC, 8);
-    h.dtype = (uint32_t)f16;
-    h.rows = rows;
-    h.dim = dim;
-    h.key = key;
-    h.sum = re_fnv1a64(RE_FNV1A64_INIT, src, (size_t)raw);
-    h.zbytes = (int64_t)zb;
-  }
-  char folder[8192];
   snprintf(folder, sizeof folder, "%s", path);
   *strrchr(folder, '/') = '\0';
+  re_status st = re_mkdir_p(folder);
   if (st == RE_OK)
-    st = re_mkdir_p(folder);
-  re_atomic at;
-  memset(&at, 0, sizeof at);
-  if (st == RE_OK)
-    st = re_atomic_open(path, &at);
-  if (st == RE_OK)
-    st = re_atomic_write(&at, &h, sizeof h);
-  if (st == RE_OK)
-    st = re_atomic_write(&at, z, h.zbytes);
-  if (st == RE_OK)
-    st = re_atomic_commit(&at);
-  else
-    re_atomic_abort(&at);
-  free(z);
-  free(half);
+    st = re_rpc_write(path, key, rows, dim, f16, data);
   if (st != RE_OK) {
     /* a full disk must not fail the evaluation: go on without the cache */
     run_warn_local(r, "embedding cache disabled: %s", re_errmsg());

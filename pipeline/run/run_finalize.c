@@ -15,6 +15,7 @@
 #include "mpi/mpi_reduce.h"
 #include "out/outdir.h"
 #include "out/output.h"
+#include "repeval/activations.h"
 #include "repeval/cca.h"
 #include "repeval/npy.h"
 #include "run/analysis.h"
@@ -126,7 +127,27 @@ re_status run_write_manifest(runner *r, double t_total) {
       first = 0;
     }
   for (int m = 0; m < j->nmodels; m++)
-    for (int c = 0; c < j->models[m].nckpts; c++) {
+    for (int c = 0; c < j->models[m].nckpts && j->models[m].activations; c++)
+      for (int d = 0; d < j->ndatasets; d++) { /* an export per checkpoint and dataset: its manifest */
+        char mf[8192];
+        snprintf(mf, sizeof mf, "%s/%s/%s", j->models[m].ckpts[c].path, j->datasets[d].name, RE_ACT_MANIFEST);
+        uint64_t sum = 0;
+        int64_t bytes = 0;
+        re_status st = out_checksum(mf, &sum, &bytes);
+        fprintf(f, "%s\n    {\"kind\": \"activations\", \"model\": ", first ? "" : ",");
+        re_json_string(f, j->models[m].name);
+        fprintf(f, ", \"label\": ");
+        re_json_string(f, j->models[m].ckpts[c].label);
+        fprintf(f, ", \"dataset\": ");
+        re_json_string(f, j->datasets[d].name);
+        fprintf(f, ", \"path\": ");
+        re_json_string(f, mf);
+        fprintf(f, ", \"bytes\": %lld, \"fnv1a64\": \"%016llx\"%s}", (long long)bytes, (unsigned long long)sum,
+                st == RE_OK ? "" : ", \"error\": \"unreadable\"");
+        first = 0;
+      }
+  for (int m = 0; m < j->nmodels; m++)
+    for (int c = 0; c < j->models[m].nckpts && !j->models[m].activations; c++) {
       uint64_t sum = 0;
       int64_t bytes = 0;
       re_status st = out_checksum(j->models[m].ckpts[c].path, &sum, &bytes);
@@ -144,8 +165,12 @@ re_status run_write_manifest(runner *r, double t_total) {
   for (int m = 0; m < j->nmodels; m++) {
     fprintf(f, "%s{\"name\": ", m ? ", " : "");
     re_json_string(f, j->models[m].name);
-    fprintf(f, ", \"arch\": ");
-    re_json_string(f, j->models[m].arch);
+    if (j->models[m].activations) {
+      fprintf(f, ", \"arch\": null, \"activations\": true");
+    } else {
+      fprintf(f, ", \"arch\": ");
+      re_json_string(f, j->models[m].arch);
+    }
     fprintf(f, ", \"checkpoints\": %d, \"layers\": [", j->models[m].nckpts);
     for (int l = 0; l < j->models[m].nlayers; l++) {
       fprintf(f, "%s", l ? ", " : "");

@@ -74,10 +74,26 @@ re_status run_pass_chunk(runner *r, pass *p, int m, int c, int64_t g) {
     return RE_OK;
   mo->ckpt = -1;
   mo->g = -1;
-  const char *cache = run_cache_dir(r, p);
   int64_t lo, hi;
   chunk_range(p, g, &lo, &hi);
-  int t0 = run_tap_first(r, m, c), hit = cache != NULL;
+  int t0 = run_tap_first(r, m, c);
+  if (jm->activations) { /* computed elsewhere: read in place, never cached but for the probes */
+    RE_TRY(run_act_chunk(r, p, m, c, lo, hi, mo->tap));
+    for (int l = 0; l < jm->nlayers; l++) {
+      const tapinfo *tp = &r->plan.taps[t0 + l];
+      int64_t rows = (hi - lo) * tp->rps;
+      run_cache_round(r, mo->tap[l], rows * tp->dim);
+      if (!j->cache_dir) /* the probes' taps, in the run's own cache */
+        RE_TRY(run_probe_feed(r, p, t0 + l, mo->tap[l], lo, hi - lo));
+      else if (p->probe_tap && p->probe_tap[t0 + l]) /* probes read the job's cache */
+        run_cache_store(r, p, m, c, l, lo, hi, rows, tp->dim, mo->tap[l]);
+    }
+    mo->ckpt = ci;
+    mo->g = g;
+    return RE_OK;
+  }
+  const char *cache = run_cache_dir(r, p);
+  int hit = cache != NULL;
   for (int l = 0; l < jm->nlayers && hit; l++) {
     const tapinfo *tp = &r->plan.taps[t0 + l];
     hit = run_cache_load(r, p, m, c, l, lo, hi, (hi - lo) * tp->rps, tp->dim, mo->tap[l]);

@@ -72,6 +72,7 @@ void run_pass_free(runner *r, pass *p) {
   free(p->stage);
   free(p->stage_off);
   re_dataset_close(&p->ds);
+  run_act_free(p);
   for (int m = 0; r->plan.nets && m < r->plan.j->nmodels; m++) {
     for (int c = 0; r->plan.nets[m] && c < r->plan.j->models[m].nckpts; c++)
       re_net_destroy(&r->plan.nets[m][c]);
@@ -210,7 +211,7 @@ static int streamed(const runner *r) {
   const char *e = getenv("REPEVAL_MAX_WEIGHTS_MB");
   double budget = (e && *e ? atof(e) : 4096.0) * 1048576.0, total = 0;
   for (int m = 0; m < j->nmodels; m++)
-    for (int c = 0; c < j->models[m].nckpts; c++) {
+    for (int c = 0; c < j->models[m].nckpts && !j->models[m].activations; c++) {
       const re_ckpt *ck = r->plan.ckpts[m][c];
       for (int64_t t = 0; t < re_ckpt_count(ck); t++)
         total += 4.0 * (double)re_ckpt_info(ck, t)->numel; /* float32 once bound */
@@ -235,6 +236,18 @@ static re_status bind_nets(runner *r, pass *p) {
   for (int m = 0; m < j->nmodels; m++) {
     job_model *jm = &j->models[m];
     for (int c = 0; c < jm->nckpts; c++) {
+      if (jm->activations) { /* no net: the shapes are the exports' */
+        for (int l = 0; l < jm->nlayers; l++) {
+          tapinfo *t = &r->plan.taps[r->plan.ntaps++];
+          t->model = m, t->ckpt = c, t->layer = l, t->net_tap = -1;
+          if (jm->layers[l].mode == RE_TAP_TOKENS)
+            return re_cfg_error(jm->src, RE_EUNSUPPORTED, "model '%s', layer '%s': mode tokens gives a varying "
+                                                          "number of rows per sample, which repeval run does not use",
+                                jm->name, jm->layers[l].name);
+          run_act_tap_shape(r, p, m, c, l, &t->dim, &t->rps);
+        }
+        continue;
+      }
       re_net **net = &r->plan.nets[m][c];
       RE_TRY(bind_one(r, p, m, c, net));
       if (owner)
@@ -315,7 +328,7 @@ re_status run_pass_embed(runner *r, pass *p, int64_t s0, int64_t s1) {
     return RE_OK;
   const job *j = r->plan.j;
   for (int m = 0; m < j->nmodels; m++)
-    for (int c = 0; c < j->models[m].nckpts; c++) {
+    for (int c = 0; c < j->models[m].nckpts && !j->models[m].activations; c++) { /* exports need no embedding */
       int t0 = run_tap_first(r, m, c), used = -1;
       for (int l = 0; l < j->models[m].nlayers && used < 0; l++)
         if (p->tap_used[t0 + l])
@@ -435,6 +448,7 @@ re_status run_pass_setup(runner *r, pass *p) {
   job *j = r->plan.j;
   RE_TRY(open_pass_dataset(r, p));
   RE_TRY(pass_batch(r, p));
+  RE_TRY(run_act_setup(r, p));
   RE_TRY(bind_nets(r, p));
   RE_TRY(alloc_buffers(r, p));
   RE_TRY(re_calloc(j->nanalyses, sizeof(an_run), &p->an));
@@ -469,6 +483,8 @@ re_status run_load_models(runner *r) {
   RE_TRY(re_calloc(j->nmodels, sizeof(re_net **), &r->plan.nets));
   for (int m = 0; m < j->nmodels; m++) {
     job_model *jm = &j->models[m];
+    if (jm->activations) /* computed elsewhere: no model, no checkpoint to open */
+      continue;
     RE_TRY(re_model_load(jm->arch, &r->plan.models[m]));
     RE_TRY(re_calloc(jm->nckpts, sizeof(re_ckpt *), &r->plan.ckpts[m]));
     RE_TRY(re_calloc(jm->nckpts, sizeof(re_net *), &r->plan.nets[m]));

@@ -55,6 +55,11 @@ void run_state_init(runner *r) {
   h = fnv_file_bytes(h, j->path);
   for (int m = 0; m < j->nmodels; m++) {
     struct stat sb;
+    if (j->models[m].activations) {
+      for (int c = 0; c < j->models[m].nckpts; c++)
+        h = run_act_identity(r, m, c, h);
+      continue;
+    }
     if (stat(j->models[m].arch, &sb) == 0 && S_ISREG(sb.st_mode))
       h = fnv_file_bytes(h, j->models[m].arch);
     else

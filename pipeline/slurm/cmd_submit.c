@@ -48,6 +48,23 @@ static re_status set_slurm(const re_opt *opt, const char *value) {
   return re_err(RE_EINVAL, "--%s: %s", opt->name, msg);
 }
 
+/* --after: Slurm job ids (digits, an array task as ID_TASK) separated by ':'. */
+static re_status check_job_ids(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || n > 256)
+    return re_err(RE_EINVAL, "expected job ids like 1234 or 1234:1240 (1 to 256 characters)");
+  for (const char *c = s; *c; c++) {
+    int digit = *c >= '0' && *c <= '9';
+    int sep = *c == ':' || *c == '_';
+    int ok = digit || (sep && c > s && c[-1] >= '0' && c[-1] <= '9' && c[1] >= '0' && c[1] <= '9');
+    if (!ok)
+      return re_err(RE_EINVAL, "'%c' at position %d: expected job ids (digits, ID_TASK for an array task) "
+                               "separated by ':'",
+                    *c, (int)(c - s));
+  }
+  return RE_OK;
+}
+
 /* `path` made absolute against the working folder, without trailing slashes */
 static re_status absolute(const char *cwd, const char *path, char **out) {
   size_t a = strlen(cwd), b = strlen(path);
@@ -199,8 +216,9 @@ static re_status render_merge(const slurm_opts *o, const slurm_script_vars *v, c
   for (size_t k = 0; k < sizeof keys / sizeof keys[0] && st == RE_OK; k++)
     if (vals[k])
       st = slurm_opts_set(&m, keys[k], vals[k]);
-  for (int k = 0; k < o->nextra && st == RE_OK; k++)
-    st = slurm_opts_set(&m, "extra", o->extra[k]);
+  for (int k = 0; k < o->nextra && st == RE_OK; k++) /* the array job waits for --after's jobs, the merge for it */
+    if (strncmp(o->extra[k], "--dependency", 12) && strncmp(o->extra[k], "--kill-on-invalid-dep", 21))
+      st = slurm_opts_set(&m, "extra", o->extra[k]);
   if (st == RE_OK && after)
     st = slurm_opts_set(&m, "extra", dep);
   if (st == RE_OK && after)
@@ -239,7 +257,7 @@ static re_status render_merge(const slurm_opts *o, const slurm_script_vars *v, c
 
 int re_cmd_submit(int argc, char **argv) {
   char *job_path = NULL, **extra = NULL;
-  const char *out_opt = NULL, *tmpl_path = NULL;
+  const char *out_opt = NULL, *tmpl_path = NULL, *after = NULL;
   int dry = 0, nextra = 0;
   int64_t nparts = 0;
   slurm_opts cli, o;
@@ -261,6 +279,9 @@ int re_cmd_submit(int argc, char **argv) {
                  "split the job into N array tasks (repeval run --part I/N, each resumable) and submit a dependent "
                  "job that runs repeval merge when all have finished: the results of one big job; prints both job "
                  "ids"),
+      RE_OPT_STRING("after", &after, "JOBID[:JOBID...]",
+                    "start only after these Slurm jobs succeeded (--dependency=afterok), e.g. a GPU job writing "
+                    "the activations this job reads: its activations folders need not exist yet"),
       RE_OPT_STRING("output-dir", &out_opt, "DIR", "results folder (default: output.dir of the job)"),
       RE_OPT_STRING("template", &tmpl_path, "FILE",
                     "batch-script template (default: the built-in copy of slurm/repeval.sbatch.in)"),
@@ -278,6 +299,10 @@ int re_cmd_submit(int argc, char **argv) {
     return rc;
   }
   long parts = (long)nparts;
+  if (after && check_job_ids(after) != RE_OK) {
+    slurm_opts_clear(&cli);
+    return re_cli_usage_error("submit", "--after %s: %s", after, re_errmsg());
+  }
 
   re_status st = RE_OK;
   job *j = NULL;
@@ -330,7 +355,7 @@ int re_cmd_submit(int argc, char **argv) {
       snprintf(num, sizeof num, "%lld", (long long)idx[t]);
       setenv("SLURM_ARRAY_TASK_ID", num, 1);
     }
-    st = job_load(job_path, &jt);
+    st = after ? job_load_deferred(job_path, &jt) : job_load(job_path, &jt);
     if (st != RE_OK) {
       if (nidx > 0)
         re_err_context(st, "array task %lld (SLURM_ARRAY_TASK_ID=%lld): ", (long long)idx[t], (long long)idx[t]);
@@ -367,6 +392,12 @@ int re_cmd_submit(int argc, char **argv) {
     char spec[32];
     snprintf(spec, sizeof spec, "0-%ld", parts - 1);
     RE_CHECK(slurm_opts_set(&o, "array", spec));
+  }
+  if (after) { /* a failed or cancelled predecessor cancels this job instead of leaving it pending */
+    char dep[300];
+    snprintf(dep, sizeof dep, "--dependency=afterok:%s", after);
+    RE_CHECK(slurm_opts_set(&o, "extra", dep));
+    RE_CHECK(slurm_opts_set(&o, "extra", "--kill-on-invalid-dep=yes"));
   }
 
   int64_t limit;

@@ -9,6 +9,8 @@
   cache  embedding-cache shards and stats  statistics files (reduced and array
          parts), written by repeval's own writers through the replay binaries
          (REPEVAL_FUZZ_SEED_DIR), so they carry valid keys and checksums
+  activations  manifests of activation exports: the catalogue's (their files are the
+         ones fuzz_activations.c lays out) and a few naming its other files
 
   make_run_corpora.py BUILD_DIR      (BUILD_DIR/tests holds replay_cache, replay_stats)
 Deterministic apart from the cache/stats seeds' bytes of float rounding; rerun
@@ -25,6 +27,7 @@ SRC = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(SRC, "tests", "reliability"))
 os.environ.setdefault("REPEVAL_SOURCE_DIR", SRC)
 
+import test_bad_activations_are_refused as A  # noqa: E402
 import test_bad_datasets_are_refused as D  # noqa: E402
 import test_bad_job_files_are_refused as J  # noqa: E402
 
@@ -84,11 +87,23 @@ def save(target, name, data):
         f.write(data)
 
 
+def activation_manifests():
+    """Manifests naming the other files of fuzz_activations.c's folder: two half shards,
+    the float16 safetensors tensor as 2 rows per sample, the .rpc shard."""
+    half = [{"file": "h.flatten/a.npy", "first": 0, "count": 4}, {"file": "h.flatten/b.npy", "first": 4, "count": 4}]
+    g = {"name": "g", "mode": "spatial", "dim": 3, "rows_per_sample": 2,
+         "shards": [{"file": "s.safetensors", "first": 0, "count": 8, "tensor": "g"}]}
+    h = {"name": "h", "mode": "flatten", "dim": 3, "shards": half}
+    r = {"name": "h", "mode": "mean", "dim": 3, "shards": [{"file": "h.flatten/0.rpc", "first": 0, "count": 8}]}
+    return {"split_shards": A.manifest(shards=half), "spatial_f16": A.manifest(taps=[h, g]),
+            "rpc_and_npy": A.manifest(taps=[h, r])}
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
     build = sys.argv[1]
-    for t in ("job", "model", "cache", "stats"):
+    for t in ("job", "model", "cache", "stats", "activations"):
         shutil.rmtree(os.path.join(HERE, "corpus", t), ignore_errors=True)
     jobs, models = {}, {}
     for case in J.cases() + D.cases():
@@ -111,6 +126,15 @@ def main():
             save("model", f"docs_{k}", block)
     for name, text in FUZZ_MODELS.items():
         save("model", name, text)
+    manifests = {}
+    for case in A.cases():
+        text = case.files.get("acts/c0/d/activations.json")
+        if isinstance(text, str):
+            manifests.setdefault(text, case.name)
+    for text, name in manifests.items():
+        save("activations", name, text)
+    for name, text in activation_manifests().items():
+        save("activations", name, text)
     for target in ("cache", "stats"):
         with tempfile.TemporaryDirectory() as seeds:
             empty = os.path.join(seeds, "empty")
@@ -121,7 +145,7 @@ def main():
                 if f != "empty" and os.path.isfile(os.path.join(seeds, f)):
                     with open(os.path.join(seeds, f), "rb") as fh:
                         save(target, f, fh.read())
-    for t in ("job", "model", "cache", "stats"):
+    for t in ("job", "model", "cache", "stats", "activations"):
         print(t, len(os.listdir(os.path.join(HERE, "corpus", t))), "seeds")
 
 

@@ -9,10 +9,11 @@ Fenced blocks are marked runnable by words after the language:
     ```python run              Python: run with the Python that has NumPy
 
 Blocks of one document run in order in one fresh folder that looks like a
-checkout after `scripts/demo` built it: `jobs/` (the repository's),
+checkout after `scripts/demo` built it: `jobs/` and `tools/` (the repository's),
 `cnn.yaml` and `checkpoints/` (the demo's model file and checkpoints),
-`build/pipeline/repeval` and `repeval` on PATH (the program under test), and
-FMNIST set to the Fashion-MNIST folder. Any other word after the language is
+`build/pipeline/repeval` and `repeval` on PATH (the program under test),
+`python3` on PATH the Python running this test (the one with NumPy and torch),
+and FMNIST set to the Fashion-MNIST folder. Any other word after the language is
 an error, so a misspelt marker cannot hide an example."""
 import os
 import re
@@ -43,10 +44,12 @@ def sandbox():
     d = tempfile.mkdtemp(prefix="repeval-docs-")
     demo = os.path.join(SOURCE_DIR, "jobs", "demo")
     os.symlink(os.path.join(SOURCE_DIR, "jobs"), os.path.join(d, "jobs"))
+    os.symlink(os.path.join(SOURCE_DIR, "tools"), os.path.join(d, "tools"))
     os.symlink(os.path.join(demo, "checkpoints"), os.path.join(d, "checkpoints"))
     os.symlink(os.path.join(demo, "cnn.yaml"), os.path.join(d, "cnn.yaml"))
     os.makedirs(os.path.join(d, "build", "pipeline"))
     os.symlink(os.path.abspath(REPEVAL), os.path.join(d, "build", "pipeline", "repeval"))
+    os.symlink(sys.executable, os.path.join(d, "build", "pipeline", "python3"))  # for `#!/usr/bin/env python3`
     return d
 
 

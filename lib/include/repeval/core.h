@@ -119,6 +119,22 @@ uint64_t re_fnv1a64(uint64_t h, const void *p, size_t n);
 /* FNV-1a 64 of a file's bytes continuing from h; *bytes (may be NULL) gets its size. */
 re_status re_fnv1a64_file(uint64_t h, const char *path, uint64_t *out, int64_t *bytes);
 
+/* SHA-256 (FIPS 180-4), incrementally: init, update with any pieces, final. */
+typedef struct re_sha256 {
+  uint32_t h[8];
+  uint64_t len;     /* bytes so far */
+  uint8_t buf[64];  /* a partial block */
+  unsigned fill;
+} re_sha256;
+void re_sha256_init(re_sha256 *s);
+void re_sha256_update(re_sha256 *s, const void *p, size_t n);
+/* The 32-byte digest; s must be initialised again before reuse. */
+void re_sha256_final(re_sha256 *s, uint8_t out[32]);
+/* A digest as 64 lowercase hex digits and a NUL. */
+void re_sha256_hex(const uint8_t digest[32], char hex[65]);
+/* SHA-256 of a regular file's bytes as hex; *bytes (may be NULL) gets its size. */
+re_status re_sha256_file(const char *path, char hex[65], int64_t *bytes);
+
 #ifdef __cplusplus
 }
 #endif

@@ -190,6 +190,21 @@ static const char *stray_option(const re_dataset_source *src, const re_dataset_f
   return NULL;
 }
 
+int re_dataset_source_labeled(const re_dataset_source *src) {
+  const char *f = src->format ? src->format : "";
+  if (!strcmp(f, "idx") || !strcmp(f, "npy") || !strcmp(f, "tokens"))
+    return src->labels != NULL;
+  if (!strcmp(f, "cifar") || !strcmp(f, "cifar100"))
+    return 1;
+  if (!strcmp(f, "webdataset"))
+    return !src->label_ext || strcmp(src->label_ext, "none");
+  if (!strcmp(f, "jsonl"))
+    return src->label_field != NULL;
+  if (!strcmp(f, "text"))
+    return src->label_from != NULL;
+  return 0;
+}
+
 re_status re_dataset_open_source(const re_dataset_source *src, re_dataset **out) {
   *out = NULL;
   const re_dataset_format *f = re_dataset_format_find(src->format);

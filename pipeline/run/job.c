@@ -367,52 +367,147 @@ static re_status check_file_name(const re_cfg *key, const char *what, const char
   return RE_OK;
 }
 
+static re_status job_dataset_source(const job_dataset *d, re_dataset_source *src);
+
+static int listed(const char *const *list, const char *name) {
+  for (; list && *list; list++)
+    if (!strcmp(*list, name))
+      return 1;
+  return 0;
+}
+
+/* A path option of a dataset (labels, mask, tokenizer): resolved like one_file; the
+ * tokenizer may be the model folder holding tokenizer.json, which then is the input file. */
+static re_status dataset_path(job *j, const re_cfg *node, const char *key, char **value, char **file) {
+  const char *s;
+  char *e = NULL;
+  struct stat sb;
+  RE_TRY(re_cfg_string(node, &s));
+  RE_TRY(expand_env(node, s, &e));
+  re_status st = resolve(j, e, value);
+  free(e);
+  RE_TRY(st);
+  if (!strcmp(key, "tokenizer") && stat(*value, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+    size_t n = strlen(*value) + sizeof "/tokenizer.json";
+    RE_TRY(re_malloc((int64_t)n, 1, file));
+    snprintf(*file, n, "%s/tokenizer.json", *value);
+    if (!exists(*file))
+      return re_cfg_error(node, RE_EINVAL, "tokenizer folder %s holds no tokenizer.json", *value);
+    return RE_OK;
+  }
+  if (!exists(*value)) {
+    if (stat(*value, &sb) == 0 && re_check_regular(*value) != RE_OK)
+      return re_cfg_error(node, RE_EINVAL, "%s", re_errmsg());
+    return re_cfg_error(node, RE_EINVAL, "file not found: %s", *value);
+  }
+  return re_strdup(*value, file);
+}
+
+/* One option of a dataset's format: checked now (re_dataset_source_set), kept as text. */
+static re_status dataset_option(job *j, job_dataset *d, strs *extra, const char *key, const re_cfg *node) {
+  const re_dataset_format *f = re_dataset_format_find(d->format);
+  char *value = NULL, *file = NULL;
+  re_status st;
+  if (listed(f->path_options, key)) {
+    st = dataset_path(j, node, key, &value, &file);
+    if (st == RE_OK)
+      st = strs_push(extra, file);
+    free(file);
+  } else {
+    const char *v;
+    st = node->kind == RE_CFG_SCALAR ? re_cfg_string(node, &v)
+                                     : re_cfg_error(node, RE_EINVAL, "'%s' takes a single value", key);
+    if (st == RE_OK)
+      st = re_strdup(v, &value);
+  }
+  if (st == RE_OK) {
+    re_dataset_source probe = {.format = d->format};
+    if (re_dataset_source_set(&probe, key, value) != RE_OK)
+      st = re_cfg_error(node, RE_EINVAL, "dataset '%s': %s", d->name, re_errmsg());
+  }
+  if (st == RE_OK)
+    st = re_realloc(&d->opt_keys, d->nopts + 1, sizeof(char *));
+  if (st == RE_OK)
+    st = re_realloc(&d->opt_vals, d->nopts + 1, sizeof(char *));
+  if (st == RE_OK) {
+    d->opt_vals[d->nopts] = value;
+    value = NULL;
+    st = re_strdup(key, &d->opt_keys[d->nopts]);
+    d->nopts++; /* job_free frees a NULL key too */
+  }
+  free(value);
+  return st;
+}
+
+/* "images, labels" and the common keys: what dataset format f accepts, for messages. */
+static void dataset_keys_text(const re_dataset_format *f, char *buf, size_t cap) {
+  size_t n = (size_t)snprintf(buf, cap, "%s", f->files_key);
+  for (const char *const *o = f->options; *o && n < cap; o++)
+    n += (size_t)snprintf(buf + n, cap - n, ", %s", *o);
+  if (n < cap)
+    snprintf(buf + n, cap - n, ", normalize, offset, limit");
+}
+
 static re_status parse_dataset(job *j, job_dataset *d, const char *name, const re_cfg *c) {
-  static const char *const keys[] = {"format", "images", "labels", "inputs", "files", "shards",
-                                     "input",  "label",  "normalize", "limit", "offset", NULL};
-  RE_TRY(re_cfg_expect_map(c, "a dataset", keys));
+  if (c->kind != RE_CFG_MAP)
+    return re_cfg_error(c, RE_EINVAL, "dataset '%s' must be a map with 'format'", name);
   d->src = c;
   RE_TRY(re_strdup(name, &d->name));
-  const re_cfg *f = re_cfg_get(c, "format");
-  if (!f)
-    return re_cfg_error(c, RE_EINVAL, "dataset '%s' needs 'format' (idx, cifar, cifar100, npy, webdataset)", name);
+  const re_cfg *fnode = re_cfg_get(c, "format");
+  if (!fnode)
+    return re_cfg_error(c, RE_EINVAL, "dataset '%s' needs 'format' (%s)", name, re_dataset_format_names());
   const char *fmt;
-  RE_TRY(re_cfg_string(f, &fmt));
-  if (strcmp(fmt, "idx") && strcmp(fmt, "cifar") && strcmp(fmt, "cifar100") && strcmp(fmt, "npy") &&
-      strcmp(fmt, "webdataset"))
-    return re_cfg_error(f, RE_EINVAL, "unknown dataset format '%s' (idx, cifar, cifar100, npy, webdataset)", fmt);
+  RE_TRY(re_cfg_string(fnode, &fmt));
+  const re_dataset_format *f = re_dataset_format_find(fmt);
+  if (!f)
+    return re_cfg_error(fnode, RE_EINVAL, "unknown dataset format '%s' (%s)", fmt, re_dataset_format_names());
   RE_TRY(re_strdup(fmt, &d->format));
-  if (!strcmp(fmt, "idx") || !strcmp(fmt, "npy")) {
-    const char *main_key = !strcmp(fmt, "idx") ? "images" : "inputs";
-    const re_cfg *img = re_cfg_get(c, main_key), *lab = re_cfg_get(c, "labels");
-    if (!img)
-      return re_cfg_error(c, RE_EINVAL, "dataset '%s' (%s) needs '%s'", name, fmt, main_key);
-    RE_TRY(re_calloc(2, sizeof(char *), &d->files));
-    RE_TRY(one_file(j, img, &d->files[0]));
-    d->nfiles = 1;
-    if (lab) {
-      RE_TRY(one_file(j, lab, &d->files[1]));
-      d->nfiles = 2;
-      d->has_labels = 1;
-    }
-  } else {
-    const re_cfg *sh = re_cfg_get(c, !strcmp(fmt, "webdataset") ? "shards" : "files");
-    if (!sh)
-      return re_cfg_error(c, RE_EINVAL, "dataset '%s' (%s) needs '%s'", name, fmt,
-                          !strcmp(fmt, "webdataset") ? "shards" : "files");
-    strs files = {0};
-    re_status st = file_list(j, sh, &files);
-    if (st != RE_OK) {
-      strs_free(&files);
-      return st;
-    }
-    d->files = files.v;
-    d->nfiles = files.n;
-    d->has_labels = 1;
+  const re_cfg *files = re_cfg_get(c, f->files_key);
+  if (!files)
+    return re_cfg_error(c, RE_EINVAL, "dataset '%s' (%s) needs '%s'", name, fmt, f->files_key);
+  strs all = {0}, extra = {0};
+  re_status st = f->max_files == 1 && files->kind != RE_CFG_SEQ ? RE_OK : file_list(j, files, &all);
+  if (st == RE_OK && f->max_files == 1 && files->kind != RE_CFG_SEQ) {
+    char *one = NULL;
+    st = one_file(j, files, &one);
+    if (st == RE_OK)
+      st = strs_push(&all, one);
+    free(one);
   }
+  if (st == RE_OK && f->max_files && all.n > f->max_files)
+    st = re_cfg_error(files, RE_EINVAL, "dataset '%s' (%s) takes %d file(s) in '%s', got %d", name, fmt, f->max_files,
+                      f->files_key, all.n);
+  for (int64_t k = 0; k < c->n && st == RE_OK; k++) {
+    const char *key = c->keys[k];
+    if (!strcmp(key, "format") || !strcmp(key, f->files_key) || !strcmp(key, "normalize") ||
+        !strcmp(key, "limit") || !strcmp(key, "offset"))
+      continue;
+    if (!listed(f->options, key)) {
+      char keys[512];
+      dataset_keys_text(f, keys, sizeof keys);
+      st = re_cfg_error(c->keynodes[k], RE_EINVAL, "dataset '%s' (%s) has no key '%s' (its keys: %s)", name, fmt,
+                        key, keys);
+      break;
+    }
+    st = dataset_option(j, d, &extra, key, c->items[k]);
+  }
+  d->nmain = all.n;
+  for (int k = 0; k < extra.n && st == RE_OK; k++)
+    st = strs_push(&all, extra.v[k]);
+  strs_free(&extra);
+  d->files = all.v;
+  d->nfiles = all.n;
+  RE_TRY(st);
+  re_dataset_source src;
+  RE_TRY(job_dataset_source(d, &src));
+  d->has_labels = re_dataset_source_labeled(&src);
   const re_cfg *norm = re_cfg_get(c, "normalize");
-  if (norm)
+  if (norm) {
+    if (f->tokens)
+      return re_cfg_error(norm, RE_EINVAL, "dataset '%s' (%s) holds token ids: 'normalize' applies to images and "
+                                           "arrays", name, fmt);
     RE_TRY(parse_normalize(d, norm));
+  }
   RE_TRY(re_cfg_get_int(c, "limit", &d->limit));
   if (d->limit < 0)
     return re_cfg_error(re_cfg_get(c, "limit"), RE_EINVAL, "limit must be >= 0");
@@ -763,6 +858,26 @@ re_status job_load(const char *path, job **out) {
   return RE_OK;
 }
 
+/* The dataset source d describes; strings are d's. */
+static re_status job_dataset_source(const job_dataset *d, re_dataset_source *src) {
+  memset(src, 0, sizeof *src);
+  src->format = d->format;
+  src->files = (const char *const *)d->files;
+  src->nfiles = d->nmain;
+  for (int o = 0; o < d->nopts; o++)
+    RE_TRY(re_dataset_source_set(src, d->opt_keys[o], d->opt_vals[o]));
+  return RE_OK;
+}
+
+re_status job_dataset_open(const job_dataset *d, re_dataset **out) {
+  re_dataset_source src;
+  RE_TRY(job_dataset_source(d, &src));
+  re_status st = re_dataset_open_source(&src, out);
+  if (st != RE_OK)
+    return re_err_context(st, "dataset '%s': ", d->name);
+  return RE_OK;
+}
+
 void job_free(job **pj) {
   job *j = *pj;
   if (!j)
@@ -772,6 +887,12 @@ void job_free(job **pj) {
     for (int f = 0; f < d->nfiles; f++)
       free(d->files[f]);
     free(d->files);
+    for (int o = 0; o < d->nopts; o++) {
+      free(d->opt_keys[o]);
+      free(d->opt_vals[o]);
+    }
+    free(d->opt_keys);
+    free(d->opt_vals);
     free(d->name);
     free(d->format);
   }

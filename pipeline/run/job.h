@@ -7,13 +7,17 @@
 #include <string.h>
 
 #include "repeval/cfg.h"
+#include "repeval/dataset.h"
 #include "repeval/nn.h"
 
 typedef struct job_dataset {
   char *name;
-  char *format; /* idx | cifar | cifar100 | npy | webdataset */
-  char **files; /* idx: images, labels; npy: inputs, labels; cifar/webdataset: shards */
-  int nfiles;
+  char *format; /* one of re_dataset_format_names() */
+  char **files; /* every input file: the format's own files [0, nmain), then the files
+                 * its options name (labels, mask, the tokenizer.json) */
+  int nfiles, nmain;
+  char **opt_keys, **opt_vals; /* the format's other options as text, paths resolved */
+  int nopts;
   int has_labels;
   float mean[4], std[4];
   int nnorm;
@@ -93,6 +97,8 @@ re_status job_load(const char *path, job **out);
 /* Free (NULL allowed). */
 void job_free(job **j);
 
+/* Open dataset d (its format and options; normalisation is the caller's). */
+re_status job_dataset_open(const job_dataset *d, re_dataset **out);
 /* Index of a dataset by name, or -1. */
 static inline int job_dataset_index(const job *j, const char *name) {
   for (int k = 0; k < j->ndatasets; k++)

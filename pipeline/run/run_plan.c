@@ -93,21 +93,10 @@ void run_pass_free(runner *r, pass *p) {
   /* r->plan.taps stays: the probes after the last pass need it */
 }
 
-static re_status open_dataset(const job_dataset *d, re_dataset **out) {
-  if (!strcmp(d->format, "idx"))
-    return re_dataset_open_idx(d->files[0], d->has_labels ? d->files[1] : NULL, out);
-  if (!strcmp(d->format, "npy"))
-    return re_dataset_open_npy(d->files[0], d->has_labels ? d->files[1] : NULL, out);
-  if (!strcmp(d->format, "cifar") || !strcmp(d->format, "cifar100"))
-    return re_dataset_open_cifar((const char *const *)d->files, d->nfiles, strcmp(d->format, "cifar") ? 2 : 1, 1,
-                                 out);
-  return re_dataset_open_wds((const char *const *)d->files, d->nfiles, "auto", "cls", out);
-}
-
 /* The pass's dataset: opened, normalised, its first sample, count and geometry. */
 static re_status open_pass_dataset(runner *r, pass *p) {
   const job_dataset *jd = &r->plan.j->datasets[p->d];
-  RE_TRY(open_dataset(jd, &p->ds));
+  RE_TRY(job_dataset_open(jd, &p->ds));
   if (jd->nnorm)
     RE_TRY(re_dataset_set_normalize(p->ds, jd->mean, jd->std, jd->nnorm));
   const re_dataset_info *info = re_dataset_get_info(p->ds);

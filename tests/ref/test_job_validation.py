@@ -28,7 +28,7 @@ analyses:
 CASES = [
     # (replace this, with that, expected message fragment)
     ("name: v", "name: v\nbogus: 1", "job.yaml:2:1: unknown key 'bogus' in the job"),
-    ("    limit: 64", "    limit: 64\n    lmit: 3", "job.yaml:8:5: unknown key 'lmit' in a dataset"),
+    ("    limit: 64", "    limit: 64\n    lmit: 3", "job.yaml:8:5: dataset 'fmnist' (idx) has no key 'lmit'"),
     ("    format: idx", "    format: csv", "job.yaml:4:13: unknown dataset format 'csv'"),
     ("t10k-images-idx3-ubyte.gz", "nope-images.gz", "job.yaml:5:13: file not found"),
     (f"{FMNIST}/t10k-labels", "${REPEVAL_TEST_UNSET_VAR}/t10k-labels", "environment variable REPEVAL_TEST_UNSET_VAR is not set"),

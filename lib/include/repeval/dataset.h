@@ -151,6 +151,10 @@ const char *re_dataset_format_names(void);
 /* Set option `key` of src->format from its text (a YAML scalar or command-line value);
  * `value` is borrowed. Unknown keys and bad values are refused naming the key. */
 re_status re_dataset_source_set(re_dataset_source *src, const char *key, const char *value);
+/* Whether the dataset src describes has labels, as far as its format and options tell
+ * (idx/npy/tokens: a labels file; cifar: always; webdataset: label_ext not "none";
+ * jsonl: label_field; text: label_from; token-stream: never). */
+int re_dataset_source_labeled(const re_dataset_source *src);
 /* Open the dataset src describes (the per-format functions above do the work). */
 re_status re_dataset_open_source(const re_dataset_source *src, re_dataset **out);
 

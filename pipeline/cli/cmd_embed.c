@@ -36,10 +36,15 @@ static void help(void) {
          "  --token-type-ids S   N x T segment ids of a BERT-style model (default all 0)\n"
          "  --positions P        arange (default: 0..T-1, as transformers without\n"
          "                       position_ids) or mask (counting tokens only, as generate())\n"
-         "  --data SPEC          a dataset instead: idx:IMAGES[,LABELS] (plain or .gz),\n"
-         "                       cifar:BATCH[,...], cifar100:BATCH[,...], npy:INPUTS[,LABELS],\n"
-         "                       webdataset:SHARD[,...] (PNG + .cls); uint8 pixels are\n"
-         "                       scaled to [0, 1]; labels go to DIR/labels.npy (int32)\n"
+         "  --data SPEC          a dataset instead, FORMAT:FILE[,FILE...]: idx:IMAGES[,LABELS]\n"
+         "                       (plain or .gz), cifar:BATCH[,...], cifar100:BATCH[,...],\n"
+         "                       npy:INPUTS[,LABELS], webdataset:SHARD[,...] (PNG, .npy or\n"
+         "                       .txt + .cls), tokens:IDS.npy, token-stream:FILE[,...],\n"
+         "                       jsonl:FILE[,...], text:FILE[,...]; uint8 pixels are scaled\n"
+         "                       to [0, 1]; labels go to DIR/labels.npy (int32)\n"
+         "  --data-opt K=V       an option of the --data format, as in a job file (repeat):\n"
+         "                       tokenizer=DIR, seq_len=128, mode=pack, field=text,\n"
+         "                       label_field=label, separator=%%, labels=L.npy, ...\n"
          "  --normalize M:S      per-channel (x - mean) / std for --data, e.g. 0.286:0.353\n"
          "                       or 0.49,0.48,0.45:0.25,0.24,0.26\n"
          "  --layers LIST        modules to tap, each name[:mode] with mode flatten (default),\n"
@@ -57,8 +62,12 @@ static void help(void) {
          "  --list               print the model's taps and output shapes, then exit\n");
 }
 
+#define MAX_DATA_OPTS 32
+
 typedef struct opts {
   const char *model, *ckpt, *input, *data, *normalize, *layers, *out, *key, *mask, *positions, *types;
+  const char *data_opts[MAX_DATA_OPTS];
+  int ndata_opts;
   int64_t batch, limit;
   int list;
 } opts;
@@ -82,6 +91,12 @@ static int parse(int argc, char **argv, opts *o) {
       o->input = v;
     } else if ((v = re_cli_opt(argc, argv, &i, "--data", &missing))) {
       o->data = v;
+    } else if ((v = re_cli_opt(argc, argv, &i, "--data-opt", &missing))) {
+      if (o->ndata_opts == MAX_DATA_OPTS)
+        return re_cli_usage_error("embed", "more than %d --data-opt", MAX_DATA_OPTS);
+      if (!strchr(v, '=') || v[0] == '=')
+        return re_cli_usage_error("embed", "--data-opt takes KEY=VALUE, got '%s'", v);
+      o->data_opts[o->ndata_opts++] = v;
     } else if ((v = re_cli_opt(argc, argv, &i, "--normalize", &missing))) {
       o->normalize = v;
     } else if ((v = re_cli_opt(argc, argv, &i, "--layers", &missing))) {
@@ -118,43 +133,54 @@ static int parse(int argc, char **argv, opts *o) {
     return re_cli_usage_error("embed", "--model and one of --input or --data are required");
   if ((o->mask || o->positions || o->types) && !o->input)
     return re_cli_usage_error("embed", "--attention-mask, --token-type-ids and --positions go with --input token ids");
-  if (o->normalize && !o->data)
-    return re_cli_usage_error("embed", "--normalize applies to --data");
+  if ((o->normalize || o->ndata_opts) && !o->data)
+    return re_cli_usage_error("embed", "--normalize and --data-opt apply to --data");
   if (!o->list && (!o->layers || !o->out))
     return re_cli_usage_error("embed", "--layers and --out are required (or --list)");
   return 0;
 }
 
-/* "format:file[,file...]" -> an open dataset. */
-static re_status open_data(const char *spec, re_dataset **out) {
-  char *copy = NULL;
-  RE_TRY(re_strdup(spec, &copy));
-  char *colon = strchr(copy, ':');
+/* "format:file[,file...]" and the --data-opt KEY=VALUE options -> an open dataset.
+ * idx and npy also take their labels file as a second file. */
+static re_status open_data(const opts *o, re_dataset **out) {
+  char *copy = NULL, *kv[MAX_DATA_OPTS] = {0};
   const char *files[64];
   int n = 0;
+  RE_TRY(re_strdup(o->data, &copy));
+  char *colon = strchr(copy, ':');
   re_status st = RE_OK;
+  re_dataset_source src = {0};
   if (!colon) {
-    st = re_err(RE_EINVAL, "--data '%s': expected FORMAT:FILE[,FILE...] (idx, cifar, cifar100, npy, webdataset)", spec);
+    st = re_err(RE_EINVAL, "--data '%s': expected FORMAT:FILE[,FILE...] (%s)", o->data, re_dataset_format_names());
   } else {
     *colon = '\0';
     for (char *tok = strtok(colon + 1, ","); tok && n < 64; tok = strtok(NULL, ","))
       files[n++] = tok;
-    if (n == 0)
-      st = re_err(RE_EINVAL, "--data '%s': no file", spec);
+    src.format = copy;
+    const re_dataset_format *f = re_dataset_format_find(copy);
+    if (!f)
+      st = re_err(RE_EINVAL, "--data '%s': unknown format '%s' (%s)", o->data, copy, re_dataset_format_names());
+    else if (n == 0)
+      st = re_err(RE_EINVAL, "--data '%s': no file", o->data);
+    else if ((!strcmp(copy, "idx") || !strcmp(copy, "npy")) && n == 2)
+      src.labels = files[--n];
   }
-  if (st == RE_OK) {
-    if (!strcmp(copy, "idx") && n <= 2)
-      st = re_dataset_open_idx(files[0], n > 1 ? files[1] : NULL, out);
-    else if (!strcmp(copy, "npy") && n <= 2)
-      st = re_dataset_open_npy(files[0], n > 1 ? files[1] : NULL, out);
-    else if (!strcmp(copy, "cifar") || !strcmp(copy, "cifar100"))
-      st = re_dataset_open_cifar(files, n, strcmp(copy, "cifar") ? 2 : 1, 1, out);
-    else if (!strcmp(copy, "webdataset"))
-      st = re_dataset_open_wds(files, n, "auto", "cls", out);
-    else
-      st = re_err(RE_EINVAL, "--data '%s': unknown format '%s' or too many files (idx and npy take 1 or 2)", spec,
-                  copy);
+  for (int k = 0; k < o->ndata_opts && st == RE_OK; k++) {
+    st = re_strdup(o->data_opts[k], &kv[k]);
+    if (st != RE_OK)
+      break;
+    char *eq = strchr(kv[k], '=');
+    *eq = '\0';
+    st = re_dataset_source_set(&src, kv[k], eq + 1);
+    if (st != RE_OK)
+      re_err_context(st, "--data-opt %s: ", o->data_opts[k]);
   }
+  src.files = files;
+  src.nfiles = n;
+  if (st == RE_OK)
+    st = re_dataset_open_source(&src, out);
+  for (int k = 0; k < MAX_DATA_OPTS; k++)
+    free(kv[k]);
   free(copy);
   return st;
 }
@@ -293,6 +319,25 @@ static int is_integer_dtype(re_dtype dt) {
 
 /* Rows [r0, r0 + nr) of an integer array as int64 (tmp: nr x cols doubles). 64-bit
  * values are read as they are; the rest through doubles, which hold them exactly. */
+/* Non-padding tokens of the first n samples of a token dataset (the rows of a tokens tap). */
+static re_status count_dataset_tokens(re_dataset *ds, int64_t n, int64_t B, int64_t *total) {
+  int64_t T = re_dataset_get_info(ds)->seq_len, *ids = NULL;
+  uint8_t *mk = NULL;
+  re_status st = re_malloc(B * T, sizeof(int64_t), &ids);
+  if (st == RE_OK)
+    st = re_malloc(B * T, 1, &mk);
+  *total = 0;
+  for (int64_t s = 0; s < n && st == RE_OK; s += B) {
+    int64_t b = n - s < B ? n - s : B;
+    st = re_dataset_read_tokens(ds, s, s + b, ids, mk, NULL);
+    for (int64_t k = 0; k < b * T && st == RE_OK; k++)
+      *total += mk[k];
+  }
+  re_free(&ids);
+  re_free(&mk);
+  return st;
+}
+
 static re_status read_ids(const re_npy *a, int64_t r0, int64_t nr, double *tmp, int64_t *out) {
   int64_t cols = re_npy_cols(a);
   const re_npy_header *h = &a->h;
@@ -405,10 +450,6 @@ int re_cmd_embed(int argc, char **argv) {
     st = re_err(RE_EINVAL, "--checkpoint is required unless --model is a Hugging Face model folder");
     goto done;
   }
-  if (tokens && o.data) {
-    st = re_err(RE_EINVAL, "%s takes token ids: give them with --input IDS.npy (N x T integers)", o.model);
-    goto done;
-  }
   if (!tokens && (o.mask || o.positions || o.types)) {
     st = re_err(RE_EINVAL, "--attention-mask, --token-type-ids and --positions apply to models that take token ids "
                            "(Hugging Face language models and encoders)");
@@ -418,17 +459,25 @@ int re_cmd_embed(int argc, char **argv) {
   int64_t n, in_dims[3], per;
   int in_rank;
   if (o.data) {
-    RE_CHECK(open_data(o.data, &ds));
+    RE_CHECK(open_data(&o, &ds));
+    const re_dataset_info *info = re_dataset_get_info(ds);
+    if (info->tokens != tokens) {
+      st = re_err(RE_EINVAL, "%s takes %s, but --data %s holds %s", o.model, tokens ? "token ids" : "images or arrays",
+                  o.data, info->tokens ? "token sequences" : "images or arrays");
+      goto done;
+    }
     if (o.normalize) {
       float mean[16], sd[16];
       int nn;
       RE_CHECK(parse_normalize(o.normalize, mean, sd, &nn));
       RE_CHECK(re_dataset_set_normalize(ds, mean, sd, nn));
     }
-    const re_dataset_info *info = re_dataset_get_info(ds);
     n = info->count;
     per = info->sample_dim;
-    if (info->height > 1 || info->width > 1 || info->channels > 1) {
+    if (info->tokens) {
+      in_rank = 1;
+      in_dims[0] = info->seq_len;
+    } else if (info->height > 1 || info->width > 1 || info->channels > 1) {
       in_rank = 3;
       in_dims[0] = info->channels, in_dims[1] = info->height, in_dims[2] = info->width;
     } else {
@@ -504,7 +553,9 @@ shaped:
     ntaps++;
   }
   int64_t token_rows = 0, T = re_net_tokens(net);
-  if (tokens)
+  if (tokens && ds)
+    RE_CHECK(count_dataset_tokens(ds, n, B, &token_rows));
+  else if (tokens)
     RE_CHECK(check_token_inputs(net, &o, in, mask, types, n, B, &token_rows));
   /* a module tapped once is <name>.npy; tapped in several modes, <name>.<mode>.npy each;
    * a tokens tap also writes <name>[.<mode>].tokens.npy (sample, position per row) */
@@ -565,7 +616,12 @@ shaped:
   }
   for (int64_t s = 0; s < n; s += B) {
     int64_t b = n - s < B ? n - s : B;
-    if (tokens) {
+    if (tokens && ds) {
+      RE_CHECK(re_dataset_read_tokens(ds, s, s + b, ids, mk, lab));
+      if (lw)
+        RE_CHECK(re_npy_writer_append(lw, lab, b * (int64_t)sizeof(int32_t)));
+      st = re_net_forward_tokens_typed(net, ids, mk, NULL, b, T);
+    } else if (tokens) {
       RE_CHECK(read_ids(in, s, b, tmp, ids));
       if (mask)
         RE_CHECK(read_mask(mask, s, b, tmp, mk));

@@ -9,6 +9,8 @@ enum {
   TAG_TREE_HEADER = 41,      /* mpi/tree.c: a node list, count and length */
   TAG_TREE_NODE = 42,        /* ... a node's position */
   TAG_TREE_DATA = 43,        /* ... a node's state */
+  TAG_ROOT_HEADER = 100,     /* mpi/tree.c tree_reduce_root: a right child of height h, tag + h (h < 64): status */
+  TAG_ROOT_DATA = 200,       /* ... and its state, tag + h */
   TAG_FAILURE_MESSAGE = 50,  /* cli/cmd_run.c: the first failing rank's message to rank 0 */
   TAG_ROWS_HEADER = 51,      /* run/analysis.c: a rank's finalize rows, length and undefined count */
   TAG_ROWS_DATA = 52,        /* ... and bytes */

@@ -360,11 +360,259 @@ re_status tree_reduce(MPI_Comm comm, tree *t) {
   return agree(comm, st);
 }
 
+/* ---- the root across ranks in O(log ranks) states per rank ------------------------- */
+
+/* The rank holding batch x (ranges contiguous in rank order, hi non-decreasing). */
+static int owner_of(const int64_t *hi, int size, int64_t x) {
+  int lo = 0, up = size - 1;
+  while (lo < up) {
+    int mid = (lo + up) / 2;
+    if (hi[mid] > x)
+      up = mid;
+    else
+      lo = mid + 1;
+  }
+  return lo;
+}
+
+/* The list node (start, height), loaded into memory, or -1. */
+static int find_node(tree *t, int64_t start, int height, re_status *st) {
+  for (int k = 0; k < t->n; k++)
+    if (t->nodes[k].start == start && t->nodes[k].height == height) {
+      *st = load_node(t, k);
+      return *st == RE_OK ? k : -1;
+    }
+  *st = re_err(RE_EINVAL, "reduction: node (%lld, %d) is missing from this rank's statistics", (long long)start,
+               height);
+  return -1;
+}
+
+typedef struct sends {
+  MPI_Request *req;
+  int n, cap;
+  double **own; /* buffers to free once sent */
+  int nown;
+  long long status[64];
+} sends;
+
+static re_status isend(MPI_Comm comm, sends *q, const void *buf, int count, MPI_Datatype type, int dest, int tag) {
+  if (q->n == q->cap) {
+    int ncap = q->cap ? 2 * q->cap : 32;
+    RE_TRY(re_realloc(&q->req, ncap, sizeof *q->req));
+    q->cap = ncap;
+  }
+  if (MPI_Isend(buf, count, type, dest, tag, comm, &q->req[q->n]) != MPI_SUCCESS)
+    return re_err(RE_EMPI, "MPI_Isend to rank %d failed", dest);
+  q->n++;
+  return RE_OK;
+}
+
+#define ROOT_CHUNK ((int64_t)1 << 20) /* doubles per message: a failed receiver drains into 8 MB */
+
+/* Send a node of height h to rank dest: its status, then (if fine) its len doubles. */
+static re_status send_child(MPI_Comm comm, sends *q, const double *buf, int64_t len, int h, int dest, re_status st) {
+  q->status[h] = st == RE_OK ? len : -1;
+  RE_TRY(isend(comm, q, &q->status[h], 1, MPI_LONG_LONG, dest, TAG_ROOT_HEADER + h));
+  for (int64_t off = 0; st == RE_OK && off < len; off += ROOT_CHUNK) {
+    int n = (int)(len - off < ROOT_CHUNK ? len - off : ROOT_CHUNK);
+    RE_TRY(isend(comm, q, buf + off, n, MPI_DOUBLE, dest, TAG_ROOT_DATA + h));
+  }
+  return RE_OK;
+}
+
+static int64_t g_received; /* states received by the last tree_reduce_root */
+
+int64_t tree_root_received(void) { return g_received; }
+
+void tree_rank_range(int64_t nb, int rank, int size, int64_t *k0, int64_t *k1) {
+  int g = 0;
+  if (size > 0 && nb / size >= 128)
+    while ((nb / size) >> (g + 7))
+      g++; /* 2^g <= (nb / size) / 64 < 2^(g + 1) */
+  int64_t G = (int64_t)1 << g, ng = (nb + G - 1) / G; /* groups of G batches */
+  int64_t a = ng * rank / size * G, b = ng * (rank + 1) / size * G;
+  *k0 = a < nb ? a : nb;
+  *k1 = b < nb ? b : nb;
+}
+
+/* Receive a node of height h from rank src into buf (len doubles); with buf NULL
+ * (this rank failed) the data is drained through `drain` (ROOT_CHUNK doubles). */
+static re_status recv_child(MPI_Comm comm, double *buf, double *drain, int64_t len, int h, int src) {
+  long long hdr;
+  if (MPI_Recv(&hdr, 1, MPI_LONG_LONG, src, TAG_ROOT_HEADER + h, comm, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+    return re_err(RE_EMPI, "MPI_Recv from rank %d failed", src);
+  if (hdr < 0)
+    return re_err(RE_EMPI, "rank %d could not make its part of the statistics", src);
+  if (hdr != len)
+    return re_err(RE_EMPI, "rank %d sent statistics of %lld doubles, expected %lld", src, hdr, (long long)len);
+  g_received++;
+  for (int64_t off = 0; off < len; off += ROOT_CHUNK) {
+    int n = (int)(len - off < ROOT_CHUNK ? len - off : ROOT_CHUNK);
+    if (MPI_Recv(buf ? buf + off : drain, n, MPI_DOUBLE, src, TAG_ROOT_DATA + h, comm, MPI_STATUS_IGNORE) !=
+        MPI_SUCCESS)
+      return re_err(RE_EMPI, "MPI_Recv from rank %d failed", src);
+  }
+  return RE_OK;
+}
+
+/* The nodes rank [a, b) owes earlier ranks: for each height h, the node (t0, h) with
+ * t0 the first multiple of 2^h at or after a, when t0 is an odd multiple (a right
+ * child) whose parent starts before a, t0 < b and t0 < nb. It is a list node when it
+ * ends within the range, else the chain node of height h (chain[h]). */
+static re_status send_owed(MPI_Comm comm, tree *t, sends *q, double *const *chain, const int64_t *hi, int size,
+                           int64_t a, int64_t b, int64_t nb, re_status st) {
+  for (int h = 0; h < 63 && a < b; h++) {
+    int64_t span = (int64_t)1 << h, t0 = (a + span - 1) / span * span;
+    if (t0 >= b || t0 >= nb)
+      break;
+    if ((t0 / span) % 2 == 0 || t0 - span >= a)
+      continue;
+    const double *buf = NULL;
+    re_status s2 = st;
+    if (s2 == RE_OK && t0 + span <= b) {
+      int k = find_node(t, t0, h, &s2);
+      if (k >= 0)
+        buf = t->nodes[k].buf;
+    } else if (s2 == RE_OK) {
+      buf = chain[h];
+      if (!buf)
+        s2 = re_err(RE_EINVAL, "reduction: node (%lld, %d) was not made", (long long)t0, h);
+    }
+    RE_TRY(send_child(comm, q, buf, t->len, h, owner_of(hi, size, t0 - span), s2));
+  }
+  return RE_OK;
+}
+
+/* A copy of node (start, h) of the list, or of `chain` when it is not NULL. */
+static re_status copy_node(tree *t, const double *chain, int64_t start, int h, double *dst) {
+  re_status st = RE_OK;
+  if (!chain) {
+    int k = find_node(t, start, h, &st);
+    chain = k >= 0 ? t->nodes[k].buf : NULL;
+  }
+  if (st == RE_OK)
+    memcpy(dst, chain, sizeof(double) * (size_t)t->len);
+  return st;
+}
+
+/* The chain of nodes holding batch b - 1 that start in [a, b) and end after b:
+ * chain[h] = left (+) right. When b - 1 is in the left child (the chain node below,
+ * or a list node ending at b), the right one starts after b - 1 and is received
+ * from the rank holding its first batch, or is absent beyond nb (the node is then
+ * its left child); when b - 1 is in the right child (the chain node below, or a list
+ * node), the left one is a list node. After a failure the receives still happen
+ * (drained), so that no sender waits forever. */
+static re_status make_chain(MPI_Comm comm, tree *t, double **chain, const int64_t *hi, int size, int64_t a, int64_t b,
+                            int64_t nb) {
+  double *prev = NULL, *rbuf = NULL, *drain = NULL; /* prev: chain[h - 1], NULL for a list node */
+  int64_t len = t->len > 0 ? t->len : 1;
+  re_status st = re_malloc(len, sizeof(double), &rbuf);
+  if (re_malloc(ROOT_CHUNK, sizeof(double), &drain) != RE_OK)
+    return st == RE_OK ? re_err(RE_ENOMEM, "reduction: out of memory") : st; /* cannot even drain: fail loudly */
+  for (int h = 1; h < 63; h++) {
+    int64_t span = (int64_t)1 << h, half = span / 2, s = (b - 1) / span * span, r0 = s + half;
+    if (s < a || half >= nb)
+      break;
+    if (s + span <= b) { /* ends at b: a list node */
+      prev = NULL;
+      continue;
+    }
+    double *buf = NULL;
+    if (st == RE_OK)
+      st = re_malloc(len, sizeof(double), &buf);
+    if (b - 1 < r0) {
+      if (st == RE_OK)
+        st = copy_node(t, prev, s, h - 1, buf);
+      if (r0 < nb) {
+        re_status rs = recv_child(comm, st == RE_OK ? rbuf : NULL, drain, t->len, h - 1, owner_of(hi, size, r0));
+        if (st == RE_OK)
+          st = rs;
+        if (st == RE_OK)
+          st = combine(t->acc, buf, rbuf);
+      }
+    } else {
+      if (st == RE_OK)
+        st = copy_node(t, NULL, s, h - 1, buf);
+      if (st == RE_OK)
+        st = copy_node(t, prev, r0, h - 1, rbuf);
+      if (st == RE_OK)
+        st = combine(t->acc, buf, rbuf);
+    }
+    if (st != RE_OK) {
+      free(buf);
+      buf = NULL;
+    }
+    chain[h] = prev = buf;
+  }
+  free(rbuf);
+  free(drain);
+  return st;
+}
+
+re_status tree_reduce_root(MPI_Comm comm, tree *t, int64_t k0, int64_t k1, int64_t nb) {
+  int rank, size;
+  rank_size(comm, &rank, &size);
+  g_received = 0;
+  if (size == 1)
+    return tree_root(t, nb);
+  int64_t mine[2] = {k0, k1}, *all = NULL;
+  re_status st = re_malloc(2 * (int64_t)size, sizeof(int64_t), &all);
+  if (st != RE_OK)
+    return agree(comm, st);
+  MPI_Allgather(mine, 2, MPI_INT64_T, all, 2, MPI_INT64_T, comm);
+  int contiguous = all[0] == 0 && all[1] > 0 && all[2 * size - 1] == nb; /* rank 0 holds batch 0 */
+  int64_t *hi = NULL;
+  st = re_malloc(size, sizeof(int64_t), &hi);
+  for (int r = 0; st == RE_OK && r < size; r++) {
+    hi[r] = all[2 * r + 1];
+    contiguous &= all[2 * r] <= all[2 * r + 1] && (r == 0 || all[2 * r] == all[2 * r - 1]);
+  }
+  free(all);
+  st = agree(comm, st);
+  if (st != RE_OK || !contiguous || nb <= 0) {
+    free(hi);
+    if (st != RE_OK)
+      return st;
+    st = tree_reduce(comm, t);
+    if (st == RE_OK && rank == 0)
+      st = tree_root(t, nb);
+    return agree(comm, st);
+  }
+  double *chain[64] = {0};
+  sends q = {0};
+  if (k0 < k1) {
+    st = make_chain(comm, t, chain, hi, size, k0, k1, nb);
+    re_status s2 = send_owed(comm, t, &q, chain, hi, size, k0, k1, nb, st);
+    if (st == RE_OK)
+      st = s2;
+  }
+  if (q.n && MPI_Waitall(q.n, q.req, MPI_STATUSES_IGNORE) != MPI_SUCCESS && st == RE_OK)
+    st = re_err(RE_EMPI, "reduction: sending statistics failed");
+  if (rank == 0 && st == RE_OK) { /* the root: the top chain node, or the list's one node */
+    const double *root = NULL;
+    for (int h = 63; h >= 0 && !root; h--)
+      root = chain[h];
+    if (!root) {
+      int k = find_node(t, 0, t->n == 1 ? t->nodes[0].height : -1, &st);
+      root = k >= 0 ? t->nodes[k].buf : NULL;
+    }
+    if (root)
+      st = t->acc->deserialize(t->acc->ctx, root);
+  }
+  for (int h = 0; h < 64; h++)
+    free(chain[h]);
+  free(q.req);
+  free(hi);
+  tree_free(t);
+  return agree(comm, st);
+}
+
 re_status tree_stream_reduce(MPI_Comm comm, const tree_acc *acc, int64_t nb, re_status (*add)(void *ctx, int64_t k),
                              void *ctx) {
   int rank, size;
   rank_size(comm, &rank, &size);
-  int64_t k0 = nb * rank / size, k1 = nb * (rank + 1) / size;
+  int64_t k0, k1;
+  tree_rank_range(nb, rank, size, &k0, &k1);
   tree t;
   tree_init(&t, acc);
   re_status st = RE_OK;
@@ -376,9 +624,7 @@ re_status tree_stream_reduce(MPI_Comm comm, const tree_acc *acc, int64_t nb, re_
   }
   st = agree(comm, st);
   if (st == RE_OK)
-    st = tree_reduce(comm, &t);
-  if (st == RE_OK && rank == 0)
-    st = tree_root(&t, nb);
+    st = tree_reduce_root(comm, &t, k0, k1, nb);
   tree_free(&t);
-  return agree(comm, st);
+  return st;
 }

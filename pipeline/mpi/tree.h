@@ -62,6 +62,25 @@ re_status tree_reduce(MPI_Comm comm, tree *t);
  * state); the nodes are used up. */
 re_status tree_root(tree *t, int64_t nb);
 
+/* Collective: the root over batches [0, nb) into rank 0's accumulator, when rank r's
+ * collapsed list covers [k0, k1) and the ranks' ranges are contiguous in rank order
+ * (rank 0 from batch 0, the last rank to nb; empty ranges allowed). Each node of the
+ * canonical tree that straddles ranks is made by the rank holding its first batch,
+ * from its right child sent by the rank holding that child's first batch, so a rank
+ * receives at most about log2(ranks) + 8 states with tree_rank_range's ranges: the same
+ * merges, hence the same bits, as tree_reduce + tree_root. The list is used up. */
+re_status tree_reduce_root(MPI_Comm comm, tree *t, int64_t k0, int64_t k1, int64_t nb);
+
+/* States the last tree_reduce_root of this process received from other ranks. */
+int64_t tree_root_received(void);
+
+/* The contiguous batch range [k0, k1) of rank `rank` of `size` over nb batches: equal
+ * shares of groups of 2^g batches, 2^g the largest power of two not above
+ * nb / size / 64 (1 below 128 batches per rank), so that a rank boundary cuts no node
+ * below height g, each rank receives at most about log2(size) + 8 states in
+ * tree_reduce_root, and shares differ by at most one group (under 1/64 of a share). */
+void tree_rank_range(int64_t nb, int rank, int size, int64_t *k0, int64_t *k1);
+
 /* Collective: stream batches [0, nb) split into contiguous ranges over the ranks of
  * comm, each through add(ctx, k) into the accumulator as a leaf, then reduce: rank 0's
  * accumulator holds the root. The standalone commands' one reduction path;

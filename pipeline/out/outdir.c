@@ -462,6 +462,39 @@ void outdir_partial_unmark(const char *path) {
     re_err_clear();
 }
 
+/* Does folder `dir` hold nothing, or nothing but an owner marker with no complete
+ * owner line (the process died between making the folder and writing the marker)? */
+static int only_marker(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d)
+    return 0;
+  int other = 0, marker = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) && !other) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+      continue;
+    if (!strcmp(e->d_name, OUTDIR_PARTIAL_MARKER))
+      marker = 1;
+    else
+      other = 1;
+  }
+  closedir(d);
+  if (other)
+    return 0;
+  if (!marker)
+    return 1;
+  char path[PATH_MAX + 32], text[600] = "";
+  FILE *f;
+  if (re_path_join(path, sizeof path, "%s/" OUTDIR_PARTIAL_MARKER, dir) != RE_OK ||
+      re_fopen_regular(path, &f) != RE_OK) {
+    re_err_clear();
+    return 0;
+  }
+  int complete = fgets(text, sizeof text, f) && strchr(text, '\n');
+  fclose(f);
+  return !complete;
+}
+
 void outdir_sweep_partials(const char *real, const char *own) {
   char parent[PATH_MAX], prefix[PATH_MAX];
   char *slash = re_path_join(parent, sizeof parent, "%s", real) == RE_OK ? strrchr(parent, '/') : NULL;
@@ -490,6 +523,13 @@ void outdir_sweep_partials(const char *real, const char *own) {
     if (!strcmp(full, own) || lstat(full, &sb) != 0 || !S_ISDIR(sb.st_mode))
       continue;
     FILE *f;
+    if (only_marker(full)) { /* a run killed while it made the folder: nothing but our marker, if that */
+      unlink(marker);
+      if (rmdir(full) == 0) {
+        re_log(RE_LOG_INFO, "removed %s, an empty folder left by an interrupted run", full);
+        continue;
+      }
+    }
     if (re_fopen_regular(marker, &f) != RE_OK) {
       re_err_clear();
       /* no owner marker: a complete result (its manifest lists its files) moved aside by a

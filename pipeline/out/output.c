@@ -175,6 +175,91 @@ re_status out_bundle(const char *dir, const char *tarpath, const char *skip) {
   return st;
 }
 
+/* The files of a model folder: regular files directly in dir (symbolic links followed,
+ * as a Hugging Face cache snapshot is links into its blobs; hidden files skipped),
+ * sorted by name. */
+static re_status folder_files(const char *dir, names *out) {
+  DIR *d = opendir(dir);
+  if (!d)
+    return re_err(RE_EIO, "%s: %s", dir, strerror(errno));
+  re_status st = RE_OK;
+  struct dirent *e;
+  while (st == RE_OK && (e = readdir(d))) {
+    char full[8192];
+    struct stat sb;
+    if (e->d_name[0] == '.')
+      continue;
+    st = re_path_join(full, sizeof full, "%s/%s", dir, e->d_name);
+    if (st != RE_OK || stat(full, &sb) != 0 || !S_ISREG(sb.st_mode))
+      continue;
+    st = re_realloc(&out->v, out->n + 1, sizeof(char *));
+    if (st == RE_OK)
+      st = re_strdup(e->d_name, &out->v[out->n]);
+    if (st == RE_OK)
+      out->n++;
+  }
+  closedir(d);
+  qsort(out->v, (size_t)out->n, sizeof(char *), cmp_str);
+  return st;
+}
+
+static void names_free(names *x) {
+  for (int k = 0; k < x->n; k++)
+    free(x->v[k]);
+  free(x->v);
+  x->v = NULL;
+  x->n = 0;
+}
+
 re_status out_checksum(const char *path, uint64_t *sum, int64_t *bytes) {
-  return re_fnv1a64_file(RE_FNV1A64_INIT, path, sum, bytes);
+  struct stat sb;
+  if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode))
+    return re_fnv1a64_file(RE_FNV1A64_INIT, path, sum, bytes);
+  names files = {0};
+  re_status st = folder_files(path, &files);
+  uint64_t h = RE_FNV1A64_INIT;
+  int64_t total = 0;
+  for (int k = 0; k < files.n && st == RE_OK; k++) {
+    char full[8192];
+    int64_t b = 0;
+    h = re_fnv1a64(h, files.v[k], strlen(files.v[k]) + 1);
+    st = re_path_join(full, sizeof full, "%s/%s", path, files.v[k]);
+    if (st == RE_OK)
+      st = re_fnv1a64_file(h, full, &h, &b);
+    total += b;
+  }
+  names_free(&files);
+  *sum = h;
+  if (bytes)
+    *bytes = total;
+  return st;
+}
+
+static uint64_t meta_one(uint64_t h, const char *path) {
+  struct stat sb;
+  h = re_fnv1a64(h, path, strlen(path) + 1);
+  if (stat(path, &sb) == 0) {
+    int64_t v[3] = {(int64_t)sb.st_size, (int64_t)sb.st_mtim.tv_sec, (int64_t)sb.st_mtim.tv_nsec};
+    h = re_fnv1a64(h, v, sizeof v);
+  }
+  return h;
+}
+
+uint64_t out_meta_hash(uint64_t h, const char *path) {
+  struct stat sb;
+  if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode))
+    return meta_one(h, path);
+  names files = {0};
+  if (folder_files(path, &files) != RE_OK)
+    re_err_clear();
+  h = re_fnv1a64(h, path, strlen(path) + 1);
+  for (int k = 0; k < files.n; k++) {
+    char full[8192];
+    if (re_path_join(full, sizeof full, "%s/%s", path, files.v[k]) == RE_OK)
+      h = meta_one(h, full);
+    else
+      re_err_clear();
+  }
+  names_free(&files);
+  return h;
 }

@@ -22,7 +22,11 @@ re_status out_bundle(const char *dir, const char *tarpath, const char *skip);
 /* Regular files under dir (recursively, sorted, relative to dir); free each and *files. */
 re_status out_list_files(const char *dir, char ***files, int *n);
 
-/* 64-bit FNV-1a checksum and size of a file, for the manifest. */
+/* 64-bit FNV-1a checksum and size of a file, for the manifest; of a model folder, over
+ * its files (links followed) in name order: each name, then its bytes. */
 re_status out_checksum(const char *path, uint64_t *sum, int64_t *bytes);
+/* h extended with what says a file changed (path, size, modification time); for a
+ * folder, with that of each of its files. */
+uint64_t out_meta_hash(uint64_t h, const char *path);
 
 #endif

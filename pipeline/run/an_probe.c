@@ -4,11 +4,11 @@
  * During each dataset pass the tap outputs that a probe needs, and the labels, go
  * to shards of the embedding cache (the job's `cache:`, or a private one in the
  * state folder), one shard per batch. After the last pass the probe tasks — one
- * per (probe analysis, tap) — are assigned to ranks round-robin (task i on rank
- * i mod R); the owner reads the tap's rows of the training, validation and test
- * sets from the shards in global sample order and fits alone, so a probe's
- * result does not depend on the number of ranks. Rows go to rank 0 in task
- * order. Memory on the owner: the rows of one task (n x d float32, plus the
+ * per (probe analysis, tap) — are spread over the ranks longest first (estimated
+ * cost: rows x features x λ grid) on the least loaded rank; the owner reads the
+ * tap's rows of the training, validation and test sets from the shards in global
+ * sample order and fits alone, so a probe's result does not depend on the number
+ * of ranks. Rows go to rank 0 and into metrics.csv in task order. Memory on the owner: the rows of one task (n x d float32, plus the
  * solver's float64 copy), released before the next task. */
 #include <math.h>
 #include <mpi.h>
@@ -458,102 +458,183 @@ static int data_parallel(const runner *r, const job_analysis *a, int t) {
   return r->comm.size > 1 && 12.0 * (double)r->plan.ds_n[dtr] * (double)r->plan.taps[t].dim > budget;
 }
 
-static re_status run_probes(runner *r) {
-  job *j = r->plan.j;
-  int ntasks = 0;
-  for (int a = 0; a < j->nanalyses; a++)
-    if (j->analyses[a].kind == &an_probe)
-      for (int t = 0; t < r->plan.ntaps; t++)
-        ntasks += tap_in_probe(r, &j->analyses[a], t);
-  if (ntasks == 0)
-    return RE_OK;
-  progress pr;
-  progress_start(&pr, "probes", ntasks, r->comm.rank == 0 && !r->plan.quiet);
-  re_status st = RE_OK;
-  FILE *keep = r->rep.metrics;
-  char *chunk = NULL;
-  size_t clen = 0;
-  int task = 0, nund0 = r->rep.nundefined;
-  for (int a = 0; a < j->nanalyses; a++) {
-    const job_analysis *an = &j->analyses[a];
-    if (an->kind != &an_probe)
+/* A probe task: one (probe analysis, tap), its estimated cost, where it runs and its rows. */
+typedef struct ptask {
+  const job_analysis *an;
+  int t, owner, dp, failed;
+  double cost;
+  char *rows;
+  size_t len;
+} ptask;
+
+/* Relative cost of a task, to balance the ranks: the solver's work grows with the
+ * training rows times the features, times the λ grid (logistic, ridge) or the test
+ * rows (k-NN). Only the balance depends on it, never a result. */
+static double task_cost(const runner *r, const job_analysis *a, int t) {
+  const probe_opts *o = po(a);
+  double n = (double)r->plan.ds_n[job_dataset_index(r->plan.j, a->dataset)], d = (double)r->plan.taps[t].dim;
+  if (o->probe_kind == PROBE_KNN)
+    return n * d * (double)r->plan.ds_n[job_dataset_index(r->plan.j, o->test_dataset)];
+  return n * d * (1.0 + (o->nlambdas > 0 ? o->nlambdas : 8));
+}
+
+static int by_cost(const void *x, const void *y) {
+  const ptask *a = *(const ptask *const *)x, *b = *(const ptask *const *)y;
+  if (a->cost != b->cost)
+    return a->cost < b->cost ? 1 : -1;
+  return a < b ? -1 : a > b;
+}
+
+/* Run one task here, its rows into the task (not into the metrics). */
+static re_status task_here(runner *r, ptask *k, int dp) {
+  FILE *keep = r->rep.metrics, *f = open_memstream(&k->rows, &k->len);
+  if (!f)
+    return re_err(RE_ENOMEM, "probe rows");
+  r->rep.metrics = f;
+  re_status st = probe_task(r, k->an, k->t, dp);
+  fclose(f);
+  r->rep.metrics = keep;
+  return st;
+}
+
+/* Longest task first on the least loaded rank (lowest rank on ties): the owners. */
+static re_status schedule(const runner *r, ptask *tasks, int n) {
+  ptask **order = NULL;
+  double *load = NULL;
+  re_status st = re_calloc(n, sizeof *order, &order);
+  if (st == RE_OK)
+    st = re_calloc(r->comm.size, sizeof *load, &load);
+  int m = 0;
+  for (int k = 0; st == RE_OK && k < n; k++)
+    if (!tasks[k].dp)
+      order[m++] = &tasks[k];
+  if (st == RE_OK)
+    qsort(order, (size_t)m, sizeof *order, by_cost);
+  for (int k = 0; st == RE_OK && k < m; k++) {
+    int best = 0;
+    for (int q = 1; q < r->comm.size; q++)
+      if (load[q] < load[best])
+        best = q;
+    order[k]->owner = best;
+    load[best] += order[k]->cost;
+  }
+  free(order);
+  free(load);
+  return st;
+}
+
+/* Rank 0 gets every task's rows, in task order; an owner's failure reaches it as -1. */
+static re_status gather_rows(runner *r, ptask *tasks, int n, re_status st) {
+  for (int k = 0; k < n; k++) {
+    ptask *tk = &tasks[k];
+    if (tk->dp || tk->owner == 0)
       continue;
-    for (int t = 0; t < r->plan.ntaps; t++) {
-      if (!tap_in_probe(r, an, t))
-        continue;
-      if (data_parallel(r, an, t)) { /* every rank works on this task; rank 0 keeps the rows */
-        st = re_mpi_agree(r->comm.comm, st); /* a failed task elsewhere: nobody starts this one */
-        FILE *sink = NULL;
-        if (r->comm.rank != 0) {
-          sink = open_memstream(&chunk, &clen);
-          r->rep.metrics = sink;
-        }
-        re_status ts = st == RE_OK ? probe_task(r, an, t, 1) : st;
-        if (sink) {
-          fclose(sink);
-          r->rep.metrics = keep;
-          free(chunk);
-          chunk = NULL;
-          clen = 0;
-        }
-        st = re_mpi_agree(r->comm.comm, ts);
-        task++;
-        if (r->comm.rank == 0)
-          progress_update(&pr, task, 0);
+    if (r->comm.rank == tk->owner) {
+      long long len = tk->failed ? -1 : (long long)tk->len;
+      MPI_Send(&len, 1, MPI_LONG_LONG, 0, TAG_PROBE_ROWS_LEN, r->comm.comm);
+      if (len > 0)
+        MPI_Send(tk->rows, (int)len, MPI_CHAR, 0, TAG_PROBE_ROWS, r->comm.comm);
+    } else if (r->comm.rank == 0) {
+      long long len = 0;
+      MPI_Recv(&len, 1, MPI_LONG_LONG, tk->owner, TAG_PROBE_ROWS_LEN, r->comm.comm, MPI_STATUS_IGNORE);
+      if (len < 0 || len >= (1LL << 30)) {
+        tk->failed = 1;
+        if (st == RE_OK)
+          st = re_err(RE_EMPI, "probe task %d failed on rank %d (see its message)", k, tk->owner);
         continue;
       }
-      int owner = task % r->comm.size;
-      if (r->comm.rank == owner && st == RE_OK) {
-        FILE *f = open_memstream(&chunk, &clen);
-        if (!f) {
-          st = re_err(RE_ENOMEM, "probe rows");
-        } else {
-          r->rep.metrics = f;
-          st = probe_task(r, an, t, 0);
-          fclose(f);
-          r->rep.metrics = keep;
+      free(tk->rows);
+      tk->rows = NULL;
+      tk->len = 0;
+      if (len > 0 && re_malloc(len, 1, &tk->rows) == RE_OK) {
+        MPI_Recv(tk->rows, (int)len, MPI_CHAR, tk->owner, TAG_PROBE_ROWS, r->comm.comm, MPI_STATUS_IGNORE);
+        tk->len = (size_t)len;
+      } else if (len > 0) { /* no memory for them: receive to drop, and fail */
+        char c[4096];
+        for (long long got = 0; got < len; got += (long long)sizeof c) {
+          int part = (int)(len - got < (long long)sizeof c ? len - got : (long long)sizeof c);
+          MPI_Recv(c, part, MPI_CHAR, tk->owner, TAG_PROBE_ROWS, r->comm.comm, MPI_STATUS_IGNORE);
         }
+        if (st == RE_OK)
+          st = re_err(RE_ENOMEM, "probe rows of task %d", k);
       }
-      /* the owner hands its rows to rank 0, in task order */
-      if (owner != 0) {
-        if (r->comm.rank == owner) {
-          long long len = st == RE_OK ? (long long)clen : -1;
-          MPI_Send(&len, 1, MPI_LONG_LONG, 0, TAG_PROBE_ROWS_LEN, r->comm.comm);
-          if (len > 0)
-            MPI_Send(chunk, (int)len, MPI_CHAR, 0, TAG_PROBE_ROWS, r->comm.comm);
-        } else if (r->comm.rank == 0) {
-          long long len = 0;
-          MPI_Recv(&len, 1, MPI_LONG_LONG, owner, TAG_PROBE_ROWS_LEN, r->comm.comm, MPI_STATUS_IGNORE);
-          if (len > 0 && len < (1LL << 30)) {
-            char *buf = NULL;
-            if (re_malloc(len, 1, &buf) == RE_OK) {
-              MPI_Recv(buf, (int)len, MPI_CHAR, owner, TAG_PROBE_ROWS, r->comm.comm, MPI_STATUS_IGNORE);
-              if (keep)
-                fwrite(buf, 1, (size_t)len, keep);
-              free(buf);
-            }
-          } else if (len < 0 && st == RE_OK) {
-            st = re_err(RE_EMPI, "probe task %d failed on rank %d (see its message)", task, owner);
-          }
-        }
-      } else if (r->comm.rank == 0 && chunk && keep) {
-        fwrite(chunk, 1, clen, keep);
-      }
-      free(chunk);
-      chunk = NULL;
-      clen = 0;
-      task++;
-      if (r->comm.rank == 0)
-        progress_update(&pr, task, 0);
     }
   }
+  return st;
+}
+
+/* The probe tasks, one per (probe analysis, tap) in job order. Data-parallel tasks run
+ * first, every rank on each; the others are spread over the ranks by estimated cost
+ * (longest first) and run at once, each whole on its owner; rows reach metrics.csv
+ * in task order whatever ran where. */
+static re_status run_probes(runner *r) {
+  job *j = r->plan.j;
+  int n = 0;
+  ptask *tasks = NULL;
+  re_status st = RE_OK;
+  for (int a = 0; a < j->nanalyses && st == RE_OK; a++)
+    for (int t = 0; t < r->plan.ntaps && st == RE_OK; t++)
+      if (j->analyses[a].kind == &an_probe && tap_in_probe(r, &j->analyses[a], t)) {
+        st = re_realloc(&tasks, n + 1, sizeof *tasks);
+        if (st == RE_OK)
+          tasks[n++] = (ptask){&j->analyses[a], t, 0, data_parallel(r, &j->analyses[a], t), 0,
+                               task_cost(r, &j->analyses[a], t), NULL, 0};
+      }
+  st = re_mpi_agree(r->comm.comm, st);
+  if (st != RE_OK || n == 0) {
+    free(tasks);
+    return st;
+  }
+  progress pr;
+  progress_start(&pr, "probes", n, r->comm.rank == 0 && !r->plan.quiet);
+  int done = 0, mine = 0, nund0 = r->rep.nundefined;
+  for (int k = 0; k < n; k++) {
+    if (!tasks[k].dp)
+      continue;
+    st = re_mpi_agree(r->comm.comm, st); /* a failed task elsewhere: nobody starts this one */
+    re_status ts = st == RE_OK ? task_here(r, &tasks[k], 1) : st;
+    st = re_mpi_agree(r->comm.comm, ts);
+    if (r->comm.rank == 0)
+      progress_update(&pr, ++done, 0);
+  }
+  if (st == RE_OK)
+    st = schedule(r, tasks, n);
+  for (int k = 0; k < n; k++)
+    mine += !tasks[k].dp && tasks[k].owner == r->comm.rank;
+  ptask **order = NULL;
+  if (st == RE_OK)
+    st = re_calloc(n, sizeof *order, &order);
+  int m = 0;
+  for (int k = 0; st == RE_OK && k < n; k++)
+    if (!tasks[k].dp && tasks[k].owner == r->comm.rank)
+      order[m++] = &tasks[k];
+  if (st == RE_OK)
+    qsort(order, (size_t)m, sizeof *order, by_cost);
+  re_status local = st;
+  for (int k = 0; k < m; k++) {
+    if (local == RE_OK)
+      local = task_here(r, order[k], 0);
+    order[k]->failed = local != RE_OK;
+    if (r->comm.rank == 0)
+      progress_update(&pr, done + (int)((double)(k + 1) / mine * (n - done)), 0);
+  }
+  free(order);
+  if (st == RE_OK)
+    st = gather_rows(r, tasks, n, local);
+  if (r->comm.rank == 0 && r->rep.metrics)
+    for (int k = 0; k < n; k++)
+      if (tasks[k].rows && !tasks[k].failed)
+        fwrite(tasks[k].rows, 1, tasks[k].len, r->rep.metrics);
   progress_finish(&pr, 0);
+  for (int k = 0; k < n; k++)
+    free(tasks[k].rows);
+  free(tasks);
   /* rows marked undefined on other ranks count in the manifest too */
-  int mine = r->rep.nundefined - nund0, all = 0;
-  MPI_Reduce(&mine, &all, 1, MPI_INT, MPI_SUM, 0, r->comm.comm);
+  int und = r->rep.nundefined - nund0, all = 0;
+  MPI_Reduce(&und, &all, 1, MPI_INT, MPI_SUM, 0, r->comm.comm);
   if (r->comm.rank == 0)
     r->rep.nundefined = nund0 + all;
-  return st;
+  return re_mpi_agree(r->comm.comm, st);
 }
 
 static re_status parse(job *j, job_analysis *a, const re_cfg *c) {

@@ -203,7 +203,10 @@ static re_status find_nparts(const runner *r, const char *dataset, int *n) {
  * rank 0's node list `part`), with the timings. */
 static re_status stream_and_reduce(runner *r, pass *p, tree *part) {
   double t1 = progress_now();
-  re_status st = re_mpi_agree(r->comm.comm, run_pass_stream(r, p));
+  re_status st = run_pass_stream(r, p);
+  double tw = progress_now();
+  st = re_mpi_agree(r->comm.comm, st);
+  r->rep.t_wait += progress_now() - tw;
   long long mine = (long long)r->rep.samples_seen, all = 0;
   MPI_Allreduce(&mine, &all, 1, MPI_LONG_LONG, MPI_SUM, r->comm.comm);
   r->rep.pass_samples = all;
@@ -511,6 +514,10 @@ static void gather_counts(runner *r) {
             call[3] = {0};
   MPI_Reduce(c, call, 3, MPI_LONG_LONG, MPI_SUM, 0, r->comm.comm);
   r->rep.cache_hits = call[0], r->rep.cache_writes = call[1], r->rep.cache_bad = call[2];
+  double w[2] = {r->rep.t_wait, -r->rep.t_wait}, wmax[2] = {0, 0}, wsum = 0;
+  MPI_Reduce(w, wmax, 2, MPI_DOUBLE, MPI_MAX, 0, r->comm.comm); /* max and -min */
+  MPI_Reduce(&r->rep.t_wait, &wsum, 1, MPI_DOUBLE, MPI_SUM, 0, r->comm.comm);
+  r->rep.wait_max = wmax[0], r->rep.wait_min = -wmax[1], r->rep.wait_mean = wsum / r->comm.size;
   run_gather_warnings(r);
 }
 

@@ -65,6 +65,8 @@ typedef struct run_report {
   int nwarnings, nundefined;
   int nlocal; /* ranks > 0: local warnings in warnings[], for run_gather_warnings */
   double t_load, t_embed, t_reduce, t_final, t_probe;
+  double t_wait; /* of t_embed: this rank waiting for the others (the per-step agreement) */
+  double wait_max, wait_mean, wait_min; /* t_wait over the ranks (rank 0, after gather_counts) */
   int64_t samples_seen;
   int resumed;           /* some state was loaded */
   int resumes;           /* passes resumed in this run */
@@ -133,6 +135,7 @@ typedef struct pass {
   tree_acc acc;           /* the accumulators as the reduction tree sees them (run_pass_acc_init) */
   tree tree;              /* this rank's complete nodes of the reduction tree */
   int64_t nbatches;       /* batches of the whole pass (all parts) */
+  int64_t k0, k1;         /* this rank's batches [k0, k1) */
 } pass;
 
 /* ---- report (report.c) ---- */

@@ -195,11 +195,8 @@ static re_status do_batch(runner *r, pass *p, int64_t k, const double **mx, int6
   return RE_OK;
 }
 
-/* Batches of rank rr of R when nb batches are split into contiguous ranges. */
-static void rank_batches(int64_t nb, int rr, int R, int64_t *k0, int64_t *k1) {
-  *k0 = nb * rr / R;
-  *k1 = nb * (rr + 1) / R;
-}
+/* Batches of rank rr of R: contiguous ranges aligned to the reduction tree. */
+static void rank_batches(int64_t nb, int rr, int R, int64_t *k0, int64_t *k1) { tree_rank_range(nb, rr, R, k0, k1); }
 
 /* Global batches finished once every rank is past step `step`. */
 static int64_t batches_done(const runner *r, int64_t nb, int64_t step) {
@@ -225,6 +222,7 @@ re_status run_pass_stream(runner *r, pass *p) {
   int64_t nb = end - base;
   rank_batches(nb, r->comm.rank, r->comm.size, &k0, &k1);
   k0 += base, k1 += base;
+  p->k0 = k0, p->k1 = k1;
   for (int rr = 0; rr < r->comm.size; rr++) {
     int64_t a, b;
     rank_batches(nb, rr, r->comm.size, &a, &b);
@@ -266,7 +264,9 @@ re_status run_pass_stream(runner *r, pass *p) {
     int flag = (local != RE_OK ? 4 : 0) | (run_stop_signal ? 1 : 0), all = 0;
     if (r->comm.rank == 0 && r->plan.checkpoint_every > 0 && progress_now() - last_save >= r->plan.checkpoint_every)
       flag |= 2;
+    double tw = progress_now(); /* the slowest rank's step sets the pace: time waited for it */
     MPI_Allreduce(&flag, &all, 1, MPI_INT, MPI_BOR, r->comm.comm);
+    r->rep.t_wait += progress_now() - tw;
     if (all & 4) {
       st = re_mpi_agree(r->comm.comm, local);
       break;
@@ -294,14 +294,12 @@ re_status run_pass_stream(runner *r, pass *p) {
 }
 
 re_status run_pass_reduce(runner *r, pass *p, tree *part) {
+  if (!part) /* the root, in O(log ranks) states per rank */
+    return tree_reduce_root(r->comm.comm, &p->tree, p->k0, p->k1, p->nbatches);
   re_status st = tree_reduce(r->comm.comm, &p->tree);
-  if (st == RE_OK && r->comm.rank == 0) {
-    if (part) { /* an array part: the node list is its result */
-      *part = p->tree;
-      tree_init(&p->tree, &p->acc);
-    } else {
-      st = tree_root(&p->tree, p->nbatches);
-    }
+  if (st == RE_OK && r->comm.rank == 0) { /* an array part: the node list is its result */
+    *part = p->tree;
+    tree_init(&p->tree, &p->acc);
   }
   tree_free(&p->tree);
   return re_mpi_agree(r->comm.comm, st);

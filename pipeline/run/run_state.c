@@ -36,16 +36,6 @@
 #define STATE_MAX_NODES 4096
 
 
-static uint64_t fnv_file_meta(uint64_t h, const char *path) {
-  struct stat sb;
-  h = re_fnv1a64(h, path, strlen(path) + 1);
-  if (stat(path, &sb) == 0) {
-    int64_t v[3] = {(int64_t)sb.st_size, (int64_t)sb.st_mtim.tv_sec, (int64_t)sb.st_mtim.tv_nsec};
-    h = re_fnv1a64(h, v, sizeof v);
-  }
-  return h;
-}
-
 static uint64_t fnv_file_bytes(uint64_t h, const char *path) {
   uint64_t out;
   if (re_fnv1a64_file(h, path, &out, NULL) != RE_OK) {
@@ -70,11 +60,11 @@ void run_state_init(runner *r) {
     else
       h = re_fnv1a64(h, j->models[m].arch, strlen(j->models[m].arch) + 1);
     for (int c = 0; c < j->models[m].nckpts; c++)
-      h = fnv_file_meta(h, j->models[m].ckpts[c].path);
+      h = out_meta_hash(h, j->models[m].ckpts[c].path);
   }
   for (int d = 0; d < j->ndatasets; d++)
     for (int k = 0; k < j->datasets[d].nfiles; k++)
-      h = fnv_file_meta(h, j->datasets[d].files[k]);
+      h = out_meta_hash(h, j->datasets[d].files[k]);
   h = re_fnv1a64(h, &r->plan.threads, sizeof r->plan.threads);
   r->plan.fingerprint = h;
 }

@@ -170,6 +170,15 @@ def main():
         s.check(err_cka <= 1e-5, f"minibatch CKA vs PyTorch float64: max abs error {err_cka:.2e} (<= 1e-5)")
         print(f"# CKA max abs error vs PyTorch: {err_cka:.2e}")
 
+        # the manifest checksums the checkpoint folders and the dataset files, tokenizer included
+        man = json.load(open(os.path.join(out, "manifest.json")))
+        ck = [i for i in man["inputs"] if i["kind"] == "checkpoint"]
+        s.check(len(ck) == 3 and all("error" not in i and i["bytes"] > 0 for i in ck),
+                f"checkpoint folders checksummed in the manifest: {ck}")
+        s.check(len({i["fnv1a64"] for i in ck}) == 3, "three different checkpoint checksums")
+        ds = [i["path"] for i in man["inputs"] if i["kind"] == "dataset"]
+        s.check(sum(p.endswith("tokenizer.json") for p in ds) == 2, f"tokenizer.json among the dataset inputs: {ds}")
+
         # spectra: one row per tap
         spec = [r for r in rows if r["analysis"] == "spectrum" and r["metric"] == "effective_rank"]
         s.check(len(spec) == len(expect), f"{len(spec)} spectrum rows, want {len(expect)}")
@@ -211,6 +220,24 @@ def main():
                      ("probe", "test_top1", f"step{step}", tap)]
                 s.check(len(r) == 1 and float(r[0]["value"]) == float(want_top1),
                         f"probe step{step} {tap}: run {r and r[0]['value']}, repeval probe {want_top1}")
+
+        # repeval embed --data reads the corpus like the job: the same rows and labels as the ids
+        ck = os.path.join(d, "ckpts", "step2")
+        e = os.path.join(d, "emb-data")
+        rc, _, err = repeval("embed", "--model", ck, "--data", f"jsonl:{d}/test.jsonl", "--data-opt",
+                             f"tokenizer={ck}", "--data-opt", f"seq_len={T}", "--data-opt", "label_field=source",
+                             "--layers", ",".join(LAYERS), "--batch", 8, "--out", e)
+        if s.check(rc == 0, f"embed --data jsonl: {err}"):
+            ref = os.path.join(d, "emb", "step2", "test")
+            for f in sorted(os.listdir(ref)):
+                if f.endswith(".npy"):
+                    s.check(np.array_equal(np.load(os.path.join(e, f)), np.load(os.path.join(ref, f))),
+                            f"embed --data {f} equals embed --input")
+            lab = np.load(os.path.join(e, "labels.npy"))
+            s.check(np.array_equal(lab, np.load(os.path.join(d, "test_labels.npy"))), "embed --data labels")
+        rc, _, err = repeval("embed", "--model", ck, "--data", f"jsonl:{d}/test.jsonl", "--data-opt", "seq_len=8",
+                             "--layers", "hidden_states.1:mean", "--out", os.path.join(d, "emb-bad"))
+        s.check(rc != 0 and "tokenizer" in err, f"embed --data jsonl without a tokenizer is refused: {err}")
 
         # the same bytes at 2 and 3 ranks
         for ranks in (2, 3):

@@ -153,11 +153,20 @@ def main():
             user_folder(os.path.join(root, name))
             if marker:
                 write(os.path.join(root, name, ".repeval-partial"), marker + "\n")
+        # a run killed while it made its folder: empty, or only a marker without its line
+        os.makedirs(os.path.join(root, "res.partial-5"))
+        os.makedirs(os.path.join(root, "res.partial-6"))
+        write(os.path.join(root, "res.partial-6", ".repeval-partial"), "host=" + me[:3])
+        os.makedirs(os.path.join(root, "res.partial-7"))  # the same, but with a file of the user's
+        write(os.path.join(root, "res.partial-7", ".repeval-partial"), "")
+        write(os.path.join(root, "res.partial-7", "notes.txt"), "mine\n")
+        swept = {"res.partial-2", "res.partial-5", "res.partial-6"}
         rc, err = run("run", jf, "--out", out, "--quiet", cwd=root)
         s.check(rc == 0, f"run beside partial folders: {err}")
-        for name, marker in partials.items():
+        for name in sorted(set(partials) | {"res.partial-5", "res.partial-6", "res.partial-7"}):
             gone = not os.path.exists(os.path.join(root, name))
-            s.check(gone == (name == "res.partial-2"), f"{name} ({marker}): {'removed' if gone else 'kept'}")
+            s.check(gone == (name in swept), f"{name} ({partials.get(name)}): {'removed' if gone else 'kept'}")
+        s.check(open(os.path.join(root, "res.partial-7", "notes.txt")).read() == "mine\n", "the user's file kept")
 
         # one run per output
         os.makedirs(out + ".state", exist_ok=True)

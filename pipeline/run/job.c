@@ -447,7 +447,38 @@ static void dataset_keys_text(const re_dataset_format *f, char *buf, size_t cap)
   for (const char *const *o = f->options; *o && n < cap; o++)
     n += (size_t)snprintf(buf + n, cap - n, ", %s", *o);
   if (n < cap)
-    snprintf(buf + n, cap - n, ", normalize, offset, limit");
+    snprintf(buf + n, cap - n, ", normalize, folds, offset, limit");
+}
+
+/* folds: {count: K, use: [i, ...]}: sample k of the dataset is in fold k mod K; the
+ * listed folds are kept (re_dataset_open_folds, which checks the values again). */
+static re_status parse_folds(job_dataset *d, const re_cfg *c) {
+  static const char *const keys[] = {"count", "use", NULL};
+  RE_TRY(re_cfg_expect_map(c, "'folds' ({count: K, use: [folds kept]})", keys));
+  const re_cfg *count = re_cfg_get(c, "count"), *use = re_cfg_get(c, "use");
+  if (!count || !use)
+    return re_cfg_error(c, RE_EINVAL, "dataset '%s': 'folds' needs 'count' and 'use' (e.g. {count: 5, use: [0]})",
+                        d->name);
+  RE_TRY(re_cfg_int(count, &d->folds));
+  if (d->folds < 2 || d->folds > 1000000)
+    return re_cfg_error(count, RE_EINVAL, "dataset '%s': folds count must be 2 ... 1000000, got %lld", d->name,
+                        (long long)d->folds);
+  if (use->kind != RE_CFG_SEQ || use->n < 1 || use->n > d->folds)
+    return re_cfg_error(use, RE_EINVAL, "dataset '%s': folds 'use' must be a list of 1 ... %lld fold numbers",
+                        d->name, (long long)d->folds);
+  RE_TRY(re_calloc(use->n, sizeof *d->fold_use, &d->fold_use));
+  for (int64_t k = 0; k < use->n; k++) {
+    RE_TRY(re_cfg_int(use->items[k], &d->fold_use[k]));
+    if (d->fold_use[k] < 0 || d->fold_use[k] >= d->folds)
+      return re_cfg_error(use->items[k], RE_EINVAL, "dataset '%s': fold %lld does not exist (0 ... %lld)", d->name,
+                          (long long)d->fold_use[k], (long long)d->folds - 1);
+    for (int64_t q = 0; q < k; q++)
+      if (d->fold_use[q] == d->fold_use[k])
+        return re_cfg_error(use->items[k], RE_EINVAL, "dataset '%s': fold %lld is listed twice", d->name,
+                            (long long)d->fold_use[k]);
+    d->nfold_use = (int)k + 1;
+  }
+  return RE_OK;
 }
 
 static re_status parse_dataset(job *j, job_dataset *d, const char *name, const re_cfg *c) {
@@ -482,7 +513,7 @@ static re_status parse_dataset(job *j, job_dataset *d, const char *name, const r
   for (int64_t k = 0; k < c->n && st == RE_OK; k++) {
     const char *key = c->keys[k];
     if (!strcmp(key, "format") || !strcmp(key, f->files_key) || !strcmp(key, "normalize") ||
-        !strcmp(key, "limit") || !strcmp(key, "offset"))
+        !strcmp(key, "limit") || !strcmp(key, "offset") || !strcmp(key, "folds"))
       continue;
     if (!listed(f->options, key)) {
       char keys[512];
@@ -516,7 +547,8 @@ static re_status parse_dataset(job *j, job_dataset *d, const char *name, const r
   RE_TRY(re_cfg_get_int(c, "offset", &d->offset));
   if (d->offset < 0)
     return re_cfg_error(re_cfg_get(c, "offset"), RE_EINVAL, "offset must be >= 0");
-  return RE_OK;
+  const re_cfg *folds = re_cfg_get(c, "folds");
+  return folds ? parse_folds(d, folds) : RE_OK;
 }
 
 static re_status parse_layers(job_model *m, const re_cfg *c) {
@@ -941,6 +973,10 @@ re_status job_dataset_open(const job_dataset *d, re_dataset **out) {
   re_dataset_source src;
   RE_TRY(job_dataset_source(d, &src));
   re_status st = re_dataset_open_source(&src, out);
+  if (st == RE_OK && d->folds) {
+    re_dataset *all = *out;
+    st = re_dataset_open_folds(&all, d->folds, d->fold_use, d->nfold_use, out);
+  }
   if (st != RE_OK)
     return re_err_context(st, "dataset '%s': ", d->name);
   return RE_OK;
@@ -964,6 +1000,7 @@ void job_free(job **pj) {
     }
     free(d->opt_keys);
     free(d->opt_vals);
+    free(d->fold_use);
     free(d->name);
     free(d->format);
   }

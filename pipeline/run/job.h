@@ -19,6 +19,9 @@ typedef struct job_dataset {
   char **opt_keys, **opt_vals; /* the format's other options as text, paths resolved */
   int nopts;
   int has_labels;
+  int64_t folds;     /* 0: no folds; else the samples dealt into `folds` folds ... */
+  int64_t *fold_use; /* ... and these nfold_use folds kept (re_dataset_open_folds) */
+  int nfold_use;
   float mean[4], std[4];
   int nnorm;
   int64_t limit;  /* 0: all */

@@ -111,6 +111,9 @@ uint64_t run_cache_data_key(const runner *r, const pass *p) {
     h = re_fnv1a64(h, d->opt_keys[k], strlen(d->opt_keys[k]) + 1);
     h = re_fnv1a64(h, d->opt_vals[k], strlen(d->opt_vals[k]) + 1);
   }
+  h = re_fnv1a64(h, &d->folds, sizeof d->folds);
+  for (int k = 0; k < d->nfold_use; k++)
+    h = re_fnv1a64(h, &d->fold_use[k], sizeof d->fold_use[k]);
   h = re_fnv1a64(h, &d->offset, sizeof d->offset);
   h = re_fnv1a64(h, &d->nnorm, sizeof d->nnorm);
   h = re_fnv1a64(h, d->mean, sizeof d->mean);

@@ -51,6 +51,12 @@ CASES = [
     (f"arch: {DEMO}/cnn.yaml", "arch: resnet18-cifar", "does not match the model description"),
     ("  - name: cnn", "  - name: a/b", "a model needs a 'name' without '/'"),
     ("models:", "models: []\nx:", "unknown key 'x'"),
+    ("    limit: 64", "    limit: 64\n    folds: {count: 1, use: [0]}", "job.yaml:8:20: dataset 'fmnist': folds count must be 2"),
+    ("    limit: 64", "    limit: 64\n    folds: {count: 5, use: [2, 5]}", "job.yaml:8:32: dataset 'fmnist': fold 5 does not exist (0 ... 4)"),
+    ("    limit: 64", "    limit: 64\n    folds: {count: 5, use: [1, 1]}", "fold 1 is listed twice"),
+    ("    limit: 64", "    limit: 64\n    folds: {count: 5}", "'folds' needs 'count' and 'use'"),
+    ("    limit: 64", "    limit: 64\n    folds: {count: 5, use: [0], seed: 3}", "unknown key 'seed'"),
+    ("    limit: 64", "    limit: 64\n    folds: {count: 5, use: []}", "folds 'use' must be a list of 1 ... 5 fold numbers"),
 ]
 
 

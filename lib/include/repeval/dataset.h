@@ -108,6 +108,12 @@ re_status re_dataset_open_cifar_memory(const void *buf, int64_t len, const char 
 /* One WebDataset tar shard held in memory (see re_dataset_open_wds). */
 re_status re_dataset_open_wds_memory(const void *buf, int64_t len, const char *name, const char *input_ext,
                                      const char *label_ext, re_dataset **out);
+/* A subset by folds: the samples of *inner dealt in turn into `folds` folds (sample i
+ * into fold i mod folds, 2 <= folds <= 10^6) and the nuse folds listed in `use` kept, in
+ * their order in *inner (a held-out split that takes every k-th sample of each group of
+ * a grouped corpus). Takes *inner (set to NULL; closed with the subset, also on
+ * failure), which must not be normalised; geometry, labels and class names are its. */
+re_status re_dataset_open_folds(re_dataset **inner, int64_t folds, const int64_t *use, int nuse, re_dataset **out);
 /* Close (NULL allowed); sets *d to NULL. */
 void re_dataset_close(re_dataset **d);
 

@@ -25,6 +25,7 @@ import s_cka  # noqa: E402
 import s_e2e  # noqa: E402
 import s_forward  # noqa: E402
 import s_knn  # noqa: E402
+import s_hf  # noqa: E402
 import s_memory  # noqa: E402
 import s_probe  # noqa: E402
 import s_ranks  # noqa: E402
@@ -35,7 +36,7 @@ import s_unc  # noqa: E402
 # order matters only for sharing: blas reuses the stage timings of cka, read compares with forward
 SCENARIOS = [("cka", s_cka), ("blas", s_blas), ("cca", s_cca), ("forward", s_forward), ("probe", s_probe),
              ("read", s_read), ("e2e", s_e2e), ("memory", s_memory), ("ranks", s_ranks),
-             ("scaling", s_scaling), ("unc", s_unc), ("knn", s_knn)]
+             ("scaling", s_scaling), ("unc", s_unc), ("knn", s_knn), ("hf", s_hf)]
 
 
 def machine():

@@ -2,12 +2,14 @@
  * format-independent accessors (lookup, conversion to float32 with strided
  * gather, zero-copy views, metadata). Readers register in the table below; they
  * fill a checkpoint with the helpers of ckpt_table.c and never call back here. */
+#define _DEFAULT_SOURCE /* madvise (MADV_DONTNEED: glibc ignores posix_madvise's) */
 #include "ckpt_reader.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -119,6 +121,32 @@ re_status re_ckpt_read_f32(const re_ckpt *c, int64_t i, float *out) {
     }
   }
   return RE_OK;
+}
+
+/* Whether p lies in checkpoint c's file map. */
+static int in_map(const re_ckpt *c, const uint8_t *p) {
+  return c->map && p >= (const uint8_t *)c->map && p < (const uint8_t *)c->map + c->map_len;
+}
+
+void re_ckpt_release_pages(const re_ckpt *c, int64_t i) {
+  if (i < 0 || i >= c->count)
+    return;
+  const re_tensor_info *ti = &c->info[i];
+  const re_tensor_loc *loc = &c->loc[i];
+  const uint8_t *p = loc->base + loc->offset * re_dtype_size(ti->dtype);
+  if (ti->numel == 0 || !re_ckpt_is_contiguous(ti, loc))
+    return;
+  /* only pages of a read-only file map: dropped, they fault back from the file, whereas
+   * an owned buffer (a decompressed storage) would read back as zeros */
+  if (!in_map(c, p) && !(c->nparts > 0 && in_map(c->parts[c->shard[i]], p)))
+    return;
+  long pg = sysconf(_SC_PAGESIZE);
+  if (pg <= 0)
+    return;
+  uintptr_t a = ((uintptr_t)p + (uintptr_t)pg - 1) / (uintptr_t)pg * (uintptr_t)pg; /* whole pages inside */
+  uintptr_t b = ((uintptr_t)p + (uintptr_t)(ti->numel * re_dtype_size(ti->dtype))) / (uintptr_t)pg * (uintptr_t)pg;
+  if (b > a)
+    (void)madvise((void *)a, b - a, MADV_DONTNEED); /* a hint: failure changes nothing */
 }
 
 re_status re_ckpt_view_f32(const re_ckpt *c, int64_t i, const float **out) {

@@ -103,6 +103,7 @@ int re_bind_param(ctx *c, const re_mod *m, const char *suffix, int nd, int64_t *
     note(c, "cannot load tensor '%s': %s", key, re_errmsg());
     return 0;
   }
+  re_ckpt_release_pages(c->ck, idx); /* the float32 copy replaces the file's pages in memory */
   for (int64_t k = 0; k < ti->numel; k++)
     if (!isfinite((*dst)[k])) {
       note(c, "tensor '%s' holds a non-finite value at flat index %lld", key, (long long)k);

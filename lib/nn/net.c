@@ -131,6 +131,13 @@ void re_net_destroy(re_net **pn) {
   re_net *n = *pn;
   if (!n)
     return;
+  if (n->pool) { /* what the forward pass held: the benchmarks compare it with the peak memory */
+    int64_t tap_bytes = 0;
+    for (int k = 0; k < n->ntaps; k++)
+      tap_bytes += n->bmax * n->taps[k].rows_per_sample * (n->taps[k].dim * 4 + 16);
+    re_log(RE_LOG_DEBUG, "forward memory: %d activation buffers of %lld floats, workspace %lld floats, taps %lld bytes",
+           n->pool->nbufs, (long long)n->pool->buf_floats, (long long)n->pool->work_floats, (long long)tap_bytes);
+  }
   re_mod_free(n->root);
   pool_unref(&n->pool);
   re_net_free_taps(n);

@@ -74,6 +74,11 @@ re_status re_ckpt_find(const re_ckpt *c, const char *name, int64_t *index);
 /* Copy tensor i to out (numel floats, C-contiguous in logical order), converting
  * f16/bf16/f64/integers/bool to float32 and gathering strided views. */
 re_status re_ckpt_read_f32(const re_ckpt *c, int64_t i, float *out);
+/* Tensor i has been read and is not needed soon: the pages of the memory-mapped file
+ * that hold only its bytes leave the process's resident memory (a later read or view
+ * faults them back from the file; tensors in owned buffers are untouched). Loading a
+ * model then peaks at its float32 copy, not the copy plus the whole mapped file. */
+void re_ckpt_release_pages(const re_ckpt *c, int64_t i);
 /* Zero-copy view of tensor i when it is stored as contiguous, aligned, little-endian
  * float32; RE_EUNSUPPORTED otherwise (then use re_ckpt_read_f32). */
 re_status re_ckpt_view_f32(const re_ckpt *c, int64_t i, const float **out);

@@ -213,6 +213,8 @@ static re_status run_leaf(re_net *n, re_mod *m, act x, act *y) {
 
 re_status re_net_run(re_net *n, re_mod *m, act x, act *y) {
   re_status st;
+  int prof = n->profile && m->idx >= 0;
+  double t0 = prof ? re_net_now() : 0, c0 = prof ? re_net_cpu_now() : 0;
   switch (m->type) {
   case RE_MOD_SEQ: st = run_seq(n, m, x, y); break;
   case RE_MOD_BASIC_BLOCK:
@@ -242,6 +244,11 @@ re_status re_net_run(re_net *n, re_mod *m, act x, act *y) {
   }
   if (st == RE_OK && m->tap >= 0)
     re_net_capture(n, m, y->p);
+  if (prof) {
+    n->prof_s[m->idx] += re_net_now() - t0;
+    n->prof_cpu[m->idx] += re_net_cpu_now() - c0;
+    n->prof_calls[m->idx]++;
+  }
   return st;
 }
 

@@ -119,6 +119,7 @@ struct re_mod {
   re_shape in_shape, out_shape;
   re_conv_geom geom;
   int tap; /* -1, or index into the net's taps (the module's output is copied there) */
+  int idx; /* position in the net's execution order (-1: the root) */
   /* transformer parts */
   int weight_t;          /* linear: weight stored (in x out), as GPT-2's Conv1D */
   re_embed_src positions; /* embedding: which ids index the table */

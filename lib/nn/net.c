@@ -50,6 +50,7 @@ re_status re_net_share_pool(re_net *n, re_net *owner) {
 static re_status collect(re_net *n, re_mod *m) {
   if (m->name[0]) {
     RE_TRY(re_realloc(&n->order, n->norder + 1, sizeof(re_mod *)));
+    m->idx = (int)n->norder;
     n->order[n->norder++] = m;
   }
   for (int k = 0; k < m->n; k++)
@@ -139,6 +140,9 @@ void re_net_destroy(re_net **pn) {
   free(n->mask);
   free(n->pos);
   free(n->types);
+  free(n->prof_s);
+  free(n->prof_cpu);
+  free(n->prof_calls);
   free(n);
   *pn = NULL;
 }
@@ -146,7 +150,14 @@ void re_net_destroy(re_net **pn) {
 static re_status run_batch(re_net *n, const float *x, int64_t B) {
   n->B = B;
   act y;
+  double t0 = n->profile ? re_net_now() : 0, c0 = n->profile ? re_net_cpu_now() : 0;
   re_status st = re_net_run(n, n->root, (act){(float *)x, 0}, &y);
+  if (n->profile) {
+    n->prof_total += re_net_now() - t0;
+    n->prof_total_cpu += re_net_cpu_now() - c0;
+    n->prof_samples += B;
+    n->prof_batches++;
+  }
   if (st == RE_OK)
     re_net_release(n, y);
   for (int k = 0; k < n->pool->nbufs; k++)

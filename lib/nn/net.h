@@ -50,6 +50,13 @@ struct re_net {
   int32_t *pos;        /* bmax x T: position ids */
   int32_t *types;      /* bmax x T: token type ids (models with a token type embedding) */
   int has_mask;        /* the batch has padding */
+  /* profile (re_net_set_profile): per module in execution order */
+  int profile;
+  double *prof_s;      /* wall seconds inside the module, its children included */
+  double *prof_cpu;    /* CPU seconds of the process, likewise */
+  int64_t *prof_calls;
+  double prof_total, prof_total_cpu; /* seconds of whole forward passes */
+  int64_t prof_samples, prof_batches;
 };
 
 typedef struct act {
@@ -70,6 +77,10 @@ re_status re_net_run(re_net *n, re_mod *m, act x, act *y);
 
 /* Transformer parts (forward_transformer.c); m is one of them. */
 re_status re_net_run_transformer(re_net *n, re_mod *m, act x, act *y);
+
+/* Monotonic clock and CPU time of the process in seconds (profile). */
+double re_net_now(void);
+double re_net_cpu_now(void);
 
 /* Copy (or pool) module m's output y into the taps that watch it (taps.c). */
 void re_net_capture(re_net *n, re_mod *m, const float *y);

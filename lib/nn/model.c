@@ -79,6 +79,7 @@ re_status re_mod_add(re_mod *parent, re_mod *child) {
 void re_mod_free(re_mod *m) {
   if (!m)
     return;
+  re_mod_free_plan(m);
   for (int k = 0; k < m->n; k++)
     re_mod_free(m->child[k]);
   free(m->child);

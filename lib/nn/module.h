@@ -154,6 +154,12 @@ struct re_mod {
   int64_t patch;         /* patch size */
   float *pos;            /* (pos_prefix + h*w, D) position embeddings for the bound grid (owned) */
   const char *param;     /* layer scale: the parameter's name ("lambda1", "gamma"); static */
+  /* fast path (plan.c), set before the first forward pass */
+  struct re_fconv *fconv; /* a convolution's packed kernel (owned) */
+  struct re_fast_lin *flin; /* a linear layer's packed weights (owned) */
+  re_mod *fused_into;    /* computed by that module: this module's output is its output */
+  int relu_done;         /* batchnorm of a residual block: the ReLU after it is applied by the convolution */
+  int res_fused;         /* residual block: the add and ReLU are done by its last convolution */
 };
 
 /* Allocate a module named parent.name (or name if parent is ""). */
@@ -162,6 +168,8 @@ re_status re_mod_new(const char *parent, const char *name, re_mod_type type, re_
 re_status re_mod_add(re_mod *parent, re_mod *child);
 /* Free a module tree (NULL allowed). */
 void re_mod_free(re_mod *m);
+/* Free what the fast path's plan added to a module tree (plan.c). */
+void re_mod_free_plan(re_mod *m);
 /* Type name as used in model files ("conv2d", "basic_block", ...). */
 const char *re_mod_type_name(re_mod_type t);
 

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "fast.h"
 #include "net.h"
 
 double re_net_now(void) {
@@ -68,6 +69,12 @@ static double flops_per_sample(const re_mod *m) {
 
 static const char *kernel_of(const re_mod *m) {
   const re_conv_geom *g = &m->geom;
+  if (m->fused_into)
+    return "folded into the last";
+  if (m->fconv)
+    return re_fconv_kernel(m->fconv);
+  if (m->flin)
+    return m->flin->epi.has_act ? "packed gemm + act" : "packed gemm";
   switch (m->type) {
   case RE_MOD_CONV2D:
     if (g->groups == g->C && g->groups == g->Co && g->groups > 1)

@@ -1,0 +1,259 @@
+/* Convolutions of the fast path, from blocked images to blocked images (kern.h):
+ * 3 x 3 stride-1 convolutions by Winograd's minimal filtering F(4x4, 3x3) (Lavin & Gray,
+ * "Fast Algorithms for Convolutional Neural Networks", CVPR 2016): 36 products with
+ * K = C instead of 9 C multiplies per output, the filter transform done once per
+ * checkpoint; every other convolution as a product of packed weights with input slivers
+ * gathered per output pixel (im2col six rows at a time, never a whole column matrix).
+ * A batch norm after the convolution is folded into its weights; bias, residual and
+ * activation are applied to each tile before it is stored. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "fast.h"
+
+typedef enum { FC_WINO, FC_GEMM } fc_kind;
+
+struct re_fconv {
+  fc_kind kind;
+  int plain_in;   /* GEMM from a plain (B, C, H, W) input, k = (c, ky, kx): C < 8 */
+  re_conv_geom g;
+  int64_t CB, COB, K, Kp, np;
+  re_pack w;      /* GEMM: B[k][co] */
+  float *u;       /* Winograd: [36][np][CB * 8][16] */
+  float *bias;    /* np * 16 */
+  re_epi epi;
+  int64_t chunk;  /* rows (GEMM) or tiles (Winograd) per task, a multiple of 6 */
+  re_wino_geom wg;
+};
+
+#define L2_BUDGET (192 * 1024)
+
+/* Winograd's filter transform, G g G^T (points 0, +-1, +-2, inf), in double. */
+static const double G[6][3] = {{1.0 / 4, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                               {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+
+int re_fconv_eligible(const re_conv_geom *g) { return g->groups == 1; }
+
+const char *re_fconv_kernel(const re_fconv *f) {
+  if (f->kind == FC_WINO)
+    return "winograd F(4x4,3x3)";
+  if (f->g.kh == 1 && f->g.kw == 1)
+    return "packed gemm 1x1";
+  return f->plain_in ? "packed gemm (im2col, plain in)" : "packed gemm (im2col)";
+}
+
+void re_fconv_free(re_fconv **pf) {
+  re_fconv *f = *pf;
+  if (!f)
+    return;
+  re_pack_free(&f->w);
+  free(f->u);
+  free(f->bias);
+  free(f);
+  *pf = NULL;
+}
+
+static int64_t round6(int64_t v) { return v < RE_MR ? RE_MR : (v + RE_MR - 1) / RE_MR * RE_MR; }
+
+re_status re_fconv_make(const re_conv_geom *g, const float *w, const float *bias, const float *scale,
+                        const float *shift, int has_act, re_act act, re_fconv **out) {
+  re_status st = RE_OK;
+  re_fconv *f = NULL;
+  float *dense = NULL;
+  *out = NULL;
+  RE_CHECK(re_calloc(1, sizeof *f, &f));
+  f->g = *g;
+  f->CB = (g->C + 7) / 8;
+  f->COB = (g->Co + 7) / 8;
+  f->np = (g->Co + RE_NR - 1) / RE_NR;
+  int wino = g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 && g->C >= 8;
+  f->kind = wino ? FC_WINO : FC_GEMM;
+  f->plain_in = !wino && g->C < 8;
+  RE_CHECK(re_kern_alloc(f->np * RE_NR, &f->bias));
+  for (int64_t co = 0; co < f->np * RE_NR; co++) { /* bias of the folded batch norm: b s + t */
+    double b = co < g->Co && bias ? bias[co] : 0.0;
+    f->bias[co] = co < g->Co ? (float)(scale ? b * scale[co] + shift[co] : b) : 0.0f;
+  }
+  f->epi.bias = f->bias;
+  f->epi.has_act = has_act;
+  f->epi.act = act;
+  int64_t khw = g->kh * g->kw, C = g->C, Co = g->Co;
+  if (wino) {
+    int64_t Cp = f->CB * 8, n;
+    RE_CHECK(re_mul_i64(36 * f->np * RE_NR, Cp, &n));
+    RE_CHECK(re_kern_alloc(n, &f->u));
+    memset(f->u, 0, sizeof(float) * (size_t)n);
+    for (int64_t co = 0; co < Co; co++)
+      for (int64_t c = 0; c < C; c++) {
+        const float *k = w + (co * C + c) * 9;
+        double s = scale ? scale[co] : 1.0, t[6][3];
+        for (int i = 0; i < 6; i++)
+          for (int j = 0; j < 3; j++)
+            t[i][j] = s * (G[i][0] * k[j] + G[i][1] * k[3 + j] + G[i][2] * k[6 + j]);
+        for (int i = 0; i < 6; i++)
+          for (int j = 0; j < 6; j++) {
+            double v = t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2];
+            f->u[(((i * 6 + j) * f->np + co / RE_NR) * Cp + c) * RE_NR + co % RE_NR] = (float)v;
+          }
+      }
+    f->wg = (re_wino_geom){0, f->CB, g->H, g->W, g->ph, g->pw, f->COB, g->Ho, g->Wo, (g->Ho + 3) / 4,
+                           (g->Wo + 3) / 4};
+    /* tiles per task: their transforms in the L2 cache, and enough of them to pay for
+     * streaming the transformed filters (36 C Co floats) once per task */
+    int64_t by_cache = 2730 / (Cp + f->np * RE_NR), ubytes = 36 * Cp * f->np * RE_NR * 4;
+    int64_t by_u = ubytes > 8 * 1024 * 1024 ? 42 : ubytes > 1024 * 1024 ? 24 : 12;
+    f->chunk = round6(by_cache > by_u ? by_cache : by_u);
+    if (f->chunk > 96)
+      f->chunk = 96;
+  } else {
+    /* dense B (K x Co) in the order the slivers are gathered, then packed */
+    f->K = f->plain_in ? C * khw : khw * f->CB * 8;
+    RE_CHECK(re_malloc(f->K, Co * (int64_t)sizeof(float), &dense));
+    for (int64_t co = 0; co < Co; co++) {
+      double s = scale ? scale[co] : 1.0;
+      for (int64_t c = 0; c < (f->plain_in ? C : f->CB * 8); c++)
+        for (int64_t q = 0; q < khw; q++) {
+          int64_t k = f->plain_in ? c * khw + q : (q * f->CB + c / 8) * 8 + c % 8;
+          dense[k * Co + co] = c < C ? (float)(s * w[(co * C + c) * khw + q]) : 0.0f;
+        }
+    }
+    RE_CHECK(re_pack_b(dense, f->K, Co, Co, 1, &f->w));
+    f->Kp = f->w.Kp;
+    int64_t r = L2_BUDGET / (f->Kp * 4) / RE_MR * RE_MR;
+    f->chunk = r < RE_MR ? RE_MR : r > 240 ? 240 : r;
+  }
+  *out = f;
+  f = NULL;
+done:
+  free(dense);
+  re_fconv_free(&f);
+  return st;
+}
+
+static int64_t per_thread(const re_fconv *f) {
+  if (f->kind == FC_WINO) {
+    int64_t ns = f->chunk / RE_MR;
+    return 36 * ns * f->CB * 48 + 36 * ns * RE_MR * f->np * RE_NR + 64;
+  }
+  return f->chunk * f->Kp + 2 * RE_MR * RE_NR + 64;
+}
+
+int64_t re_fconv_work(const re_fconv *f, int threads) { return (int64_t)threads * per_thread(f); }
+
+/* Slivers of output pixels [r0, r0 + rows) (past the batch: the last pixel again). */
+static void gather(const re_fconv *f, const float *x, int64_t M, int64_t r0, int64_t rows, float *a) {
+  const re_conv_geom *g = &f->g;
+  int64_t hw = g->Ho * g->Wo, ns = (rows + RE_MR - 1) / RE_MR, khw = g->kh * g->kw, Kp = f->Kp;
+  for (int64_t s = 0; s < ns; s++) {
+    float *as = a + s * Kp * RE_MR;
+    for (int r = 0; r < RE_MR; r++) {
+      int64_t px = r0 + s * RE_MR + r;
+      px = px < M ? px : M - 1;
+      int64_t b = px / hw, oy = px % hw / g->Wo, ox = px % g->Wo;
+      if (f->plain_in) { /* k = (c, ky, kx), then zeros up to Kp */
+        int64_t k = 0;
+        for (int64_t c = 0; c < g->C; c++) {
+          const float *img = x + (b * g->C + c) * g->H * g->W;
+          for (int64_t ky = 0; ky < g->kh; ky++) {
+            int64_t iy = oy * g->sh - g->ph + ky * g->dh;
+            for (int64_t kx = 0; kx < g->kw; kx++, k++) {
+              int64_t ix = ox * g->sw - g->pw + kx * g->dw;
+              as[k / 8 * 48 + r * 8 + k % 8] =
+                  iy >= 0 && iy < g->H && ix >= 0 && ix < g->W ? img[iy * g->W + ix] : 0.0f;
+            }
+          }
+        }
+        for (; k < Kp; k++)
+          as[k / 8 * 48 + r * 8 + k % 8] = 0.0f;
+        continue;
+      }
+      for (int64_t q = 0; q < khw; q++) { /* k = ((ky, kx), channel block, lane) */
+        int64_t iy = oy * g->sh - g->ph + q / g->kw * g->dh, ix = ox * g->sw - g->pw + q % g->kw * g->dw;
+        int in = iy >= 0 && iy < g->H && ix >= 0 && ix < g->W;
+        for (int64_t cb = 0; cb < f->CB; cb++) {
+          float *d = as + (q * f->CB + cb) * 48 + r * 8;
+          if (in)
+            memcpy(d, x + (((b * f->CB + cb) * g->H + iy) * g->W + ix) * 8, 8 * sizeof(float));
+          else
+            memset(d, 0, 8 * sizeof(float));
+        }
+      }
+    }
+  }
+}
+
+static void run_gemm(const re_fconv *f, const float *x, int64_t B, const float *res, float *y, float *work,
+                     int threads) {
+  const re_conv_geom *g = &f->g;
+  int64_t hw = g->Ho * g->Wo, M = B * hw, mc = f->chunk, nchunks = (M + mc - 1) / mc, Kp = f->Kp;
+  int64_t groups = nchunks >= threads ? 1 : (threads + nchunks - 1) / nchunks;
+  if (groups > f->np)
+    groups = f->np;
+  int64_t tasks = nchunks * groups, pt = per_thread(f);
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t task = 0; task < tasks; task++) {
+    int tid = 0;
+#ifdef _OPENMP
+    tid = omp_get_thread_num();
+#endif
+    float *a = work + (int64_t)tid * pt, *tile = (float *)(((uintptr_t)(a + mc * Kp) + 63) & ~(uintptr_t)63);
+    int64_t c = task / groups, grp = task % groups, r0 = c * mc, rows = M - r0 < mc ? M - r0 : mc;
+    int64_t j0 = grp * f->np / groups, j1 = (grp + 1) * f->np / groups;
+    gather(f, x, M, r0, rows, a);
+    for (int64_t j = j0; j < j1; j++) {
+      int nc = f->COB * 8 - j * RE_NR < RE_NR ? (int)(f->COB * 8 - j * RE_NR) : RE_NR;
+      for (int64_t s = 0; s * RE_MR < rows; s++) {
+        int mr = rows - s * RE_MR < RE_MR ? (int)(rows - s * RE_MR) : RE_MR;
+        float *dst[RE_MR];
+        const float *rp[RE_MR];
+        for (int r = 0; r < mr; r++) {
+          int64_t px = r0 + s * RE_MR + r, b = px / hw, p = px % hw;
+          int64_t off = ((b * f->COB + 2 * j) * hw + p) * 8;
+          dst[r] = y + off;
+          rp[r] = res ? res + off : NULL;
+        }
+        re_k_tile(Kp / 8, a + s * Kp * RE_MR, 48, f->w.w + j * Kp * RE_NR, tile, RE_NR);
+        re_k_store(tile, mr, nc, dst, hw * 8, res ? rp : NULL, f->bias + j * RE_NR, &f->epi);
+      }
+    }
+  }
+}
+
+static void run_wino(const re_fconv *f, const float *x, int64_t B, const float *res, float *y, float *work,
+                     int threads) {
+  re_wino_geom wg = f->wg;
+  wg.B = B;
+  int64_t ntiles = B * wg.th * wg.tw, T = f->chunk, tasks = (ntiles + T - 1) / T, pt = per_thread(f);
+  int64_t npad = f->np * RE_NR, Cp = f->CB * 8;
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t task = 0; task < tasks; task++) {
+    int tid = 0;
+#ifdef _OPENMP
+    tid = omp_get_thread_num();
+#endif
+    int64_t t0 = task * T, nt = ntiles - t0 < T ? ntiles - t0 : T, ns = (nt + RE_MR - 1) / RE_MR;
+    float *V = work + (int64_t)tid * pt, *M = V + 36 * ns * f->CB * 48;
+    re_k_wino_input(&wg, x, t0, nt, V);
+    for (int xi = 0; xi < 36; xi++)
+      for (int64_t j = 0; j < f->np; j++) {
+        const float *u = f->u + (xi * f->np + j) * Cp * RE_NR;
+        for (int64_t s = 0; s < ns; s++)
+          re_k_tile(f->CB, V + (xi * ns + s) * f->CB * 48, 48, u, M + (xi * ns + s) * RE_MR * npad + j * RE_NR, npad);
+      }
+    re_k_wino_output(&wg, M, ns * RE_MR * npad, npad, t0, nt, &f->epi, res, y);
+  }
+}
+
+void re_fconv_run(const re_fconv *f, const float *x, int64_t B, const float *res, float *y, float *work,
+                  int threads) {
+  if (f->kind == FC_WINO)
+    run_wino(f, x, B, res, y, work, threads);
+  else
+    run_gemm(f, x, B, res, y, work, threads);
+}
+
+int re_fconv_plain_input(const re_fconv *f) { return f->plain_in; }

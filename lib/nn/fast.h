@@ -32,4 +32,12 @@ typedef struct re_fast_lin {
   re_epi epi;
 } re_fast_lin;
 
+/* Multi-head self-attention with packed projections (fast_attn.c): x (B, T, D) -> y, the
+ * in projection to [q | k | v] (3D), the out projection (D), and res (B, T, D, or NULL)
+ * added in the out projection's epilogue. work: re_fmha_work floats. */
+int64_t re_fmha_work(const re_fast_lin *in, const re_fast_lin *out, int64_t B, int64_t T, int64_t heads,
+                     int threads);
+void re_fmha_run(const re_fast_lin *in, const re_fast_lin *out, const float *x, int64_t B, int64_t T, int64_t D,
+                 int64_t heads, const float *res, float *y, float *work, int threads);
+
 #endif

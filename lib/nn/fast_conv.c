@@ -26,11 +26,9 @@ struct re_fconv {
   float *u;       /* Winograd: [36][np][CB * 8][16] */
   float *bias;    /* np * 16 */
   re_epi epi;
-  int64_t chunk;  /* rows (GEMM) or tiles (Winograd) per task, a multiple of 6 */
+  int64_t chunk;  /* Winograd: tiles per task, a multiple of 6 */
   re_wino_geom wg;
 };
-
-#define L2_BUDGET (192 * 1024)
 
 /* Winograd's filter transform, G g G^T (points 0, +-1, +-2, inf), in double. */
 static const double G[6][3] = {{1.0 / 4, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
@@ -123,8 +121,6 @@ re_status re_fconv_make(const re_conv_geom *g, const float *w, const float *bias
     }
     RE_CHECK(re_pack_b(dense, f->K, Co, Co, 1, &f->w));
     f->Kp = f->w.Kp;
-    int64_t r = L2_BUDGET / (f->Kp * 4) / RE_MR * RE_MR;
-    f->chunk = r < RE_MR ? RE_MR : r > 240 ? 240 : r;
   }
   *out = f;
   f = NULL;
@@ -139,88 +135,78 @@ static int64_t per_thread(const re_fconv *f) {
     int64_t ns = f->chunk / RE_MR;
     return 36 * ns * f->CB * 48 + 36 * ns * RE_MR * f->np * RE_NR + 64;
   }
-  return f->chunk * f->Kp + 2 * RE_MR * RE_NR + 64;
+  return 0;
 }
 
-int64_t re_fconv_work(const re_fconv *f, int threads) { return (int64_t)threads * per_thread(f); }
+int64_t re_fconv_work(const re_fconv *f, int threads) {
+  return f->kind == FC_WINO ? (int64_t)threads * per_thread(f) : re_gemm_op_work(&f->w, threads);
+}
 
-/* Slivers of output pixels [r0, r0 + rows) (past the batch: the last pixel again). */
-static void gather(const re_fconv *f, const float *x, int64_t M, int64_t r0, int64_t rows, float *a) {
+typedef struct conv_ctx {
+  const re_fconv *f;
+  const float *x, *res;
+  float *y;
+} conv_ctx;
+
+/* Slivers of output pixels [r0, r0 + rows) over reduction range [k0, k0 + kc) (past the
+ * batch: the last pixel again): im2col six rows at a time. */
+static void pack_conv(const re_gemm_op *op, int64_t r0, int64_t rows, int64_t k0, int64_t kc, float *a) {
+  const conv_ctx *cx = op->ctx;
+  const re_fconv *f = cx->f;
   const re_conv_geom *g = &f->g;
-  int64_t hw = g->Ho * g->Wo, ns = (rows + RE_MR - 1) / RE_MR, khw = g->kh * g->kw, Kp = f->Kp;
+  const float *x = cx->x;
+  int64_t hw = g->Ho * g->Wo, ns = (rows + RE_MR - 1) / RE_MR, k1 = k0 + kc;
   for (int64_t s = 0; s < ns; s++) {
-    float *as = a + s * Kp * RE_MR;
+    float *as = a + s * kc * RE_MR;
     for (int r = 0; r < RE_MR; r++) {
       int64_t px = r0 + s * RE_MR + r;
-      px = px < M ? px : M - 1;
+      px = px < op->M ? px : op->M - 1;
       int64_t b = px / hw, oy = px % hw / g->Wo, ox = px % g->Wo;
       if (f->plain_in) { /* k = (c, ky, kx), then zeros up to Kp */
+        for (int64_t k = k0; k < k1; k++)
+          as[(k - k0) / 8 * 48 + r * 8 + k % 8] = 0.0f;
         int64_t k = 0;
-        for (int64_t c = 0; c < g->C; c++) {
+        for (int64_t c = 0; c < g->C && k < k1; c++) {
           const float *img = x + (b * g->C + c) * g->H * g->W;
           for (int64_t ky = 0; ky < g->kh; ky++) {
             int64_t iy = oy * g->sh - g->ph + ky * g->dh;
             for (int64_t kx = 0; kx < g->kw; kx++, k++) {
               int64_t ix = ox * g->sw - g->pw + kx * g->dw;
-              as[k / 8 * 48 + r * 8 + k % 8] =
-                  iy >= 0 && iy < g->H && ix >= 0 && ix < g->W ? img[iy * g->W + ix] : 0.0f;
+              if (k >= k0 && k < k1 && iy >= 0 && iy < g->H && ix >= 0 && ix < g->W)
+                as[(k - k0) / 8 * 48 + r * 8 + k % 8] = img[iy * g->W + ix];
             }
           }
         }
-        for (; k < Kp; k++)
-          as[k / 8 * 48 + r * 8 + k % 8] = 0.0f;
         continue;
       }
-      for (int64_t q = 0; q < khw; q++) { /* k = ((ky, kx), channel block, lane) */
+      for (int64_t q8 = k0 / 8; q8 < k1 / 8; q8++) { /* k = ((ky, kx), channel block, lane) */
+        int64_t q = q8 / f->CB, cb = q8 % f->CB;
         int64_t iy = oy * g->sh - g->ph + q / g->kw * g->dh, ix = ox * g->sw - g->pw + q % g->kw * g->dw;
-        int in = iy >= 0 && iy < g->H && ix >= 0 && ix < g->W;
-        for (int64_t cb = 0; cb < f->CB; cb++) {
-          float *d = as + (q * f->CB + cb) * 48 + r * 8;
-          if (in)
-            memcpy(d, x + (((b * f->CB + cb) * g->H + iy) * g->W + ix) * 8, 8 * sizeof(float));
-          else
-            memset(d, 0, 8 * sizeof(float));
-        }
+        float *d = as + (q8 - k0 / 8) * 48 + r * 8;
+        if (iy >= 0 && iy < g->H && ix >= 0 && ix < g->W)
+          memcpy(d, x + (((b * f->CB + cb) * g->H + iy) * g->W + ix) * 8, 8 * sizeof(float));
+        else
+          memset(d, 0, 8 * sizeof(float));
       }
     }
   }
 }
 
+/* Output pixel r's channels of panel j in the blocked image. */
+static void dst_conv(const re_gemm_op *op, int64_t r, int64_t j, float **y, const float **res, int64_t *off8) {
+  const conv_ctx *cx = op->ctx;
+  const re_fconv *f = cx->f;
+  int64_t hw = f->g.Ho * f->g.Wo, b = r / hw, p = r % hw, off = ((b * f->COB + 2 * j) * hw + p) * 8;
+  *y = cx->y + off;
+  *res = cx->res ? cx->res + off : NULL;
+  *off8 = hw * 8;
+}
+
 static void run_gemm(const re_fconv *f, const float *x, int64_t B, const float *res, float *y, float *work,
                      int threads) {
-  const re_conv_geom *g = &f->g;
-  int64_t hw = g->Ho * g->Wo, M = B * hw, mc = f->chunk, nchunks = (M + mc - 1) / mc, Kp = f->Kp;
-  int64_t groups = nchunks >= threads ? 1 : (threads + nchunks - 1) / nchunks;
-  if (groups > f->np)
-    groups = f->np;
-  int64_t tasks = nchunks * groups, pt = per_thread(f);
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t task = 0; task < tasks; task++) {
-    int tid = 0;
-#ifdef _OPENMP
-    tid = omp_get_thread_num();
-#endif
-    float *a = work + (int64_t)tid * pt, *tile = (float *)(((uintptr_t)(a + mc * Kp) + 63) & ~(uintptr_t)63);
-    int64_t c = task / groups, grp = task % groups, r0 = c * mc, rows = M - r0 < mc ? M - r0 : mc;
-    int64_t j0 = grp * f->np / groups, j1 = (grp + 1) * f->np / groups;
-    gather(f, x, M, r0, rows, a);
-    for (int64_t j = j0; j < j1; j++) {
-      int nc = f->COB * 8 - j * RE_NR < RE_NR ? (int)(f->COB * 8 - j * RE_NR) : RE_NR;
-      for (int64_t s = 0; s * RE_MR < rows; s++) {
-        int mr = rows - s * RE_MR < RE_MR ? (int)(rows - s * RE_MR) : RE_MR;
-        float *dst[RE_MR];
-        const float *rp[RE_MR];
-        for (int r = 0; r < mr; r++) {
-          int64_t px = r0 + s * RE_MR + r, b = px / hw, p = px % hw;
-          int64_t off = ((b * f->COB + 2 * j) * hw + p) * 8;
-          dst[r] = y + off;
-          rp[r] = res ? res + off : NULL;
-        }
-        re_k_tile(Kp / 8, a + s * Kp * RE_MR, 48, f->w.w + j * Kp * RE_NR, tile, RE_NR);
-        re_k_store(tile, mr, nc, dst, hw * 8, res ? rp : NULL, f->bias + j * RE_NR, &f->epi);
-      }
-    }
-  }
+  conv_ctx cx = {f, x, res, y};
+  re_gemm_op op = {B * f->g.Ho * f->g.Wo, &f->w, &f->epi, pack_conv, dst_conv, f->COB * 8, &cx};
+  re_gemm_run(&op, work, threads);
 }
 
 static void run_wino(const re_fconv *f, const float *x, int64_t B, const float *res, float *y, float *work,
@@ -242,7 +228,8 @@ static void run_wino(const re_fconv *f, const float *x, int64_t B, const float *
       for (int64_t j = 0; j < f->np; j++) {
         const float *u = f->u + (xi * f->np + j) * Cp * RE_NR;
         for (int64_t s = 0; s < ns; s++)
-          re_k_tile(f->CB, V + (xi * ns + s) * f->CB * 48, 48, u, M + (xi * ns + s) * RE_MR * npad + j * RE_NR, npad);
+          re_k_tile(f->CB, V + (xi * ns + s) * f->CB * 48, 48, u, M + (xi * ns + s) * RE_MR * npad + j * RE_NR, npad,
+                    0);
       }
     re_k_wino_output(&wg, M, ns * RE_MR * npad, npad, t0, nt, &f->epi, res, y);
   }

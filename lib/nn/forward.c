@@ -159,7 +159,7 @@ static re_status run_block(re_net *n, re_mod *m, act x, act *y) {
     } else {
       act next;
       if (m->res_fused && c == last)
-        n->res = sc.p;
+        n->res = sc.p, n->res_mod = c;
       RE_TRY(run(n, c, cur, &next));
       cur = next;
     }
@@ -209,12 +209,33 @@ static re_status run_block(re_net *n, re_mod *m, act x, act *y) {
   return RE_OK;
 }
 
-/* torchvision EncoderBlock: x = x + attn(ln_1(x)); y = x + mlp(ln_2(x)) */
+/* The module of an MLP (a sequence) whose output is the sequence's: the last child that is
+ * not an identity, when neither it nor anything after it is tapped (NULL otherwise). */
+static re_mod *residual_target(re_mod *mlp) {
+  if (mlp->tap >= 0 || mlp->type != RE_MOD_SEQ)
+    return NULL;
+  for (int k = mlp->n - 1; k >= 0; k--) {
+    re_mod *c = mlp->child[k];
+    if (c->tap >= 0)
+      return NULL;
+    if (c->type != RE_MOD_IDENTITY)
+      return c->type == RE_MOD_LINEAR && c->flin && !c->flin->epi.has_act ? c : NULL;
+  }
+  return NULL;
+}
+
+/* torchvision EncoderBlock: x = x + attn(ln_1(x)); y = x + mlp(ln_2(x)). On the fast path
+ * the residual adds go into the epilogues of the attention's out projection and of the
+ * MLP's last linear layer when their own outputs are not tapped. */
 static re_status run_encoder_block(re_net *n, re_mod *m, act x, act *y) {
   re_mod *ln1 = m->child[0], *attn = m->child[1], *ln2 = m->child[2], *mlp = m->child[3];
+  re_mod *fc = n->fast ? residual_target(mlp) : NULL;
+  int fuse_attn = n->fast && attn->flin && attn->tap < 0;
   int64_t len = n->B * re_shape_numel(&m->out_shape);
   act a, b, c, d;
   RE_TRY(run(n, ln1, re_borrow(x), &a));
+  if (fuse_attn)
+    n->res = x.p, n->res_mod = attn;
   RE_TRY(run(n, attn, a, &b));
   if (!b.own) {
     act t;
@@ -222,9 +243,12 @@ static re_status run_encoder_block(re_net *n, re_mod *m, act x, act *y) {
     memcpy(t.p, b.p, sizeof(float) * (size_t)len);
     b = t;
   }
-  re_op_add(b.p, x.p, len, b.p);
+  if (!fuse_attn)
+    re_op_add(b.p, x.p, len, b.p);
   release(n, x);
   RE_TRY(run(n, ln2, re_borrow(b), &c));
+  if (fc)
+    n->res = b.p, n->res_mod = fc;
   RE_TRY(run(n, mlp, c, &d));
   if (!d.own) {
     act t;
@@ -232,10 +256,21 @@ static re_status run_encoder_block(re_net *n, re_mod *m, act x, act *y) {
     memcpy(t.p, d.p, sizeof(float) * (size_t)len);
     d = t;
   }
-  re_op_add(d.p, b.p, len, d.p);
+  if (!fc)
+    re_op_add(d.p, b.p, len, d.p);
   release(n, b);
   *y = d;
   return RE_OK;
+}
+
+/* The residual waiting for module m's epilogue, if any (consumed). */
+static const float *take_res(re_net *n, const re_mod *m) {
+  if (n->res_mod != m)
+    return NULL;
+  const float *r = n->res;
+  n->res = NULL;
+  n->res_mod = NULL;
+  return r;
 }
 
 static re_status run_leaf(re_net *n, re_mod *m, act x, act *y) {
@@ -268,7 +303,10 @@ static re_status run_leaf(re_net *n, re_mod *m, act x, act *y) {
   case RE_MOD_LAYERNORM: {
     int64_t D = is->d[is->rank - 1];
     RE_TRY(out_for(n, x, y));
-    re_op_layernorm(x.p, B * in_numel / D, D, m->w, m->b, m->eps, y->p);
+    if (n->fast)
+      re_k_layernorm(x.p, B * in_numel / D, D, m->w, m->b, m->eps, y->p);
+    else
+      re_op_layernorm(x.p, B * in_numel / D, D, m->w, m->b, m->eps, y->p);
     return RE_OK;
   }
   default:
@@ -281,7 +319,8 @@ static re_status run_leaf(re_net *n, re_mod *m, act x, act *y) {
   case RE_MOD_LINEAR: {
     int64_t rows = B * in_numel / m->in;
     if (m->flin)
-      re_gemm_rows(x.p, rows, m->in, &m->flin->w, &m->flin->epi, NULL, 0, y->p, m->out, n->pool->work, n->threads);
+      re_gemm_rows(x.p, rows, m->in, &m->flin->w, &m->flin->epi, take_res(n, m), m->out, y->p, m->out,
+                   n->pool->work, n->threads);
     else if (m->weight_t)
       re_op_linear_t(x.p, rows, m->in, m->w, m->b, m->out, y->p);
     else
@@ -290,8 +329,7 @@ static re_status run_leaf(re_net *n, re_mod *m, act x, act *y) {
   }
   case RE_MOD_CONV2D:
     if (m->fconv) {
-      re_fconv_run(m->fconv, x.p, B, n->res, y->p, n->pool->work, n->threads);
-      n->res = NULL;
+      re_fconv_run(m->fconv, x.p, B, take_res(n, m), y->p, n->pool->work, n->threads);
       y->blk = 1;
     } else {
       re_op_conv2d(&m->geom, x.p, B, m->w, m->b, y->p, n->pool->work);
@@ -319,7 +357,11 @@ static re_status run_leaf(re_net *n, re_mod *m, act x, act *y) {
     y->blk = x.blk;
     break;
   case RE_MOD_MHA:
-    re_op_mha(x.p, B, is->d[0], is->d[1], m->heads, m->w, m->b, m->w2, m->b2, y->p, n->pool->work);
+    if (m->flin)
+      re_fmha_run(m->flin, m->flin2, x.p, B, is->d[0], is->d[1], m->heads, take_res(n, m), y->p, n->pool->work,
+                  n->threads);
+    else
+      re_op_mha(x.p, B, is->d[0], is->d[1], m->heads, m->w, m->b, m->w2, m->b2, y->p, n->pool->work);
     break;
   case RE_MOD_CLASS_TOKEN: { /* (D, h, w) -> (1 + h*w, D) with the class token first */
     int64_t D = is->d[0], hw = is->d[1] * is->d[2], T = hw + 1, DB = (D + 7) / 8;

@@ -30,8 +30,8 @@ static inline int64_t re_pad8(int64_t c) { return (c + 7) / 8 * 8; }
 /* ---- micro-kernel and epilogue (kern_avx2.c) ---- */
 
 /* c (6 x 16, row stride ldc) = A sliver (kb blocks of [6][8], consecutive blocks `as`
- * floats apart) x B panel (8 kb rows of 16). */
-void re_k_tile(int64_t kb, const float *a, int64_t as, const float *b, float *c, int64_t ldc);
+ * floats apart) x B panel (8 kb rows of 16), plus c's own values when acc. */
+void re_k_tile(int64_t kb, const float *a, int64_t as, const float *b, float *c, int64_t ldc, int acc);
 
 /* What is done to a tile of results before it is stored: + bias[col], + the residual at
  * the destination's position, then the activation. */
@@ -74,8 +74,11 @@ void re_k_affine_blk(const float *x, int64_t B, int64_t CB, int64_t hw, const fl
                      float *y);
 /* y[i] = x[i] + r[i], then ReLU when relu. */
 void re_k_add(const float *x, const float *r, int64_t n, int relu, float *y);
-/* Softmax of each of `rows` rows of n values (stride ld), in place. */
-void re_k_softmax_rows(float *s, int64_t rows, int64_t n, int64_t ld);
+/* Softmax of scale * s over each of `rows` rows of n values (stride ld), in place (scale > 0). */
+void re_k_softmax_rows(float *s, int64_t rows, int64_t n, int64_t ld, float scale);
+/* LayerNorm over rows of D values (mean and variance summed in double, as the plain loop). */
+void re_k_layernorm(const float *x, int64_t rows, int64_t D, const float *gamma, const float *beta, double eps,
+                    float *y);
 
 /* Pooling on blocked images, the plain kernels' semantics (ops.c). g->C is the channel count. */
 void re_k_maxpool_blk(const re_conv_geom *g, const float *x, int64_t B, float *y);
@@ -100,15 +103,35 @@ typedef struct re_pack {
 
 /* B[k][n] = src[k * sk + n * sn] for k < K, n < N (0 outside). */
 re_status re_pack_b(const float *src, int64_t K, int64_t N, int64_t sk, int64_t sn, re_pack *out);
+/* The same into w (re_pack_floats(K, N) floats, 32-byte aligned), which out then borrows. */
+int64_t re_pack_floats(int64_t K, int64_t N);
+void re_pack_b_into(const float *src, int64_t K, int64_t N, int64_t sk, int64_t sn, float *w, re_pack *out);
 void re_pack_free(re_pack *p);
 /* Aligned buffer of n floats (64 bytes); free with free(). */
 re_status re_kern_alloc(int64_t n, float **out);
 
+/* A product Y = epi(A B) with B packed: A's rows come in slivers from `pack` (rows
+ * [r0, r0 + rows) and the reduction range [k0, k0 + kc), both multiples of 8 on the k
+ * side; rows past M repeat row M - 1), Y's rows go where `dst` says (row r, panel j:
+ * dst[0] for columns 0..7, dst[0] + *off8 for 8..15, likewise res). */
+typedef struct re_gemm_op {
+  int64_t M;
+  const re_pack *b;
+  const re_epi *e;
+  void (*pack)(const struct re_gemm_op *op, int64_t r0, int64_t rows, int64_t k0, int64_t kc, float *a);
+  void (*dst)(const struct re_gemm_op *op, int64_t r, int64_t j, float **y, const float **res, int64_t *off8);
+  int64_t nc_max;   /* columns that exist in Y (b->N, or the padded channels of a blocked image) */
+  const void *ctx;  /* the source and destination the callbacks read */
+} re_gemm_op;
+/* Floats of workspace for `threads` threads. */
+int64_t re_gemm_op_work(const re_pack *b, int threads);
+/* Run op on `threads` threads (rows, or panels too when rows are few); every output is
+ * summed in the same order whatever the thread count. With threads = 1 it runs on the
+ * calling thread only (inside another parallel loop: its own work). */
+void re_gemm_run(const re_gemm_op *op, float *work, int threads);
+
 /* y (M x N, row stride ldy) = epi(x (M x K, row stride ldx) * B), the residual (if res)
- * read with stride ldr. `threads` threads over rows (or panels when rows are few); each
- * output element is summed in the same order whatever the thread count. work:
- * re_gemm_work(K, threads) floats. */
-int64_t re_gemm_work(int64_t K, int threads);
+ * read with stride ldr. */
 void re_gemm_rows(const float *x, int64_t M, int64_t ldx, const re_pack *b, const re_epi *e, const float *res,
                   int64_t ldr, float *y, int64_t ldy, float *work, int threads);
 

@@ -156,7 +156,8 @@ struct re_mod {
   const char *param;     /* layer scale: the parameter's name ("lambda1", "gamma"); static */
   /* fast path (plan.c), set before the first forward pass */
   struct re_fconv *fconv; /* a convolution's packed kernel (owned) */
-  struct re_fast_lin *flin; /* a linear layer's packed weights (owned) */
+  struct re_fast_lin *flin; /* a linear layer's packed weights; attention: the in projection (owned) */
+  struct re_fast_lin *flin2; /* attention: the out projection (owned) */
   re_mod *fused_into;    /* computed by that module: this module's output is its output */
   int relu_done;         /* batchnorm of a residual block: the ReLU after it is applied by the convolution */
   int res_fused;         /* residual block: the add and ReLU are done by its last convolution */

@@ -55,7 +55,8 @@ struct re_net {
   re_status plan_status;
   int fast;            /* the fast kernels run (blocked images, packed weights) */
   int threads;         /* threads of the fast kernels, fixed by the plan */
-  const float *res;    /* residual for the next convolution's epilogue (residual blocks) */
+  const float *res;    /* a residual waiting for the epilogue of module res_mod */
+  const re_mod *res_mod;
   /* profile (re_net_set_profile): per module in execution order */
   int profile;
   double *prof_s;      /* wall seconds inside the module, its children included */

@@ -8,19 +8,25 @@
 #include "fast.h"
 #include "net.h"
 
+static void free_lin(re_fast_lin **pf) {
+  if (!*pf)
+    return;
+  re_pack_free(&(*pf)->w);
+  free((*pf)->bias);
+  free(*pf);
+  *pf = NULL;
+}
+
 void re_mod_free_plan(re_mod *m) {
   re_fconv_free(&m->fconv);
-  if (m->flin) {
-    re_pack_free(&m->flin->w);
-    free(m->flin->bias);
-    free(m->flin);
-    m->flin = NULL;
-  }
+  free_lin(&m->flin);
+  free_lin(&m->flin2);
 }
 
 typedef struct plan_ctx {
   int64_t work; /* floats of kernel workspace */
   int threads;
+  int64_t bmax;
 } plan_ctx;
 
 static void need(plan_ctx *c, int64_t floats) {
@@ -39,26 +45,45 @@ static re_status make_conv(plan_ctx *c, re_mod *m, re_mod *bn, int has_act, re_a
   return RE_OK;
 }
 
-static re_status make_linear(plan_ctx *c, re_mod *m, int has_act, re_act fn) {
+/* Weights w (out x in, or in x out when transposed) and bias b (out, or NULL) packed. */
+static re_status pack_linear(const float *w, const float *b, int64_t in, int64_t out, int transposed, int has_act,
+                             re_act fn, re_fast_lin **dst) {
   re_fast_lin *f;
   RE_TRY(re_calloc(1, sizeof *f, &f));
-  m->flin = f;
+  *dst = f;
   /* B (in x out) = W^T for nn.Linear (out x in); GPT-2's Conv1D stores (in x out) */
-  if (m->weight_t)
-    RE_TRY(re_pack_b(m->w, m->in, m->out, m->out, 1, &f->w));
+  if (transposed)
+    RE_TRY(re_pack_b(w, in, out, out, 1, &f->w));
   else
-    RE_TRY(re_pack_b(m->w, m->in, m->out, 1, m->in, &f->w));
-  if (m->b) {
+    RE_TRY(re_pack_b(w, in, out, 1, in, &f->w));
+  if (b) {
     RE_TRY(re_kern_alloc(f->w.np * RE_NR, &f->bias));
     memset(f->bias, 0, sizeof(float) * (size_t)(f->w.np * RE_NR));
-    memcpy(f->bias, m->b, sizeof(float) * (size_t)m->out);
+    memcpy(f->bias, b, sizeof(float) * (size_t)out);
   }
   f->epi.bias = f->bias;
   f->epi.has_act = has_act;
   f->epi.act = fn;
-  need(c, re_gemm_work(m->in, c->threads));
+  return RE_OK;
+}
+
+static re_status make_linear(plan_ctx *c, re_mod *m, int has_act, re_act fn) {
+  RE_TRY(pack_linear(m->w, m->b, m->in, m->out, m->weight_t, has_act, fn, &m->flin));
+  need(c, re_gemm_op_work(&m->flin->w, c->threads));
   free(m->w);
   m->w = NULL;
+  return RE_OK;
+}
+
+/* torchvision's MultiheadAttention: in_proj (3D x D) and out_proj (D x D) packed. */
+static re_status make_mha(plan_ctx *c, re_mod *m, int64_t bmax) {
+  int64_t T = m->in_shape.d[0], D = m->in_shape.d[1];
+  RE_TRY(pack_linear(m->w, m->b, D, 3 * D, 0, 0, RE_ACT_RELU, &m->flin));
+  RE_TRY(pack_linear(m->w2, m->b2, D, D, 0, 0, RE_ACT_RELU, &m->flin2));
+  need(c, re_fmha_work(m->flin, m->flin2, bmax, T, m->heads, c->threads));
+  free(m->w);
+  free(m->w2);
+  m->w = m->w2 = NULL;
   return RE_OK;
 }
 
@@ -161,6 +186,7 @@ static re_status plan_mod(plan_ctx *c, re_mod *m) {
       return make_conv(c, m, NULL, 0, RE_ACT_RELU);
     return RE_OK;
   case RE_MOD_BATCHNORM2D: return pad_bn(m);
+  case RE_MOD_MHA: return make_mha(c, m, c->bmax);
   default: return RE_OK;
   }
 }
@@ -181,7 +207,7 @@ re_status re_net_plan(re_net *n) {
   n->fast = re_kern_fast() && !n->tokens;
   if (!n->fast)
     return RE_OK;
-  plan_ctx c = {0, re_kern_threads()};
+  plan_ctx c = {0, re_kern_threads(), n->bmax};
   n->threads = c.threads;
   re_status st = pad_all_bn(n->root);
   if (st == RE_OK)

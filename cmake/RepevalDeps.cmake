@@ -31,3 +31,14 @@ find_program(REPEVAL_MPIEXEC NAMES mpiexec mpirun HINTS ${MPI_C_COMPILER_INCLUDE
 if(MPIEXEC_EXECUTABLE)
   set(REPEVAL_MPIEXEC ${MPIEXEC_EXECUTABLE})
 endif()
+
+# The forward engine's fast path: OpenMP threads for its kernels (GCC's libgomp) and
+# SLEEF's vectorised exp/erf/tanh for GELU, SiLU and softmax (without it, libm lane by lane).
+find_package(OpenMP COMPONENTS C)
+if(NOT OpenMP_C_FOUND)
+  message(WARNING "OpenMP not found: the forward engine's fast kernels run on one thread")
+endif()
+option(REPEVAL_SLEEF "Vectorised exp/erf/tanh from SLEEF in the forward engine (Debian: libsleef-dev)" ON)
+if(REPEVAL_SLEEF)
+  repeval_require_pc(REPEVAL_SLEEFLIB sleef libsleef-dev)
+endif()

@@ -10,8 +10,10 @@ eval() + torch.no_grad(), the same batch size and thread count.
       CPU seconds of the forward loop (model construction and loading excluded)
 
 MODEL: cnn (jobs/demo/cnn.yaml, Fashion-MNIST 1x28x28), resnet18-cifar (torchvision
-ResNet-18 with the CIFAR stem, 3x32x32), vit-tiny (torchvision VisionTransformer,
-patch 16, width 192, depth 12, 3 heads, MLP 768, 3x224x224)."""
+ResNet-18 with the CIFAR stem, 3x32x32), resnet50 (torchvision ResNet-50, 3x224x224),
+vit-tiny (torchvision VisionTransformer, patch 16, width 192, depth 12, 3 heads, MLP
+768, 3x224x224), vit-b16 (torchvision ViT-B/16: width 768, depth 12, 12 heads, MLP
+3072, 3x224x224)."""
 import argparse
 import importlib.util
 import json
@@ -25,7 +27,8 @@ import torchvision
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEMO_CKPT = os.path.join(ROOT, "jobs", "demo", "checkpoints", "seed0", "epoch_05.pt")
-INPUT = {"cnn": (1, 28, 28), "resnet18-cifar": (3, 32, 32), "vit-tiny": (3, 224, 224)}
+INPUT = {"cnn": (1, 28, 28), "resnet18-cifar": (3, 32, 32), "resnet50": (3, 224, 224), "vit-tiny": (3, 224, 224),
+         "vit-b16": (3, 224, 224)}
 
 
 def small_cnn():
@@ -43,9 +46,14 @@ def build(name):
         m.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
         m.maxpool = nn.Identity()
         return m
+    if name == "resnet50":
+        return torchvision.models.resnet50(num_classes=1000)
     if name == "vit-tiny":
         return torchvision.models.VisionTransformer(image_size=224, patch_size=16, num_layers=12, num_heads=3,
                                                     hidden_dim=192, mlp_dim=768, num_classes=1000)
+    if name == "vit-b16":
+        return torchvision.models.VisionTransformer(image_size=224, patch_size=16, num_layers=12, num_heads=12,
+                                                    hidden_dim=768, mlp_dim=3072, num_classes=1000)
     raise SystemExit(f"unknown model {name}")
 
 

@@ -123,6 +123,8 @@ re_status re_bind_shape_error(const re_mod *m, const char *fmt, ...) {
 
 static void track(ctx *c, const re_shape *s) {
   int64_t n = re_shape_numel(s);
+  if (s->rank == 3) /* room for the fast path's blocked layout: channels padded to a multiple of 8 */
+    n = (s->d[0] + 7) / 8 * 8 * s->d[1] * s->d[2];
   if (n > c->max_numel)
     c->max_numel = n;
 }

@@ -19,7 +19,7 @@ static re_status run_embedding(re_net *n, re_mod *m, act *y) {
 }
 
 static re_status run_embed_sum(re_net *n, re_mod *m, act x, act *y) {
-  act cur = {NULL, 0};
+  act cur = {NULL, 0, 0};
   for (int k = 0; k < m->n; k++) {
     re_mod *c = m->child[k];
     act e;
@@ -55,11 +55,11 @@ static re_status run_attention(re_net *n, re_mod *m, act x, act *y) {
   int64_t B = n->B, T = m->in_shape.d[0], H = m->heads, Hkv = m->kv_heads, hd = m->head_dim;
   re_attn_args a;
   memset(&a, 0, sizeof a);
-  act q = {NULL, 0}, k = {NULL, 0}, v = {NULL, 0}, ctx;
+  act q = {NULL, 0, 0}, k = {NULL, 0, 0}, v = {NULL, 0, 0}, ctx;
   re_mod *out;
   if (m->qkv == RE_QKV_SEPARATE) {
-    RE_TRY(re_net_run(n, m->child[0], (act){x.p, 0}, &q));
-    RE_TRY(re_net_run(n, m->child[1], (act){x.p, 0}, &k));
+    RE_TRY(re_net_run(n, m->child[0], re_borrow(x), &q));
+    RE_TRY(re_net_run(n, m->child[1], re_borrow(x), &k));
     RE_TRY(re_net_run(n, m->child[2], x, &v));
     a.q = q.p, a.k = k.p, a.v = v.p;
     a.ldq = H * hd, a.ldk = a.ldv = Hkv * hd;
@@ -114,7 +114,7 @@ static re_status run_gated_mlp(re_net *n, re_mod *m, act x, act *y) {
     }
     return re_net_run(n, m->child[1], g, y);
   }
-  RE_TRY(re_net_run(n, m->child[0], (act){x.p, 0}, &g));
+  RE_TRY(re_net_run(n, m->child[0], re_borrow(x), &g));
   RE_TRY(re_net_run(n, m->child[1], x, &u));
   int64_t len = n->B * re_shape_numel(&m->child[0]->out_shape);
   re_op_activation(m->act, g.p, len, g.p);
@@ -129,13 +129,13 @@ static re_status run_decoder_block(re_net *n, re_mod *m, act x, act *y) {
   re_mod *ln1 = m->child[0], *attn = m->child[1], *ln2 = m->child[2 + ls], *mlp = m->child[3 + ls];
   int64_t len = n->B * re_shape_numel(&m->out_shape);
   act a, b, c, d;
-  RE_TRY(re_net_run(n, ln1, (act){x.p, 0}, &a));
+  RE_TRY(re_net_run(n, ln1, re_borrow(x), &a));
   RE_TRY(re_net_run(n, attn, a, &b));
   if (ls)
     RE_TRY(re_net_run(n, m->child[2], b, &b));
   RE_TRY(owned(n, b, len, &b));
   if (m->residual == RE_RESIDUAL_PARALLEL) { /* x + attn(ln1(x)) + mlp(ln2(x)) */
-    RE_TRY(re_net_run(n, ln2, (act){x.p, 0}, &c));
+    RE_TRY(re_net_run(n, ln2, re_borrow(x), &c));
     RE_TRY(re_net_run(n, mlp, c, &d));
     RE_TRY(owned(n, d, len, &d));
     re_op_add(d.p, b.p, len, d.p);
@@ -147,7 +147,7 @@ static re_status run_decoder_block(re_net *n, re_mod *m, act x, act *y) {
   }
   re_op_add(b.p, x.p, len, b.p); /* h = x + attn(ln1(x)); y = h + mlp(ln2(h)) */
   re_net_release(n, x);
-  RE_TRY(re_net_run(n, ln2, (act){b.p, 0}, &c));
+  RE_TRY(re_net_run(n, ln2, re_borrow(b), &c));
   RE_TRY(re_net_run(n, mlp, c, &d));
   if (ls)
     RE_TRY(re_net_run(n, m->child[5], d, &d));
@@ -163,13 +163,13 @@ static re_status run_decoder_block(re_net *n, re_mod *m, act x, act *y) {
 static re_status run_encoder_layer(re_net *n, re_mod *m, act x, act *y) {
   int64_t len = n->B * re_shape_numel(&m->out_shape);
   act a, b, h, i, o;
-  RE_TRY(re_net_run(n, m->child[0], (act){x.p, 0}, &a));
+  RE_TRY(re_net_run(n, m->child[0], re_borrow(x), &a));
   RE_TRY(re_net_run(n, m->child[1], a, &b));
   RE_TRY(owned(n, b, len, &b));
   re_op_add(b.p, x.p, len, b.p);
   re_net_release(n, x);
   RE_TRY(re_net_run(n, m->child[2], b, &h));
-  RE_TRY(re_net_run(n, m->child[3], (act){h.p, 0}, &i));
+  RE_TRY(re_net_run(n, m->child[3], re_borrow(h), &i));
   RE_TRY(re_net_run(n, m->child[4], i, &o));
   RE_TRY(owned(n, o, len, &o));
   re_op_add(o.p, h.p, len, o.p);

@@ -60,6 +60,7 @@ re_status re_mod_new(const char *parent, const char *name, re_mod_type type, re_
   m->include_pad = 1;
   m->eps = -1;
   m->tap = -1;
+  m->idx = -1;
   m->kv_heads = m->head_dim = RE_UNSET;
   *out = m;
   return RE_OK;
@@ -78,6 +79,7 @@ re_status re_mod_add(re_mod *parent, re_mod *child) {
 void re_mod_free(re_mod *m) {
   if (!m)
     return;
+  re_mod_free_plan(m);
   for (int k = 0; k < m->n; k++)
     re_mod_free(m->child[k]);
   free(m->child);

@@ -119,6 +119,7 @@ struct re_mod {
   re_shape in_shape, out_shape;
   re_conv_geom geom;
   int tap; /* -1, or index into the net's taps (the module's output is copied there) */
+  int idx; /* position in the net's execution order (-1: the root) */
   /* transformer parts */
   int weight_t;          /* linear: weight stored (in x out), as GPT-2's Conv1D */
   re_embed_src positions; /* embedding: which ids index the table */
@@ -153,6 +154,13 @@ struct re_mod {
   int64_t patch;         /* patch size */
   float *pos;            /* (pos_prefix + h*w, D) position embeddings for the bound grid (owned) */
   const char *param;     /* layer scale: the parameter's name ("lambda1", "gamma"); static */
+  /* fast path (plan.c), set before the first forward pass */
+  struct re_fconv *fconv; /* a convolution's packed kernel (owned) */
+  struct re_fast_lin *flin; /* a linear layer's packed weights; attention: the in projection (owned) */
+  struct re_fast_lin *flin2; /* attention: the out projection (owned) */
+  re_mod *fused_into;    /* computed by that module: this module's output is its output */
+  int relu_done;         /* batchnorm of a residual block: the ReLU after it is applied by the convolution */
+  int res_fused;         /* residual block: the add and ReLU are done by its last convolution */
 };
 
 /* Allocate a module named parent.name (or name if parent is ""). */
@@ -161,6 +169,8 @@ re_status re_mod_new(const char *parent, const char *name, re_mod_type type, re_
 re_status re_mod_add(re_mod *parent, re_mod *child);
 /* Free a module tree (NULL allowed). */
 void re_mod_free(re_mod *m);
+/* Free what the fast path's plan added to a module tree (plan.c). */
+void re_mod_free_plan(re_mod *m);
 /* Type name as used in model files ("conv2d", "basic_block", ...). */
 const char *re_mod_type_name(re_mod_type t);
 

@@ -24,6 +24,12 @@ static re_status pool_fit(pool *p, int64_t buf_floats, int64_t work_floats) {
   return RE_OK;
 }
 
+re_status re_net_pool_work(re_net *n, int64_t floats) {
+  if (floats > n->max_work)
+    n->max_work = floats;
+  return pool_fit(n->pool, n->pool->buf_floats, floats > 0 ? floats : 1);
+}
+
 static void pool_unref(pool **pp) {
   pool *p = *pp;
   if (!p || --p->refs > 0) {
@@ -50,6 +56,7 @@ re_status re_net_share_pool(re_net *n, re_net *owner) {
 static re_status collect(re_net *n, re_mod *m) {
   if (m->name[0]) {
     RE_TRY(re_realloc(&n->order, n->norder + 1, sizeof(re_mod *)));
+    m->idx = (int)n->norder;
     n->order[n->norder++] = m;
   }
   for (int k = 0; k < m->n; k++)
@@ -146,6 +153,9 @@ void re_net_destroy(re_net **pn) {
   free(n->mask);
   free(n->pos);
   free(n->types);
+  free(n->prof_s);
+  free(n->prof_cpu);
+  free(n->prof_calls);
   free(n);
   *pn = NULL;
 }
@@ -153,7 +163,15 @@ void re_net_destroy(re_net **pn) {
 static re_status run_batch(re_net *n, const float *x, int64_t B) {
   n->B = B;
   act y;
-  re_status st = re_net_run(n, n->root, (act){(float *)x, 0}, &y);
+  RE_TRY(re_net_plan(n));
+  double t0 = n->profile ? re_net_now() : 0, c0 = n->profile ? re_net_cpu_now() : 0;
+  re_status st = re_net_run(n, n->root, (act){(float *)x, 0, 0}, &y);
+  if (n->profile) {
+    n->prof_total += re_net_now() - t0;
+    n->prof_total_cpu += re_net_cpu_now() - c0;
+    n->prof_samples += B;
+    n->prof_batches++;
+  }
   if (st == RE_OK)
     re_net_release(n, y);
   for (int k = 0; k < n->pool->nbufs; k++)

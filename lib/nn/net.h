@@ -50,12 +50,30 @@ struct re_net {
   int32_t *pos;        /* bmax x T: position ids */
   int32_t *types;      /* bmax x T: token type ids (models with a token type embedding) */
   int has_mask;        /* the batch has padding */
+  /* fast path (plan.c) */
+  int planned;         /* the plan was made (before the first forward pass) */
+  re_status plan_status;
+  int fast;            /* the fast kernels run (blocked images, packed weights) */
+  int threads;         /* threads of the fast kernels, fixed by the plan */
+  const float *res;    /* a residual waiting for the epilogue of module res_mod */
+  const re_mod *res_mod;
+  /* profile (re_net_set_profile): per module in execution order */
+  int profile;
+  double *prof_s;      /* wall seconds inside the module, its children included */
+  double *prof_cpu;    /* CPU seconds of the process, likewise */
+  int64_t *prof_calls;
+  double prof_total, prof_total_cpu; /* seconds of whole forward passes */
+  int64_t prof_samples, prof_batches;
 };
 
 typedef struct act {
   float *p;
   int own; /* p is a pool buffer now owned by the holder */
+  int blk; /* an image in the blocked layout (B, ceil(C / 8), H, W, 8) of the fast path */
 } act;
+
+/* The same activation, not owned. */
+static inline act re_borrow(act a) { return (act){a.p, 0, a.blk}; }
 
 /* A pool buffer (bmax x max_numel floats). */
 re_status re_net_acquire(re_net *n, float **out);
@@ -71,8 +89,21 @@ re_status re_net_run(re_net *n, re_mod *m, act x, act *y);
 /* Transformer parts (forward_transformer.c); m is one of them. */
 re_status re_net_run_transformer(re_net *n, re_mod *m, act x, act *y);
 
-/* Copy (or pool) module m's output y into the taps that watch it (taps.c). */
-void re_net_capture(re_net *n, re_mod *m, const float *y);
+/* Monotonic clock and CPU time of the process in seconds (profile). */
+double re_net_now(void);
+double re_net_cpu_now(void);
+
+/* Make the fast path's plan (plan.c): pack weights, fold modules, size the workspace. */
+re_status re_net_plan(re_net *n);
+/* Grow the pool's kernel workspace to at least `floats`. */
+re_status re_net_pool_work(re_net *n, int64_t floats);
+/* x in the plain layout (converted into a fresh buffer when blocked; x released). */
+re_status re_net_to_plain(re_net *n, act *x, const re_shape *s);
+/* x in the blocked layout (likewise). */
+re_status re_net_to_blocked(re_net *n, act *x, const re_shape *s);
+
+/* Copy (or pool) module m's output y (blocked when blk) into the taps that watch it (taps.c). */
+void re_net_capture(re_net *n, re_mod *m, const float *y, int blk);
 /* Free the taps' buffers. */
 void re_net_free_taps(re_net *n);
 

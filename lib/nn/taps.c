@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kern.h"
 #include "net.h"
 
 static const char *const MODE_NAMES[] = {"flatten", "mean", "cls", "spatial", "tokens", "last"};
@@ -26,9 +27,12 @@ const char *re_tap_mode_name(re_tap_mode mode) {
 /* Token outputs of a token model: (T, X) per sample, where the mask applies. */
 static int masked(const re_net *n, const re_shape *s) { return n->tokens && s->rank == 2 && s->d[0] == n->T; }
 
-void re_net_capture(re_net *n, re_mod *m, const float *y) {
+void re_net_capture(re_net *n, re_mod *m, const float *y, int blk) {
   const re_shape *s = &m->out_shape;
   int64_t numel = re_shape_numel(s), B = n->B;
+  /* blocked images (fast path): channel c of pixel k at ((b CB + c / 8) hw + k) 8 + c % 8 */
+  int64_t C = s->rank == 3 ? s->d[0] : 0, CB = (C + 7) / 8, hw = s->rank == 3 ? s->d[1] * s->d[2] : 0;
+  blk = blk && s->rank == 3;
   for (int t = 0; t < n->ntaps; t++) {
     tap *tp = &n->taps[t];
     if (tp->m != m)
@@ -37,15 +41,28 @@ void re_net_capture(re_net *n, re_mod *m, const float *y) {
     const uint8_t *mask = masked(n, s) && n->has_mask ? n->mask : NULL;
     switch (tp->mode) {
     case RE_TAP_FLATTEN:
-      memcpy(tp->data, y, sizeof(float) * (size_t)(B * numel));
+      if (blk)
+        re_unblock(y, B, C, hw, tp->data);
+      else
+        memcpy(tp->data, y, sizeof(float) * (size_t)(B * numel));
       for (int64_t b = 0; b < B; b++)
         tp->sample[rows] = b, tp->position[rows++] = -1;
       break;
     case RE_TAP_POOL_MEAN:
       if (s->rank == 1) {
         memcpy(tp->data, y, sizeof(float) * (size_t)(B * numel));
+      } else if (s->rank == 3 && blk) { /* mean over H*W per channel, 8 channels at a time */
+        for (int64_t b = 0; b < B; b++)
+          for (int64_t cb = 0; cb < CB; cb++) {
+            const float *v = y + (b * CB + cb) * hw * 8;
+            double acc[8] = {0};
+            for (int64_t k = 0; k < hw; k++)
+              for (int l = 0; l < 8; l++)
+                acc[l] += v[k * 8 + l];
+            for (int64_t l = 0; l < 8 && cb * 8 + l < C; l++)
+              tp->data[b * C + cb * 8 + l] = (float)(acc[l] / (double)hw);
+          }
       } else if (s->rank == 3) { /* mean over H*W per channel */
-        int64_t C = s->d[0], hw = s->d[1] * s->d[2];
         for (int64_t b = 0; b < B; b++)
           for (int64_t c = 0; c < C; c++) {
             const float *v = y + (b * C + c) * hw;
@@ -101,8 +118,15 @@ void re_net_capture(re_net *n, re_mod *m, const float *y) {
     case RE_TAP_SPATIAL:
       if (s->rank == 2) {
         memcpy(tp->data, y, sizeof(float) * (size_t)(B * numel));
+      } else if (blk) { /* (CB, H*W, 8) -> (H*W, C) per image */
+        for (int64_t b = 0; b < B; b++)
+          for (int64_t k = 0; k < hw; k++)
+            for (int64_t cb = 0; cb < CB; cb++) {
+              int64_t lanes = C - cb * 8 < 8 ? C - cb * 8 : 8;
+              memcpy(tp->data + (b * hw + k) * C + cb * 8, y + ((b * CB + cb) * hw + k) * 8,
+                     sizeof(float) * (size_t)lanes);
+            }
       } else { /* (C, H*W) -> (H*W, C) per image */
-        int64_t C = s->d[0], hw = s->d[1] * s->d[2];
         for (int64_t b = 0; b < B; b++)
           for (int64_t c = 0; c < C; c++)
             for (int64_t k = 0; k < hw; k++)
@@ -145,6 +169,8 @@ static re_mod *find_module(const re_net *n, const char *name) {
 }
 
 re_status re_net_add_tap(re_net *n, const char *name, re_tap_mode mode, int *index) {
+  if (n->planned && n->fast) /* the plan folded modules whose outputs nobody tapped */
+    return re_err(RE_EINVAL, "tap '%s': taps are added before the first forward pass", name);
   re_mod *m = find_module(n, name);
   if (!m) {
     char list[1200] = "";

@@ -59,7 +59,8 @@ static void help(void) {
          "  --batch B            samples per forward pass (default 64)\n"
          "  --limit N            only the first N samples\n"
          "  --state-dict-key K   select a nested state_dict in a PyTorch checkpoint\n"
-         "  --list               print the model's taps and output shapes, then exit\n");
+         "  --list               print the model's taps and output shapes, then exit\n"
+         "  --profile            print the forward time per module (and GFLOP/s) to stderr\n");
 }
 
 #define MAX_DATA_OPTS 32
@@ -69,7 +70,7 @@ typedef struct opts {
   const char *data_opts[MAX_DATA_OPTS];
   int ndata_opts;
   int64_t batch, limit;
-  int list;
+  int list, profile;
 } opts;
 
 static int parse(int argc, char **argv, opts *o) {
@@ -125,6 +126,8 @@ static int parse(int argc, char **argv, opts *o) {
       return re_cli_usage_error("embed", "option %s needs a value", argv[i]);
     } else if (!strcmp(argv[i], "--list")) {
       o->list = 1;
+    } else if (!strcmp(argv[i], "--profile")) {
+      o->profile = 1;
     } else {
       return re_cli_usage_error("embed", "unexpected argument '%s'", argv[i]);
     }
@@ -311,6 +314,42 @@ static void list_modules(const re_net *net) {
       printf("%s%lld", r ? ", " : "", (long long)d[r]);
     printf(")\n");
   }
+}
+
+/* --profile: the forward passes' time per module, the slowest first. */
+static void print_profile(const re_net *net) {
+  double total, cpu;
+  int64_t samples, batches, nm = re_net_module_count(net), *order = NULL;
+  re_net_profile_total(net, &total, &cpu, &samples, &batches);
+  fprintf(stderr, "profile: forward %.3f s wall, %.3f s CPU for %lld samples in %lld batches (%.1f samples/s)\n",
+          total, cpu, (long long)samples, (long long)batches, total > 0 ? (double)samples / total : 0.0);
+  if (re_malloc(nm > 0 ? nm : 1, sizeof(int64_t), &order) != RE_OK)
+    return;
+  for (int64_t k = 0; k < nm; k++)
+    order[k] = k;
+  re_net_profile_entry a, b;
+  for (int64_t k = 1; k < nm; k++) /* insertion sort by self time, descending */
+    for (int64_t j = k; j > 0; j--) {
+      re_net_profile_get(net, order[j - 1], &a);
+      re_net_profile_get(net, order[j], &b);
+      if (a.self_cpu_seconds >= b.self_cpu_seconds)
+        break;
+      int64_t t = order[j];
+      order[j] = order[j - 1], order[j - 1] = t;
+    }
+  fprintf(stderr, "%-40s %-18s %-24s %9s %9s %6s %9s\n", "module", "type", "kernel", "wall ms", "CPU ms", "CPU %",
+          "GFLOP/s");
+  for (int64_t k = 0; k < nm; k++) {
+    re_net_profile_get(net, order[k], &a);
+    if (a.calls == 0 && a.kernel[0] == '\0')
+      continue;
+    fprintf(stderr, "%-40s %-18s %-24s %9.2f %9.2f %6.1f", a.name, a.type, a.kernel, a.self_seconds * 1e3,
+            a.self_cpu_seconds * 1e3, cpu > 0 ? 100 * a.self_cpu_seconds / cpu : 0.0);
+    if (a.gflop > 0 && a.cpu_seconds > 0) /* per CPU second: what one core gets */
+      fprintf(stderr, " %9.1f", a.gflop / a.cpu_seconds);
+    fprintf(stderr, "\n");
+  }
+  free(order);
 }
 
 static int is_integer_dtype(re_dtype dt) {
@@ -552,6 +591,8 @@ shaped:
     RE_CHECK(re_net_add_tap(net, tok, mode, &taps[ntaps]));
     ntaps++;
   }
+  if (o.profile)
+    RE_CHECK(re_net_set_profile(net, 1));
   int64_t token_rows = 0, T = re_net_tokens(net);
   if (tokens && ds)
     RE_CHECK(count_dataset_tokens(ds, n, B, &token_rows));
@@ -663,6 +704,8 @@ shaped:
   if (lw)
     RE_CHECK(re_npy_writer_commit(&lw));
   RE_CHECK(write_listing(o.out, files, nfiles, lw != NULL || (ds && re_dataset_get_info(ds)->has_labels)));
+  if (o.profile)
+    print_profile(net);
 done:
   re_npy_writer_abort(&lw);
   free(lab);

@@ -113,6 +113,24 @@ const float *re_net_tap_data(const re_net *n, int tap);
  * row, the sample's index in the batch and its token (or spatial) position. */
 int64_t re_net_tap_rows(const re_net *n, int tap, const int64_t **sample, const int64_t **position);
 
+/* Profile: time per module of the forward passes that follow (on = 1; 0 stops). Turning
+ * it on restarts the counters; it adds two clock reads per module and pass. */
+re_status re_net_set_profile(re_net *n, int on);
+/* One module's share of the profiled passes. */
+typedef struct re_net_profile_entry {
+  const char *name, *type;
+  const char *kernel;   /* the implementation that ran ("winograd F(4x4,3x3)", "fused into conv1", ...) */
+  int64_t calls;
+  double seconds;       /* wall time inside the module, its children included */
+  double self_seconds;  /* minus the time of its children */
+  double cpu_seconds, self_cpu_seconds; /* the same in CPU time of the process (all its threads) */
+  double gflop;         /* work of those calls, 2 per multiply-add of the direct algorithm (0: not counted) */
+} re_net_profile_entry;
+/* Totals of the profiled passes: wall and CPU seconds in re_net_forward*, samples and batches. */
+void re_net_profile_total(const re_net *n, double *seconds, double *cpu_seconds, int64_t *samples, int64_t *batches);
+/* Module i's entry (execution order, i < re_net_module_count). */
+void re_net_profile_get(const re_net *n, int64_t i, re_net_profile_entry *out);
+
 /* Number of modules and their names / output shapes, for listings and errors. */
 int64_t re_net_module_count(const re_net *n);
 /* Name, type and output dims (per sample) of module i in execution order. */

@@ -1,0 +1,68 @@
+/* The fast path's switches (CPU features, REPEVAL_NN_KERNELS, threads), aligned
+ * buffers and the blocked layout's conversions. */
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kern.h"
+
+int re_kern_fast(void) {
+  static int cached = -1;
+  if (cached >= 0)
+    return cached;
+  int ok = 0;
+#ifdef REPEVAL_HAVE_AVX2_KERNELS
+  __builtin_cpu_init();
+  ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+  const char *e = getenv("REPEVAL_NN_KERNELS"); /* "plain": the portable kernels only */
+  if (e && !strcmp(e, "plain"))
+    ok = 0;
+  cached = ok;
+  return ok;
+}
+
+int re_kern_threads(void) {
+  int t = openblas_get_num_threads();
+  return t < 1 ? 1 : t > 256 ? 256 : t;
+}
+
+re_status re_kern_alloc(int64_t n, float **out) {
+  *out = NULL;
+  int64_t bytes;
+  RE_TRY(re_mul_i64(n > 0 ? n : 1, (int64_t)sizeof(float), &bytes));
+  bytes = (bytes + 63) / 64 * 64;
+  void *p = aligned_alloc(64, (size_t)bytes);
+  if (!p)
+    return re_err(RE_ENOMEM, "forward: cannot allocate %lld bytes of packed weights or workspace", (long long)bytes);
+  *out = p;
+  return RE_OK;
+}
+
+void re_block(const float *x, int64_t B, int64_t C, int64_t hw, float *y) {
+  int64_t CB = (C + 7) / 8;
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t cb = 0; cb < CB; cb++) {
+      float *d = y + (b * CB + cb) * hw * 8;
+      int64_t lanes = C - cb * 8 < 8 ? C - cb * 8 : 8;
+      const float *s = x + (b * C + cb * 8) * hw;
+      if (lanes < 8)
+        memset(d, 0, sizeof(float) * (size_t)(hw * 8));
+      for (int64_t l = 0; l < lanes; l++)
+        for (int64_t p = 0; p < hw; p++)
+          d[p * 8 + l] = s[l * hw + p];
+    }
+}
+
+void re_unblock(const float *x, int64_t B, int64_t C, int64_t hw, float *y) {
+  int64_t CB = (C + 7) / 8;
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t cb = 0; cb < CB; cb++) {
+      const float *s = x + (b * CB + cb) * hw * 8;
+      int64_t lanes = C - cb * 8 < 8 ? C - cb * 8 : 8;
+      float *d = y + (b * C + cb * 8) * hw;
+      for (int64_t l = 0; l < lanes; l++)
+        for (int64_t p = 0; p < hw; p++)
+          d[l * hw + p] = s[p * 8 + l];
+    }
+}

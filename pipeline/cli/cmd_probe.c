@@ -376,6 +376,52 @@ typedef struct inputs {
   int K;
 } inputs;
 
+/* The CSV file (--csv) and the JSON object or plain line of a λ sweep whose points are
+ * fits with validation scores (logistic, mlp); extra: more JSON members, "" or
+ * '"key": value, '. */
+static re_status sweep_report(const opts *o, const inputs *in, const char *kind, const char *extra,
+                              const re_logreg_point *points, int nlambdas, double lambda,
+                              const re_logreg_info *refit, const re_probe_score *test, double t0) {
+  double secs = now() - t0;
+  if (o->csv) {
+    re_atomic a;
+    memset(&a, 0, sizeof a);
+    RE_TRY(re_atomic_open(o->csv, &a));
+    fprintf(a.f, "kind,lambda,split,metric,value\n");
+    for (int l = 0; l < nlambdas && in->have_val; l++)
+      csv_score(a.f, kind, points[l].fit.lambda, "val", &points[l].val, in->K, 1);
+    csv_score(a.f, kind, lambda, "test", test, in->K, 1);
+    RE_TRY(re_atomic_commit(&a));
+  }
+  if (!o->json) {
+    print_plain(lambda, test, in->K);
+    return RE_OK;
+  }
+  printf("{\"kind\": \"%s\", %s\"n_train\": %lld, \"n_val\": %lld, \"n_test\": %lld, \"d\": %lld, "
+         "\"classes\": %d, \"standardize\": %s, \"lambda\": ",
+         kind, extra, (long long)in->train.n, (long long)in->val.n, (long long)in->test.n, (long long)in->train.d,
+         in->K, o->standardize ? "true" : "false");
+  re_json_number(stdout, lambda);
+  printf(", ");
+  json_score("test", test, in->K, 1);
+  printf(", \"refit\": {");
+  json_fit(refit);
+  printf("}, \"curve\": [");
+  for (int l = 0; l < nlambdas; l++) {
+    printf("%s{\"lambda\": ", l ? ", " : "");
+    re_json_number(stdout, points[l].fit.lambda);
+    printf(", ");
+    json_fit(&points[l].fit);
+    printf(", ");
+    json_score("val", &points[l].val, in->K, 1);
+    printf("}");
+  }
+  printf("], \"seconds\": ");
+  re_json_number(stdout, secs);
+  printf("}\n");
+  return RE_OK;
+}
+
 static re_status run_logistic(const opts *o, inputs *in, double t0) {
   re_status st = RE_OK;
   re_logreg_sweep sw;
@@ -405,45 +451,7 @@ static re_status run_logistic(const opts *o, inputs *in, double t0) {
     int64_t shape[2] = {K, d + 1};
     RE_CHECK(re_npy_write(o->weights, RE_DTYPE_F64, 2, shape, Wb));
   }
-  double secs = now() - t0;
-  if (o->csv) {
-    re_atomic a;
-    memset(&a, 0, sizeof a);
-    RE_CHECK(re_atomic_open(o->csv, &a));
-    fprintf(a.f, "kind,lambda,split,metric,value\n");
-    for (int l = 0; l < sw.nlambdas; l++)
-      if (in->have_val)
-        csv_score(a.f, "logistic", sw.points[l].fit.lambda, "val", &sw.points[l].val, in->K, 1);
-    csv_score(a.f, "logistic", sw.lambda, "test", &sw.test, in->K, 1);
-    RE_CHECK(re_atomic_commit(&a));
-  }
-  if (o->json) {
-    printf("{\"kind\": \"logistic\", \"n_train\": %lld, \"n_val\": %lld, \"n_test\": %lld, \"d\": %lld, "
-           "\"classes\": %d, \"standardize\": %s, \"lambda\": ",
-           (long long)in->train.n, (long long)in->val.n, (long long)in->test.n, (long long)in->train.d, in->K,
-           o->standardize ? "true" : "false");
-    re_json_number(stdout, sw.lambda);
-    printf(", ");
-    json_score("test", &sw.test, in->K, 1);
-    printf(", \"refit\": {");
-    json_fit(&sw.refit);
-    printf("}, \"curve\": [");
-    for (int l = 0; l < sw.nlambdas; l++) {
-      const re_logreg_point *p = &sw.points[l];
-      printf("%s{\"lambda\": ", l ? ", " : "");
-      re_json_number(stdout, p->fit.lambda);
-      printf(", ");
-      json_fit(&p->fit);
-      printf(", ");
-      json_score("val", &p->val, in->K, 1);
-      printf("}");
-    }
-    printf("], \"seconds\": ");
-    re_json_number(stdout, secs);
-    printf("}\n");
-  } else {
-    print_plain(sw.lambda, &sw.test, in->K);
-  }
+  RE_CHECK(sweep_report(o, in, "logistic", "", sw.points, sw.nlambdas, sw.lambda, &sw.refit, &sw.test, t0));
 done:
   re_logreg_sweep_free(&sw);
   re_logreg_destroy(&lr);
@@ -478,44 +486,9 @@ static re_status run_mlp(const opts *o, inputs *in, double t0) {
     int64_t shape[1] = {np};
     RE_CHECK(re_npy_write(o->weights, RE_DTYPE_F64, 1, shape, w));
   }
-  double secs = now() - t0;
-  if (o->csv) {
-    re_atomic a;
-    memset(&a, 0, sizeof a);
-    RE_CHECK(re_atomic_open(o->csv, &a));
-    fprintf(a.f, "kind,lambda,split,metric,value\n");
-    for (int l = 0; l < sw.nlambdas && in->have_val; l++)
-      csv_score(a.f, "mlp", sw.points[l].fit.lambda, "val", &sw.points[l].val, in->K, 1);
-    csv_score(a.f, "mlp", sw.lambda, "test", &sw.test, in->K, 1);
-    RE_CHECK(re_atomic_commit(&a));
-  }
-  if (o->json) {
-    printf("{\"kind\": \"mlp\", \"hidden\": %d, \"n_train\": %lld, \"n_val\": %lld, \"n_test\": %lld, "
-           "\"d\": %lld, \"classes\": %d, \"standardize\": %s, \"lambda\": ",
-           o->mo.hidden, (long long)in->train.n, (long long)in->val.n, (long long)in->test.n,
-           (long long)in->train.d, in->K, o->standardize ? "true" : "false");
-    re_json_number(stdout, sw.lambda);
-    printf(", ");
-    json_score("test", &sw.test, in->K, 1);
-    printf(", \"refit\": {");
-    json_fit(&sw.refit);
-    printf("}, \"curve\": [");
-    for (int l = 0; l < sw.nlambdas; l++) {
-      const re_logreg_point *p = &sw.points[l];
-      printf("%s{\"lambda\": ", l ? ", " : "");
-      re_json_number(stdout, o->lambdas[l]);
-      printf(", ");
-      json_fit(&p->fit);
-      printf(", ");
-      json_score("val", &p->val, in->K, 1);
-      printf("}");
-    }
-    printf("], \"seconds\": ");
-    re_json_number(stdout, secs);
-    printf("}\n");
-  } else {
-    print_plain(sw.lambda, &sw.test, in->K);
-  }
+  char hidden[40];
+  snprintf(hidden, sizeof hidden, "\"hidden\": %d, ", o->mo.hidden);
+  RE_CHECK(sweep_report(o, in, "mlp", hidden, sw.points, sw.nlambdas, sw.lambda, &sw.refit, &sw.test, t0));
 done:
   re_mlp_sweep_free(&sw);
   re_mlp_destroy(&m);

@@ -91,15 +91,7 @@ static int tap_selected(const runner *r, const job_analysis *a, int t) {
 static re_status setup(runner *r, pass *p, an_run *ar) {
   const job_analysis *a = ar->a;
   int labels = !ao(a)->positive && job_dataset_index(r->plan.j, a->dataset) == p->d;
-  for (int q = 0; q < ar->P; q++) {
-    int t = ar->taps[q];
-    if (r->plan.taps[t].rps != 1)
-      return re_cfg_error(a->src, RE_EINVAL, "alignment '%s': layer '%s' is tapped with mode spatial; alignment "
-                                             "needs one row per sample (tap it with :mean or :flatten)",
-                          a->name, run_tap_layer(r, t));
-    rows_keep(r, p, t, labels);
-  }
-  return RE_OK;
+  return an_keep_rows(r, p, ar, labels);
 }
 
 /* Rows scaled to unit L2 norm, in float64 (a zero row stays zero). */
@@ -128,9 +120,9 @@ static re_status align_views(runner *r, int d1, int d2, int t, double alpha, dou
     st = re_malloc(fb * d, sizeof(double), &yn);
   for (int64_t s0 = 0; s0 < n && st == RE_OK; s0 += fb) {
     int64_t b = n - s0 < fb ? n - s0 : fb;
-    st = rows_cached(r, d1, t, s0, s0 + b, x, NULL);
+    st = an_stored_rows(r, d1, t, s0, s0 + b, x, NULL);
     if (st == RE_OK)
-      st = rows_cached(r, d2, t, s0, s0 + b, y, NULL);
+      st = an_stored_rows(r, d2, t, s0, s0 + b, y, NULL);
     if (st != RE_OK)
       break;
     normalise(x, b, d, xn);
@@ -162,7 +154,7 @@ static re_status align_labels(runner *r, int d1, int t, double *out, const char 
   int32_t K = 0;
   re_status st = re_malloc(n > 0 ? n : 1, sizeof(int32_t), &y);
   if (st == RE_OK)
-    st = rows_cached(r, d1, -1, 0, n, NULL, y);
+    st = an_stored_rows(r, d1, -1, 0, n, NULL, y);
   for (int64_t i = 0; st == RE_OK && i < n; i++) {
     if (y[i] < 0)
       st = re_err(RE_EDATA, "alignment: label %d of sample %lld is negative", y[i], (long long)i);
@@ -181,7 +173,7 @@ static re_status align_labels(runner *r, int d1, int t, double *out, const char 
     st = re_malloc(fb * d, sizeof(double), &xn);
   for (int64_t s0 = 0; s0 < n && st == RE_OK; s0 += fb) {
     int64_t b = n - s0 < fb ? n - s0 : fb;
-    st = rows_cached(r, d1, t, s0, s0 + b, x, NULL);
+    st = an_stored_rows(r, d1, t, s0, s0 + b, x, NULL);
     if (st != RE_OK)
       break;
     normalise(x, b, d, xn);
@@ -231,7 +223,7 @@ static re_status uniformity(runner *r, const align_opts *o, int d1, int t, doubl
     if (idx[k] >= s0 + fb)
       continue;
     int64_t b = n - s0 < fb ? n - s0 : fb;
-    st = rows_cached(r, d1, t, s0, s0 + b, chunk, NULL);
+    st = an_stored_rows(r, d1, t, s0, s0 + b, chunk, NULL);
     for (; st == RE_OK && k < m && idx[k] < s0 + b; k++)
       memcpy(f + k * d, chunk + (idx[k] - s0) * d, sizeof(float) * (size_t)d);
   }

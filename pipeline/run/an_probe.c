@@ -48,7 +48,6 @@ static const char *const keys[] = {"kind", "train", "test", "val", "val_fraction
 #define PROBE_SPLIT_SEED 20261202u
 
 static const char *probe_dir(const runner *r) { return r->plan.j->cache_dir ? r->plan.j->cache_dir : r->plan.probe_cache_dir; }
-static int probe_f16(const runner *r) { return r->plan.j->cache_dir ? r->plan.j->cache_f16 : 0; }
 
 extern const an_kind an_probe;
 
@@ -123,41 +122,6 @@ re_status run_probe_feed(runner *r, pass *p, int t, const float *data, int64_t s
   return RE_OK;
 }
 
-/* Rows [row0, row1) of dataset d for tap t (or the labels with t < 0) from the shards. */
-static re_status load_rows(runner *r, int d, int t, int64_t dim, int64_t row0, int64_t row1, float *X, int32_t *y) {
-  int64_t n = r->plan.ds_n[d], fb = r->plan.ds_chunk[d]; /* shards hold chunks */
-  char layer[512] = "labels";
-  uint64_t ck = 0;
-  if (t >= 0) {
-    const tapinfo *tp = &r->plan.taps[t];
-    run_cache_layer_name(r, tp->model, tp->layer, layer, sizeof layer);
-    ck = run_cache_ckpt_key(r, tp->model, tp->ckpt);
-  }
-  int64_t w = t >= 0 ? dim : 1;
-  float *buf = NULL;
-  RE_TRY(re_malloc(fb * w, sizeof(float), &buf));
-  re_status st = RE_OK;
-  for (int64_t s0 = row0 / fb * fb; s0 < row1 && s0 < n && st == RE_OK; s0 += fb) {
-    int64_t b = n - s0 < fb ? n - s0 : fb;
-    if (!run_cache_get(r, probe_dir(r), ck, r->plan.ds_key[d], layer, s0, s0 + b, b, w, t >= 0 ? probe_f16(r) : 0, buf)) {
-      st = re_err(RE_EIO, "the embeddings of %s for samples %lld..%lld of dataset '%s' are missing from the cache %s "
-                          "(rerun with --fresh)",
-                  t >= 0 ? layer : "the labels", (long long)s0, (long long)(s0 + b), r->plan.j->datasets[d].name,
-                  probe_dir(r));
-      break;
-    }
-    int64_t lo = s0 > row0 ? s0 : row0, hi = s0 + b < row1 ? s0 + b : row1;
-    for (int64_t i = lo; i < hi; i++) {
-      if (t >= 0)
-        memcpy(X + (i - row0) * dim, buf + (i - s0) * dim, sizeof(float) * (size_t)dim);
-      else
-        y[i - row0] = (int32_t)buf[i - s0];
-    }
-  }
-  free(buf);
-  return st;
-}
-
 typedef struct split {
   float *X;
   int32_t *y;
@@ -175,8 +139,8 @@ static re_status load_split(runner *r, int d, int t, int64_t dim, int64_t row0, 
   s->n = row1 - row0;
   RE_TRY(re_malloc(s->n > 0 ? s->n * dim : 1, sizeof(float), &s->X));
   RE_TRY(re_malloc(s->n > 0 ? s->n : 1, sizeof(int32_t), &s->y));
-  RE_TRY(load_rows(r, d, -1, 1, row0, row1, NULL, s->y));
-  return load_rows(r, d, t, dim, row0, row1, s->X, s->y);
+  RE_TRY(an_stored_rows(r, d, -1, row0, row1, NULL, s->y));
+  return an_stored_rows(r, d, t, row0, row1, s->X, NULL);
 }
 
 /* Move the rows marked in is_val from *train to *val (order kept). */

@@ -46,10 +46,11 @@ const char *run_cache_dir(const runner *r, const pass *p) {
 
 /* A checkpoint's identity: its content hash (sampled, re_ckpt_content_hash) and the size
  * and time of every file it is read from, so that a rewritten file is a new key. */
-static uint64_t ckpt_identity(uint64_t h, const re_ckpt *ck) {
+static uint64_t ckpt_identity(uint64_t h, const re_ckpt *ck, uint64_t *content_out) {
   uint64_t content = 0;
   if (re_ckpt_content_hash(ck, &content) != RE_OK)
     re_err_clear();
+  *content_out = content;
   h = re_fnv1a64(h, &content, sizeof content);
   for (int64_t k = 0; k < re_ckpt_shard_count(ck); k++) {
     struct stat sb;
@@ -60,6 +61,20 @@ static uint64_t ckpt_identity(uint64_t h, const re_ckpt *ck) {
     }
   }
   return h;
+}
+
+/* Rank 0: a warning for each checkpoint whose content hash equals an earlier one's of
+ * the same model (a copied or mislabelled checkpoint; public repositories have some). */
+static void warn_identical(runner *r, int m, const uint64_t *content) {
+  const job_model *jm = &r->plan.j->models[m];
+  for (int c = 1; c < jm->nckpts; c++)
+    for (int e = 0; e < c; e++)
+      if (content[c] && content[c] == content[e]) {
+        run_warn(r, "model '%s': checkpoints '%s' and '%s' have identical content (content hash %016llx): a copy or "
+                    "a mislabelled checkpoint?",
+                 jm->name, jm->ckpts[e].label, jm->ckpts[c].label, (unsigned long long)content[c]);
+        break;
+      }
 }
 
 re_status run_cache_init(runner *r) {
@@ -88,8 +103,12 @@ re_status run_cache_init(runner *r) {
         mh = re_fnv1a64(mh, jm->arch, strlen(jm->arch) + 1);
       if (jm->state_dict_key)
         mh = re_fnv1a64(mh, jm->state_dict_key, strlen(jm->state_dict_key) + 1);
-      for (int c = 0; c < jm->nckpts; c++, k++)
-        r->plan.ckpt_key[k] = ckpt_identity(mh, r->plan.ckpts[m][c]);
+      uint64_t *content = calloc(jm->nckpts > 0 ? (size_t)jm->nckpts : 1, sizeof(uint64_t)), none;
+      for (int c = 0; c < jm->nckpts; c++, k++) /* no return before the broadcast below */
+        r->plan.ckpt_key[k] = ckpt_identity(mh, r->plan.ckpts[m][c], content ? &content[c] : &none);
+      if (content)
+        warn_identical(r, m, content);
+      free(content);
     }
   }
   MPI_Bcast(r->plan.ckpt_key, total, MPI_UINT64_T, 0, r->comm.comm);

@@ -16,6 +16,7 @@ Checked against independent references:
 import csv
 import json
 import os
+import shutil
 import sys
 
 import numpy as np
@@ -176,6 +177,8 @@ def main():
         s.check(len(ck) == 3 and all("error" not in i and i["bytes"] > 0 for i in ck),
                 f"checkpoint folders checksummed in the manifest: {ck}")
         s.check(len({i["fnv1a64"] for i in ck}) == 3, "three different checkpoint checksums")
+        s.check(not any("identical content" in w for w in man["warnings"]),
+                f"no identical-content warning for three different folders: {man['warnings']}")
         ds = [i["path"] for i in man["inputs"] if i["kind"] == "dataset"]
         s.check(sum(p.endswith("tokenizer.json") for p in ds) == 2, f"tokenizer.json among the dataset inputs: {ds}")
 
@@ -248,6 +251,17 @@ def main():
             if s.check(rc == 0, f"run at {ranks} ranks: {err}"):
                 s.check(open(os.path.join(o, "metrics.csv"), "rb").read() == metrics,
                         f"metrics.csv at {ranks} ranks is byte-identical to 1 rank")
+
+        # a copied folder under another label is run, with a warning that names both labels
+        shutil.copytree(os.path.join(d, "ckpts", "step2"), os.path.join(d, "ckpts", "step5"))
+        o = os.path.join(d, "out-copy")
+        with open(os.path.join(d, "job-copy.yaml"), "w") as fh:
+            fh.write(job(d, o))
+        rc, _, err = repeval("run", os.path.join(d, "job-copy.yaml"), "--quiet", timeout=600)
+        if s.check(rc == 0, f"run with a copied checkpoint folder: {err}"):
+            w = json.load(open(os.path.join(o, "manifest.json")))["warnings"]
+            s.check(sum("checkpoints 'step2' and 'step5' have identical content" in x for x in w) == 1,
+                    f"the manifest warns once about the copy: {w}")
     s.finish()
 
 

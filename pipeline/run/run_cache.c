@@ -27,6 +27,7 @@
 #include "repeval/atomic.h"
 #include "repeval/dtype.h"
 #include "repeval/shard.h"
+#include "run/analysis.h"
 #include "run/run.h"
 
 static uint64_t fnv_file(uint64_t h, const char *path) { /* a model file's bytes */
@@ -64,9 +65,13 @@ static uint64_t ckpt_identity(uint64_t h, const re_ckpt *ck, uint64_t *content_o
 }
 
 /* Rank 0: a warning for each checkpoint whose content hash equals an earlier one's of
- * the same model (a copied or mislabelled checkpoint; public repositories have some). */
+ * the same model (a copied or mislabelled checkpoint; public repositories have some),
+ * unless an integrity analysis reports them. */
 static void warn_identical(runner *r, int m, const uint64_t *content) {
   const job_model *jm = &r->plan.j->models[m];
+  for (int k = 0; k < r->plan.j->nanalyses; k++)
+    if (!strcmp(r->plan.j->analyses[k].kind->type, "integrity"))
+      return; /* the integrity analysis reports copies itself, with their runs */
   for (int c = 1; c < jm->nckpts; c++)
     for (int e = 0; e < c; e++)
       if (content[c] && content[c] == content[e]) {

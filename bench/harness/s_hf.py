@@ -21,7 +21,7 @@ GOAL = 1.0       # speed ratio
 MEM_GOAL = 1.10  # peak RSS / (weights as stored + activations of one batch)
 
 # model: (batch, extra timed batches full, extra timed batches quick, description, full shape, quick shape)
-MODELS = {
+MODELS_ALL = {
     "gpt2-small": (8, 2, 1, "GPT-2-small-shaped (gpt2, 12 x 768, 12 heads, vocab 50 257)", "8 x 512 tokens",
                    "4 layers, 8 x 256 tokens"),
     "pythia-160m": (8, 2, 1, "Pythia-160M-shaped (gpt_neox, 12 x 768, 12 heads, rotary 0.25, parallel "
@@ -29,6 +29,9 @@ MODELS = {
     "vit-b16": (8, 4, 2, "ViT-B/16 (HF ViTModel, 12 x 768, 12 heads, MLP 3072)", "224 x 224, batch 8",
                 "4 layers, 224 x 224, batch 8"),
 }
+# REPEVAL_BENCH_HF_MODELS=vit-b16,... runs only the models named
+MODELS = {k: v for k, v in MODELS_ALL.items()
+          if k in os.environ.get("REPEVAL_BENCH_HF_MODELS", ",".join(MODELS_ALL)).split(",")}
 MEM_LINE = re.compile(r"forward memory: (\d+) activation buffers of (\d+) floats, workspace (\d+) floats, "
                       r"taps (\d+) bytes")
 

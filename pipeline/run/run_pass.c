@@ -115,6 +115,24 @@ re_status run_pass_chunk(runner *r, pass *p, int m, int c, int64_t g) {
   return RE_OK;
 }
 
+re_status run_pass_embed(runner *r, pass *p, int64_t s0, int64_t s1) {
+  if (!p->streamed || s1 <= s0)
+    return RE_OK;
+  const job *j = r->plan.j;
+  for (int m = 0; m < j->nmodels; m++)
+    for (int c = 0; c < j->models[m].nckpts && !j->models[m].activations; c++) { /* exports need no embedding */
+      int t0 = run_tap_first(r, m, c), used = -1;
+      for (int l = 0; l < j->models[m].nlayers && used < 0; l++)
+        if (p->tap_used[t0 + l])
+          used = t0 + l;
+      if (used < 0)
+        continue;
+      for (int64_t g = s0 / p->chunk; g * p->chunk < s1; g++) /* computed and cached, one checkpoint at a time */
+        RE_TRY(run_pass_chunk(r, p, m, c, g));
+    }
+  return RE_OK;
+}
+
 re_status run_pass_tap_rows(runner *r, pass *p, int t, int64_t s0, int64_t s1, float *out) {
   const tapinfo *tp = &r->plan.taps[t];
   int64_t row = tp->rps * tp->dim;

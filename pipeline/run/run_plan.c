@@ -323,24 +323,6 @@ static re_status alloc_buffers(runner *r, pass *p) {
   return re_calloc(r->plan.ntaps > 0 ? r->plan.ntaps : 1, 1, &p->tap_used);
 }
 
-re_status run_pass_embed(runner *r, pass *p, int64_t s0, int64_t s1) {
-  if (!p->streamed || s1 <= s0)
-    return RE_OK;
-  const job *j = r->plan.j;
-  for (int m = 0; m < j->nmodels; m++)
-    for (int c = 0; c < j->models[m].nckpts && !j->models[m].activations; c++) { /* exports need no embedding */
-      int t0 = run_tap_first(r, m, c), used = -1;
-      for (int l = 0; l < j->models[m].nlayers && used < 0; l++)
-        if (p->tap_used[t0 + l])
-          used = t0 + l;
-      if (used < 0)
-        continue;
-      for (int64_t g = s0 / p->chunk; g * p->chunk < s1; g++) /* computed and cached, one checkpoint at a time */
-        RE_TRY(run_pass_chunk(r, p, m, c, g));
-    }
-  return RE_OK;
-}
-
 /* An analysis' taps: the checkpoints and layers it selects, and its pairs. */
 static re_status select_taps(runner *r, an_run *ar) {
   const job_analysis *a = ar->a;

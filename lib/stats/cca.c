@@ -148,14 +148,14 @@ static re_status svd(double *A, int64_t kx, int64_t ky, double *s, double *U, do
   return RE_OK;
 }
 
-static int64_t kept_for_variance(const re_eig *e, double frac) {
+int64_t re_eig_kept_for_variance(const re_eig *e, double frac) {
   double acc = 0;
   for (int64_t k = 0; k < e->d; k++) {
     acc += e->values[k];
     if (acc >= frac * e->trace)
-      return k + 1;
+      return k + 1 < e->rank ? k + 1 : e->rank;
   }
-  return e->d;
+  return e->rank;
 }
 
 static re_status check_pair(const re_eig *ex, const re_eig *ey, re_cca_result *out) {
@@ -272,9 +272,7 @@ re_status re_svcca(const re_eig *ex, const re_eig *ey, const double *Cxy, int tr
     return undefined_or(st, out);
   if (!(opt->variance > 0 && opt->variance <= 1))
     return re_err(RE_EINVAL, "SVCCA variance fraction must be in (0, 1], got %g", opt->variance);
-  int64_t kx = kept_for_variance(ex, opt->variance), ky = kept_for_variance(ey, opt->variance);
-  kx = kx < ex->rank ? kx : ex->rank;
-  ky = ky < ey->rank ? ky : ey->rank;
+  int64_t kx = re_eig_kept_for_variance(ex, opt->variance), ky = re_eig_kept_for_variance(ey, opt->variance);
   return cca_core(ex, kx, ey, ky, Cxy, transposed, opt, 0, out);
 }
 

@@ -43,13 +43,16 @@ static void help(int mode) {
          "  --fresh       ignore saved state in OUT.state and start from the beginning\n"
          "  --part I/N    stream only part I (0-based) of N of the batches and save its\n"
          "                statistics in OUT.parts/ (Slurm arrays); then `repeval merge`\n"
+         "  --max-stats-mb MB  memory budget of the co-moment statistics per rank (default\n"
+         "                REPEVAL_MAX_STATS_MB, else %d); a cca analysis whose exact state\n"
+         "                exceeds it takes the two-pass route (docs/job-spec.md#cca)\n"
          "  --quiet       no progress output\n"
          "  --verbose     log at info level\n"
          "\n"
          "A run that is stopped resumes where it was when the same command is run again.\n"
          "Environment: REPEVAL_MAX_STATS_MB (co-moment memory budget, default %d),\n"
          "REPEVAL_CHECKPOINT_EVERY (default for --checkpoint-every).\n",
-         RUN_DEFAULT_BUDGET_MB);
+         RUN_DEFAULT_BUDGET_MB, RUN_DEFAULT_BUDGET_MB);
 }
 
 static int run_main(int argc, char **argv, int mode) {
@@ -86,6 +89,12 @@ static int run_main(int argc, char **argv, int mode) {
       every = strtod(v, &end);
       if (*end || !(every >= 0))
         return re_cli_usage_error(cmd, "--checkpoint-every must be seconds >= 0, got '%s'", v);
+    } else if ((v = re_cli_opt(argc, argv, &i, "--max-stats-mb", &missing))) {
+      char *end;
+      double mb = strtod(v, &end);
+      if (*end || !(mb > 0 && mb < 1e12))
+        return re_cli_usage_error(cmd, "--max-stats-mb must be a number of MB > 0, got '%s'", v);
+      setenv("REPEVAL_MAX_STATS_MB", v, 1); /* the budget every part of the run reads */
     } else if (missing) {
       return re_cli_usage_error(cmd, "option %s needs a value", argv[i]);
     } else if (!strcmp(argv[i], "--quiet")) {

@@ -607,14 +607,17 @@ re_status tree_reduce_root(MPI_Comm comm, tree *t, int64_t k0, int64_t k1, int64
   return agree(comm, st);
 }
 
-re_status tree_stream_reduce(MPI_Comm comm, const tree_acc *acc, int64_t nb, re_status (*add)(void *ctx, int64_t k),
-                             void *ctx) {
+/* tree_stream_reduce; resident: waiting nodes stay in memory (no spill file). */
+static re_status stream_reduce(MPI_Comm comm, const tree_acc *acc, int64_t nb, re_status (*add)(void *ctx, int64_t k),
+                               void *ctx, int resident) {
   int rank, size;
   rank_size(comm, &rank, &size);
   int64_t k0, k1;
   tree_rank_range(nb, rank, size, &k0, &k1);
   tree t;
   tree_init(&t, acc);
+  if (resident)
+    t.keep = 1000000000;
   re_status st = RE_OK;
   for (int64_t k = k0; k < k1 && st == RE_OK; k++) {
     acc->reset(acc->ctx);
@@ -627,4 +630,23 @@ re_status tree_stream_reduce(MPI_Comm comm, const tree_acc *acc, int64_t nb, re_
     st = tree_reduce_root(comm, &t, k0, k1, nb);
   tree_free(&t);
   return st;
+}
+
+re_status tree_stream_reduce(MPI_Comm comm, const tree_acc *acc, int64_t nb, re_status (*add)(void *ctx, int64_t k),
+                             void *ctx) {
+  return stream_reduce(comm, acc, nb, add, ctx, 0);
+}
+
+re_status tree_stream_reduce_resident(MPI_Comm comm, const tree_acc *acc, int64_t nb,
+                                      re_status (*add)(void *ctx, int64_t k), void *ctx) {
+  return stream_reduce(comm, acc, nb, add, ctx, 1);
+}
+
+static void mom_ser(void *c, double *b) { re_moments_serialize(c, b); }
+static re_status mom_de(void *c, const double *b) { return re_moments_deserialize(c, b, re_moments_serial_len(c)); }
+static re_status mom_merge(void *c, const double *b) { return re_moments_merge_serial(c, b, re_moments_serial_len(c)); }
+static void mom_reset(void *c) { re_moments_reset(c); }
+
+tree_acc tree_moments_acc(re_moments *m) {
+  return (tree_acc){m, re_moments_serial_len(m), mom_ser, mom_de, mom_merge, mom_reset};
 }

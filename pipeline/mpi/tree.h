@@ -11,6 +11,7 @@
 #include <mpi.h>
 
 #include "repeval/core.h"
+#include "repeval/moments.h"
 
 /* An accumulator the tree combines, seen as `len` doubles. */
 typedef struct tree_acc {
@@ -87,5 +88,12 @@ void tree_rank_range(int64_t nb, int rank, int size, int64_t *k0, int64_t *k1);
  * MPI_COMM_NULL: one process without MPI. */
 re_status tree_stream_reduce(MPI_Comm comm, const tree_acc *acc, int64_t nb, re_status (*add)(void *ctx, int64_t k),
                              void *ctx);
+/* The same with every waiting node kept in memory (no spill file): for states whose
+ * count of leaves is small and whose memory was checked against a budget. */
+re_status tree_stream_reduce_resident(MPI_Comm comm, const tree_acc *acc, int64_t nb,
+                                      re_status (*add)(void *ctx, int64_t k), void *ctx);
+
+/* A co-moment accumulator as the tree sees it. */
+tree_acc tree_moments_acc(re_moments *m);
 
 #endif

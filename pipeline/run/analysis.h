@@ -75,6 +75,8 @@ typedef struct rows_sink {
 } rows_sink;
 re_status an_rows_begin(runner *r, rows_sink *k);
 re_status an_rows_end(runner *r, rows_sink *k);
+/* Rank 0's co-moments to every rank (chunks of 2^26 doubles). */
+re_status an_share_moments(runner *r, re_moments *m);
 /* The eigendecomposition of co-moment layer li, made once per pass and kept in cache. */
 re_status an_eig(pass *p, re_eig **cache, int li);
 /* Write a float64 matrix into the output as <prefix>_<name>.npy (rank 0). */

@@ -179,6 +179,8 @@ int run_pair_wanted(const an_run *ar, int p, int q);
 re_status run_load_models(runner *r);
 /* Free what run_load_models created. */
 void run_free_models(runner *r);
+/* The statistics budget in bytes: REPEVAL_MAX_STATS_MB (default RUN_DEFAULT_BUDGET_MB). */
+double run_stats_budget(void);
 /* For an analysis' setup: its taps become layers of the pass's co-moments, with the
  * blocks of its pairs (diag_only: each tap with itself, for spectra). */
 re_status run_pass_use_moments(runner *r, pass *p, an_run *ar, int diag_only);

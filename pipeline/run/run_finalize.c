@@ -26,11 +26,10 @@
 
 /* ---- finalize (rank 0) ----------------------------------------------------- */
 
-/* Collective: rank 0's reduced accumulators to every rank (chunks of 2^26 doubles). */
-static re_status share_moments(runner *r, pass *p) {
-  if (r->comm.size < 2 || !p->mom)
+re_status an_share_moments(runner *r, re_moments *m) {
+  if (r->comm.size < 2 || !m)
     return RE_OK;
-  int64_t len = re_moments_serial_len(p->mom);
+  int64_t len = re_moments_serial_len(m);
   double *buf = NULL;
   re_status st = re_malloc(len > 0 ? len : 1, sizeof(double), &buf);
   st = re_mpi_agree(r->comm.comm, st);
@@ -39,13 +38,13 @@ static re_status share_moments(runner *r, pass *p) {
     return st;
   }
   if (r->comm.rank == 0)
-    re_moments_serialize(p->mom, buf);
+    re_moments_serialize(m, buf);
   for (int64_t off = 0; off < len; off += (1 << 26)) {
     int n = (int)(len - off < (1 << 26) ? len - off : (1 << 26));
     MPI_Bcast(buf + off, n, MPI_DOUBLE, 0, r->comm.comm);
   }
   if (r->comm.rank != 0)
-    st = re_moments_deserialize(p->mom, buf, len);
+    st = re_moments_deserialize(m, buf, len);
   free(buf);
   return re_mpi_agree(r->comm.comm, st);
 }
@@ -59,7 +58,7 @@ re_status run_pass_finalize(runner *r, pass *p) {
     st = re_calloc(p->nmom, sizeof(re_eig *), &eigs);
   st = re_mpi_agree(r->comm.comm, st);
   if (st == RE_OK)
-    st = share_moments(r, p);
+    st = an_share_moments(r, p->mom);
   for (int a = 0; a < p->nan && st == RE_OK; a++) {
     an_run *ar = &p->an[a];
     if (!ar->a->kind->finalize)

@@ -372,6 +372,12 @@ re_status run_pass_use_moments(runner *r, pass *p, an_run *ar, int diag_only) {
   return RE_OK;
 }
 
+double run_stats_budget(void) {
+  const char *env = getenv("REPEVAL_MAX_STATS_MB");
+  double mb = env && *env ? atof(env) : RUN_DEFAULT_BUDGET_MB;
+  return (mb > 0 ? mb : RUN_DEFAULT_BUDGET_MB) * 1048576.0;
+}
+
 /* The co-moments of the layers and blocks the analyses registered, within the
  * REPEVAL_MAX_STATS_MB budget, and their staging area for one batch. */
 static re_status make_moments(runner *r, pass *p) {
@@ -391,8 +397,7 @@ static re_status make_moments(runner *r, pass *p) {
     unsigned flags = RE_MOMENTS_DEBIASED;
     if (st == RE_OK)
       st = re_moments_state_len(p->nmom, dims, nmp, mpairs, flags, &len);
-    const char *env = getenv("REPEVAL_MAX_STATS_MB");
-    double budget = (env ? atof(env) : RUN_DEFAULT_BUDGET_MB) * 1048576.0;
+    double budget = run_stats_budget();
     if (st == RE_OK && 2.0 * 8.0 * (double)len > budget)
       st = re_err(RE_ENOMEM,
                   "the co-moment statistics of this job need %.0f MB (2 x 8 bytes x %lld doubles: widths d_i, all "

@@ -26,6 +26,9 @@ typedef struct re_eig {
 re_status re_eig_create(const double *C, int64_t d, double n, re_eig **out);
 /* Destroy (NULL allowed); sets *e to NULL. */
 void re_eig_destroy(re_eig **e);
+/* The leading directions SVCCA keeps: the fewest whose eigenvalues reach a fraction
+ * frac of the trace, at most the numerical rank (0 for a layer without variance). */
+int64_t re_eig_kept_for_variance(const re_eig *e, double frac);
 
 typedef struct re_cca_options {
   double ridge;    /* relative ridge eps: S + eps * (tr S / d) I; default 1e-10 */

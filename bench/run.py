@@ -21,6 +21,7 @@ from common import BENCH, ROOT, Context, Failure, Row, log, mem_available_mb  # 
 import report  # noqa: E402
 import s_blas  # noqa: E402
 import s_cca  # noqa: E402
+import s_cca2  # noqa: E402
 import s_cka  # noqa: E402
 import s_e2e  # noqa: E402
 import s_forward  # noqa: E402
@@ -34,7 +35,7 @@ import s_scaling  # noqa: E402
 import s_unc  # noqa: E402
 
 # order matters only for sharing: blas reuses the stage timings of cka, read compares with forward
-SCENARIOS = [("cka", s_cka), ("blas", s_blas), ("cca", s_cca), ("forward", s_forward), ("probe", s_probe),
+SCENARIOS = [("cka", s_cka), ("blas", s_blas), ("cca", s_cca), ("cca2", s_cca2), ("forward", s_forward), ("probe", s_probe),
              ("read", s_read), ("e2e", s_e2e), ("memory", s_memory), ("ranks", s_ranks),
              ("scaling", s_scaling), ("unc", s_unc), ("knn", s_knn), ("hf", s_hf)]
 

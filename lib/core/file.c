@@ -1,10 +1,14 @@
-/* Opening input files: only regular files, never blocking on a FIFO or a device. */
+/* Opening input files: only regular files, never blocking on a FIFO or a device;
+ * releasing the pages of a read-only file map that were read. */
+#define _DEFAULT_SOURCE /* madvise (MADV_DONTNEED: glibc ignores posix_madvise's) */
 #include "repeval/core.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdint.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -64,4 +68,14 @@ re_status re_check_regular(const char *path) {
   if (!S_ISREG(sb.st_mode))
     return re_err(RE_EIO, "%s is %s: repeval reads inputs from regular files only", path, kind_of(sb.st_mode));
   return RE_OK;
+}
+
+void re_release_map_pages(const void *p, int64_t len) {
+  long pg = sysconf(_SC_PAGESIZE);
+  if (pg <= 0 || len <= 0)
+    return;
+  uintptr_t a = ((uintptr_t)p + (uintptr_t)pg - 1) / (uintptr_t)pg * (uintptr_t)pg; /* whole pages inside */
+  uintptr_t b = ((uintptr_t)p + (uintptr_t)len) / (uintptr_t)pg * (uintptr_t)pg;
+  if (b > a)
+    (void)madvise((void *)a, b - a, MADV_DONTNEED); /* a hint: failure changes nothing */
 }

@@ -140,13 +140,7 @@ void re_ckpt_release_pages(const re_ckpt *c, int64_t i) {
    * an owned buffer (a decompressed storage) would read back as zeros */
   if (!in_map(c, p) && !(c->nparts > 0 && in_map(c->parts[c->shard[i]], p)))
     return;
-  long pg = sysconf(_SC_PAGESIZE);
-  if (pg <= 0)
-    return;
-  uintptr_t a = ((uintptr_t)p + (uintptr_t)pg - 1) / (uintptr_t)pg * (uintptr_t)pg; /* whole pages inside */
-  uintptr_t b = ((uintptr_t)p + (uintptr_t)(ti->numel * re_dtype_size(ti->dtype))) / (uintptr_t)pg * (uintptr_t)pg;
-  if (b > a)
-    (void)madvise((void *)a, b - a, MADV_DONTNEED); /* a hint: failure changes nothing */
+  re_release_map_pages(p, ti->numel * re_dtype_size(ti->dtype));
 }
 
 re_status re_ckpt_view_f32(const re_ckpt *c, int64_t i, const float **out) {

@@ -337,6 +337,8 @@ re_status re_npy_read_rows_f64(const re_npy *a, int64_t row0, int64_t nrows, dou
   int64_t cols = re_npy_cols(a), isz = re_dtype_size(a->h.dtype);
   if (!a->h.fortran_order || a->h.ndim <= 1) {
     re_dtype_to_f64(a->h.dtype, a->h.swap, a->data + row0 * cols * isz, nrows * cols, out);
+    if (a->map) /* a streaming reader: what was read leaves the resident set */
+      re_release_map_pages(a->data + row0 * cols * isz, nrows * cols * isz);
     return RE_OK;
   }
   int64_t rows = re_npy_rows(a);
@@ -354,6 +356,8 @@ re_status re_npy_read_rows_f32(const re_npy *a, int64_t row0, int64_t nrows, flo
   int64_t cols = re_npy_cols(a), isz = re_dtype_size(a->h.dtype);
   if (!a->h.fortran_order || a->h.ndim <= 1) {
     re_dtype_to_f32(a->h.dtype, a->h.swap, a->data + row0 * cols * isz, nrows * cols, out);
+    if (a->map) /* a streaming reader: what was read leaves the resident set */
+      re_release_map_pages(a->data + row0 * cols * isz, nrows * cols * isz);
     return RE_OK;
   }
   for (int64_t j = 0; j < cols; j++) {

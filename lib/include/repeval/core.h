@@ -107,6 +107,10 @@ re_status re_strdup(const char *s, char **out);
 re_status re_open_regular(const char *path, int *fd);
 /* The same as a stdio stream ("rb"). */
 re_status re_fopen_regular(const char *path, FILE **out);
+/* Drop the whole pages inside [p, p + len) of a read-only file map (MAP_PRIVATE, never
+ * written) from this process: they fault back from the file when read again, so the
+ * resident set does not grow with what a streaming reader has read. Only for maps. */
+void re_release_map_pages(const void *p, int64_t len);
 /* RE_OK when path names a regular file (after links), else the refusal above. */
 re_status re_check_regular(const char *path);
 

@@ -518,10 +518,7 @@ static re_status run_ridge(const opts *o, inputs *in, double t0) {
     RE_CHECK(re_ridge_moments_add(mv, &va));
     RE_CHECK(re_ridge_path_create(mt, 0, 1, o->lambdas, nl, o->standardize, NULL, &pt));
     RE_CHECK(re_ridge_path_score(pt, &va, val));
-    /* most correct; ties: the larger λ */
-    for (int l = 1; l < nl; l++)
-      if (val[l].top1 > val[best].top1 || (val[l].top1 == val[best].top1 && o->lambdas[l] > o->lambdas[best]))
-        best = l;
+    best = re_ridge_select(val, o->lambdas, nl);
     RE_CHECK(re_moments_merge(mt, mv));
   } else if (nl > 1) {
     st = re_err(RE_EINVAL, "ridge probe: %d lambda values but no validation rows to choose among them", nl);

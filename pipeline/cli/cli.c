@@ -31,6 +31,11 @@ int re_cli_fail(re_status st) {
   return RE_EXIT_ERROR;
 }
 
+int re_cli_undefined(const char *what, const char *reason) {
+  fprintf(stderr, "repeval: %s undefined: %s\n", what, reason);
+  return RE_EXIT_UNDEFINED;
+}
+
 int re_cli_usage_error(const char *cmd, const char *fmt, ...) {
   char line[1024];
   va_list ap;

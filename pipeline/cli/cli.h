@@ -47,6 +47,9 @@ MPI_Comm re_cli_comm(int sharded);
 
 /* Print "repeval: error: <message>" for a failed status; returns RE_EXIT_ERROR. */
 int re_cli_fail(re_status st);
+/* Print "repeval: <what> undefined: <reason>" for a metric undefined for this input;
+ * returns RE_EXIT_UNDEFINED. */
+int re_cli_undefined(const char *what, const char *reason);
 /* Print a usage error with a hint to --help; returns RE_EXIT_USAGE. */
 int re_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -172,32 +172,33 @@ static void print_json(const cca_run *c) {
   printf("}\n");
 }
 
-/* Print the metrics (rank 0); the exit code (RE_EXIT_UNDEFINED, with the reason on stderr, when undefined). */
-static int report(const cca_run *c) {
-  if (c->json) {
-    print_json(c);
-  } else if (c->undefined) {
-    printf("undefined\n");
-  } else if (c->methods == M_CCA) {
+/* The plain output: the value of one method, or every value with its name. */
+static void print_plain(const cca_run *c) {
+  if (c->methods == M_CCA)
     printf("%.17g\n", c->r[0].mean_rho);
-  } else if (c->methods == M_SVCCA) {
+  else if (c->methods == M_SVCCA)
     printf("%.17g\n", c->r[1].mean_rho);
-  } else if (c->methods == M_PWCCA) {
+  else if (c->methods == M_PWCCA)
     printf("%.17g\n", c->r[2].pwcca);
-  } else if (c->methods == M_PROCRUSTES) {
+  else if (c->methods == M_PROCRUSTES)
     printf("%.17g\n", c->d2);
-  } else if (c->methods == M_LINREG) {
+  else if (c->methods == M_LINREG)
     printf("%.17g %.17g\n", c->r2yx, c->r2xy);
-  } else {
+  else
     printf("cca_mean_rho %.17g\ncca_mean_rho2 %.17g\nsvcca %.17g\npwcca %.17g\nprocrustes_d2 %.17g\n"
            "r2_y_from_x %.17g\nr2_x_from_y %.17g\n",
            c->r[0].mean_rho, c->r[0].mean_rho2, c->r[1].mean_rho, c->r[2].pwcca, c->d2, c->r2yx, c->r2xy);
-  }
-  if (c->undefined) {
-    fprintf(stderr, "repeval: CCA undefined: %s\n", c->undefined);
-    return RE_EXIT_UNDEFINED;
-  }
-  return RE_EXIT_OK;
+}
+
+/* Print the metrics (rank 0); the exit code (RE_EXIT_UNDEFINED, with the reason on stderr, when undefined). */
+static int report(const cca_run *c) {
+  if (c->json)
+    print_json(c);
+  else if (c->undefined)
+    printf("undefined\n");
+  else
+    print_plain(c);
+  return c->undefined ? re_cli_undefined("CCA", c->undefined) : RE_EXIT_OK;
 }
 
 int re_cmd_cca(int argc, char **argv) {
@@ -310,7 +311,7 @@ int re_cmd_spectrum(int argc, char **argv) {
              sp.collapsed ? "yes" : "no");
     }
     if (undefined)
-      fprintf(stderr, "repeval: spectrum undefined: %s\n", undefined);
+      re_cli_undefined("spectrum", undefined);
   }
   re_eig_destroy(&e);
   re_moments_destroy(&m);

@@ -270,11 +270,7 @@ static int report(const cka_opts *o, const cka_out *out) {
   } else {
     printf("undefined\n");
   }
-  if (!out->r.defined) {
-    fprintf(stderr, "repeval: CKA undefined: %s\n", out->r.reason);
-    return RE_EXIT_UNDEFINED;
-  }
-  return RE_EXIT_OK;
+  return out->r.defined ? RE_EXIT_OK : re_cli_undefined("CKA", out->r.reason);
 }
 
 int re_cmd_cka(int argc, char **argv) {

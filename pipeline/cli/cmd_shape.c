@@ -148,11 +148,7 @@ static int report(const shape_run *s) {
     if (s->perm)
       printf("permutation angular %.17g euclidean %.17g\n", s->pang, s->peuc);
   }
-  if (s->undefined) {
-    fprintf(stderr, "repeval: shape metric undefined: %s\n", s->undefined);
-    return RE_EXIT_UNDEFINED;
-  }
-  return RE_EXIT_OK;
+  return s->undefined ? re_cli_undefined("shape metric", s->undefined) : RE_EXIT_OK;
 }
 
 int re_cmd_shape(int argc, char **argv) {

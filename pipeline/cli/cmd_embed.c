@@ -766,13 +766,9 @@ static void embed_free(embed_run *e) {
     re_npy_writer_abort(&e->w[t]);
     re_npy_writer_abort(&e->wi[t]);
   }
-  free(e->x);
-  free(e->tmp);
-  free(e->ids);
-  free(e->mk);
-  free(e->rowidx);
-  free(e->tys);
-  free(e->layers);
+  void *owned[] = {e->x, e->tmp, e->ids, e->mk, e->rowidx, e->tys, e->layers};
+  for (size_t k = 0; k < sizeof owned / sizeof owned[0]; k++)
+    free(owned[k]);
   re_net_destroy(&e->net);
   re_npy_close(&e->in);
   re_npy_close(&e->mask);

@@ -375,6 +375,7 @@ typedef struct inputs {
 /* A fitted probe's top-1 predictions of rows (l: the λ of a ridge path, else unused). */
 typedef re_status (*predict_fn)(const void *model, int l, const re_probe_rows *rows, int32_t *pred);
 
+/* The probes' predict functions as predict_fn. */
 static re_status predict_logreg(const void *m, int l, const re_probe_rows *r, int32_t *p) {
   (void)l;
   return re_logreg_predict(m, r, p);
@@ -509,6 +510,7 @@ done:
   return st;
 }
 
+/* The logistic probe: λ sweep, refit, --predictions, --weights and the report. */
 static re_status run_logistic(const opts *o, inputs *in, double t0) {
   re_status st = RE_OK;
   re_logreg_sweep sw;
@@ -526,6 +528,7 @@ done:
   return st;
 }
 
+/* The MLP probe: λ (weight decay) sweep, refit, --predictions, --weights and the report. */
 static re_status run_mlp(const opts *o, inputs *in, double t0) {
   re_mlp_sweep sw;
   re_mlp *m = NULL;
@@ -623,6 +626,7 @@ static re_status ridge_report(const opts *o, const inputs *in, const ridge_fit *
   return RE_OK;
 }
 
+/* The ridge probe: the λ path, --predictions, --weights and the report. */
 static re_status run_ridge(const opts *o, inputs *in, double t0) {
   ridge_fit f;
   memset(&f, 0, sizeof f);
@@ -639,6 +643,7 @@ static re_status run_ridge(const opts *o, inputs *in, double t0) {
   return st;
 }
 
+/* The k-NN probe: test scores, --predictions and the report. */
 static re_status run_knn(const opts *o, inputs *in, double t0) {
   re_status st = RE_OK;
   re_knn *kn = NULL;

@@ -289,3 +289,11 @@ done:
   free(S);
   return st;
 }
+
+int re_ridge_select(const re_probe_score *val, const double *lambdas, int nl) {
+  int best = 0;
+  for (int l = 1; l < nl; l++)
+    if (val[l].top1 > val[best].top1 || (val[l].top1 == val[best].top1 && lambdas[l] > lambdas[best]))
+      best = l;
+  return best;
+}

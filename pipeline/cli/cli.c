@@ -31,6 +31,11 @@ int re_cli_fail(re_status st) {
   return RE_EXIT_ERROR;
 }
 
+int re_cli_undefined(const char *what, const char *reason) {
+  fprintf(stderr, "repeval: %s undefined: %s\n", what, reason);
+  return RE_EXIT_UNDEFINED;
+}
+
 int re_cli_usage_error(const char *cmd, const char *fmt, ...) {
   char line[1024];
   va_list ap;
@@ -55,6 +60,36 @@ const char *re_cli_opt(int argc, char **argv, int *i, const char *name, int *mis
     return NULL;
   }
   return argv[++*i];
+}
+
+int re_cli_parse_pair(const re_opts_cmd *cmd, const re_opt *opts, int argc, char **argv, char **xy) {
+  const re_opts_pos pos = {.min = 2, .max = 2, .v = xy, .too_few = "give two matrices X and Y",
+                           .too_many = "give exactly two matrices"};
+  return re_opts_parse(cmd, opts, argc, argv, &pos);
+}
+
+int re_cli_parse_embeddings(const re_opts_cmd *cmd, const re_opt *opts, int argc, char **argv, char **files, int max,
+                            int *nfiles) {
+  const re_opts_pos pos = {.min = 2, .max = max, .v = files, .n = nfiles,
+                           .too_few = "give at least two embeddings", .too_many = "too many files"};
+  return re_opts_parse(cmd, opts, argc, argv, &pos);
+}
+
+void re_cli_rank_size(int sharded, int *rank, int *size) {
+  *rank = 0;
+  *size = 1;
+  if (sharded) {
+    MPI_Comm_rank(MPI_COMM_WORLD, rank);
+    MPI_Comm_size(MPI_COMM_WORLD, size);
+  }
+}
+
+re_status re_cli_same_rows(char *const *files, int f, int64_t n, int64_t *n0, const char *what) {
+  if (*n0 >= 0 && n != *n0)
+    return re_err(RE_ESHAPE, "%s has %lld rows but %s has %lld: all must hold the same %s", files[f], (long long)n,
+                  files[0], (long long)*n0, what);
+  *n0 = n;
+  return RE_OK;
 }
 
 re_status re_cli_open_matrix(const char *spec, re_npy **out) {

@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 
+#include "cli/opts.h"
 #include "exit_codes.h"
 #include "mpi/tree.h"
 #include "out/json.h"
@@ -46,6 +47,9 @@ MPI_Comm re_cli_comm(int sharded);
 
 /* Print "repeval: error: <message>" for a failed status; returns RE_EXIT_ERROR. */
 int re_cli_fail(re_status st);
+/* Print "repeval: <what> undefined: <reason>" for a metric undefined for this input;
+ * returns RE_EXIT_UNDEFINED. */
+int re_cli_undefined(const char *what, const char *reason);
 /* Print a usage error with a hint to --help; returns RE_EXIT_USAGE. */
 int re_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -54,6 +58,20 @@ int re_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((for
  * option is there but its value is absent. Left for the argv loops of run, merge,
  * finalize and embed; the other commands read their options with a table (cli/opts.h). */
 const char *re_cli_opt(int argc, char **argv, int *i, const char *name, int *missing);
+
+/* Read argv with the option table and two positional matrices X and Y (into xy[2]);
+ * re_opts_parse's answer. */
+int re_cli_parse_pair(const re_opts_cmd *cmd, const re_opt *opts, int argc, char **argv, char **xy);
+/* Read argv with the option table and 2 to max embeddings (into files, *nfiles of them);
+ * re_opts_parse's answer. */
+int re_cli_parse_embeddings(const re_opts_cmd *cmd, const re_opt *opts, int argc, char **argv, char **files, int max,
+                            int *nfiles);
+/* This process's rank and the number of ranks: MPI_COMM_WORLD's with `sharded` (main has
+ * initialised MPI), else 0 and 1. */
+void re_cli_rank_size(int sharded, int *rank, int *size);
+/* RE_OK and *n0 = n if file f holds n rows like the files before it (*n0 < 0 before the
+ * first), else RE_ESHAPE naming both files and what they all must hold ("samples"). */
+re_status re_cli_same_rows(char *const *files, int f, int64_t n, int64_t *n0, const char *what);
 
 /* Open a matrix given as "file.npy" or "file.npz:array" (validated, memory-mapped for .npy). */
 re_status re_cli_open_matrix(const char *spec, re_npy **out);

@@ -91,129 +91,153 @@ static re_status write_directions(const re_eig *ex, const re_eig *ey, const doub
   return st;
 }
 
+/* The command line, the co-moments and the metrics of repeval cca. */
+typedef struct cca_run {
+  char *files[2];
+  int json, sharded, methods, rank;
+  const char *dir_prefix;
+  re_cca_options opt;
+  double scale[2]; /* the powers of two the files were multiplied by */
+  re_moments *m;
+  re_eig *ex, *ey;
+  int64_t n;
+  re_cca_result r[3]; /* cca, svcca, pwcca */
+  double d2, r2yx, r2xy;
+  const char *undefined; /* why the metrics are undefined, or NULL */
+} cca_run;
+
+/* On rank 0, from the reduced co-moments: the metrics asked for (and --directions). */
+static re_status compute(cca_run *c) {
+  if (c->n < 2) {
+    c->undefined = "fewer than 2 samples";
+    return RE_OK;
+  }
+  const re_cca_options *opt = &c->opt;
+  int methods = c->methods;
+  RE_TRY(re_eig_create(re_moments_block(c->m, 0, 0, NULL), re_moments_dim(c->m, 0), (double)c->n, &c->ex));
+  RE_TRY(re_eig_create(re_moments_block(c->m, 1, 1, NULL), re_moments_dim(c->m, 1), (double)c->n, &c->ey));
+  const double *C = re_moments_block(c->m, 0, 1, NULL);
+  if (methods & M_CCA)
+    RE_TRY(re_cca(c->ex, c->ey, C, 0, opt, &c->r[0]));
+  if (methods & M_SVCCA)
+    RE_TRY(re_svcca(c->ex, c->ey, C, 0, opt, &c->r[1]));
+  if (methods & M_PWCCA)
+    RE_TRY(re_pwcca(c->ex, c->ey, C, 0, opt, &c->r[2]));
+  if (c->ex->rank == 0 || c->ey->rank == 0) {
+    c->undefined = "a layer has zero variance (constant features)";
+    return RE_OK;
+  }
+  if (methods & M_PROCRUSTES)
+    RE_TRY(re_procrustes(c->ex, c->ey, C, 0, &c->d2));
+  if (methods & M_LINREG)
+    RE_TRY(re_linreg_r2(c->ex, c->ey, C, 0, opt, &c->r2yx, &c->r2xy));
+  if (c->dir_prefix)
+    RE_TRY(write_directions(c->ex, c->ey, C, opt, c->scale, c->dir_prefix));
+  double all[] = {c->r[0].mean_rho, c->r[1].mean_rho, c->r[2].pwcca, c->d2, c->r2yx, c->r2xy};
+  unsigned used[] = {M_CCA, M_SVCCA, M_PWCCA, M_PROCRUSTES, M_LINREG, M_LINREG};
+  for (int k = 0; !c->undefined && k < 6; k++)
+    if ((methods & used[k]) && !isfinite(all[k]))
+      c->undefined = "the computation overflowed (a result is not a finite number)";
+  return RE_OK;
+}
+
+/* The JSON object of --json. */
+static void print_json(const cca_run *c) {
+  printf("{\"n\": %lld, \"p\": %lld, \"q\": %lld, \"ridge\": ", (long long)c->n, (long long)re_moments_dim(c->m, 0),
+         (long long)re_moments_dim(c->m, 1));
+  re_json_number(stdout, c->opt.ridge);
+  printf(", \"variance\": ");
+  re_json_number(stdout, c->opt.variance);
+  printf(", \"status\": \"%s\"", c->undefined ? "undefined" : "ok");
+  if (c->undefined) {
+    printf(", \"reason\": ");
+    re_json_string(stdout, c->undefined);
+  }
+  if (c->methods & M_CCA)
+    json_rho("cca", &c->r[0]);
+  if (c->methods & M_SVCCA)
+    json_rho("svcca", &c->r[1]);
+  if (c->methods & M_PWCCA)
+    json_rho("pwcca", &c->r[2]);
+  if (c->methods & M_PROCRUSTES) {
+    printf(", \"procrustes_d2\": ");
+    re_json_number(stdout, c->d2);
+  }
+  if (c->methods & M_LINREG) {
+    printf(", \"r2_y_from_x\": ");
+    re_json_number(stdout, c->r2yx);
+    printf(", \"r2_x_from_y\": ");
+    re_json_number(stdout, c->r2xy);
+  }
+  printf("}\n");
+}
+
+/* The plain output: the value of one method, or every value with its name. */
+static void print_plain(const cca_run *c) {
+  if (c->methods == M_CCA)
+    printf("%.17g\n", c->r[0].mean_rho);
+  else if (c->methods == M_SVCCA)
+    printf("%.17g\n", c->r[1].mean_rho);
+  else if (c->methods == M_PWCCA)
+    printf("%.17g\n", c->r[2].pwcca);
+  else if (c->methods == M_PROCRUSTES)
+    printf("%.17g\n", c->d2);
+  else if (c->methods == M_LINREG)
+    printf("%.17g %.17g\n", c->r2yx, c->r2xy);
+  else
+    printf("cca_mean_rho %.17g\ncca_mean_rho2 %.17g\nsvcca %.17g\npwcca %.17g\nprocrustes_d2 %.17g\n"
+           "r2_y_from_x %.17g\nr2_x_from_y %.17g\n",
+           c->r[0].mean_rho, c->r[0].mean_rho2, c->r[1].mean_rho, c->r[2].pwcca, c->d2, c->r2yx, c->r2xy);
+}
+
+/* Print the metrics (rank 0); the exit code (RE_EXIT_UNDEFINED, with the reason on stderr, when undefined). */
+static int report(const cca_run *c) {
+  if (c->json)
+    print_json(c);
+  else if (c->undefined)
+    printf("undefined\n");
+  else
+    print_plain(c);
+  return c->undefined ? re_cli_undefined("CCA", c->undefined) : RE_EXIT_OK;
+}
+
 int re_cmd_cca(int argc, char **argv) {
   static const int bits[] = {M_CCA, M_SVCCA, M_PWCCA, M_PROCRUSTES, M_LINREG, M_ALL};
-  char *files[2];
-  int json = 0, sharded = 0, method = 0;
-  const char *dir_prefix = NULL;
-  re_cca_options opt = re_cca_defaults();
+  cca_run c;
+  memset(&c, 0, sizeof c);
+  c.opt = re_cca_defaults();
+  int method = 0;
   const re_opt opts[] = {
       RE_OPT_ENUM("method", &method, "cca|svcca|pwcca|procrustes|linreg|all", "M",
                   "cca (mean canonical correlation, default), svcca, pwcca, procrustes (squared distance), linreg "
                   "(R^2 both ways), or all"),
-      RE_OPT_DOUBLE("ridge", &opt.ridge, 0, INFINITY, 0, "E", "relative ridge: S + E * tr(S)/d * I (default 1e-10)"),
-      RE_OPT_DOUBLE("variance", &opt.variance, 0, 1, RE_OPT_OPEN_MIN, "F",
+      RE_OPT_DOUBLE("ridge", &c.opt.ridge, 0, INFINITY, 0, "E", "relative ridge: S + E * tr(S)/d * I (default 1e-10)"),
+      RE_OPT_DOUBLE("variance", &c.opt.variance, 0, 1, RE_OPT_OPEN_MIN, "F",
                     "SVCCA: fraction of variance kept per side (default 0.99)"),
-      RE_OPT_FLAG("json", &json, "JSON with every value and the canonical correlations"),
-      RE_OPT_STRING("directions", &dir_prefix, "PREFIX",
+      RE_OPT_FLAG("json", &c.json, "JSON with every value and the canonical correlations"),
+      RE_OPT_STRING("directions", &c.dir_prefix, "PREFIX",
                     "write the canonical directions of plain CCA: PREFIX_rho.npy (k), PREFIX_x_coef.npy (p x k), "
                     "PREFIX_y_coef.npy (q x k), PREFIX_x_loadings.npy, PREFIX_y_loadings.npy"),
-      RE_OPT_FLAG("sharded", &sharded, "under mpiexec: rows split across ranks, co-moments reduced"),
+      RE_OPT_FLAG("sharded", &c.sharded, "under mpiexec: rows split across ranks, co-moments reduced"),
       RE_OPT_END,
   };
-  const re_opts_pos pos = {.min = 2, .max = 2, .v = files, .too_few = "give two matrices X and Y",
-                           .too_many = "give exactly two matrices"};
-  int prc = re_opts_parse(&CCA, opts, argc, argv, &pos);
+  int prc = re_cli_parse_pair(&CCA, opts, argc, argv, c.files);
   if (prc != RE_OPTS_RUN)
     return prc;
-  int methods = bits[method], rank;
-  mpi_rank(sharded, &rank);
-  re_moments *m = NULL;
-  re_eig *ex = NULL, *ey = NULL;
-  int64_t n = 0;
-  re_cca_result r[3];
-  memset(r, 0, sizeof r);
-  double d2 = NAN, r2yx = NAN, r2xy = NAN;
-  const char *undefined = NULL;
-  double scale[2] = {1, 1};
-  re_status st = re_cli_moments(files, 2, 0, sharded, &m, &n, scale); /* scale-invariant metrics */
-  if (st == RE_OK && rank == 0) {
-    if (n < 2) {
-      undefined = "fewer than 2 samples";
-    } else {
-      st = re_eig_create(re_moments_block(m, 0, 0, NULL), re_moments_dim(m, 0), (double)n, &ex);
-      if (st == RE_OK)
-        st = re_eig_create(re_moments_block(m, 1, 1, NULL), re_moments_dim(m, 1), (double)n, &ey);
-      const double *C = re_moments_block(m, 0, 1, NULL);
-      if (st == RE_OK && (methods & M_CCA))
-        st = re_cca(ex, ey, C, 0, &opt, &r[0]);
-      if (st == RE_OK && (methods & M_SVCCA))
-        st = re_svcca(ex, ey, C, 0, &opt, &r[1]);
-      if (st == RE_OK && (methods & M_PWCCA))
-        st = re_pwcca(ex, ey, C, 0, &opt, &r[2]);
-      if (st == RE_OK && (ex->rank == 0 || ey->rank == 0))
-        undefined = "a layer has zero variance (constant features)";
-      if (st == RE_OK && !undefined && (methods & M_PROCRUSTES))
-        st = re_procrustes(ex, ey, C, 0, &d2);
-      if (st == RE_OK && !undefined && (methods & M_LINREG))
-        st = re_linreg_r2(ex, ey, C, 0, &opt, &r2yx, &r2xy);
-      if (st == RE_OK && !undefined && dir_prefix)
-        st = write_directions(ex, ey, C, &opt, scale, dir_prefix);
-      double all[] = {r[0].mean_rho, r[1].mean_rho, r[2].pwcca, d2, r2yx, r2xy};
-      unsigned used[] = {M_CCA, M_SVCCA, M_PWCCA, M_PROCRUSTES, M_LINREG, M_LINREG};
-      for (int k = 0; st == RE_OK && !undefined && k < 6; k++)
-        if ((methods & used[k]) && !isfinite(all[k]))
-          undefined = "the computation overflowed (a result is not a finite number)";
-    }
-  }
-  int rc = RE_EXIT_OK;
-  if (st == RE_OK && rank == 0) {
-    if (json) {
-      printf("{\"n\": %lld, \"p\": %lld, \"q\": %lld, \"ridge\": ", (long long)n, (long long)re_moments_dim(m, 0),
-             (long long)re_moments_dim(m, 1));
-      re_json_number(stdout, opt.ridge);
-      printf(", \"variance\": ");
-      re_json_number(stdout, opt.variance);
-      printf(", \"status\": \"%s\"", undefined ? "undefined" : "ok");
-      if (undefined) {
-        printf(", \"reason\": ");
-        re_json_string(stdout, undefined);
-      }
-      if (methods & M_CCA)
-        json_rho("cca", &r[0]);
-      if (methods & M_SVCCA)
-        json_rho("svcca", &r[1]);
-      if (methods & M_PWCCA)
-        json_rho("pwcca", &r[2]);
-      if (methods & M_PROCRUSTES) {
-        printf(", \"procrustes_d2\": ");
-        re_json_number(stdout, d2);
-      }
-      if (methods & M_LINREG) {
-        printf(", \"r2_y_from_x\": ");
-        re_json_number(stdout, r2yx);
-        printf(", \"r2_x_from_y\": ");
-        re_json_number(stdout, r2xy);
-      }
-      printf("}\n");
-    } else if (undefined) {
-      printf("undefined\n");
-    } else if (methods == M_CCA) {
-      printf("%.17g\n", r[0].mean_rho);
-    } else if (methods == M_SVCCA) {
-      printf("%.17g\n", r[1].mean_rho);
-    } else if (methods == M_PWCCA) {
-      printf("%.17g\n", r[2].pwcca);
-    } else if (methods == M_PROCRUSTES) {
-      printf("%.17g\n", d2);
-    } else if (methods == M_LINREG) {
-      printf("%.17g %.17g\n", r2yx, r2xy);
-    } else {
-      printf("cca_mean_rho %.17g\ncca_mean_rho2 %.17g\nsvcca %.17g\npwcca %.17g\nprocrustes_d2 %.17g\n"
-             "r2_y_from_x %.17g\nr2_x_from_y %.17g\n",
-             r[0].mean_rho, r[0].mean_rho2, r[1].mean_rho, r[2].pwcca, d2, r2yx, r2xy);
-    }
-    if (undefined) {
-      fprintf(stderr, "repeval: CCA undefined: %s\n", undefined);
-      rc = RE_EXIT_UNDEFINED;
-    }
-  }
+  c.methods = bits[method];
+  c.d2 = c.r2yx = c.r2xy = NAN;
+  c.scale[0] = c.scale[1] = 1;
+  mpi_rank(c.sharded, &c.rank);
+  re_status st = re_cli_moments(c.files, 2, 0, c.sharded, &c.m, &c.n, c.scale); /* scale-invariant metrics */
+  if (st == RE_OK && c.rank == 0)
+    st = compute(&c);
+  int rc = st == RE_OK && c.rank == 0 ? report(&c) : RE_EXIT_OK;
   for (int k = 0; k < 3; k++)
-    re_cca_result_free(&r[k]);
-  re_eig_destroy(&ex);
-  re_eig_destroy(&ey);
-  re_moments_destroy(&m);
-  int frc = finish(sharded, rank, st);
+    re_cca_result_free(&c.r[k]);
+  re_eig_destroy(&c.ex);
+  re_eig_destroy(&c.ey);
+  re_moments_destroy(&c.m);
+  int frc = finish(c.sharded, c.rank, st);
   return frc != RE_EXIT_OK ? frc : rc;
 }
 
@@ -287,7 +311,7 @@ int re_cmd_spectrum(int argc, char **argv) {
              sp.collapsed ? "yes" : "no");
     }
     if (undefined)
-      fprintf(stderr, "repeval: spectrum undefined: %s\n", undefined);
+      re_cli_undefined("spectrum", undefined);
   }
   re_eig_destroy(&e);
   re_moments_destroy(&m);

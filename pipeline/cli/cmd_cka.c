@@ -59,9 +59,7 @@ static int parse(int argc, char **argv, cka_opts *o) {
       RE_OPT_FLAG("json", &o->json, "print a JSON object instead of the bare value"),
       RE_OPT_END,
   };
-  const re_opts_pos pos = {.min = 2, .max = 2, .v = xy, .too_few = "give two matrices X and Y",
-                           .too_many = "give exactly two matrices"};
-  int rc = re_opts_parse(&CMD, opts, argc, argv, &pos);
+  int rc = re_cli_parse_pair(&CMD, opts, argc, argv, xy);
   if (rc != RE_OPTS_RUN)
     return rc;
   o->x = xy[0];
@@ -272,11 +270,7 @@ static int report(const cka_opts *o, const cka_out *out) {
   } else {
     printf("undefined\n");
   }
-  if (!out->r.defined) {
-    fprintf(stderr, "repeval: CKA undefined: %s\n", out->r.reason);
-    return RE_EXIT_UNDEFINED;
-  }
-  return RE_EXIT_OK;
+  return out->r.defined ? RE_EXIT_OK : re_cli_undefined("CKA", out->r.reason);
 }
 
 int re_cmd_cka(int argc, char **argv) {
@@ -285,11 +279,8 @@ int re_cmd_cka(int argc, char **argv) {
   if (rc != RE_OPTS_RUN)
     return rc;
   rc = RE_EXIT_OK;
-  int rank = 0, size = 1;
-  if (o.sharded) { /* main has initialised MPI */
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
-  }
+  int rank, size;
+  re_cli_rank_size(o.sharded, &rank, &size);
   re_npy *X = NULL, *Y = NULL;
   cka_out out;
   memset(&out, 0, sizeof out);

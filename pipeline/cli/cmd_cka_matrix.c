@@ -411,11 +411,8 @@ int re_cmd_cka_matrix(int argc, char **argv) {
     return rc;
   }
   rc = RE_EXIT_OK;
-  int rank = 0, size = 1;
-  if (o.sharded) { /* main has initialised MPI */
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
-  }
+  int rank, size;
+  re_cli_rank_size(o.sharded, &rank, &size);
   run r;
   memset(&r, 0, sizeof r);
   double *M = NULL;

@@ -293,26 +293,26 @@ static re_status write_listing(const char *dir, char files[][600], int n, int la
   return st;
 }
 
+/* One line of --list: name, what it is (module type or alias target) and output shape. */
+static void print_module(const char *name, const char *what, int rank, const int64_t *d) {
+  printf("%-48s %-20s (", name, what);
+  for (int r = 0; r < rank; r++)
+    printf("%s%lld", r ? ", " : "", (long long)d[r]);
+  printf(")\n");
+}
+
+/* --list: the model's aliases, then its modules. */
 static void list_modules(const re_net *net) {
+  const char *name, *what;
+  int rank;
+  int64_t d[3];
   for (int64_t k = 0; k < re_net_alias_count(net); k++) {
-    const char *name, *target;
-    int rank;
-    int64_t d[3];
-    re_net_alias(net, k, &name, &target, &rank, d);
-    printf("%-48s %-20s (", name, target);
-    for (int r = 0; r < rank; r++)
-      printf("%s%lld", r ? ", " : "", (long long)d[r]);
-    printf(")\n");
+    re_net_alias(net, k, &name, &what, &rank, d);
+    print_module(name, what, rank, d);
   }
   for (int64_t k = 0; k < re_net_module_count(net); k++) {
-    const char *name, *type;
-    int rank;
-    int64_t d[3];
-    re_net_module(net, k, &name, &type, &rank, d);
-    printf("%-48s %-20s (", name, type);
-    for (int r = 0; r < rank; r++)
-      printf("%s%lld", r ? ", " : "", (long long)d[r]);
-    printf(")\n");
+    re_net_module(net, k, &name, &what, &rank, d);
+    print_module(name, what, rank, d);
   }
 }
 
@@ -356,8 +356,6 @@ static int is_integer_dtype(re_dtype dt) {
   return dt != RE_DTYPE_F16 && dt != RE_DTYPE_BF16 && dt != RE_DTYPE_F32 && dt != RE_DTYPE_F64;
 }
 
-/* Rows [r0, r0 + nr) of an integer array as int64 (tmp: nr x cols doubles). 64-bit
- * values are read as they are; the rest through doubles, which hold them exactly. */
 /* Non-padding tokens of the first n samples of a token dataset (the rows of a tokens tap). */
 static re_status count_dataset_tokens(re_dataset *ds, int64_t n, int64_t B, int64_t *total) {
   int64_t T = re_dataset_get_info(ds)->seq_len, *ids = NULL;
@@ -377,6 +375,8 @@ static re_status count_dataset_tokens(re_dataset *ds, int64_t n, int64_t B, int6
   return st;
 }
 
+/* Rows [r0, r0 + nr) of an integer array as int64 (tmp: nr x cols doubles). 64-bit
+ * values are read as they are; the rest through doubles, which hold them exactly. */
 static re_status read_ids(const re_npy *a, int64_t r0, int64_t nr, double *tmp, int64_t *out) {
   int64_t cols = re_npy_cols(a);
   const re_npy_header *h = &a->h;
@@ -458,274 +458,342 @@ done:
   return st;
 }
 
+/* The output files: tap files, then tokens index files (or empty), packed for the listing. */
+static char files[2 * MAX_LAYERS + 1][600];
+
+/* One embed run: the model and its inputs, the taps and their writers, the batch buffers. */
+typedef struct embed_run {
+  const opts *o;
+  re_model *model;
+  re_ckpt *ck;
+  const char *ckpt; /* the weights: --checkpoint, or the model folder */
+  int tokens;       /* the model takes token ids */
+  re_npy *in, *mask, *types;
+  re_dataset *ds;
+  int64_t n, per, B, T, token_rows; /* samples, values per sample, batch, tokens per sample, tokens tap rows */
+  int64_t in_dims[3];
+  int in_rank;
+  re_net *net;
+  char *layers; /* a copy of --layers that names[] point into */
+  char *names[MAX_LAYERS];
+  re_tap_mode modes[MAX_LAYERS];
+  int taps[MAX_LAYERS], ntaps, nfiles;
+  re_npy_writer *w[MAX_LAYERS], *wi[MAX_LAYERS], *lw; /* taps, tokens index files, labels */
+  int32_t *lab;
+  float *x;
+  double *tmp;
+  int64_t *ids, *rowidx, *tys;
+  uint8_t *mk;
+} embed_run;
+
+/* The model, the checkpoint holding its weights, and whether the options suit it. */
+static re_status open_model(embed_run *e) {
+  const opts *o = e->o;
+  RE_TRY(re_model_load(o->model, &e->model));
+  e->tokens = re_model_takes_tokens(e->model);
+  e->ckpt = o->ckpt ? o->ckpt : re_model_has_weights(e->model) ? o->model : NULL; /* a folder holds its weights */
+  if (!e->ckpt)
+    return re_err(RE_EINVAL, "--checkpoint is required unless --model is a Hugging Face model folder");
+  if (!e->tokens && (o->mask || o->positions || o->types))
+    return re_err(RE_EINVAL, "--attention-mask, --token-type-ids and --positions apply to models that take token ids "
+                             "(Hugging Face language models and encoders)");
+  re_ckpt_options copt = {o->key, 0};
+  return re_ckpt_open(e->ckpt, &copt, &e->ck);
+}
+
+/* --data: the dataset (normalised with --normalize), its size and the shape of a sample. */
+static re_status open_data_inputs(embed_run *e) {
+  const opts *o = e->o;
+  RE_TRY(open_data(o, &e->ds));
+  const re_dataset_info *info = re_dataset_get_info(e->ds);
+  if (info->tokens != e->tokens)
+    return re_err(RE_EINVAL, "%s takes %s, but --data %s holds %s", o->model,
+                  e->tokens ? "token ids" : "images or arrays", o->data,
+                  info->tokens ? "token sequences" : "images or arrays");
+  if (o->normalize) {
+    float mean[16], sd[16];
+    int nn;
+    RE_TRY(parse_normalize(o->normalize, mean, sd, &nn));
+    RE_TRY(re_dataset_set_normalize(e->ds, mean, sd, nn));
+  }
+  e->n = info->count;
+  e->per = info->sample_dim;
+  if (info->tokens) {
+    e->in_rank = 1;
+    e->in_dims[0] = info->seq_len;
+  } else if (info->height > 1 || info->width > 1 || info->channels > 1) {
+    e->in_rank = 3;
+    e->in_dims[0] = info->channels, e->in_dims[1] = info->height, e->in_dims[2] = info->width;
+  } else {
+    e->in_rank = 1;
+    e->in_dims[0] = info->sample_dim;
+  }
+  return RE_OK;
+}
+
+/* --input (and --attention-mask, --token-type-ids): the arrays, their size and the shape of a sample. */
+static re_status open_array_inputs(embed_run *e) {
+  const opts *o = e->o;
+  RE_TRY(re_cli_open_matrix(o->input, &e->in));
+  const re_npy *in = e->in;
+  e->n = re_npy_rows(in);
+  e->per = re_npy_cols(in);
+  if (in->h.ndim == 4) {
+    e->in_rank = 3;
+    memcpy(e->in_dims, in->h.shape + 1, 3 * sizeof(int64_t));
+  } else if (in->h.ndim == 3) {
+    e->in_rank = 3;
+    e->in_dims[0] = 1, e->in_dims[1] = in->h.shape[1], e->in_dims[2] = in->h.shape[2];
+  } else if (in->h.ndim == 2) {
+    e->in_rank = 1;
+    e->in_dims[0] = in->h.shape[1];
+  } else {
+    return re_err(RE_ESHAPE, "%s: inputs must be N x C x H x W, N x H x W or N x D", o->input);
+  }
+  if (e->tokens && in->h.ndim != 2)
+    return re_err(RE_ESHAPE, "%s: token ids must be N x T (got %d dimensions)", o->input, in->h.ndim);
+  if (o->mask)
+    RE_TRY(re_cli_open_matrix(o->mask, &e->mask));
+  if (o->types)
+    RE_TRY(re_cli_open_matrix(o->types, &e->types));
+  return RE_OK;
+}
+
+/* The network for batches of B samples (--limit applied); the checkpoint is closed after. */
+static re_status create_net(embed_run *e) {
+  const opts *o = e->o;
+  if (o->limit > 0 && o->limit < e->n)
+    e->n = o->limit;
+  e->B = o->batch < e->n ? o->batch : (e->n > 0 ? e->n : 1);
+  re_status st = re_net_create(e->model, e->ck, e->in_rank, e->in_dims, e->B, &e->net);
+  if (st != RE_OK)
+    return re_err_context(st, "model %s, checkpoint %s: ", o->model, e->ckpt);
+  re_ckpt_close(&e->ck); /* the net holds its own float32 weights: unmap the file */
+  if (o->positions && !strcmp(o->positions, "mask"))
+    re_net_set_positions(e->net, RE_POSITIONS_FROM_MASK);
+  return RE_OK;
+}
+
+/* --layers: a tap per name[:mode], each once and each a valid file name. */
+static re_status add_taps(embed_run *e) {
+  RE_TRY(re_strdup(e->o->layers, &e->layers));
+  for (char *tok = strtok(e->layers, ","); tok; tok = strtok(NULL, ",")) {
+    if (e->ntaps == MAX_LAYERS)
+      return re_err(RE_EINVAL, "more than %d layers", MAX_LAYERS);
+    re_tap_mode mode = RE_TAP_FLATTEN;
+    char *colon = strchr(tok, ':');
+    if (colon) {
+      *colon = '\0';
+      RE_TRY(re_tap_mode_parse(colon + 1, &mode));
+    }
+    for (int k = 0; k < e->ntaps; k++)
+      if (!strcmp(e->names[k], tok) && e->modes[k] == mode)
+        return re_err(RE_EINVAL, "--layers: %s:%s is listed twice", tok, re_tap_mode_name(mode));
+    if (strlen(tok) > MAX_TAP_NAME || strchr(tok, '/') || !strcmp(tok, ".") || !strcmp(tok, ".."))
+      return re_err(RE_EINVAL, "--layers: '%s' cannot name an output file", tok);
+    e->names[e->ntaps] = tok;
+    e->modes[e->ntaps] = mode;
+    RE_TRY(re_net_add_tap(e->net, tok, mode, &e->taps[e->ntaps]));
+    e->ntaps++;
+  }
+  return RE_OK;
+}
+
+/* The names of the output files: a module tapped once is <name>.npy; tapped in several
+ * modes, <name>.<mode>.npy each; a tokens tap also writes <name>[.<mode>].tokens.npy
+ * (sample, position per row). files[] gets them packed, e->nfiles counts them. */
+static re_status name_files(embed_run *e) {
+  int ntaps = e->ntaps;
+  for (int t = 0; t < ntaps; t++) {
+    int several = 0;
+    for (int k = 0; k < ntaps; k++)
+      several |= k != t && !strcmp(e->names[k], e->names[t]);
+    char base[560];
+    if ((size_t)snprintf(base, sizeof base, several ? "%s.%s" : "%s", e->names[t], re_tap_mode_name(e->modes[t])) >=
+        sizeof base)
+      return re_err(RE_EINVAL, "--layers: name too long: %s", e->names[t]);
+    snprintf(files[t], sizeof files[t], "%s.npy", base);
+    files[ntaps + t][0] = '\0';
+    if (e->modes[t] == RE_TAP_TOKENS && e->tokens)
+      snprintf(files[ntaps + t], sizeof files[ntaps + t], "%s.tokens.npy", base);
+  }
+  e->nfiles = 0;
+  for (int t = 0; t < 2 * ntaps; t++) /* the names written, packed for the listing */
+    if (files[t][0] && t != e->nfiles)
+      memcpy(files[e->nfiles++], files[t], sizeof files[t]);
+    else if (files[t][0])
+      e->nfiles++;
+  return RE_OK;
+}
+
+/* Whether the dataset has labels, written to DIR/labels.npy. */
+static int has_labels(const embed_run *e) { return e->ds && re_dataset_get_info(e->ds)->has_labels; }
+
+/* The output folder (checked, created) and a writer per output file. */
+static re_status open_writers(embed_run *e) {
+  const opts *o = e->o;
+  RE_TRY(check_out_folder(o->out, files, e->nfiles, has_labels(e)));
+  RE_TRY(re_mkdir_p(o->out));
+  for (int t = 0; t < e->ntaps; t++) {
+    int64_t dim, rps;
+    re_net_tap_shape(e->net, e->taps[t], &dim, &rps);
+    char path[4400];
+    RE_TRY(join(path, sizeof path, o->out, files[t]));
+    int varying = e->modes[t] == RE_TAP_TOKENS && e->tokens;
+    int64_t shape[2] = {varying ? e->token_rows : e->n * rps, dim};
+    RE_TRY(re_npy_writer_open(path, RE_DTYPE_F32, 2, shape, &e->w[t]));
+    if (varying) { /* which sample and position each row is */
+      int64_t ishape[2] = {e->token_rows, 2};
+      char iname[600];
+      snprintf(iname, sizeof iname, "%.*s.tokens.npy", (int)(strlen(files[t]) - 4), files[t]);
+      RE_TRY(join(path, sizeof path, o->out, iname));
+      RE_TRY(re_npy_writer_open(path, RE_DTYPE_I64, 2, ishape, &e->wi[t]));
+    }
+  }
+  if (has_labels(e)) {
+    char path[4096];
+    int64_t shape[1] = {e->n};
+    snprintf(path, sizeof path, "%s/labels.npy", o->out);
+    RE_TRY(re_npy_writer_open(path, RE_DTYPE_I32, 1, shape, &e->lw));
+    RE_TRY(re_malloc(e->B, sizeof(int32_t), &e->lab));
+  }
+  return RE_OK;
+}
+
+/* The buffers of one batch: token ids, mask, type ids and tokens tap rows, or input values. */
+static re_status alloc_buffers(embed_run *e) {
+  int64_t B = e->B, T = e->T;
+  if (!e->tokens)
+    return re_malloc(B, e->per * (int64_t)sizeof(float), &e->x);
+  RE_TRY(re_malloc(B * T, sizeof(double), &e->tmp));
+  RE_TRY(re_malloc(B * T, sizeof(int64_t), &e->ids));
+  RE_TRY(re_malloc(B * T, 1, &e->mk));
+  RE_TRY(re_malloc(2 * B * T, sizeof(int64_t), &e->rowidx));
+  return re_malloc(B * T, sizeof(int64_t), &e->tys);
+}
+
+/* Read samples [s, s + b) into the batch buffers (their labels appended to labels.npy). */
+static re_status read_batch(embed_run *e, int64_t s, int64_t b) {
+  if (e->tokens && e->ds) {
+    RE_TRY(re_dataset_read_tokens(e->ds, s, s + b, e->ids, e->mk, e->lab));
+  } else if (e->tokens) {
+    RE_TRY(read_ids(e->in, s, b, e->tmp, e->ids));
+    if (e->mask)
+      RE_TRY(read_mask(e->mask, s, b, e->tmp, e->mk));
+    if (e->types)
+      RE_TRY(read_ids(e->types, s, b, e->tmp, e->tys));
+    return RE_OK;
+  } else if (e->ds) {
+    RE_TRY(re_dataset_read(e->ds, s, s + b, e->x, e->lab));
+  } else {
+    return re_npy_read_rows_f32(e->in, s, b, e->x);
+  }
+  return e->lw ? re_npy_writer_append(e->lw, e->lab, b * (int64_t)sizeof(int32_t)) : RE_OK;
+}
+
+/* The forward pass of the b samples read (a dataset's tokens come with their mask). */
+static re_status forward_batch(embed_run *e, int64_t b) {
+  if (!e->tokens)
+    return re_net_forward(e->net, e->x, b);
+  return re_net_forward_tokens_typed(e->net, e->ids, e->ds || e->mask ? e->mk : NULL, e->types ? e->tys : NULL, b,
+                                     e->T);
+}
+
+/* Append every tap's rows of the batch starting at sample s (and their sample, position). */
+static re_status append_taps(embed_run *e, int64_t s) {
+  for (int t = 0; t < e->ntaps; t++) {
+    int64_t dim, rps;
+    const int64_t *smp, *pos;
+    re_net_tap_shape(e->net, e->taps[t], &dim, &rps);
+    int64_t rows = re_net_tap_rows(e->net, e->taps[t], &smp, &pos);
+    RE_TRY(re_npy_writer_append(e->w[t], re_net_tap_data(e->net, e->taps[t]), rows * dim * (int64_t)sizeof(float)));
+    if (e->wi[t]) {
+      for (int64_t r = 0; r < rows; r++)
+        e->rowidx[2 * r] = s + smp[r], e->rowidx[2 * r + 1] = pos[r];
+      RE_TRY(re_npy_writer_append(e->wi[t], e->rowidx, 2 * rows * (int64_t)sizeof(int64_t)));
+    }
+  }
+  return RE_OK;
+}
+
+/* Every batch through the network into the writers, then the files committed and listed. */
+static re_status run_batches(embed_run *e) {
+  for (int64_t s = 0; s < e->n; s += e->B) {
+    int64_t b = e->n - s < e->B ? e->n - s : e->B;
+    RE_TRY(read_batch(e, s, b));
+    re_status st = forward_batch(e, b);
+    if (st != RE_OK)
+      return re_err_context(st, "samples %lld..%lld: ", (long long)s, (long long)(s + b));
+    RE_TRY(append_taps(e, s));
+  }
+  for (int t = 0; t < e->ntaps; t++) {
+    RE_TRY(re_npy_writer_commit(&e->w[t]));
+    if (e->wi[t])
+      RE_TRY(re_npy_writer_commit(&e->wi[t]));
+  }
+  int labels = e->lw != NULL || has_labels(e);
+  if (e->lw)
+    RE_TRY(re_npy_writer_commit(&e->lw));
+  return write_listing(e->o->out, files, e->nfiles, labels);
+}
+
+/* Taps, output files and writers, then the batches (after the network is made). */
+static re_status embed(embed_run *e) {
+  const opts *o = e->o;
+  RE_TRY(add_taps(e));
+  if (o->profile)
+    RE_TRY(re_net_set_profile(e->net, 1));
+  e->T = re_net_tokens(e->net);
+  if (e->tokens && e->ds)
+    RE_TRY(count_dataset_tokens(e->ds, e->n, e->B, &e->token_rows));
+  else if (e->tokens)
+    RE_TRY(check_token_inputs(e->net, o, e->in, e->mask, e->types, e->n, e->B, &e->token_rows));
+  RE_TRY(name_files(e));
+  RE_TRY(open_writers(e));
+  RE_TRY(alloc_buffers(e));
+  RE_TRY(run_batches(e));
+  if (o->profile)
+    print_profile(e->net);
+  return RE_OK;
+}
+
+/* Abort what was not committed and free everything. */
+static void embed_free(embed_run *e) {
+  re_npy_writer_abort(&e->lw);
+  free(e->lab);
+  re_dataset_close(&e->ds);
+  for (int t = 0; t < e->ntaps; t++) {
+    re_npy_writer_abort(&e->w[t]);
+    re_npy_writer_abort(&e->wi[t]);
+  }
+  void *owned[] = {e->x, e->tmp, e->ids, e->mk, e->rowidx, e->tys, e->layers};
+  for (size_t k = 0; k < sizeof owned / sizeof owned[0]; k++)
+    free(owned[k]);
+  re_net_destroy(&e->net);
+  re_npy_close(&e->in);
+  re_npy_close(&e->mask);
+  re_npy_close(&e->types);
+  re_ckpt_close(&e->ck);
+  re_model_destroy(&e->model);
+}
+
 int re_cmd_embed(int argc, char **argv) {
   opts o;
   int rc = parse(argc, argv, &o);
   if (rc != 0)
     return rc < 0 ? RE_EXIT_OK : rc;
-  re_status st = RE_OK;
-  re_model *model = NULL;
-  re_ckpt *ck = NULL;
-  re_npy *in = NULL, *mask = NULL, *types = NULL;
-  re_dataset *ds = NULL;
-  re_npy_writer *lw = NULL;
-  int32_t *lab = NULL;
-  re_net *net = NULL;
-  float *x = NULL;
-  double *tmp = NULL;
-  int64_t *ids = NULL, *rowidx = NULL, *tys = NULL;
-  uint8_t *mk = NULL;
-  char *layers = NULL;
-  char *names[MAX_LAYERS];
-  static char files[2 * MAX_LAYERS + 1][600]; /* tap files, then tokens index files (or empty) */
-  re_tap_mode modes[MAX_LAYERS];
-  int taps[MAX_LAYERS], ntaps = 0;
-  re_npy_writer *w[MAX_LAYERS] = {0}, *wi[MAX_LAYERS] = {0};
-  re_ckpt_options copt = {o.key, 0};
-  RE_CHECK(re_model_load(o.model, &model));
-  int tokens = re_model_takes_tokens(model);
-  const char *ckpt = o.ckpt ? o.ckpt : re_model_has_weights(model) ? o.model : NULL; /* a folder holds its weights */
-  if (!ckpt) {
-    st = re_err(RE_EINVAL, "--checkpoint is required unless --model is a Hugging Face model folder");
-    goto done;
-  }
-  if (!tokens && (o.mask || o.positions || o.types)) {
-    st = re_err(RE_EINVAL, "--attention-mask, --token-type-ids and --positions apply to models that take token ids "
-                           "(Hugging Face language models and encoders)");
-    goto done;
-  }
-  RE_CHECK(re_ckpt_open(ckpt, &copt, &ck));
-  int64_t n, in_dims[3], per;
-  int in_rank;
-  if (o.data) {
-    RE_CHECK(open_data(&o, &ds));
-    const re_dataset_info *info = re_dataset_get_info(ds);
-    if (info->tokens != tokens) {
-      st = re_err(RE_EINVAL, "%s takes %s, but --data %s holds %s", o.model, tokens ? "token ids" : "images or arrays",
-                  o.data, info->tokens ? "token sequences" : "images or arrays");
-      goto done;
-    }
-    if (o.normalize) {
-      float mean[16], sd[16];
-      int nn;
-      RE_CHECK(parse_normalize(o.normalize, mean, sd, &nn));
-      RE_CHECK(re_dataset_set_normalize(ds, mean, sd, nn));
-    }
-    n = info->count;
-    per = info->sample_dim;
-    if (info->tokens) {
-      in_rank = 1;
-      in_dims[0] = info->seq_len;
-    } else if (info->height > 1 || info->width > 1 || info->channels > 1) {
-      in_rank = 3;
-      in_dims[0] = info->channels, in_dims[1] = info->height, in_dims[2] = info->width;
-    } else {
-      in_rank = 1;
-      in_dims[0] = info->sample_dim;
-    }
-    goto shaped;
-  }
-  RE_CHECK(re_cli_open_matrix(o.input, &in));
-  n = re_npy_rows(in);
-  per = re_npy_cols(in);
-  if (in->h.ndim == 4) {
-    in_rank = 3;
-    memcpy(in_dims, in->h.shape + 1, 3 * sizeof(int64_t));
-  } else if (in->h.ndim == 3) {
-    in_rank = 3;
-    in_dims[0] = 1, in_dims[1] = in->h.shape[1], in_dims[2] = in->h.shape[2];
-  } else if (in->h.ndim == 2) {
-    in_rank = 1;
-    in_dims[0] = in->h.shape[1];
-  } else {
-    st = re_err(RE_ESHAPE, "%s: inputs must be N x C x H x W, N x H x W or N x D", o.input);
-    goto done;
-  }
-  if (tokens && in->h.ndim != 2) {
-    st = re_err(RE_ESHAPE, "%s: token ids must be N x T (got %d dimensions)", o.input, in->h.ndim);
-    goto done;
-  }
-  if (o.mask)
-    RE_CHECK(re_cli_open_matrix(o.mask, &mask));
-  if (o.types)
-    RE_CHECK(re_cli_open_matrix(o.types, &types));
-shaped:
-  if (o.limit > 0 && o.limit < n)
-    n = o.limit;
-  int64_t B = o.batch < n ? o.batch : (n > 0 ? n : 1);
-  st = re_net_create(model, ck, in_rank, in_dims, B, &net);
-  if (st != RE_OK) {
-    re_err_context(st, "model %s, checkpoint %s: ", o.model, ckpt);
-    goto done;
-  }
-  re_ckpt_close(&ck); /* the net holds its own float32 weights: unmap the file */
-  if (o.positions && !strcmp(o.positions, "mask"))
-    re_net_set_positions(net, RE_POSITIONS_FROM_MASK);
-  if (o.list) {
-    list_modules(net);
-    goto done;
-  }
-  RE_CHECK(re_strdup(o.layers, &layers));
-  for (char *tok = strtok(layers, ","); tok; tok = strtok(NULL, ",")) {
-    if (ntaps == MAX_LAYERS) {
-      st = re_err(RE_EINVAL, "more than %d layers", MAX_LAYERS);
-      goto done;
-    }
-    re_tap_mode mode = RE_TAP_FLATTEN;
-    char *colon = strchr(tok, ':');
-    if (colon) {
-      *colon = '\0';
-      RE_CHECK(re_tap_mode_parse(colon + 1, &mode));
-    }
-    for (int k = 0; k < ntaps; k++)
-      if (!strcmp(names[k], tok) && modes[k] == mode) {
-        st = re_err(RE_EINVAL, "--layers: %s:%s is listed twice", tok, re_tap_mode_name(mode));
-        goto done;
-      }
-    if (strlen(tok) > MAX_TAP_NAME || strchr(tok, '/') || !strcmp(tok, ".") || !strcmp(tok, "..")) {
-      st = re_err(RE_EINVAL, "--layers: '%s' cannot name an output file", tok);
-      goto done;
-    }
-    names[ntaps] = tok;
-    modes[ntaps] = mode;
-    RE_CHECK(re_net_add_tap(net, tok, mode, &taps[ntaps]));
-    ntaps++;
-  }
-  if (o.profile)
-    RE_CHECK(re_net_set_profile(net, 1));
-  int64_t token_rows = 0, T = re_net_tokens(net);
-  if (tokens && ds)
-    RE_CHECK(count_dataset_tokens(ds, n, B, &token_rows));
-  else if (tokens)
-    RE_CHECK(check_token_inputs(net, &o, in, mask, types, n, B, &token_rows));
-  /* a module tapped once is <name>.npy; tapped in several modes, <name>.<mode>.npy each;
-   * a tokens tap also writes <name>[.<mode>].tokens.npy (sample, position per row) */
-  int nfiles = 0;
-  for (int t = 0; t < ntaps; t++) {
-    int several = 0;
-    for (int k = 0; k < ntaps; k++)
-      several |= k != t && !strcmp(names[k], names[t]);
-    char base[560];
-    if ((size_t)snprintf(base, sizeof base, several ? "%s.%s" : "%s", names[t], re_tap_mode_name(modes[t])) >=
-        sizeof base) {
-      st = re_err(RE_EINVAL, "--layers: name too long: %s", names[t]);
-      goto done;
-    }
-    snprintf(files[t], sizeof files[t], "%s.npy", base);
-    files[ntaps + t][0] = '\0';
-    if (modes[t] == RE_TAP_TOKENS && tokens)
-      snprintf(files[ntaps + t], sizeof files[ntaps + t], "%s.tokens.npy", base);
-  }
-  for (int t = 0; t < 2 * ntaps; t++) /* the names written, packed for the listing */
-    if (files[t][0] && t != nfiles)
-      memcpy(files[nfiles++], files[t], sizeof files[t]);
-    else if (files[t][0])
-      nfiles++;
-  RE_CHECK(check_out_folder(o.out, files, nfiles, ds && re_dataset_get_info(ds)->has_labels));
-  RE_CHECK(re_mkdir_p(o.out));
-  for (int t = 0; t < ntaps; t++) {
-    int64_t dim, rps;
-    re_net_tap_shape(net, taps[t], &dim, &rps);
-    char path[4400];
-    RE_CHECK(join(path, sizeof path, o.out, files[t]));
-    int varying = modes[t] == RE_TAP_TOKENS && tokens;
-    int64_t shape[2] = {varying ? token_rows : n * rps, dim};
-    RE_CHECK(re_npy_writer_open(path, RE_DTYPE_F32, 2, shape, &w[t]));
-    if (varying) { /* which sample and position each row is */
-      int64_t ishape[2] = {token_rows, 2};
-      char iname[600];
-      snprintf(iname, sizeof iname, "%.*s.tokens.npy", (int)(strlen(files[t]) - 4), files[t]);
-      RE_CHECK(join(path, sizeof path, o.out, iname));
-      RE_CHECK(re_npy_writer_open(path, RE_DTYPE_I64, 2, ishape, &wi[t]));
-    }
-  }
-  if (ds && re_dataset_get_info(ds)->has_labels) {
-    char path[4096];
-    int64_t shape[1] = {n};
-    snprintf(path, sizeof path, "%s/labels.npy", o.out);
-    RE_CHECK(re_npy_writer_open(path, RE_DTYPE_I32, 1, shape, &lw));
-    RE_CHECK(re_malloc(B, sizeof(int32_t), &lab));
-  }
-  if (tokens) {
-    RE_CHECK(re_malloc(B * T, sizeof(double), &tmp));
-    RE_CHECK(re_malloc(B * T, sizeof(int64_t), &ids));
-    RE_CHECK(re_malloc(B * T, 1, &mk));
-    RE_CHECK(re_malloc(2 * B * T, sizeof(int64_t), &rowidx));
-    RE_CHECK(re_malloc(B * T, sizeof(int64_t), &tys));
-  } else {
-    RE_CHECK(re_malloc(B, per * (int64_t)sizeof(float), &x));
-  }
-  for (int64_t s = 0; s < n; s += B) {
-    int64_t b = n - s < B ? n - s : B;
-    if (tokens && ds) {
-      RE_CHECK(re_dataset_read_tokens(ds, s, s + b, ids, mk, lab));
-      if (lw)
-        RE_CHECK(re_npy_writer_append(lw, lab, b * (int64_t)sizeof(int32_t)));
-      st = re_net_forward_tokens_typed(net, ids, mk, NULL, b, T);
-    } else if (tokens) {
-      RE_CHECK(read_ids(in, s, b, tmp, ids));
-      if (mask)
-        RE_CHECK(read_mask(mask, s, b, tmp, mk));
-      if (types)
-        RE_CHECK(read_ids(types, s, b, tmp, tys));
-      st = re_net_forward_tokens_typed(net, ids, mask ? mk : NULL, types ? tys : NULL, b, T);
-    } else {
-      if (ds) {
-        RE_CHECK(re_dataset_read(ds, s, s + b, x, lab));
-        if (lw)
-          RE_CHECK(re_npy_writer_append(lw, lab, b * (int64_t)sizeof(int32_t)));
-      } else {
-        RE_CHECK(re_npy_read_rows_f32(in, s, b, x));
-      }
-      st = re_net_forward(net, x, b);
-    }
-    if (st != RE_OK) {
-      re_err_context(st, "samples %lld..%lld: ", (long long)s, (long long)(s + b));
-      goto done;
-    }
-    for (int t = 0; t < ntaps; t++) {
-      int64_t dim, rps;
-      const int64_t *smp, *pos;
-      re_net_tap_shape(net, taps[t], &dim, &rps);
-      int64_t rows = re_net_tap_rows(net, taps[t], &smp, &pos);
-      RE_CHECK(re_npy_writer_append(w[t], re_net_tap_data(net, taps[t]), rows * dim * (int64_t)sizeof(float)));
-      if (wi[t]) {
-        for (int64_t r = 0; r < rows; r++)
-          rowidx[2 * r] = s + smp[r], rowidx[2 * r + 1] = pos[r];
-        RE_CHECK(re_npy_writer_append(wi[t], rowidx, 2 * rows * (int64_t)sizeof(int64_t)));
-      }
-    }
-  }
-  for (int t = 0; t < ntaps; t++) {
-    RE_CHECK(re_npy_writer_commit(&w[t]));
-    if (wi[t])
-      RE_CHECK(re_npy_writer_commit(&wi[t]));
-  }
-  if (lw)
-    RE_CHECK(re_npy_writer_commit(&lw));
-  RE_CHECK(write_listing(o.out, files, nfiles, lw != NULL || (ds && re_dataset_get_info(ds)->has_labels)));
-  if (o.profile)
-    print_profile(net);
-done:
-  re_npy_writer_abort(&lw);
-  free(lab);
-  re_dataset_close(&ds);
-  for (int t = 0; t < ntaps; t++) {
-    re_npy_writer_abort(&w[t]);
-    re_npy_writer_abort(&wi[t]);
-  }
-  free(x);
-  free(tmp);
-  free(ids);
-  free(mk);
-  free(rowidx);
-  free(tys);
-  free(layers);
-  re_net_destroy(&net);
-  re_npy_close(&in);
-  re_npy_close(&mask);
-  re_npy_close(&types);
-  re_ckpt_close(&ck);
-  re_model_destroy(&model);
+  embed_run e;
+  memset(&e, 0, sizeof e);
+  e.o = &o;
+  re_status st = open_model(&e);
+  if (st == RE_OK)
+    st = o.data ? open_data_inputs(&e) : open_array_inputs(&e);
+  if (st == RE_OK)
+    st = create_net(&e);
+  if (st == RE_OK && o.list)
+    list_modules(e.net);
+  else if (st == RE_OK)
+    st = embed(&e);
+  embed_free(&e);
   return st == RE_OK ? RE_EXIT_OK : re_cli_fail(st);
 }

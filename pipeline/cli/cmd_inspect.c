@@ -54,43 +54,20 @@ typedef struct ckpt_flags {
   const char *strip;
 } ckpt_flags;
 
-/* safetensors, PyTorch checkpoints and model folders, through the generic checkpoint API */
-static int inspect_checkpoint(const char *path, const ckpt_flags *fl, const re_ckpt_options *opt) {
-  re_ckpt *c = NULL;
-  uint64_t hash = 0;
-  int json = fl->json;
-  re_status st = re_ckpt_open(path, opt, &c);
-  if (st == RE_OK && fl->strip)
-    st = re_ckpt_strip_prefix(c, fl->strip);
-  if (st == RE_OK && fl->hash)
-    st = re_ckpt_content_hash(c, &hash);
-  if (st != RE_OK) {
-    re_ckpt_close(&c);
-    return re_cli_fail(st);
-  }
+/* `{"file": PATH`, the start of every JSON listing of a file. */
+static void json_file(const char *path) {
+  printf("{\"file\": ");
+  re_json_string(stdout, path);
+}
+
+/* A checkpoint's summary: format, bytes, shards, content hash; the JSON one leaves the tensor list open. */
+static void print_ckpt_head(const char *path, const re_ckpt *c, const ckpt_flags *fl, uint64_t hash) {
   int64_t n = re_ckpt_count(c), total = 0, nshards = re_ckpt_shard_count(c);
   const char *folder = re_ckpt_folder(c);
   for (int64_t i = 0; i < n; i++)
     total += re_ckpt_info(c, i)->nbytes;
   const char *fmt = re_ckpt_format_name(re_ckpt_format_of(c));
-  if (json) {
-    printf("{\"file\": ");
-    re_json_string(stdout, path);
-    printf(", \"format\": \"%s\", \"bytes\": %lld", fmt, (long long)total);
-    if (folder) {
-      printf(", \"folder\": ");
-      re_json_string(stdout, folder);
-      printf(", \"shards\": [");
-      for (int64_t k = 0; k < nshards; k++) {
-        printf("%s", k ? ", " : "");
-        re_json_string(stdout, re_ckpt_shard_path(c, k));
-      }
-      printf("]");
-    }
-    if (fl->hash)
-      printf(", \"content_hash\": \"%016llx\"", (unsigned long long)hash);
-    printf(", \"tensors\": [");
-  } else {
+  if (!fl->json) {
     if (folder)
       printf("%s: %s (%lld shard%s), %lld tensors, %lld bytes\n", path, fmt, (long long)nshards,
              nshards == 1 ? "" : "s", (long long)n, (long long)total);
@@ -100,8 +77,29 @@ static int inspect_checkpoint(const char *path, const ckpt_flags *fl, const re_c
       printf("folder: %s\n", folder);
     if (fl->hash)
       printf("content hash: %016llx\n", (unsigned long long)hash);
+    return;
   }
-  for (int64_t i = 0; i < n; i++) {
+  json_file(path);
+  printf(", \"format\": \"%s\", \"bytes\": %lld", fmt, (long long)total);
+  if (folder) {
+    printf(", \"folder\": ");
+    re_json_string(stdout, folder);
+    printf(", \"shards\": [");
+    for (int64_t k = 0; k < nshards; k++) {
+      printf("%s", k ? ", " : "");
+      re_json_string(stdout, re_ckpt_shard_path(c, k));
+    }
+    printf("]");
+  }
+  if (fl->hash)
+    printf(", \"content_hash\": \"%016llx\"", (unsigned long long)hash);
+  printf(", \"tensors\": [");
+}
+
+/* One line (or JSON object) per tensor: name, dtype, shape, bytes and, in a model folder, its shard. */
+static void print_ckpt_tensors(const re_ckpt *c, int json) {
+  const char *folder = re_ckpt_folder(c);
+  for (int64_t i = 0; i < re_ckpt_count(c); i++) {
     const re_tensor_info *ti = re_ckpt_info(c, i);
     const char *shard = re_ckpt_shard_path(c, re_ckpt_tensor_shard(c, i));
     const char *base = strrchr(shard, '/');
@@ -126,6 +124,10 @@ static int inspect_checkpoint(const char *path, const ckpt_flags *fl, const re_c
       printf("\n");
     }
   }
+}
+
+/* The checkpoint's metadata (key: value); the JSON one closes the object. */
+static void print_ckpt_metadata(const re_ckpt *c, int json) {
   int64_t nm = re_ckpt_metadata_count(c);
   if (json)
     printf("], \"metadata\": {");
@@ -145,8 +147,24 @@ static int inspect_checkpoint(const char *path, const ckpt_flags *fl, const re_c
   }
   if (json)
     printf("}}\n");
+}
+
+/* safetensors, PyTorch checkpoints and model folders, through the generic checkpoint API */
+static int inspect_checkpoint(const char *path, const ckpt_flags *fl, const re_ckpt_options *opt) {
+  re_ckpt *c = NULL;
+  uint64_t hash = 0;
+  re_status st = re_ckpt_open(path, opt, &c);
+  if (st == RE_OK && fl->strip)
+    st = re_ckpt_strip_prefix(c, fl->strip);
+  if (st == RE_OK && fl->hash)
+    st = re_ckpt_content_hash(c, &hash);
+  if (st == RE_OK) {
+    print_ckpt_head(path, c, fl, hash);
+    print_ckpt_tensors(c, fl->json);
+    print_ckpt_metadata(c, fl->json);
+  }
   re_ckpt_close(&c);
-  return RE_EXIT_OK;
+  return st == RE_OK ? RE_EXIT_OK : re_cli_fail(st);
 }
 
 /* --list: the branches of a cache repo, or the matching subfolders of a folder */
@@ -205,6 +223,48 @@ static int is_npy_or_npz(const char *path) {
   return n == 6 && !memcmp(b, "\x93NUMPY", 6);
 }
 
+/* The arrays of a .npz file. */
+static int inspect_npz(const char *path, int json) {
+  re_npz *z = NULL;
+  re_status st = re_npz_open(path, &z);
+  if (st != RE_OK)
+    return re_cli_fail(st);
+  if (json) {
+    json_file(path);
+    printf(", \"format\": \"npz\", \"arrays\": [");
+  } else {
+    printf("%s: npz, %lld arrays\n", path, (long long)re_npz_count(z));
+  }
+  for (int64_t i = 0; i < re_npz_count(z) && st == RE_OK; i++) {
+    re_npy *a = NULL;
+    st = re_npz_load(z, re_npz_name(z, i), &a);
+    if (st == RE_OK)
+      print_array(json, i == 0, re_npz_name(z, i), a);
+    re_npy_close(&a);
+  }
+  if (json && st == RE_OK)
+    printf("]}\n");
+  re_npz_close(&z);
+  return st == RE_OK ? RE_EXIT_OK : re_cli_fail(st);
+}
+
+/* The array of a .npy file. */
+static int inspect_npy(const char *path, int json) {
+  re_npy *a = NULL;
+  re_status st = re_npy_open(path, &a);
+  if (st == RE_OK && json) {
+    json_file(path);
+    printf(", \"format\": \"npy\", \"version\": %d, \"arrays\": [", a->h.version);
+    print_array(1, 1, "", a);
+    printf("]}\n");
+  } else if (st == RE_OK) {
+    printf("%s: npy v%d\n", path, a->h.version);
+    print_array(0, 1, "(array)", a);
+  }
+  re_npy_close(&a);
+  return st == RE_OK ? RE_EXIT_OK : re_cli_fail(st);
+}
+
 int re_cmd_inspect(int argc, char **argv) {
   char *path = NULL, *list = NULL, *strip = NULL;
   int json = 0, hash = 0;
@@ -224,51 +284,10 @@ int re_cmd_inspect(int argc, char **argv) {
   int rc = re_opts_parse(&CMD, opts, argc, argv, &pos);
   if (rc != RE_OPTS_RUN)
     return rc;
-  ckpt_flags fl = {0, hash, strip};
-  re_status st = RE_OK;
-  fl.json = json;
+  ckpt_flags fl = {json, hash, strip};
   if (list)
     return list_checkpoints(path, list, json);
   if (!is_npy_or_npz(path))
     return inspect_checkpoint(path, &fl, &opt);
-  if (ends_with(path, ".npz")) {
-    re_npz *z = NULL;
-    st = re_npz_open(path, &z);
-    if (st != RE_OK)
-      return re_cli_fail(st);
-    if (json) {
-      printf("{\"file\": ");
-      re_json_string(stdout, path);
-      printf(", \"format\": \"npz\", \"arrays\": [");
-    } else {
-      printf("%s: npz, %lld arrays\n", path, (long long)re_npz_count(z));
-    }
-    for (int64_t i = 0; i < re_npz_count(z) && st == RE_OK; i++) {
-      re_npy *a = NULL;
-      st = re_npz_load(z, re_npz_name(z, i), &a);
-      if (st == RE_OK)
-        print_array(json, i == 0, re_npz_name(z, i), a);
-      re_npy_close(&a);
-    }
-    if (json && st == RE_OK)
-      printf("]}\n");
-    re_npz_close(&z);
-  } else {
-    re_npy *a = NULL;
-    st = re_npy_open(path, &a);
-    if (st != RE_OK)
-      return re_cli_fail(st);
-    if (json) {
-      printf("{\"file\": ");
-      re_json_string(stdout, path);
-      printf(", \"format\": \"npy\", \"version\": %d, \"arrays\": [", a->h.version);
-      print_array(1, 1, "", a);
-      printf("]}\n");
-    } else {
-      printf("%s: npy v%d\n", path, a->h.version);
-      print_array(0, 1, "(array)", a);
-    }
-    re_npy_close(&a);
-  }
-  return st == RE_OK ? RE_EXIT_OK : re_cli_fail(st);
+  return ends_with(path, ".npz") ? inspect_npz(path, json) : inspect_npy(path, json);
 }

@@ -364,17 +364,76 @@ static void print_plain(double lambda, const re_probe_score *t, int K) {
     printf("top5 %.17g\n", frac(t->top5, t->n));
 }
 
-static re_status write_predictions(const char *path, const int32_t *pred, int64_t n) {
-  int64_t shape[1] = {n};
-  return re_npy_write(path, RE_DTYPE_I32, 1, shape, pred);
-}
-
 typedef struct inputs {
   labelled train, val, test;
+  re_probe_rows tr, va, te; /* the three splits as the probes read them */
   int have_val; /* validation rows exist (given or split) */
   double scale; /* power of two the features were multiplied by (common_scale) */
   int K;
 } inputs;
+
+/* A fitted probe's top-1 predictions of rows (l: the λ of a ridge path, else unused). */
+typedef re_status (*predict_fn)(const void *model, int l, const re_probe_rows *rows, int32_t *pred);
+
+/* The probes' predict functions as predict_fn. */
+static re_status predict_logreg(const void *m, int l, const re_probe_rows *r, int32_t *p) {
+  (void)l;
+  return re_logreg_predict(m, r, p);
+}
+static re_status predict_mlp(const void *m, int l, const re_probe_rows *r, int32_t *p) {
+  (void)l;
+  return re_mlp_predict(m, r, p);
+}
+static re_status predict_ridge(const void *m, int l, const re_probe_rows *r, int32_t *p) {
+  return re_ridge_path_predict(m, l, r, p);
+}
+static re_status predict_knn(const void *m, int l, const re_probe_rows *r, int32_t *p) {
+  (void)l;
+  return re_knn_predict(m, r, p);
+}
+
+/* --predictions: the model's top-1 predictions of the test rows as an int32 .npy (nothing without it). */
+static re_status save_predictions(const opts *o, const inputs *in, predict_fn fn, const void *model, int l) {
+  if (!o->predictions)
+    return RE_OK;
+  int32_t *pred = NULL;
+  int64_t shape[1] = {in->test.n};
+  re_status st = re_malloc(in->test.n, sizeof(int32_t), &pred);
+  if (st == RE_OK)
+    st = fn(model, l, &in->te, pred);
+  if (st == RE_OK)
+    st = re_npy_write(o->predictions, RE_DTYPE_I32, 1, shape, pred);
+  free(pred);
+  return st;
+}
+
+/* --csv: the file opened (replaced atomically on commit) and its header written. */
+static re_status csv_open(const char *path, re_atomic *a) {
+  memset(a, 0, sizeof *a);
+  RE_TRY(re_atomic_open(path, a));
+  fprintf(a->f, "kind,lambda,split,metric,value\n");
+  return RE_OK;
+}
+
+/* The start of a λ sweep's JSON object: kind, extra members ("" or '"key": value, '),
+ * sizes, the selected λ and its test score. */
+static void json_head(const opts *o, const inputs *in, const char *kind, const char *extra, double lambda,
+                      const re_probe_score *test, int with_loss) {
+  printf("{\"kind\": \"%s\", %s\"n_train\": %lld, \"n_val\": %lld, \"n_test\": %lld, \"d\": %lld, "
+         "\"classes\": %d, \"standardize\": %s, \"lambda\": ",
+         kind, extra, (long long)in->train.n, (long long)in->val.n, (long long)in->test.n, (long long)in->train.d,
+         in->K, o->standardize ? "true" : "false");
+  re_json_number(stdout, lambda);
+  printf(", ");
+  json_score("test", test, in->K, with_loss);
+}
+
+/* The end of a JSON object: the seconds taken. */
+static void json_seconds(double secs) {
+  printf(", \"seconds\": ");
+  re_json_number(stdout, secs);
+  printf("}\n");
+}
 
 /* The CSV file (--csv) and the JSON object or plain line of a λ sweep whose points are
  * fits with validation scores (logistic, mlp); extra: more JSON members, "" or
@@ -385,9 +444,7 @@ static re_status sweep_report(const opts *o, const inputs *in, const char *kind,
   double secs = now() - t0;
   if (o->csv) {
     re_atomic a;
-    memset(&a, 0, sizeof a);
-    RE_TRY(re_atomic_open(o->csv, &a));
-    fprintf(a.f, "kind,lambda,split,metric,value\n");
+    RE_TRY(csv_open(o->csv, &a));
     for (int l = 0; l < nlambdas && in->have_val; l++)
       csv_score(a.f, kind, points[l].fit.lambda, "val", &points[l].val, in->K, 1);
     csv_score(a.f, kind, lambda, "test", test, in->K, 1);
@@ -397,13 +454,7 @@ static re_status sweep_report(const opts *o, const inputs *in, const char *kind,
     print_plain(lambda, test, in->K);
     return RE_OK;
   }
-  printf("{\"kind\": \"%s\", %s\"n_train\": %lld, \"n_val\": %lld, \"n_test\": %lld, \"d\": %lld, "
-         "\"classes\": %d, \"standardize\": %s, \"lambda\": ",
-         kind, extra, (long long)in->train.n, (long long)in->val.n, (long long)in->test.n, (long long)in->train.d,
-         in->K, o->standardize ? "true" : "false");
-  re_json_number(stdout, lambda);
-  printf(", ");
-  json_score("test", test, in->K, 1);
+  json_head(o, in, kind, extra, lambda, test, 1);
   printf(", \"refit\": {");
   json_fit(refit);
   printf("}, \"curve\": [");
@@ -416,205 +467,194 @@ static re_status sweep_report(const opts *o, const inputs *in, const char *kind,
     json_score("val", &points[l].val, in->K, 1);
     printf("}");
   }
-  printf("], \"seconds\": ");
-  re_json_number(stdout, secs);
-  printf("}\n");
+  printf("]");
+  json_seconds(secs);
   return RE_OK;
 }
 
-static re_status run_logistic(const opts *o, inputs *in, double t0) {
+/* The ridge path on train + val and the scores of every λ. */
+typedef struct ridge_fit {
+  re_ridge_path *path;        /* fitted on train + val */
+  re_probe_score *val, *test; /* nl each; val zero without validation rows */
+  int best;                   /* the selected λ */
+} ridge_fit;
+
+/* --weights of the linear probes in the files' feature units: the logistic probe's
+ * K x (d + 1) [W | b] (lr), or ridge's (d + 1) x K [W; b] at the selected λ (f). */
+static re_status write_linear_weights(const opts *o, const inputs *in, const re_logreg *lr, const ridge_fit *f) {
   re_status st = RE_OK;
-  re_logreg_sweep sw;
-  re_logreg *lr = NULL;
-  int32_t *pred = NULL;
+  int64_t d = in->train.d, K = in->K;
   double *W = NULL, *b = NULL, *Wb = NULL;
-  memset(&sw, 0, sizeof sw);
-  re_probe_rows tr = rows_of(&in->train, "train"), va = rows_of(&in->val, "validation"),
-                te = rows_of(&in->test, "test");
-  RE_CHECK(re_logreg_sweep_run(&tr, in->have_val ? &va : NULL, &te, in->K, o->lambdas, o->nl, &o->lo, &sw, &lr));
-  if (o->predictions) {
-    RE_CHECK(re_malloc(in->test.n, sizeof(int32_t), &pred));
-    RE_CHECK(re_logreg_predict(lr, &te, pred));
-    RE_CHECK(write_predictions(o->predictions, pred, in->test.n));
-  }
-  if (o->weights) {
-    int64_t d = in->train.d, K = in->K;
-    RE_CHECK(re_malloc(K * d, sizeof(double), &W));
-    RE_CHECK(re_malloc(K, sizeof(double), &b));
-    RE_CHECK(re_malloc(K * (d + 1), sizeof(double), &Wb));
-    re_logreg_weights(lr, W, b);
+  RE_CHECK(re_malloc(K * d, sizeof(double), &W));
+  RE_CHECK(re_malloc(K, sizeof(double), &b));
+  RE_CHECK(re_malloc(K * (d + 1), sizeof(double), &Wb));
+  if (lr) {
+    re_logreg_weights(lr, W, b); /* W: K x d */
     for (int64_t k = 0; k < K; k++) {
       for (int64_t j = 0; j < d; j++) /* weights of the features as the file holds them */
         Wb[k * (d + 1) + j] = W[k * d + j] * in->scale;
       Wb[k * (d + 1) + d] = b[k];
     }
-    int64_t shape[2] = {K, d + 1};
-    RE_CHECK(re_npy_write(o->weights, RE_DTYPE_F64, 2, shape, Wb));
+  } else {
+    RE_CHECK(re_ridge_path_weights(f->path, f->best, W, b)); /* W: d x K */
+    for (int64_t k = 0; k < d * K; k++)
+      Wb[k] = W[k] * in->scale;
+    memcpy(Wb + d * K, b, (size_t)K * sizeof(double));
   }
-  RE_CHECK(sweep_report(o, in, "logistic", "", sw.points, sw.nlambdas, sw.lambda, &sw.refit, &sw.test, t0));
+  int64_t shape[2] = {lr ? K : d + 1, lr ? d + 1 : K};
+  st = re_npy_write(o->weights, RE_DTYPE_F64, 2, shape, Wb);
 done:
-  re_logreg_sweep_free(&sw);
-  re_logreg_destroy(&lr);
-  free(pred);
   free(W);
   free(b);
   free(Wb);
   return st;
 }
 
-static re_status run_mlp(const opts *o, inputs *in, double t0) {
+/* The logistic probe: λ sweep, refit, --predictions, --weights and the report. */
+static re_status run_logistic(const opts *o, inputs *in, double t0) {
   re_status st = RE_OK;
+  re_logreg_sweep sw;
+  re_logreg *lr = NULL;
+  memset(&sw, 0, sizeof sw);
+  RE_CHECK(re_logreg_sweep_run(&in->tr, in->have_val ? &in->va : NULL, &in->te, in->K, o->lambdas, o->nl, &o->lo,
+                               &sw, &lr));
+  RE_CHECK(save_predictions(o, in, predict_logreg, lr, 0));
+  if (o->weights)
+    RE_CHECK(write_linear_weights(o, in, lr, NULL));
+  RE_CHECK(sweep_report(o, in, "logistic", "", sw.points, sw.nlambdas, sw.lambda, &sw.refit, &sw.test, t0));
+done:
+  re_logreg_sweep_free(&sw);
+  re_logreg_destroy(&lr);
+  return st;
+}
+
+/* The MLP probe: λ (weight decay) sweep, refit, --predictions, --weights and the report. */
+static re_status run_mlp(const opts *o, inputs *in, double t0) {
   re_mlp_sweep sw;
   re_mlp *m = NULL;
-  int32_t *pred = NULL;
   double *w = NULL;
   memset(&sw, 0, sizeof sw);
-  re_probe_rows tr = rows_of(&in->train, "train"), va = rows_of(&in->val, "validation"),
-                te = rows_of(&in->test, "test");
-  RE_CHECK(re_mlp_sweep_run(&tr, in->have_val ? &va : NULL, &te, in->K, o->lambdas, o->nl, &o->mo, &sw, &m));
-  if (o->predictions) {
-    RE_CHECK(re_malloc(in->test.n, sizeof(int32_t), &pred));
-    RE_CHECK(re_mlp_predict(m, &te, pred));
-    RE_CHECK(write_predictions(o->predictions, pred, in->test.n));
-  }
-  if (o->weights) {
+  re_status st = re_mlp_sweep_run(&in->tr, in->have_val ? &in->va : NULL, &in->te, in->K, o->lambdas, o->nl, &o->mo,
+                                  &sw, &m);
+  if (st == RE_OK)
+    st = save_predictions(o, in, predict_mlp, m, 0);
+  if (st == RE_OK && o->weights) {
     int64_t np = re_mlp_param_count(m), d = in->train.d, H = o->mo.hidden;
-    RE_CHECK(re_malloc(np, sizeof(double), &w));
-    re_mlp_weights(m, w);
-    for (int64_t k = 0; k < H * d; k++) /* weights of the features as the file holds them */
-      w[k] *= in->scale;
-    int64_t shape[1] = {np};
-    RE_CHECK(re_npy_write(o->weights, RE_DTYPE_F64, 1, shape, w));
+    st = re_malloc(np, sizeof(double), &w);
+    if (st == RE_OK) {
+      re_mlp_weights(m, w);
+      for (int64_t k = 0; k < H * d; k++) /* weights of the features as the file holds them */
+        w[k] *= in->scale;
+      int64_t shape[1] = {np};
+      st = re_npy_write(o->weights, RE_DTYPE_F64, 1, shape, w);
+    }
   }
   char hidden[40];
   snprintf(hidden, sizeof hidden, "\"hidden\": %d, ", o->mo.hidden);
-  RE_CHECK(sweep_report(o, in, "mlp", hidden, sw.points, sw.nlambdas, sw.lambda, &sw.refit, &sw.test, t0));
-done:
+  if (st == RE_OK)
+    st = sweep_report(o, in, "mlp", hidden, sw.points, sw.nlambdas, sw.lambda, &sw.refit, &sw.test, t0);
   re_mlp_sweep_free(&sw);
   re_mlp_destroy(&m);
-  free(pred);
   free(w);
   return st;
 }
 
-static re_status run_ridge(const opts *o, inputs *in, double t0) {
+/* Validation scores of the path fitted on train and the λ they select, then the path
+ * refitted on train + val and its test scores. */
+static re_status ridge_fit_run(const opts *o, const inputs *in, ridge_fit *f) {
   re_status st = RE_OK;
   re_moments *mt = NULL, *mv = NULL;
-  re_ridge_path *pt = NULL, *pa = NULL;
-  re_probe_score *val = NULL, *test = NULL;
-  int32_t *pred = NULL;
-  double *W = NULL, *b = NULL, *Wb = NULL;
+  re_ridge_path *pt = NULL;
   int nl = o->nl, K = in->K;
   int64_t d = in->train.d;
-  re_probe_rows tr = rows_of(&in->train, "train"), va = rows_of(&in->val, "validation"),
-                te = rows_of(&in->test, "test");
-  RE_CHECK(re_calloc(nl, sizeof(re_probe_score), &val));
-  RE_CHECK(re_calloc(nl, sizeof(re_probe_score), &test));
+  RE_CHECK(re_calloc(nl, sizeof(re_probe_score), &f->val));
+  RE_CHECK(re_calloc(nl, sizeof(re_probe_score), &f->test));
   RE_CHECK(re_ridge_moments_create(d, K, &mt));
-  RE_CHECK(re_ridge_moments_add(mt, &tr));
-  int best = 0;
+  RE_CHECK(re_ridge_moments_add(mt, &in->tr));
   if (in->have_val) {
     RE_CHECK(re_ridge_moments_create(d, K, &mv));
-    RE_CHECK(re_ridge_moments_add(mv, &va));
+    RE_CHECK(re_ridge_moments_add(mv, &in->va));
     RE_CHECK(re_ridge_path_create(mt, 0, 1, o->lambdas, nl, o->standardize, NULL, &pt));
-    RE_CHECK(re_ridge_path_score(pt, &va, val));
-    /* most correct; ties: the larger λ */
-    for (int l = 1; l < nl; l++)
-      if (val[l].top1 > val[best].top1 || (val[l].top1 == val[best].top1 && o->lambdas[l] > o->lambdas[best]))
-        best = l;
+    RE_CHECK(re_ridge_path_score(pt, &in->va, f->val));
+    f->best = re_ridge_select(f->val, o->lambdas, nl);
     RE_CHECK(re_moments_merge(mt, mv));
   } else if (nl > 1) {
     st = re_err(RE_EINVAL, "ridge probe: %d lambda values but no validation rows to choose among them", nl);
     goto done;
   }
-  RE_CHECK(re_ridge_path_create(mt, 0, 1, o->lambdas, nl, o->standardize, NULL, &pa));
-  RE_CHECK(re_ridge_path_score(pa, &te, test));
-  if (o->predictions) {
-    RE_CHECK(re_malloc(in->test.n, sizeof(int32_t), &pred));
-    RE_CHECK(re_ridge_path_predict(pa, best, &te, pred));
-    RE_CHECK(write_predictions(o->predictions, pred, in->test.n));
-  }
-  if (o->weights) {
-    RE_CHECK(re_malloc(d * K, sizeof(double), &W));
-    RE_CHECK(re_malloc(K, sizeof(double), &b));
-    RE_CHECK(re_malloc((d + 1) * K, sizeof(double), &Wb));
-    RE_CHECK(re_ridge_path_weights(pa, best, W, b));
-    for (int64_t k = 0; k < d * K; k++) /* weights of the features as the file holds them */
-      Wb[k] = W[k] * in->scale;
-    memcpy(Wb + d * K, b, (size_t)K * sizeof(double));
-    int64_t shape[2] = {d + 1, K};
-    RE_CHECK(re_npy_write(o->weights, RE_DTYPE_F64, 2, shape, Wb));
-  }
-  double secs = now() - t0;
-  if (o->csv) {
-    re_atomic a;
-    memset(&a, 0, sizeof a);
-    RE_CHECK(re_atomic_open(o->csv, &a));
-    fprintf(a.f, "kind,lambda,split,metric,value\n");
-    for (int l = 0; l < nl; l++) {
-      if (in->have_val)
-        csv_score(a.f, "ridge", o->lambdas[l], "val", &val[l], K, 0);
-      csv_score(a.f, "ridge", o->lambdas[l], "test", &test[l], K, 0);
-    }
-    RE_CHECK(re_atomic_commit(&a));
-  }
-  if (o->json) {
-    printf("{\"kind\": \"ridge\", \"n_train\": %lld, \"n_val\": %lld, \"n_test\": %lld, \"d\": %lld, "
-           "\"classes\": %d, \"standardize\": %s, \"lambda\": ",
-           (long long)in->train.n, (long long)in->val.n, (long long)in->test.n, (long long)d, K,
-           o->standardize ? "true" : "false");
-    re_json_number(stdout, o->lambdas[best]);
-    printf(", ");
-    json_score("test", &test[best], K, 0);
-    printf(", \"curve\": [");
-    for (int l = 0; l < nl; l++) {
-      printf("%s{\"lambda\": ", l ? ", " : "");
-      re_json_number(stdout, o->lambdas[l]);
-      printf(", ");
-      json_score("val", &val[l], K, 0);
-      printf(", ");
-      json_score("test", &test[l], K, 0);
-      printf("}");
-    }
-    printf("], \"seconds\": ");
-    re_json_number(stdout, secs);
-    printf("}\n");
-  } else {
-    print_plain(o->lambdas[best], &test[best], K);
-  }
+  RE_CHECK(re_ridge_path_create(mt, 0, 1, o->lambdas, nl, o->standardize, NULL, &f->path));
+  RE_CHECK(re_ridge_path_score(f->path, &in->te, f->test));
 done:
   re_moments_destroy(&mt);
   re_moments_destroy(&mv);
   re_ridge_path_destroy(&pt);
-  re_ridge_path_destroy(&pa);
-  free(val);
-  free(test);
-  free(pred);
-  free(W);
-  free(b);
-  free(Wb);
   return st;
 }
 
+/* The CSV file (--csv) and the JSON object or plain line of the ridge probe: every λ's
+ * validation and test scores. */
+static re_status ridge_report(const opts *o, const inputs *in, const ridge_fit *f, double t0) {
+  double secs = now() - t0;
+  int nl = o->nl, K = in->K;
+  if (o->csv) {
+    re_atomic a;
+    RE_TRY(csv_open(o->csv, &a));
+    for (int l = 0; l < nl; l++) {
+      if (in->have_val)
+        csv_score(a.f, "ridge", o->lambdas[l], "val", &f->val[l], K, 0);
+      csv_score(a.f, "ridge", o->lambdas[l], "test", &f->test[l], K, 0);
+    }
+    RE_TRY(re_atomic_commit(&a));
+  }
+  if (!o->json) {
+    print_plain(o->lambdas[f->best], &f->test[f->best], K);
+    return RE_OK;
+  }
+  json_head(o, in, "ridge", "", o->lambdas[f->best], &f->test[f->best], 0);
+  printf(", \"curve\": [");
+  for (int l = 0; l < nl; l++) {
+    printf("%s{\"lambda\": ", l ? ", " : "");
+    re_json_number(stdout, o->lambdas[l]);
+    printf(", ");
+    json_score("val", &f->val[l], K, 0);
+    printf(", ");
+    json_score("test", &f->test[l], K, 0);
+    printf("}");
+  }
+  printf("]");
+  json_seconds(secs);
+  return RE_OK;
+}
+
+/* The ridge probe: the λ path, --predictions, --weights and the report. */
+static re_status run_ridge(const opts *o, inputs *in, double t0) {
+  ridge_fit f;
+  memset(&f, 0, sizeof f);
+  re_status st = ridge_fit_run(o, in, &f);
+  if (st == RE_OK)
+    st = save_predictions(o, in, predict_ridge, f.path, f.best);
+  if (st == RE_OK && o->weights)
+    st = write_linear_weights(o, in, NULL, &f);
+  if (st == RE_OK)
+    st = ridge_report(o, in, &f, t0);
+  re_ridge_path_destroy(&f.path);
+  free(f.val);
+  free(f.test);
+  return st;
+}
+
+/* The k-NN probe: test scores, --predictions and the report. */
 static re_status run_knn(const opts *o, inputs *in, double t0) {
   re_status st = RE_OK;
   re_knn *kn = NULL;
-  int32_t *pred = NULL;
   re_probe_score s = {0, 0, 0, 0};
-  re_probe_rows tr = rows_of(&in->train, "train"), te = rows_of(&in->test, "test");
-  RE_CHECK(re_knn_create(&tr, in->K, &o->ko, &kn));
-  RE_CHECK(re_knn_score(kn, &te, &s));
-  if (o->predictions) {
-    RE_CHECK(re_malloc(in->test.n, sizeof(int32_t), &pred));
-    RE_CHECK(re_knn_predict(kn, &te, pred));
-    RE_CHECK(write_predictions(o->predictions, pred, in->test.n));
-  }
+  RE_CHECK(re_knn_create(&in->tr, in->K, &o->ko, &kn));
+  RE_CHECK(re_knn_score(kn, &in->te, &s));
+  RE_CHECK(save_predictions(o, in, predict_knn, kn, 0));
   double secs = now() - t0;
   if (o->csv) {
     re_atomic a;
-    memset(&a, 0, sizeof a);
-    RE_CHECK(re_atomic_open(o->csv, &a));
-    fprintf(a.f, "kind,lambda,split,metric,value\n");
+    RE_CHECK(csv_open(o->csv, &a));
     csv_score(a.f, "knn", NAN, "test", &s, in->K, 0);
     RE_CHECK(re_atomic_commit(&a));
   }
@@ -625,16 +665,28 @@ static re_status run_knn(const opts *o, inputs *in, double t0) {
     re_json_number(stdout, o->ko.temperature);
     printf(", ");
     json_score("test", &s, in->K, 0);
-    printf(", \"seconds\": ");
-    re_json_number(stdout, secs);
-    printf("}\n");
+    json_seconds(secs);
   } else {
     print_plain(NAN, &s, in->K);
   }
 done:
   re_knn_destroy(&kn);
-  free(pred);
   return st;
+}
+
+/* One class only among the training and validation rows: no classifier to speak of,
+ * whatever the kind (RE_EUNDEFINED). */
+static re_status check_two_classes(const opts *o, const inputs *in) {
+  int64_t ntot = in->train.n + in->val.n, first = -1;
+  for (int64_t i = 0; i < ntot; i++) {
+    int32_t y = i < in->train.n ? in->train.y[i] : in->val.y[i - in->train.n];
+    if (first < 0)
+      first = y;
+    else if (y != first)
+      return RE_OK;
+  }
+  return re_err(RE_EUNDEFINED, "%s: all %lld training rows have label %lld; a classifier needs at least 2 classes",
+                o->train_labels, (long long)ntot, (long long)first);
 }
 
 static re_status run(const opts *o) {
@@ -683,22 +735,10 @@ static re_status run(const opts *o) {
     st = re_err(RE_EDATA, "--classes %d but a label is %d", o->classes, (int)mx);
     goto done;
   }
-  /* one class only: no classifier to speak of, whatever the kind */
-  {
-    int64_t ntot = in.train.n + in.val.n, first = -1, other = 0;
-    for (int64_t i = 0; i < ntot && !other; i++) {
-      int32_t y = i < in.train.n ? in.train.y[i] : in.val.y[i - in.train.n];
-      if (first < 0)
-        first = y;
-      else if (y != first)
-        other = 1;
-    }
-    if (!other) {
-      st = re_err(RE_EUNDEFINED, "%s: all %lld training rows have label %lld; a classifier needs at least 2 classes",
-                  o->train_labels, (long long)ntot, (long long)first);
-      goto done;
-    }
-  }
+  RE_CHECK(check_two_classes(o, &in));
+  in.tr = rows_of(&in.train, "train");
+  in.va = rows_of(&in.val, "validation");
+  in.te = rows_of(&in.test, "test");
   if (o->kind == KIND_LOGISTIC)
     st = run_logistic(o, &in, t0);
   else if (o->kind == KIND_RIDGE)

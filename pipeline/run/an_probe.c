@@ -292,10 +292,7 @@ static re_status run_ridge(runner *r, const job_analysis *a, int t, re_probe_row
   if (st == RE_OK)
     st = re_ridge_path_score(path, va, val);
   re_ridge_path_destroy(&path);
-  int sel = 0;
-  for (int k = 1; k < nl; k++) /* most correct validation predictions; ties: larger λ */
-    if (val[k].top1 > val[sel].top1 || (val[k].top1 == val[sel].top1 && po(a)->lambdas[k] > po(a)->lambdas[sel]))
-      sel = k;
+  int sel = st == RE_OK ? re_ridge_select(val, po(a)->lambdas, nl) : 0;
   if (st == RE_OK)
     st = ridge_path(a, parts, 2, tr->d, K, &po(a)->lambdas[sel], 1, &path);
   if (st == RE_OK)

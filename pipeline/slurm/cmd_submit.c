@@ -255,319 +255,360 @@ static re_status render_merge(const slurm_opts *o, const slurm_script_vars *v, c
   return st;
 }
 
-int re_cmd_submit(int argc, char **argv) {
-  char *job_path = NULL, **extra = NULL;
-  const char *out_opt = NULL, *tmpl_path = NULL, *after = NULL;
-  int dry = 0, nextra = 0;
+/* One submission: the command line, the job as loaded for each array task, and the
+ * paths and scripts made from them. */
+typedef struct submit {
+  char *job_path, **extra;
+  const char *out_opt, *tmpl_path, *after;
+  int dry, nextra;
+  long parts;
+  slurm_opts cli, o; /* the command line's Slurm options; the job's, with the command line's over them */
+  job *j;            /* the job as loaded for the first array task */
+  char cwd[4096], exe[4096];
+  char *array_spec, *saved_task, **outs; /* outs: the output folder of each task */
+  int64_t *idx, nidx, nloads;            /* array task ids; nloads: how often the job was loaded */
+  int had_task;                          /* SLURM_ARRAY_TASK_ID was set before (saved_task) */
+  char *job_abs, *base, *slurm_dir, *log, *script_path, *tmpl, *script, *job_name, *merge_script, *merge_path;
+  const char *run_out; /* --output-dir of the batch script's repeval run, or NULL: the job's own */
+  int array_subdirs;   /* each array task writes run_out/task-i */
+  slurm_script_vars vars;
+  char part_args[64];
+  re_atomic atom;
+} submit;
+
+/* The command line into s; a usage error's exit code, RE_EXIT_OK after --help, or RE_OPTS_RUN. */
+static int parse(int argc, char **argv, submit *s) {
   int64_t nparts = 0;
-  slurm_opts cli, o;
-  memset(&cli, 0, sizeof cli);
-  memset(&o, 0, sizeof o);
+  slurm_opts *cli = &s->cli;
   const re_opt opts[] = {
-      RE_OPT_CALL("nodes", set_slurm, &cli, "N", "nodes (default 1)"),
-      RE_OPT_CALL("ntasks-per-node", set_slurm, &cli, "K", "MPI ranks per node (default 1)"),
-      RE_OPT_CALL("cpus-per-task", set_slurm, &cli, "C", "CPUs, and so BLAS threads, per rank (default 1)"),
-      RE_OPT_CALL("time", set_slurm, &cli, "T", "time limit: minutes, HH:MM:SS, D-HH:MM:SS, ..."),
-      RE_OPT_CALL("partition", set_slurm, &cli, "P", "partition"),
-      RE_OPT_CALL("account", set_slurm, &cli, "A", "account to charge"),
-      RE_OPT_CALL("qos", set_slurm, &cli, "Q", "quality of service"),
-      RE_OPT_CALL("mem", set_slurm, &cli, "M", "memory per node (4000M, 16G)"),
-      RE_OPT_CALL("array", set_slurm, &cli, "SPEC",
+      RE_OPT_CALL("nodes", set_slurm, cli, "N", "nodes (default 1)"),
+      RE_OPT_CALL("ntasks-per-node", set_slurm, cli, "K", "MPI ranks per node (default 1)"),
+      RE_OPT_CALL("cpus-per-task", set_slurm, cli, "C", "CPUs, and so BLAS threads, per rank (default 1)"),
+      RE_OPT_CALL("time", set_slurm, cli, "T", "time limit: minutes, HH:MM:SS, D-HH:MM:SS, ..."),
+      RE_OPT_CALL("partition", set_slurm, cli, "P", "partition"),
+      RE_OPT_CALL("account", set_slurm, cli, "A", "account to charge"),
+      RE_OPT_CALL("qos", set_slurm, cli, "Q", "quality of service"),
+      RE_OPT_CALL("mem", set_slurm, cli, "M", "memory per node (4000M, 16G)"),
+      RE_OPT_CALL("array", set_slurm, cli, "SPEC",
                   "job array (0-7, 1,3,5, 0-15%4); task i writes OUTPUT-DIR/task-i, or the job's output.dir when "
                   "that uses ${SLURM_ARRAY_TASK_ID}"),
       RE_OPT_INT("parts", &nparts, 1, SUBMIT_MAX_ARRAY, "N",
                  "split the job into N array tasks (repeval run --part I/N, each resumable) and submit a dependent "
                  "job that runs repeval merge when all have finished: the results of one big job; prints both job "
                  "ids"),
-      RE_OPT_STRING("after", &after, "JOBID[:JOBID...]",
+      RE_OPT_STRING("after", &s->after, "JOBID[:JOBID...]",
                     "start only after these Slurm jobs succeeded (--dependency=afterok), e.g. a GPU job writing "
                     "the activations this job reads: its activations folders need not exist yet"),
-      RE_OPT_STRING("output-dir", &out_opt, "DIR", "results folder (default: output.dir of the job)"),
-      RE_OPT_STRING("template", &tmpl_path, "FILE",
+      RE_OPT_STRING("output-dir", &s->out_opt, "DIR", "results folder (default: output.dir of the job)"),
+      RE_OPT_STRING("template", &s->tmpl_path, "FILE",
                     "batch-script template (default: the built-in copy of slurm/repeval.sbatch.in)"),
-      RE_OPT_FLAG("dry-run", &dry, "print the script; write and submit nothing"),
+      RE_OPT_FLAG("dry-run", &s->dry, "print the script; write and submit nothing"),
       RE_OPT_END,
   };
-  const re_opts_pos pos = {.min = 1, .max = 1, .v = &job_path, .too_few = "give a job file",
-                           .too_many = "give one job file", .rest = &extra, .nrest = &nextra,
+  const re_opts_pos pos = {.min = 1, .max = 1, .v = &s->job_path, .too_few = "give a job file",
+                           .too_many = "give one job file", .rest = &s->extra, .nrest = &s->nextra,
                            .rest_what = "sbatch options"};
   int rc = re_opts_parse(&CMD, opts, argc, argv, &pos);
-  if (rc == RE_OPTS_RUN && slurm_opts_add_extra_args(&cli, nextra, extra) != RE_OK)
+  if (rc == RE_OPTS_RUN && slurm_opts_add_extra_args(cli, s->nextra, s->extra) != RE_OK)
     rc = re_cli_usage_error("submit", "%s", re_errmsg());
-  if (rc != RE_OPTS_RUN) {
-    slurm_opts_clear(&cli);
+  if (rc != RE_OPTS_RUN)
     return rc;
-  }
-  long parts = (long)nparts;
-  if (after && check_job_ids(after) != RE_OK) {
-    slurm_opts_clear(&cli);
-    return re_cli_usage_error("submit", "--after %s: %s", after, re_errmsg());
-  }
+  s->parts = (long)nparts;
+  if (s->after && check_job_ids(s->after) != RE_OK)
+    return re_cli_usage_error("submit", "--after %s: %s", s->after, re_errmsg());
+  return RE_OPTS_RUN;
+}
 
-  re_status st = RE_OK;
-  job *j = NULL;
-  char cwd[4096], exe[4096];
-  char *array_spec = NULL, *saved_task = NULL, **outs = NULL;
-  char *job_abs = NULL, *base = NULL, *slurm_dir = NULL, *log = NULL, *script_path = NULL, *tmpl = NULL;
-  char *script = NULL, *job_name = NULL, *merge_script = NULL, *merge_path = NULL;
-  int64_t *idx = NULL, nidx = 0, nloads = 1;
-  int had_task = 0;
-  re_atomic atom;
-  memset(&atom, 0, sizeof atom);
+/* The working folder and the path of this program, for the batch script. */
+static re_status locate(submit *s) {
+  if (!getcwd(s->cwd, sizeof s->cwd))
+    return re_err(RE_EIO, "cannot read the working folder: %s", strerror(errno));
+  ssize_t el = readlink("/proc/self/exe", s->exe, sizeof s->exe - 1);
+  if (el <= 0 || el >= (ssize_t)sizeof s->exe - 1)
+    return re_err(RE_EIO, "cannot resolve /proc/self/exe to find the repeval program: %s", strerror(errno));
+  s->exe[el] = '\0';
+  return RE_OK;
+}
 
-  if (!getcwd(cwd, sizeof cwd)) {
-    st = re_err(RE_EIO, "cannot read the working folder: %s", strerror(errno));
-    goto done;
-  }
-  ssize_t el = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (el <= 0 || el >= (ssize_t)sizeof exe - 1) {
-    st = re_err(RE_EIO, "cannot resolve /proc/self/exe to find the repeval program: %s", strerror(errno));
-    goto done;
-  }
-  exe[el] = '\0';
-
-  /* Validate the job once, or once per array task with SLURM_ARRAY_TASK_ID set as
-   * Slurm will set it. */
-  if (cli.array)
-    RE_CHECK(re_strdup(cli.array, &array_spec));
+/* Validate the job once, or once per array task with SLURM_ARRAY_TASK_ID set as Slurm
+ * will set it; s->outs gets each task's output folder, s->j the first task's job. */
+static re_status load_job(submit *s) {
+  if (s->cli.array)
+    RE_TRY(re_strdup(s->cli.array, &s->array_spec));
   else
-    array_spec = peek_array(job_path);
-  if (parts && array_spec) {
-    st = re_err(RE_EINVAL, "%s: --parts makes its own array: drop --array (or the job's slurm: array)", job_path);
-    goto done;
-  }
-  if (array_spec && slurm_array_indices(array_spec, SUBMIT_MAX_ARRAY, &idx, &nidx) != RE_OK) {
+    s->array_spec = peek_array(s->job_path);
+  if (s->parts && s->array_spec)
+    return re_err(RE_EINVAL, "%s: --parts makes its own array: drop --array (or the job's slurm: array)", s->job_path);
+  if (s->array_spec && slurm_array_indices(s->array_spec, SUBMIT_MAX_ARRAY, &s->idx, &s->nidx) != RE_OK) {
     re_err_clear();
-    free(idx);
-    idx = NULL;
-    nidx = 0; /* slurm_opts_from_cfg reports the bad spec with its position */
+    free(s->idx);
+    s->idx = NULL;
+    s->nidx = 0; /* slurm_opts_from_cfg reports the bad spec with its position */
   }
-  nloads = nidx > 0 ? nidx : 1;
+  s->nloads = s->nidx > 0 ? s->nidx : 1;
   const char *prev = getenv("SLURM_ARRAY_TASK_ID");
-  had_task = prev != NULL;
+  s->had_task = prev != NULL;
   if (prev)
-    RE_CHECK(re_strdup(prev, &saved_task));
-  RE_CHECK(re_calloc(nloads, sizeof *outs, &outs));
-  for (int64_t t = 0; t < nloads; t++) {
+    RE_TRY(re_strdup(prev, &s->saved_task));
+  RE_TRY(re_calloc(s->nloads, sizeof *s->outs, &s->outs));
+  for (int64_t t = 0; t < s->nloads; t++) {
     job *jt = NULL;
-    if (nidx > 0) {
+    if (s->nidx > 0) {
       char num[32];
-      snprintf(num, sizeof num, "%lld", (long long)idx[t]);
+      snprintf(num, sizeof num, "%lld", (long long)s->idx[t]);
       setenv("SLURM_ARRAY_TASK_ID", num, 1);
     }
-    st = after ? job_load_deferred(job_path, &jt) : job_load(job_path, &jt);
-    if (st != RE_OK) {
-      if (nidx > 0)
-        re_err_context(st, "array task %lld (SLURM_ARRAY_TASK_ID=%lld): ", (long long)idx[t], (long long)idx[t]);
-      goto done;
-    }
-    st = re_strdup(jt->out_dir, &outs[t]);
+    re_status st = s->after ? job_load_deferred(s->job_path, &jt) : job_load(s->job_path, &jt);
+    if (st != RE_OK && s->nidx > 0)
+      re_err_context(st, "array task %lld (SLURM_ARRAY_TASK_ID=%lld): ", (long long)s->idx[t], (long long)s->idx[t]);
+    RE_TRY(st);
+    st = re_strdup(jt->out_dir, &s->outs[t]);
     if (t == 0)
-      j = jt;
+      s->j = jt;
     else
       job_free(&jt);
-    if (st != RE_OK)
-      goto done;
+    RE_TRY(st);
   }
-  RE_CHECK(slurm_opts_from_cfg(re_cfg_get(j->cfg, "slurm"), &o));
+  return RE_OK;
+}
 
-  /* the command line overrides the job file; extra directives add up */
-  if (cli.nodes)
-    o.nodes = cli.nodes;
-  if (cli.ntasks_per_node)
-    o.ntasks_per_node = cli.ntasks_per_node;
-  if (cli.cpus_per_task)
-    o.cpus_per_task = cli.cpus_per_task;
-  char **cs[] = {&cli.time, &cli.partition, &cli.account, &cli.qos, &cli.mem, &cli.array};
-  char **os[] = {&o.time, &o.partition, &o.account, &o.qos, &o.mem, &o.array};
+/* The Slurm options: the job's, the command line's over them, extra directives added
+ * up, the array of --parts and the dependency of --after; warns of a short time limit. */
+static re_status merge_slurm_opts(submit *s) {
+  slurm_opts *o = &s->o, *cli = &s->cli;
+  RE_TRY(slurm_opts_from_cfg(re_cfg_get(s->j->cfg, "slurm"), o));
+  if (cli->nodes)
+    o->nodes = cli->nodes;
+  if (cli->ntasks_per_node)
+    o->ntasks_per_node = cli->ntasks_per_node;
+  if (cli->cpus_per_task)
+    o->cpus_per_task = cli->cpus_per_task;
+  char **cs[] = {&cli->time, &cli->partition, &cli->account, &cli->qos, &cli->mem, &cli->array};
+  char **os[] = {&o->time, &o->partition, &o->account, &o->qos, &o->mem, &o->array};
   for (size_t k = 0; k < sizeof cs / sizeof cs[0]; k++)
     if (*cs[k]) {
       free(*os[k]);
       *os[k] = *cs[k];
       *cs[k] = NULL;
     }
-  for (int k = 0; k < cli.nextra; k++)
-    RE_CHECK(slurm_opts_set(&o, "extra", cli.extra[k]));
-  if (parts) {
+  for (int k = 0; k < cli->nextra; k++)
+    RE_TRY(slurm_opts_set(o, "extra", cli->extra[k]));
+  if (s->parts) {
     char spec[32];
-    snprintf(spec, sizeof spec, "0-%ld", parts - 1);
-    RE_CHECK(slurm_opts_set(&o, "array", spec));
+    snprintf(spec, sizeof spec, "0-%ld", s->parts - 1);
+    RE_TRY(slurm_opts_set(o, "array", spec));
   }
-  if (after) { /* a failed or cancelled predecessor cancels this job instead of leaving it pending */
+  if (s->after) { /* a failed or cancelled predecessor cancels this job instead of leaving it pending */
     char dep[300];
-    snprintf(dep, sizeof dep, "--dependency=afterok:%s", after);
-    RE_CHECK(slurm_opts_set(&o, "extra", dep));
-    RE_CHECK(slurm_opts_set(&o, "extra", "--kill-on-invalid-dep=yes"));
+    snprintf(dep, sizeof dep, "--dependency=afterok:%s", s->after);
+    RE_TRY(slurm_opts_set(o, "extra", dep));
+    RE_TRY(slurm_opts_set(o, "extra", "--kill-on-invalid-dep=yes"));
   }
-
   int64_t limit;
-  if (o.time && slurm_check_time(o.time, &limit) == RE_OK && limit >= 0 && limit <= SUBMIT_WARN_SECONDS)
+  if (o->time && slurm_check_time(o->time, &limit) == RE_OK && limit >= 0 && limit <= SUBMIT_WARN_SECONDS)
     fprintf(stderr,
             "repeval submit: warning: the time limit %s is not longer than the %d s warning before it; the job "
             "will be told to save and stop right away\n",
-            o.time, SUBMIT_WARN_SECONDS);
+            o->time, SUBMIT_WARN_SECONDS);
+  return RE_OK;
+}
 
-  /* where results, script and log go */
-  RE_CHECK(absolute(cwd, job_path, &job_abs));
-  int array_subdirs = 0;
-  const char *run_out = NULL;
-  if (nidx > 0 && !out_opt) {
-    /* every task writes the job's own output.dir, which must differ per task */
-    char **sorted = NULL;
-    RE_CHECK(re_malloc(nloads, sizeof *sorted, &sorted));
-    memcpy(sorted, outs, sizeof *sorted * (size_t)nloads);
-    qsort(sorted, (size_t)nloads, sizeof *sorted, cmp_str);
-    for (int64_t t = 1; t < nloads && st == RE_OK; t++)
-      if (!strcmp(sorted[t - 1], sorted[t]))
-        st = re_err(RE_EINVAL,
-                    "%s: several array tasks would write the same output folder %s: use ${SLURM_ARRAY_TASK_ID} in "
-                    "output.dir, or give --output-dir DIR (task i then writes DIR/task-i)",
-                    job_path, sorted[t]);
-    free(sorted);
-    if (st != RE_OK)
-      goto done;
-    RE_CHECK(absolute(cwd, outs[0], &base));
-  } else {
-    RE_CHECK(absolute(cwd, out_opt ? out_opt : j->out_dir, &base));
-    run_out = base;
-    array_subdirs = nidx > 0;
+/* Where the results go: without --output-dir every array task writes the job's own
+ * output.dir, which must differ per task; else one folder (task i: its task-i). */
+static re_status place_results(submit *s) {
+  RE_TRY(absolute(s->cwd, s->job_path, &s->job_abs));
+  if (!(s->nidx > 0 && !s->out_opt)) {
+    RE_TRY(absolute(s->cwd, s->out_opt ? s->out_opt : s->j->out_dir, &s->base));
+    s->run_out = s->base;
+    s->array_subdirs = s->nidx > 0;
+    return RE_OK;
   }
-  size_t bl = strlen(base);
-  RE_CHECK(re_malloc((int64_t)bl + 8, 1, &slurm_dir));
-  snprintf(slurm_dir, bl + 8, "%s.slurm", base);
-  RE_CHECK(check_directive_path("the log folder", slurm_dir));
-  {
-    /* Slurm expands %-patterns in --output: a literal % is written %% */
-    size_t pct = 0;
-    for (const char *c = slurm_dir; *c; c++)
-      pct += *c == '%';
-    size_t cap = strlen(slurm_dir) + pct + 32;
-    RE_CHECK(re_malloc((int64_t)cap, 1, &log));
-    size_t w = 0;
-    for (const char *c = slurm_dir; *c; c++) {
-      log[w++] = *c;
-      if (*c == '%')
-        log[w++] = '%';
-    }
-    snprintf(log + w, cap - w, "%s", nidx > 0 || parts ? "/slurm-%A_%a.out" : "/slurm-%j.out");
+  char **sorted = NULL;
+  re_status st = RE_OK;
+  RE_TRY(re_malloc(s->nloads, sizeof *sorted, &sorted));
+  memcpy(sorted, s->outs, sizeof *sorted * (size_t)s->nloads);
+  qsort(sorted, (size_t)s->nloads, sizeof *sorted, cmp_str);
+  for (int64_t t = 1; t < s->nloads && st == RE_OK; t++)
+    if (!strcmp(sorted[t - 1], sorted[t]))
+      st = re_err(RE_EINVAL,
+                  "%s: several array tasks would write the same output folder %s: use ${SLURM_ARRAY_TASK_ID} in "
+                  "output.dir, or give --output-dir DIR (task i then writes DIR/task-i)",
+                  s->job_path, sorted[t]);
+  free(sorted);
+  RE_TRY(st);
+  return absolute(s->cwd, s->outs[0], &s->base);
+}
+
+/* The folder of scripts and logs (OUT.slurm), the log pattern (a literal % written %%,
+ * as Slurm expands %-patterns in --output) and a fresh timestamped script name. */
+static re_status place_script_and_log(submit *s) {
+  size_t bl = strlen(s->base);
+  RE_TRY(re_malloc((int64_t)bl + 8, 1, &s->slurm_dir));
+  snprintf(s->slurm_dir, bl + 8, "%s.slurm", s->base);
+  RE_TRY(check_directive_path("the log folder", s->slurm_dir));
+  size_t pct = 0;
+  for (const char *c = s->slurm_dir; *c; c++)
+    pct += *c == '%';
+  size_t cap = strlen(s->slurm_dir) + pct + 32;
+  RE_TRY(re_malloc((int64_t)cap, 1, &s->log));
+  size_t w = 0;
+  for (const char *c = s->slurm_dir; *c; c++) {
+    s->log[w++] = *c;
+    if (*c == '%')
+      s->log[w++] = '%';
   }
-  {
-    char stamp[32];
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
-    size_t cap = strlen(slurm_dir) + 64;
-    RE_CHECK(re_malloc((int64_t)cap, 1, &script_path));
-    struct stat sb;
-    snprintf(script_path, cap, "%s/submit-%s.sbatch", slurm_dir, stamp);
-    for (int k = 2; stat(script_path, &sb) == 0 && k < 1000; k++)
-      snprintf(script_path, cap, "%s/submit-%s-%d.sbatch", slurm_dir, stamp, k);
-  }
-  /* a job name Slurm tools show without trouble */
-  RE_CHECK(re_strdup(j->name, &job_name));
-  for (char *c = job_name; *c; c++)
+  snprintf(s->log + w, cap - w, "%s", s->nidx > 0 || s->parts ? "/slurm-%A_%a.out" : "/slurm-%j.out");
+  char stamp[32];
+  time_t now = time(NULL);
+  struct tm tm;
+  gmtime_r(&now, &tm);
+  strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+  cap = strlen(s->slurm_dir) + 64;
+  RE_TRY(re_malloc((int64_t)cap, 1, &s->script_path));
+  struct stat sb;
+  snprintf(s->script_path, cap, "%s/submit-%s.sbatch", s->slurm_dir, stamp);
+  for (int k = 2; stat(s->script_path, &sb) == 0 && k < 1000; k++)
+    snprintf(s->script_path, cap, "%s/submit-%s-%d.sbatch", s->slurm_dir, stamp, k);
+  return RE_OK;
+}
+
+/* The batch script (and with --parts the merge job's, `after` its dependency) from the
+ * template, under a job name Slurm tools show without trouble. */
+static re_status render(submit *s, const char *after) {
+  RE_TRY(re_strdup(s->j->name, &s->job_name));
+  for (char *c = s->job_name; *c; c++)
     if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '.' ||
           *c == '_' || *c == '-'))
       *c = '_';
-
-  if (tmpl_path)
-    RE_CHECK(read_text(tmpl_path, &tmpl));
-  slurm_script_vars vars = {
-      .job_name = job_name,
-      .repeval = exe,
-      .job_file = job_abs,
-      .output_dir = run_out,
-      .array_subdirs = array_subdirs,
-      .log = log,
-      .script = script_path,
-      .workdir = cwd,
+  if (s->tmpl_path)
+    RE_TRY(read_text(s->tmpl_path, &s->tmpl));
+  s->vars = (slurm_script_vars){
+      .job_name = s->job_name,
+      .repeval = s->exe,
+      .job_file = s->job_abs,
+      .output_dir = s->run_out,
+      .array_subdirs = s->array_subdirs,
+      .log = s->log,
+      .script = s->script_path,
+      .workdir = s->cwd,
       .max_requeues = SUBMIT_MAX_REQUEUES,
   };
-  char part_args[64];
-  if (parts) {
-    snprintf(part_args, sizeof part_args, " --part \"${SLURM_ARRAY_TASK_ID}/%ld\"", parts);
-    vars.run_args = part_args;
+  if (s->parts) {
+    snprintf(s->part_args, sizeof s->part_args, " --part \"${SLURM_ARRAY_TASK_ID}/%ld\"", s->parts);
+    s->vars.run_args = s->part_args;
   }
-  RE_CHECK(slurm_script_render(tmpl ? tmpl : slurm_builtin_template, tmpl_path ? tmpl_path : "slurm/repeval.sbatch.in",
-                               &o, &vars, &script));
-  if (parts) {
-    /* the merge job: one task, after every part succeeded */
-    RE_CHECK(render_merge(&o, &vars, log, script_path, tmpl, tmpl_path, dry ? "<array job id>" : NULL, &merge_script,
-                          &merge_path));
-  }
-  if (dry) {
-    fputs(script, stdout);
-    if (merge_script) {
-      printf("\n# ---- then, with --dependency=afterok on the array job: %s\n", merge_path);
-      fputs(merge_script, stdout);
-    }
-    goto done;
-  }
-  RE_CHECK(re_mkdir_p(slurm_dir));
-  RE_CHECK(re_atomic_open(script_path, &atom));
-  RE_CHECK(re_atomic_write(&atom, script, (int64_t)strlen(script)));
-  RE_CHECK(re_atomic_commit(&atom));
-  char jobid[64];
-  RE_CHECK(run_sbatch(script_path, jobid, sizeof jobid));
-  printf("%s\n", jobid);
-  if (parts) {
-    free(merge_script);
-    free(merge_path);
-    merge_script = merge_path = NULL;
-    RE_CHECK(render_merge(&o, &vars, log, script_path, tmpl, tmpl_path, jobid, &merge_script, &merge_path));
-    re_atomic ma;
-    memset(&ma, 0, sizeof ma);
-    st = re_atomic_open(merge_path, &ma);
-    if (st == RE_OK)
-      st = re_atomic_write(&ma, merge_script, (int64_t)strlen(merge_script));
-    if (st == RE_OK)
-      st = re_atomic_commit(&ma);
-    re_atomic_abort(&ma);
-    if (st != RE_OK)
-      goto done;
-    char mid[64];
-    RE_CHECK(run_sbatch(merge_path, mid, sizeof mid));
-    printf("%s\n", mid);
-    fprintf(stderr,
-            "repeval submit: %ld parts as array job %s, then merge job %s (after every part succeeded)\n"
-            "  scripts %s\n          %s\n  logs    %s/slurm-%s_<part>.out, %s/slurm-%s.out\n",
-            parts, jobid, mid, script_path, merge_path, slurm_dir, jobid, slurm_dir, mid);
-    goto done;
-  }
-  if (nidx > 0)
-    fprintf(stderr, "repeval submit: array job %s submitted\n  script %s\n  logs   %s/slurm-%s_<task>.out\n", jobid,
-            script_path, slurm_dir, jobid);
-  else
-    fprintf(stderr, "repeval submit: job %s submitted\n  script %s\n  log    %s/slurm-%s.out\n", jobid, script_path,
-            slurm_dir, jobid);
+  RE_TRY(slurm_script_render(s->tmpl ? s->tmpl : slurm_builtin_template,
+                             s->tmpl_path ? s->tmpl_path : "slurm/repeval.sbatch.in", &s->o, &s->vars, &s->script));
+  if (!s->parts)
+    return RE_OK;
+  /* the merge job: one task, after every part succeeded */
+  return render_merge(&s->o, &s->vars, s->log, s->script_path, s->tmpl, s->tmpl_path, after, &s->merge_script,
+                      &s->merge_path);
+}
 
-done:
-  if (outs) {
-    if (had_task)
-      setenv("SLURM_ARRAY_TASK_ID", saved_task, 1);
+/* --dry-run: the script(s) on stdout. */
+static void print_scripts(const submit *s) {
+  fputs(s->script, stdout);
+  if (s->merge_script) {
+    printf("\n# ---- then, with --dependency=afterok on the array job: %s\n", s->merge_path);
+    fputs(s->merge_script, stdout);
+  }
+}
+
+/* --parts: the merge job rendered with the array job's id, written and submitted. */
+static re_status submit_merge(submit *s, const char *jobid) {
+  free(s->merge_script);
+  free(s->merge_path);
+  s->merge_script = s->merge_path = NULL;
+  RE_TRY(render_merge(&s->o, &s->vars, s->log, s->script_path, s->tmpl, s->tmpl_path, jobid, &s->merge_script,
+                      &s->merge_path));
+  re_atomic ma;
+  memset(&ma, 0, sizeof ma);
+  re_status st = re_atomic_open(s->merge_path, &ma);
+  if (st == RE_OK)
+    st = re_atomic_write(&ma, s->merge_script, (int64_t)strlen(s->merge_script));
+  if (st == RE_OK)
+    st = re_atomic_commit(&ma);
+  re_atomic_abort(&ma);
+  RE_TRY(st);
+  char mid[64];
+  RE_TRY(run_sbatch(s->merge_path, mid, sizeof mid));
+  printf("%s\n", mid);
+  fprintf(stderr,
+          "repeval submit: %ld parts as array job %s, then merge job %s (after every part succeeded)\n"
+          "  scripts %s\n          %s\n  logs    %s/slurm-%s_<part>.out, %s/slurm-%s.out\n",
+          s->parts, jobid, mid, s->script_path, s->merge_path, s->slurm_dir, jobid, s->slurm_dir, mid);
+  return RE_OK;
+}
+
+/* Write the script into OUT.slurm/, hand it to sbatch and say where its logs go. */
+static re_status submit_job(submit *s) {
+  RE_TRY(re_mkdir_p(s->slurm_dir));
+  RE_TRY(re_atomic_open(s->script_path, &s->atom));
+  RE_TRY(re_atomic_write(&s->atom, s->script, (int64_t)strlen(s->script)));
+  RE_TRY(re_atomic_commit(&s->atom));
+  char jobid[64];
+  RE_TRY(run_sbatch(s->script_path, jobid, sizeof jobid));
+  printf("%s\n", jobid);
+  if (s->parts)
+    return submit_merge(s, jobid);
+  if (s->nidx > 0)
+    fprintf(stderr, "repeval submit: array job %s submitted\n  script %s\n  logs   %s/slurm-%s_<task>.out\n", jobid,
+            s->script_path, s->slurm_dir, jobid);
+  else
+    fprintf(stderr, "repeval submit: job %s submitted\n  script %s\n  log    %s/slurm-%s.out\n", jobid,
+            s->script_path, s->slurm_dir, jobid);
+  return RE_OK;
+}
+
+/* Restore SLURM_ARRAY_TASK_ID and free everything. */
+static void submit_free(submit *s) {
+  if (s->outs) {
+    if (s->had_task)
+      setenv("SLURM_ARRAY_TASK_ID", s->saved_task, 1);
     else
       unsetenv("SLURM_ARRAY_TASK_ID");
-    for (int64_t t = 0; t < nloads; t++)
-      free(outs[t]);
+    for (int64_t t = 0; t < s->nloads; t++)
+      free(s->outs[t]);
   }
-  re_atomic_abort(&atom);
-  free(outs);
-  free(saved_task);
-  free(array_spec);
-  free(idx);
-  free(job_abs);
-  free(base);
-  free(slurm_dir);
-  free(log);
-  free(script_path);
-  free(tmpl);
-  free(script);
-  free(merge_script);
-  free(merge_path);
-  free(job_name);
-  job_free(&j);
-  slurm_opts_clear(&cli);
-  slurm_opts_clear(&o);
+  re_atomic_abort(&s->atom);
+  free(s->outs);
+  free(s->saved_task);
+  free(s->array_spec);
+  free(s->idx);
+  char *owned[] = {s->job_abs, s->base, s->slurm_dir, s->log, s->script_path, s->tmpl, s->script,
+                   s->merge_script, s->merge_path, s->job_name};
+  for (size_t k = 0; k < sizeof owned / sizeof owned[0]; k++)
+    free(owned[k]);
+  job_free(&s->j);
+  slurm_opts_clear(&s->cli);
+  slurm_opts_clear(&s->o);
+}
+
+int re_cmd_submit(int argc, char **argv) {
+  submit sub;
+  memset(&sub, 0, sizeof sub);
+  submit *s = &sub;
+  int rc = parse(argc, argv, s);
+  if (rc != RE_OPTS_RUN) {
+    slurm_opts_clear(&s->cli);
+    return rc;
+  }
+  re_status st = locate(s);
+  if (st == RE_OK)
+    st = load_job(s);
+  if (st == RE_OK)
+    st = merge_slurm_opts(s);
+  if (st == RE_OK)
+    st = place_results(s);
+  if (st == RE_OK)
+    st = place_script_and_log(s);
+  if (st == RE_OK)
+    st = render(s, s->dry ? "<array job id>" : NULL);
+  if (st == RE_OK && s->dry)
+    print_scripts(s);
+  else if (st == RE_OK)
+    st = submit_job(s);
+  submit_free(s);
   return st == RE_OK ? RE_EXIT_OK : re_cli_fail(st);
 }

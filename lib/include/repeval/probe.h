@@ -262,6 +262,9 @@ re_status re_ridge_path_score(const re_ridge_path *p, const re_probe_rows *rows,
 /* Top-1 predictions (argmax of x W + b, ties: lower class) of n rows for λ number l;
  * rows->y may be NULL. */
 re_status re_ridge_path_predict(const re_ridge_path *p, int l, const re_probe_rows *rows, int32_t *pred);
+/* Index of the λ with the most correct validation predictions (val[l].top1 of nl >= 1
+ * λ values); ties: the larger λ. */
+int re_ridge_select(const re_probe_score *val, const double *lambdas, int nl);
 
 /* ---- k-NN probe ---------------------------------------------------------------------
  * Cosine similarity s of L2-normalised features (a zero row stays zero); the k most

@@ -75,19 +75,13 @@ static re_status parse_pairs(job_analysis *a, const re_cfg *c) {
   int reference = a->kind->pairs == AN_PAIRS_REFERENCE;
   const char *s;
   RE_TRY(re_cfg_string(p, &s));
-  if (!strcmp(s, "all"))
-    a->pairs = PAIRS_ALL;
-  else if (!strcmp(s, "same-layer"))
-    a->pairs = PAIRS_SAME_LAYER;
-  else if (!strcmp(s, "consecutive"))
-    a->pairs = PAIRS_CONSECUTIVE;
-  else if (!strcmp(s, "within"))
-    a->pairs = PAIRS_WITHIN;
-  else if (reference && !strcmp(s, "reference"))
-    a->pairs = PAIRS_REFERENCE;
-  else
+  int k = 0;
+  while (k < JOB_NPAIRS && strcmp(s, job_pairs_name((job_pairs)k)))
+    k++;
+  if (k == JOB_NPAIRS || (k == PAIRS_REFERENCE && !reference))
     return re_cfg_error(p, RE_EINVAL, "pairs must be all, same-layer, consecutive, within%s",
                         reference ? " or reference" : "");
+  a->pairs = (job_pairs)k;
   if (a->pairs == PAIRS_REFERENCE) {
     const char *r = NULL;
     RE_TRY(re_cfg_get_string(c, "reference", &r));

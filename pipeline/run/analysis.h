@@ -49,6 +49,11 @@ struct an_kind {
   int keeps_rows;
 };
 
+/* Parse analysis `name` of the job (job.c, for each entry of 'analyses'): the shared
+ * keys, then its kind's. */
+re_status an_parse(job *j, job_analysis *a, const char *name, const re_cfg *c);
+/* Free what an_parse made (the struct itself is the caller's). */
+void an_free(job_analysis *a);
 /* The kind called `type`, or NULL. */
 const an_kind *an_find(const char *type);
 /* "cka, cca, spectrum, probe": the kinds, for messages. */

@@ -3,6 +3,7 @@
 
 #include "repeval/activations.h"
 #include "repeval/checkpoint.h"
+#include "run/analysis.h"
 
 
 #include <dirent.h>

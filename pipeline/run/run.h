@@ -9,11 +9,11 @@
 
 #include "mpi/comm.h"
 #include "mpi/tree.h"
-#include "run/job.h"
 #include "repeval/dataset.h"
 #include "repeval/hsic.h"
 #include "repeval/moments.h"
 #include "repeval/nn.h"
+#include "run/job_types.h"
 
 #define RUN_DEFAULT_BUDGET_MB 8192
 #define RUN_MAX_WARNINGS 64

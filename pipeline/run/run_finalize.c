@@ -26,28 +26,14 @@
 
 /* ---- finalize (rank 0) ----------------------------------------------------- */
 
-/* Collective: rank 0's reduced accumulators to every rank (chunks of 2^26 doubles). */
+static void moments_put(void *m, double *buf) { re_moments_serialize(m, buf); }
+static re_status moments_get(void *m, const double *buf, int64_t len) { return re_moments_deserialize(m, buf, len); }
+
+/* Collective: rank 0's reduced accumulators to every rank. */
 static re_status share_moments(runner *r, pass *p) {
   if (r->comm.size < 2 || !p->mom)
     return RE_OK;
-  int64_t len = re_moments_serial_len(p->mom);
-  double *buf = NULL;
-  re_status st = re_malloc(len > 0 ? len : 1, sizeof(double), &buf);
-  st = re_mpi_agree(r->comm.comm, st);
-  if (st != RE_OK) {
-    free(buf);
-    return st;
-  }
-  if (r->comm.rank == 0)
-    re_moments_serialize(p->mom, buf);
-  for (int64_t off = 0; off < len; off += (1 << 26)) {
-    int n = (int)(len - off < (1 << 26) ? len - off : (1 << 26));
-    MPI_Bcast(buf + off, n, MPI_DOUBLE, 0, r->comm.comm);
-  }
-  if (r->comm.rank != 0)
-    st = re_moments_deserialize(p->mom, buf, len);
-  free(buf);
-  return re_mpi_agree(r->comm.comm, st);
+  return re_mpi_share_doubles(r->comm.comm, re_moments_serial_len(p->mom), p->mom, moments_put, moments_get);
 }
 
 /* Collective: the metrics of a pass. The co-moment analyses are spread over the

@@ -601,6 +601,7 @@ const an_kind an_integrity = {
     .keys = keys,
     .pairs = AN_NO_PAIRS,
     .opts_size = sizeof(integrity_opts),
+    .own_dataset = 1,
     .parse = parse,
     .free_opts = free_opts,
     .stats_batch = stats_batch,

@@ -782,6 +782,7 @@ const an_kind an_probe = {
     .keys = keys,
     .pairs = AN_NO_PAIRS,
     .opts_size = sizeof(probe_opts),
+    .own_dataset = 1,
     .parse = parse,
     .free_opts = free_opts,
     .other_dataset = other_dataset,

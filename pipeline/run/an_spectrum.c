@@ -33,7 +33,7 @@ static void spec_values(const re_spectrum *sp, double *v) {
 
 static re_status parse(job *j, job_analysis *a, const re_cfg *c) {
   spectrum_opts *o = a->opts;
-  RE_TRY(an_parse_dataset(j, a, c, "dataset", 1, 0, &a->dataset));
+  (void)j;
   o->collapse_fraction = 0.05;
   RE_TRY(re_cfg_get_double(c, "collapse_fraction", &o->collapse_fraction));
   if (!(o->collapse_fraction >= 0 && o->collapse_fraction <= 1))
@@ -137,9 +137,8 @@ static re_status finalize(runner *r, pass *p, an_run *ar, re_eig **eigs) {
     }
     run_row(r, a->name, "collapsed", t, -1, a->dataset, param, sp.collapsed, NULL);
   }
-  re_status st2 = an_rows_end(r, &sink);
+  st = an_rows_end(r, &sink, st);
   free(bv);
-  st = st != RE_OK ? st : st2;
   /* the other ranks' blocks of S to rank 0 */
   for (int src = 1; src < r->comm.size; src++) {
     int64_t a0 = (int64_t)P * src / r->comm.size, a1 = (int64_t)P * (src + 1) / r->comm.size;
@@ -163,10 +162,8 @@ static re_status finalize(runner *r, pass *p, an_run *ar, re_eig **eigs) {
         memmove(S + (int64_t)q * dmax, row, sizeof(double) * (size_t)dmax);
     }
     st = an_write_matrix(r, "spectrum", a->name, S, P, dmax);
-    char file[300];
-    snprintf(file, sizeof file, "spectrum_%s_taps.csv", a->name);
     if (st == RE_OK)
-      st = run_write_taps_csv(r, file, ar->taps, P);
+      st = an_write_taps(r, ar);
   }
   free(S);
   return st;
@@ -174,8 +171,7 @@ static re_status finalize(runner *r, pass *p, an_run *ar, re_eig **eigs) {
 
 static void manifest(FILE *f, const job_analysis *a) {
   const spectrum_opts *o = a->opts;
-  fprintf(f, ", \"dataset\": ");
-  re_json_string(f, a->dataset);
+  an_manifest_dataset(f, a);
   fprintf(f, ", \"collapse_fraction\": %.17g", o->collapse_fraction);
   unc_manifest(f, &o->unc);
 }

@@ -113,18 +113,20 @@ static re_status unit_rows(runner *r, int d, int t, int64_t s0, int64_t b, float
   return RE_OK;
 }
 
+/* The buffers of unit_rows for chunks of `rows` rows of width d. */
+static re_status chunk_buffers(int64_t rows, int64_t d, float **x, double **xn) {
+  RE_TRY(re_malloc(rows * d, sizeof(float), x));
+  return re_malloc(rows * d, sizeof(double), xn);
+}
+
 /* Mean ||x_i - y_i||^alpha over the samples of two views (rows read chunk by chunk). */
 static re_status align_views(runner *r, int d1, int d2, int t, double alpha, double *out) {
   int64_t n = r->plan.ds_n[d1], fb = r->plan.ds_chunk[d1], d = r->plan.taps[t].dim;
   float *x = NULL, *y = NULL;
   double *xn = NULL, *yn = NULL, sum = 0;
-  re_status st = re_malloc(fb * d, sizeof(float), &x);
+  re_status st = chunk_buffers(fb, d, &x, &xn);
   if (st == RE_OK)
-    st = re_malloc(fb * d, sizeof(float), &y);
-  if (st == RE_OK)
-    st = re_malloc(fb * d, sizeof(double), &xn);
-  if (st == RE_OK)
-    st = re_malloc(fb * d, sizeof(double), &yn);
+    st = chunk_buffers(fb, d, &y, &yn);
   for (int64_t s0 = 0; s0 < n && st == RE_OK; s0 += fb) {
     int64_t b = n - s0 < fb ? n - s0 : fb;
     st = unit_rows(r, d1, t, s0, b, x, xn);
@@ -173,9 +175,7 @@ static re_status align_labels(runner *r, int d1, int t, double *out, const char 
   if (st == RE_OK)
     st = re_calloc(K + 1, sizeof(double), &sq);
   if (st == RE_OK)
-    st = re_malloc(fb * d, sizeof(float), &x);
-  if (st == RE_OK)
-    st = re_malloc(fb * d, sizeof(double), &xn);
+    st = chunk_buffers(fb, d, &x, &xn);
   for (int64_t s0 = 0; s0 < n && st == RE_OK; s0 += fb) {
     int64_t b = n - s0 < fb ? n - s0 : fb;
     st = unit_rows(r, d1, t, s0, b, x, xn);

@@ -36,7 +36,6 @@ static const unsigned metric_method[NMETRIC] = {CCA_CCA,        CCA_CCA,    CCA_
 
 static re_status parse(job *j, job_analysis *a, const re_cfg *c) {
   cca_opts *o = a->opts;
-  (void)j;
   o->variance = 0.99;
   o->ridge = 1e-10;
   o->methods = CCA_CCA | CCA_SVCCA | CCA_PWCCA;

@@ -23,7 +23,6 @@ static const char *const keys[] = {"kernel",   "sigma",       "sigma_sample", "e
 
 static re_status parse(job *j, job_analysis *a, const re_cfg *c) {
   cka_opts *o = a->opts;
-  (void)j;
   o->unbiased = 1;
   o->sigma = 1.0;
   o->batch = 256;

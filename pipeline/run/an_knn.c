@@ -31,7 +31,6 @@ static const char *const keys[] = {"k", "block", NULL};
 
 static re_status parse(job *j, job_analysis *a, const re_cfg *c) {
   knn_opts *o = a->opts;
-  (void)j;
   const re_cfg *kc = re_cfg_get(c, "k");
   o->nk = 1;
   o->k[0] = 10;

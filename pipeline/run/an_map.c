@@ -34,7 +34,6 @@ static const char *const keys[] = {"sample", "components", "seed", "tsne", NULL}
 
 static re_status parse(job *j, job_analysis *a, const re_cfg *c) {
   map_opts *o = a->opts;
-  (void)j;
   o->sample = 500;
   o->components = 50;
   o->seed = 20261204;

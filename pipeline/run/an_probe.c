@@ -194,6 +194,15 @@ static double converged(const re_logreg_info *fit) {
   return fit->converged || !strcmp(fit->stop, "stall") ? 1.0 : 0.0;
 }
 
+/* The solver settings of the job a sweep takes (ftol < 0: the solver's default kept). */
+static void solver_settings(const job_analysis *a, double *tol, double *ftol, int *max_iter, int *standardize) {
+  *tol = po(a)->tol;
+  if (po(a)->ftol >= 0)
+    *ftol = po(a)->ftol;
+  *max_iter = po(a)->max_iter;
+  *standardize = po(a)->standardize;
+}
+
 /* The rows of one λ of a sweep: the validation score of the fit on train, its iterations
  * and convergence. */
 static void point_rows(runner *r, const job_analysis *a, int t, const char *param, const re_logreg_point *pt,
@@ -223,11 +232,7 @@ static re_status run_logistic(runner *r, const job_analysis *a, int t, re_probe_
     opt.reduce.fn = mpi_ordered_sum;
     opt.reduce.ctx = r;
   }
-  opt.tol = po(a)->tol;
-  if (po(a)->ftol >= 0)
-    opt.ftol = po(a)->ftol;
-  opt.max_iter = po(a)->max_iter;
-  opt.standardize = po(a)->standardize;
+  solver_settings(a, &opt.tol, &opt.ftol, &opt.max_iter, &opt.standardize);
   re_logreg_sweep sw;
   memset(&sw, 0, sizeof sw);
   re_status st = re_logreg_sweep_run(tr, va, te, K, po(a)->lambdas, po(a)->nlambdas, &opt, &sw, NULL);
@@ -254,11 +259,7 @@ static re_status run_mlp(runner *r, const job_analysis *a, int t, re_probe_rows 
   re_mlp_options opt = re_mlp_defaults();
   opt.hidden = po(a)->hidden;
   opt.activation = po(a)->activation;
-  opt.tol = po(a)->tol;
-  if (po(a)->ftol >= 0)
-    opt.ftol = po(a)->ftol;
-  opt.max_iter = po(a)->max_iter;
-  opt.standardize = po(a)->standardize;
+  solver_settings(a, &opt.tol, &opt.ftol, &opt.max_iter, &opt.standardize);
   re_mlp_sweep sw;
   RE_TRY(re_mlp_sweep_run(tr, va, te, K, po(a)->lambdas, po(a)->nlambdas, &opt, &sw, NULL));
   char param[512];

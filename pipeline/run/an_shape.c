@@ -23,7 +23,6 @@ static const char *const keys[] = {"alpha", "permutation", "transforms", NULL};
 
 static re_status parse(job *j, job_analysis *a, const re_cfg *c) {
   shape_opts *o = a->opts;
-  (void)j;
   const re_cfg *ac = re_cfg_get(c, "alpha");
   o->na = 3;
   o->alpha[0] = 0, o->alpha[1] = 0.5, o->alpha[2] = 1;

@@ -168,10 +168,8 @@ static re_status write_directions(runner *r, pass *p, an_run *ar, re_eig **eigs)
   re_status st = RE_OK;
   an_pair_it it;
   for (an_pairs_all(&it); st == RE_OK && an_pairs_next(ar, &it);) {
-    int i = it.i, l = it.l, la = p->mom_of[ar->taps[i]], lb = p->mom_of[ar->taps[l]], tr;
-    st = an_eig(p, eigs, la);
-    if (st == RE_OK)
-      st = an_eig(p, eigs, lb);
+    int i = it.i, l = it.l, la, lb, tr;
+    st = an_eig_pair(p, eigs, ar, i, l, &la, &lb);
     re_cca_directions dir;
     memset(&dir, 0, sizeof dir);
     const double *C = re_moments_block(p->mom, la, lb, &tr); /* sets tr: not in the same call's arguments */
@@ -233,10 +231,8 @@ static re_status finalize(runner *r, pass *p, an_run *ar, re_eig **eigs) {
   st = an_rows_begin(r, &sink);
   for (an_pair_it it = block; st == RE_OK && an_pairs_next(ar, &it);) {
     int64_t u = it.u - lo; /* in this rank's block */
-    int ta = ar->taps[it.i], tb = ar->taps[it.l], la = p->mom_of[ta], lb = p->mom_of[tb];
-    st = an_eig(p, eigs, la);
-    if (st == RE_OK)
-      st = an_eig(p, eigs, lb);
+    int ta = ar->taps[it.i], tb = ar->taps[it.l], la, lb;
+    st = an_eig_pair(p, eigs, ar, it.i, it.l, &la, &lb);
     if (st != RE_OK)
       break;
     int tr;

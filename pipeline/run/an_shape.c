@@ -52,10 +52,8 @@ static re_status write_transforms(runner *r, pass *p, an_run *ar, re_eig **eigs)
   re_status st = RE_OK;
   an_pair_it it;
   for (an_pairs_all(&it); st == RE_OK && an_pairs_next(ar, &it);) {
-    int i = it.i, l = it.l, la = p->mom_of[ar->taps[i]], lb = p->mom_of[ar->taps[l]], tr;
-    st = an_eig(p, eigs, la);
-    if (st == RE_OK)
-      st = an_eig(p, eigs, lb);
+    int i = it.i, l = it.l, la, lb, tr;
+    st = an_eig_pair(p, eigs, ar, i, l, &la, &lb);
     if (st == RE_EUNDEFINED) { /* fewer than 2 samples: the rows say so */
       st = RE_OK;
       continue;
@@ -123,11 +121,9 @@ static re_status finalize(runner *r, pass *p, an_run *ar, re_eig **eigs) {
   re_status st = an_rows_begin(r, &sink);
   an_pair_it it;
   for (an_pairs_block(r, ar, &it); st == RE_OK && an_pairs_next(ar, &it);) {
-    int ta = ar->taps[it.i], tb = ar->taps[it.l], la = p->mom_of[ta], lb = p->mom_of[tb], tr;
+    int ta = ar->taps[it.i], tb = ar->taps[it.l], la, lb, tr;
     const char *why = NULL;
-    st = an_eig(p, eigs, la);
-    if (st == RE_OK)
-      st = an_eig(p, eigs, lb);
+    st = an_eig_pair(p, eigs, ar, it.i, it.l, &la, &lb);
     if (st == RE_EUNDEFINED) {
       why = "fewer than 2 samples";
       st = RE_OK;

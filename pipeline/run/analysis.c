@@ -290,6 +290,13 @@ re_status an_eig(pass *p, re_eig **cache, int li) {
                        &cache[li]);
 }
 
+re_status an_eig_pair(pass *p, re_eig **cache, const an_run *ar, int i, int l, int *la, int *lb) {
+  *la = p->mom_of[ar->taps[i]];
+  *lb = p->mom_of[ar->taps[l]];
+  RE_TRY(an_eig(p, cache, *la));
+  return an_eig(p, cache, *lb);
+}
+
 re_status an_write_matrix(runner *r, const char *prefix, const char *name, const double *M, int64_t rows,
                           int64_t cols) {
   char path[4300];

@@ -105,6 +105,8 @@ re_status an_rows_begin(runner *r, rows_sink *k);
 re_status an_rows_end(runner *r, rows_sink *k, re_status body);
 /* The eigendecomposition of co-moment layer li, made once per pass and kept in cache. */
 re_status an_eig(pass *p, re_eig **cache, int li);
+/* Those of the co-moment layers *la, *lb of the analysis' taps i and l (set first). */
+re_status an_eig_pair(pass *p, re_eig **cache, const an_run *ar, int i, int l, int *la, int *lb);
 /* Write a float64 matrix into the output as <prefix>_<name>.npy (rank 0). */
 re_status an_write_matrix(runner *r, const char *prefix, const char *name, const double *M, int64_t rows,
                           int64_t cols);

@@ -477,6 +477,7 @@ typedef struct ig_tables {
   re_ckpt ***cks;
 } ig_tables;
 
+/* The per-model arrays of the tables, zeroed. */
 static re_status tables_create(int nmodels, ig_tables *tb) {
   RE_TRY(re_calloc(nmodels, sizeof(ig_model), &tb->g));
   RE_TRY(re_calloc(nmodels, sizeof(char **), &tb->labels));
@@ -484,6 +485,7 @@ static re_status tables_create(int nmodels, ig_tables *tb) {
   return re_calloc(nmodels, sizeof(re_ckpt **), &tb->cks);
 }
 
+/* Free the tables and what each model's entries hold. */
 static void tables_free(int nmodels, ig_tables *tb) {
   for (int m = 0; tb->cks && m < nmodels; m++) { /* cks is made last */
     ig_model_free(&tb->g[m]);

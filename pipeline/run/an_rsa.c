@@ -241,6 +241,7 @@ static re_status work_create(runner *r, pass *p, an_run *ar, rsa_work *w) {
   return st;
 }
 
+/* Free what work_create made. */
 static void work_free(rsa_work *w) {
   for (int e = 0; w->slots && e < w->ns; e++)
     re_rdm_free(&w->slots[e].rdm);

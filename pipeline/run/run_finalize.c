@@ -26,6 +26,7 @@
 
 /* ---- finalize (rank 0) ----------------------------------------------------- */
 
+/* The co-moments to and from the broadcast buffer (re_mpi_share_doubles). */
 static void moments_put(void *m, double *buf) { re_moments_serialize(m, buf); }
 static re_status moments_get(void *m, const double *buf, int64_t len) { return re_moments_deserialize(m, buf, len); }
 

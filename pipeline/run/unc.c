@@ -404,6 +404,7 @@ void unc_moments_reset(unc_moments *x) {
     re_moments_reset(replicate(x, k));
 }
 
+/* The replicates to and from the broadcast buffer (re_mpi_share_doubles). */
 static void share_put(void *x, double *buf) { unc_moments_serialize(x, buf); }
 static re_status share_get(void *x, const double *buf, int64_t len) {
   (void)len;

@@ -13,3 +13,32 @@ re_status re_mpi_agree(MPI_Comm comm, re_status local) {
     return re_err(RE_EMPI, "stopped because another rank failed (see its message)");
   return RE_OK;
 }
+
+/* Doubles per MPI call: counts are ints. */
+#define CHUNK ((int64_t)1 << 26)
+
+re_status re_mpi_share_doubles(MPI_Comm comm, int64_t len, void *obj, void (*put)(void *obj, double *buf),
+                               re_status (*get)(void *obj, const double *buf, int64_t len)) {
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
+  double *buf = NULL;
+  re_status st = re_mpi_agree(comm, re_malloc(len > 0 ? len : 1, sizeof(double), &buf));
+  if (st != RE_OK) {
+    free(buf);
+    return st;
+  }
+  if (rank == 0)
+    put(obj, buf);
+  for (int64_t off = 0; off < len; off += CHUNK)
+    MPI_Bcast(buf + off, (int)(len - off < CHUNK ? len - off : CHUNK), MPI_DOUBLE, 0, comm);
+  if (rank != 0)
+    st = get(obj, buf, len);
+  free(buf);
+  return re_mpi_agree(comm, st);
+}
+
+void re_mpi_sum_doubles(MPI_Comm comm, const double *in, double *out, int64_t len) {
+  for (int64_t off = 0; off < len; off += CHUNK)
+    MPI_Reduce(in + off, out ? out + off : NULL, (int)(len - off < CHUNK ? len - off : CHUNK), MPI_DOUBLE, MPI_SUM, 0,
+               comm);
+}

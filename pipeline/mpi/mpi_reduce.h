@@ -12,4 +12,14 @@
  * message if another rank failed, RE_OK if every rank succeeded. */
 re_status re_mpi_agree(MPI_Comm comm, re_status local);
 
+/* Collective: rank 0's len doubles to every rank, in chunks MPI counts can hold. Rank 0
+ * writes them with put(obj, buf), the other ranks read them with get(obj, buf, len);
+ * the status is agreed. Needs at least two ranks. */
+re_status re_mpi_share_doubles(MPI_Comm comm, int64_t len, void *obj, void (*put)(void *obj, double *buf),
+                               re_status (*get)(void *obj, const double *buf, int64_t len));
+
+/* Collective: the element-wise sum of every rank's len doubles `in` into `out` on rank 0
+ * (NULL elsewhere), in chunks MPI counts can hold. */
+void re_mpi_sum_doubles(MPI_Comm comm, const double *in, double *out, int64_t len);
+
 #endif

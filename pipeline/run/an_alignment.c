@@ -106,27 +106,34 @@ static void normalise(const float *x, int64_t rows, int64_t d, double *out) {
   }
 }
 
+/* Rows [s0, s0 + b) of tap t of dataset d: read into x, scaled to unit norm into xn. */
+static re_status unit_rows(runner *r, int d, int t, int64_t s0, int64_t b, float *x, double *xn) {
+  RE_TRY(an_stored_rows(r, d, t, s0, s0 + b, x, NULL));
+  normalise(x, b, r->plan.taps[t].dim, xn);
+  return RE_OK;
+}
+
+/* The buffers of unit_rows for chunks of `rows` rows of width d. */
+static re_status chunk_buffers(int64_t rows, int64_t d, float **x, double **xn) {
+  RE_TRY(re_malloc(rows * d, sizeof(float), x));
+  return re_malloc(rows * d, sizeof(double), xn);
+}
+
 /* Mean ||x_i - y_i||^alpha over the samples of two views (rows read chunk by chunk). */
 static re_status align_views(runner *r, int d1, int d2, int t, double alpha, double *out) {
   int64_t n = r->plan.ds_n[d1], fb = r->plan.ds_chunk[d1], d = r->plan.taps[t].dim;
   float *x = NULL, *y = NULL;
   double *xn = NULL, *yn = NULL, sum = 0;
-  re_status st = re_malloc(fb * d, sizeof(float), &x);
+  re_status st = chunk_buffers(fb, d, &x, &xn);
   if (st == RE_OK)
-    st = re_malloc(fb * d, sizeof(float), &y);
-  if (st == RE_OK)
-    st = re_malloc(fb * d, sizeof(double), &xn);
-  if (st == RE_OK)
-    st = re_malloc(fb * d, sizeof(double), &yn);
+    st = chunk_buffers(fb, d, &y, &yn);
   for (int64_t s0 = 0; s0 < n && st == RE_OK; s0 += fb) {
     int64_t b = n - s0 < fb ? n - s0 : fb;
-    st = an_stored_rows(r, d1, t, s0, s0 + b, x, NULL);
+    st = unit_rows(r, d1, t, s0, b, x, xn);
     if (st == RE_OK)
-      st = an_stored_rows(r, d2, t, s0, s0 + b, y, NULL);
+      st = unit_rows(r, d2, t, s0, b, y, yn);
     if (st != RE_OK)
       break;
-    normalise(x, b, d, xn);
-    normalise(y, b, d, yn);
     for (int64_t i = 0; i < b; i++) {
       double q = 0;
       for (int64_t j = 0; j < d; j++) {
@@ -168,15 +175,12 @@ static re_status align_labels(runner *r, int d1, int t, double *out, const char 
   if (st == RE_OK)
     st = re_calloc(K + 1, sizeof(double), &sq);
   if (st == RE_OK)
-    st = re_malloc(fb * d, sizeof(float), &x);
-  if (st == RE_OK)
-    st = re_malloc(fb * d, sizeof(double), &xn);
+    st = chunk_buffers(fb, d, &x, &xn);
   for (int64_t s0 = 0; s0 < n && st == RE_OK; s0 += fb) {
     int64_t b = n - s0 < fb ? n - s0 : fb;
-    st = an_stored_rows(r, d1, t, s0, s0 + b, x, NULL);
+    st = unit_rows(r, d1, t, s0, b, x, xn);
     if (st != RE_OK)
       break;
-    normalise(x, b, d, xn);
     for (int64_t i = 0; i < b; i++) {
       int32_t c = y[s0 + i];
       double q = 0;
@@ -317,9 +321,7 @@ static re_status after_passes(runner *r) {
       }
       k++;
     }
-  st = re_mpi_agree(r->comm.comm, st);
-  re_status st2 = an_rows_end(r, &sink);
-  return st != RE_OK ? st : st2;
+  return an_rows_end(r, &sink, re_mpi_agree(r->comm.comm, st));
 }
 
 static void manifest(FILE *f, const job_analysis *a) {
@@ -337,6 +339,7 @@ const an_kind an_alignment = {
     .keys = keys,
     .pairs = AN_NO_PAIRS,
     .opts_size = sizeof(align_opts),
+    .own_dataset = 1,
     .parse = parse,
     .free_opts = free_opts,
     .other_dataset = other_dataset,

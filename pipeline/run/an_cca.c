@@ -68,7 +68,6 @@ static re_status parse_route(const re_cfg *c, cca_opts *o) {
 
 static re_status parse(job *j, job_analysis *a, const re_cfg *c) {
   cca_opts *o = a->opts;
-  RE_TRY(an_parse_dataset(j, a, c, "dataset", 1, 0, &a->dataset));
   o->variance = 0.99;
   o->ridge = 1e-10;
   o->methods = CCA_CCA | CCA_SVCCA | CCA_PWCCA;
@@ -233,7 +232,7 @@ static re_status pair_values(const cca_opts *o, unsigned methods, int projected,
 /* The metrics of this rank's pairs [lo, hi) (in wanted-pair order) in every replicate
  * of one kind: out[(u * NMETRIC + m) * count + k] for replicate k of pair u. Replicate
  * by replicate, each tap's eigendecomposition made once. */
-static re_status replicate_values(const an_run *ar, const cca_opts *o, int nulls, int64_t lo, int64_t hi,
+static re_status replicate_values(const an_run *ar, const cca_opts *o, int nulls, const an_pair_it *block,
                                   double *out) {
   const unc_moments *x = ar->ux;
   int count = nulls ? unc_moments_nnull(x) : unc_moments_nboot(x), P = ar->P, L = nulls ? 2 * P : P;
@@ -241,36 +240,33 @@ static re_status replicate_values(const an_run *ar, const cca_opts *o, int nulls
   re_status st = re_calloc(L, sizeof(re_eig *), &eig);
   for (int k = 0; k < count && st == RE_OK; k++) {
     const re_moments *m = nulls ? unc_moments_null(x, k) : unc_moments_boot(x, k);
-    int64_t u = -1;
-    for (int i = 0; i < P && st == RE_OK; i++)
-      for (int j = i + 1; j < P && st == RE_OK; j++) {
-        if (!run_pair_wanted(ar, i, j) || ++u < lo || u >= hi)
-          continue;
-        int a = i, c = j, tr;
-        if (nulls)
-          unc_moments_null_layers(x, i, j, &a, &c);
-        double v[NMETRIC];
-        const char *why[NMETRIC];
-        int ok = 1;
-        for (int side = 0; side < 2 && st == RE_OK; side++) {
-          int l = side ? c : a;
-          if (!eig[l]) {
-            re_status se = re_eig_create(re_moments_block(m, l, l, NULL), re_moments_dim(m, l), re_moments_n(m),
-                                         &eig[l]);
-            if (se == RE_EUNDEFINED) /* a replicate whose tap has no variance: its values are undefined */
-              ok = 0;
-            else
-              st = se;
-          }
-          ok = ok && eig[l];
+    for (an_pair_it it = *block; st == RE_OK && an_pairs_next(ar, &it);) {
+      int i = it.i, j = it.l, a = i, c = j, tr;
+      int64_t u = it.u - it.lo;
+      if (nulls)
+        unc_moments_null_layers(x, i, j, &a, &c);
+      double v[NMETRIC];
+      const char *why[NMETRIC];
+      int ok = 1;
+      for (int side = 0; side < 2 && st == RE_OK; side++) {
+        int l = side ? c : a;
+        if (!eig[l]) {
+          re_status se = re_eig_create(re_moments_block(m, l, l, NULL), re_moments_dim(m, l), re_moments_n(m),
+                                       &eig[l]);
+          if (se == RE_EUNDEFINED) /* a replicate whose tap has no variance: its values are undefined */
+            ok = 0;
+          else
+            st = se;
         }
-        if (st == RE_OK && ok) {
-          const double *C = re_moments_block(m, a, c, &tr); /* before tr is read */
-          st = pair_values(o, o->methods, 0, eig[a], eig[c], C, tr, v, why);
-        }
-        for (int q = 0; q < NMETRIC; q++)
-          out[((u - lo) * NMETRIC + q) * count + k] = ok && st == RE_OK ? v[q] : NAN;
+        ok = ok && eig[l];
       }
+      if (st == RE_OK && ok) {
+        const double *C = re_moments_block(m, a, c, &tr); /* before tr is read */
+        st = pair_values(o, o->methods, 0, eig[a], eig[c], C, tr, v, why);
+      }
+      for (int q = 0; q < NMETRIC; q++)
+        out[(u * NMETRIC + q) * count + k] = ok && st == RE_OK ? v[q] : NAN;
+    }
     for (int l = 0; l < L; l++)
       re_eig_destroy(&eig[l]);
   }
@@ -285,95 +281,87 @@ static re_status write_directions(runner *r, pass *p, an_run *ar, re_eig **eigs)
   re_cca_options opt = {o->ridge, o->variance};
   static const char *const names[] = {"x_coef", "y_coef", "x_loadings", "y_loadings"};
   re_status st = RE_OK;
-  for (int i = 0; i < ar->P && st == RE_OK; i++)
-    for (int l = i + 1; l < ar->P && st == RE_OK; l++) {
-      if (!run_pair_wanted(ar, i, l))
-        continue;
-      int la = p->mom_of[ar->taps[i]], lb = p->mom_of[ar->taps[l]], tr;
-      st = an_eig(p, eigs, la);
-      if (st == RE_OK)
-        st = an_eig(p, eigs, lb);
-      re_cca_directions dir;
-      memset(&dir, 0, sizeof dir);
-      const double *C = re_moments_block(p->mom, la, lb, &tr); /* sets tr: not in the same call's arguments */
-      if (st == RE_OK)
-        st = re_cca_directions_create(eigs[la], eigs[lb], C, tr, &opt, &dir);
-      if (st == RE_EUNDEFINED) { /* the rows say why */
-        st = RE_OK;
-        continue;
-      }
-      char file[400];
-      int64_t shape[2] = {dir.k, dir.k};
-      snprintf(file, sizeof file, "cca_%s_%d_%d_rho.npy", ar->a->name, i, l);
-      if (st == RE_OK)
-        st = an_write_npy(r, file, RE_DTYPE_F64, 1, shape, dir.rho);
-      const double *arrays[] = {dir.x_coef, dir.y_coef, dir.x_loadings, dir.y_loadings};
-      for (int e = 0; e < 4 && st == RE_OK; e++) {
-        shape[0] = e % 2 ? dir.q : dir.p;
-        snprintf(file, sizeof file, "cca_%s_%d_%d_%s.npy", ar->a->name, i, l, names[e]);
-        st = an_write_npy(r, file, RE_DTYPE_F64, 2, shape, arrays[e]);
-      }
-      re_cca_directions_free(&dir);
+  an_pair_it it;
+  for (an_pairs_all(&it); st == RE_OK && an_pairs_next(ar, &it);) {
+    int i = it.i, l = it.l, la, lb, tr;
+    st = an_eig_pair(p, eigs, ar, i, l, &la, &lb);
+    re_cca_directions dir;
+    memset(&dir, 0, sizeof dir);
+    const double *C = re_moments_block(p->mom, la, lb, &tr); /* sets tr: not in the same call's arguments */
+    if (st == RE_OK)
+      st = re_cca_directions_create(eigs[la], eigs[lb], C, tr, &opt, &dir);
+    if (st == RE_EUNDEFINED) { /* the rows say why */
+      st = RE_OK;
+      continue;
     }
-  char file[300];
-  snprintf(file, sizeof file, "cca_%s_taps.csv", ar->a->name);
+    char file[400];
+    int64_t shape[2] = {dir.k, dir.k};
+    snprintf(file, sizeof file, "cca_%s_%d_%d_rho.npy", ar->a->name, i, l);
+    if (st == RE_OK)
+      st = an_write_npy(r, file, RE_DTYPE_F64, 1, shape, dir.rho);
+    const double *arrays[] = {dir.x_coef, dir.y_coef, dir.x_loadings, dir.y_loadings};
+    for (int e = 0; e < 4 && st == RE_OK; e++) {
+      shape[0] = e % 2 ? dir.q : dir.p;
+      snprintf(file, sizeof file, "cca_%s_%d_%d_%s.npy", ar->a->name, i, l, names[e]);
+      st = an_write_npy(r, file, RE_DTYPE_F64, 2, shape, arrays[e]);
+    }
+    re_cca_directions_free(&dir);
+  }
   if (st == RE_OK)
-    st = run_write_taps_csv(r, file, ar->taps, ar->P);
+    st = an_write_taps(r, ar);
   return st;
 }
 
-/* This rank's replicate values of its block of pairs [lo, hi) (exact route with
- * uncertainty): *bv, *nv allocated. Collective. */
-static re_status replicates(runner *r, an_run *ar, const cca_opts *o, int64_t lo, int64_t hi, double **bv,
+/* This rank's replicate values of its block of pairs (exact route with uncertainty):
+ * *bv, *nv allocated. Collective. */
+static re_status replicates(runner *r, an_run *ar, const cca_opts *o, const an_pair_it *block, double **bv,
                             double **nv) {
   int nb = unc_moments_nboot(ar->ux), nn = unc_moments_nnull(ar->ux);
-  re_status st = re_malloc((hi - lo) * NMETRIC * (nb > 0 ? nb : 1), sizeof(double), bv);
+  int64_t units = block->hi - block->lo;
+  re_status st = re_malloc(units * NMETRIC * (nb > 0 ? nb : 1), sizeof(double), bv);
   if (st == RE_OK)
-    st = re_malloc((hi - lo) * NMETRIC * (nn > 0 ? nn : 1), sizeof(double), nv);
+    st = re_malloc(units * NMETRIC * (nn > 0 ? nn : 1), sizeof(double), nv);
   st = re_mpi_agree(r->comm.comm, st);
   if (st == RE_OK)
     st = unc_moments_share(r, ar->ux); /* collective */
   if (st == RE_OK)
-    st = replicate_values(ar, o, 0, lo, hi, *bv);
+    st = replicate_values(ar, o, 0, block, *bv);
   if (st == RE_OK)
-    st = replicate_values(ar, o, 1, lo, hi, *nv);
+    st = replicate_values(ar, o, 1, block, *nv);
   return re_mpi_agree(r->comm.comm, st);
 }
 
-/* Rows of this rank's block of pairs [lo, hi) (u counts wanted pairs). */
-static re_status pair_rows(runner *r, an_run *ar, const cca_src *src, const char *param, int64_t lo, int64_t hi,
+/* Rows of this rank's block of pairs. */
+static re_status pair_rows(runner *r, an_run *ar, const cca_src *src, const char *param, const an_pair_it *block,
                            const double *bv, const double *nv) {
   const job_analysis *a = ar->a;
   const cca_opts *o = a->opts;
   int nb = unc_moments_nboot(ar->ux), nn = unc_moments_nnull(ar->ux);
   re_status st = RE_OK;
-  int64_t u = -1;
-  for (int i = 0; i < ar->P && st == RE_OK; i++)
-    for (int k = i + 1; k < ar->P && st == RE_OK; k++) {
-      if (!run_pair_wanted(ar, i, k) || ++u < lo || u >= hi)
+  for (an_pair_it it = *block; st == RE_OK && an_pairs_next(ar, &it);) {
+    int64_t u = it.u - it.lo; /* in this rank's block */
+    int la = src_layer(src, ar, it.i), lb = src_layer(src, ar, it.l), tr;
+    st = src_eig(src, la);
+    if (st == RE_OK)
+      st = src_eig(src, lb);
+    if (st != RE_OK)
+      break;
+    const double *C = re_moments_block(src->m, la, lb, &tr);
+    double v[NMETRIC];
+    const char *why[NMETRIC];
+    st = pair_values(o, src->methods, src->projected, src->eigs[la], src->eigs[lb], C, tr, v, why);
+    for (int m = 0; m < NMETRIC && st == RE_OK; m++) {
+      if (!(src->methods & metric_method[m]))
         continue;
-      int la = src_layer(src, ar, i), lb = src_layer(src, ar, k), tr;
-      st = src_eig(src, la);
-      if (st == RE_OK)
-        st = src_eig(src, lb);
-      if (st != RE_OK)
-        break;
-      const double *C = re_moments_block(src->m, la, lb, &tr);
-      double v[NMETRIC];
-      const char *why[NMETRIC];
-      st = pair_values(o, src->methods, src->projected, src->eigs[la], src->eigs[lb], C, tr, v, why);
-      for (int m = 0; m < NMETRIC && st == RE_OK; m++) {
-        if (!(src->methods & metric_method[m]))
-          continue;
-        re_uncertainty un;
-        re_uncertainty_clear(&un);
-        if (ar->ux && !why[m])
-          st = unc_summary(&o->unc, v[m], bv + ((u - lo) * NMETRIC + m) * nb, nb, nv + ((u - lo) * NMETRIC + m) * nn,
-                           nn, m == 4, &un);
-        unc_rows(r, &o->unc, a->name, metric_names[m], ar->taps[i], ar->taps[k], a->dataset, param, v[m], why[m],
-                 &un);
-      }
+      re_uncertainty un;
+      re_uncertainty_clear(&un);
+      if (ar->ux && !why[m])
+        st = unc_summary(&o->unc, v[m], bv + (u * NMETRIC + m) * nb, nb, nv + (u * NMETRIC + m) * nn, nn, m == 4,
+                         &un);
+      unc_rows(r, &o->unc, a->name, metric_names[m], ar->taps[it.i], ar->taps[it.l], a->dataset, param, v[m],
+               why[m], &un);
     }
+  }
   return st;
 }
 
@@ -419,21 +407,17 @@ static re_status finalize(runner *r, pass *p, an_run *ar, re_eig **eigs) {
     st = projections(r, p, ar, eigs, &pr, &peigs);
     src = (cca_src){pr.m, NULL, peigs, o->methods & (CCA_SVCCA | CCA_PWCCA), 1};
   }
-  int64_t units = 0, lo, hi;
-  for (int i = 0; i < ar->P; i++)
-    for (int k = i + 1; k < ar->P; k++)
-      units += run_pair_wanted(ar, i, k);
-  an_block(r, units, &lo, &hi);
+  an_pair_it block;
+  an_pairs_block(r, ar, &block);
   double *bv = NULL, *nv = NULL;
   if (st == RE_OK && ar->ux)
-    st = replicates(r, ar, o, lo, hi, &bv, &nv);
+    st = replicates(r, ar, o, &block, &bv, &nv);
   rows_sink sink;
   if (st == RE_OK) {
     st = an_rows_begin(r, &sink);
     if (st == RE_OK)
-      st = pair_rows(r, ar, &src, param, lo, hi, bv, nv);
-    re_status st2 = an_rows_end(r, &sink);
-    st = st != RE_OK ? st : st2;
+      st = pair_rows(r, ar, &src, param, &block, bv, nv);
+    st = an_rows_end(r, &sink, st);
   }
   free(bv);
   free(nv);
@@ -447,22 +431,21 @@ static re_status finalize(runner *r, pass *p, an_run *ar, re_eig **eigs) {
 }
 
 static void manifest(FILE *f, const job_analysis *a) {
-  static const char *pairs[] = {"all", "same-layer", "consecutive", "reference", "within"};
   const cca_opts *o = a->opts;
-  fprintf(f, ", \"dataset\": ");
-  re_json_string(f, a->dataset);
+  an_manifest_dataset(f, a);
   fprintf(f, ", \"methods\": [");
   for (int k = 0, lead = 1; k < 5; k++)
     if (o->methods & (1u << k)) {
       fprintf(f, "%s\"%s\"", lead ? "" : ", ", method_names[k]);
       lead = 0;
     }
-  fprintf(f, "], \"variance\": %.17g, \"ridge\": %.17g, \"pairs\": \"%s\"", o->variance, o->ridge, pairs[a->pairs]);
+  fprintf(f, "], \"variance\": %.17g, \"ridge\": %.17g", o->variance, o->ridge);
+  an_manifest_pairs(f, a);
   unc_manifest(f, &o->unc);
   if (o->directions)
     fprintf(f, ", \"directions\": true");
-  fprintf(f, ", \"passes\": \"%s\", \"route\": \"%s\", \"exact_state_mb\": %.1f", o->passes ? (o->passes == 1 ? "1" : "2") : "auto",
-          o->two_pass ? "two-pass" : "one-pass", o->exact_mb);
+  fprintf(f, ", \"passes\": \"%s\", \"route\": \"%s\", \"exact_state_mb\": %.1f",
+          o->passes ? (o->passes == 1 ? "1" : "2") : "auto", o->two_pass ? "two-pass" : "one-pass", o->exact_mb);
   if (o->two_pass)
     fprintf(f,
             ", \"max_components\": %lld, \"projected_state_mb\": %.1f, \"components_min\": %lld, "

@@ -23,7 +23,6 @@ static const char *const keys[] = {"kernel",   "sigma",       "sigma_sample", "e
 
 static re_status parse(job *j, job_analysis *a, const re_cfg *c) {
   cka_opts *o = a->opts;
-  RE_TRY(an_parse_dataset(j, a, c, "dataset", 1, 0, &a->dataset));
   o->unbiased = 1;
   o->sigma = 1.0;
   o->batch = 256;
@@ -165,22 +164,18 @@ static re_status finalize(runner *r, pass *p, an_run *ar, re_eig **eigs) {
     }
   if (st == RE_OK)
     st = an_write_matrix(r, "cka", a->name, M, P, P);
-  char file[300];
-  snprintf(file, sizeof file, "cka_%s_taps.csv", a->name);
   if (st == RE_OK)
-    st = run_write_taps_csv(r, file, ar->taps, P);
+    st = an_write_taps(r, ar);
   free(M);
   return st;
 }
 
 static void manifest(FILE *f, const job_analysis *a) {
-  static const char *pairs[] = {"all", "same-layer", "consecutive", "reference", "within"};
   const cka_opts *o = a->opts;
-  fprintf(f, ", \"dataset\": ");
-  re_json_string(f, a->dataset);
-  fprintf(f, ", \"estimator\": \"%s\", \"kernel\": \"%s\", \"unbiased\": %s, \"pairs\": \"%s\"",
-          o->exact ? "exact" : "minibatch", o->rbf ? "rbf" : "linear", o->unbiased ? "true" : "false",
-          pairs[a->pairs]);
+  an_manifest_dataset(f, a);
+  fprintf(f, ", \"estimator\": \"%s\", \"kernel\": \"%s\", \"unbiased\": %s", o->exact ? "exact" : "minibatch",
+          o->rbf ? "rbf" : "linear", o->unbiased ? "true" : "false");
+  an_manifest_pairs(f, a);
   if (!o->exact)
     fprintf(f, ", \"batch\": %lld", (long long)o->batch);
   if (o->rbf)

@@ -314,97 +314,121 @@ static void json_row(FILE *f, const double *v, int n) {
   fputc(']', f);
 }
 
-static re_status write_json(runner *r, const job_analysis *a, const ig_model *g, const ig_findings *fd) {
-  const job *j = r->plan.j;
-  const integrity_opts *o = io(a);
-  char path[4400];
-  snprintf(path, sizeof path, "%s/integrity_%s.json", r->plan.partial, a->name);
-  FILE *f = fopen(path, "w");
-  if (!f)
-    return re_err(RE_EIO, "%s: cannot write", path);
-  fprintf(f, "{\n  \"analysis\": ");
-  re_json_string(f, a->name);
-  fprintf(f, ",\n  \"thresholds\": {\"norm_jump\": %.17g, \"norm_factor\": %.17g, \"cka_ratio\": %.17g, "
-             "\"cka_margin\": %.17g},\n  \"findings\": [",
-          o->th.norm_jump, o->th.norm_factor, o->th.cka_ratio, o->th.cka_margin);
+/* "findings": kind, model, checkpoints and message of each. */
+static void json_findings(FILE *f, const job *j, const ig_model *g, const ig_findings *fd) {
+  fprintf(f, "  \"findings\": [");
   for (int k = 0; k < fd->n; k++) {
     const ig_finding *x = &fd->v[k];
-    const ig_model *gm = &g[x->model];
     int pos[2] = {x->a, x->b};
     fprintf(f, "%s\n    {\"kind\": \"%s\", \"model\": ", k ? "," : "", x->kind);
     re_json_string(f, j->models[x->model].name);
     fprintf(f, ", \"checkpoints\": ");
-    json_labels(f, gm, pos, x->a < 0 ? 0 : x->b < 0 ? 1 : 2);
+    json_labels(f, &g[x->model], pos, x->a < 0 ? 0 : x->b < 0 ? 1 : 2);
     fprintf(f, ", \"message\": ");
     re_json_string(f, x->text);
     fputc('}', f);
   }
-  fprintf(f, "\n  ],\n  \"models\": [");
+  fprintf(f, "\n  ],\n");
+}
+
+/* A model's "checkpoints" (label, run, step, digest, tensors, non-finite values) and "runs". */
+static void json_checkpoints(FILE *f, const ig_model *gm) {
+  fprintf(f, ",\n     \"checkpoints\": [");
+  for (int k = 0; k < gm->n; k++) {
+    int64_t nonfinite = 0, tensors = 0;
+    for (int u = 0; u < gm->nnames; u++) {
+      nonfinite += gm->st[(int64_t)k * gm->nnames + u].nonfinite;
+      tensors += gm->tix[(int64_t)k * gm->nnames + u] >= 0;
+    }
+    fprintf(f, "%s{\"label\": ", k ? ", " : "");
+    re_json_string(f, gm->label[k]);
+    fprintf(f, ", \"run\": ");
+    re_json_string(f, gm->run_name[gm->run[k]]);
+    if (gm->step[k] >= 0)
+      fprintf(f, ", \"step\": %lld", (long long)gm->step[k]);
+    else
+      fprintf(f, ", \"step\": null");
+    fprintf(f, ", \"digest\": \"%016llx\", \"tensors\": %lld, \"nonfinite\": %lld}",
+            (unsigned long long)gm->digest[k], (long long)tensors, (long long)nonfinite);
+  }
+  fprintf(f, "],\n     \"runs\": [");
+  for (int q = 0; q < gm->nruns; q++) {
+    fprintf(f, "%s{\"name\": ", q ? ", " : "");
+    re_json_string(f, gm->run_name[q]);
+    fprintf(f, ", \"checkpoints\": ");
+    json_labels(f, gm, gm->order[q], gm->norder[q]);
+    fputc('}', f);
+  }
+  fprintf(f, "]");
+}
+
+/* A model's "tensors": name, size, whether float, and the norm at each checkpoint. */
+static re_status json_tensors(FILE *f, const ig_model *gm) {
+  fprintf(f, ",\n     \"tensors\": [");
+  double *row = NULL;
+  if (re_malloc(gm->n > 0 ? gm->n : 1, sizeof(double), &row) != RE_OK)
+    return re_err(RE_ENOMEM, "integrity: no memory for a row of norms");
+  for (int u = 0; u < gm->nnames; u++) {
+    for (int k = 0; k < gm->n; k++) {
+      int64_t cell = (int64_t)k * gm->nnames + u;
+      row[k] = gm->tix[cell] >= 0 ? sqrt(gm->st[cell].sumsq) : NAN;
+    }
+    fprintf(f, "%s\n      {\"name\": ", u ? "," : "");
+    re_json_string(f, gm->names[u]);
+    fprintf(f, ", \"numel\": %lld, \"float\": %s, \"norm\": ", (long long)gm->numel[u],
+            gm->is_float[u] ? "true" : "false");
+    json_row(f, row, gm->n);
+    fputc('}', f);
+  }
+  free(row);
+  fprintf(f, "]");
+  return RE_OK;
+}
+
+/* `key`: per layer of the model, a row of n values. */
+static void json_layer_rows(FILE *f, const char *key, const double *v, int nlayers, int n) {
+  fprintf(f, ",\n     \"%s\": [", key);
+  for (int l = 0; l < nlayers; l++) {
+    fprintf(f, "%s", l ? ", " : "");
+    json_row(f, v + (int64_t)l * n, n);
+  }
+  fprintf(f, "]");
+}
+
+/* integrity_<name>.json: the thresholds, the findings, and per model its checkpoints,
+ * runs, tensors' norms, layers and CKA of neighbours. */
+static re_status write_json(runner *r, const job_analysis *a, const ig_model *g, const ig_findings *fd) {
+  const job *j = r->plan.j;
+  const integrity_opts *o = io(a);
+  char path[4400];
+  FILE *f;
+  RE_TRY(run_create_file(r, &f, path, sizeof path, "integrity_%s.json", a->name));
+  fprintf(f, "{\n  \"analysis\": ");
+  re_json_string(f, a->name);
+  fprintf(f, ",\n  \"thresholds\": {\"norm_jump\": %.17g, \"norm_factor\": %.17g, \"cka_ratio\": %.17g, "
+             "\"cka_margin\": %.17g},\n",
+          o->th.norm_jump, o->th.norm_factor, o->th.cka_ratio, o->th.cka_margin);
+  json_findings(f, j, g, fd);
+  fprintf(f, "  \"models\": [");
   for (int m = 0; m < j->nmodels; m++) {
     const ig_model *gm = &g[m];
     fprintf(f, "%s\n    {\"name\": ", m ? "," : "");
     re_json_string(f, j->models[m].name);
-    fprintf(f, ",\n     \"checkpoints\": [");
-    for (int k = 0; k < gm->n; k++) {
-      int64_t nonfinite = 0, tensors = 0;
-      for (int u = 0; u < gm->nnames; u++) {
-        nonfinite += gm->st[(int64_t)k * gm->nnames + u].nonfinite;
-        tensors += gm->tix[(int64_t)k * gm->nnames + u] >= 0;
-      }
-      fprintf(f, "%s{\"label\": ", k ? ", " : "");
-      re_json_string(f, gm->label[k]);
-      fprintf(f, ", \"run\": ");
-      re_json_string(f, gm->run_name[gm->run[k]]);
-      if (gm->step[k] >= 0)
-        fprintf(f, ", \"step\": %lld", (long long)gm->step[k]);
-      else
-        fprintf(f, ", \"step\": null");
-      fprintf(f, ", \"digest\": \"%016llx\", \"tensors\": %lld, \"nonfinite\": %lld}",
-              (unsigned long long)gm->digest[k], (long long)tensors, (long long)nonfinite);
-    }
-    fprintf(f, "],\n     \"runs\": [");
-    for (int q = 0; q < gm->nruns; q++) {
-      fprintf(f, "%s{\"name\": ", q ? ", " : "");
-      re_json_string(f, gm->run_name[q]);
-      fprintf(f, ", \"checkpoints\": ");
-      json_labels(f, gm, gm->order[q], gm->norder[q]);
-      fputc('}', f);
-    }
-    fprintf(f, "],\n     \"tensors\": [");
-    double *row = NULL;
-    if (re_malloc(gm->n > 0 ? gm->n : 1, sizeof(double), &row) != RE_OK) {
+    json_checkpoints(f, gm);
+    re_status st = json_tensors(f, gm);
+    if (st != RE_OK) {
       fclose(f);
-      return re_err(RE_ENOMEM, "integrity: no memory for a row of norms");
+      return st;
     }
-    for (int u = 0; u < gm->nnames; u++) {
-      for (int k = 0; k < gm->n; k++) {
-        int64_t cell = (int64_t)k * gm->nnames + u;
-        row[k] = gm->tix[cell] >= 0 ? sqrt(gm->st[cell].sumsq) : NAN;
-      }
-      fprintf(f, "%s\n      {\"name\": ", u ? "," : "");
-      re_json_string(f, gm->names[u]);
-      fprintf(f, ", \"numel\": %lld, \"float\": %s, \"norm\": ", (long long)gm->numel[u],
-              gm->is_float[u] ? "true" : "false");
-      json_row(f, row, gm->n);
-      fputc('}', f);
-    }
-    free(row);
-    fprintf(f, "],\n     \"layers\": [");
+    fprintf(f, ",\n     \"layers\": [");
     for (int l = 0; l < gm->nlayers; l++) {
       fprintf(f, "%s", l ? ", " : "");
       re_json_string(f, gm->layers[l]);
     }
-    fprintf(f, "],\n     \"cka_next\": [");
-    for (int l = 0; l < gm->nlayers; l++) {
-      fprintf(f, "%s", l ? ", " : "");
-      json_row(f, gm->cka_next + (int64_t)l * gm->n, gm->n);
-    }
-    fprintf(f, "],\n     \"cka_skip\": [");
-    for (int l = 0; l < gm->nlayers; l++) {
-      fprintf(f, "%s", l ? ", " : "");
-      json_row(f, gm->cka_skip + (int64_t)l * gm->n, gm->n);
-    }
-    fprintf(f, "]}");
+    fprintf(f, "]");
+    json_layer_rows(f, "cka_next", gm->cka_next, gm->nlayers, gm->n);
+    json_layer_rows(f, "cka_skip", gm->cka_skip, gm->nlayers, gm->n);
+    fprintf(f, "}");
   }
   fprintf(f, "\n  ]\n}\n");
   return fclose(f) == 0 ? RE_OK : re_err(RE_EIO, "%s: write failed", path);
@@ -413,10 +437,8 @@ static re_status write_json(runner *r, const job_analysis *a, const ig_model *g,
 static re_status write_csv(runner *r, const job_analysis *a, const ig_model *g, re_ckpt ***cks) {
   const job *j = r->plan.j;
   char path[4400];
-  snprintf(path, sizeof path, "%s/integrity_%s_tensors.csv", r->plan.partial, a->name);
-  FILE *f = fopen(path, "w");
-  if (!f)
-    return re_err(RE_EIO, "%s: cannot write", path);
+  FILE *f;
+  RE_TRY(run_create_file(r, &f, path, sizeof path, "integrity_%s_tensors.csv", a->name));
   fprintf(f, "model,checkpoint,step,tensor,dtype,shape,numel,l2_norm,max_abs,nonfinite,fnv1a64\n");
   for (int m = 0; m < j->nmodels; m++) {
     const ig_model *gm = &g[m];
@@ -447,76 +469,122 @@ static re_status write_csv(runner *r, const job_analysis *a, const ig_model *g, 
 
 /* ---- after the passes ---------------------------------------------------------------------- */
 
+/* Rank 0's tables of the models: per model its ig_model, the labels of its selected
+ * checkpoints, the layers the CKA check reads, and the selected checkpoints. */
+typedef struct ig_tables {
+  ig_model *g;
+  const char ***labels, ***layers;
+  re_ckpt ***cks;
+} ig_tables;
+
+/* The per-model arrays of the tables, zeroed. */
+static re_status tables_create(int nmodels, ig_tables *tb) {
+  RE_TRY(re_calloc(nmodels, sizeof(ig_model), &tb->g));
+  RE_TRY(re_calloc(nmodels, sizeof(char **), &tb->labels));
+  RE_TRY(re_calloc(nmodels, sizeof(char **), &tb->layers));
+  return re_calloc(nmodels, sizeof(re_ckpt **), &tb->cks);
+}
+
+/* Free the tables and what each model's entries hold. */
+static void tables_free(int nmodels, ig_tables *tb) {
+  for (int m = 0; tb->cks && m < nmodels; m++) { /* cks is made last */
+    ig_model_free(&tb->g[m]);
+    free(tb->labels[m]);
+    free(tb->layers[m]);
+    free(tb->cks[m]);
+  }
+  free(tb->g);
+  free(tb->labels);
+  free(tb->layers);
+  free(tb->cks);
+}
+
+/* Model m's layers for the CKA check (those the analysis selects) and the CKA of each
+ * of its n selected checkpoints ck with their neighbours. */
+static re_status model_layers(runner *r, const job_analysis *a, int m, const int *ck, int n, ig_tables *tb) {
+  const job_model *jm = &r->plan.j->models[m];
+  const integrity_opts *o = io(a);
+  ig_model *g = &tb->g[m];
+  int nl = 0, *lix = NULL;
+  re_status st = re_calloc(jm->nlayers > 0 ? jm->nlayers : 1, sizeof(char *), &tb->layers[m]);
+  if (st == RE_OK)
+    st = re_calloc(jm->nlayers > 0 ? jm->nlayers : 1, sizeof(int), &lix);
+  for (int l = 0; st == RE_OK && l < jm->nlayers; l++)
+    if (o->next && run_layer_selected(a, jm->layers[l].name))
+      lix[nl] = l, tb->layers[m][nl++] = jm->layers[l].name;
+  if (st == RE_OK)
+    st = ig_model_layers(g, nl, tb->layers[m]);
+  for (int q = 0; st == RE_OK && q < nl; q++)
+    for (int k = 0; k < n; k++) {
+      int t = run_tap_first(r, m, ck[k]) + lix[q];
+      if (t < o->ntaps) {
+        g->cka_next[(int64_t)q * n + k] = o->next[t];
+        g->cka_skip[(int64_t)q * n + k] = o->skip[t];
+      }
+    }
+  free(lix);
+  return st;
+}
+
+/* Model m's table from its n items (its selected checkpoints, in order) and the gathered
+ * statistics: runs, tensors, digests, layers. */
+static re_status model_table(runner *r, const job_analysis *a, int m, const item *it, int n,
+                             const re_tensor_stats *all, ig_tables *tb) {
+  ig_model *g = &tb->g[m];
+  int *ck = NULL;
+  re_status st = re_calloc(n > 0 ? n : 1, sizeof(int), &ck);
+  for (int k = 0; st == RE_OK && k < n; k++)
+    ck[k] = it[k].c;
+  if (st == RE_OK)
+    st = group_model(r->plan.j, ck, n, m, g, &tb->labels[m]);
+  if (st == RE_OK)
+    st = re_calloc(n > 0 ? n : 1, sizeof(re_ckpt *), &tb->cks[m]);
+  for (int k = 0; st == RE_OK && k < n; k++)
+    tb->cks[m][k] = r->plan.ckpts[m][ck[k]];
+  if (st == RE_OK)
+    st = ig_model_tensors(g, tb->cks[m]);
+  for (int k = 0; st == RE_OK && k < n; k++)
+    ig_model_fill(g, k, all + it[k].first);
+  if (st == RE_OK)
+    ig_model_digest(g, tb->cks[m]);
+  if (st == RE_OK)
+    st = model_layers(r, a, m, ck, n, tb);
+  free(ck);
+  return st;
+}
+
+/* The checks of one model's table, into fd. */
+static re_status model_checks(const ig_model *g, int m, const char *name, const ig_thresholds *th,
+                              ig_findings *fd) {
+  re_status st = ig_check_content(g, m, name, fd);
+  if (st == RE_OK)
+    st = ig_check_tensors(g, m, name, fd);
+  if (st == RE_OK)
+    st = ig_check_nonfinite(g, m, name, fd);
+  if (st == RE_OK)
+    st = ig_check_norms(g, m, name, th, fd);
+  if (st == RE_OK)
+    st = ig_check_cka(g, m, name, th, fd);
+  if (st == RE_OK)
+    st = ig_check_gaps(g, m, name, fd);
+  return st;
+}
+
 /* Rank 0: the models' tables, the checks, warnings and files. */
 static re_status check_all(runner *r, const job_analysis *a, const item *it, int nitems, const re_tensor_stats *all) {
   const job *j = r->plan.j;
   integrity_opts *o = io(a);
-  ig_model *g = NULL;
-  const char ***labels = NULL, ***layers = NULL;
-  re_ckpt ***cks = NULL;
+  ig_tables tb = {0};
   ig_findings fd = {0};
-  re_status st = re_calloc(j->nmodels, sizeof(ig_model), &g);
-  if (st == RE_OK)
-    st = re_calloc(j->nmodels, sizeof(char **), &labels);
-  if (st == RE_OK)
-    st = re_calloc(j->nmodels, sizeof(char **), &layers);
-  if (st == RE_OK)
-    st = re_calloc(j->nmodels, sizeof(re_ckpt **), &cks);
+  re_status st = tables_create(j->nmodels, &tb);
   int at = 0; /* items are models in order, then their selected checkpoints */
   for (int m = 0; m < j->nmodels && st == RE_OK; m++) {
-    const job_model *jm = &j->models[m];
     int n = 0;
     while (at + n < nitems && it[at + n].m == m)
       n++;
-    int *ck = NULL;
-    st = re_calloc(n > 0 ? n : 1, sizeof(int), &ck);
-    for (int k = 0; st == RE_OK && k < n; k++)
-      ck[k] = it[at + k].c;
+    st = model_table(r, a, m, it + at, n, all, &tb);
     if (st == RE_OK)
-      st = group_model(j, ck, n, m, &g[m], &labels[m]);
-    if (st == RE_OK)
-      st = re_calloc(n > 0 ? n : 1, sizeof(re_ckpt *), &cks[m]);
-    for (int k = 0; st == RE_OK && k < n; k++)
-      cks[m][k] = r->plan.ckpts[m][ck[k]];
-    if (st == RE_OK)
-      st = ig_model_tensors(&g[m], cks[m]);
-    for (int k = 0; st == RE_OK && k < n; k++)
-      ig_model_fill(&g[m], k, all + it[at + k].first);
-    if (st == RE_OK)
-      ig_model_digest(&g[m], cks[m]);
-    int nl = 0;
-    if (st == RE_OK)
-      st = re_calloc(jm->nlayers > 0 ? jm->nlayers : 1, sizeof(char *), &layers[m]);
-    int *lix = NULL;
-    if (st == RE_OK)
-      st = re_calloc(jm->nlayers > 0 ? jm->nlayers : 1, sizeof(int), &lix);
-    for (int l = 0; st == RE_OK && l < jm->nlayers; l++)
-      if (o->next && run_layer_selected(a, jm->layers[l].name))
-        lix[nl] = l, layers[m][nl++] = jm->layers[l].name;
-    if (st == RE_OK)
-      st = ig_model_layers(&g[m], nl, layers[m]);
-    for (int q = 0; st == RE_OK && q < nl; q++)
-      for (int k = 0; k < n; k++) {
-        int t = run_tap_first(r, m, ck[k]) + lix[q];
-        if (t < o->ntaps) {
-          g[m].cka_next[(int64_t)q * n + k] = o->next[t];
-          g[m].cka_skip[(int64_t)q * n + k] = o->skip[t];
-        }
-      }
-    free(lix);
-    free(ck);
-    if (st == RE_OK)
-      st = ig_check_content(&g[m], m, jm->name, &fd);
-    if (st == RE_OK)
-      st = ig_check_tensors(&g[m], m, jm->name, &fd);
-    if (st == RE_OK)
-      st = ig_check_nonfinite(&g[m], m, jm->name, &fd);
-    if (st == RE_OK)
-      st = ig_check_norms(&g[m], m, jm->name, &o->th, &fd);
-    if (st == RE_OK)
-      st = ig_check_cka(&g[m], m, jm->name, &o->th, &fd);
-    if (st == RE_OK)
-      st = ig_check_gaps(&g[m], m, jm->name, &fd);
+      st = model_checks(&tb.g[m], m, j->models[m].name, &o->th, &fd);
     at += n;
   }
   for (int k = 0; st == RE_OK && k < fd.n && k < IG_MAX_WARNINGS; k++)
@@ -525,19 +593,10 @@ static re_status check_all(runner *r, const job_analysis *a, const item *it, int
     run_warn(r, "integrity '%s': %d more findings in integrity_%s.json", a->name, fd.n - IG_MAX_WARNINGS, a->name);
   o->nfindings = fd.n;
   if (st == RE_OK)
-    st = write_json(r, a, g, &fd);
+    st = write_json(r, a, tb.g, &fd);
   if (st == RE_OK)
-    st = write_csv(r, a, g, cks);
-  for (int m = 0; g && m < j->nmodels; m++) {
-    ig_model_free(&g[m]);
-    free(labels[m]);
-    free(layers[m]);
-    free(cks[m]);
-  }
-  free(g);
-  free(labels);
-  free(layers);
-  free(cks);
+    st = write_csv(r, a, tb.g, tb.cks);
+  tables_free(j->nmodels, &tb);
   ig_findings_free(&fd);
   return st;
 }
@@ -601,6 +660,7 @@ const an_kind an_integrity = {
     .keys = keys,
     .pairs = AN_NO_PAIRS,
     .opts_size = sizeof(integrity_opts),
+    .own_dataset = 1,
     .parse = parse,
     .free_opts = free_opts,
     .stats_batch = stats_batch,

@@ -31,7 +31,6 @@ static const char *const keys[] = {"k", "block", NULL};
 
 static re_status parse(job *j, job_analysis *a, const re_cfg *c) {
   knn_opts *o = a->opts;
-  RE_TRY(an_parse_dataset(j, a, c, "dataset", 1, 0, &a->dataset));
   const re_cfg *kc = re_cfg_get(c, "k");
   o->nk = 1;
   o->k[0] = 10;
@@ -180,10 +179,8 @@ static re_status report(runner *r, an_run *ar, const knn_opts *o, re_knn_graph *
     if (st == RE_OK)
       st = an_write_matrix(r, "knn", name, M + (int64_t)P * P, P, P);
   }
-  char file[300];
-  snprintf(file, sizeof file, "knn_%s_taps.csv", a->name);
   if (st == RE_OK)
-    st = run_write_taps_csv(r, file, ar->taps, P);
+    st = an_write_taps(r, ar);
   free(M);
   return st;
 }
@@ -204,10 +201,7 @@ static re_status finalize(runner *r, pass *p, an_run *ar, re_eig **eigs) {
   progress pr;
   progress_start(&pr, "k-NN graphs", P, r->comm.rank == 0 && !r->plan.quiet);
   for (int q = 0; q < P && st == RE_OK && p->n - 1 >= o->kmax; q++) {
-    int used = 0; /* in some wanted pair */
-    for (int l = 0; l < P && !used; l++)
-      used = l != q && run_pair_wanted(ar, q, l);
-    if (used)
+    if (an_tap_paired(ar, q))
       st = graph_of(r, p, o, ar->taps[q], &g[q], &why[q]);
     if (r->comm.rank == 0)
       progress_update(&pr, q + 1, 0);
@@ -223,14 +217,13 @@ static re_status finalize(runner *r, pass *p, an_run *ar, re_eig **eigs) {
 }
 
 static void manifest(FILE *f, const job_analysis *a) {
-  static const char *pairs[] = {"all", "same-layer", "consecutive", "reference", "within"};
   const knn_opts *o = a->opts;
-  fprintf(f, ", \"dataset\": ");
-  re_json_string(f, a->dataset);
+  an_manifest_dataset(f, a);
   fprintf(f, ", \"k\": [");
   for (int e = 0; e < o->nk; e++)
     fprintf(f, "%s%d", e ? ", " : "", o->k[e]);
-  fprintf(f, "], \"similarity\": \"cosine\", \"pairs\": \"%s\"", pairs[a->pairs]);
+  fprintf(f, "], \"similarity\": \"cosine\"");
+  an_manifest_pairs(f, a);
 }
 
 const an_kind an_knn = {

@@ -34,7 +34,6 @@ static const char *const keys[] = {"sample", "components", "seed", "tsne", NULL}
 
 static re_status parse(job *j, job_analysis *a, const re_cfg *c) {
   map_opts *o = a->opts;
-  RE_TRY(an_parse_dataset(j, a, c, "dataset", 1, 0, &a->dataset));
   o->sample = 500;
   o->components = 50;
   o->seed = 20261204;
@@ -196,10 +195,8 @@ static re_status write_out(runner *r, an_run *ar, const double *all, const int64
     st = write_npy(r, name, "_samples", RE_DTYPE_I64, 1, s1, idx);
   if (st == RE_OK && lab)
     st = write_npy(r, name, "_labels", RE_DTYPE_I64, 1, s1, lab);
-  char file[300];
-  snprintf(file, sizeof file, "map_%s_taps.csv", name);
   if (st == RE_OK)
-    st = run_write_taps_csv(r, file, ar->taps, P);
+    st = an_write_taps(r, ar);
   free(coords);
   free(ratios);
   free(lab);
@@ -262,8 +259,7 @@ static re_status finalize(runner *r, pass *p, an_run *ar, re_eig **eigs) {
 
 static void manifest(FILE *f, const job_analysis *a) {
   const map_opts *o = a->opts;
-  fprintf(f, ", \"dataset\": ");
-  re_json_string(f, a->dataset);
+  an_manifest_dataset(f, a);
   fprintf(f, ", \"sample\": %lld, \"components\": %lld, \"seed\": %lld, \"tsne\": %s", (long long)o->sample,
           (long long)o->components, (long long)o->seed, o->tsne ? "true" : "false");
 }

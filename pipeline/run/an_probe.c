@@ -22,7 +22,8 @@
 #include "repeval/probe.h"
 #include "run/analysis.h"
 
-enum { PROBE_LOGISTIC = 0, PROBE_RIDGE = 1, PROBE_KNN = 2, PROBE_MLP = 3 };
+enum { PROBE_LOGISTIC = 0, PROBE_RIDGE = 1, PROBE_KNN = 2, PROBE_MLP = 3, NPROBE_KINDS = 4 };
+static const char *const kind_names[NPROBE_KINDS] = {"logistic", "ridge", "knn", "mlp"};
 enum { PROBE_PAR_AUTO = 0, PROBE_PAR_TASKS = 1, PROBE_PAR_DATA = 2 };
 
 /* A probe: trained on its dataset, scored on test_dataset; validation from val_dataset
@@ -193,6 +194,37 @@ static double converged(const re_logreg_info *fit) {
   return fit->converged || !strcmp(fit->stop, "stall") ? 1.0 : 0.0;
 }
 
+/* The solver settings of the job a sweep takes (ftol < 0: the solver's default kept). */
+static void solver_settings(const job_analysis *a, double *tol, double *ftol, int *max_iter, int *standardize) {
+  *tol = po(a)->tol;
+  if (po(a)->ftol >= 0)
+    *ftol = po(a)->ftol;
+  *max_iter = po(a)->max_iter;
+  *standardize = po(a)->standardize;
+}
+
+/* The rows of one λ of a sweep: the validation score of the fit on train, its iterations
+ * and convergence. */
+static void point_rows(runner *r, const job_analysis *a, int t, const char *param, const re_logreg_point *pt,
+                       int32_t K) {
+  score_rows(r, a, t, param, "val", &pt->val, K, 1);
+  run_row(r, a->name, "train_iterations", t, -1, po(a)->test_dataset, param, (double)pt->fit.iterations, NULL);
+  run_row(r, a->name, "train_converged", t, -1, po(a)->test_dataset, param, converged(&pt->fit), NULL);
+}
+
+/* The rows of the refit on train + val at the selected λ: λ, the test score, the fit. */
+static void refit_rows(runner *r, const job_analysis *a, int t, const char *base, double lambda,
+                       const re_probe_score *test, const re_logreg_info *refit, int32_t K) {
+  char param[512];
+  snprintf(param, sizeof param, "%s lambda=%.6g selected refit=train+val", base, lambda);
+  run_row(r, a->name, "lambda", t, -1, po(a)->test_dataset, param, lambda, NULL);
+  score_rows(r, a, t, param, "test", test, K, 1);
+  run_row(r, a->name, "refit_iterations", t, -1, po(a)->test_dataset, param, (double)refit->iterations, NULL);
+  run_row(r, a->name, "refit_objective", t, -1, po(a)->test_dataset, param, refit->f, NULL);
+  run_row(r, a->name, "refit_grad_inf", t, -1, po(a)->test_dataset, param, refit->grad_inf, NULL);
+  run_row(r, a->name, "refit_converged", t, -1, po(a)->test_dataset, param, converged(refit), NULL);
+}
+
 static re_status run_logistic(runner *r, const job_analysis *a, int t, re_probe_rows *tr, re_probe_rows *va,
                               re_probe_rows *te, int32_t K, const char *base, int dp) {
   re_logreg_options opt = re_logreg_defaults();
@@ -200,11 +232,7 @@ static re_status run_logistic(runner *r, const job_analysis *a, int t, re_probe_
     opt.reduce.fn = mpi_ordered_sum;
     opt.reduce.ctx = r;
   }
-  opt.tol = po(a)->tol;
-  if (po(a)->ftol >= 0)
-    opt.ftol = po(a)->ftol;
-  opt.max_iter = po(a)->max_iter;
-  opt.standardize = po(a)->standardize;
+  solver_settings(a, &opt.tol, &opt.ftol, &opt.max_iter, &opt.standardize);
   re_logreg_sweep sw;
   memset(&sw, 0, sizeof sw);
   re_status st = re_logreg_sweep_run(tr, va, te, K, po(a)->lambdas, po(a)->nlambdas, &opt, &sw, NULL);
@@ -214,17 +242,9 @@ static re_status run_logistic(runner *r, const job_analysis *a, int t, re_probe_
   for (int k = 0; k < sw.nlambdas; k++) {
     const re_logreg_point *pt = &sw.points[k];
     snprintf(param, sizeof param, "%s lambda=%.6g%s", base, pt->fit.lambda, k == sw.selected ? " selected" : "");
-    score_rows(r, a, t, param, "val", &pt->val, K, 1);
-    run_row(r, a->name, "train_iterations", t, -1, po(a)->test_dataset, param, (double)pt->fit.iterations, NULL);
-    run_row(r, a->name, "train_converged", t, -1, po(a)->test_dataset, param, converged(&pt->fit), NULL);
+    point_rows(r, a, t, param, pt, K);
   }
-  snprintf(param, sizeof param, "%s lambda=%.6g selected refit=train+val", base, sw.lambda);
-  run_row(r, a->name, "lambda", t, -1, po(a)->test_dataset, param, sw.lambda, NULL);
-  score_rows(r, a, t, param, "test", &sw.test, K, 1);
-  run_row(r, a->name, "refit_iterations", t, -1, po(a)->test_dataset, param, (double)sw.refit.iterations, NULL);
-  run_row(r, a->name, "refit_objective", t, -1, po(a)->test_dataset, param, sw.refit.f, NULL);
-  run_row(r, a->name, "refit_grad_inf", t, -1, po(a)->test_dataset, param, sw.refit.grad_inf, NULL);
-  run_row(r, a->name, "refit_converged", t, -1, po(a)->test_dataset, param, converged(&sw.refit), NULL);
+  refit_rows(r, a, t, base, sw.lambda, &sw.test, &sw.refit, K);
   if (!sw.refit.converged && strcmp(sw.refit.stop, "stall")) /* a stall is a converged fit in f */
     run_warn(r, "probe '%s' on %s/%s/%s: the refit stopped by %s before the gradient tolerance", a->name,
              run_tap_model(r, t), run_tap_ckpt(r, t), run_tap_layer(r, t), sw.refit.stop);
@@ -239,28 +259,16 @@ static re_status run_mlp(runner *r, const job_analysis *a, int t, re_probe_rows 
   re_mlp_options opt = re_mlp_defaults();
   opt.hidden = po(a)->hidden;
   opt.activation = po(a)->activation;
-  opt.tol = po(a)->tol;
-  if (po(a)->ftol >= 0)
-    opt.ftol = po(a)->ftol;
-  opt.max_iter = po(a)->max_iter;
-  opt.standardize = po(a)->standardize;
+  solver_settings(a, &opt.tol, &opt.ftol, &opt.max_iter, &opt.standardize);
   re_mlp_sweep sw;
   RE_TRY(re_mlp_sweep_run(tr, va, te, K, po(a)->lambdas, po(a)->nlambdas, &opt, &sw, NULL));
   char param[512];
   for (int k = 0; k < sw.nlambdas && po(a)->nlambdas > 1; k++) {
     const re_logreg_point *pt = &sw.points[k];
     snprintf(param, sizeof param, "%s lambda=%.6g%s", base, po(a)->lambdas[k], k == sw.selected ? " selected" : "");
-    score_rows(r, a, t, param, "val", &pt->val, K, 1);
-    run_row(r, a->name, "train_iterations", t, -1, po(a)->test_dataset, param, (double)pt->fit.iterations, NULL);
-    run_row(r, a->name, "train_converged", t, -1, po(a)->test_dataset, param, converged(&pt->fit), NULL);
+    point_rows(r, a, t, param, pt, K);
   }
-  snprintf(param, sizeof param, "%s lambda=%.6g selected refit=train+val", base, sw.lambda);
-  run_row(r, a->name, "lambda", t, -1, po(a)->test_dataset, param, sw.lambda, NULL);
-  score_rows(r, a, t, param, "test", &sw.test, K, 1);
-  run_row(r, a->name, "refit_iterations", t, -1, po(a)->test_dataset, param, (double)sw.refit.iterations, NULL);
-  run_row(r, a->name, "refit_objective", t, -1, po(a)->test_dataset, param, sw.refit.f, NULL);
-  run_row(r, a->name, "refit_grad_inf", t, -1, po(a)->test_dataset, param, sw.refit.grad_inf, NULL);
-  run_row(r, a->name, "refit_converged", t, -1, po(a)->test_dataset, param, converged(&sw.refit), NULL);
+  refit_rows(r, a, t, base, sw.lambda, &sw.test, &sw.refit, K);
   re_mlp_sweep_free(&sw);
   return RE_OK;
 }
@@ -639,23 +647,8 @@ static re_status run_probes(runner *r) {
   return re_mpi_agree(r->comm.comm, st);
 }
 
-static re_status parse(job *j, job_analysis *a, const re_cfg *c) {
-  probe_opts *o = a->opts;
-  RE_TRY(an_parse_dataset(j, a, c, "train", 1, 1, &a->dataset));
-  RE_TRY(an_parse_dataset(j, a, c, "test", 1, 1, &o->test_dataset));
-  RE_TRY(an_parse_dataset(j, a, c, "val", 0, 1, &o->val_dataset));
-  const char *kind = "logistic";
-  RE_TRY(re_cfg_get_string(c, "kind", &kind));
-  if (!strcmp(kind, "logistic"))
-    o->probe_kind = PROBE_LOGISTIC;
-  else if (!strcmp(kind, "ridge"))
-    o->probe_kind = PROBE_RIDGE;
-  else if (!strcmp(kind, "knn"))
-    o->probe_kind = PROBE_KNN;
-  else if (!strcmp(kind, "mlp"))
-    o->probe_kind = PROBE_MLP;
-  else
-    return re_cfg_error(re_cfg_get(c, "kind"), RE_EINVAL, "probe kind must be logistic, ridge, knn or mlp");
+/* hidden and activation (MLP probes only), parallel. */
+static re_status parse_mlp_parallel(probe_opts *o, const re_cfg *c) {
   int mlp = o->probe_kind == PROBE_MLP;
   int64_t hidden = 64;
   RE_TRY(re_cfg_get_int(c, "hidden", &hidden));
@@ -678,6 +671,12 @@ static re_status parse(job *j, job_analysis *a, const re_cfg *c) {
   else
     return re_cfg_error(re_cfg_get(c, "parallel"), RE_EINVAL,
                         "parallel must be auto, tasks or data (data: logistic probes only)");
+  return RE_OK;
+}
+
+/* The solvers' settings: val_fraction, standardize, k, max_iter, temperature, tol, ftol. */
+static re_status parse_solver(probe_opts *o, const re_cfg *c) {
+  int mlp = o->probe_kind == PROBE_MLP;
   o->val_fraction = 0.1;
   RE_TRY(re_cfg_get_double(c, "val_fraction", &o->val_fraction));
   if (!(o->val_fraction > 0 && o->val_fraction < 1))
@@ -705,6 +704,13 @@ static re_status parse(job *j, job_analysis *a, const re_cfg *c) {
   RE_TRY(re_cfg_get_double(c, "ftol", &o->ftol));
   if (re_cfg_get(c, "ftol") && !(o->ftol >= 0))
     return re_cfg_error(re_cfg_get(c, "ftol"), RE_EINVAL, "ftol must be >= 0 (0: off)");
+  return RE_OK;
+}
+
+/* The λ values: a list (lambdas), or a log-spaced grid [low, high, count] (default
+ * per kind). */
+static re_status parse_lambdas(probe_opts *o, const re_cfg *c) {
+  int mlp = o->probe_kind == PROBE_MLP;
   const re_cfg *g = re_cfg_get(c, "grid"), *l = re_cfg_get(c, "lambdas");
   if (g && l)
     return re_cfg_error(l, RE_EINVAL, "give either 'grid' or 'lambdas', not both");
@@ -738,6 +744,23 @@ static re_status parse(job *j, job_analysis *a, const re_cfg *c) {
   return RE_OK;
 }
 
+static re_status parse(job *j, job_analysis *a, const re_cfg *c) {
+  probe_opts *o = a->opts;
+  RE_TRY(an_parse_dataset(j, a, c, "train", 1, 1, &a->dataset));
+  RE_TRY(an_parse_dataset(j, a, c, "test", 1, 1, &o->test_dataset));
+  RE_TRY(an_parse_dataset(j, a, c, "val", 0, 1, &o->val_dataset));
+  const char *kind = "logistic";
+  RE_TRY(re_cfg_get_string(c, "kind", &kind));
+  o->probe_kind = 0;
+  while (o->probe_kind < NPROBE_KINDS && strcmp(kind, kind_names[o->probe_kind]))
+    o->probe_kind++;
+  if (o->probe_kind == NPROBE_KINDS)
+    return re_cfg_error(re_cfg_get(c, "kind"), RE_EINVAL, "probe kind must be logistic, ridge, knn or mlp");
+  RE_TRY(parse_mlp_parallel(o, c));
+  RE_TRY(parse_solver(o, c));
+  return parse_lambdas(o, c);
+}
+
 static void free_opts(void *opts) {
   probe_opts *o = opts;
   free(o->test_dataset);
@@ -751,7 +774,6 @@ static int other_dataset(const job_analysis *a, int k, const char **name) {
 }
 
 static void manifest(FILE *f, const job_analysis *a) {
-  static const char *kind_names[] = {"logistic", "ridge", "knn", "mlp"};
   const probe_opts *o = po(a);
   fprintf(f, ", \"train\": ");
   re_json_string(f, a->dataset);
@@ -779,6 +801,7 @@ const an_kind an_probe = {
     .keys = keys,
     .pairs = AN_NO_PAIRS,
     .opts_size = sizeof(probe_opts),
+    .own_dataset = 1,
     .parse = parse,
     .free_opts = free_opts,
     .other_dataset = other_dataset,

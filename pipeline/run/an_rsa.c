@@ -32,7 +32,6 @@ static const char *const keys[] = {"distance", "methods", "over", "write_rdms", 
 
 static re_status parse(job *j, job_analysis *a, const re_cfg *c) {
   rsa_opts *o = a->opts;
-  RE_TRY(an_parse_dataset(j, a, c, "dataset", 1, 0, &a->dataset));
   const char *s = "correlation";
   RE_TRY(re_cfg_get_string(c, "distance", &s));
   if (re_rdm_metric_parse(s, &o->distance) != RE_OK)
@@ -167,10 +166,7 @@ static re_status write_rdms(runner *r, pass *p, an_run *ar, const int32_t *label
   const rsa_opts *o = ar->a->opts;
   re_status st = RE_OK;
   for (int q = 0; q < ar->P && st == RE_OK; q++) {
-    int used = 0;
-    for (int l = 0; l < ar->P && !used; l++)
-      used = l != q && run_pair_wanted(ar, q, l);
-    if (!used)
+    if (!an_tap_paired(ar, q))
       continue;
     slot s;
     memset(&s, 0, sizeof s);
@@ -206,29 +202,26 @@ static re_status write_rdms(runner *r, pass *p, an_run *ar, const int32_t *label
   return st;
 }
 
-static re_status finalize(runner *r, pass *p, an_run *ar, re_eig **eigs) {
-  (void)eigs;
-  const job_analysis *a = ar->a;
-  const rsa_opts *o = a->opts;
-  if (!an_rows_available(r, a))
-    return RE_OK;
-  int P = ar->P, nm = o->nm;
-  int64_t units = 0, lo, hi, u = -1;
-  for (int i = 0; i < P; i++)
-    for (int l = i + 1; l < P; l++)
-      units += run_pair_wanted(ar, i, l);
-  an_block(r, units, &lo, &hi);
-  int32_t *labels = NULL;
-  double *V = NULL, *all = NULL;
-  slot *slots = NULL;
-  int ns = 2;
+/* What a rank's finalize holds: the labels (over classes), the RDM slots, and per
+ * method the P x P values, then per method 1 where this rank set a value. */
+typedef struct rsa_work {
+  int32_t *labels;
+  slot *slots;
+  int ns;
+  double *V;
+} rsa_work;
+
+/* The labels, the RDM slots (as many as fit in the statistics budget, at least a
+ * pair's two) and the value matrices. */
+static re_status work_create(runner *r, pass *p, an_run *ar, rsa_work *w) {
+  const rsa_opts *o = ar->a->opts;
+  int P = ar->P;
   re_status st = RE_OK;
   if (o->classes) {
-    st = re_malloc(p->n > 0 ? p->n : 1, sizeof(int32_t), &labels);
+    st = re_malloc(p->n > 0 ? p->n : 1, sizeof(int32_t), &w->labels);
     if (st == RE_OK)
-      st = an_stored_rows(r, p->d, -1, 0, p->n, NULL, labels);
+      st = an_stored_rows(r, p->d, -1, 0, p->n, NULL, w->labels);
   }
-  /* RDMs kept per rank: as many as fit in the statistics budget, at least the pair's two */
   const char *env = getenv("REPEVAL_MAX_STATS_MB");
   double budget = (env ? atof(env) : RUN_DEFAULT_BUDGET_MB) * 1048576.0, need = o->classes ? 0 : rdm_bytes(o, p->n);
   if (st == RE_OK && 2 * need > budget)
@@ -238,106 +231,132 @@ static re_status finalize(runner *r, pass *p, an_run *ar, re_eig **eigs) {
                 budget / 1048576.0);
   if (st == RE_OK) {
     double fit = budget / (need > 0 ? need : 1);
-    ns = fit > P ? P : fit > 2 ? (int)fit : 2;
-    st = re_calloc(ns, sizeof(slot), &slots);
-    for (int e = 0; st == RE_OK && e < ns; e++)
-      slots[e].q = -1;
+    w->ns = fit > P ? P : fit > 2 ? (int)fit : 2;
+    st = re_calloc(w->ns, sizeof(slot), &w->slots);
+    for (int e = 0; st == RE_OK && e < w->ns; e++)
+      w->slots[e].q = -1;
   }
   if (st == RE_OK)
-    st = re_calloc(2 * (int64_t)nm * P * P, sizeof(double), &V); /* values, then 1 where set */
-  st = re_mpi_agree(r->comm.comm, st);
-  if (st != RE_OK)
-    goto done;
-  rows_sink sink;
-  st = an_rows_begin(r, &sink);
+    st = re_calloc(2 * (int64_t)o->nm * P * P, sizeof(double), &w->V);
+  return st;
+}
+
+/* Free what work_create made. */
+static void work_free(rsa_work *w) {
+  for (int e = 0; w->slots && e < w->ns; e++)
+    re_rdm_free(&w->slots[e].rdm);
+  free(w->slots);
+  free(w->labels);
+  free(w->V);
+}
+
+/* The rows of this rank's block of pairs, and their values in w->V. */
+static re_status pair_rows(runner *r, pass *p, an_run *ar, rsa_work *w) {
+  const job_analysis *a = ar->a;
+  const rsa_opts *o = a->opts;
+  int P = ar->P, nm = o->nm;
+  an_pair_it it;
+  an_pairs_block(r, ar, &it);
   progress pr;
-  progress_start(&pr, "RDM pairs", hi - lo, r->comm.rank == 0 && !r->plan.quiet);
+  progress_start(&pr, "RDM pairs", it.hi - it.lo, r->comm.rank == 0 && !r->plan.quiet);
   int64_t clock = 0;
   char param[160];
   snprintf(param, sizeof param, "distance=%s over=%s", re_rdm_metric_name(o->distance),
            o->classes ? "classes" : "samples");
-  for (int i = 0; i < P && st == RE_OK; i++)
-    for (int l = i + 1; l < P && st == RE_OK; l++) {
-      if (!run_pair_wanted(ar, i, l))
-        continue;
-      if (++u < lo || u >= hi)
-        continue;
-      slot *si = NULL, *sl = NULL;
-      st = get_slot(r, p, ar, slots, ns, i, labels, ++clock, &si);
-      if (st == RE_OK) /* i's slot is the most recent: never the one evicted for l */
-        st = get_slot(r, p, ar, slots, ns, l, labels, ++clock, &sl);
-      for (int m = 0; m < nm && st == RE_OK; m++) {
-        char metric[64];
-        snprintf(metric, sizeof metric, "rsa_%s", re_rsa_method_name(o->methods[m]));
-        const char *why = si->why[0] ? si->why : sl->why[0] ? sl->why : NULL;
-        double v = NAN;
-        if (!why) {
-          st = re_rdm_compare(&si->rdm, &sl->rdm, o->methods[m], &v);
-          if (st == RE_EUNDEFINED) {
-            why = re_errmsg();
-            st = RE_OK;
-          }
-        }
-        if (st != RE_OK)
-          break;
-        run_row(r, a->name, metric, ar->taps[i], ar->taps[l], a->dataset, param, v, why);
-        int64_t at = (int64_t)m * P * P;
-        V[at + (int64_t)i * P + l] = V[at + (int64_t)l * P + i] = why ? NAN : v;
-        at += (int64_t)nm * P * P;
-        V[at + (int64_t)i * P + l] = V[at + (int64_t)l * P + i] = 1;
-      }
-      if (r->comm.rank == 0)
-        progress_update(&pr, u - lo + 1, 0);
-    }
-  progress_finish(&pr, 0);
-  re_status st2 = an_rows_end(r, &sink);
-  st = re_mpi_agree(r->comm.comm, st != RE_OK ? st : st2);
-  if (st == RE_OK) { /* each entry is set by one rank, zero elsewhere: the sum is exact */
-    int64_t len = 2 * (int64_t)nm * P * P;
-    if (r->comm.rank == 0)
-      st = re_malloc(len, sizeof(double), &all);
-    st = re_mpi_agree(r->comm.comm, st);
-    for (int64_t off = 0; st == RE_OK && off < len; off += (1 << 26)) {
-      int cnt = (int)(len - off < (1 << 26) ? len - off : (1 << 26));
-      MPI_Reduce(V + off, all ? all + off : NULL, cnt, MPI_DOUBLE, MPI_SUM, 0, r->comm.comm);
-    }
-  }
-  if (st == RE_OK && r->comm.rank == 0) {
+  re_status st = RE_OK;
+  while (st == RE_OK && an_pairs_next(ar, &it)) {
+    int i = it.i, l = it.l;
+    slot *si = NULL, *sl = NULL;
+    st = get_slot(r, p, ar, w->slots, w->ns, i, w->labels, ++clock, &si);
+    if (st == RE_OK) /* i's slot is the most recent: never the one evicted for l */
+      st = get_slot(r, p, ar, w->slots, w->ns, l, w->labels, ++clock, &sl);
     for (int m = 0; m < nm && st == RE_OK; m++) {
-      double *M = all + (int64_t)m * P * P, *set = all + (int64_t)(nm + m) * P * P;
-      for (int64_t e = 0; e < (int64_t)P * P; e++)
-        M[e] = set[e] > 0 ? M[e] : NAN;
-      char name[300];
-      snprintf(name, sizeof name, "%s_%s", a->name, re_rsa_method_name(o->methods[m]));
-      st = an_write_matrix(r, "rsa", name, M, P, P);
+      char metric[64];
+      snprintf(metric, sizeof metric, "rsa_%s", re_rsa_method_name(o->methods[m]));
+      const char *why = si->why[0] ? si->why : sl->why[0] ? sl->why : NULL;
+      double v = NAN;
+      if (!why) {
+        st = re_rdm_compare(&si->rdm, &sl->rdm, o->methods[m], &v);
+        if (st == RE_EUNDEFINED) {
+          why = re_errmsg();
+          st = RE_OK;
+        }
+      }
+      if (st != RE_OK)
+        break;
+      run_row(r, a->name, metric, ar->taps[i], ar->taps[l], a->dataset, param, v, why);
+      int64_t at = (int64_t)m * P * P;
+      w->V[at + (int64_t)i * P + l] = w->V[at + (int64_t)l * P + i] = why ? NAN : v;
+      at += (int64_t)nm * P * P;
+      w->V[at + (int64_t)i * P + l] = w->V[at + (int64_t)l * P + i] = 1;
     }
-    char file[300];
-    snprintf(file, sizeof file, "rsa_%s_taps.csv", a->name);
-    if (st == RE_OK)
-      st = run_write_taps_csv(r, file, ar->taps, P);
-    if (st == RE_OK && o->write_rdms)
-      st = write_rdms(r, p, ar, labels);
+    if (r->comm.rank == 0)
+      progress_update(&pr, it.u - it.lo + 1, 0);
   }
-done:
-  for (int e = 0; slots && e < ns; e++)
-    re_rdm_free(&slots[e].rdm);
-  free(slots);
-  free(labels);
-  free(V);
+  progress_finish(&pr, 0);
+  return st;
+}
+
+/* Rank 0, from the summed value matrices: rsa_<name>_<method>.npy, the tap table and,
+ * on request, the RDMs. */
+static re_status write_matrices(runner *r, pass *p, an_run *ar, double *all, const int32_t *labels) {
+  const job_analysis *a = ar->a;
+  const rsa_opts *o = a->opts;
+  int P = ar->P, nm = o->nm;
+  re_status st = RE_OK;
+  for (int m = 0; m < nm && st == RE_OK; m++) {
+    double *M = all + (int64_t)m * P * P, *set = all + (int64_t)(nm + m) * P * P;
+    for (int64_t e = 0; e < (int64_t)P * P; e++)
+      M[e] = set[e] > 0 ? M[e] : NAN;
+    char name[300];
+    snprintf(name, sizeof name, "%s_%s", a->name, re_rsa_method_name(o->methods[m]));
+    st = an_write_matrix(r, "rsa", name, M, P, P);
+  }
+  if (st == RE_OK)
+    st = an_write_taps(r, ar);
+  if (st == RE_OK && o->write_rdms)
+    st = write_rdms(r, p, ar, labels);
+  return st;
+}
+
+/* Collective: rows of this rank's contiguous block of pairs (in pair order on rank 0);
+ * the matrices from a sum in which each entry has one non-zero term. */
+static re_status finalize(runner *r, pass *p, an_run *ar, re_eig **eigs) {
+  (void)eigs;
+  const rsa_opts *o = ar->a->opts;
+  if (!an_rows_available(r, ar->a))
+    return RE_OK;
+  rsa_work w = {0};
+  double *all = NULL;
+  re_status st = re_mpi_agree(r->comm.comm, work_create(r, p, ar, &w));
+  if (st == RE_OK) {
+    rows_sink sink;
+    st = an_rows_begin(r, &sink);
+    if (st == RE_OK)
+      st = pair_rows(r, p, ar, &w);
+    st = re_mpi_agree(r->comm.comm, an_rows_end(r, &sink, st));
+  }
+  int64_t len = 2 * (int64_t)o->nm * ar->P * ar->P;
+  if (st == RE_OK) /* on every rank alike, after the agreement */
+    st = re_mpi_agree(r->comm.comm, r->comm.rank == 0 ? re_malloc(len, sizeof(double), &all) : RE_OK);
+  if (st == RE_OK)
+    re_mpi_sum_doubles(r->comm.comm, w.V, all, len);
+  if (st == RE_OK && r->comm.rank == 0)
+    st = write_matrices(r, p, ar, all, w.labels);
+  work_free(&w);
   free(all);
   return st;
 }
 
 static void manifest(FILE *f, const job_analysis *a) {
-  static const char *pairs[] = {"all", "same-layer", "consecutive", "reference", "within"};
   const rsa_opts *o = a->opts;
-  fprintf(f, ", \"dataset\": ");
-  re_json_string(f, a->dataset);
+  an_manifest_dataset(f, a);
   fprintf(f, ", \"distance\": \"%s\", \"over\": \"%s\", \"methods\": [", re_rdm_metric_name(o->distance),
           o->classes ? "classes" : "samples");
   for (int m = 0; m < o->nm; m++)
     fprintf(f, "%s\"%s\"", m ? ", " : "", re_rsa_method_name(o->methods[m]));
-  fprintf(f, "], \"write_rdms\": %s, \"pairs\": \"%s\"", o->write_rdms ? "true" : "false", pairs[a->pairs]);
+  fprintf(f, "], \"write_rdms\": %s", o->write_rdms ? "true" : "false");
+  an_manifest_pairs(f, a);
 }
 
 const an_kind an_rsa = {

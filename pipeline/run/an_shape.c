@@ -23,7 +23,6 @@ static const char *const keys[] = {"alpha", "permutation", "transforms", NULL};
 
 static re_status parse(job *j, job_analysis *a, const re_cfg *c) {
   shape_opts *o = a->opts;
-  RE_TRY(an_parse_dataset(j, a, c, "dataset", 1, 0, &a->dataset));
   const re_cfg *ac = re_cfg_get(c, "alpha");
   o->na = 3;
   o->alpha[0] = 0, o->alpha[1] = 0.5, o->alpha[2] = 1;
@@ -51,130 +50,107 @@ static re_status setup(runner *r, pass *p, an_run *ar) { return run_pass_use_mom
 static re_status write_transforms(runner *r, pass *p, an_run *ar, re_eig **eigs) {
   const shape_opts *o = ar->a->opts;
   re_status st = RE_OK;
-  for (int i = 0; i < ar->P && st == RE_OK; i++)
-    for (int l = i + 1; l < ar->P && st == RE_OK; l++) {
-      if (!run_pair_wanted(ar, i, l))
-        continue;
-      int la = p->mom_of[ar->taps[i]], lb = p->mom_of[ar->taps[l]], tr;
-      st = an_eig(p, eigs, la);
-      if (st == RE_OK)
-        st = an_eig(p, eigs, lb);
-      if (st == RE_EUNDEFINED) { /* fewer than 2 samples: the rows say so */
-        st = RE_OK;
-        continue;
-      }
-      if (st != RE_OK)
-        break;
-      const double *C = re_moments_block(p->mom, la, lb, &tr);
-      int64_t pa = eigs[la]->d, qb = eigs[lb]->d, k = pa < qb ? pa : qb;
-      double *Wx = NULL, *Wy = NULL, ang, euc;
-      st = re_malloc(pa, k * (int64_t)sizeof(double), &Wx);
-      if (st == RE_OK)
-        st = re_malloc(qb, k * (int64_t)sizeof(double), &Wy);
-      for (int e = 0; e < o->na && st == RE_OK; e++) {
-        st = re_shape_metric(eigs[la], eigs[lb], C, tr, o->alpha[e], &ang, &euc, Wx, Wy);
-        if (st == RE_EUNDEFINED) {
-          st = RE_OK;
-          break;
-        }
-        char file[400];
-        int64_t sx[2] = {pa, k}, sy[2] = {qb, k};
-        snprintf(file, sizeof file, "shape_%s_%d_%d_alpha%g_x.npy", ar->a->name, i, l, o->alpha[e]);
-        if (st == RE_OK)
-          st = an_write_npy(r, file, RE_DTYPE_F64, 2, sx, Wx);
-        snprintf(file, sizeof file, "shape_%s_%d_%d_alpha%g_y.npy", ar->a->name, i, l, o->alpha[e]);
-        if (st == RE_OK)
-          st = an_write_npy(r, file, RE_DTYPE_F64, 2, sy, Wy);
-      }
-      free(Wx);
-      free(Wy);
+  an_pair_it it;
+  for (an_pairs_all(&it); st == RE_OK && an_pairs_next(ar, &it);) {
+    int i = it.i, l = it.l, la, lb, tr;
+    st = an_eig_pair(p, eigs, ar, i, l, &la, &lb);
+    if (st == RE_EUNDEFINED) { /* fewer than 2 samples: the rows say so */
+      st = RE_OK;
+      continue;
     }
-  char file[300];
-  snprintf(file, sizeof file, "shape_%s_taps.csv", ar->a->name);
+    if (st != RE_OK)
+      break;
+    const double *C = re_moments_block(p->mom, la, lb, &tr);
+    int64_t pa = eigs[la]->d, qb = eigs[lb]->d, k = pa < qb ? pa : qb;
+    double *Wx = NULL, *Wy = NULL, ang, euc;
+    st = re_malloc(pa, k * (int64_t)sizeof(double), &Wx);
+    if (st == RE_OK)
+      st = re_malloc(qb, k * (int64_t)sizeof(double), &Wy);
+    for (int e = 0; e < o->na && st == RE_OK; e++) {
+      st = re_shape_metric(eigs[la], eigs[lb], C, tr, o->alpha[e], &ang, &euc, Wx, Wy);
+      if (st == RE_EUNDEFINED) {
+        st = RE_OK;
+        break;
+      }
+      char file[400];
+      int64_t sx[2] = {pa, k}, sy[2] = {qb, k};
+      snprintf(file, sizeof file, "shape_%s_%d_%d_alpha%g_x.npy", ar->a->name, i, l, o->alpha[e]);
+      if (st == RE_OK)
+        st = an_write_npy(r, file, RE_DTYPE_F64, 2, sx, Wx);
+      snprintf(file, sizeof file, "shape_%s_%d_%d_alpha%g_y.npy", ar->a->name, i, l, o->alpha[e]);
+      if (st == RE_OK)
+        st = an_write_npy(r, file, RE_DTYPE_F64, 2, sy, Wy);
+    }
+    free(Wx);
+    free(Wy);
+  }
   if (st == RE_OK)
-    st = run_write_taps_csv(r, file, ar->taps, ar->P);
+    st = an_write_taps(r, ar);
   return st;
+}
+
+/* The angular and Euclidean rows of pair (ta, tb): the shape metric at alpha, or with
+ * alpha NaN the permutation metric; `why` (non-NULL) makes them undefined. */
+static re_status metric_rows(runner *r, const job_analysis *a, int ta, int tb, const re_eig *ea, const re_eig *eb,
+                             const double *C, int tr, double alpha, const char *why) {
+  int perm = isnan(alpha);
+  double ang = NAN, euc = NAN;
+  re_status st = RE_OK;
+  if (!why) {
+    st = perm ? re_permutation_metric(ea, eb, C, tr, &ang, &euc, NULL)
+              : re_shape_metric(ea, eb, C, tr, alpha, &ang, &euc, NULL, NULL);
+    if (st == RE_EUNDEFINED) {
+      why = re_errmsg();
+      st = RE_OK;
+    }
+  }
+  if (st != RE_OK)
+    return st;
+  char param[96] = "";
+  if (!perm)
+    snprintf(param, sizeof param, "alpha=%g", alpha);
+  run_row(r, a->name, perm ? "permutation_angular" : "shape_angular", ta, tb, a->dataset, param, ang, why);
+  run_row(r, a->name, perm ? "permutation_euclidean" : "shape_euclidean", ta, tb, a->dataset, param, euc, why);
+  return RE_OK;
 }
 
 static re_status finalize(runner *r, pass *p, an_run *ar, re_eig **eigs) {
   const job_analysis *a = ar->a;
   const shape_opts *o = a->opts;
-  int P = ar->P;
-  int64_t units = 0, lo, hi, u = -1;
-  for (int i = 0; i < P; i++)
-    for (int l = i + 1; l < P; l++)
-      units += run_pair_wanted(ar, i, l);
-  an_block(r, units, &lo, &hi);
   rows_sink sink;
   re_status st = an_rows_begin(r, &sink);
-  for (int i = 0; i < P && st == RE_OK; i++)
-    for (int l = i + 1; l < P && st == RE_OK; l++) {
-      if (!run_pair_wanted(ar, i, l))
-        continue;
-      if (++u < lo || u >= hi)
-        continue;
-      int ta = ar->taps[i], tb = ar->taps[l], la = p->mom_of[ta], lb = p->mom_of[tb], tr;
-      const char *why = NULL;
-      st = an_eig(p, eigs, la);
-      if (st == RE_OK)
-        st = an_eig(p, eigs, lb);
-      if (st == RE_EUNDEFINED) {
-        why = "fewer than 2 samples";
-        st = RE_OK;
-      }
-      if (st != RE_OK)
-        break;
-      const double *C = re_moments_block(p->mom, la, lb, &tr);
-      char param[96];
-      for (int e = 0; e < o->na && st == RE_OK; e++) {
-        double ang = NAN, euc = NAN;
-        const char *w = why;
-        if (!w) {
-          st = re_shape_metric(eigs[la], eigs[lb], C, tr, o->alpha[e], &ang, &euc, NULL, NULL);
-          if (st == RE_EUNDEFINED) {
-            w = re_errmsg();
-            st = RE_OK;
-          }
-        }
-        snprintf(param, sizeof param, "alpha=%g", o->alpha[e]);
-        if (st == RE_OK) {
-          run_row(r, a->name, "shape_angular", ta, tb, a->dataset, param, ang, w);
-          run_row(r, a->name, "shape_euclidean", ta, tb, a->dataset, param, euc, w);
-        }
-      }
-      if (st == RE_OK && o->permutation) {
-        double ang = NAN, euc = NAN;
-        const char *w = why;
-        if (!w) {
-          st = re_permutation_metric(eigs[la], eigs[lb], C, tr, &ang, &euc, NULL);
-          if (st == RE_EUNDEFINED) {
-            w = re_errmsg();
-            st = RE_OK;
-          }
-        }
-        if (st == RE_OK) {
-          run_row(r, a->name, "permutation_angular", ta, tb, a->dataset, "", ang, w);
-          run_row(r, a->name, "permutation_euclidean", ta, tb, a->dataset, "", euc, w);
-        }
-      }
+  an_pair_it it;
+  for (an_pairs_block(r, ar, &it); st == RE_OK && an_pairs_next(ar, &it);) {
+    int ta = ar->taps[it.i], tb = ar->taps[it.l], la, lb, tr;
+    const char *why = NULL;
+    st = an_eig_pair(p, eigs, ar, it.i, it.l, &la, &lb);
+    if (st == RE_EUNDEFINED) {
+      why = "fewer than 2 samples";
+      st = RE_OK;
     }
-  re_status st2 = an_rows_end(r, &sink);
-  st = st != RE_OK ? st : st2;
+    if (st != RE_OK)
+      break;
+    const double *C = re_moments_block(p->mom, la, lb, &tr);
+    for (int e = 0; e < o->na && st == RE_OK; e++)
+      st = metric_rows(r, a, ta, tb, eigs[la], eigs[lb], C, tr, o->alpha[e], why);
+    if (st == RE_OK && o->permutation)
+      st = metric_rows(r, a, ta, tb, eigs[la], eigs[lb], C, tr, NAN, why);
+  }
+  st = an_rows_end(r, &sink, st);
   if (st == RE_OK && o->transforms && r->comm.rank == 0)
     st = write_transforms(r, p, ar, eigs);
   return st;
 }
 
 static void manifest(FILE *f, const job_analysis *a) {
-  static const char *pairs[] = {"all", "same-layer", "consecutive", "reference", "within"};
   const shape_opts *o = a->opts;
-  fprintf(f, ", \"dataset\": ");
-  re_json_string(f, a->dataset);
+  an_manifest_dataset(f, a);
   fprintf(f, ", \"alpha\": [");
   for (int e = 0; e < o->na; e++)
     fprintf(f, "%s%.17g", e ? ", " : "", o->alpha[e]);
-  fprintf(f, "], \"permutation\": %s, \"transforms\": %s, \"pairs\": \"%s\"", o->permutation ? "true" : "false",
-          o->transforms ? "true" : "false", pairs[a->pairs]);
+  fprintf(f, "], \"permutation\": %s, \"transforms\": %s", o->permutation ? "true" : "false",
+          o->transforms ? "true" : "false");
+  an_manifest_pairs(f, a);
 }
 
 const an_kind an_shape = {

@@ -33,7 +33,6 @@ static void spec_values(const re_spectrum *sp, double *v) {
 
 static re_status parse(job *j, job_analysis *a, const re_cfg *c) {
   spectrum_opts *o = a->opts;
-  RE_TRY(an_parse_dataset(j, a, c, "dataset", 1, 0, &a->dataset));
   o->collapse_fraction = 0.05;
   RE_TRY(re_cfg_get_double(c, "collapse_fraction", &o->collapse_fraction));
   if (!(o->collapse_fraction >= 0 && o->collapse_fraction <= 1))
@@ -75,47 +74,54 @@ static re_status replicate_values(const an_run *ar, const spectrum_opts *o, int6
   return st;
 }
 
-static re_status finalize(runner *r, pass *p, an_run *ar, re_eig **eigs) {
+/* A rank's finalize: its block [lo, hi) of the taps, the table S of every tap (rows of
+ * w = dmax + 3: the eigenvalues NaN-padded to dmax, then collapsed, effective rank,
+ * width), the bootstrap values bv of its block (nb per tap and metric), the rows' param. */
+typedef struct spec_work {
+  int64_t lo, hi, dmax, w;
+  double *S, *bv;
+  int nb;
+  char param[192];
+} spec_work;
+
+/* The table, the param and (with uncertainty, collective) the bootstrap values. */
+static re_status work_create(runner *r, an_run *ar, spec_work *k) {
+  const spectrum_opts *o = ar->a->opts;
+  int P = ar->P;
+  k->dmax = 1;
+  for (int q = 0; q < P; q++)
+    k->dmax = r->plan.taps[ar->taps[q]].dim > k->dmax ? r->plan.taps[ar->taps[q]].dim : k->dmax;
+  k->w = k->dmax + 3;
+  an_block(r, P, &k->lo, &k->hi);
+  RE_TRY(re_malloc((int64_t)P * k->w, sizeof(double), &k->S));
+  for (int64_t e = 0; e < (int64_t)P * k->w; e++)
+    k->S[e] = NAN;
+  snprintf(k->param, sizeof k->param, "collapse_fraction=%g", o->collapse_fraction);
+  unc_param(&o->unc, 0, k->param, sizeof k->param);
+  k->nb = unc_moments_nboot(ar->ux);
+  if (!ar->ux)
+    return RE_OK;
+  re_status st = re_mpi_agree(r->comm.comm, re_malloc((k->hi - k->lo) * NSPEC * (k->nb > 0 ? k->nb : 1),
+                                                      sizeof(double), &k->bv));
+  if (st == RE_OK)
+    st = unc_moments_share(r, ar->ux); /* collective */
+  if (st == RE_OK)
+    st = re_mpi_agree(r->comm.comm, replicate_values(ar, o, k->lo, k->hi, k->bv));
+  return st;
+}
+
+/* The rows of this rank's taps, and their lines of the table. */
+static re_status tap_rows(runner *r, pass *p, an_run *ar, re_eig **eigs, spec_work *k) {
   const job_analysis *a = ar->a;
   const spectrum_opts *o = a->opts;
-  int P = ar->P;
-  int64_t dmax = 1, lo, hi;
-  for (int q = 0; q < P; q++)
-    dmax = r->plan.taps[ar->taps[q]].dim > dmax ? r->plan.taps[ar->taps[q]].dim : dmax;
-  an_block(r, P, &lo, &hi);
-  /* per tap: the eigenvalues (NaN-padded to dmax), then collapsed, effective rank, width */
-  int64_t w = dmax + 3;
-  double *S = NULL;
-  RE_TRY(re_malloc((int64_t)P * w, sizeof(double), &S));
-  for (int64_t k = 0; k < (int64_t)P * w; k++)
-    S[k] = NAN;
-  char param[192];
-  snprintf(param, sizeof param, "collapse_fraction=%g", o->collapse_fraction);
-  unc_param(&o->unc, 0, param, sizeof param);
-  int nb = unc_moments_nboot(ar->ux);
-  double *bv = NULL;
   re_status st = RE_OK;
-  if (ar->ux) {
-    st = re_mpi_agree(r->comm.comm, re_malloc((hi - lo) * NSPEC * (nb > 0 ? nb : 1), sizeof(double), &bv));
-    if (st == RE_OK)
-      st = unc_moments_share(r, ar->ux); /* collective */
-    if (st == RE_OK)
-      st = re_mpi_agree(r->comm.comm, replicate_values(ar, o, lo, hi, bv));
-    if (st != RE_OK) {
-      free(bv);
-      free(S);
-      return st;
-    }
-  }
-  rows_sink sink;
-  st = an_rows_begin(r, &sink);
-  for (int64_t q = lo; q < hi && st == RE_OK; q++) {
+  for (int64_t q = k->lo; q < k->hi && st == RE_OK; q++) {
     int t = ar->taps[q], li = p->mom_of[t];
-    double *row = S + q * w;
-    row[dmax] = 0;
+    double *row = k->S + q * k->w;
+    row[k->dmax] = 0;
     st = an_eig(p, eigs, li);
     if (st == RE_EUNDEFINED) {
-      run_row(r, a->name, "effective_rank", t, -1, a->dataset, param, NAN, re_errmsg());
+      run_row(r, a->name, "effective_rank", t, -1, a->dataset, k->param, NAN, re_errmsg());
       st = RE_OK;
       continue;
     }
@@ -125,57 +131,75 @@ static re_status finalize(runner *r, pass *p, an_run *ar, re_eig **eigs) {
     if (st != RE_OK)
       break;
     memcpy(row, eigs[li]->values, sizeof(double) * (size_t)eigs[li]->d);
-    row[dmax] = sp.collapsed, row[dmax + 1] = sp.effective_rank, row[dmax + 2] = (double)sp.d;
+    row[k->dmax] = sp.collapsed, row[k->dmax + 1] = sp.effective_rank, row[k->dmax + 2] = (double)sp.d;
     double v[NSPEC];
     spec_values(&sp, v);
     for (int m = 0; m < NSPEC && st == RE_OK; m++) {
       re_uncertainty un;
       re_uncertainty_clear(&un);
       if (ar->ux)
-        st = unc_summary(&o->unc, v[m], bv + ((q - lo) * NSPEC + m) * nb, nb, NULL, 0, 0, &un);
-      unc_row(r, a->name, spec_names[m], t, -1, a->dataset, param, v[m], NULL, ar->ux ? &un : NULL);
+        st = unc_summary(&o->unc, v[m], k->bv + ((q - k->lo) * NSPEC + m) * k->nb, k->nb, NULL, 0, 0, &un);
+      unc_row(r, a->name, spec_names[m], t, -1, a->dataset, k->param, v[m], NULL, ar->ux ? &un : NULL);
     }
-    run_row(r, a->name, "collapsed", t, -1, a->dataset, param, sp.collapsed, NULL);
+    run_row(r, a->name, "collapsed", t, -1, a->dataset, k->param, sp.collapsed, NULL);
   }
-  re_status st2 = an_rows_end(r, &sink);
-  free(bv);
-  st = st != RE_OK ? st : st2;
-  /* the other ranks' blocks of S to rank 0 */
+  return st;
+}
+
+/* Collective: the other ranks' blocks of the table to rank 0. */
+static void gather_table(runner *r, int P, spec_work *k) {
   for (int src = 1; src < r->comm.size; src++) {
     int64_t a0 = (int64_t)P * src / r->comm.size, a1 = (int64_t)P * (src + 1) / r->comm.size;
-    for (int64_t off = a0 * w; off < a1 * w; off += (1 << 26)) {
-      int n = (int)(a1 * w - off < (1 << 26) ? a1 * w - off : (1 << 26));
+    for (int64_t off = a0 * k->w; off < a1 * k->w; off += (1 << 26)) {
+      int n = (int)(a1 * k->w - off < (1 << 26) ? a1 * k->w - off : (1 << 26));
       if (r->comm.rank == src)
-        MPI_Send(S + off, n, MPI_DOUBLE, 0, TAG_SPECTRA, r->comm.comm);
+        MPI_Send(k->S + off, n, MPI_DOUBLE, 0, TAG_SPECTRA, r->comm.comm);
       else if (r->comm.rank == 0)
-        MPI_Recv(S + off, n, MPI_DOUBLE, src, TAG_SPECTRA, r->comm.comm, MPI_STATUS_IGNORE);
+        MPI_Recv(k->S + off, n, MPI_DOUBLE, src, TAG_SPECTRA, r->comm.comm, MPI_STATUS_IGNORE);
     }
   }
-  st = re_mpi_agree(r->comm.comm, st);
-  if (st == RE_OK && r->comm.rank == 0) {
-    for (int q = 0; q < P; q++) {
-      const double *row = S + (int64_t)q * w;
-      int t = ar->taps[q];
-      if (row[dmax] == 1)
-        run_warn(r, "layer %s/%s/%s looks collapsed: effective rank %.1f of width %lld", run_tap_model(r, t),
-                 run_tap_ckpt(r, t), run_tap_layer(r, t), row[dmax + 1], (long long)row[dmax + 2]);
-      if (q > 0) /* the matrix: eigenvalues only */
-        memmove(S + (int64_t)q * dmax, row, sizeof(double) * (size_t)dmax);
-    }
-    st = an_write_matrix(r, "spectrum", a->name, S, P, dmax);
-    char file[300];
-    snprintf(file, sizeof file, "spectrum_%s_taps.csv", a->name);
+}
+
+/* Rank 0: the collapse warnings, spectrum_<name>.npy (eigenvalues) and the tap table. */
+static re_status write_table(runner *r, an_run *ar, spec_work *k) {
+  for (int q = 0; q < ar->P; q++) {
+    const double *row = k->S + (int64_t)q * k->w;
+    int t = ar->taps[q];
+    if (row[k->dmax] == 1)
+      run_warn(r, "layer %s/%s/%s looks collapsed: effective rank %.1f of width %lld", run_tap_model(r, t),
+               run_tap_ckpt(r, t), run_tap_layer(r, t), row[k->dmax + 1], (long long)row[k->dmax + 2]);
+    if (q > 0) /* the matrix: eigenvalues only */
+      memmove(k->S + (int64_t)q * k->dmax, row, sizeof(double) * (size_t)k->dmax);
+  }
+  re_status st = an_write_matrix(r, "spectrum", ar->a->name, k->S, ar->P, k->dmax);
+  if (st == RE_OK)
+    st = an_write_taps(r, ar);
+  return st;
+}
+
+/* Collective: each rank's contiguous block of taps, the table gathered on rank 0. */
+static re_status finalize(runner *r, pass *p, an_run *ar, re_eig **eigs) {
+  spec_work k = {0};
+  re_status st = work_create(r, ar, &k);
+  if (st == RE_OK) {
+    rows_sink sink;
+    st = an_rows_begin(r, &sink);
     if (st == RE_OK)
-      st = run_write_taps_csv(r, file, ar->taps, P);
+      st = tap_rows(r, p, ar, eigs, &k);
+    st = an_rows_end(r, &sink, st);
+    gather_table(r, ar->P, &k);
+    st = re_mpi_agree(r->comm.comm, st);
   }
-  free(S);
+  if (st == RE_OK && r->comm.rank == 0)
+    st = write_table(r, ar, &k);
+  free(k.bv);
+  free(k.S);
   return st;
 }
 
 static void manifest(FILE *f, const job_analysis *a) {
   const spectrum_opts *o = a->opts;
-  fprintf(f, ", \"dataset\": ");
-  re_json_string(f, a->dataset);
+  an_manifest_dataset(f, a);
   fprintf(f, ", \"collapse_fraction\": %.17g", o->collapse_fraction);
   unc_manifest(f, &o->unc);
 }

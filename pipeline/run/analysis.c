@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <mpi.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,19 +76,13 @@ static re_status parse_pairs(job_analysis *a, const re_cfg *c) {
   int reference = a->kind->pairs == AN_PAIRS_REFERENCE;
   const char *s;
   RE_TRY(re_cfg_string(p, &s));
-  if (!strcmp(s, "all"))
-    a->pairs = PAIRS_ALL;
-  else if (!strcmp(s, "same-layer"))
-    a->pairs = PAIRS_SAME_LAYER;
-  else if (!strcmp(s, "consecutive"))
-    a->pairs = PAIRS_CONSECUTIVE;
-  else if (!strcmp(s, "within"))
-    a->pairs = PAIRS_WITHIN;
-  else if (reference && !strcmp(s, "reference"))
-    a->pairs = PAIRS_REFERENCE;
-  else
+  int k = 0;
+  while (k < JOB_NPAIRS && strcmp(s, job_pairs_name((job_pairs)k)))
+    k++;
+  if (k == JOB_NPAIRS || (k == PAIRS_REFERENCE && !reference))
     return re_cfg_error(p, RE_EINVAL, "pairs must be all, same-layer, consecutive, within%s",
                         reference ? " or reference" : "");
+  a->pairs = (job_pairs)k;
   if (a->pairs == PAIRS_REFERENCE) {
     const char *r = NULL;
     RE_TRY(re_cfg_get_string(c, "reference", &r));
@@ -165,6 +160,8 @@ re_status an_parse(job *j, job_analysis *a, const char *name, const re_cfg *c) {
   RE_TRY(parse_pairs(a, c));
   if (a->kind->opts_size)
     RE_TRY(re_calloc(1, (int64_t)a->kind->opts_size, &a->opts));
+  if (!a->kind->own_dataset)
+    RE_TRY(an_parse_dataset(j, a, c, "dataset", 1, 0, &a->dataset));
   return a->kind->parse ? a->kind->parse(j, a, c) : RE_OK;
 }
 
@@ -183,11 +180,56 @@ void an_free(job_analysis *a) {
   free(a->reference);
 }
 
+void an_manifest_dataset(FILE *f, const job_analysis *a) {
+  fprintf(f, ", \"dataset\": ");
+  re_json_string(f, a->dataset);
+}
+
+void an_manifest_pairs(FILE *f, const job_analysis *a) { fprintf(f, ", \"pairs\": \"%s\"", job_pairs_name(a->pairs)); }
+
 /* ---- finalize helpers ----------------------------------------------------------- */
 
 void an_block(const runner *r, int64_t n, int64_t *lo, int64_t *hi) {
   *lo = n * r->comm.rank / r->comm.size;
   *hi = n * (r->comm.rank + 1) / r->comm.size;
+}
+
+void an_pairs_all(an_pair_it *it) { *it = (an_pair_it){0, 0, -1, 0, INT64_MAX}; }
+
+void an_pairs_block(const runner *r, const an_run *ar, an_pair_it *it) {
+  int64_t n = 0;
+  for (int i = 0; i < ar->P; i++)
+    for (int l = i + 1; l < ar->P; l++)
+      n += run_pair_wanted(ar, i, l);
+  an_pairs_all(it);
+  an_block(r, n, &it->lo, &it->hi);
+}
+
+int an_pairs_next(const an_run *ar, an_pair_it *it) {
+  while (it->u + 1 < it->hi) {
+    if (++it->l >= ar->P) { /* the next row: l runs from i + 1 */
+      it->l = ++it->i;
+      if (it->i >= ar->P)
+        return 0;
+      continue;
+    }
+    if (run_pair_wanted(ar, it->i, it->l) && ++it->u >= it->lo)
+      return 1;
+  }
+  return 0;
+}
+
+int an_tap_paired(const an_run *ar, int q) {
+  for (int l = 0; l < ar->P; l++)
+    if (l != q && run_pair_wanted(ar, q, l))
+      return 1;
+  return 0;
+}
+
+re_status an_write_taps(runner *r, const an_run *ar) {
+  char file[300];
+  snprintf(file, sizeof file, "%s_%s_taps.csv", ar->a->kind->type, ar->a->name);
+  return run_write_taps_csv(r, file, ar->taps, ar->P);
 }
 
 re_status an_rows_begin(runner *r, rows_sink *k) {
@@ -203,9 +245,9 @@ re_status an_rows_begin(runner *r, rows_sink *k) {
   return RE_OK;
 }
 
-re_status an_rows_end(runner *r, rows_sink *k) {
+re_status an_rows_end(runner *r, rows_sink *k, re_status body) {
   if (r->comm.size < 2)
-    return RE_OK;
+    return body;
   if (k->f)
     fclose(k->f);
   r->rep.metrics = k->keep;
@@ -238,7 +280,7 @@ re_status an_rows_end(runner *r, rows_sink *k) {
   }
   free(k->buf);
   k->buf = NULL;
-  return st;
+  return body != RE_OK ? body : st;
 }
 
 re_status an_eig(pass *p, re_eig **cache, int li) {
@@ -246,6 +288,13 @@ re_status an_eig(pass *p, re_eig **cache, int li) {
     return RE_OK;
   return re_eig_create(re_moments_block(p->mom, li, li, NULL), re_moments_dim(p->mom, li), re_moments_n(p->mom),
                        &cache[li]);
+}
+
+re_status an_eig_pair(pass *p, re_eig **cache, const an_run *ar, int i, int l, int *la, int *lb) {
+  *la = p->mom_of[ar->taps[i]];
+  *lb = p->mom_of[ar->taps[l]];
+  RE_TRY(an_eig(p, cache, *la));
+  return an_eig(p, cache, *lb);
 }
 
 re_status an_write_matrix(runner *r, const char *prefix, const char *name, const double *M, int64_t rows,

@@ -26,6 +26,8 @@ struct an_kind {
   int pairs;                 /* AN_NO_PAIRS, AN_PAIRS or AN_PAIRS_REFERENCE */
   job_pairs default_pairs;
   size_t opts_size;          /* its settings (job_analysis.opts, zeroed before parse) */
+  int own_dataset;           /* parse reads the datasets itself; else the common key 'dataset'
+                              * (required) is read before parse */
   /* its own keys, defaults first; the common ones (dataset, checkpoints, layers, pairs) are read */
   re_status (*parse)(job *j, job_analysis *a, const re_cfg *c);
   void (*free_opts)(void *opts); /* what parse allocated inside opts (opts itself is freed) */
@@ -49,6 +51,11 @@ struct an_kind {
   int keeps_rows;
 };
 
+/* Parse analysis `name` of the job (job.c, for each entry of 'analyses'): the shared
+ * keys, then its kind's. */
+re_status an_parse(job *j, job_analysis *a, const char *name, const re_cfg *c);
+/* Free what an_parse made (the struct itself is the caller's). */
+void an_free(job_analysis *a);
 /* The kind called `type`, or NULL. */
 const an_kind *an_find(const char *type);
 /* "cka, cca, spectrum, probe": the kinds, for messages. */
@@ -63,9 +70,29 @@ const an_kind *an_kind_at(int k);
 /* A dataset key of the analysis' map: a dataset of the job, with labels if asked. */
 re_status an_parse_dataset(job *j, const job_analysis *a, const re_cfg *c, const char *key, int required,
                            int need_labels, char **out);
-/* Collective helpers of the finalize hooks (run_finalize.c). */
+/* ", \"dataset\": <its dataset>" and ", \"pairs\": <its pairs>" of a manifest entry. */
+void an_manifest_dataset(FILE *f, const job_analysis *a);
+void an_manifest_pairs(FILE *f, const job_analysis *a);
+
+/* Collective helpers of the finalize hooks. */
 /* This rank's contiguous block [lo, hi) of n units, in rank order. */
 void an_block(const runner *r, int64_t n, int64_t *lo, int64_t *hi);
+/* The wanted pairs (i < l) of an analysis' taps in order, it.u their index: every one
+ * (an_pairs_all) or this rank's contiguous block [lo, hi) of them (an_pairs_block).
+ * for (an_pairs_block(r, ar, &it); an_pairs_next(ar, &it);) ...; a copy of an
+ * iterator not yet stepped goes over the same pairs again. */
+typedef struct an_pair_it {
+  int i, l;
+  int64_t u, lo, hi;
+} an_pair_it;
+void an_pairs_all(an_pair_it *it);
+void an_pairs_block(const runner *r, const an_run *ar, an_pair_it *it);
+/* Step to the next pair (it->i, it->l, it->u); 0 when there is none. */
+int an_pairs_next(const an_run *ar, an_pair_it *it);
+/* Is local tap q in some wanted pair? */
+int an_tap_paired(const an_run *ar, int q);
+/* <type>_<name>_taps.csv: the table of the analysis' taps (rank 0). */
+re_status an_write_taps(runner *r, const an_run *ar);
 /* Rows written between rows_begin and rows_end by every rank reach rank 0's metrics in rank order. */
 typedef struct rows_sink {
   FILE *keep, *f;
@@ -74,11 +101,14 @@ typedef struct rows_sink {
   int nund0;
 } rows_sink;
 re_status an_rows_begin(runner *r, rows_sink *k);
-re_status an_rows_end(runner *r, rows_sink *k);
+/* The rows gathered; returns `body` (the status of what wrote them) when it failed, else its own. */
+re_status an_rows_end(runner *r, rows_sink *k, re_status body);
 /* Rank 0's co-moments to every rank (chunks of 2^26 doubles). */
 re_status an_share_moments(runner *r, re_moments *m);
 /* The eigendecomposition of co-moment layer li, made once per pass and kept in cache. */
 re_status an_eig(pass *p, re_eig **cache, int li);
+/* Those of the co-moment layers *la, *lb of the analysis' taps i and l (set first). */
+re_status an_eig_pair(pass *p, re_eig **cache, const an_run *ar, int i, int l, int *la, int *lb);
 /* Write a float64 matrix into the output as <prefix>_<name>.npy (rank 0). */
 re_status an_write_matrix(runner *r, const char *prefix, const char *name, const double *M, int64_t rows,
                           int64_t cols);

@@ -13,18 +13,13 @@
 #include "run/cca_proj.h"
 
 re_status cca_proj_pairs(const an_run *ar, int32_t **pairs, int *npairs) {
-  int n = 0, P = ar->P;
-  int64_t cap = ar->npairs ? ar->npairs : (int64_t)P * (P - 1) / 2;
+  int n = 0;
+  int64_t cap = (int64_t)ar->P * (ar->P - 1) / 2;
   int32_t *pr = NULL;
   RE_TRY(re_malloc(cap > 0 ? 2 * cap : 2, sizeof(int32_t), &pr));
-  if (ar->npairs) {
-    memcpy(pr, ar->pairs, sizeof(int32_t) * 2 * (size_t)ar->npairs);
-    n = ar->npairs;
-  } else {
-    for (int i = 0; i < P; i++)
-      for (int j = i + 1; j < P; j++)
-        pr[2 * n] = i, pr[2 * n + 1] = j, n++;
-  }
+  an_pair_it it;
+  for (an_pairs_all(&it); an_pairs_next(ar, &it); n++)
+    pr[2 * n] = it.i, pr[2 * n + 1] = it.l;
   *pairs = pr;
   *npairs = n;
   return RE_OK;

@@ -34,6 +34,7 @@
 #include "repeval/atomic.h"
 #include "run/analysis.h"
 #include "run/driver.h"
+#include "run/job.h"
 
 volatile sig_atomic_t run_stop_signal = 0;
 

@@ -3,6 +3,7 @@
 
 #include "repeval/activations.h"
 #include "repeval/checkpoint.h"
+#include "run/analysis.h"
 
 
 #include <dirent.h>
@@ -646,90 +647,98 @@ static re_status cache_branches(job_model *m, const re_cfg *node, const char *sp
   return st == RE_OK ? RE_OK : re_cfg_error(node, st, "%s", re_errmsg());
 }
 
+/* Candidate `cand` (no wildcard) of pattern s: a checkpoint file or model folder, or
+ * (activations models) an activations folder. */
+static re_status ckpt_path(job *j, job_model *m, const re_cfg *node, const char *s, const char *cand) {
+  struct stat sb;
+  if (m->activations && !act_folder(cand) && j->deferred)
+    return RE_OK; /* written by a job this one waits for */
+  if (m->activations && !act_folder(cand))
+    return stat(cand, &sb) == 0
+               ? re_cfg_error(node, RE_EINVAL, "%s is not an activations folder: none of its subfolders holds %s "
+                                               "(from pattern '%s')",
+                              cand, RE_ACT_MANIFEST, s)
+               : re_cfg_error(node, RE_EINVAL, "folder not found: %s (from pattern '%s')", cand, s);
+  if (!m->activations && !exists(cand) && !ckpt_folder(cand))
+    return stat(cand, &sb) == 0
+               ? re_cfg_error(node, RE_EINVAL, "%s is neither a checkpoint file nor a model folder (from pattern "
+                                               "'%s')",
+                              cand, s)
+               : re_cfg_error(node, RE_EINVAL, "file not found: %s (from pattern '%s')", cand, s);
+  return push_ckpt(m, cand, NULL);
+}
+
+/* The matches of glob `cand` of pattern s, in natural order (step9 before step10). */
+static re_status ckpt_glob(job *j, job_model *m, const re_cfg *node, const char *s, const char *cand) {
+  const int act = m->activations;
+  int first = m->nckpts;
+  re_status st = RE_OK;
+  glob_t g;
+  int rc = glob(cand, 0, NULL, &g);
+  if (rc == GLOB_NOMATCH && act && j->deferred)
+    return RE_OK; /* written by a job this one waits for */
+  if (rc == GLOB_NOMATCH)
+    return act ? re_cfg_error(node, RE_EINVAL, "no activations folder (a folder with <dataset>/%s) matches %s (from "
+                                               "pattern '%s')",
+                              RE_ACT_MANIFEST, cand, s)
+               : re_cfg_error(node, RE_EINVAL, "no file matches %s (from pattern '%s')", cand, s);
+  if (rc != 0)
+    return re_cfg_error(node, RE_EIO, "cannot expand %s", cand);
+  for (size_t q = 0; q < g.gl_pathc && st == RE_OK; q++)
+    if (act ? act_folder(g.gl_pathv[q]) : exists(g.gl_pathv[q]) || ckpt_folder(g.gl_pathv[q]))
+      st = push_ckpt(m, g.gl_pathv[q], NULL);
+  globfree(&g);
+  if (st == RE_OK && m->nckpts == first && !(act && j->deferred))
+    st = act ? re_cfg_error(node, RE_EINVAL, "no activations folder (a folder with <dataset>/%s) matches %s (from "
+                                             "pattern '%s')",
+                            RE_ACT_MANIFEST, cand, s)
+             : re_cfg_error(node, RE_EINVAL, "no checkpoint file or model folder matches %s (from pattern '%s')", cand,
+                            s);
+  if (st == RE_OK)
+    qsort(m->ckpts + first, (size_t)(m->nckpts - first), sizeof(job_ckpt), cmp_natural);
+  return st;
+}
+
+/* The checkpoints of one pattern: ${ENV} and braces expanded, then each candidate a
+ * path or a glob; or REPO@BRANCHES of the hub cache. */
+static re_status ckpt_pattern(job *j, job_model *m, const re_cfg *node) {
+  const char *s;
+  char *e = NULL, *r = NULL;
+  RE_TRY(re_cfg_string(node, &s));
+  RE_TRY(expand_env(node, s, &e));
+  re_status st = resolve(j, e, &r);
+  free(e);
+  if (st == RE_OK && !m->activations && strchr(r, '@') && !strpbrk(strrchr(r, '@'), "/")) {
+    st = cache_branches(m, node, r);
+    free(r);
+    return st;
+  }
+  strs cands = {0};
+  if (st == RE_OK && brace_count(r) > MAX_EXPANSION)
+    st = re_err(RE_EINVAL, "a pattern expands to more than %d names", MAX_EXPANSION);
+  if (st == RE_OK)
+    st = brace_expand(r, &cands);
+  free(r);
+  if (st != RE_OK) {
+    strs_free(&cands);
+    return re_cfg_error(node, st, "%s", re_errmsg());
+  }
+  for (int c = 0; c < cands.n && st == RE_OK; c++)
+    st = strpbrk(cands.v[c], "*?[") ? ckpt_glob(j, m, node, s, cands.v[c]) : ckpt_path(j, m, node, s, cands.v[c]);
+  strs_free(&cands);
+  return st;
+}
+
 /* The checkpoints of a model: patterns (${ENV}, braces, globs) of files and model
  * folders, or REPO@BRANCHES of the hub cache; a pattern's matches in natural order.
  * Activations models (m->activations): patterns of activations folders. */
 static re_status ckpt_list(job *j, job_model *m, const re_cfg *node) {
-  const int act = m->activations;
   const re_cfg *items[1] = {node};
   const re_cfg *const *list = node->kind == RE_CFG_SEQ ? (const re_cfg *const *)node->items : items;
   int64_t n = node->kind == RE_CFG_SEQ ? node->n : 1;
-  for (int64_t k = 0; k < n; k++) {
-    const char *s;
-    char *e = NULL, *r = NULL;
-    RE_TRY(re_cfg_string(list[k], &s));
-    RE_TRY(expand_env(list[k], s, &e));
-    re_status st = resolve(j, e, &r);
-    free(e);
-    if (st == RE_OK && !act && strchr(r, '@') && !strpbrk(strrchr(r, '@'), "/")) {
-      st = cache_branches(m, list[k], r);
-      free(r);
-      RE_TRY(st);
-      continue;
-    }
-    strs cands = {0};
-    if (st == RE_OK && brace_count(r) > MAX_EXPANSION)
-      st = re_err(RE_EINVAL, "a pattern expands to more than %d names", MAX_EXPANSION);
-    if (st == RE_OK)
-      st = brace_expand(r, &cands);
-    free(r);
-    if (st != RE_OK) {
-      strs_free(&cands);
-      return re_cfg_error(list[k], st, "%s", re_errmsg());
-    }
-    for (int c = 0; c < cands.n && st == RE_OK; c++) {
-      int first = m->nckpts;
-      if (!strpbrk(cands.v[c], "*?[")) {
-        struct stat sb;
-        if (act && !act_folder(cands.v[c]) && j->deferred)
-          st = RE_OK; /* written by a job this one waits for */
-        else if (act && !act_folder(cands.v[c]))
-          st = stat(cands.v[c], &sb) == 0
-                   ? re_cfg_error(list[k], RE_EINVAL, "%s is not an activations folder: none of its subfolders holds "
-                                                      "%s (from pattern '%s')",
-                                  cands.v[c], RE_ACT_MANIFEST, s)
-                   : re_cfg_error(list[k], RE_EINVAL, "folder not found: %s (from pattern '%s')", cands.v[c], s);
-        else if (!act && !exists(cands.v[c]) && !ckpt_folder(cands.v[c]))
-          st = stat(cands.v[c], &sb) == 0
-                   ? re_cfg_error(list[k], RE_EINVAL, "%s is neither a checkpoint file nor a model folder (from "
-                                                      "pattern '%s')",
-                                  cands.v[c], s)
-                   : re_cfg_error(list[k], RE_EINVAL, "file not found: %s (from pattern '%s')", cands.v[c], s);
-        else
-          st = push_ckpt(m, cands.v[c], NULL);
-        continue;
-      }
-      glob_t g;
-      int rc = glob(cands.v[c], 0, NULL, &g);
-      if (rc == GLOB_NOMATCH && act && j->deferred) {
-        st = RE_OK; /* written by a job this one waits for */
-      } else if (rc == GLOB_NOMATCH) {
-        st = act ? re_cfg_error(list[k], RE_EINVAL, "no activations folder (a folder with <dataset>/%s) matches %s "
-                                                    "(from pattern '%s')",
-                                RE_ACT_MANIFEST, cands.v[c], s)
-                 : re_cfg_error(list[k], RE_EINVAL, "no file matches %s (from pattern '%s')", cands.v[c], s);
-      } else if (rc != 0) {
-        st = re_cfg_error(list[k], RE_EIO, "cannot expand %s", cands.v[c]);
-      } else {
-        for (size_t q = 0; q < g.gl_pathc && st == RE_OK; q++)
-          if (act ? act_folder(g.gl_pathv[q]) : exists(g.gl_pathv[q]) || ckpt_folder(g.gl_pathv[q]))
-            st = push_ckpt(m, g.gl_pathv[q], NULL);
-        globfree(&g);
-        if (st == RE_OK && m->nckpts == first && !(act && j->deferred))
-          st = act ? re_cfg_error(list[k], RE_EINVAL, "no activations folder (a folder with <dataset>/%s) matches %s "
-                                                      "(from pattern '%s')",
-                                  RE_ACT_MANIFEST, cands.v[c], s)
-                   : re_cfg_error(list[k], RE_EINVAL, "no checkpoint file or model folder matches %s (from pattern "
-                                                      "'%s')",
-                                  cands.v[c], s);
-      }
-      if (st == RE_OK) /* step9 before step10 */
-        qsort(m->ckpts + first, (size_t)(m->nckpts - first), sizeof(job_ckpt), cmp_natural);
-    }
-    strs_free(&cands);
-    RE_TRY(st);
-  }
-  if (m->nckpts == 0 && !(act && j->deferred))
+  for (int64_t k = 0; k < n; k++)
+    RE_TRY(ckpt_pattern(j, m, list[k]));
+  if (m->nckpts == 0 && !(m->activations && j->deferred))
     return re_cfg_error(node, RE_EINVAL, "no checkpoints");
   return RE_OK;
 }
@@ -848,22 +857,8 @@ static re_status parse_forward(job *j, const re_cfg *c) {
   return RE_OK;
 }
 
-static re_status parse_job(job *j) {
-  const re_cfg *c = j->cfg;
-  static const char *const keys[] = {"name",  "data",  "models", "analyses", "output",
-                                     "batch", "slurm", "cache",  "forward",  NULL};
-  RE_TRY(re_cfg_expect_map(c, "the job", keys));
-  const char *s = NULL;
-  RE_TRY(re_cfg_get_string(c, "name", &s));
-  RE_TRY(re_strdup(s ? s : "job", &j->name));
-  RE_TRY(parse_forward(j, c));
-  const re_cfg *data = re_cfg_get(c, "data"), *models = re_cfg_get(c, "models"), *an = re_cfg_get(c, "analyses");
-  if (!data || data->kind != RE_CFG_MAP || data->n == 0)
-    return re_cfg_error(c, RE_EINVAL, "the job needs 'data': a map of named datasets");
-  if (!models || models->kind != RE_CFG_SEQ || models->n == 0)
-    return re_cfg_error(c, RE_EINVAL, "the job needs 'models': a list");
-  if (!an || an->kind != RE_CFG_MAP || an->n == 0)
-    return re_cfg_error(c, RE_EINVAL, "the job needs 'analyses': a map of named analyses");
+/* The named datasets, the models and the named analyses (each kind parses its own). */
+static re_status parse_entries(job *j, const re_cfg *data, const re_cfg *models, const re_cfg *an) {
   RE_TRY(re_calloc(data->n, sizeof(job_dataset), &j->datasets));
   for (int64_t k = 0; k < data->n; k++) {
     j->ndatasets = (int)k + 1;
@@ -884,12 +879,17 @@ static re_status parse_job(job *j) {
     RE_TRY(check_file_name(an->keynodes[k], "an analysis", an->keys[k]));
     RE_TRY(an_parse(j, &j->analyses[k], an->keys[k], an->items[k]));
   }
+  return RE_OK;
+}
+
+/* output: {dir, bundle, bundle_stats}; the folder defaults to results/<name>. */
+static re_status parse_output(job *j, const re_cfg *c) {
   const re_cfg *out = re_cfg_get(c, "output");
   j->bundle = 1;
   if (out) {
     static const char *const okeys[] = {"dir", "bundle", "bundle_stats", NULL};
     RE_TRY(re_cfg_expect_map(out, "output", okeys));
-    s = NULL;
+    const char *s = NULL;
     RE_TRY(re_cfg_get_string(out, "dir", &s));
     if (s)
       RE_TRY(expand_env(re_cfg_get(out, "dir"), s, &j->out_dir));
@@ -901,36 +901,62 @@ static re_status parse_job(job *j) {
     snprintf(buf, sizeof buf, "results/%s", j->name);
     RE_TRY(re_strdup(buf, &j->out_dir));
   }
+  return RE_OK;
+}
+
+/* cache: true | false | {dir: PATH, dtype: float32 | float16, chunk: N}; its folder
+ * defaults to <output folder>.cache. */
+static re_status parse_cache(job *j, const re_cfg *c) {
   const re_cfg *cache = re_cfg_get(c, "cache");
   j->cache_chunk = 256;
-  if (cache) {
-    /* cache: true | false | {dir: PATH, dtype: float32 | float16} */
-    int on = 1;
-    const char *dir = NULL, *dt = "float32";
-    if (cache->kind == RE_CFG_SCALAR) {
-      RE_TRY(re_cfg_bool(cache, &on));
-    } else {
-      static const char *const ckeys[] = {"dir", "dtype", "chunk", NULL};
-      RE_TRY(re_cfg_expect_map(cache, "cache", ckeys));
-      RE_TRY(re_cfg_get_int(cache, "chunk", &j->cache_chunk));
-      if (j->cache_chunk < 1 || j->cache_chunk > 1 << 20)
-        return re_cfg_error(re_cfg_get(cache, "chunk"), RE_EINVAL, "cache chunk must be in 1 .. %d samples", 1 << 20);
-      RE_TRY(re_cfg_get_string(cache, "dir", &dir));
-      RE_TRY(re_cfg_get_string(cache, "dtype", &dt));
-      if (strcmp(dt, "float32") && strcmp(dt, "float16"))
-        return re_cfg_error(re_cfg_get(cache, "dtype"), RE_EINVAL, "cache dtype must be float32 or float16");
-      j->cache_f16 = !strcmp(dt, "float16");
-    }
-    if (on && dir) {
-      RE_TRY(expand_env(re_cfg_get(cache, "dir"), dir, &j->cache_dir));
-    } else if (on) {
-      char buf[4200];
-      snprintf(buf, sizeof buf, "%s.cache", j->out_dir);
-      RE_TRY(re_strdup(buf, &j->cache_dir));
-      j->cache_default = 1;
-    }
+  if (!cache)
+    return RE_OK;
+  int on = 1;
+  const char *dir = NULL, *dt = "float32";
+  if (cache->kind == RE_CFG_SCALAR) {
+    RE_TRY(re_cfg_bool(cache, &on));
+  } else {
+    static const char *const ckeys[] = {"dir", "dtype", "chunk", NULL};
+    RE_TRY(re_cfg_expect_map(cache, "cache", ckeys));
+    RE_TRY(re_cfg_get_int(cache, "chunk", &j->cache_chunk));
+    if (j->cache_chunk < 1 || j->cache_chunk > 1 << 20)
+      return re_cfg_error(re_cfg_get(cache, "chunk"), RE_EINVAL, "cache chunk must be in 1 .. %d samples", 1 << 20);
+    RE_TRY(re_cfg_get_string(cache, "dir", &dir));
+    RE_TRY(re_cfg_get_string(cache, "dtype", &dt));
+    if (strcmp(dt, "float32") && strcmp(dt, "float16"))
+      return re_cfg_error(re_cfg_get(cache, "dtype"), RE_EINVAL, "cache dtype must be float32 or float16");
+    j->cache_f16 = !strcmp(dt, "float16");
+  }
+  if (on && dir) {
+    RE_TRY(expand_env(re_cfg_get(cache, "dir"), dir, &j->cache_dir));
+  } else if (on) {
+    char buf[4200];
+    snprintf(buf, sizeof buf, "%s.cache", j->out_dir);
+    RE_TRY(re_strdup(buf, &j->cache_dir));
+    j->cache_default = 1;
   }
   return RE_OK;
+}
+
+static re_status parse_job(job *j) {
+  const re_cfg *c = j->cfg;
+  static const char *const keys[] = {"name",  "data",  "models", "analyses", "output",
+                                     "batch", "slurm", "cache",  "forward",  NULL};
+  RE_TRY(re_cfg_expect_map(c, "the job", keys));
+  const char *s = NULL;
+  RE_TRY(re_cfg_get_string(c, "name", &s));
+  RE_TRY(re_strdup(s ? s : "job", &j->name));
+  RE_TRY(parse_forward(j, c));
+  const re_cfg *data = re_cfg_get(c, "data"), *models = re_cfg_get(c, "models"), *an = re_cfg_get(c, "analyses");
+  if (!data || data->kind != RE_CFG_MAP || data->n == 0)
+    return re_cfg_error(c, RE_EINVAL, "the job needs 'data': a map of named datasets");
+  if (!models || models->kind != RE_CFG_SEQ || models->n == 0)
+    return re_cfg_error(c, RE_EINVAL, "the job needs 'models': a list");
+  if (!an || an->kind != RE_CFG_MAP || an->n == 0)
+    return re_cfg_error(c, RE_EINVAL, "the job needs 'analyses': a map of named analyses");
+  RE_TRY(parse_entries(j, data, models, an));
+  RE_TRY(parse_output(j, c));
+  return parse_cache(j, c);
 }
 
 static re_status load(const char *path, int deferred, job **out) {

@@ -119,12 +119,21 @@ void run_row(runner *r, const char *analysis, const char *metric, int a, int b, 
   fputs(",,,,,,\n", r->rep.metrics); /* se, ci_low, ci_high, null_mean, null_q95, p_value: none */
 }
 
+re_status run_create_file(const runner *r, FILE **f, char *path, size_t cap, const char *fmt, ...) {
+  char file[400];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(file, sizeof file, fmt, ap);
+  va_end(ap);
+  snprintf(path, cap, "%s/%s", r->plan.partial, file);
+  *f = fopen(path, "w");
+  return *f ? RE_OK : re_err(RE_EIO, "%s: cannot write", path);
+}
+
 re_status run_write_taps_csv(const runner *r, const char *file, const int *taps, int P) {
-  char path[4200];
-  snprintf(path, sizeof path, "%s/%s", r->plan.partial, file);
-  FILE *f = fopen(path, "w");
-  if (!f)
-    return re_err(RE_EIO, "%s: cannot write", path);
+  char path[4400];
+  FILE *f;
+  RE_TRY(run_create_file(r, &f, path, sizeof path, "%s", file));
   fprintf(f, "index,model,checkpoint,layer,mode,dim\n");
   for (int p = 0; p < P; p++) {
     int t = taps ? taps[p] : p;

@@ -9,11 +9,11 @@
 
 #include "mpi/comm.h"
 #include "mpi/tree.h"
-#include "run/job.h"
 #include "repeval/dataset.h"
 #include "repeval/hsic.h"
 #include "repeval/moments.h"
 #include "repeval/nn.h"
+#include "run/job_types.h"
 
 #define RUN_DEFAULT_BUDGET_MB 8192
 #define RUN_MAX_WARNINGS 64
@@ -159,6 +159,9 @@ void run_row_open(runner *r, const char *analysis, const char *metric, int a, in
                   const char *param, double value, const char *why);
 /* Write a tap index CSV into the output (taps NULL: all taps). */
 re_status run_write_taps_csv(const runner *r, const char *file, const int *taps, int P);
+/* Open the output's file named by fmt for writing; its path (cap bytes) is for messages. */
+re_status run_create_file(const runner *r, FILE **f, char *path, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 /* ---- taps (taps.c) ---- */
 /* Does the analysis' checkpoint filter select this checkpoint label? */

@@ -26,27 +26,14 @@
 
 /* ---- finalize (rank 0) ----------------------------------------------------- */
 
+/* The co-moments to and from the broadcast buffer (re_mpi_share_doubles). */
+static void moments_put(void *m, double *buf) { re_moments_serialize(m, buf); }
+static re_status moments_get(void *m, const double *buf, int64_t len) { return re_moments_deserialize(m, buf, len); }
+
 re_status an_share_moments(runner *r, re_moments *m) {
   if (r->comm.size < 2 || !m)
     return RE_OK;
-  int64_t len = re_moments_serial_len(m);
-  double *buf = NULL;
-  re_status st = re_malloc(len > 0 ? len : 1, sizeof(double), &buf);
-  st = re_mpi_agree(r->comm.comm, st);
-  if (st != RE_OK) {
-    free(buf);
-    return st;
-  }
-  if (r->comm.rank == 0)
-    re_moments_serialize(m, buf);
-  for (int64_t off = 0; off < len; off += (1 << 26)) {
-    int n = (int)(len - off < (1 << 26) ? len - off : (1 << 26));
-    MPI_Bcast(buf + off, n, MPI_DOUBLE, 0, r->comm.comm);
-  }
-  if (r->comm.rank != 0)
-    st = re_moments_deserialize(m, buf, len);
-  free(buf);
-  return re_mpi_agree(r->comm.comm, st);
+  return re_mpi_share_doubles(r->comm.comm, re_moments_serial_len(m), m, moments_put, moments_get);
 }
 
 /* Collective: the metrics of a pass. The co-moment analyses are spread over the
@@ -76,13 +63,9 @@ re_status run_pass_finalize(runner *r, pass *p) {
 
 /* ---- manifest ------------------------------------------------------------------ */
 
-re_status run_write_manifest(runner *r, double t_total) {
-  char path[4200];
-  snprintf(path, sizeof path, "%s/manifest.json", r->plan.partial);
-  FILE *f = fopen(path, "w");
-  if (!f)
-    return re_err(RE_EIO, "%s: cannot write", path);
-  job *j = r->plan.j;
+/* The program, the job, the ranks, the libraries and the timings. */
+static void write_header(FILE *f, const runner *r, double t_total) {
+  const job *j = r->plan.j;
   char mpi[MPI_MAX_LIBRARY_VERSION_STRING];
   int len = 0;
   MPI_Get_library_version(mpi, &len);
@@ -110,57 +93,55 @@ re_status run_write_manifest(runner *r, double t_total) {
           t_total);
   fprintf(f, "  \"wait_s\": {\"max\": %.3f, \"mean\": %.3f, \"min\": %.3f},\n", r->rep.wait_max, r->rep.wait_mean,
           r->rep.wait_min);
+}
+
+/* One entry of "inputs": its kind, the nkv pairs of key and value kv, the file's path,
+ * size and checksum. */
+static void write_input(FILE *f, int *first, const char *kind, const char *const *kv, int nkv, const char *path) {
+  uint64_t sum = 0;
+  int64_t bytes = 0;
+  re_status st = out_checksum(path, &sum, &bytes);
+  fprintf(f, "%s\n    {\"kind\": \"%s\"", *first ? "" : ",", kind);
+  for (int k = 0; k < nkv; k++) {
+    fprintf(f, ", \"%s\": ", kv[2 * k]);
+    re_json_string(f, kv[2 * k + 1]);
+  }
+  fprintf(f, ", \"path\": ");
+  re_json_string(f, path);
+  fprintf(f, ", \"bytes\": %lld, \"fnv1a64\": \"%016llx\"%s}", (long long)bytes, (unsigned long long)sum,
+          st == RE_OK ? "" : ", \"error\": \"unreadable\"");
+  *first = 0;
+}
+
+/* "inputs": the datasets' files, the activations exports' manifests, the checkpoints. */
+static void write_inputs(FILE *f, const job *j) {
   fprintf(f, "  \"inputs\": [");
   int first = 1;
   for (int d = 0; d < j->ndatasets; d++)
     for (int k = 0; k < j->datasets[d].nfiles; k++) {
-      uint64_t sum = 0;
-      int64_t bytes = 0;
-      re_status st = out_checksum(j->datasets[d].files[k], &sum, &bytes);
-      fprintf(f, "%s\n    {\"kind\": \"dataset\", \"name\": ", first ? "" : ",");
-      re_json_string(f, j->datasets[d].name);
-      fprintf(f, ", \"path\": ");
-      re_json_string(f, j->datasets[d].files[k]);
-      fprintf(f, ", \"bytes\": %lld, \"fnv1a64\": \"%016llx\"%s}", (long long)bytes, (unsigned long long)sum,
-              st == RE_OK ? "" : ", \"error\": \"unreadable\"");
-      first = 0;
+      const char *kv[] = {"name", j->datasets[d].name};
+      write_input(f, &first, "dataset", kv, 1, j->datasets[d].files[k]);
     }
   for (int m = 0; m < j->nmodels; m++)
     for (int c = 0; c < j->models[m].nckpts && j->models[m].activations; c++)
       for (int d = 0; d < j->ndatasets; d++) { /* an export per checkpoint and dataset: its manifest */
         char mf[8192];
         snprintf(mf, sizeof mf, "%s/%s/%s", j->models[m].ckpts[c].path, j->datasets[d].name, RE_ACT_MANIFEST);
-        uint64_t sum = 0;
-        int64_t bytes = 0;
-        re_status st = out_checksum(mf, &sum, &bytes);
-        fprintf(f, "%s\n    {\"kind\": \"activations\", \"model\": ", first ? "" : ",");
-        re_json_string(f, j->models[m].name);
-        fprintf(f, ", \"label\": ");
-        re_json_string(f, j->models[m].ckpts[c].label);
-        fprintf(f, ", \"dataset\": ");
-        re_json_string(f, j->datasets[d].name);
-        fprintf(f, ", \"path\": ");
-        re_json_string(f, mf);
-        fprintf(f, ", \"bytes\": %lld, \"fnv1a64\": \"%016llx\"%s}", (long long)bytes, (unsigned long long)sum,
-                st == RE_OK ? "" : ", \"error\": \"unreadable\"");
-        first = 0;
+        const char *kv[] = {"model", j->models[m].name, "label", j->models[m].ckpts[c].label, "dataset",
+                            j->datasets[d].name};
+        write_input(f, &first, "activations", kv, 3, mf);
       }
   for (int m = 0; m < j->nmodels; m++)
     for (int c = 0; c < j->models[m].nckpts && !j->models[m].activations; c++) {
-      uint64_t sum = 0;
-      int64_t bytes = 0;
-      re_status st = out_checksum(j->models[m].ckpts[c].path, &sum, &bytes);
-      fprintf(f, "%s\n    {\"kind\": \"checkpoint\", \"model\": ", first ? "" : ",");
-      re_json_string(f, j->models[m].name);
-      fprintf(f, ", \"label\": ");
-      re_json_string(f, j->models[m].ckpts[c].label);
-      fprintf(f, ", \"path\": ");
-      re_json_string(f, j->models[m].ckpts[c].path);
-      fprintf(f, ", \"bytes\": %lld, \"fnv1a64\": \"%016llx\"%s}", (long long)bytes, (unsigned long long)sum,
-              st == RE_OK ? "" : ", \"error\": \"unreadable\"");
-      first = 0;
+      const char *kv[] = {"model", j->models[m].name, "label", j->models[m].ckpts[c].label};
+      write_input(f, &first, "checkpoint", kv, 2, j->models[m].ckpts[c].path);
     }
-  fprintf(f, "\n  ],\n  \"models\": [");
+  fprintf(f, "\n  ],\n");
+}
+
+/* "models" and "analyses": what the job set. */
+static void write_models_analyses(FILE *f, const job *j) {
+  fprintf(f, "  \"models\": [");
   for (int m = 0; m < j->nmodels; m++) {
     fprintf(f, "%s{\"name\": ", m ? ", " : "");
     re_json_string(f, j->models[m].name);
@@ -197,11 +178,16 @@ re_status run_write_manifest(runner *r, double t_total) {
     }
     fprintf(f, "}");
   }
+  fprintf(f, "],\n");
+}
+
+/* The mode, the cache's use, the samples, undefined values and warnings. */
+static void write_report(FILE *f, const runner *r) {
   static const char *modes[] = {"run", "part", "merge", "finalize"};
-  fprintf(f, "],\n  \"mode\": \"%s\",\n  \"resumed\": %s,\n", modes[r->plan.mode], r->rep.resumed ? "true" : "false");
+  fprintf(f, "  \"mode\": \"%s\",\n  \"resumed\": %s,\n", modes[r->plan.mode], r->rep.resumed ? "true" : "false");
   fprintf(f, "  \"cache\": {\"dir\": ");
-  if (j->cache_dir)
-    re_json_string(f, j->cache_dir);
+  if (r->plan.j->cache_dir)
+    re_json_string(f, r->plan.j->cache_dir);
   else
     fprintf(f, "null");
   fprintf(f, ", \"hits\": %lld, \"writes\": %lld, \"rejected\": %lld},\n", (long long)r->rep.cache_hits,
@@ -214,12 +200,16 @@ re_status run_write_manifest(runner *r, double t_total) {
   }
   if (r->rep.nwarnings > RUN_MAX_WARNINGS)
     fprintf(f, ", \"... %d more\"", r->rep.nwarnings - RUN_MAX_WARNINGS);
-  /* what this folder holds, so that a later run replaces exactly that (outdir.h) */
+  fprintf(f, "],\n");
+}
+
+/* "output": what this folder holds, so that a later run replaces exactly that (outdir.h). */
+static re_status write_output_files(FILE *f, const runner *r) {
   char **files = NULL;
   int nfiles = 0;
   re_status st = out_list_files(r->plan.partial, &files, &nfiles);
-  fprintf(f, "],\n  \"output\": {\"marker\": \"%s\", \"files\": [\"manifest.json\"", OUTDIR_MARKER);
-  if (j->bundle)
+  fprintf(f, "  \"output\": {\"marker\": \"%s\", \"files\": [\"manifest.json\"", OUTDIR_MARKER);
+  if (r->plan.j->bundle)
     fprintf(f, ", \"results.tar.zst\"");
   for (int k = 0; k < nfiles; k++) {
     if (strcmp(files[k], "manifest.json") && strcmp(files[k], OUTDIR_PARTIAL_MARKER) && !strstr(files[k], ".tmp")) {
@@ -230,8 +220,19 @@ re_status run_write_manifest(runner *r, double t_total) {
   }
   free(files);
   fprintf(f, "]}\n}\n");
+  return st;
+}
+
+re_status run_write_manifest(runner *r, double t_total) {
+  char path[4400];
+  FILE *f;
+  RE_TRY(run_create_file(r, &f, path, sizeof path, "manifest.json"));
+  write_header(f, r, t_total);
+  write_inputs(f, r->plan.j);
+  write_models_analyses(f, r->plan.j);
+  write_report(f, r);
+  re_status st = write_output_files(f, r);
   if (fclose(f) != 0 && st == RE_OK)
     st = re_err(RE_EIO, "%s: write failed: %s", path, strerror(errno));
   return st;
 }
-

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "run/analysis.h"
+#include "run/job.h"
 #include "run/unc.h"
 
 /* Pairs of local indices for a pair mode (NULL/0 for all). */

@@ -35,40 +35,30 @@ void run_pass_serialize(const pass *p, double *buf) {
     re_moments_serialize(p->mom, buf);
 }
 
-re_status run_pass_deserialize(pass *p, const double *buf) {
+/* The accumulators from a flat buffer: replaced by it, or (merge) merged with it. */
+static re_status read_serial(pass *p, const double *buf, int merge) {
   for (int a = 0; a < p->nan; a++)
     if (p->an[a].h) {
       int64_t len = re_hsic_serial_len(p->an[a].h);
-      RE_TRY(re_hsic_deserialize(p->an[a].h, buf, len));
+      RE_TRY(merge ? re_hsic_merge_serial(p->an[a].h, buf, len) : re_hsic_deserialize(p->an[a].h, buf, len));
       buf += len;
     }
   for (int a = 0; a < p->nan; a++)
     if (p->an[a].ux) {
-      RE_TRY(unc_moments_deserialize(p->an[a].ux, buf));
+      RE_TRY(merge ? unc_moments_merge_serial(p->an[a].ux, buf) : unc_moments_deserialize(p->an[a].ux, buf));
       buf += unc_moments_serial_len(p->an[a].ux);
     }
-  if (p->mom)
-    RE_TRY(re_moments_deserialize(p->mom, buf, re_moments_serial_len(p->mom)));
+  if (p->mom) {
+    int64_t len = re_moments_serial_len(p->mom);
+    RE_TRY(merge ? re_moments_merge_serial(p->mom, buf, len) : re_moments_deserialize(p->mom, buf, len));
+  }
   return RE_OK;
 }
 
+re_status run_pass_deserialize(pass *p, const double *buf) { return read_serial(p, buf, 0); }
+
 /* accumulators <- accumulators (+) buf (buf holds later samples) */
-re_status run_pass_merge_serial(pass *p, const double *buf) {
-  for (int a = 0; a < p->nan; a++)
-    if (p->an[a].h) {
-      int64_t len = re_hsic_serial_len(p->an[a].h);
-      RE_TRY(re_hsic_merge_serial(p->an[a].h, buf, len));
-      buf += len;
-    }
-  for (int a = 0; a < p->nan; a++)
-    if (p->an[a].ux) {
-      RE_TRY(unc_moments_merge_serial(p->an[a].ux, buf));
-      buf += unc_moments_serial_len(p->an[a].ux);
-    }
-  if (p->mom)
-    RE_TRY(re_moments_merge_serial(p->mom, buf, re_moments_serial_len(p->mom)));
-  return RE_OK;
-}
+re_status run_pass_merge_serial(pass *p, const double *buf) { return read_serial(p, buf, 1); }
 
 void run_pass_reset(pass *p) {
   for (int a = 0; a < p->nan; a++)

@@ -368,82 +368,53 @@ re_status unc_moments_add(unc_moments *x, const pass *p, const an_run *ar, int64
   return RE_OK;
 }
 
+/* Replicate k of the flat buffer's order: the bootstraps, then the nulls. */
+static re_moments *replicate(const unc_moments *x, int k) { return k < x->nboot ? x->boot[k] : x->null[k - x->nboot]; }
+
 int64_t unc_moments_serial_len(const unc_moments *x) {
   int64_t n = 0;
-  for (int k = 0; k < x->nboot; k++)
-    n += re_moments_serial_len(x->boot[k]);
-  for (int k = 0; k < x->nnull; k++)
-    n += re_moments_serial_len(x->null[k]);
+  for (int k = 0; k < x->nboot + x->nnull; k++)
+    n += re_moments_serial_len(replicate(x, k));
   return n;
 }
 
 void unc_moments_serialize(const unc_moments *x, double *buf) {
-  for (int k = 0; k < x->nboot; k++) {
-    re_moments_serialize(x->boot[k], buf);
-    buf += re_moments_serial_len(x->boot[k]);
-  }
-  for (int k = 0; k < x->nnull; k++) {
-    re_moments_serialize(x->null[k], buf);
-    buf += re_moments_serial_len(x->null[k]);
+  for (int k = 0; k < x->nboot + x->nnull; k++) {
+    re_moments_serialize(replicate(x, k), buf);
+    buf += re_moments_serial_len(replicate(x, k));
   }
 }
 
-re_status unc_moments_deserialize(unc_moments *x, const double *buf) {
-  for (int k = 0; k < x->nboot; k++) {
-    int64_t len = re_moments_serial_len(x->boot[k]);
-    RE_TRY(re_moments_deserialize(x->boot[k], buf, len));
-    buf += len;
-  }
-  for (int k = 0; k < x->nnull; k++) {
-    int64_t len = re_moments_serial_len(x->null[k]);
-    RE_TRY(re_moments_deserialize(x->null[k], buf, len));
+/* The replicates from a flat buffer: replaced by it, or (merge) merged with it. */
+static re_status read_serial(unc_moments *x, const double *buf, int merge) {
+  for (int k = 0; k < x->nboot + x->nnull; k++) {
+    re_moments *m = replicate(x, k);
+    int64_t len = re_moments_serial_len(m);
+    RE_TRY(merge ? re_moments_merge_serial(m, buf, len) : re_moments_deserialize(m, buf, len));
     buf += len;
   }
   return RE_OK;
 }
 
-re_status unc_moments_merge_serial(unc_moments *x, const double *buf) {
-  for (int k = 0; k < x->nboot; k++) {
-    int64_t len = re_moments_serial_len(x->boot[k]);
-    RE_TRY(re_moments_merge_serial(x->boot[k], buf, len));
-    buf += len;
-  }
-  for (int k = 0; k < x->nnull; k++) {
-    int64_t len = re_moments_serial_len(x->null[k]);
-    RE_TRY(re_moments_merge_serial(x->null[k], buf, len));
-    buf += len;
-  }
-  return RE_OK;
-}
+re_status unc_moments_deserialize(unc_moments *x, const double *buf) { return read_serial(x, buf, 0); }
+re_status unc_moments_merge_serial(unc_moments *x, const double *buf) { return read_serial(x, buf, 1); }
 
 void unc_moments_reset(unc_moments *x) {
-  for (int k = 0; k < x->nboot; k++)
-    re_moments_reset(x->boot[k]);
-  for (int k = 0; k < x->nnull; k++)
-    re_moments_reset(x->null[k]);
+  for (int k = 0; k < x->nboot + x->nnull; k++)
+    re_moments_reset(replicate(x, k));
+}
+
+/* The replicates to and from the broadcast buffer (re_mpi_share_doubles). */
+static void share_put(void *x, double *buf) { unc_moments_serialize(x, buf); }
+static re_status share_get(void *x, const double *buf, int64_t len) {
+  (void)len;
+  return unc_moments_deserialize(x, buf);
 }
 
 re_status unc_moments_share(runner *r, unc_moments *x) {
   if (r->comm.size < 2 || !x)
     return RE_OK;
-  int64_t len = unc_moments_serial_len(x);
-  double *buf = NULL;
-  re_status st = re_malloc(len > 0 ? len : 1, sizeof(double), &buf);
-  st = re_mpi_agree(r->comm.comm, st);
-  if (st != RE_OK) {
-    free(buf);
-    return st;
-  }
-  if (r->comm.rank == 0)
-    unc_moments_serialize(x, buf);
-  for (int64_t off = 0; off < len; off += (1 << 26)) {
-    int n = (int)(len - off < (1 << 26) ? len - off : (1 << 26));
-    MPI_Bcast(buf + off, n, MPI_DOUBLE, 0, r->comm.comm);
-  }
-  if (r->comm.rank != 0)
-    st = unc_moments_deserialize(x, buf);
-  free(buf);
-  return re_mpi_agree(r->comm.comm, st);
+  return re_mpi_share_doubles(r->comm.comm, unc_moments_serial_len(x), x, share_put, share_get);
 }
 
 int unc_moments_nboot(const unc_moments *x) { return x ? x->nboot : 0; }

@@ -555,7 +555,10 @@ re_status re_act_read(re_act *a, int t, int64_t pos0, int64_t n, float *out) {
     isz = re_dtype_size(tp->dtype);
     int64_t take = sh->first + sh->count - pos < n - done ? sh->first + sh->count - pos : n - done;
     float *dst = out + done * row;
-    re_dtype_to_f32(tp->dtype, tp->swap, tp->data + (pos - sh->first) * row * isz, take * row, dst);
+    const uint8_t *src = tp->data + (pos - sh->first) * row * isz;
+    re_dtype_to_f32(tp->dtype, tp->swap, src, take * row, dst);
+    if (sh->kind != SH_RPC) /* a file map: what was read leaves the resident set */
+      re_release_map_pages(src, take * row * isz);
     for (int64_t e = 0; e < take * row; e++)
       if (!isfinite(dst[e])) {
         int64_t p = pos + e / row;

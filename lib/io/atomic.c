@@ -72,7 +72,7 @@ re_status re_atomic_commit(re_atomic *a) {
     bad = 1;
     e = errno;
   }
-  if (!bad && fsync(fileno(a->f)) != 0) {
+  if (!bad && !a->no_sync && fsync(fileno(a->f)) != 0) {
     bad = 1;
     e = errno;
   }
@@ -91,7 +91,8 @@ re_status re_atomic_commit(re_atomic *a) {
     return st;
   }
   re_free(&a->tmp);
-  re_status st = re_fsync_parent(a->path); /* the rename survives a power loss once its folder is synced */
+  /* the rename survives a power loss once its folder is synced */
+  re_status st = a->no_sync ? RE_OK : re_fsync_parent(a->path);
   re_free(&a->path);
   return st;
 }

@@ -27,6 +27,19 @@ const char *re_tap_mode_name(re_tap_mode mode) {
 /* Token outputs of a token model: (T, X) per sample, where the mask applies. */
 static int masked(const re_net *n, const re_shape *s) { return n->tokens && s->rank == 2 && s->d[0] == n->T; }
 
+/* Sum of n floats in float64, in eight interleaved partial sums (independent chains
+ * the compiler vectorises), then pairwise. */
+static double sum_f64(const float *v, int64_t n) {
+  double a[8] = {0};
+  int64_t k = 0;
+  for (; k + 8 <= n; k += 8)
+    for (int l = 0; l < 8; l++)
+      a[l] += v[k + l];
+  for (int l = 0; k < n; k++, l++)
+    a[l] += v[k];
+  return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+
 void re_net_capture(re_net *n, re_mod *m, const float *y, int blk) {
   const re_shape *s = &m->out_shape;
   int64_t numel = re_shape_numel(s), B = n->B;
@@ -64,13 +77,8 @@ void re_net_capture(re_net *n, re_mod *m, const float *y, int blk) {
           }
       } else if (s->rank == 3) { /* mean over H*W per channel */
         for (int64_t b = 0; b < B; b++)
-          for (int64_t c = 0; c < C; c++) {
-            const float *v = y + (b * C + c) * hw;
-            double acc = 0;
-            for (int64_t k = 0; k < hw; k++)
-              acc += v[k];
-            tp->data[b * C + c] = (float)(acc / (double)hw);
-          }
+          for (int64_t c = 0; c < C; c++)
+            tp->data[b * C + c] = (float)(sum_f64(y + (b * C + c) * hw, hw) / (double)hw);
       } else { /* mean over (non-padding) tokens, summed in double */
         int64_t T = s->d[0], D = s->d[1];
         for (int64_t b = 0; b < B; b++) {

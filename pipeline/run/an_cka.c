@@ -4,9 +4,11 @@
  * kernel), for the pairs the analysis asks for. Writes cka rows, the P x P matrix
  * cka_<name>.npy and its tap table. */
 #include <math.h>
+#include <mpi.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "mpi/mpi_reduce.h"
 #include "run/analysis.h"
 #include "run/unc.h"
 
@@ -64,26 +66,46 @@ static int64_t stats_batch(const job_analysis *a) {
   return o->exact ? 0 : o->batch;
 }
 
-/* RBF bandwidths from the first sigma_sample samples of each tap, identical on every
- * rank (the rows come from the checkpoints' chunks, as the statistics' do). */
+/* Collective: RBF bandwidths from the first sigma_sample samples of each tap (the rows
+ * come from the checkpoints' chunks, as the statistics' do). The checkpoints are
+ * dealt to the ranks in turn, each value made by one rank and summed with the others'
+ * zeros: the same on every rank. The taps of one checkpoint (consecutive) take their
+ * rows chunk by chunk together, so each chunk runs through the network once. */
 static re_status bandwidths(runner *r, pass *p, an_run *ar, double *s2) {
   const cka_opts *o = ar->a->opts;
   int64_t ns = p->n < o->sigma_sample ? p->n : o->sigma_sample;
-  re_status st = RE_OK;
-  for (int q = 0; st == RE_OK && q < ar->P; q++) {
-    int t = ar->taps[q];
-    const tapinfo *tp = &r->plan.taps[t];
-    float *feat = NULL;
-    st = re_malloc(ns, tp->dim * (int64_t)sizeof(float), &feat);
-    if (st == RE_OK)
-      st = run_pass_tap_rows(r, p, t, 0, ns, feat);
-    if (st == RE_OK)
-      st = re_rbf_sigma2_f32(feat, ns, tp->dim, tp->dim, o->sigma, &s2[q]);
-    if (st != RE_OK)
-      re_err_context(st, "analysis '%s', tap %s/%s/%s: ", ar->a->name, run_tap_model(r, t), run_tap_ckpt(r, t),
-                     run_tap_layer(r, t));
-    free(feat);
+  float **feat = NULL;
+  re_status st = re_calloc(ar->P, sizeof(float *), &feat);
+  for (int q0 = 0, q1, g = 0; st == RE_OK && q0 < ar->P; q0 = q1, g++) {
+    const tapinfo *t0 = &r->plan.taps[ar->taps[q0]];
+    for (q1 = q0; q1 < ar->P && r->plan.taps[ar->taps[q1]].model == t0->model &&
+                  r->plan.taps[ar->taps[q1]].ckpt == t0->ckpt;
+         q1++)
+      ;
+    if (g % r->comm.size != r->comm.rank)
+      continue;
+    for (int q = q0; q < q1; q++)
+      if (st == RE_OK)
+        st = re_malloc(ns, r->plan.taps[ar->taps[q]].dim * (int64_t)sizeof(float), &feat[q]);
+    for (int64_t s0 = 0; st == RE_OK && s0 < ns; s0 += p->chunk)
+      for (int q = q0; st == RE_OK && q < q1; q++) {
+        int64_t s1 = s0 + p->chunk < ns ? s0 + p->chunk : ns, dim = r->plan.taps[ar->taps[q]].dim;
+        st = run_pass_tap_rows(r, p, ar->taps[q], s0, s1, feat[q] + s0 * dim);
+      }
+    for (int q = q0; st == RE_OK && q < q1; q++) {
+      int t = ar->taps[q];
+      st = re_rbf_sigma2_f32(feat[q], ns, r->plan.taps[t].dim, r->plan.taps[t].dim, o->sigma, &s2[q]);
+      if (st != RE_OK)
+        re_err_context(st, "analysis '%s', tap %s/%s/%s: ", ar->a->name, run_tap_model(r, t), run_tap_ckpt(r, t),
+                       run_tap_layer(r, t));
+    }
+    for (int q = q0; q < q1; q++)
+      free(feat[q]), feat[q] = NULL;
   }
+  free(feat);
+  st = re_mpi_agree(r->comm.comm, st);
+  if (st == RE_OK && r->comm.size > 1)
+    MPI_Allreduce(MPI_IN_PLACE, s2, ar->P, MPI_DOUBLE, MPI_SUM, r->comm.comm);
   return st;
 }
 

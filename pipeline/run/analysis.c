@@ -15,7 +15,7 @@
 extern const an_kind an_cka, an_cca, an_spectrum, an_probe;
 extern const an_kind an_knn, an_rsa, an_shape, an_integrity, an_map, an_alignment;
 
-/* The kinds, in the order of the docs. A new kind: its file and one line here. */
+/* The kinds, in the order of the docs. A new kind: its file, one line here and its name in CMakeLists.txt. */
 static const an_kind *const kinds[] = {&an_cka, &an_cca,       &an_spectrum, &an_probe, &an_knn,      &an_rsa,
                                        &an_shape, &an_integrity, &an_map,    &an_alignment};
 

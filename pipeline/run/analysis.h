@@ -1,7 +1,9 @@
 /* Analyses as units. Each kind (cka, cca, spectrum, probe, ...) lives in one file,
  * run/an_<kind>.c, with its job keys, its plan on a dataset pass, its metrics and
  * its manifest entry, and is listed in the table of run/analysis.c: adding a kind
- * is that file and one line of the table.
+ * is that file, its line in the table and its name in pipeline/CMakeLists.txt (a
+ * kind giving the total variance of each tap from the pass's co-moments takes 24
+ * lines: keys, a setup asking for the diagonal blocks, a finalize writing rows).
  *
  * The run calls the hooks in this order: parse (job file), setup (each pass over a
  * dataset the analysis uses: accumulators, co-moment blocks, taps to keep), the

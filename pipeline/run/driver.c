@@ -364,7 +364,9 @@ static re_status run_dataset(runner *r, int d, const run_args *a) {
   p.d = d;
   r->rep.samples_seen = 0;
   r->rep.pass_samples = 0;
+  double t0 = progress_now();
   re_status st = re_mpi_agree(r->comm.comm, run_pass_setup(r, &p));
+  r->rep.t_load += progress_now() - t0; /* the pass's plan: nets, taps, accumulators, RBF bandwidths */
   if (st == RE_OK && a->check_only) {
     if (r->comm.rank == 0)
       print_plan(r, &p);

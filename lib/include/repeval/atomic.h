@@ -16,14 +16,16 @@ typedef struct re_atomic {
   FILE *f;    /* write here */
   char *tmp;  /* temporary path */
   char *path; /* final path */
+  int no_sync; /* set after open: rename without fsync (still never half-written for readers), for
+                * caches whose entries are checked when read and remade when damaged */
 } re_atomic;
 
 /* Create the temporary file for `path` (mode 0644). */
 re_status re_atomic_open(const char *path, re_atomic *a);
 /* Write n bytes; reports short writes (disk full) with the path. */
 re_status re_atomic_write(re_atomic *a, const void *buf, int64_t n);
-/* Flush, fsync, close, rename into place and fsync the folder. On failure before
- * the rename the temp file is removed. */
+/* Flush, fsync, close, rename into place and fsync the folder (no fsync with
+ * no_sync). On failure before the rename the temp file is removed. */
 re_status re_atomic_commit(re_atomic *a);
 /* Discard the temporary file (safe after commit or on a zeroed struct). */
 void re_atomic_abort(re_atomic *a);

@@ -8,18 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void mom_ser(void *c, double *b) { re_moments_serialize(c, b); }
-static re_status mom_de(void *c, const double *b) { return re_moments_deserialize(c, b, re_moments_serial_len(c)); }
-static re_status mom_merge(void *c, const double *b) { return re_moments_merge_serial(c, b, re_moments_serial_len(c)); }
-static void mom_reset(void *c) { re_moments_reset(c); }
 static void hsic_ser(void *c, double *b) { re_hsic_serialize(c, b); }
 static re_status hsic_de(void *c, const double *b) { return re_hsic_deserialize(c, b, re_hsic_serial_len(c)); }
 static re_status hsic_merge(void *c, const double *b) { return re_hsic_merge_serial(c, b, re_hsic_serial_len(c)); }
 static void hsic_reset(void *c) { re_hsic_reset(c); }
-
-tree_acc re_cli_moments_acc(re_moments *m) {
-  return (tree_acc){m, re_moments_serial_len(m), mom_ser, mom_de, mom_merge, mom_reset};
-}
 
 tree_acc re_cli_hsic_acc(re_hsic *h) { return (tree_acc){h, re_hsic_serial_len(h), hsic_ser, hsic_de, hsic_merge, hsic_reset}; }
 

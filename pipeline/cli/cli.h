@@ -38,8 +38,7 @@ int re_cmd_shape(int argc, char **argv);
 re_status re_cli_moments(char *const *files, int nfiles, unsigned flags, int sharded, re_moments **out,
                          int64_t *n, double *scales);
 
-/* A co-moment or minibatch HSIC accumulator as the reduction tree sees it (mpi/tree.h). */
-tree_acc re_cli_moments_acc(re_moments *m);
+/* A minibatch HSIC accumulator as the reduction tree sees it (co-moments: tree_moments_acc). */
 tree_acc re_cli_hsic_acc(re_hsic *h);
 /* The communicator of the standalone commands: MPI_COMM_WORLD with --sharded (MPI is
  * initialised), else MPI_COMM_NULL (one process, no MPI). */

@@ -89,7 +89,7 @@ re_status re_cli_moments(char *const *files, int nfiles, unsigned flags, int sha
   batches b = {in, nfiles, dims, scale, n, buf, *out};
   tree_acc acc;
   if (st == RE_OK) {
-    acc = re_cli_moments_acc(*out);
+    acc = tree_moments_acc(*out);
     st = tree_stream_reduce(re_cli_comm(sharded), &acc, nb, add_batch, &b);
   }
   for (int k = 0; k < nfiles; k++)

@@ -110,7 +110,7 @@ static re_status accumulate(const re_npy *X, const re_npy *Y, MPI_Comm comm, int
   re_status st = re_malloc(b, out->p * (int64_t)sizeof(double), &bt.bx);
   if (st == RE_OK)
     st = re_malloc(b, out->q * (int64_t)sizeof(double), &bt.by);
-  tree_acc acc = re_cli_moments_acc(m);
+  tree_acc acc = tree_moments_acc(m);
   if (comm != MPI_COMM_NULL)
     st = re_mpi_agree(comm, st);
   if (st == RE_OK)

@@ -299,7 +299,7 @@ static re_status compute(const opts *o, run *r, int rank, int size) {
   batch_ctx ctx = {o, r, xs};
   tree_acc acc;
   if (st == RE_OK) {
-    acc = o->exact ? re_cli_moments_acc(r->m) : re_cli_hsic_acc(r->h);
+    acc = o->exact ? tree_moments_acc(r->m) : re_cli_hsic_acc(r->h);
     st = tree_stream_reduce(comm, &acc, nb, o->exact ? add_exact : add_minibatch, &ctx);
   }
   free(xs);

@@ -28,16 +28,6 @@ int re_cli_undefined(const char *what, const char *reason) {
   return RE_EXIT_UNDEFINED;
 }
 
-int re_cli_usage_error(const char *cmd, const char *fmt, ...) {
-  char line[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(line, sizeof line, fmt, ap);
-  va_end(ap);
-  fprintf(stderr, "repeval %s: %s\nTry 'repeval %s --help'.\n", cmd, line, cmd);
-  return RE_EXIT_USAGE;
-}
-
 const char *re_cli_opt(int argc, char **argv, int *i, const char *name, int *missing) {
   const char *a = argv[*i];
   size_t n = strlen(name);

@@ -49,8 +49,6 @@ int re_cli_fail(re_status st);
 /* Print "repeval: <what> undefined: <reason>" for a metric undefined for this input;
  * returns RE_EXIT_UNDEFINED. */
 int re_cli_undefined(const char *what, const char *reason);
-/* Print a usage error with a hint to --help; returns RE_EXIT_USAGE. */
-int re_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Value of option `name` in argv[*i] ("--name=value" or "--name value"); advances *i.
  * Returns NULL if argv[*i] is not this option; sets *missing to 1 (never to 0) if the

@@ -3,10 +3,22 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/cli.h"
+#include "exit_codes.h"
+
+int re_cli_usage_error(const char *cmd, const char *fmt, ...) {
+  char line[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "repeval %s: %s\nTry 'repeval %s --help'.\n", cmd, line, cmd);
+  return RE_EXIT_USAGE;
+}
 
 #define HELP_WIDTH 79    /* help lines are at most this long */
 #define HELP_MAX_LEFT 24 /* a longer "--name VALUE" does not widen the options' column */

@@ -97,4 +97,7 @@ void re_opts_help(FILE *f, const re_opts_cmd *cmd, const re_opt *opts);
 /* 1 if some argv[1..argc) is exactly `arg` (used before parsing, to decide on MPI). */
 int re_opts_given(int argc, char **argv, const char *arg);
 
+/* Print a usage error with a hint to --help; returns RE_EXIT_USAGE. */
+int re_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 #endif

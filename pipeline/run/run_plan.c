@@ -375,8 +375,7 @@ re_status run_pass_use_moments(runner *r, pass *p, an_run *ar, int diag_only) {
 
 double run_stats_budget(void) {
   const char *env = getenv("REPEVAL_MAX_STATS_MB");
-  double mb = env && *env ? atof(env) : RUN_DEFAULT_BUDGET_MB;
-  return (mb > 0 ? mb : RUN_DEFAULT_BUDGET_MB) * 1048576.0;
+  return (env && *env ? atof(env) : RUN_DEFAULT_BUDGET_MB) * 1048576.0;
 }
 
 /* The co-moments of the layers and blocks the analyses registered, within the

@@ -9,8 +9,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "ckpt_internal.h"
-#include "ds_internal.h"
+#include "ckpt/ckpt_internal.h"
+#include "data/ds_internal.h"
 #include "repeval/cfg.h"
 #include "repeval/npy.h"
 #include "repeval/shard.h"

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../lib/io/hf_index.h"
+#include "../../lib/io/ckpt/hf_index.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../lib/io/ckpt_internal.h"
+#include "../../lib/io/ckpt/ckpt_internal.h"
 #include "../../lib/nn/hf.h"
 #include "repeval/nn.h"
 

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../lib/io/ckpt_internal.h"
+#include "../../lib/io/ckpt/ckpt_internal.h"
 #include "repeval/cfg.h"
 #include "repeval/nn.h"
 

@@ -1,5 +1,5 @@
 /* Fuzz target: the restricted unpickler on raw bytes (torch's data.pkl). */
-#include "../../lib/io/pickle.h"
+#include "../../lib/io/ckpt/pickle.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -2,7 +2,7 @@
  * (and as a zero-copy view), which touches exactly the bytes the header claims. */
 #include <stdlib.h>
 
-#include "../../lib/io/ckpt_internal.h"
+#include "../../lib/io/ckpt/ckpt_internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

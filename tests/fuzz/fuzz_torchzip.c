@@ -2,7 +2,7 @@
  * unpickler, state_dict selection), then every tensor read as float32 and hashed. */
 #include <stdlib.h>
 
-#include "../../lib/io/torch_ckpt.h"
+#include "../../lib/io/ckpt/torch_ckpt.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

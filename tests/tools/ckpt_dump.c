@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../lib/io/ckpt_internal.h"
+#include "../../lib/io/ckpt/ckpt_internal.h"
 #include "cli/cli.h"
 
 static int fail(void) {

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../lib/io/ckpt_internal.h"
+#include "../../lib/io/ckpt/ckpt_internal.h"
 #include "check.h"
 #include "hf_fixtures.h"
 

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../lib/io/pickle.h"
+#include "../../lib/io/ckpt/pickle.h"
 #include "check.h"
 
 typedef struct buf {

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../lib/io/torch_ckpt.h"
+#include "../../lib/io/ckpt/torch_ckpt.h"
 #include "check.h"
 
 typedef struct member {

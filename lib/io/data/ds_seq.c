@@ -11,7 +11,7 @@
  * partial sample dropped. */
 #include "ds_seq.h"
 
-#include "jsonparse.h"
+#include "../jsonparse.h"
 #include "repeval/tokenizer.h"
 
 #include <stdlib.h>

@@ -7,7 +7,7 @@
  * exactly (no holes, no overlaps, nothing after the last one). Tensors are listed
  * in header order and point straight into the caller's buffer (the file's mmap). */
 #include "ckpt_reader.h"
-#include "jsonparse.h"
+#include "../jsonparse.h"
 
 #include <stdio.h>
 #include <stdlib.h>

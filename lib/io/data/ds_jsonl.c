@@ -7,7 +7,7 @@
  * line again and hands the text to the sequencer (ds_seq.c). */
 #include "ds_corpus.h"
 #include "ds_seq.h"
-#include "jsonparse.h"
+#include "../jsonparse.h"
 
 #include <stdio.h>
 #include <stdlib.h>

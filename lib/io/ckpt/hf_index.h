@@ -7,7 +7,7 @@
 #define REPEVAL_HF_INDEX_H
 
 #include "ckpt_internal.h"
-#include "jsonparse.h"
+#include "../jsonparse.h"
 
 #define RE_HF_INDEX_MAX_BYTES 100000000 /* the safetensors header limit; real indexes are < 10 MB */
 #define RE_HF_INDEX_MAX_SHARDS 100000

@@ -222,8 +222,7 @@ static re_status work_create(runner *r, pass *p, an_run *ar, rsa_work *w) {
     if (st == RE_OK)
       st = an_stored_rows(r, p->d, -1, 0, p->n, NULL, w->labels);
   }
-  const char *env = getenv("REPEVAL_MAX_STATS_MB");
-  double budget = (env ? atof(env) : RUN_DEFAULT_BUDGET_MB) * 1048576.0, need = o->classes ? 0 : rdm_bytes(o, p->n);
+  double budget = run_stats_budget(), need = o->classes ? 0 : rdm_bytes(o, p->n);
   if (st == RE_OK && 2 * need > budget)
     st = re_err(RE_ENOMEM, "two RDMs of %lld stimuli with what %s needs take %.0f MB, more than the %.0f MB budget "
                            "(REPEVAL_MAX_STATS_MB): use fewer samples ('limit:') or over: classes",

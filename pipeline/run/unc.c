@@ -293,8 +293,7 @@ re_status unc_moments_create(runner *r, pass *p, an_run *ar, const an_unc *u, in
     npairs[2 * k] = pairs[2 * k], npairs[2 * k + 1] = P + pairs[2 * k + 1];
   RE_CHECK(re_moments_state_len(2 * P, dims2, np, npairs, RE_MOMENTS_DEBIASED, &len_null));
   double doubles = (double)x->nboot * (double)len_boot + (double)x->nnull * (double)len_null;
-  const char *env = getenv("REPEVAL_MAX_STATS_MB");
-  double budget = (env ? atof(env) : RUN_DEFAULT_BUDGET_MB) * 1048576.0;
+  double budget = run_stats_budget();
   if (4.0 * 8.0 * doubles > budget) {
     st = re_cfg_error(ar->a->src, RE_ENOMEM,
                       "analysis '%s': its uncertainty replicates need %.0f MB (%d bootstrap x %lld + %d permutation x "

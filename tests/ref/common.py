@@ -77,6 +77,35 @@ def cka_value(*args):
     return json.loads(out)
 
 
+# ---- the demo job's header: the demo CNN (jobs/demo) on Fashion-MNIST -------------
+
+FMNIST = os.environ.get("FMNIST", "/usr/share/datasets/fashion-mnist")
+DEMO = os.path.join(SOURCE_DIR, "jobs", "demo")
+
+
+def _fmnist(name, split, count, offset=None):
+    prefix = "t10k" if split == "test" else "train"
+    return (f"  {name}:\n    format: idx\n    images: {FMNIST}/{prefix}-images-idx3-ubyte.gz\n"
+            f"    labels: {FMNIST}/{prefix}-labels-idx1-ubyte.gz\n    normalize: {{mean: [0.286], std: [0.353]}}\n"
+            + (f"    offset: {offset}\n" if offset is not None else "") + f"    limit: {count}\n")
+
+
+def demo_job(name, n, checkpoints, layers, rest, dataset="test", train=None):
+    """The text of a job on the demo CNN (jobs/demo/cnn.yaml) and Fashion-MNIST
+    (normalised as the demo is): `name`; data `dataset`, the first n test images,
+    and with train=(offset, count) also `train`, count training images from offset;
+    model `cnn` with checkpoints (a list of paths under jobs/demo/checkpoints, or
+    one glob string under it) and layers (a list of taps); then `rest`, the job's
+    text after the header (analyses:, forward:, output: ...), as given."""
+    data = _fmnist(dataset, "test", n) + (_fmnist("train", "train", train[1], train[0]) if train else "")
+    if isinstance(checkpoints, str):
+        ckpts = f'"{DEMO}/checkpoints/{checkpoints}"'
+    else:
+        ckpts = "[" + ", ".join(f'"{DEMO}/checkpoints/{c}"' for c in checkpoints) + "]"
+    return (f"name: {name}\ndata:\n{data}models:\n  - name: cnn\n    arch: {DEMO}/cnn.yaml\n"
+            f"    checkpoints: {ckpts}\n    layers: [{', '.join(layers)}]\n{rest.lstrip(chr(10))}")
+
+
 def tmpdir():
     return tempfile.TemporaryDirectory(prefix="repeval-test-")
 

@@ -10,11 +10,9 @@ import csv
 import json
 import os
 
-from common import SOURCE_DIR, Suite, repeval, tmpdir
+from common import DEMO, FMNIST, Suite, demo_job, repeval, tmpdir
 
 os.environ["OPENBLAS_NUM_THREADS"] = "1"
-FMNIST = os.environ.get("FMNIST", "/usr/share/datasets/fashion-mnist")
-DEMO = os.path.join(SOURCE_DIR, "jobs", "demo")
 CKPTS = ["seed0/epoch_00.safetensors", "seed1/epoch_05.pt"]
 LAYERS = ["conv2:mean", "fc1", "fc2"]
 N, NTRAIN, B = 600, 500, 100
@@ -22,27 +20,7 @@ SEED = 20261202  # the validation split seed of repeval run (pipeline/run/run_pr
 
 
 def job(out):
-    return f"""
-name: standalone
-data:
-  test:
-    format: idx
-    images: {FMNIST}/t10k-images-idx3-ubyte.gz
-    labels: {FMNIST}/t10k-labels-idx1-ubyte.gz
-    normalize: {{mean: [0.286], std: [0.353]}}
-    limit: {N}
-  train:
-    format: idx
-    images: {FMNIST}/train-images-idx3-ubyte.gz
-    labels: {FMNIST}/train-labels-idx1-ubyte.gz
-    normalize: {{mean: [0.286], std: [0.353]}}
-    offset: 50000
-    limit: {NTRAIN}
-models:
-  - name: cnn
-    arch: {DEMO}/cnn.yaml
-    checkpoints: ["{DEMO}/checkpoints/{CKPTS[0]}", "{DEMO}/checkpoints/{CKPTS[1]}"]
-    layers: [{", ".join(LAYERS)}]
+    return demo_job("standalone", N, CKPTS, LAYERS, f"""
 analyses:
   cka: {{dataset: test, batch: {B}}}
   exact: {{type: cka, dataset: test, estimator: exact}}
@@ -53,7 +31,7 @@ analyses:
   knn: {{type: probe, kind: knn, train: train, test: test, k: 10}}
 batch: {B}
 output: {{dir: {out}}}
-"""
+""", train=(50000, NTRAIN))
 
 
 def close(a, b, rtol):

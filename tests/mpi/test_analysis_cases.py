@@ -21,7 +21,6 @@ A case:
 """
 import argparse
 import csv
-import hashlib
 import json
 import os
 import sys
@@ -31,7 +30,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import numpy as np  # noqa: E402
 
 from common import (Suite, cka, gram_linear, minibatch_cka_matrix, mpirun, rbf_sigma2, repeval,  # noqa: E402
-                    tmpdir)
+                    tmpdir, write_activations)
 from test_cca_matches_numpy import cca_rho, pwcca, procrustes, ridge_r2, spectrum, svcca_rho  # noqa: E402
 
 N = 410  # 8 minibatches of 50 and a tail of 10
@@ -92,11 +91,6 @@ CASES = [
 ]
 
 
-def sha(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
 def make_taps(rng):
     """{(checkpoint label, layer): n x d float32}: a shared 5-dimensional signal, mixed per tap, plus noise."""
     z = rng.standard_normal((N, 5))
@@ -107,31 +101,6 @@ def make_taps(rng):
             x = np.tanh(z @ mix / 3) + 0.3 * rng.standard_normal((N, d)) + 4.0
             taps[(f"c{c}", name)] = x.astype(np.float32)
     return taps
-
-
-def write_export(d, taps):
-    """The activation exports acts/c<k>/d of both checkpoints; returns {(label, layer): shard file}."""
-    np.save(os.path.join(d, "x.npy"), np.zeros((N, 2), np.float32))
-    np.save(os.path.join(d, "y.npy"), np.arange(N, dtype=np.int64) % 3)
-    files = [{"name": f, "bytes": os.path.getsize(os.path.join(d, f)), "sha256": sha(os.path.join(d, f))}
-             for f in ("x.npy", "y.npy")]
-    paths = {}
-    for c in range(2):
-        base = os.path.join(d, "acts", f"c{c}", "d")
-        entries = []
-        for name, dim in DIMS.items():
-            os.makedirs(os.path.join(base, f"{name}.flatten"), exist_ok=True)
-            paths[(f"c{c}", name)] = os.path.join(base, f"{name}.flatten", "0.npy")
-            np.save(paths[(f"c{c}", name)], taps[(f"c{c}", name)])
-            entries.append({"name": name, "mode": "flatten", "dim": dim, "rows_per_sample": 1, "dtype": "float32",
-                            "shards": [{"file": f"{name}.flatten/0.npy", "first": 0, "count": N}]})
-        np.save(os.path.join(base, "sample_ids.npy"), np.arange(N, dtype=np.int64))
-        man = {"format": "repeval-activations", "version": 1, "producer": "test",
-               "dataset": {"name": "d", "format": "npy", "files": files, "normalize": None, "count": N},
-               "samples": {"ids": "sample_ids.npy", "count": N}, "taps": entries}
-        with open(os.path.join(base, "activations.json"), "w") as f:
-            json.dump(man, f)
-    return paths
 
 
 def write_job(d, out):
@@ -227,7 +196,7 @@ def main():
     taps = make_taps(np.random.default_rng(11))
     order = list(taps)
     with tmpdir() as d:
-        paths = write_export(d, taps)
+        paths = write_activations(d, taps, N)
         os.chdir(d)
         out = os.path.join(d, "out")
         job = write_job(d, out)

@@ -1,5 +1,6 @@
 """Shared helpers for the Python reference tests: run the repeval program,
 count checks, and an independent NumPy implementation of the metrics."""
+import hashlib
 import json
 import os
 import subprocess
@@ -104,6 +105,39 @@ def demo_job(name, n, checkpoints, layers, rest, dataset="test", train=None):
         ckpts = "[" + ", ".join(f'"{DEMO}/checkpoints/{c}"' for c in checkpoints) + "]"
     return (f"name: {name}\ndata:\n{data}models:\n  - name: cnn\n    arch: {DEMO}/cnn.yaml\n"
             f"    checkpoints: {ckpts}\n    layers: [{', '.join(layers)}]\n{rest.lstrip(chr(10))}")
+
+
+def write_activations(d, taps, n):
+    """Activation exports (docs/job-spec.md#activations-computed-elsewhere) under d:
+    an .npy dataset `d` (x.npy of zeros, y.npy) of n samples and, for every checkpoint
+    label c, acts/c/d with one flatten tap per layer. taps: {(label, layer): n x dim
+    float32}. Returns {(label, layer): the tap's shard file}, readable by the commands."""
+    np.save(os.path.join(d, "x.npy"), np.zeros((n, 2), np.float32))
+    np.save(os.path.join(d, "y.npy"), np.arange(n, dtype=np.int64) % 3)
+    files = []
+    for f in ("x.npy", "y.npy"):
+        with open(os.path.join(d, f), "rb") as fh:
+            files.append({"name": f, "bytes": os.path.getsize(os.path.join(d, f)),
+                          "sha256": hashlib.sha256(fh.read()).hexdigest()})
+    paths = {}
+    for label in dict.fromkeys(c for c, _ in taps):
+        base = os.path.join(d, "acts", label, "d")
+        entries = []
+        for (c, name), x in taps.items():
+            if c != label:
+                continue
+            os.makedirs(os.path.join(base, f"{name}.flatten"), exist_ok=True)
+            paths[(c, name)] = os.path.join(base, f"{name}.flatten", "0.npy")
+            np.save(paths[(c, name)], x)
+            entries.append({"name": name, "mode": "flatten", "dim": x.shape[1], "rows_per_sample": 1,
+                            "dtype": "float32", "shards": [{"file": f"{name}.flatten/0.npy", "first": 0, "count": n}]})
+        np.save(os.path.join(base, "sample_ids.npy"), np.arange(n, dtype=np.int64))
+        man = {"format": "repeval-activations", "version": 1, "producer": "test",
+               "dataset": {"name": "d", "format": "npy", "files": files, "normalize": None, "count": n},
+               "samples": {"ids": "sample_ids.npy", "count": n}, "taps": entries}
+        with open(os.path.join(base, "activations.json"), "w") as f:
+            json.dump(man, f)
+    return paths
 
 
 def tmpdir():

@@ -107,6 +107,18 @@ def demo_job(name, n, checkpoints, layers, rest, dataset="test", train=None):
             f"    checkpoints: {ckpts}\n    layers: [{', '.join(layers)}]\n{rest.lstrip(chr(10))}")
 
 
+def demo_embed(checkpoint, layers, limit, batch, out, split="test"):
+    """`repeval embed` of the demo CNN at jobs/demo/checkpoints/<checkpoint> on the first
+    `limit` Fashion-MNIST images of split (test or train), normalised as in demo_job;
+    layers: a list of taps. Returns (returncode, stdout, stderr)."""
+    prefix = "t10k" if split == "test" else "train"
+    return repeval("embed", "--model", os.path.join(DEMO, "cnn.yaml"), "--checkpoint",
+                   os.path.join(DEMO, "checkpoints", checkpoint), "--data",
+                   f"idx:{FMNIST}/{prefix}-images-idx3-ubyte.gz,{FMNIST}/{prefix}-labels-idx1-ubyte.gz",
+                   "--normalize", "0.286:0.353", "--layers", ",".join(layers), "--batch", batch, "--limit", limit,
+                   "--out", out, timeout=600)
+
+
 def write_activations(d, taps, n):
     """Activation exports (docs/job-spec.md#activations-computed-elsewhere) under d:
     an .npy dataset `d` (x.npy of zeros, y.npy) of n samples and, for every checkpoint

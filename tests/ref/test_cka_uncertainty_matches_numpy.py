@@ -22,7 +22,7 @@ import os
 import numpy as np
 from scipy import stats
 
-from common import DEMO, FMNIST, Suite, demo_job, repeval, tmpdir
+from common import Suite, demo_embed, demo_job, repeval, tmpdir
 
 os.environ["OPENBLAS_NUM_THREADS"] = "1"
 CKPTS = ["seed0/epoch_00.safetensors", "seed1/epoch_05.pt"]
@@ -131,11 +131,7 @@ def main():
         for ck in CKPTS:
             label = ck.rsplit(".", 1)[0]
             e = os.path.join(d, "emb", label.replace("/", "_"))
-            rc, _, err = repeval("embed", "--model", os.path.join(DEMO, "cnn.yaml"), "--checkpoint",
-                                 os.path.join(DEMO, "checkpoints", ck), "--data",
-                                 f"idx:{FMNIST}/t10k-images-idx3-ubyte.gz,{FMNIST}/t10k-labels-idx1-ubyte.gz",
-                                 "--normalize", "0.286:0.353", "--layers", ",".join(LAYERS), "--batch", B,
-                                 "--limit", N, "--out", e, timeout=600)
+            rc, _, err = demo_embed(ck, LAYERS, N, B, e)
             s.check(rc == 0, f"embed {ck}: {err}")
             for layer in LAYERS:
                 name = layer.split(":")[0]

@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from common import DEMO, FMNIST, Suite, demo_job, repeval, tmpdir
+from common import Suite, demo_embed, demo_job, repeval, tmpdir
 
 os.environ["OPENBLAS_NUM_THREADS"] = "1"
 CKPTS = ["seed0/epoch_00.safetensors", "seed1/epoch_05.pt"]
@@ -45,11 +45,7 @@ def main():
         files, labels = [], None
         for ck in CKPTS:
             e = os.path.join(d, "emb", ck.split(".")[0].replace("/", "_"))
-            rc, _, err = repeval("embed", "--model", os.path.join(DEMO, "cnn.yaml"), "--checkpoint",
-                                 os.path.join(DEMO, "checkpoints", ck), "--data",
-                                 f"idx:{FMNIST}/t10k-images-idx3-ubyte.gz,{FMNIST}/t10k-labels-idx1-ubyte.gz",
-                                 "--normalize", "0.286:0.353", "--layers", ",".join(LAYERS), "--batch", B, "--limit",
-                                 N, "--out", e, timeout=600)
+            rc, _, err = demo_embed(ck, LAYERS, N, B, e)
             s.check(rc == 0, f"embed {ck}: {err}")
             files += [os.path.join(e, l.split(":")[0] + ".npy") for l in LAYERS]
             labels = os.path.join(e, "labels.npy")

@@ -11,7 +11,7 @@ import csv
 import json
 import os
 
-from common import DEMO, FMNIST, Suite, demo_job, repeval, tmpdir
+from common import Suite, demo_embed, demo_job, repeval, tmpdir
 
 os.environ["OPENBLAS_NUM_THREADS"] = "1"
 CKPTS = ["seed0/epoch_00.safetensors", "seed1/epoch_05.pt"]
@@ -49,20 +49,11 @@ def main():
         emb = {}
         for ck in CKPTS:
             label = ck.rsplit(".", 1)[0]
-            for split, images, labels, extra in (
-                    ("test", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", []),
-                    ("train", "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", [])):
+            for split in ("test", "train"):
                 e = os.path.join(d, "emb", label.replace("/", "_"), split)
-                spec = f"idx:{FMNIST}/{images},{FMNIST}/{labels}"
-                args = ["embed", "--model", os.path.join(DEMO, "cnn.yaml"), "--checkpoint",
-                        os.path.join(DEMO, "checkpoints", ck), "--data", spec, "--normalize", "0.286:0.353",
-                        "--layers", ",".join(LAYERS), "--batch", B, "--out", e]
-                if split == "train":
-                    # embed has no offset: take rows 50000.. by embedding a prefix and slicing
-                    args += ["--limit", 50000 + NTRAIN]
-                else:
-                    args += ["--limit", N]
-                rc, _, err = repeval(*args, timeout=600)
+                # embed has no offset: take the train rows 50000.. by embedding a prefix and slicing
+                limit = 50000 + NTRAIN if split == "train" else N
+                rc, _, err = demo_embed(ck, LAYERS, limit, B, e, split)
                 s.check(rc == 0, f"embed {ck} {split}: {err}")
                 emb[(label, split)] = e
         import numpy as np

@@ -16,7 +16,6 @@ plus noise, n = 600), all pairs.
 """
 import argparse
 import csv
-import hashlib
 import json
 import os
 import sys
@@ -25,16 +24,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import numpy as np  # noqa: E402
 
-from common import Suite, mpirun, repeval, tmpdir  # noqa: E402
+from common import Suite, mpirun, repeval, tmpdir, write_activations  # noqa: E402
 from test_cca_matches_numpy import cca_rho, centred, pwcca  # noqa: E402
 
 N = 600
 DIMS = {"h0": 24, "h1": 40, "h2": 16}
-
-
-def sha(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
 
 
 def make_taps(rng):
@@ -47,27 +41,6 @@ def make_taps(rng):
             x = np.tanh(z @ mix / 3) + 0.3 * rng.standard_normal((N, d)) + 5.0
             taps[(c, name)] = x.astype(np.float32)
     return taps
-
-
-def write_export(d, taps):
-    np.save(os.path.join(d, "x.npy"), np.zeros((N, 2), np.float32))
-    np.save(os.path.join(d, "y.npy"), np.arange(N, dtype=np.int64) % 3)
-    files = [{"name": f, "bytes": os.path.getsize(os.path.join(d, f)), "sha256": sha(os.path.join(d, f))}
-             for f in ("x.npy", "y.npy")]
-    for c in range(2):
-        base = os.path.join(d, "acts", f"c{c}", "d")
-        entries = []
-        for name, dim in DIMS.items():
-            os.makedirs(os.path.join(base, f"{name}.flatten"), exist_ok=True)
-            np.save(os.path.join(base, f"{name}.flatten", "0.npy"), taps[(c, name)])
-            entries.append({"name": name, "mode": "flatten", "dim": dim, "rows_per_sample": 1, "dtype": "float32",
-                            "shards": [{"file": f"{name}.flatten/0.npy", "first": 0, "count": N}]})
-        np.save(os.path.join(base, "sample_ids.npy"), np.arange(N, dtype=np.int64))
-        man = {"format": "repeval-activations", "version": 1, "producer": "test",
-               "dataset": {"name": "d", "format": "npy", "files": files, "normalize": None, "count": N},
-               "samples": {"ids": "sample_ids.npy", "count": N}, "taps": entries}
-        with open(os.path.join(base, "activations.json"), "w") as f:
-            json.dump(man, f)
 
 
 def write_job(d, name, cca):
@@ -132,7 +105,7 @@ def main():
     taps = make_taps(rng)
     order = [(c, name) for c in range(2) for name in DIMS]  # global tap order
     with tmpdir() as d:
-        write_export(d, taps)
+        write_activations(d, {(f"c{c}", name): x for (c, name), x in taps.items()}, N)
         os.chdir(d)
         jobs = {"one": "methods: [svcca, pwcca], passes: 1", "two": "methods: [svcca, pwcca], passes: 2",
                 "auto": "methods: [svcca, pwcca]", "cap": "methods: [svcca], passes: 2, max_components: 3"}

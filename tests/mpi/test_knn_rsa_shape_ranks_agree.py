@@ -15,29 +15,14 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ref"))
 
-from common import SOURCE_DIR, Suite, mpirun, repeval, tmpdir  # noqa: E402
+from common import Suite, demo_job, mpirun, repeval, tmpdir  # noqa: E402
 
-FMNIST = os.environ.get("FMNIST", "/usr/share/datasets/fashion-mnist")
 os.environ["OPENBLAS_NUM_THREADS"] = "1"
-DEMO = os.path.join(SOURCE_DIR, "jobs", "demo")
 N = 500
 
 
 def job_text(out, cache=None):
-    return f"""
-name: nbr
-data:
-  fmnist:
-    format: idx
-    images: {FMNIST}/t10k-images-idx3-ubyte.gz
-    labels: {FMNIST}/t10k-labels-idx1-ubyte.gz
-    normalize: {{mean: [0.286], std: [0.353]}}
-    limit: {N}
-models:
-  - name: cnn
-    arch: {DEMO}/cnn.yaml
-    checkpoints: "{DEMO}/checkpoints/seed{{0,1}}/epoch_{{00,05}}.*"
-    layers: [conv2:mean, fc1, fc2]
+    return demo_job("nbr", N, "seed{0,1}/epoch_{00,05}.*", ["conv2:mean", "fc1", "fc2"], f"""
 analyses:
   cka_rbf: {{type: cka, kernel: rbf, batch: 100, sigma_sample: 200, pairs: same-layer}}
   knn: {{k: [5, 10], block: 64}}
@@ -48,7 +33,7 @@ analyses:
 forward: {{batch: 100}}
 output: {{dir: {out}}}
 {f"cache: {{dir: {cache}}}" if cache else ""}
-"""
+""", dataset="fmnist")
 
 
 def rows(path):

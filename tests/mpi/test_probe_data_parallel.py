@@ -12,41 +12,19 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ref"))
 
-from common import MPIEXEC, REPEVAL, SOURCE_DIR, Suite, tmpdir  # noqa: E402
+from common import MPIEXEC, REPEVAL, Suite, demo_job, tmpdir  # noqa: E402
 
 os.environ["OPENBLAS_NUM_THREADS"] = "1"
-FMNIST = os.environ.get("FMNIST", "/usr/share/datasets/fashion-mnist")
-DEMO = os.path.join(SOURCE_DIR, "jobs", "demo")
 
 
 def job(out, parallel):
-    return f"""
-name: dp
-data:
-  test:
-    format: idx
-    images: {FMNIST}/t10k-images-idx3-ubyte.gz
-    labels: {FMNIST}/t10k-labels-idx1-ubyte.gz
-    normalize: {{mean: [0.286], std: [0.353]}}
-    limit: 500
-  train:
-    format: idx
-    images: {FMNIST}/train-images-idx3-ubyte.gz
-    labels: {FMNIST}/train-labels-idx1-ubyte.gz
-    normalize: {{mean: [0.286], std: [0.353]}}
-    offset: 50000
-    limit: 900
-models:
-  - name: cnn
-    arch: {DEMO}/cnn.yaml
-    checkpoints: "{DEMO}/checkpoints/seed{{0,1}}/epoch_05.*"
-    layers: [conv2:mean, fc1]
+    return demo_job("dp", 500, "seed{0,1}/epoch_05.*", ["conv2:mean", "fc1"], f"""
 analyses:
   probe: {{train: train, test: test, lambdas: [1e-3, 1e-1], parallel: {parallel}, tol: 1e-10, ftol: 0,
            max_iter: 5000}}
 batch: 100
 output: {{dir: {out}}}
-"""
+""", train=(50000, 900))
 
 
 def rows(path):

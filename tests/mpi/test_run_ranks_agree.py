@@ -18,9 +18,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import numpy as np  # noqa: E402
 
-from common import SOURCE_DIR, Suite, mpirun, repeval, tmpdir  # noqa: E402
+from common import FMNIST, SOURCE_DIR, Suite, demo_job, mpirun, repeval, tmpdir  # noqa: E402
 
-FMNIST = os.environ.get("FMNIST", "/usr/share/datasets/fashion-mnist")
 # OpenBLAS splits products by thread count, which changes float32 rounding: every
 # command of this test runs with one thread, as `repeval run` does by default
 os.environ["OPENBLAS_NUM_THREADS"] = "1"
@@ -28,21 +27,7 @@ N = 600
 
 
 def job_text(d):
-    demo = os.path.join(SOURCE_DIR, "jobs", "demo")
-    return f"""
-name: ranks
-data:
-  fmnist:
-    format: idx
-    images: {FMNIST}/t10k-images-idx3-ubyte.gz
-    labels: {FMNIST}/t10k-labels-idx1-ubyte.gz
-    normalize: {{mean: [0.286], std: [0.353]}}
-    limit: {N}
-models:
-  - name: cnn
-    arch: {demo}/cnn.yaml
-    checkpoints: "{demo}/checkpoints/seed{{0..2}}/epoch_{{00,03,05}}.*"
-    layers: [conv1:mean, pool2, fc1, fc2]
+    return demo_job("ranks", N, "seed{0..2}/epoch_{00,03,05}.*", ["conv1:mean", "pool2", "fc1", "fc2"], f"""
 analyses:
   cka: {{batch: 100}}
   cka_rbf: {{type: cka, kernel: rbf, batch: 100, pairs: same-layer, sigma_sample: 200}}
@@ -51,7 +36,7 @@ analyses:
   spectrum: {{}}
 forward: {{batch: 100}}  # the forward calls cut the samples as embed --batch 100 below does
 output: {{dir: {d}/out}}
-"""
+""", dataset="fmnist")
 
 
 def read_metrics(path):

@@ -17,29 +17,14 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ref"))
 
-from common import SOURCE_DIR, Suite, mpirun, repeval, tmpdir  # noqa: E402
+from common import Suite, demo_job, mpirun, repeval, tmpdir  # noqa: E402
 
-FMNIST = os.environ.get("FMNIST", "/usr/share/datasets/fashion-mnist")
 os.environ["OPENBLAS_NUM_THREADS"] = "1"
 N = 360
 
 
 def job_text(d):
-    demo = os.path.join(SOURCE_DIR, "jobs", "demo")
-    return f"""
-name: unc-ranks
-data:
-  fmnist:
-    format: idx
-    images: {FMNIST}/t10k-images-idx3-ubyte.gz
-    labels: {FMNIST}/t10k-labels-idx1-ubyte.gz
-    normalize: {{mean: [0.286], std: [0.353]}}
-    limit: {N}
-models:
-  - name: cnn
-    arch: {demo}/cnn.yaml
-    checkpoints: "{demo}/checkpoints/seed{{0,1}}/epoch_{{00,05}}.*"
-    layers: [conv1:mean, fc1, fc2]
+    return demo_job("unc-ranks", N, "seed{0,1}/epoch_{00,05}.*", ["conv1:mean", "fc1", "fc2"], f"""
 analyses:
   cka: {{batch: 40, uncertainty: {{replicates: 50, permutations: 10, seed: 4}}}}
   cka_rbf: {{type: cka, kernel: rbf, batch: 40, pairs: same-layer, sigma_sample: 120,
@@ -52,7 +37,7 @@ analyses:
   spectrum: {{uncertainty: {{replicates: 12, interval: percentile}}}}
 forward: {{batch: 40}}
 output: {{dir: {d}/out}}
-"""
+""", dataset="fmnist")
 
 
 def main():

@@ -1,5 +1,6 @@
 """Shared helpers for the Python reference tests: run the repeval program,
 count checks, and an independent NumPy implementation of the metrics."""
+import hashlib
 import json
 import os
 import subprocess
@@ -75,6 +76,80 @@ def cka_value(*args):
     if rc != 0:
         raise RuntimeError(f"repeval cka {args} exited {rc}: {err}")
     return json.loads(out)
+
+
+# ---- the demo job's header: the demo CNN (jobs/demo) on Fashion-MNIST -------------
+
+FMNIST = os.environ.get("FMNIST", "/usr/share/datasets/fashion-mnist")
+DEMO = os.path.join(SOURCE_DIR, "jobs", "demo")
+
+
+def _fmnist(name, split, count, offset=None):
+    prefix = "t10k" if split == "test" else "train"
+    return (f"  {name}:\n    format: idx\n    images: {FMNIST}/{prefix}-images-idx3-ubyte.gz\n"
+            f"    labels: {FMNIST}/{prefix}-labels-idx1-ubyte.gz\n    normalize: {{mean: [0.286], std: [0.353]}}\n"
+            + (f"    offset: {offset}\n" if offset is not None else "") + f"    limit: {count}\n")
+
+
+def demo_job(name, n, checkpoints, layers, rest, dataset="test", train=None):
+    """The text of a job on the demo CNN (jobs/demo/cnn.yaml) and Fashion-MNIST
+    (normalised as the demo is): `name`; data `dataset`, the first n test images,
+    and with train=(offset, count) also `train`, count training images from offset;
+    model `cnn` with checkpoints (a list of paths under jobs/demo/checkpoints, or
+    one glob string under it) and layers (a list of taps); then `rest`, the job's
+    text after the header (analyses:, forward:, output: ...), as given."""
+    data = _fmnist(dataset, "test", n) + (_fmnist("train", "train", train[1], train[0]) if train else "")
+    if isinstance(checkpoints, str):
+        ckpts = f'"{DEMO}/checkpoints/{checkpoints}"'
+    else:
+        ckpts = "[" + ", ".join(f'"{DEMO}/checkpoints/{c}"' for c in checkpoints) + "]"
+    return (f"name: {name}\ndata:\n{data}models:\n  - name: cnn\n    arch: {DEMO}/cnn.yaml\n"
+            f"    checkpoints: {ckpts}\n    layers: [{', '.join(layers)}]\n{rest.lstrip(chr(10))}")
+
+
+def demo_embed(checkpoint, layers, limit, batch, out, split="test"):
+    """`repeval embed` of the demo CNN at jobs/demo/checkpoints/<checkpoint> on the first
+    `limit` Fashion-MNIST images of split (test or train), normalised as in demo_job;
+    layers: a list of taps. Returns (returncode, stdout, stderr)."""
+    prefix = "t10k" if split == "test" else "train"
+    return repeval("embed", "--model", os.path.join(DEMO, "cnn.yaml"), "--checkpoint",
+                   os.path.join(DEMO, "checkpoints", checkpoint), "--data",
+                   f"idx:{FMNIST}/{prefix}-images-idx3-ubyte.gz,{FMNIST}/{prefix}-labels-idx1-ubyte.gz",
+                   "--normalize", "0.286:0.353", "--layers", ",".join(layers), "--batch", batch, "--limit", limit,
+                   "--out", out, timeout=600)
+
+
+def write_activations(d, taps, n):
+    """Activation exports (docs/job-spec.md#activations-computed-elsewhere) under d:
+    an .npy dataset `d` (x.npy of zeros, y.npy) of n samples and, for every checkpoint
+    label c, acts/c/d with one flatten tap per layer. taps: {(label, layer): n x dim
+    float32}. Returns {(label, layer): the tap's shard file}, readable by the commands."""
+    np.save(os.path.join(d, "x.npy"), np.zeros((n, 2), np.float32))
+    np.save(os.path.join(d, "y.npy"), np.arange(n, dtype=np.int64) % 3)
+    files = []
+    for f in ("x.npy", "y.npy"):
+        with open(os.path.join(d, f), "rb") as fh:
+            files.append({"name": f, "bytes": os.path.getsize(os.path.join(d, f)),
+                          "sha256": hashlib.sha256(fh.read()).hexdigest()})
+    paths = {}
+    for label in dict.fromkeys(c for c, _ in taps):
+        base = os.path.join(d, "acts", label, "d")
+        entries = []
+        for (c, name), x in taps.items():
+            if c != label:
+                continue
+            os.makedirs(os.path.join(base, f"{name}.flatten"), exist_ok=True)
+            paths[(c, name)] = os.path.join(base, f"{name}.flatten", "0.npy")
+            np.save(paths[(c, name)], x)
+            entries.append({"name": name, "mode": "flatten", "dim": x.shape[1], "rows_per_sample": 1,
+                            "dtype": "float32", "shards": [{"file": f"{name}.flatten/0.npy", "first": 0, "count": n}]})
+        np.save(os.path.join(base, "sample_ids.npy"), np.arange(n, dtype=np.int64))
+        man = {"format": "repeval-activations", "version": 1, "producer": "test",
+               "dataset": {"name": "d", "format": "npy", "files": files, "normalize": None, "count": n},
+               "samples": {"ids": "sample_ids.npy", "count": n}, "taps": entries}
+        with open(os.path.join(base, "activations.json"), "w") as f:
+            json.dump(man, f)
+    return paths
 
 
 def tmpdir():

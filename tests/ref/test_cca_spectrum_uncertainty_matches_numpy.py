@@ -20,13 +20,11 @@ import os
 import numpy as np
 from scipy import stats
 
-from common import SOURCE_DIR, Suite, repeval, tmpdir
+from common import Suite, demo_embed, demo_job, repeval, tmpdir
 from test_cca_matches_numpy import cca_rho, pwcca, procrustes, ridge_r2, spectrum, svcca_rho
 from test_cka_uncertainty_matches_numpy import BOOT, PERM, permutation, poisson1
 
 os.environ["OPENBLAS_NUM_THREADS"] = "1"
-FMNIST = os.environ.get("FMNIST", "/usr/share/datasets/fashion-mnist")
-DEMO = os.path.join(SOURCE_DIR, "jobs", "demo")
 CKPTS = ["seed0/epoch_05.pt", "seed1/epoch_05.pt"]
 LAYERS = ["fc1", "fc2"]
 N, B = 300, 50
@@ -34,27 +32,14 @@ NB_CCA, NN_CCA, NB_SPEC = 8, 5, 8
 
 
 def job(out):
-    return f"""
-name: uncertainty-cca
-data:
-  test:
-    format: idx
-    images: {FMNIST}/t10k-images-idx3-ubyte.gz
-    labels: {FMNIST}/t10k-labels-idx1-ubyte.gz
-    normalize: {{mean: [0.286], std: [0.353]}}
-    limit: {N}
-models:
-  - name: cnn
-    arch: {DEMO}/cnn.yaml
-    checkpoints: ["{DEMO}/checkpoints/{CKPTS[0]}", "{DEMO}/checkpoints/{CKPTS[1]}"]
-    layers: [{", ".join(LAYERS)}]
+    return demo_job("uncertainty-cca", N, CKPTS, LAYERS, f"""
 analyses:
   cca: {{methods: [cca, svcca, pwcca, procrustes, linreg], ridge: 0,
          uncertainty: {{replicates: {NB_CCA}, permutations: {NN_CCA}, seed: 3, level: 0.9}}}}
   spectrum: {{uncertainty: {{replicates: {NB_SPEC}, seed: 6, interval: percentile}}}}
 forward: {{batch: {B}}}
 output: {{dir: {out}}}
-"""
+""")
 
 
 def cca_metrics(x, y):
@@ -91,11 +76,7 @@ def main():
         for ck in CKPTS:
             label = ck.rsplit(".", 1)[0]
             e = os.path.join(d, "emb", label.replace("/", "_"))
-            rc, _, err = repeval("embed", "--model", os.path.join(DEMO, "cnn.yaml"), "--checkpoint",
-                                 os.path.join(DEMO, "checkpoints", ck), "--data",
-                                 f"idx:{FMNIST}/t10k-images-idx3-ubyte.gz,{FMNIST}/t10k-labels-idx1-ubyte.gz",
-                                 "--normalize", "0.286:0.353", "--layers", ",".join(LAYERS), "--batch", B,
-                                 "--limit", N, "--out", e, timeout=600)
+            rc, _, err = demo_embed(ck, LAYERS, N, B, e)
             s.check(rc == 0, f"embed {ck}: {err}")
             for layer in LAYERS:
                 feats[(label, layer)] = np.load(os.path.join(e, layer + ".npy")).astype(np.float64)

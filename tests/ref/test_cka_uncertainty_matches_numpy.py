@@ -22,11 +22,9 @@ import os
 import numpy as np
 from scipy import stats
 
-from common import SOURCE_DIR, Suite, repeval, tmpdir
+from common import Suite, demo_embed, demo_job, repeval, tmpdir
 
 os.environ["OPENBLAS_NUM_THREADS"] = "1"
-FMNIST = os.environ.get("FMNIST", "/usr/share/datasets/fashion-mnist")
-DEMO = os.path.join(SOURCE_DIR, "jobs", "demo")
 CKPTS = ["seed0/epoch_00.safetensors", "seed1/epoch_05.pt"]
 LAYERS = ["conv2:mean", "fc1", "fc2"]
 N, B = 300, 50
@@ -95,20 +93,7 @@ def debiased_cka(x, y):
 
 
 def job(out):
-    return f"""
-name: uncertainty
-data:
-  test:
-    format: idx
-    images: {FMNIST}/t10k-images-idx3-ubyte.gz
-    labels: {FMNIST}/t10k-labels-idx1-ubyte.gz
-    normalize: {{mean: [0.286], std: [0.353]}}
-    limit: {N}
-models:
-  - name: cnn
-    arch: {DEMO}/cnn.yaml
-    checkpoints: ["{DEMO}/checkpoints/{CKPTS[0]}", "{DEMO}/checkpoints/{CKPTS[1]}"]
-    layers: [{", ".join(LAYERS)}]
+    return demo_job("uncertainty", N, CKPTS, LAYERS, f"""
 analyses:
   boot: {{type: cka, batch: {B}, uncertainty: {{replicates: 30, interval: percentile, permutations: 7, seed: 5}}}}
   jk: {{type: cka, batch: {B}, unbiased: false, pairs: same-layer,
@@ -118,7 +103,7 @@ analyses:
               uncertainty: {{method: none, permutations: 4, seed: 2, calibrate: none}}}}
 forward: {{batch: {B}}}
 output: {{dir: {out}}}
-"""
+""")
 
 
 def close(a, b, rtol=1e-8, atol=1e-10):
@@ -146,11 +131,7 @@ def main():
         for ck in CKPTS:
             label = ck.rsplit(".", 1)[0]
             e = os.path.join(d, "emb", label.replace("/", "_"))
-            rc, _, err = repeval("embed", "--model", os.path.join(DEMO, "cnn.yaml"), "--checkpoint",
-                                 os.path.join(DEMO, "checkpoints", ck), "--data",
-                                 f"idx:{FMNIST}/t10k-images-idx3-ubyte.gz,{FMNIST}/t10k-labels-idx1-ubyte.gz",
-                                 "--normalize", "0.286:0.353", "--layers", ",".join(LAYERS), "--batch", B,
-                                 "--limit", N, "--out", e, timeout=600)
+            rc, _, err = demo_embed(ck, LAYERS, N, B, e)
             s.check(rc == 0, f"embed {ck}: {err}")
             for layer in LAYERS:
                 name = layer.split(":")[0]

@@ -10,31 +10,16 @@ import os
 
 import numpy as np
 
-from common import SOURCE_DIR, Suite, repeval, tmpdir
+from common import Suite, demo_embed, demo_job, repeval, tmpdir
 
 os.environ["OPENBLAS_NUM_THREADS"] = "1"
-FMNIST = os.environ.get("FMNIST", "/usr/share/datasets/fashion-mnist")
-DEMO = os.path.join(SOURCE_DIR, "jobs", "demo")
 CKPTS = ["seed0/epoch_00.safetensors", "seed1/epoch_05.pt"]
 LAYERS = ["conv2:mean", "fc1", "fc2"]
 N, B = 400, 100
 
 
 def job(out):
-    return f"""
-name: standalone
-data:
-  test:
-    format: idx
-    images: {FMNIST}/t10k-images-idx3-ubyte.gz
-    labels: {FMNIST}/t10k-labels-idx1-ubyte.gz
-    normalize: {{mean: [0.286], std: [0.353]}}
-    limit: {N}
-models:
-  - name: cnn
-    arch: {DEMO}/cnn.yaml
-    checkpoints: ["{DEMO}/checkpoints/{CKPTS[0]}", "{DEMO}/checkpoints/{CKPTS[1]}"]
-    layers: [{", ".join(LAYERS)}]
+    return demo_job("standalone", N, CKPTS, LAYERS, f"""
 analyses:
   knn: {{k: 7}}
   rsa: {{methods: all, write_rdms: true}}
@@ -43,7 +28,7 @@ analyses:
   cca: {{methods: [cca], pairs: all, directions: true}}
 forward: {{batch: {B}}}
 output: {{dir: {out}}}
-"""
+""")
 
 
 def main():
@@ -60,11 +45,7 @@ def main():
         files, labels = [], None
         for ck in CKPTS:
             e = os.path.join(d, "emb", ck.split(".")[0].replace("/", "_"))
-            rc, _, err = repeval("embed", "--model", os.path.join(DEMO, "cnn.yaml"), "--checkpoint",
-                                 os.path.join(DEMO, "checkpoints", ck), "--data",
-                                 f"idx:{FMNIST}/t10k-images-idx3-ubyte.gz,{FMNIST}/t10k-labels-idx1-ubyte.gz",
-                                 "--normalize", "0.286:0.353", "--layers", ",".join(LAYERS), "--batch", B, "--limit",
-                                 N, "--out", e, timeout=600)
+            rc, _, err = demo_embed(ck, LAYERS, N, B, e)
             s.check(rc == 0, f"embed {ck}: {err}")
             files += [os.path.join(e, l.split(":")[0] + ".npy") for l in LAYERS]
             labels = os.path.join(e, "labels.npy")

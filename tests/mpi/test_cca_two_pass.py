@@ -116,7 +116,7 @@ def main():
         ok = run_ok(s, d, "cap.yaml", ranks=k) and ok
         if not ok:
             s.finish()
-        one, two, cap = rows(d, "one"), rows(d, "two"), rows(d, "cap")
+        one, two = rows(d, "one"), rows(d, "two")
         s.check(len(one) == 30 and set(one) == set(two), f"15 pairs x 2 metrics on both routes ({len(one)}, {len(two)})")
         for key, r in one.items():
             if key[0] == "svcca":

@@ -127,7 +127,6 @@ def main():
                 ck = [f for f in os.listdir(os.path.join(demo, os.path.dirname(t["checkpoint"])))
                       if f.startswith(os.path.basename(t["checkpoint"]) + ".")][0]
                 e = os.path.join(d, "emb", t["checkpoint"].replace("/", "_"))
-                layer = t["layer"] + (":" + t["mode"] if t["mode"] != "flatten" else "")
                 if not os.path.isfile(os.path.join(e, t["layer"] + ".npy")):
                     rc, _, err = repeval("embed", "--model", os.path.join(SOURCE_DIR, "jobs", "demo", "cnn.yaml"),
                                          "--checkpoint", os.path.join(demo, os.path.dirname(t["checkpoint"]), ck),

@@ -14,7 +14,6 @@ standard errors and interval ends 1e-6 relative plus 1e-7 absolute (the run
 computes from co-moments in float64, the reference from the data); p-values
 and the integer k90/k99 exactly."""
 import csv
-import math
 import os
 
 import numpy as np

@@ -63,7 +63,6 @@ def main():
         # k-NN measures: exactly
         rc, o, err = repeval("knn", *files, "--k", 7, "--json")
         if s.check(rc == 0, f"knn: {err}"):
-            worst = 0.0
             for p in json.loads(o)["pairs"]:
                 for m in ("mutual_knn", "cknna", "cycle_knn_ab", "cycle_knn_ba", "jaccard_knn"):
                     got = value("knn", m, p["a"], p["b"])

@@ -9,6 +9,7 @@
 
 #include "cli/cli.h"
 #include "cli/opts.h"
+#include "out/path.h"
 #include "repeval/atomic.h"
 #include "repeval/dataset.h"
 #include "repeval/nn.h"
@@ -191,16 +192,9 @@ static int listed(const char *text, const char *file) {
   return text && snprintf(q, sizeof q, "\"%s\"", file) < (int)sizeof q && strstr(text, q) != NULL;
 }
 
-/* dir/file into buf, refusing what does not fit. */
-static re_status join(char *buf, size_t cap, const char *dir, const char *file) {
-  if (snprintf(buf, cap, "%s/%s", dir, file) >= (int)cap)
-    return re_err(RE_EINVAL, "%s/%s: path too long", dir, file);
-  return RE_OK;
-}
-
 static re_status check_out_folder(const char *dir, char files[][600], int n, int labels) {
   char path[4400], *text = NULL;
-  snprintf(path, sizeof path, "%s/" EMBED_LISTING, dir);
+  RE_TRY(re_path_join(path, sizeof path, "%s/" EMBED_LISTING, dir));
   FILE *f;
   if (re_fopen_regular(path, &f) == RE_OK) {
     re_status st = re_malloc(1 << 20, 1, &text);
@@ -220,7 +214,7 @@ static re_status check_out_folder(const char *dir, char files[][600], int n, int
     struct stat sb;
     if (!file)
       continue;
-    st = join(path, sizeof path, dir, file);
+    st = re_path_join(path, sizeof path, "%s/%s", dir, file);
     if (st == RE_OK && lstat(path, &sb) == 0 && !listed(text, file))
       st = re_err(RE_EINVAL, "%s exists and was not written by repeval embed (not in %s/" EMBED_LISTING "): "
                              "repeval never replaces files it did not write; choose another --out",
@@ -232,7 +226,7 @@ static re_status check_out_folder(const char *dir, char files[][600], int n, int
 
 static re_status write_listing(const char *dir, char files[][600], int n, int labels) {
   char path[4400];
-  snprintf(path, sizeof path, "%s/" EMBED_LISTING, dir);
+  RE_TRY(re_path_join(path, sizeof path, "%s/" EMBED_LISTING, dir));
   char *buf = NULL;
   size_t len = 0;
   FILE *m = open_memstream(&buf, &len);
@@ -602,7 +596,7 @@ static re_status open_writers(embed_run *e) {
     int64_t dim, rps;
     re_net_tap_shape(e->net, e->taps[t], &dim, &rps);
     char path[4400];
-    RE_TRY(join(path, sizeof path, o->out, files[t]));
+    RE_TRY(re_path_join(path, sizeof path, "%s/%s", o->out, files[t]));
     int varying = e->modes[t] == RE_TAP_TOKENS && e->tokens;
     int64_t shape[2] = {varying ? e->token_rows : e->n * rps, dim};
     RE_TRY(re_npy_writer_open(path, RE_DTYPE_F32, 2, shape, &e->w[t]));
@@ -610,14 +604,14 @@ static re_status open_writers(embed_run *e) {
       int64_t ishape[2] = {e->token_rows, 2};
       char iname[600];
       snprintf(iname, sizeof iname, "%.*s.tokens.npy", (int)(strlen(files[t]) - 4), files[t]);
-      RE_TRY(join(path, sizeof path, o->out, iname));
+      RE_TRY(re_path_join(path, sizeof path, "%s/%s", o->out, iname));
       RE_TRY(re_npy_writer_open(path, RE_DTYPE_I64, 2, ishape, &e->wi[t]));
     }
   }
   if (has_labels(e)) {
     char path[4096];
     int64_t shape[1] = {e->n};
-    snprintf(path, sizeof path, "%s/labels.npy", o->out);
+    RE_TRY(re_path_join(path, sizeof path, "%s/labels.npy", o->out));
     RE_TRY(re_npy_writer_open(path, RE_DTYPE_I32, 1, shape, &e->lw));
     RE_TRY(re_malloc(e->B, sizeof(int32_t), &e->lab));
   }

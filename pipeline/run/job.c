@@ -1,4 +1,5 @@
 /* Job file parsing and validation (schema: docs/job-spec.md). */
+#include "out/path.h"
 #include "run/job.h"
 
 #include "repeval/activations.h"
@@ -585,7 +586,10 @@ static int ckpt_folder(const char *p) {
                                       "pytorch_model.bin", "pytorch_model.bin.index.json"};
   char f[PATH_MAX + 64];
   for (size_t k = 0; k < sizeof files / sizeof files[0]; k++) {
-    snprintf(f, sizeof f, "%s/%s", p, files[k]);
+    if (re_path_join(f, sizeof f, "%s/%s", p, files[k]) != RE_OK) { /* a cut name is no evidence */
+      re_err_clear();
+      continue;
+    }
     if (exists(f))
       return 1;
   }
@@ -931,7 +935,7 @@ static re_status parse_cache(job *j, const re_cfg *c) {
     RE_TRY(expand_env(re_cfg_get(cache, "dir"), dir, &j->cache_dir));
   } else if (on) {
     char buf[4200];
-    snprintf(buf, sizeof buf, "%s.cache", j->out_dir);
+    RE_TRY(re_path_join(buf, sizeof buf, "%s.cache", j->out_dir));
     RE_TRY(re_strdup(buf, &j->cache_dir));
     j->cache_default = 1;
   }

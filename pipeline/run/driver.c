@@ -417,7 +417,7 @@ static re_status after_passes(runner *r) {
 /* The job file as it was run goes into the results (job.yaml), beside the manifest. */
 static re_status copy_job_file(runner *r) {
   char dst[4300];
-  snprintf(dst, sizeof dst, "%s/job.yaml", r->plan.partial);
+  RE_TRY(re_path_join(dst, sizeof dst, "%s/job.yaml", r->plan.partial));
   FILE *in;
   RE_TRY(re_fopen_regular(r->plan.j->path, &in));
   re_atomic at;

@@ -610,7 +610,10 @@ static int act_folder(const char *p) {
   for (struct dirent *e; !found && (e = readdir(d));) {
     if (e->d_name[0] == '.')
       continue;
-    snprintf(f, sizeof f, "%s/%s/" RE_ACT_MANIFEST, p, e->d_name);
+    if (re_path_join(f, sizeof f, "%s/%s/" RE_ACT_MANIFEST, p, e->d_name) != RE_OK) { /* a cut name is no evidence */
+      re_err_clear();
+      continue;
+    }
     found = exists(f);
   }
   closedir(d);
@@ -792,7 +795,7 @@ static re_status parse_model(job *j, job_model *m, const re_cfg *c) {
   if (!arch) { /* Hugging Face folders: the architecture is the first one's config.json */
     const char *first = m->ckpts[0].path;
     char cfg[PATH_MAX + 16];
-    snprintf(cfg, sizeof cfg, "%s/config.json", first);
+    RE_TRY(re_path_join(cfg, sizeof cfg, "%s/config.json", first));
     if (!ckpt_folder(first) || !exists(cfg))
       return re_cfg_error(c, RE_EINVAL, "model '%s' needs 'arch': its first checkpoint %s is not a Hugging Face "
                                         "model folder with a config.json",
@@ -902,7 +905,7 @@ static re_status parse_output(job *j, const re_cfg *c) {
   }
   if (!j->out_dir) {
     char buf[1024];
-    snprintf(buf, sizeof buf, "results/%s", j->name);
+    RE_TRY(re_path_join(buf, sizeof buf, "results/%s", j->name));
     RE_TRY(re_strdup(buf, &j->out_dir));
   }
   return RE_OK;

@@ -8,6 +8,7 @@
 
 #include "cli/cli.h"
 #include "cli/opts.h"
+#include "out/path.h"
 #include "repeval/cca.h"
 #include "repeval/shape.h"
 
@@ -80,12 +81,14 @@ static re_status write_directions(const re_eig *ex, const re_eig *ey, const doub
   const double *arrays[] = {dir.x_coef, dir.y_coef, dir.x_loadings, dir.y_loadings};
   char path[4200];
   int64_t shape[2] = {dir.k, dir.k};
-  snprintf(path, sizeof path, "%s_rho.npy", prefix);
-  re_status st = re_npy_write(path, RE_DTYPE_F64, 1, shape, dir.rho);
+  re_status st = re_path_join(path, sizeof path, "%s_rho.npy", prefix);
+  if (st == RE_OK)
+    st = re_npy_write(path, RE_DTYPE_F64, 1, shape, dir.rho);
   for (int a = 0; a < 4 && st == RE_OK; a++) {
     shape[0] = a % 2 ? dir.q : dir.p;
-    snprintf(path, sizeof path, "%s_%s.npy", prefix, names[a]);
-    st = re_npy_write(path, RE_DTYPE_F64, 2, shape, arrays[a]);
+    st = re_path_join(path, sizeof path, "%s_%s.npy", prefix, names[a]);
+    if (st == RE_OK)
+      st = re_npy_write(path, RE_DTYPE_F64, 2, shape, arrays[a]);
   }
   re_cca_directions_free(&dir);
   return st;

@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "cli/opts.h"
+#include "out/path.h"
 #include "repeval/atomic.h"
 #include "repeval/dataset.h"
 #include "repeval/nn.h"
@@ -15,132 +17,95 @@
 #define MAX_LAYERS 256
 #define MAX_TAP_NAME 1024
 
-static void help(void) {
-  printf("usage: repeval embed --model M --checkpoint C --input X.npy --layers a,b:mean,... --out DIR\n"
-         "       repeval embed --model M --checkpoint C --data FORMAT:FILE[,FILE...] --layers ... --out DIR\n"
-         "       repeval embed --model HF_DIR --input IDS.npy [--attention-mask MASK.npy] --layers ... --out DIR\n"
-         "       repeval embed --model HF_DIR --input PIXELS.npy --layers ... --out DIR\n"
-         "       repeval embed --model M --checkpoint C --input X.npy --list\n"
-         "\n"
-         "Run checkpoint C through model M (a preset: resnet18, resnet34, resnet50,\n"
-         "resnet18-cifar, ..., vit, timm-vit, mlp; a model file; or a Hugging Face (or\n"
-         "timm) model folder with config.json, whose weights are the checkpoint unless\n"
-         "--checkpoint says otherwise) and write DIR/<layer>.npy (rows x d, float32) for\n"
-         "every tapped module.\n"
-         "\n"
-         "Options:\n"
-         "  --input X.npy        inputs, N x C x H x W (or N x H x W, or N x D), any dtype,\n"
-         "                       used as float32 as they are (normalise beforehand); for\n"
-         "                       a language model: token ids, N x T, an integer dtype\n"
-         "  --attention-mask M   N x T, 1 for tokens and 0 for padding (right or left)\n"
-         "  --token-type-ids S   N x T segment ids of a BERT-style model (default all 0)\n"
-         "  --positions P        arange (default: 0..T-1, as transformers without\n"
-         "                       position_ids) or mask (counting tokens only, as generate())\n"
-         "  --data SPEC          a dataset instead, FORMAT:FILE[,FILE...]: idx:IMAGES[,LABELS]\n"
-         "                       (plain or .gz), cifar:BATCH[,...], cifar100:BATCH[,...],\n"
-         "                       npy:INPUTS[,LABELS], webdataset:SHARD[,...] (PNG, .npy or\n"
-         "                       .txt + .cls), tokens:IDS.npy, token-stream:FILE[,...],\n"
-         "                       jsonl:FILE[,...], text:FILE[,...]; uint8 pixels are scaled\n"
-         "                       to [0, 1]; labels go to DIR/labels.npy (int32)\n"
-         "  --data-opt K=V       an option of the --data format, as in a job file (repeat):\n"
-         "                       tokenizer=DIR, seq_len=128, mode=pack, field=text,\n"
-         "                       label_field=label, separator=%%, labels=L.npy, ...\n"
-         "  --normalize M:S      per-channel (x - mean) / std for --data, e.g. 0.286:0.353\n"
-         "                       or 0.49,0.48,0.45:0.25,0.24,0.26\n"
-         "  --layers LIST        modules to tap, each name[:mode] with mode flatten (default),\n"
-         "                       mean (spatial / token average), cls (first token),\n"
-         "                       spatial (H*W rows of C features per image, T rows per\n"
-         "                       sequence), tokens (a row per non-padding token, with\n"
-         "                       DIR/<layer>.tokens.npy giving sample and position per\n"
-         "                       row) or last (last non-padding token); model folders\n"
-         "                       also name hidden_states.K, last_hidden_state and\n"
-         "                       pooler_output\n"
-         "  --out DIR            output folder (created)\n"
-         "  --batch B            samples per forward pass (default 64)\n"
-         "  --limit N            only the first N samples\n"
-         "  --state-dict-key K   select a nested state_dict in a PyTorch checkpoint\n"
-         "  --list               print the model's taps and output shapes, then exit\n"
-         "  --profile            print the forward time per module (and GFLOP/s) to stderr\n");
-}
-
 #define MAX_DATA_OPTS 32
 
+enum { POSITIONS_ARANGE, POSITIONS_MASK };
+
 typedef struct opts {
-  const char *model, *ckpt, *input, *data, *normalize, *layers, *out, *key, *mask, *positions, *types;
+  const char *model, *ckpt, *input, *data, *normalize, *layers, *out, *key, *mask, *types;
   const char *data_opts[MAX_DATA_OPTS];
   int ndata_opts;
+  int positions; /* -1 (not given), POSITIONS_ARANGE or POSITIONS_MASK */
   int64_t batch, limit;
   int list, profile;
 } opts;
+
+static const re_opts_cmd CMD = {
+    "embed",
+    "--model M --checkpoint C --input X.npy --layers a,b:mean,... --out DIR\n"
+    "--model M --checkpoint C --data FORMAT:FILE[,FILE...] --layers ... --out DIR\n"
+    "--model HF_DIR --input IDS.npy [--attention-mask MASK.npy] --layers ... --out DIR\n"
+    "--model HF_DIR --input PIXELS.npy --layers ... --out DIR\n"
+    "--model M --checkpoint C --input X.npy --list",
+    "Run checkpoint C through model M (a preset: resnet18, resnet34, resnet50,\n"
+    "resnet18-cifar, ..., vit, timm-vit, mlp; a model file; or a Hugging Face (or\n"
+    "timm) model folder with config.json, whose weights are the checkpoint unless\n"
+    "--checkpoint says otherwise) and write DIR/<layer>.npy (rows x d, float32) for\n"
+    "every tapped module.\n",
+    NULL};
+
+/* --data-opt KEY=VALUE (repeatable) */
+static re_status add_data_opt(const re_opt *opt, const char *v) {
+  opts *o = opt->dst;
+  if (o->ndata_opts == MAX_DATA_OPTS)
+    return re_err(RE_EINVAL, "more than %d --data-opt", MAX_DATA_OPTS);
+  if (!strchr(v, '=') || v[0] == '=')
+    return re_err(RE_EINVAL, "--data-opt takes KEY=VALUE, got '%s'", v);
+  o->data_opts[o->ndata_opts++] = v;
+  return RE_OK;
+}
 
 static int parse(int argc, char **argv, opts *o) {
   memset(o, 0, sizeof *o);
   o->batch = 64;
   o->limit = -1;
-  for (int i = 1; i < argc; i++) {
-    int missing = 0;
-    const char *v;
-    char *end;
-    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-      help();
-      return -1;
-    } else if ((v = re_cli_opt(argc, argv, &i, "--model", &missing))) {
-      o->model = v;
-    } else if ((v = re_cli_opt(argc, argv, &i, "--checkpoint", &missing))) {
-      o->ckpt = v;
-    } else if ((v = re_cli_opt(argc, argv, &i, "--input", &missing))) {
-      o->input = v;
-    } else if ((v = re_cli_opt(argc, argv, &i, "--data", &missing))) {
-      o->data = v;
-    } else if ((v = re_cli_opt(argc, argv, &i, "--data-opt", &missing))) {
-      if (o->ndata_opts == MAX_DATA_OPTS)
-        return re_cli_usage_error("embed", "more than %d --data-opt", MAX_DATA_OPTS);
-      if (!strchr(v, '=') || v[0] == '=')
-        return re_cli_usage_error("embed", "--data-opt takes KEY=VALUE, got '%s'", v);
-      o->data_opts[o->ndata_opts++] = v;
-    } else if ((v = re_cli_opt(argc, argv, &i, "--normalize", &missing))) {
-      o->normalize = v;
-    } else if ((v = re_cli_opt(argc, argv, &i, "--layers", &missing))) {
-      o->layers = v;
-    } else if ((v = re_cli_opt(argc, argv, &i, "--out", &missing))) {
-      o->out = v;
-    } else if ((v = re_cli_opt(argc, argv, &i, "--state-dict-key", &missing))) {
-      o->key = v;
-    } else if ((v = re_cli_opt(argc, argv, &i, "--attention-mask", &missing))) {
-      o->mask = v;
-    } else if ((v = re_cli_opt(argc, argv, &i, "--token-type-ids", &missing))) {
-      o->types = v;
-    } else if ((v = re_cli_opt(argc, argv, &i, "--positions", &missing))) {
-      if (strcmp(v, "arange") && strcmp(v, "mask"))
-        return re_cli_usage_error("embed", "--positions must be arange or mask, got '%s'", v);
-      o->positions = v;
-    } else if ((v = re_cli_opt(argc, argv, &i, "--batch", &missing))) {
-      o->batch = strtoll(v, &end, 10);
-      if (*end || o->batch < 1)
-        return re_cli_usage_error("embed", "--batch must be a positive integer, got '%s'", v);
-    } else if ((v = re_cli_opt(argc, argv, &i, "--limit", &missing))) {
-      o->limit = strtoll(v, &end, 10);
-      if (*end || o->limit < 1)
-        return re_cli_usage_error("embed", "--limit must be a positive integer, got '%s'", v);
-    } else if (missing) {
-      return re_cli_usage_error("embed", "option %s needs a value", argv[i]);
-    } else if (!strcmp(argv[i], "--list")) {
-      o->list = 1;
-    } else if (!strcmp(argv[i], "--profile")) {
-      o->profile = 1;
-    } else {
-      return re_cli_usage_error("embed", "unexpected argument '%s'", argv[i]);
-    }
-  }
+  o->positions = -1;
+  const re_opt table[] = {
+      RE_OPT_STRING("model", &o->model, "M", "a preset, a model file or a model folder (see above)"),
+      RE_OPT_STRING("checkpoint", &o->ckpt, "C", "the weights (default: a model folder's own)"),
+      RE_OPT_STRING("input", &o->input, "X.npy",
+                    "inputs, N x C x H x W (or N x H x W, or N x D), any dtype, used as float32 as they are "
+                    "(normalise beforehand); for a language model: token ids, N x T, an integer dtype"),
+      RE_OPT_STRING("attention-mask", &o->mask, "M", "N x T, 1 for tokens and 0 for padding (right or left)"),
+      RE_OPT_STRING("token-type-ids", &o->types, "S", "N x T segment ids of a BERT-style model (default all 0)"),
+      RE_OPT_ENUM("positions", &o->positions, "arange|mask", "P",
+                  "arange (default: 0..T-1, as transformers without position_ids) or mask (counting tokens only, "
+                  "as generate())"),
+      RE_OPT_STRING("data", &o->data, "SPEC",
+                    "a dataset instead, FORMAT:FILE[,FILE...]: idx:IMAGES[,LABELS] (plain or .gz), "
+                    "cifar:BATCH[,...], cifar100:BATCH[,...], npy:INPUTS[,LABELS], webdataset:SHARD[,...] (PNG, "
+                    ".npy or .txt + .cls), tokens:IDS.npy, token-stream:FILE[,...], jsonl:FILE[,...], "
+                    "text:FILE[,...]; uint8 pixels are scaled to [0, 1]; labels go to DIR/labels.npy (int32)"),
+      RE_OPT_CALL("data-opt", add_data_opt, o, "K=V",
+                  "an option of the --data format, as in a job file (repeat): tokenizer=DIR, seq_len=128, "
+                  "mode=pack, field=text, label_field=label, separator=%, labels=L.npy, ..."),
+      RE_OPT_STRING("normalize", &o->normalize, "M:S",
+                    "per-channel (x - mean) / std for --data, e.g. 0.286:0.353 or 0.49,0.48,0.45:0.25,0.24,0.26"),
+      RE_OPT_STRING("layers", &o->layers, "LIST",
+                    "modules to tap, each name[:mode] with mode flatten (default), mean (spatial / token average), "
+                    "cls (first token), spatial (H*W rows of C features per image, T rows per sequence), tokens (a "
+                    "row per non-padding token, with DIR/<layer>.tokens.npy giving sample and position per row) or "
+                    "last (last non-padding token); model folders also name hidden_states.K, last_hidden_state "
+                    "and pooler_output"),
+      RE_OPT_STRING("out", &o->out, "DIR", "output folder (created)"),
+      RE_OPT_INT("batch", &o->batch, 1, INT64_MAX, "B", "samples per forward pass (default 64)"),
+      RE_OPT_INT("limit", &o->limit, 1, INT64_MAX, "N", "only the first N samples"),
+      RE_OPT_STRING("state-dict-key", &o->key, "K", "select a nested state_dict in a PyTorch checkpoint"),
+      RE_OPT_FLAG("list", &o->list, "print the model's taps and output shapes, then exit"),
+      RE_OPT_FLAG("profile", &o->profile, "print the forward time per module (and GFLOP/s) to stderr"),
+      RE_OPT_END};
+  int rc = re_opts_parse(&CMD, table, argc, argv, NULL);
+  if (rc != RE_OPTS_RUN)
+    return rc;
   if (!o->model || (!o->input == !o->data))
     return re_cli_usage_error("embed", "--model and one of --input or --data are required");
-  if ((o->mask || o->positions || o->types) && !o->input)
+  if ((o->mask || o->positions >= 0 || o->types) && !o->input)
     return re_cli_usage_error("embed", "--attention-mask, --token-type-ids and --positions go with --input token ids");
   if ((o->normalize || o->ndata_opts) && !o->data)
     return re_cli_usage_error("embed", "--normalize and --data-opt apply to --data");
   if (!o->list && (!o->layers || !o->out))
     return re_cli_usage_error("embed", "--layers and --out are required (or --list)");
-  return 0;
+  return RE_OPTS_RUN;
 }
 
 /* "format:file[,file...]" and the --data-opt KEY=VALUE options -> an open dataset.
@@ -227,16 +192,9 @@ static int listed(const char *text, const char *file) {
   return text && snprintf(q, sizeof q, "\"%s\"", file) < (int)sizeof q && strstr(text, q) != NULL;
 }
 
-/* dir/file into buf, refusing what does not fit. */
-static re_status join(char *buf, size_t cap, const char *dir, const char *file) {
-  if (snprintf(buf, cap, "%s/%s", dir, file) >= (int)cap)
-    return re_err(RE_EINVAL, "%s/%s: path too long", dir, file);
-  return RE_OK;
-}
-
 static re_status check_out_folder(const char *dir, char files[][600], int n, int labels) {
   char path[4400], *text = NULL;
-  snprintf(path, sizeof path, "%s/" EMBED_LISTING, dir);
+  RE_TRY(re_path_join(path, sizeof path, "%s/" EMBED_LISTING, dir));
   FILE *f;
   if (re_fopen_regular(path, &f) == RE_OK) {
     re_status st = re_malloc(1 << 20, 1, &text);
@@ -256,7 +214,7 @@ static re_status check_out_folder(const char *dir, char files[][600], int n, int
     struct stat sb;
     if (!file)
       continue;
-    st = join(path, sizeof path, dir, file);
+    st = re_path_join(path, sizeof path, "%s/%s", dir, file);
     if (st == RE_OK && lstat(path, &sb) == 0 && !listed(text, file))
       st = re_err(RE_EINVAL, "%s exists and was not written by repeval embed (not in %s/" EMBED_LISTING "): "
                              "repeval never replaces files it did not write; choose another --out",
@@ -268,7 +226,7 @@ static re_status check_out_folder(const char *dir, char files[][600], int n, int
 
 static re_status write_listing(const char *dir, char files[][600], int n, int labels) {
   char path[4400];
-  snprintf(path, sizeof path, "%s/" EMBED_LISTING, dir);
+  RE_TRY(re_path_join(path, sizeof path, "%s/" EMBED_LISTING, dir));
   char *buf = NULL;
   size_t len = 0;
   FILE *m = open_memstream(&buf, &len);
@@ -494,7 +452,7 @@ static re_status open_model(embed_run *e) {
   e->ckpt = o->ckpt ? o->ckpt : re_model_has_weights(e->model) ? o->model : NULL; /* a folder holds its weights */
   if (!e->ckpt)
     return re_err(RE_EINVAL, "--checkpoint is required unless --model is a Hugging Face model folder");
-  if (!e->tokens && (o->mask || o->positions || o->types))
+  if (!e->tokens && (o->mask || o->positions >= 0 || o->types))
     return re_err(RE_EINVAL, "--attention-mask, --token-type-ids and --positions apply to models that take token ids "
                              "(Hugging Face language models and encoders)");
   re_ckpt_options copt = {o->key, 0};
@@ -569,7 +527,7 @@ static re_status create_net(embed_run *e) {
   if (st != RE_OK)
     return re_err_context(st, "model %s, checkpoint %s: ", o->model, e->ckpt);
   re_ckpt_close(&e->ck); /* the net holds its own float32 weights: unmap the file */
-  if (o->positions && !strcmp(o->positions, "mask"))
+  if (o->positions == POSITIONS_MASK)
     re_net_set_positions(e->net, RE_POSITIONS_FROM_MASK);
   return RE_OK;
 }
@@ -638,7 +596,7 @@ static re_status open_writers(embed_run *e) {
     int64_t dim, rps;
     re_net_tap_shape(e->net, e->taps[t], &dim, &rps);
     char path[4400];
-    RE_TRY(join(path, sizeof path, o->out, files[t]));
+    RE_TRY(re_path_join(path, sizeof path, "%s/%s", o->out, files[t]));
     int varying = e->modes[t] == RE_TAP_TOKENS && e->tokens;
     int64_t shape[2] = {varying ? e->token_rows : e->n * rps, dim};
     RE_TRY(re_npy_writer_open(path, RE_DTYPE_F32, 2, shape, &e->w[t]));
@@ -646,14 +604,14 @@ static re_status open_writers(embed_run *e) {
       int64_t ishape[2] = {e->token_rows, 2};
       char iname[600];
       snprintf(iname, sizeof iname, "%.*s.tokens.npy", (int)(strlen(files[t]) - 4), files[t]);
-      RE_TRY(join(path, sizeof path, o->out, iname));
+      RE_TRY(re_path_join(path, sizeof path, "%s/%s", o->out, iname));
       RE_TRY(re_npy_writer_open(path, RE_DTYPE_I64, 2, ishape, &e->wi[t]));
     }
   }
   if (has_labels(e)) {
     char path[4096];
     int64_t shape[1] = {e->n};
-    snprintf(path, sizeof path, "%s/labels.npy", o->out);
+    RE_TRY(re_path_join(path, sizeof path, "%s/labels.npy", o->out));
     RE_TRY(re_npy_writer_open(path, RE_DTYPE_I32, 1, shape, &e->lw));
     RE_TRY(re_malloc(e->B, sizeof(int32_t), &e->lab));
   }
@@ -780,8 +738,8 @@ static void embed_free(embed_run *e) {
 int re_cmd_embed(int argc, char **argv) {
   opts o;
   int rc = parse(argc, argv, &o);
-  if (rc != 0)
-    return rc < 0 ? RE_EXIT_OK : rc;
+  if (rc != RE_OPTS_RUN)
+    return rc;
   embed_run e;
   memset(&e, 0, sizeof e);
   e.o = &o;

@@ -8,6 +8,7 @@
 
 #include "cli/cli.h"
 #include "cli/opts.h"
+#include "out/path.h"
 #include "repeval/neighbors.h"
 
 #define MAX_FILES 256
@@ -83,9 +84,9 @@ static int parse_ks(const re_opt_list *ks, knn_run *r) {
 static re_status write_neighbors(const knn_run *r, int f) {
   char path[4200];
   int64_t shape[2] = {r->n, r->kmax};
-  snprintf(path, sizeof path, "%s_%d_idx.npy", r->prefix, f);
+  RE_TRY(re_path_join(path, sizeof path, "%s_%d_idx.npy", r->prefix, f));
   RE_TRY(re_npy_write(path, RE_DTYPE_I32, 2, shape, r->g[f].idx));
-  snprintf(path, sizeof path, "%s_%d_sim.npy", r->prefix, f);
+  RE_TRY(re_path_join(path, sizeof path, "%s_%d_sim.npy", r->prefix, f));
   return re_npy_write(path, RE_DTYPE_F64, 2, shape, r->g[f].sim);
 }
 

@@ -6,6 +6,7 @@
 
 #include "cli/cli.h"
 #include "cli/opts.h"
+#include "out/path.h"
 #include "repeval/rsa.h"
 
 #define MAX_FILES 256
@@ -133,9 +134,10 @@ static re_status build_rdms(rsa_run *r) {
       st = re_rdm_prepare(&r->r[f], r->methods[m]);
     if (st == RE_OK && r->prefix) {
       char path[4200];
-      snprintf(path, sizeof path, "%s_%d.npy", r->prefix, f);
       int64_t shape[1] = {r->r[f].m};
-      st = re_npy_write(path, RE_DTYPE_F64, 1, shape, r->r[f].d);
+      st = re_path_join(path, sizeof path, "%s_%d.npy", r->prefix, f);
+      if (st == RE_OK)
+        st = re_npy_write(path, RE_DTYPE_F64, 1, shape, r->r[f].d);
     }
   }
   return st;

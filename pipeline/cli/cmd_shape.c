@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "cli/opts.h"
+#include "out/path.h"
 #include "repeval/shape.h"
 
 #define MAX_ALPHAS 64
@@ -73,9 +74,9 @@ static re_status covariances(shape_run *s) {
 static re_status write_transforms(const shape_run *s, int e, int64_t k) {
   char path[4200];
   int64_t sx[2] = {s->p, k}, sy[2] = {s->q, k};
-  snprintf(path, sizeof path, "%s_a%d_x.npy", s->prefix, e);
+  RE_TRY(re_path_join(path, sizeof path, "%s_a%d_x.npy", s->prefix, e));
   RE_TRY(re_npy_write(path, RE_DTYPE_F64, 2, sx, s->Wx));
-  snprintf(path, sizeof path, "%s_a%d_y.npy", s->prefix, e);
+  RE_TRY(re_path_join(path, sizeof path, "%s_a%d_y.npy", s->prefix, e));
   return re_npy_write(path, RE_DTYPE_F64, 2, sy, s->Wy);
 }
 

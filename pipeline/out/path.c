@@ -7,8 +7,13 @@
 re_status re_path_join(char *buf, size_t cap, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  int n = vsnprintf(buf, cap, fmt, ap);
+  re_status st = re_path_vjoin(buf, cap, fmt, ap);
   va_end(ap);
+  return st;
+}
+
+re_status re_path_vjoin(char *buf, size_t cap, const char *fmt, va_list ap) {
+  int n = vsnprintf(buf, cap, fmt, ap);
   if (n < 0)
     return re_err(RE_EINVAL, "path cannot be composed");
   if ((size_t)n >= cap)

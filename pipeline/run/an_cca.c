@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "out/path.h"
 #include "mpi/mpi_reduce.h"
 #include "repeval/cca.h"
 #include "repeval/shape.h"
@@ -296,14 +297,16 @@ static re_status write_directions(runner *r, pass *p, an_run *ar, re_eig **eigs)
     }
     char file[400];
     int64_t shape[2] = {dir.k, dir.k};
-    snprintf(file, sizeof file, "cca_%s_%d_%d_rho.npy", ar->a->name, i, l);
+    if (st == RE_OK)
+      st = re_path_join(file, sizeof file, "cca_%s_%d_%d_rho.npy", ar->a->name, i, l);
     if (st == RE_OK)
       st = an_write_npy(r, file, RE_DTYPE_F64, 1, shape, dir.rho);
     const double *arrays[] = {dir.x_coef, dir.y_coef, dir.x_loadings, dir.y_loadings};
     for (int e = 0; e < 4 && st == RE_OK; e++) {
       shape[0] = e % 2 ? dir.q : dir.p;
-      snprintf(file, sizeof file, "cca_%s_%d_%d_%s.npy", ar->a->name, i, l, names[e]);
-      st = an_write_npy(r, file, RE_DTYPE_F64, 2, shape, arrays[e]);
+      st = re_path_join(file, sizeof file, "cca_%s_%d_%d_%s.npy", ar->a->name, i, l, names[e]);
+      if (st == RE_OK)
+        st = an_write_npy(r, file, RE_DTYPE_F64, 2, shape, arrays[e]);
     }
     re_cca_directions_free(&dir);
   }

@@ -650,7 +650,7 @@ static void manifest(FILE *f, const job_analysis *a) {
              "%.17g, \"findings\": %d, \"file\": ",
           o->cka ? "true" : "false", o->th.norm_jump, o->th.norm_factor, o->th.cka_ratio, o->th.cka_margin,
           o->nfindings);
-  char file[300];
+  char file[400]; /* as run_create_file names it */
   snprintf(file, sizeof file, "integrity_%s.json", a->name);
   re_json_string(f, file);
 }

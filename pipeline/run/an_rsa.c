@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "out/path.h"
 #include "mpi/mpi_reduce.h"
 #include "out/progress.h"
 #include "repeval/rsa.h"
@@ -173,9 +174,10 @@ static re_status write_rdms(runner *r, pass *p, an_run *ar, const int32_t *label
     st = tap_rdm(r, p, o, ar->taps[q], labels, &s);
     if (st == RE_OK && !s.why[0]) {
       char file[400];
-      snprintf(file, sizeof file, "rsa_%s_rdm_%d.npy", ar->a->name, q);
       int64_t shape[1] = {s.rdm.m};
-      st = an_write_npy(r, file, RE_DTYPE_F64, 1, shape, s.rdm.d);
+      st = re_path_join(file, sizeof file, "rsa_%s_rdm_%d.npy", ar->a->name, q);
+      if (st == RE_OK)
+        st = an_write_npy(r, file, RE_DTYPE_F64, 1, shape, s.rdm.d);
     } else if (st == RE_OK) {
       run_warn(r, "analysis '%s': no RDM file for %s/%s/%s: %s", ar->a->name, run_tap_model(r, ar->taps[q]),
                run_tap_ckpt(r, ar->taps[q]), run_tap_layer(r, ar->taps[q]), s.why);
@@ -191,8 +193,9 @@ static re_status write_rdms(runner *r, pass *p, an_run *ar, const int32_t *label
     if (st == RE_OK)
       st = re_rsa_class_means(X, p->n, 1, 1, labels, &means, &cls, &K);
     char file[400];
-    snprintf(file, sizeof file, "rsa_%s_classes.npy", ar->a->name);
     int64_t shape[1] = {K};
+    if (st == RE_OK)
+      st = re_path_join(file, sizeof file, "rsa_%s_classes.npy", ar->a->name);
     if (st == RE_OK)
       st = an_write_npy(r, file, RE_DTYPE_I32, 1, shape, cls);
     free(X);

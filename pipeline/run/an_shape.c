@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "out/path.h"
 #include "repeval/shape.h"
 #include "run/analysis.h"
 
@@ -74,10 +75,12 @@ static re_status write_transforms(runner *r, pass *p, an_run *ar, re_eig **eigs)
       }
       char file[400];
       int64_t sx[2] = {pa, k}, sy[2] = {qb, k};
-      snprintf(file, sizeof file, "shape_%s_%d_%d_alpha%g_x.npy", ar->a->name, i, l, o->alpha[e]);
+      if (st == RE_OK)
+        st = re_path_join(file, sizeof file, "shape_%s_%d_%d_alpha%g_x.npy", ar->a->name, i, l, o->alpha[e]);
       if (st == RE_OK)
         st = an_write_npy(r, file, RE_DTYPE_F64, 2, sx, Wx);
-      snprintf(file, sizeof file, "shape_%s_%d_%d_alpha%g_y.npy", ar->a->name, i, l, o->alpha[e]);
+      if (st == RE_OK)
+        st = re_path_join(file, sizeof file, "shape_%s_%d_%d_alpha%g_y.npy", ar->a->name, i, l, o->alpha[e]);
       if (st == RE_OK)
         st = an_write_npy(r, file, RE_DTYPE_F64, 2, sy, Wy);
     }

@@ -1,5 +1,6 @@
 /* Analyses as units: the table of kinds, the keys every kind shares (dataset,
  * checkpoints, layers, pairs), and the collective helpers of their finalize hooks. */
+#include "out/path.h"
 #include "run/analysis.h"
 
 #include <math.h>
@@ -228,7 +229,7 @@ int an_tap_paired(const an_run *ar, int q) {
 
 re_status an_write_taps(runner *r, const an_run *ar) {
   char file[300];
-  snprintf(file, sizeof file, "%s_%s_taps.csv", ar->a->kind->type, ar->a->name);
+  RE_TRY(re_path_join(file, sizeof file, "%s_%s_taps.csv", ar->a->kind->type, ar->a->name));
   return run_write_taps_csv(r, file, ar->taps, ar->P);
 }
 

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "exit_codes.h"
+#include "out/path.h"
 #include "mpi/mpi_reduce.h"
 #include "mpi/tags.h"
 #include "out/outdir.h"
@@ -109,10 +110,11 @@ static re_status settle_output(runner *r, const char *given, int check_replace) 
     real = NULL;
     if (j->cache_default) { /* the cache follows the output */
       char buf[PATH_MAX + 16];
-      snprintf(buf, sizeof buf, "%s.cache", j->out_dir);
       free(j->cache_dir);
       j->cache_dir = NULL;
-      st = re_strdup(buf, &j->cache_dir);
+      st = re_path_join(buf, sizeof buf, "%s.cache", j->out_dir);
+      if (st == RE_OK)
+        st = re_strdup(buf, &j->cache_dir);
     }
   }
   free(real);
@@ -153,7 +155,7 @@ static re_status setup(runner *r, const run_args *a, const char *out_given, outd
   if (st == RE_OK)
     st = run_load_models(r);
   if (st == RE_OK)
-    run_state_init(r);
+    st = run_state_init(r);
   int nd = r->plan.j ? r->plan.j->ndatasets : 0; /* per dataset: what its pass was (probes read it) */
   if (st == RE_OK)
     st = re_calloc(nd, sizeof(int64_t), &r->plan.ds_n);
@@ -173,9 +175,10 @@ static re_status setup(runner *r, const run_args *a, const char *out_given, outd
   st = re_mpi_agree(r->comm.comm, st);
   if (st == RE_OK && !r->plan.j->cache_dir) { /* the run's own cache: probes' rows, streamed checkpoints' taps */
     if (r->plan.mode == RUN_MODE_PART || r->plan.mode == RUN_MODE_MERGE)
-      snprintf(r->plan.probe_cache_dir, sizeof r->plan.probe_cache_dir, "%s.parts/probe-cache", r->plan.j->out_dir);
+      st = re_path_join(r->plan.probe_cache_dir, sizeof r->plan.probe_cache_dir, "%s.parts/probe-cache",
+                        r->plan.j->out_dir);
     else
-      snprintf(r->plan.probe_cache_dir, sizeof r->plan.probe_cache_dir, "%s/probe-cache", r->plan.state_dir);
+      st = re_path_join(r->plan.probe_cache_dir, sizeof r->plan.probe_cache_dir, "%s/probe-cache", r->plan.state_dir);
   }
   if (st == RE_OK)
     st = run_cache_init(r);
@@ -185,15 +188,15 @@ static re_status setup(runner *r, const run_args *a, const char *out_given, outd
 /* ---- the statistics of a pass, by mode -------------------------------------------- */
 
 /* <out>.parts/part-I-of-N/<dataset>.stats */
-static void part_stats_path(const runner *r, int i, int n, const char *dataset, char *buf, size_t cap) {
-  snprintf(buf, cap, "%s.parts/part-%d-of-%d/%s.stats", r->plan.j->out_dir, i, n, dataset);
+static re_status part_stats_path(const runner *r, int i, int n, const char *dataset, char *buf, size_t cap) {
+  return re_path_join(buf, cap, "%s.parts/part-%d-of-%d/%s.stats", r->plan.j->out_dir, i, n, dataset);
 }
 
 /* Number of parts N of an array job, from the files present (part-0-of-N). */
 static re_status find_nparts(const runner *r, const char *dataset, int *n) {
   char path[4400];
   for (int k = 1; k <= 100000; k++) {
-    part_stats_path(r, 0, k, dataset, path, sizeof path);
+    RE_TRY(part_stats_path(r, 0, k, dataset, path, sizeof path));
     if (access(path, R_OK) == 0) {
       *n = k;
       return RE_OK;
@@ -239,7 +242,8 @@ static re_status stats_run(runner *r, pass *p, int fresh) {
  * already finished the dataset keeps its file. *done: nothing more for this pass. */
 static re_status stats_part(runner *r, pass *p, int fresh) {
   char path[4400];
-  part_stats_path(r, r->plan.part, r->plan.nparts, r->plan.j->datasets[p->d].name, path, sizeof path);
+  re_status st = part_stats_path(r, r->plan.part, r->plan.nparts, r->plan.j->datasets[p->d].name, path, sizeof path);
+  RE_TRY(re_mpi_agree(r->comm.comm, st));
   int done = 0;
   if (!fresh && r->comm.rank == 0 && access(path, R_OK) == 0) {
     tree t;
@@ -254,7 +258,7 @@ static re_status stats_part(runner *r, pass *p, int fresh) {
     return RE_OK;
   tree part;
   tree_init(&part, NULL);
-  re_status st = stream_and_reduce(r, p, &part);
+  st = stream_and_reduce(r, p, &part);
   if (st == RE_OK && r->comm.rank == 0)
     st = run_state_write_tree_to(r, p, &part, path);
   tree_free(&part);
@@ -272,7 +276,9 @@ static re_status stats_merge(runner *r, pass *p) {
   tree_init(&all, &p->acc);
   re_status st = RE_OK;
   for (int i = 0; i < n && st == RE_OK; i++) {
-    part_stats_path(r, i, n, ds, path, sizeof path);
+    st = part_stats_path(r, i, n, ds, path, sizeof path);
+    if (st != RE_OK)
+      break;
     if (access(path, R_OK) != 0) {
       st = re_err(RE_EIO, "%s: missing: part %d of %d has not finished (rerun it with --part %d/%d)", path, i, n, i,
                   n);
@@ -311,7 +317,7 @@ static re_status stats_merge(runner *r, pass *p) {
 static re_status stats_finalize(runner *r, pass *p) {
   char path[4400];
   r->rep.pass_samples = 0;
-  snprintf(path, sizeof path, "%s/stats/%s.stats", r->plan.j->out_dir, r->plan.j->datasets[p->d].name);
+  RE_TRY(re_path_join(path, sizeof path, "%s/stats/%s.stats", r->plan.j->out_dir, r->plan.j->datasets[p->d].name));
   return run_state_load_stats(r, p, path);
 }
 
@@ -346,12 +352,14 @@ static re_status finalize_pass(runner *r, pass *p) {
   re_status st = run_pass_finalize(r, p);
   char path[4400], file[300];
   if (st == RE_OK && r->comm.rank == 0) { /* the reduced statistics go into the output, for finalize */
-    snprintf(path, sizeof path, "%s/stats/%s.stats", r->plan.partial, r->plan.j->datasets[p->d].name);
-    st = run_state_write_reduced_to(r, p, path);
+    st = re_path_join(path, sizeof path, "%s/stats/%s.stats", r->plan.partial, r->plan.j->datasets[p->d].name);
+    if (st == RE_OK)
+      st = run_state_write_reduced_to(r, p, path);
   }
   if (st == RE_OK && r->comm.rank == 0) {
-    snprintf(file, sizeof file, "taps_%s.csv", r->plan.j->datasets[p->d].name);
-    st = run_write_taps_csv(r, file, NULL, r->plan.ntaps);
+    st = re_path_join(file, sizeof file, "taps_%s.csv", r->plan.j->datasets[p->d].name);
+    if (st == RE_OK)
+      st = run_write_taps_csv(r, file, NULL, r->plan.ntaps);
   }
   r->rep.t_final += progress_now() - t;
   return re_mpi_agree(r->comm.comm, st);
@@ -409,7 +417,7 @@ static re_status after_passes(runner *r) {
 /* The job file as it was run goes into the results (job.yaml), beside the manifest. */
 static re_status copy_job_file(runner *r) {
   char dst[4300];
-  snprintf(dst, sizeof dst, "%s/job.yaml", r->plan.partial);
+  RE_TRY(re_path_join(dst, sizeof dst, "%s/job.yaml", r->plan.partial));
   FILE *in;
   RE_TRY(re_fopen_regular(r->plan.j->path, &in));
   re_atomic at;
@@ -428,7 +436,7 @@ static re_status copy_job_file(runner *r) {
 
 static re_status write_metrics(runner *r) {
   char path[4200];
-  snprintf(path, sizeof path, "%s/metrics.csv", r->plan.partial);
+  RE_TRY(re_path_join(path, sizeof path, "%s/metrics.csv", r->plan.partial));
   re_atomic at;
   RE_TRY(re_atomic_open(path, &at));
   re_status st = re_atomic_write(&at, r->rep.metrics_buf, (int64_t)r->rep.metrics_len);
@@ -452,8 +460,9 @@ static re_status write_output(runner *r, re_status st, double t0, const char *ou
     st = run_write_manifest(r, progress_now() - t0);
   if (st == RE_OK && r->plan.j->bundle) {
     char path[4200];
-    snprintf(path, sizeof path, "%s/results.tar.zst", r->plan.partial);
-    st = out_bundle(r->plan.partial, path, r->plan.j->bundle_stats ? NULL : "stats");
+    st = re_path_join(path, sizeof path, "%s/results.tar.zst", r->plan.partial);
+    if (st == RE_OK)
+      st = out_bundle(r->plan.partial, path, r->plan.j->bundle_stats ? NULL : "stats");
   }
   if (st == RE_OK) {
     outdir_partial_unmark(r->plan.partial);

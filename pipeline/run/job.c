@@ -1,4 +1,5 @@
 /* Job file parsing and validation (schema: docs/job-spec.md). */
+#include "out/path.h"
 #include "run/job.h"
 
 #include "repeval/activations.h"
@@ -585,7 +586,10 @@ static int ckpt_folder(const char *p) {
                                       "pytorch_model.bin", "pytorch_model.bin.index.json"};
   char f[PATH_MAX + 64];
   for (size_t k = 0; k < sizeof files / sizeof files[0]; k++) {
-    snprintf(f, sizeof f, "%s/%s", p, files[k]);
+    if (re_path_join(f, sizeof f, "%s/%s", p, files[k]) != RE_OK) { /* a cut name is no evidence */
+      re_err_clear();
+      continue;
+    }
     if (exists(f))
       return 1;
   }
@@ -606,7 +610,10 @@ static int act_folder(const char *p) {
   for (struct dirent *e; !found && (e = readdir(d));) {
     if (e->d_name[0] == '.')
       continue;
-    snprintf(f, sizeof f, "%s/%s/" RE_ACT_MANIFEST, p, e->d_name);
+    if (re_path_join(f, sizeof f, "%s/%s/" RE_ACT_MANIFEST, p, e->d_name) != RE_OK) { /* a cut name is no evidence */
+      re_err_clear();
+      continue;
+    }
     found = exists(f);
   }
   closedir(d);
@@ -788,7 +795,7 @@ static re_status parse_model(job *j, job_model *m, const re_cfg *c) {
   if (!arch) { /* Hugging Face folders: the architecture is the first one's config.json */
     const char *first = m->ckpts[0].path;
     char cfg[PATH_MAX + 16];
-    snprintf(cfg, sizeof cfg, "%s/config.json", first);
+    RE_TRY(re_path_join(cfg, sizeof cfg, "%s/config.json", first));
     if (!ckpt_folder(first) || !exists(cfg))
       return re_cfg_error(c, RE_EINVAL, "model '%s' needs 'arch': its first checkpoint %s is not a Hugging Face "
                                         "model folder with a config.json",
@@ -898,7 +905,7 @@ static re_status parse_output(job *j, const re_cfg *c) {
   }
   if (!j->out_dir) {
     char buf[1024];
-    snprintf(buf, sizeof buf, "results/%s", j->name);
+    RE_TRY(re_path_join(buf, sizeof buf, "results/%s", j->name));
     RE_TRY(re_strdup(buf, &j->out_dir));
   }
   return RE_OK;
@@ -931,7 +938,7 @@ static re_status parse_cache(job *j, const re_cfg *c) {
     RE_TRY(expand_env(re_cfg_get(cache, "dir"), dir, &j->cache_dir));
   } else if (on) {
     char buf[4200];
-    snprintf(buf, sizeof buf, "%s.cache", j->out_dir);
+    RE_TRY(re_path_join(buf, sizeof buf, "%s.cache", j->out_dir));
     RE_TRY(re_strdup(buf, &j->cache_dir));
     j->cache_default = 1;
   }

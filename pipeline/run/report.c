@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "out/path.h"
 #include "out/output.h"
 #include "run/run.h"
 
@@ -123,9 +124,11 @@ re_status run_create_file(const runner *r, FILE **f, char *path, size_t cap, con
   char file[400];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(file, sizeof file, fmt, ap);
+  re_status st = re_path_vjoin(file, sizeof file, fmt, ap);
   va_end(ap);
-  snprintf(path, cap, "%s/%s", r->plan.partial, file);
+  *f = NULL;
+  RE_TRY(st);
+  RE_TRY(re_path_join(path, cap, "%s/%s", r->plan.partial, file));
   *f = fopen(path, "w");
   return *f ? RE_OK : re_err(RE_EIO, "%s: cannot write", path);
 }

@@ -241,7 +241,7 @@ void run_pass_acc_init(pass *p);
 
 /* ---- resume state (run_state.c) ---- */
 /* Compute the job fingerprint and the state folder (<out>.state). */
-void run_state_init(runner *r);
+re_status run_state_init(runner *r);
 /* Save this rank's node list of pass p with the next step to process. */
 re_status run_state_save_rank(runner *r, pass *p, const tree *t, int64_t next_step, int64_t samples);
 /* Collective: resume pass p if every rank has a valid snapshot (else start afresh):

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "out/path.h"
 #include "mpi/mpi_reduce.h"
 #include "run/run.h"
 #include "repeval/activations.h"
@@ -81,10 +82,10 @@ uint64_t run_act_identity(const runner *r, int m, int c, uint64_t h) {
   h = re_fnv1a64(h, "activations", 12);
   for (int d = 0; d < j->ndatasets; d++) {
     char path[PATH_MAX + 600];
-    snprintf(path, sizeof path, "%s/%s/%s", dir, j->datasets[d].name, RE_ACT_MANIFEST);
     uint64_t sum = 0;
     struct stat sb;
-    if (re_fnv1a64_file(RE_FNV1A64_INIT, path, &sum, NULL) != RE_OK || stat(path, &sb) != 0) {
+    if (re_path_join(path, sizeof path, "%s/%s/%s", dir, j->datasets[d].name, RE_ACT_MANIFEST) != RE_OK ||
+        re_fnv1a64_file(RE_FNV1A64_INIT, path, &sum, NULL) != RE_OK || stat(path, &sb) != 0) {
       re_err_clear();
       h = re_fnv1a64(h, "?", 1);
       continue;
@@ -205,9 +206,9 @@ static re_status open_model(runner *r, pass *p, int m, act_model *am) {
   RE_TRY(re_malloc(p->n > 0 ? p->n : 1, sizeof(int64_t), &am->pos));
   for (int c = 0; c < jm->nckpts; c++) {
     char dir[PATH_MAX + 600];
-    snprintf(dir, sizeof dir, "%s/%s", jm->ckpts[c].path, ds);
+    RE_TRY(re_path_join(dir, sizeof dir, "%s/%s", jm->ckpts[c].path, ds));
     char manifest[PATH_MAX + 700];
-    snprintf(manifest, sizeof manifest, "%s/%s", dir, RE_ACT_MANIFEST);
+    RE_TRY(re_path_join(manifest, sizeof manifest, "%s/%s", dir, RE_ACT_MANIFEST));
     struct stat sb;
     if (stat(manifest, &sb) != 0)
       return re_cfg_error(jm->src, RE_EINVAL, "model '%s', checkpoint %s: no activations for dataset '%s' (%s is "

@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "out/path.h"
 #include "repeval/atomic.h"
 #include "repeval/dtype.h"
 #include "repeval/shard.h"
@@ -163,15 +164,15 @@ void run_cache_layer_name(const runner *r, int m, int l, char *buf, size_t cap) 
       *q = '_';
 }
 
-static void shard_path(const char *dir, uint64_t ck, uint64_t dk, const char *layer, int64_t s0, int64_t s1,
-                       char *buf, size_t cap, uint64_t *key) {
-  snprintf(buf, cap, "%s/%016llx/%016llx/%s/%lld-%lld.rpc", dir, (unsigned long long)ck, (unsigned long long)dk,
-           layer, (long long)s0, (long long)s1);
+static re_status shard_path(const char *dir, uint64_t ck, uint64_t dk, const char *layer, int64_t s0, int64_t s1,
+                            char *buf, size_t cap, uint64_t *key) {
   uint64_t h = re_fnv1a64(RE_FNV1A64_INIT, &ck, sizeof ck);
   h = re_fnv1a64(h, &dk, sizeof dk);
   h = re_fnv1a64(h, layer, strlen(layer));
   int64_t sl[2] = {s0, s1};
   *key = re_fnv1a64(h, sl, sizeof sl);
+  return re_path_join(buf, cap, "%s/%016llx/%016llx/%s/%lld-%lld.rpc", dir, (unsigned long long)ck,
+                      (unsigned long long)dk, layer, (long long)s0, (long long)s1);
 }
 
 int run_cache_get(runner *r, const char *dir, uint64_t ck, uint64_t dk, const char *layer, int64_t s0, int64_t s1,
@@ -180,7 +181,10 @@ int run_cache_get(runner *r, const char *dir, uint64_t ck, uint64_t dk, const ch
   uint64_t key;
   if (!r->plan.ckpt_key || !dir || !dir[0]) /* run --check: no cache to read */
     return 0;
-  shard_path(dir, ck, dk, layer, s0, s1, path, sizeof path, &key);
+  if (shard_path(dir, ck, dk, layer, s0, s1, path, sizeof path, &key) != RE_OK) { /* run_cache_put says so */
+    re_err_clear();
+    return 0;
+  }
   if (access(path, F_OK) != 0) /* not written yet: a plain miss */
     return 0;
   if (re_rpc_read(path, key, rows, dim, f16, out) != RE_OK) {
@@ -214,10 +218,12 @@ void run_cache_put(runner *r, const char *dir, uint64_t ck, uint64_t dk, const c
     return;
   char path[8192], folder[8192];
   uint64_t key;
-  shard_path(dir, ck, dk, layer, s0, s1, path, sizeof path, &key);
-  snprintf(folder, sizeof folder, "%s", path);
-  *strrchr(folder, '/') = '\0';
-  re_status st = re_mkdir_p(folder);
+  re_status st = shard_path(dir, ck, dk, layer, s0, s1, path, sizeof path, &key);
+  if (st == RE_OK) {
+    snprintf(folder, sizeof folder, "%s", path); /* the same size: it fits */
+    *strrchr(folder, '/') = '\0';
+    st = re_mkdir_p(folder);
+  }
   if (st == RE_OK)
     st = re_rpc_write(path, key, rows, dim, f16, data);
   if (st != RE_OK) {

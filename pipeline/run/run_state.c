@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "out/path.h"
 #include "mpi/mpi_reduce.h"
 #include "out/output.h"
 #include "repeval/atomic.h"
@@ -45,12 +46,13 @@ static uint64_t fnv_file_bytes(uint64_t h, const char *path) {
   return out;
 }
 
-void run_state_init(runner *r) {
+re_status run_state_init(runner *r) {
   const job *j = r->plan.j;
   if (r->plan.mode == RUN_MODE_PART)
-    snprintf(r->plan.state_dir, sizeof r->plan.state_dir, "%s.parts/part-%d-of-%d.state", j->out_dir, r->plan.part, r->plan.nparts);
+    RE_TRY(re_path_join(r->plan.state_dir, sizeof r->plan.state_dir, "%s.parts/part-%d-of-%d.state", j->out_dir,
+                        r->plan.part, r->plan.nparts));
   else
-    snprintf(r->plan.state_dir, sizeof r->plan.state_dir, "%s.state", j->out_dir);
+    RE_TRY(re_path_join(r->plan.state_dir, sizeof r->plan.state_dir, "%s.state", j->out_dir));
   uint64_t h = re_fnv1a64(RE_FNV1A64_INIT, REPEVAL_VERSION, sizeof REPEVAL_VERSION);
   h = fnv_file_bytes(h, j->path);
   for (int m = 0; m < j->nmodels; m++) {
@@ -72,13 +74,14 @@ void run_state_init(runner *r) {
       h = out_meta_hash(h, j->datasets[d].files[k]);
   h = re_fnv1a64(h, &r->plan.threads, sizeof r->plan.threads);
   r->plan.fingerprint = h;
+  return RE_OK;
 }
 
-static void state_path(const runner *r, const pass *p, int kind, char *buf, size_t cap) {
+static re_status state_path(const runner *r, const pass *p, int kind, char *buf, size_t cap) {
   if (kind == 1)
-    snprintf(buf, cap, "%s/pass-%s.rank%d-of-%d.state", r->plan.state_dir, r->plan.j->datasets[p->d].name, r->comm.rank, r->comm.size);
-  else
-    snprintf(buf, cap, "%s/pass-%s.reduced.state", r->plan.state_dir, r->plan.j->datasets[p->d].name);
+    return re_path_join(buf, cap, "%s/pass-%s.rank%d-of-%d.state", r->plan.state_dir, r->plan.j->datasets[p->d].name,
+                        r->comm.rank, r->comm.size);
+  return re_path_join(buf, cap, "%s/pass-%s.reduced.state", r->plan.state_dir, r->plan.j->datasets[p->d].name);
 }
 
 typedef struct header {
@@ -94,7 +97,7 @@ static re_status write_state(runner *r, pass *p, const char *path, int kind, con
                              int64_t samples) {
   int64_t len = run_pass_serial_len(p);
   char dir[4400];
-  snprintf(dir, sizeof dir, "%s", path);
+  RE_TRY(re_path_join(dir, sizeof dir, "%s", path));
   char *slash = strrchr(dir, '/');
   if (slash) {
     *slash = '\0';
@@ -227,8 +230,9 @@ static re_status read_file(runner *r, pass *p, const char *path, int kind, int c
 
 re_status run_state_save_rank(runner *r, pass *p, const tree *t, int64_t next_step, int64_t samples) {
   char path[4400];
-  state_path(r, p, 1, path, sizeof path);
-  re_status st = write_state(r, p, path, 1, t, next_step, samples);
+  re_status st = state_path(r, p, 1, path, sizeof path);
+  if (st == RE_OK)
+    st = write_state(r, p, path, 1, t, next_step, samples);
   if (st != RE_OK)
     re_err_context(st, "saving the resume state: ");
   return st;
@@ -238,9 +242,11 @@ re_status run_state_load_rank(runner *r, pass *p, tree *t, int64_t *next_step, i
   header h;
   int ok = 0;
   char path[4400];
-  state_path(r, p, 1, path, sizeof path);
   tree loaded;
-  re_status st = read_file(r, p, path, 1, 1, 0, &ok, &h, &loaded);
+  tree_init(&loaded, NULL);
+  re_status st = state_path(r, p, 1, path, sizeof path);
+  if (st == RE_OK)
+    st = read_file(r, p, path, 1, 1, 0, &ok, &h, &loaded);
   /* every rank must resume at the same step, or none: a mix would double-count or
    * lose batches, and ranks taking different numbers of steps would mismatch their
    * collectives (a kill between two ranks' snapshot writes leaves such a mix) */
@@ -279,8 +285,9 @@ re_status run_state_load_rank(runner *r, pass *p, tree *t, int64_t *next_step, i
 
 re_status run_state_save_reduced(runner *r, pass *p) {
   char path[4400];
-  state_path(r, p, 2, path, sizeof path);
-  re_status st = write_state(r, p, path, 2, NULL, -1, r->rep.pass_samples);
+  re_status st = state_path(r, p, 2, path, sizeof path);
+  if (st == RE_OK)
+    st = write_state(r, p, path, 2, NULL, -1, r->rep.pass_samples);
   if (st != RE_OK)
     re_err_context(st, "saving the reduced statistics: ");
   return st;
@@ -313,8 +320,9 @@ re_status run_state_load_reduced(runner *r, pass *p, int *found) {
   re_status st = RE_OK;
   if (r->comm.rank == 0) {
     char path[4400];
-    state_path(r, p, 2, path, sizeof path);
-    st = load_root(r, p, path, 1, 0, &ok);
+    st = state_path(r, p, 2, path, sizeof path);
+    if (st == RE_OK)
+      st = load_root(r, p, path, 1, 0, &ok);
     if (st != RE_OK)
       ok = 0;
   }
@@ -349,7 +357,10 @@ re_status run_state_read_tree_from(runner *r, pass *p, const char *path, tree *t
 
 void run_state_note_progress(runner *r, const pass *p, int64_t done, int64_t total, const char *event) {
   char path[4400];
-  snprintf(path, sizeof path, "%s/progress.json", r->plan.state_dir);
+  if (re_path_join(path, sizeof path, "%s/progress.json", r->plan.state_dir) != RE_OK) {
+    re_err_clear(); /* a note only: no progress file for a path that does not fit */
+    return;
+  }
   /* keep the resume count and the last known totals across runs */
   FILE *f = fopen(path, "r");
   long long old_done = -1, old_total = -1;
@@ -414,7 +425,10 @@ static void clear_tree(const char *dir, int in_cache, int depth) {
       continue;
     char path[8400];
     struct stat sb;
-    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    if (re_path_join(path, sizeof path, "%s/%s", dir, e->d_name) != RE_OK) { /* never remove a cut name */
+      re_err_clear();
+      continue;
+    }
     if (lstat(path, &sb) != 0)
       continue;
     if (S_ISDIR(sb.st_mode) && (in_cache ? depth < 4 : !strcmp(e->d_name, "probe-cache")))

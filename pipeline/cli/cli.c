@@ -28,22 +28,6 @@ int re_cli_undefined(const char *what, const char *reason) {
   return RE_EXIT_UNDEFINED;
 }
 
-const char *re_cli_opt(int argc, char **argv, int *i, const char *name, int *missing) {
-  const char *a = argv[*i];
-  size_t n = strlen(name);
-  if (strncmp(a, name, n) != 0)
-    return NULL;
-  if (a[n] == '=')
-    return a + n + 1;
-  if (a[n] != '\0')
-    return NULL;
-  if (*i + 1 >= argc) {
-    *missing = 1;
-    return NULL;
-  }
-  return argv[++*i];
-}
-
 int re_cli_parse_pair(const re_opts_cmd *cmd, const re_opt *opts, int argc, char **argv, char **xy) {
   const re_opts_pos pos = {.min = 2, .max = 2, .v = xy, .too_few = "give two matrices X and Y",
                            .too_many = "give exactly two matrices"};

@@ -50,11 +50,6 @@ int re_cli_fail(re_status st);
  * returns RE_EXIT_UNDEFINED. */
 int re_cli_undefined(const char *what, const char *reason);
 
-/* Value of option `name` in argv[*i] ("--name=value" or "--name value"); advances *i.
- * Returns NULL if argv[*i] is not this option; sets *missing to 1 (never to 0) if the
- * option is there but its value is absent. Left for the argv loops of run, merge,
- * finalize and embed; the other commands read their options with a table (cli/opts.h). */
-const char *re_cli_opt(int argc, char **argv, int *i, const char *name, int *missing);
 
 /* Read argv with the option table and two positional matrices X and Y (into xy[2]);
  * re_opts_parse's answer. */

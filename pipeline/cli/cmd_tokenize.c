@@ -5,26 +5,17 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/opts.h"
 #include "repeval/tokenizer.h"
 
-static void help(void) {
-  printf("usage: repeval tokenize --tokenizer DIR|tokenizer.json [--no-special] [--decode] [--json]\n"
-         "                        [--file F | TEXT...]\n"
-         "       repeval tokenize --tokenizer DIR|tokenizer.json --info\n"
-         "\n"
-         "Encode each TEXT (or each line of F; '-' reads standard input) with a Hugging Face\n"
-         "tokenizer and print its token ids, space-separated, one line per input.\n"
-         "\n"
-         "  --tokenizer P   a tokenizer.json, or a folder holding one (and tokenizer_config.json)\n"
-         "  --no-special    do not add the post-processor's special tokens ([CLS], <s>, ...);\n"
-         "                  with --decode: leave special tokens out of the text\n"
-         "  --decode        inputs are ids (space- or comma-separated); print the decoded text\n"
-         "  --json          print each result as JSON: an array of ids, or a string\n"
-         "  --file F        one input per line of F (the newline is not part of it)\n"
-         "  --info          print the vocabulary size and the bos/eos/pad/unk ids (-1: unknown)\n"
-         "\n"
-         "Text must be UTF-8. See docs/formats.md (Tokenizers) for what is supported.\n");
-}
+static const re_opts_cmd TOKENIZE = {
+    "tokenize",
+    "--tokenizer DIR|tokenizer.json [--no-special] [--decode] [--json] [--file F | TEXT...]\n"
+    "--tokenizer DIR|tokenizer.json --info",
+    "Encode each TEXT (or each line of F; '-' reads standard input) with a Hugging Face\n"
+    "tokenizer and print its token ids, space-separated, one line per input. A TEXT that\n"
+    "starts with '-' goes after '--'.\n",
+    "Text must be UTF-8. See docs/formats.md (Tokenizers) for what is supported.\n"};
 
 static void print_json_string(const char *s, int64_t n) {
   putchar('"');
@@ -133,49 +124,51 @@ static re_status run_file(run_state *r, const char *path) {
   return st;
 }
 
-int re_cmd_tokenize(int argc, char **argv) {
-  const char *path = NULL, *file = NULL, *v;
-  int missing = 0, info = 0, ntext = 0;
-  run_state r = {0};
-  r.special = 1;
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-      help();
-      return RE_EXIT_OK;
-    } else if (!strcmp(argv[i], "--no-special")) {
-      r.special = 0;
-    } else if (!strcmp(argv[i], "--decode")) {
-      r.decode = 1;
-    } else if (!strcmp(argv[i], "--json")) {
-      r.json = 1;
-    } else if (!strcmp(argv[i], "--info")) {
-      info = 1;
-    } else if ((v = re_cli_opt(argc, argv, &i, "--tokenizer", &missing)) || missing) {
-      if (missing)
-        return re_cli_usage_error("tokenize", "--tokenizer needs a value");
-      path = v;
-    } else if ((v = re_cli_opt(argc, argv, &i, "--file", &missing)) || missing) {
-      if (missing)
-        return re_cli_usage_error("tokenize", "--file needs a value");
-      file = v;
-    } else if (!strcmp(argv[i], "--")) {
-      ntext += argc - i - 1;
-      break;
-    } else if (argv[i][0] == '-' && argv[i][1] == '-') {
-      return re_cli_usage_error("tokenize", "unknown option '%s'", argv[i]);
-    } else {
-      ntext++;
-    }
-  }
-  if (!path)
+/* The options and the texts; RE_OPTS_RUN to go on, else the exit code. */
+static int parse(int argc, char **argv, run_state *r, const char **path, const char **file, int *info, char **texts,
+                 int *ntext) {
+  int nospecial = 0;
+  re_opt opts[] = {
+      RE_OPT_STRING("tokenizer", path, "P", "a tokenizer.json, or a folder holding one (and tokenizer_config.json)"),
+      RE_OPT_FLAG("no-special", &nospecial,
+                  "do not add the post-processor's special tokens ([CLS], <s>, ...); with --decode: leave special "
+                  "tokens out of the text"),
+      RE_OPT_FLAG("decode", &r->decode, "inputs are ids (space- or comma-separated); print the decoded text"),
+      RE_OPT_FLAG("json", &r->json, "print each result as JSON: an array of ids, or a string"),
+      RE_OPT_STRING("file", file, "F", "one input per line of F (the newline is not part of it)"),
+      RE_OPT_FLAG("info", info, "print the vocabulary size and the bos/eos/pad/unk ids (-1: unknown)"),
+      RE_OPT_END};
+  re_opts_pos pos = {0, argc, texts, ntext, NULL, NULL, NULL, NULL, NULL};
+  int rc = re_opts_parse(&TOKENIZE, opts, argc, argv, &pos);
+  if (rc != RE_OPTS_RUN)
+    return rc;
+  r->special = !nospecial;
+  if (!*path)
     return re_cli_usage_error("tokenize", "give --tokenizer");
-  if (file && ntext)
+  if (*file && *ntext)
     return re_cli_usage_error("tokenize", "give TEXT arguments or --file, not both");
-  if (!file && !ntext && !info)
+  if (!*file && !*ntext && !*info)
     return re_cli_usage_error("tokenize", "give TEXT arguments or --file");
+  return RE_OPTS_RUN;
+}
+
+int re_cmd_tokenize(int argc, char **argv) {
+  const char *path = NULL, *file = NULL;
+  int info = 0, ntext = 0;
+  run_state r = {0};
+  char **texts = NULL;
+  if (re_calloc(argc > 0 ? argc : 1, sizeof(char *), &texts) != RE_OK)
+    return re_cli_fail(RE_ENOMEM);
+  int rc = parse(argc, argv, &r, &path, &file, &info, texts, &ntext);
+  if (rc != RE_OPTS_RUN) {
+    free(texts);
+    return rc;
+  }
   re_status st = re_tokenizer_load(path, &r.tok);
-  if (st != RE_OK)
+  if (st != RE_OK) {
+    free(texts);
     return re_cli_fail(st);
+  }
   if (info) {
     printf("vocab_size %lld\nbos %d\neos %d\npad %d\nunk %d\n", (long long)re_tokenizer_vocab_size(r.tok),
            re_tokenizer_special_id(r.tok, RE_TOKEN_BOS), re_tokenizer_special_id(r.tok, RE_TOKEN_EOS),
@@ -183,28 +176,15 @@ int re_cmd_tokenize(int argc, char **argv) {
   } else if (file) {
     st = run_file(&r, file);
   } else {
-    /* the texts: every argument that is not an option or an option's value */
-    int rest = 0, k = 0;
-    for (int i = 1; i < argc && st == RE_OK; i++) {
-      const char *a = argv[i];
-      if (!rest && !strcmp(a, "--")) {
-        rest = 1;
-        continue;
-      }
-      if (!rest && (!strcmp(a, "--tokenizer") || !strcmp(a, "--file"))) {
-        i++;
-        continue;
-      }
-      if (!rest && a[0] == '-' && a[1] == '-')
-        continue;
-      st = one(&r, a, (int64_t)strlen(a));
+    for (int k = 0; k < ntext && st == RE_OK; k++) {
+      st = one(&r, texts[k], (int64_t)strlen(texts[k]));
       if (st != RE_OK)
         re_err_context(st, "input %d: ", k + 1);
-      k++;
     }
   }
   re_tokenizer_destroy(&r.tok);
   free(r.ids);
+  free(texts);
   if (fflush(stdout) != 0 && st == RE_OK)
     st = re_err(RE_EIO, "writing the output failed");
   return st == RE_OK ? RE_EXIT_OK : re_cli_fail(st);

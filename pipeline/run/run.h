@@ -6,6 +6,7 @@
 
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "mpi/comm.h"
 #include "mpi/tree.h"
@@ -183,7 +184,10 @@ re_status run_load_models(runner *r);
 /* Free what run_load_models created. */
 void run_free_models(runner *r);
 /* The statistics budget in bytes: REPEVAL_MAX_STATS_MB (default RUN_DEFAULT_BUDGET_MB). */
-double run_stats_budget(void);
+static inline double run_stats_budget(void) {
+  const char *env = getenv("REPEVAL_MAX_STATS_MB");
+  return (env && *env ? atof(env) : RUN_DEFAULT_BUDGET_MB) * 1048576.0;
+}
 /* For an analysis' setup: its taps become layers of the pass's co-moments, with the
  * blocks of its pairs (diag_only: each tap with itself, for spectra). */
 re_status run_pass_use_moments(runner *r, pass *p, an_run *ar, int diag_only);

@@ -373,11 +373,6 @@ re_status run_pass_use_moments(runner *r, pass *p, an_run *ar, int diag_only) {
   return RE_OK;
 }
 
-double run_stats_budget(void) {
-  const char *env = getenv("REPEVAL_MAX_STATS_MB");
-  return (env && *env ? atof(env) : RUN_DEFAULT_BUDGET_MB) * 1048576.0;
-}
-
 /* The co-moments of the layers and blocks the analyses registered, within the
  * REPEVAL_MAX_STATS_MB budget, and their staging area for one batch. */
 static re_status make_moments(runner *r, pass *p) {

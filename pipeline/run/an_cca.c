@@ -182,12 +182,6 @@ static int src_layer(const cca_src *s, const an_run *ar, int q) {
   return s->layer ? s->layer[ar->taps[q]] : q;
 }
 
-static re_status src_eig(const cca_src *s, int l) {
-  if (s->eigs[l])
-    return RE_OK;
-  return re_eig_create(re_moments_block(s->m, l, l, NULL), re_moments_dim(s->m, l), re_moments_n(s->m), &s->eigs[l]);
-}
-
 /* The selected metrics of one pair (layers' eigendecompositions and cross block): v[m]
  * in metric_names order, NAN with why[m] where undefined or not selected. */
 static re_status pair_values(const cca_opts *o, unsigned methods, int projected, const re_eig *ex, const re_eig *ey,
@@ -251,14 +245,11 @@ static re_status replicate_values(const an_run *ar, const cca_opts *o, int nulls
       int ok = 1;
       for (int side = 0; side < 2 && st == RE_OK; side++) {
         int l = side ? c : a;
-        if (!eig[l]) {
-          re_status se = re_eig_create(re_moments_block(m, l, l, NULL), re_moments_dim(m, l), re_moments_n(m),
-                                       &eig[l]);
-          if (se == RE_EUNDEFINED) /* a replicate whose tap has no variance: its values are undefined */
-            ok = 0;
-          else
-            st = se;
-        }
+        re_status se = an_eig_of(m, eig, l);
+        if (se == RE_EUNDEFINED) /* a replicate whose tap has no variance: its values are undefined */
+          ok = 0;
+        else
+          st = se;
         ok = ok && eig[l];
       }
       if (st == RE_OK && ok) {
@@ -344,9 +335,9 @@ static re_status pair_rows(runner *r, an_run *ar, const cca_src *src, const char
   for (an_pair_it it = *block; st == RE_OK && an_pairs_next(ar, &it);) {
     int64_t u = it.u - it.lo; /* in this rank's block */
     int la = src_layer(src, ar, it.i), lb = src_layer(src, ar, it.l), tr;
-    st = src_eig(src, la);
+    st = an_eig_of(src->m, src->eigs, la);
     if (st == RE_OK)
-      st = src_eig(src, lb);
+      st = an_eig_of(src->m, src->eigs, lb);
     if (st != RE_OK)
       break;
     const double *C = re_moments_block(src->m, la, lb, &tr);

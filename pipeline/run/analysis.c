@@ -284,12 +284,13 @@ re_status an_rows_end(runner *r, rows_sink *k, re_status body) {
   return body != RE_OK ? body : st;
 }
 
-re_status an_eig(pass *p, re_eig **cache, int li) {
+re_status an_eig_of(const re_moments *m, re_eig **cache, int li) {
   if (cache[li])
     return RE_OK;
-  return re_eig_create(re_moments_block(p->mom, li, li, NULL), re_moments_dim(p->mom, li), re_moments_n(p->mom),
-                       &cache[li]);
+  return re_eig_create(re_moments_block(m, li, li, NULL), re_moments_dim(m, li), re_moments_n(m), &cache[li]);
 }
+
+re_status an_eig(pass *p, re_eig **cache, int li) { return an_eig_of(p->mom, cache, li); }
 
 re_status an_eig_pair(pass *p, re_eig **cache, const an_run *ar, int i, int l, int *la, int *lb) {
   *la = p->mom_of[ar->taps[i]];

@@ -107,7 +107,9 @@ re_status an_rows_begin(runner *r, rows_sink *k);
 re_status an_rows_end(runner *r, rows_sink *k, re_status body);
 /* Rank 0's co-moments to every rank (chunks of 2^26 doubles). */
 re_status an_share_moments(runner *r, re_moments *m);
-/* The eigendecomposition of co-moment layer li, made once per pass and kept in cache. */
+/* The eigendecomposition of layer li of co-moments m, made once and kept in cache[li]. */
+re_status an_eig_of(const re_moments *m, re_eig **cache, int li);
+/* The same for the pass's co-moments (once per pass). */
 re_status an_eig(pass *p, re_eig **cache, int li);
 /* Those of the co-moment layers *la, *lb of the analysis' taps i and l (set first). */
 re_status an_eig_pair(pass *p, re_eig **cache, const an_run *ar, int i, int l, int *la, int *lb);

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "lbfgs.h"
+#include "vexp.h"
 
 #define RE_PROBE_MAX_THREADS 64
 
@@ -348,10 +349,10 @@ typedef struct eval_ctx {
   double lambda;
   const uint8_t *present;
   double *buf; /* 1 + K d + K */
-  double *L;   /* block_rows x K */
+  double *L;   /* block_rows x (K + 1) */
   double *cnt; /* K global class counts */
   int nthreads;
-  double *wbuf, *wL; /* per thread: 1 + K d + K sums, block_rows x K logits */
+  double *wbuf, *wL; /* per thread: 1 + K d + K sums, block_rows x (K + 1) logits */
 } eval_ctx;
 
 /* Softmax of a row of logits in place -> probabilities; returns -log p[y] (y < 0: none).
@@ -372,7 +373,42 @@ static double softmax_row(double *z, int32_t K, const uint8_t *present, int32_t 
   return loss;
 }
 
-/* Sums [loss, grad_W, grad_b] over local rows [r0, r1) into buf, with L (block_rows x K). */
+/* A block of logits L (nb x K, bias not yet added) -> the loss's gradient by the logits
+ * (probabilities minus the one-hot label; absent classes 0), summed into gb (K); returns
+ * the block's summed loss. One vector exp for the block: p = e^(z - m) / s, loss =
+ * log s - (z_y - m), m the row's maximum over the present classes. t: nb scratch. */
+static double softmax_grad_block(double *L, int64_t nb, int64_t K, const double *b, const uint8_t *present,
+                                 const int32_t *y, double *t, double *gb) {
+  for (int64_t i = 0; i < nb; i++) {
+    double *z = L + i * K, m = -INFINITY;
+    for (int64_t k = 0; k < K; k++) {
+      z[k] += b[k];
+      if (present[k] && z[k] > m)
+        m = z[k];
+    }
+    t[i] = present[y[i]] ? z[y[i]] - m : -INFINITY;
+    for (int64_t k = 0; k < K; k++)
+      z[k] = present[k] ? z[k] - m : -INFINITY;
+  }
+  re_vexp(L, nb * K);
+  double loss = 0;
+  for (int64_t i = 0; i < nb; i++) {
+    double *z = L + i * K, s = 0;
+    for (int64_t k = 0; k < K; k++)
+      s += z[k];
+    loss += log(s) - t[i];
+    double inv = 1.0 / s;
+    for (int64_t k = 0; k < K; k++)
+      z[k] *= inv;
+    z[y[i]] -= 1.0;
+    for (int64_t k = 0; k < K; k++)
+      gb[k] += z[k];
+  }
+  return loss;
+}
+
+/* Sums [loss, grad_W, grad_b] over local rows [r0, r1) into buf, with L (block_rows x
+ * (K + 1)). */
 static void local_sums(const eval_ctx *c, const double *theta, int64_t r0, int64_t r1, double *buf, double *L) {
   const re_logreg *lr = c->lr;
   int64_t d = lr->d, K = lr->K, B = lr->opt.block_rows, KD = K * d;
@@ -384,16 +420,7 @@ static void local_sums(const eval_ctx *c, const double *theta, int64_t r0, int64
     const double *Xb = c->Z + i0 * d;
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, (int)K, (int)d, 1.0, Xb, (int)d, W, (int)d, 0.0, L,
                 (int)K);
-    for (int64_t i = 0; i < nb; i++) {
-      double *z = L + i * K;
-      int32_t y = c->y[i0 + i];
-      for (int64_t k = 0; k < K; k++)
-        z[k] += b[k];
-      buf[0] += softmax_row(z, (int32_t)K, c->present, y);
-      z[y] -= 1.0;
-      for (int64_t k = 0; k < K; k++)
-        gb[k] += z[k];
-    }
+    buf[0] += softmax_grad_block(L, nb, K, b, c->present, c->y + i0, L + B * K, gb);
     cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)d, (int)nb, 1.0, L, (int)K, Xb, (int)d, 1.0,
                 gW, (int)d);
   }
@@ -429,7 +456,7 @@ static re_status eval_fn(const double *theta, double *f, double *g, void *vctx) 
     int started[RE_PROBE_MAX_THREADS];
     for (int t = 0; t < T; t++) {
       int64_t b0 = nblk * t / T, b1 = nblk * (t + 1) / T;
-      w[t] = (worker){c, theta, b0 * B, b1 * B < c->n ? b1 * B : c->n, c->wbuf + t * len, c->wL + t * B * K};
+      w[t] = (worker){c, theta, b0 * B, b1 * B < c->n ? b1 * B : c->n, c->wbuf + t * len, c->wL + t * B * (K + 1)};
       started[t] = t > 0 && pthread_create(&th[t], NULL, worker_run, &w[t]) == 0;
     }
     worker_run(&w[0]);
@@ -520,11 +547,11 @@ static re_status make_ctx(const re_logreg *lr, const re_logreg_data *data, int64
   re_status st = RE_OK;
   RE_CHECK(re_malloc(lr->K, sizeof(double), &c->cnt));
   RE_CHECK(re_malloc(1 + KD + lr->K, sizeof(double), &c->buf));
-  RE_CHECK(re_malloc(lr->opt.block_rows, lr->K * (int64_t)sizeof(double), &c->L));
+  RE_CHECK(re_malloc(lr->opt.block_rows, (lr->K + 1) * (int64_t)sizeof(double), &c->L));
   c->nthreads = threads_for(lr, c->n);
   if (c->nthreads > 1) {
     RE_CHECK(re_malloc(c->nthreads, (1 + KD + lr->K) * (int64_t)sizeof(double), &c->wbuf));
-    RE_CHECK(re_malloc(c->nthreads, lr->opt.block_rows * lr->K * (int64_t)sizeof(double), &c->wL));
+    RE_CHECK(re_malloc(c->nthreads, lr->opt.block_rows * (lr->K + 1) * (int64_t)sizeof(double), &c->wL));
   }
   RE_CHECK(class_presence(lr, c->y, c->n, c->cnt, present, &c->n_global));
 done:

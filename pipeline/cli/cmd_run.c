@@ -17,6 +17,7 @@ static const re_opts_cmd RUN = {
     "format is described in docs/job-spec.md.\n",
     "A run that is stopped resumes where it was when the same command is run again.\n"
     "Environment: REPEVAL_MAX_STATS_MB (co-moment memory budget, default 8192),\n"
+    "REPEVAL_CKPT_GROUPS (default for --checkpoint-groups),\n"
     "REPEVAL_CHECKPOINT_EVERY (default for --checkpoint-every).\n"};
 static const re_opts_cmd MERGE = {
     "merge", "JOB.yaml [--out DIR] [--quiet]",
@@ -63,6 +64,17 @@ static re_status set_stats_mb(const re_opt *opt, const char *v) {
   return RE_OK;
 }
 
+/* --checkpoint-groups G|auto: the streaming stage's layout (REPEVAL_CKPT_GROUPS). */
+static re_status set_groups(const re_opt *opt, const char *v) {
+  (void)opt;
+  char *end;
+  long g = strtol(v, &end, 10);
+  if (strcmp(v, "auto") && (*end || g < 1 || g > 1 << 20))
+    return re_err(RE_EINVAL, "--checkpoint-groups must be 'auto' or a number of ranks >= 1, got '%s'", v);
+  setenv("REPEVAL_CKPT_GROUPS", v, 1);
+  return RE_OK;
+}
+
 static int run_main(int argc, char **argv, int mode) {
   run_cli c = {NULL, 0, 0, 0, 600, 0, 0, 0, 0};
   const char *ev = getenv("REPEVAL_CHECKPOINT_EVERY");
@@ -81,6 +93,10 @@ static int run_main(int argc, char **argv, int mode) {
       RE_OPT_CALL("max-stats-mb", set_stats_mb, NULL, "MB",
                   "memory budget of the co-moment statistics per rank (default REPEVAL_MAX_STATS_MB, else 8192); a "
                   "cca analysis whose exact state exceeds it takes the two-pass route (docs/job-spec.md#cca)"),
+      RE_OPT_CALL("checkpoint-groups", set_groups, NULL, "G",
+                  "split each team of G ranks' work by checkpoints: member j runs every G-th checkpoint on the "
+                  "team's batches and the taps are exchanged (default REPEVAL_CKPT_GROUPS, else auto: G > 1 when "
+                  "ranks outnumber or do not divide the batches); G divides the ranks; results do not change"),
       RE_OPT_FLAG("quiet", &c.quiet, "no progress output"),
       RE_OPT_FLAG("verbose", &c.verbose, "log at info level"),
       RE_OPT_CALL("part", set_part, &c, "I/N",

@@ -15,7 +15,8 @@ enum {
   TAG_ROWS_HEADER = 51,      /* run/analysis.c: a rank's finalize rows, length and undefined count */
   TAG_ROWS_DATA = 52,        /* ... and bytes */
   TAG_SPECTRA = 53,          /* run/an_spectrum.c: a block of eigenvalues to rank 0 */
-  TAG_KNN_CANDIDATES = 61    /* run/an_knn.c: a rank's k-NN candidate lists to rank 0 */
+  TAG_KNN_CANDIDATES = 61,   /* run/an_knn.c: a rank's k-NN candidate lists to rank 0 */
+  TAG_WORK_TAPS = 71         /* run/run_work.c: a checkpoint group's taps of a batch, to the batch's owner */
 };
 
 #endif

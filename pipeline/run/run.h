@@ -76,6 +76,7 @@ typedef struct run_report {
   int64_t pass_samples;  /* samples accumulated by the current pass (all ranks after reduce) */
   int64_t total_samples; /* over all passes, for the manifest */
   int64_t cache_hits, cache_writes, cache_bad;
+  int ckpt_groups;       /* the most checkpoint groups of a pass's streaming (run_work.c) */
 } run_report;
 
 /* A run: its plan, its communicator (a duplicate of MPI_COMM_WORLD) and its report. */
@@ -96,6 +97,22 @@ typedef struct chunk_memo {
   int64_t g;    /* the chunk, -1: none */
   float **tap;  /* per layer index: chunk x rps x dim */
 } chunk_memo;
+
+/* The streaming stage's work layout (run_work.c): teams of `groups` ranks, member j of a
+ * team running checkpoint group j on the team's batches. */
+typedef struct work_layout {
+  int groups;          /* G; 1: every rank runs every checkpoint on its own batches */
+  int teams, team, member;
+  int64_t base, nb;    /* the batches laid out: [base, base + nb) */
+  int *group_of;       /* per global checkpoint: its group; -1: exports, read by the owner */
+  int *slot;           /* per global checkpoint: its first memo slot (G > 1: one per member served) */
+  int stream;          /* the member whose batch the chunks being computed serve */
+  int64_t *off;        /* per global tap: floats per sample before its rows in its group's message */
+  int64_t *width;      /* per group: floats per sample of its message */
+  float **send, **recv; /* per member: this rank's group for member i's batch; group i's for this rank's batch */
+  MPI_Request *req;    /* 2 G: sends, then receives */
+  int *got;            /* per group: its message for this step's batch has arrived */
+} work_layout;
 
 typedef struct pass {
   int d;
@@ -139,6 +156,7 @@ typedef struct pass {
   tree tree;              /* this rank's complete nodes of the reduction tree */
   int64_t nbatches;       /* batches of the whole pass (all parts) */
   int64_t k0, k1;         /* this rank's batches [k0, k1) */
+  work_layout work;       /* who runs which checkpoints on which batches (run_work.c) */
   struct run_act *act;    /* activations models' exports (run_act.c); NULL: none */
 } pass;
 
@@ -232,6 +250,28 @@ re_status run_pass_stream(runner *r, pass *p);
 /* Collective: reduce the pass's statistics to rank 0 along the canonical tree; in
  * part mode rank 0 keeps the node list in *part (else the root is loaded). */
 re_status run_pass_reduce(runner *r, pass *p, tree *part);
+
+/* ---- work layout (run_work.c) ---- */
+/* Choose pass p's layout over batches [base, base + nb) (a function of the ranks, the
+ * batches, the checkpoints and REPEVAL_CKPT_GROUPS) and set this rank's statistics
+ * batches p->k0, p->k1. */
+re_status run_work_plan(runner *r, pass *p, int64_t base, int64_t nb);
+/* Steps every rank takes (the longest range), and the batches of all ranks done after
+ * step `step`. */
+int64_t run_work_steps(const pass *p, int size);
+int64_t run_work_done(const pass *p, int size, int64_t step);
+/* The memo slot of global checkpoint ci for the chunks being computed now. */
+int run_work_memo_slot(const pass *p, int ci);
+/* Step `step` with G > 1: receives posted for this rank's batch, this rank's group's
+ * taps of the other members' batches computed and sent (nonblocking). */
+re_status run_work_exchange(runner *r, pass *p, int64_t step);
+/* Tap t's rows of this rank's batch of the step (b samples) when another member
+ * computed them; *rows NULL: compute them here. */
+re_status run_work_rows(runner *r, pass *p, int t, int64_t b, const float **rows);
+/* End of a step: wait for its messages (every step, also after a failure). */
+re_status run_work_finish(pass *p);
+/* Free the layout's tables and buffers (idempotent). */
+void run_work_free(pass *p);
 
 /* ---- the accumulators as one buffer (tree.c) ---- */
 /* The accumulators of a pass as one flat buffer: length, write, read, merge, reset. */

@@ -93,6 +93,9 @@ static void write_header(FILE *f, const runner *r, double t_total) {
           t_total);
   fprintf(f, "  \"wait_s\": {\"max\": %.3f, \"mean\": %.3f, \"min\": %.3f},\n", r->rep.wait_max, r->rep.wait_mean,
           r->rep.wait_min);
+  /* the streaming stage's layout: teams of G ranks, each member running 1/G of the checkpoints (run/run_work.c) */
+  int G = r->rep.ckpt_groups > 0 ? r->rep.ckpt_groups : 1;
+  fprintf(f, "  \"work\": {\"checkpoint_groups\": %d, \"teams\": %d},\n", G, r->comm.size / G);
 }
 
 /* One entry of "inputs": its kind, the nkv pairs of key and value kv, the file's path,

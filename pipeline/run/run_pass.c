@@ -69,7 +69,7 @@ re_status run_pass_chunk(runner *r, pass *p, int m, int c, int64_t g) {
   const job *j = r->plan.j;
   const job_model *jm = &j->models[m];
   int ci = run_ckpt_index(r, m, c);
-  chunk_memo *mo = &p->memo[ci % p->nmemo];
+  chunk_memo *mo = &p->memo[run_work_memo_slot(p, ci)];
   if (mo->ckpt == ci && mo->g == g)
     return RE_OK;
   mo->ckpt = -1;
@@ -141,7 +141,8 @@ re_status run_pass_tap_rows(runner *r, pass *p, int t, int64_t s0, int64_t s1, f
     int64_t lo, hi;
     chunk_range(p, g, &lo, &hi);
     int64_t a = s0 > lo ? s0 : lo, b = s1 < hi ? s1 : hi;
-    memcpy(out + (a - s0) * row, p->memo[run_ckpt_index(r, tp->model, tp->ckpt) % p->nmemo].tap[tp->layer] + (a - lo) * row,
+    memcpy(out + (a - s0) * row,
+           p->memo[run_work_memo_slot(p, run_ckpt_index(r, tp->model, tp->ckpt))].tap[tp->layer] + (a - lo) * row,
            sizeof(float) * (size_t)((b - a) * row));
   }
   return RE_OK;
@@ -214,8 +215,11 @@ static re_status do_batch(runner *r, pass *p, int64_t k, const double **mx, int6
       for (int l = 0; l < jm->nlayers; l++) {
         if (!p->tap_used[t + l])
           continue;
-        RE_TRY(run_pass_tap_rows(r, p, t + l, s0, s0 + b, p->scratch[l]));
-        RE_TRY(feed_tap(r, p, t + l, p->scratch[l], hsic_ok, mx, mld, b));
+        const float *rows; /* computed by another member of the team, or here */
+        RE_TRY(run_work_rows(r, p, t + l, b, &rows));
+        if (!rows)
+          RE_TRY(run_pass_tap_rows(r, p, t + l, s0, s0 + b, p->scratch[l]));
+        RE_TRY(feed_tap(r, p, t + l, rows ? rows : p->scratch[l], hsic_ok, mx, mld, b));
       }
   }
   for (int a = 0; a < p->nan; a++)
@@ -237,18 +241,20 @@ static re_status do_batch(runner *r, pass *p, int64_t k, const double **mx, int6
   return RE_OK;
 }
 
-/* Batches of rank rr of R: contiguous ranges aligned to the reduction tree. */
-static void rank_batches(int64_t nb, int rr, int R, int64_t *k0, int64_t *k1) { tree_rank_range(nb, rr, R, k0, k1); }
-
-/* Global batches finished once every rank is past step `step`. */
-static int64_t batches_done(const runner *r, int64_t nb, int64_t step) {
-  int64_t done = 0;
-  for (int rr = 0; rr < r->comm.size; rr++) {
-    int64_t a, c;
-    rank_batches(nb, rr, r->comm.size, &a, &c);
-    done += c - a < step + 1 ? c - a : step + 1;
+/* Step `step` of this rank: its part of the team's exchange, then its own batch (if
+ * any) alone into the tree as a leaf; *b its samples. */
+static re_status do_step(runner *r, pass *p, int64_t step, const double **mx, int64_t *mld, int64_t *b) {
+  int64_t k = p->k0 + step;
+  re_status st = run_work_exchange(r, p, step);
+  *b = 0;
+  if (st == RE_OK && k < p->k1) {
+    run_pass_reset(p);
+    st = do_batch(r, p, k, mx, mld, b);
+    if (st == RE_OK)
+      st = tree_push_leaf(&p->tree, k);
   }
-  return done;
+  re_status fin = run_work_finish(p);
+  return st != RE_OK ? st : fin;
 }
 
 /* Stream this rank's batches through every net into the accumulators. Every rank
@@ -259,21 +265,14 @@ static int64_t batches_done(const runner *r, int64_t nb, int64_t step) {
 re_status run_pass_stream(runner *r, pass *p) {
   job *j = r->plan.j;
   /* --part I/N takes the I-th contiguous range of the batches, then ranks split it */
-  int64_t nball = (p->n + p->sb - 1) / p->sb, base, end, k0, k1, steps = 0;
-  rank_batches(nball, r->plan.nparts > 1 ? r->plan.part : 0, r->plan.nparts > 1 ? r->plan.nparts : 1, &base, &end);
+  int64_t nball = (p->n + p->sb - 1) / p->sb, base, end;
+  tree_rank_range(nball, r->plan.nparts > 1 ? r->plan.part : 0, r->plan.nparts > 1 ? r->plan.nparts : 1, &base, &end);
   int64_t nb = end - base;
-  rank_batches(nb, r->comm.rank, r->comm.size, &k0, &k1);
-  k0 += base, k1 += base;
-  p->k0 = k0, p->k1 = k1;
-  for (int rr = 0; rr < r->comm.size; rr++) {
-    int64_t a, b;
-    rank_batches(nb, rr, r->comm.size, &a, &b);
-    steps = b - a > steps ? b - a : steps;
-  }
   const double **mx = NULL;
   int64_t *mld = NULL;
-  re_status st = RE_OK;
-  if (p->nmom) {
+  re_status st = re_mpi_agree(r->comm.comm, run_work_plan(r, p, base, nb));
+  int64_t k0 = p->k0, k1 = p->k1, steps = st == RE_OK ? run_work_steps(p, r->comm.size) : 0;
+  if (st == RE_OK && p->nmom) {
     st = re_calloc(p->nmom, sizeof(double *), &mx);
     if (st == RE_OK)
       st = re_calloc(p->nmom, sizeof(int64_t), &mld);
@@ -294,14 +293,8 @@ re_status run_pass_stream(runner *r, pass *p) {
   progress_start(&pr, what, nb, r->comm.rank == 0 && !r->plan.quiet);
   double last_save = progress_now();
   for (int64_t step = step0; st == RE_OK && step < steps; step++) {
-    int64_t k = k0 + step, b = 0;
-    re_status local = RE_OK;
-    if (k < k1) { /* batch k alone, then into the tree as leaf k */
-      run_pass_reset(p);
-      local = do_batch(r, p, k, mx, mld, &b);
-      if (local == RE_OK)
-        local = tree_push_leaf(&p->tree, k);
-    }
+    int64_t b = 0;
+    re_status local = do_step(r, p, step, mx, mld, &b);
     samples += b;
     int flag = (local != RE_OK ? 4 : 0) | (run_stop_signal ? 1 : 0), all = 0;
     if (r->comm.rank == 0 && r->plan.checkpoint_every > 0 && progress_now() - last_save >= r->plan.checkpoint_every)
@@ -317,13 +310,14 @@ re_status run_pass_stream(runner *r, pass *p) {
       st = re_mpi_agree(r->comm.comm, run_state_save_rank(r, p, &p->tree, step + 1, samples));
       last_save = progress_now();
       if (st == RE_OK && r->comm.rank == 0)
-        run_state_note_progress(r, p, batches_done(r, nb, step), nb, (all & 1) ? "interrupted" : "snapshot");
+        run_state_note_progress(r, p, run_work_done(p, r->comm.size, step), nb,
+                                (all & 1) ? "interrupted" : "snapshot");
       if (st == RE_OK && (all & 1))
         st = re_err(RE_EINTERRUPTED, "interrupted by a signal after batch step %lld of %lld; state saved in %s",
                     (long long)(step + 1), (long long)steps, r->plan.state_dir);
     }
     if (r->comm.rank == 0) {
-      int64_t done = batches_done(r, nb, step); /* every rank is at the same step */
+      int64_t done = run_work_done(p, r->comm.size, step); /* every rank is at the same step */
       progress_update(&pr, done, done * p->sb);
     }
   }
@@ -332,6 +326,7 @@ re_status run_pass_stream(runner *r, pass *p) {
   r->rep.samples_seen += samples;
   free(mx);
   free(mld);
+  run_work_free(p);
   return st;
 }
 

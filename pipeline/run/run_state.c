@@ -8,7 +8,7 @@
  *   u32 kind    1 = one rank's snapshot, 2 = reduced statistics, 3 = an array part
  *   u32 nodes   number of tree nodes (kind 2: one, the root)
  *   u64 fingerprint of the job (job file, model files, inputs' sizes and mtimes)
- *   i32 dataset, rank, size, reserved
+ *   i32 dataset, rank, size, groups (kind 1: the work layout's checkpoint groups; else 0)
  *   i64 next_step, samples, len (doubles per node)
  *   i64 start, height  per node
  *   doubles     nodes x len: the serialized accumulators of each node
@@ -112,6 +112,7 @@ static re_status write_state(runner *r, pass *p, const char *path, int kind, con
   h.dataset = p->d;
   h.rank = kind == 1 ? r->comm.rank : 0;
   h.size = kind == 1 ? r->comm.size : 0;
+  h.reserved = kind == 1 ? p->work.groups : 0; /* the work layout's checkpoint groups */
   h.next_step = next_step;
   h.samples = samples;
   h.len = len;
@@ -183,6 +184,8 @@ static re_status read_file(runner *r, pass *p, const char *path, int kind, int c
            (kind == 2 && h.nodes != 1) || /* a rank or a part may have had no batch: no node */
            (kind == 1 && (h.rank != r->comm.rank || h.size != r->comm.size)))
     why = kind == 1 && h.size != r->comm.size ? "made with another number of ranks" : "layout does not match this job";
+  else if (kind == 1 && (h.reserved > 0 ? h.reserved : 1) != p->work.groups)
+    why = "made with another number of checkpoint groups";
   sum = re_fnv1a64(sum, &h, sizeof h);
   if (!why && re_malloc(2 * (int64_t)h.nodes, sizeof(int64_t), &pos) != RE_OK)
     why = "out of memory";

@@ -505,6 +505,28 @@ int64_t re_moments_dim(const re_moments *m, int layer) { return m->dims[layer]; 
 
 const double *re_moments_mean(const re_moments *m, int layer) { return m->state + m->mean_off[layer]; }
 
+int64_t re_moments_head_len(const re_moments *m) { return m->nblocks > 0 ? m->c_off[0] : m->len; }
+
+int re_moments_nblocks(const re_moments *m) { return m->nblocks; }
+
+int re_moments_block_id(const re_moments *m, int i, int j) {
+  return i < 0 || j < 0 || i >= m->L || j >= m->L ? -1 : m->blkindex[i * m->L + j];
+}
+
+void re_moments_block_span(const re_moments *m, int b, int64_t *off, int64_t *len) {
+  *off = m->c_off[b];
+  *len = block_len(m, b) +
+         ((m->flags & RE_MOMENTS_DEBIASED) ? 1 + m->dims[m->blk[2 * b]] + m->dims[m->blk[2 * b + 1]] : 0);
+}
+
+void re_moments_get_span(const re_moments *m, int64_t off, int64_t len, double *out) {
+  memcpy(out, m->state + off, sizeof(double) * (size_t)len);
+}
+
+void re_moments_set_span(re_moments *m, int64_t off, int64_t len, const double *in) {
+  memcpy(m->state + off, in, sizeof(double) * (size_t)len);
+}
+
 const double *re_moments_block(const re_moments *m, int i, int j, int *transposed) {
   if (i < 0 || j < 0 || i >= m->L || j >= m->L)
     return NULL;

@@ -18,6 +18,12 @@ re_status re_mpi_agree(MPI_Comm comm, re_status local);
 re_status re_mpi_share_doubles(MPI_Comm comm, int64_t len, void *obj, void (*put)(void *obj, double *buf),
                                re_status (*get)(void *obj, const double *buf, int64_t len));
 
+/* Point to point: len doubles (a length, then chunks MPI counts can hold) to rank dst,
+ * and their receipt into buf (cap doubles) from rank src: *len the count sent, which must
+ * be at least `want` and at most cap (else RE_EMPI, the message drained all the same). */
+re_status re_mpi_send_doubles(MPI_Comm comm, const double *buf, int64_t len, int dst, int tag);
+re_status re_mpi_recv_doubles(MPI_Comm comm, double *buf, int64_t want, int64_t cap, int src, int tag, int64_t *len);
+
 /* Collective: the element-wise sum of every rank's len doubles `in` into `out` on rank 0
  * (NULL elsewhere), in chunks MPI counts can hold. */
 void re_mpi_sum_doubles(MPI_Comm comm, const double *in, double *out, int64_t len);

@@ -16,7 +16,9 @@ enum {
   TAG_ROWS_DATA = 52,        /* ... and bytes */
   TAG_SPECTRA = 53,          /* run/an_spectrum.c: a block of eigenvalues to rank 0 */
   TAG_KNN_CANDIDATES = 61,   /* run/an_knn.c: a rank's k-NN candidate lists to rank 0 */
-  TAG_WORK_TAPS = 71         /* run/run_work.c: a checkpoint group's taps of a batch, to the batch's owner */
+  TAG_WORK_TAPS = 71,        /* run/run_work.c: a checkpoint group's taps of a batch, to the batch's owner */
+  TAG_MOMENT_BLOCKS = 72,    /* run/run_finalize.c: co-moment blocks a rank's finalize reads, from rank 0 */
+  TAG_DOUBLES_LEN = 73       /* mpi/mpi_reduce.c: the length of a re_mpi_send_doubles message */
 };
 
 #endif

@@ -424,6 +424,19 @@ static re_status finalize(runner *r, pass *p, an_run *ar, re_eig **eigs) {
   return st;
 }
 
+/* The blocks of this rank's pairs (and their taps' own); the two-pass route's
+ * directions and rank 0's files read every tap's block. */
+static void moment_blocks(const runner *r, const pass *p, const an_run *ar, uint8_t *need) {
+  const cca_opts *o = ar->a->opts;
+  if (o->two_pass) {
+    memset(need, 1, (size_t)re_moments_nblocks(p->mom));
+    return;
+  }
+  an_pair_it it;
+  for (an_pairs_block(r, ar, &it); an_pairs_next(ar, &it);)
+    an_need_blocks(p, ar->taps[it.i], ar->taps[it.l], need);
+}
+
 static void manifest(FILE *f, const job_analysis *a) {
   const cca_opts *o = a->opts;
   an_manifest_dataset(f, a);
@@ -458,5 +471,6 @@ const an_kind an_cca = {
     .parse = parse,
     .setup = setup,
     .finalize = finalize,
+    .moment_blocks = moment_blocks,
     .manifest = manifest,
 };

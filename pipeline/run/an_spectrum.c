@@ -197,6 +197,14 @@ static re_status finalize(runner *r, pass *p, an_run *ar, re_eig **eigs) {
   return st;
 }
 
+/* The own blocks of this rank's taps. */
+static void moment_blocks(const runner *r, const pass *p, const an_run *ar, uint8_t *need) {
+  int64_t lo, hi;
+  an_block(r, ar->P, &lo, &hi);
+  for (int64_t q = lo; q < hi; q++)
+    an_need_blocks(p, ar->taps[q], -1, need);
+}
+
 static void manifest(FILE *f, const job_analysis *a) {
   const spectrum_opts *o = a->opts;
   an_manifest_dataset(f, a);
@@ -212,5 +220,6 @@ const an_kind an_spectrum = {
     .parse = parse,
     .setup = setup,
     .finalize = finalize,
+    .moment_blocks = moment_blocks,
     .manifest = manifest,
 };

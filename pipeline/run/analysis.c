@@ -190,6 +190,15 @@ void an_manifest_pairs(FILE *f, const job_analysis *a) { fprintf(f, ", \"pairs\"
 
 /* ---- finalize helpers ----------------------------------------------------------- */
 
+void an_need_blocks(const pass *p, int t, int u, uint8_t *need) {
+  int a = p->mom_of[t], b = u >= 0 ? p->mom_of[u] : a, ids[3] = {re_moments_block_id(p->mom, a, a),
+                                                                   re_moments_block_id(p->mom, b, b),
+                                                                   re_moments_block_id(p->mom, a, b)};
+  for (int k = 0; k < 3; k++)
+    if (ids[k] >= 0)
+      need[ids[k]] = 1;
+}
+
 void an_block(const runner *r, int64_t n, int64_t *lo, int64_t *hi) {
   *lo = n * r->comm.rank / r->comm.size;
   *hi = n * (r->comm.rank + 1) / r->comm.size;

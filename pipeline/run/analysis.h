@@ -42,6 +42,9 @@ struct an_kind {
   re_status (*setup)(runner *r, pass *p, an_run *ar);
   /* collective, after the pass is reduced to rank 0: rows and files */
   re_status (*finalize)(runner *r, pass *p, an_run *ar, re_eig **eigs);
+  /* the blocks of the pass's co-moments this rank's finalize reads (an_need_blocks);
+   * only they reach it from rank 0. NULL, for a kind that asked for co-moments: every block */
+  void (*moment_blocks)(const runner *r, const pass *p, const an_run *ar, uint8_t *need);
   /* collective, once after every pass, for all the job's analyses of this kind (probes fit then) */
   re_status (*after_passes)(runner *r);
   /* after_passes reads the checkpoints, not cached rows: it runs in finalize without a cache */
@@ -75,6 +78,10 @@ re_status an_parse_dataset(job *j, const job_analysis *a, const re_cfg *c, const
 /* ", \"dataset\": <its dataset>" and ", \"pairs\": <its pairs>" of a manifest entry. */
 void an_manifest_dataset(FILE *f, const job_analysis *a);
 void an_manifest_pairs(FILE *f, const job_analysis *a);
+
+/* For moment_blocks hooks: mark the co-moment blocks (a, a), (b, b) and (a, b) of the
+ * pass's taps t and u (u < 0: only (a, a)). */
+void an_need_blocks(const pass *p, int t, int u, uint8_t *need);
 
 /* Collective helpers of the finalize hooks. */
 /* This rank's contiguous block [lo, hi) of n units, in rank order. */

@@ -33,6 +33,7 @@ typedef struct an_run {
   int npairs;
   re_hsic *h;    /* minibatch estimators' own accumulator (NULL: none) */
   struct unc_moments *ux; /* exact estimators' replicate accumulators (run/unc.h; NULL: none) */
+  int uses_mom;  /* it asked for blocks of the pass's co-moments (run_pass_use_moments) */
 } an_run;
 
 /* What a run does, fixed once it is set up (job, models, taps, mode, paths). */
@@ -77,6 +78,7 @@ typedef struct run_report {
   int64_t total_samples; /* over all passes, for the manifest */
   int64_t cache_hits, cache_writes, cache_bad;
   int ckpt_groups;       /* the most checkpoint groups of a pass's streaming (run_work.c) */
+  double share_mb, state_mb; /* finalize: the most co-moment MB a rank received; the whole state's MB */
 } run_report;
 
 /* A run: its plan, its communicator (a duplicate of MPI_COMM_WORLD) and its report. */

@@ -36,6 +36,118 @@ re_status an_share_moments(runner *r, re_moments *m) {
   return re_mpi_share_doubles(r->comm.comm, re_moments_serial_len(m), m, moments_put, moments_get);
 }
 
+/* This rank's needs of the pass's co-moment blocks (nblocks bytes); 1 when it reads
+ * them all (a kind without a moment_blocks hook). Rank 0 holds them all. */
+static int pass_needs(const runner *r, const pass *p, uint8_t *need) {
+  int all = 0;
+  for (int a = 0; a < p->nan && !all; a++) {
+    const an_run *ar = &p->an[a];
+    if (ar->uses_mom && ar->a->kind->finalize)
+      ar->a->kind->moment_blocks ? ar->a->kind->moment_blocks(r, p, ar, need) : (void)(all = 1);
+  }
+  return all;
+}
+
+/* Rank 0: the head and the blocks marked in need (nb bytes) of m, in block order, to rank q. */
+static re_status send_blocks(runner *r, const re_moments *m, const uint8_t *need, int q, double *buf, int64_t cap) {
+  int64_t n = re_moments_head_len(m), off, len;
+  re_moments_get_span(m, 0, n, buf);
+  for (int b = 0; b < re_moments_nblocks(m); b++)
+    if (need[b]) {
+      re_moments_block_span(m, b, &off, &len);
+      if (n + len > cap) { /* flush: the receiver unpacks in the same order */
+        RE_TRY(re_mpi_send_doubles(r->comm.comm, buf, n, q, TAG_MOMENT_BLOCKS));
+        n = 0;
+      }
+      re_moments_get_span(m, off, len, buf + n);
+      n += len;
+    }
+  return re_mpi_send_doubles(r->comm.comm, buf, n, q, TAG_MOMENT_BLOCKS);
+}
+
+/* Rank q > 0: what send_blocks sent, into m; the blocks not sent become NaN, so that a
+ * read the hooks did not declare shows in the results. Returns the doubles received. */
+static re_status recv_blocks(runner *r, re_moments *m, const uint8_t *need, double *buf, int64_t cap, double *got) {
+  int64_t n = re_moments_head_len(m), off, len, used = 0, have = n;
+  RE_TRY(re_mpi_recv_doubles(r->comm.comm, buf, n, cap, 0, TAG_MOMENT_BLOCKS, &have));
+  re_moments_set_span(m, 0, n, buf);
+  *got = (double)n;
+  used = n;
+  for (int b = 0; b < re_moments_nblocks(m); b++) {
+    re_moments_block_span(m, b, &off, &len);
+    if (!need[b]) {
+      double nan[1024];
+      for (int i = 0; i < 1024; i++)
+        nan[i] = NAN;
+      for (int64_t e = 0; e < len; e += 1024)
+        re_moments_set_span(m, off + e, len - e < 1024 ? len - e : 1024, nan);
+      continue;
+    }
+    if (used + len > have) { /* the next message */
+      RE_TRY(re_mpi_recv_doubles(r->comm.comm, buf, len, cap, 0, TAG_MOMENT_BLOCKS, &have));
+      used = 0;
+    }
+    re_moments_set_span(m, off, len, buf + used);
+    used += len;
+    *got += (double)len;
+  }
+  return RE_OK;
+}
+
+/* Collective: rank 0's co-moments to the ranks, each receiving the count, the means and
+ * only the blocks its finalize reads (the kinds' moment_blocks hooks); when every rank
+ * reads every block, one broadcast. */
+static re_status share_pass_moments(runner *r, pass *p) {
+  re_moments *m = p->mom;
+  if (!m)
+    return RE_OK;
+  double state_mb = 8.0 * (double)re_moments_serial_len(m) / 1048576.0, share_mb = 0;
+  r->rep.state_mb = state_mb > r->rep.state_mb ? state_mb : r->rep.state_mb;
+  if (r->comm.size < 2)
+    return RE_OK;
+  int nb = re_moments_nblocks(m), all = 0, every = 0;
+  uint8_t *need = NULL, *needs = NULL;
+  double *buf = NULL, got = 0;
+  int64_t cap = re_moments_head_len(m);
+  for (int b = 0; b < nb; b++) {
+    int64_t off, len;
+    re_moments_block_span(m, b, &off, &len);
+    cap = len > cap ? len : cap;
+  }
+  cap = cap > (1 << 22) ? cap : 1 << 22; /* messages of up to 32 MB, or one block */
+  re_status st = re_calloc(nb > 0 ? nb : 1, 1, &need);
+  if (st == RE_OK)
+    all = pass_needs(r, p, need) || r->comm.rank == 0;
+  if (st == RE_OK && r->comm.rank > 0 && all)
+    memset(need, 1, (size_t)nb);
+  MPI_Allreduce(&all, &every, 1, MPI_INT, MPI_LAND, r->comm.comm);
+  st = re_mpi_agree(r->comm.comm, st);
+  if (st == RE_OK && every) {
+    st = an_share_moments(r, m);
+    share_mb = state_mb;
+  } else if (st == RE_OK) {
+    if (r->comm.rank == 0)
+      st = re_malloc((int64_t)nb * r->comm.size + 1, 1, &needs);
+    if (st == RE_OK)
+      st = re_malloc(cap, sizeof(double), &buf);
+    st = re_mpi_agree(r->comm.comm, st);
+    if (st == RE_OK)
+      MPI_Gather(need, nb, MPI_UNSIGNED_CHAR, needs, nb, MPI_UNSIGNED_CHAR, 0, r->comm.comm);
+    for (int q = 1; st == RE_OK && r->comm.rank == 0 && q < r->comm.size; q++)
+      st = send_blocks(r, m, needs + (int64_t)q * nb, q, buf, cap);
+    if (st == RE_OK && r->comm.rank > 0)
+      st = recv_blocks(r, m, need, buf, cap, &got);
+    got *= 8.0 / 1048576.0;
+    MPI_Allreduce(&got, &share_mb, 1, MPI_DOUBLE, MPI_MAX, r->comm.comm);
+    st = re_mpi_agree(r->comm.comm, st);
+  }
+  r->rep.share_mb = share_mb > r->rep.share_mb ? share_mb : r->rep.share_mb;
+  free(need);
+  free(needs);
+  free(buf);
+  return st;
+}
+
 /* Collective: the metrics of a pass. The co-moment analyses are spread over the
  * ranks; CKA (cheap from its P x P state) and the files are rank 0's. */
 re_status run_pass_finalize(runner *r, pass *p) {
@@ -45,7 +157,7 @@ re_status run_pass_finalize(runner *r, pass *p) {
     st = re_calloc(p->nmom, sizeof(re_eig *), &eigs);
   st = re_mpi_agree(r->comm.comm, st);
   if (st == RE_OK)
-    st = an_share_moments(r, p->mom);
+    st = share_pass_moments(r, p);
   for (int a = 0; a < p->nan && st == RE_OK; a++) {
     an_run *ar = &p->an[a];
     if (!ar->a->kind->finalize)
@@ -96,6 +208,9 @@ static void write_header(FILE *f, const runner *r, double t_total) {
   /* the streaming stage's layout: teams of G ranks, each member running 1/G of the checkpoints (run/run_work.c) */
   int G = r->rep.ckpt_groups > 0 ? r->rep.ckpt_groups : 1;
   fprintf(f, "  \"work\": {\"checkpoint_groups\": %d, \"teams\": %d},\n", G, r->comm.size / G);
+  /* finalize: the most co-moment MB a rank received from rank 0 (the blocks its finalize reads), and the state */
+  fprintf(f, "  \"finalize_share_mb\": {\"received_max\": %.1f, \"state\": %.1f},\n", r->rep.share_mb,
+          r->rep.state_mb);
 }
 
 /* One entry of "inputs": its kind, the nkv pairs of key and value kv, the file's path,

@@ -342,6 +342,7 @@ static re_status select_taps(runner *r, an_run *ar) {
 }
 
 re_status run_pass_use_moments(runner *r, pass *p, an_run *ar, int diag_only) {
+  ar->uses_mom = 1;
   for (int q = 0; q < ar->P; q++) {
     int t = ar->taps[q];
     if (p->mom_of[t] >= 0)

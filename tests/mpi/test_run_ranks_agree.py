@@ -3,7 +3,9 @@ seeds, .safetensors and .pt mixed) under mpiexec with K ranks: the output folder
 has every documented file, the bundle extracts with `tar --zstd -xf`, and
 every value in metrics.csv equals the single-rank run bitwise (the reduction
 follows one canonical tree over batch indices; the K-rank run also spills its
-reduction nodes to a file, the single-rank run keeps them in memory); the
+reduction nodes to a file, the single-rank run keeps them in memory; in
+finalize each rank receives only the co-moment blocks it reads, the others
+being NaN there, so an undeclared read would show); the
 minibatch CKA matrix equals `repeval cka-matrix` on embeddings dumped by
 `repeval embed` to 1e-9."""
 import argparse
@@ -73,6 +75,10 @@ def main():
         man = json.load(open(os.path.join(o, "manifest.json")))
         s.check(man["ranks"] == k and man["samples"] == N, f"manifest ranks/samples: {man['ranks']} {man['samples']}")
         s.check(len([i for i in man["inputs"] if i["kind"] == "checkpoint"]) == 9, "manifest lists 9 checkpoints")
+        # finalize: each rank > 0 received only the co-moment blocks its pairs and taps read
+        sh = man["finalize_share_mb"]
+        s.check(sh["state"] > 0 and (sh["received_max"] == 0 if k == 1 else 0 < sh["received_max"] < sh["state"]),
+                f"co-moments received by a rank in finalize: {sh}")
         x = os.path.join(d, "x")
         os.makedirs(x)
         rc = subprocess.run(["tar", "--zstd", "-xf", os.path.join(o, "results.tar.zst"), "-C", x]).returncode

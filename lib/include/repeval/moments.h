@@ -72,6 +72,18 @@ re_status re_moments_merge_serial(re_moments *m, const double *buf, int64_t len)
 /* Replace the state by a serialized one of the same layout. */
 re_status re_moments_deserialize(re_moments *m, const double *buf, int64_t len);
 
+/* The state in pieces, for partial transfers between accumulators of one layout: the
+ * head [0, head) holds the count and the means; block b (0 <= b < nblocks) holds one
+ * stored pair's co-moment and debiased extras at [off, off + len). */
+int64_t re_moments_head_len(const re_moments *m);
+int re_moments_nblocks(const re_moments *m);
+/* The block of layers (i, j) (either order); -1: not stored. */
+int re_moments_block_id(const re_moments *m, int i, int j);
+void re_moments_block_span(const re_moments *m, int b, int64_t *off, int64_t *len);
+/* Copy len doubles of the state from offset off to out (len doubles), or from in. */
+void re_moments_get_span(const re_moments *m, int64_t off, int64_t len, double *out);
+void re_moments_set_span(re_moments *m, int64_t off, int64_t len, const double *in);
+
 /* Accessors for finalize-time metrics. */
 double re_moments_n(const re_moments *m);
 int re_moments_nlayers(const re_moments *m);

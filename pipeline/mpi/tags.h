@@ -18,7 +18,8 @@ enum {
   TAG_KNN_CANDIDATES = 61,   /* run/an_knn.c: a rank's k-NN candidate lists to rank 0 */
   TAG_WORK_TAPS = 71,        /* run/run_work.c: a checkpoint group's taps of a batch, to the batch's owner */
   TAG_MOMENT_BLOCKS = 72,    /* run/run_finalize.c: co-moment blocks a rank's finalize reads, from rank 0 */
-  TAG_DOUBLES_LEN = 73       /* mpi/mpi_reduce.c: the length of a re_mpi_send_doubles message */
+  TAG_DOUBLES_LEN = 73,      /* mpi/mpi_reduce.c: the length of a re_mpi_send_doubles message */
+  TAG_EIG = 74               /* run/run_finalize.c: a layer's eigendecomposition, from the rank that made it */
 };
 
 #endif

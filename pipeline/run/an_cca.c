@@ -437,6 +437,14 @@ static void moment_blocks(const runner *r, const pass *p, const an_run *ar, uint
     an_need_blocks(p, ar->taps[it.i], ar->taps[it.l], need);
 }
 
+/* The layers of this rank's pairs (the exact route). */
+static void eig_layers(const runner *r, const pass *p, const an_run *ar, uint8_t *need) {
+  const cca_opts *o = ar->a->opts;
+  an_pair_it it;
+  for (an_pairs_block(r, ar, &it); !o->two_pass && an_pairs_next(ar, &it);)
+    need[p->mom_of[ar->taps[it.i]]] = need[p->mom_of[ar->taps[it.l]]] = 1;
+}
+
 static void manifest(FILE *f, const job_analysis *a) {
   const cca_opts *o = a->opts;
   an_manifest_dataset(f, a);
@@ -472,5 +480,6 @@ const an_kind an_cca = {
     .setup = setup,
     .finalize = finalize,
     .moment_blocks = moment_blocks,
+    .eig_layers = eig_layers,
     .manifest = manifest,
 };

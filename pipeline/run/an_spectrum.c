@@ -205,6 +205,14 @@ static void moment_blocks(const runner *r, const pass *p, const an_run *ar, uint
     an_need_blocks(p, ar->taps[q], -1, need);
 }
 
+/* The layers of this rank's taps. */
+static void eig_layers(const runner *r, const pass *p, const an_run *ar, uint8_t *need) {
+  int64_t lo, hi;
+  an_block(r, ar->P, &lo, &hi);
+  for (int64_t q = lo; q < hi; q++)
+    need[p->mom_of[ar->taps[q]]] = 1;
+}
+
 static void manifest(FILE *f, const job_analysis *a) {
   const spectrum_opts *o = a->opts;
   an_manifest_dataset(f, a);
@@ -221,5 +229,6 @@ const an_kind an_spectrum = {
     .setup = setup,
     .finalize = finalize,
     .moment_blocks = moment_blocks,
+    .eig_layers = eig_layers,
     .manifest = manifest,
 };

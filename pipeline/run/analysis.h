@@ -45,6 +45,10 @@ struct an_kind {
   /* the blocks of the pass's co-moments this rank's finalize reads (an_need_blocks);
    * only they reach it from rank 0. NULL, for a kind that asked for co-moments: every block */
   void (*moment_blocks)(const runner *r, const pass *p, const an_run *ar, uint8_t *need);
+  /* the co-moment layers whose eigendecomposition (an_eig) this rank's finalize reads:
+   * need[layer] = 1; each is then made once, by one of the ranks reading it, and sent
+   * to the others before the finalize hooks run. NULL: none declared (made where read) */
+  void (*eig_layers)(const runner *r, const pass *p, const an_run *ar, uint8_t *need);
   /* collective, once after every pass, for all the job's analyses of this kind (probes fit then) */
   re_status (*after_passes)(runner *r);
   /* after_passes reads the checkpoints, not cached rows: it runs in finalize without a cache */

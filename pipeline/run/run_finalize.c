@@ -3,6 +3,7 @@
  * and the manifest (rank 0). */
 #include <archive.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -148,6 +149,150 @@ static re_status share_pass_moments(runner *r, pass *p) {
   return st;
 }
 
+/* ---- eigendecompositions made once (the kinds' eig_layers hooks) ---- */
+
+/* The owner of each co-moment layer some rank reads the eigendecomposition of (all:
+ * R x L flags): among the ranks reading it the least loaded so far (d^3), the widest
+ * layers first; -1: nobody reads it, or too wide for one message (made where read). */
+typedef struct eig_width {
+  int64_t d;
+  int l;
+} eig_width;
+
+static int widest_first(const void *a, const void *b) {
+  const eig_width *x = a, *y = b;
+  return x->d != y->d ? (x->d < y->d ? 1 : -1) : (x->l > y->l) - (x->l < y->l);
+}
+
+static re_status eig_owners(const pass *p, int R, const uint8_t *all, int *owner, double *load) {
+  int L = p->nmom;
+  eig_width *order = NULL;
+  RE_TRY(re_malloc(L, sizeof *order, &order));
+  for (int l = 0; l < L; l++)
+    order[l] = (eig_width){re_moments_dim(p->mom, l), l};
+  qsort(order, (size_t)L, sizeof *order, widest_first);
+  for (int q = 0; q < R; q++)
+    load[q] = 0;
+  for (int k = 0; k < L; k++) {
+    int l = order[k].l, best = -1;
+    int64_t d = order[k].d;
+    for (int q = 0; q < R && 3 + d + d * d <= INT_MAX; q++)
+      if (all[(int64_t)q * L + l] && (best < 0 || load[q] < load[best]))
+        best = q;
+    owner[l] = best;
+    if (best >= 0)
+      load[best] += (double)d * (double)d * (double)d;
+  }
+  free(order);
+  return RE_OK;
+}
+
+/* A layer's eigendecomposition as a message: [made, trace, rank, values (d), vectors (d x d)]. */
+static void eig_pack(const re_eig *e, int64_t d, double *buf) {
+  buf[0] = e != NULL;
+  if (!e)
+    return;
+  buf[1] = e->trace, buf[2] = (double)e->rank;
+  memcpy(buf + 3, e->values, sizeof(double) * (size_t)d);
+  memcpy(buf + 3 + d, e->vectors, sizeof(double) * (size_t)(d * d));
+}
+
+static re_status eig_unpack(const double *buf, int64_t d, double n, re_eig **out) {
+  if (buf[0] == 0) /* the owner could not make it: made here when read, with its message */
+    return RE_OK;
+  re_eig *e = NULL;
+  RE_TRY(re_calloc(1, sizeof *e, &e));
+  e->d = d, e->n = n, e->trace = buf[1], e->rank = (int64_t)buf[2];
+  if (re_malloc(d, sizeof(double), &e->values) != RE_OK || re_malloc(d * d, sizeof(double), &e->vectors) != RE_OK) {
+    re_eig_destroy(&e);
+    return re_err(RE_ENOMEM, "cannot hold a %lld x %lld eigendecomposition", (long long)d, (long long)d);
+  }
+  memcpy(e->values, buf + 3, sizeof(double) * (size_t)d);
+  memcpy(e->vectors, buf + 3 + d, sizeof(double) * (size_t)(d * d));
+  *out = e;
+  return RE_OK;
+}
+
+/* Post this rank's messages of the exchange: a receive for each layer it reads and
+ * another rank makes, a send of each layer it makes to every other reader. */
+static re_status eig_post(runner *r, pass *p, re_eig **eigs, const uint8_t *all, const int *owner, double **bufs,
+                          MPI_Request *req, int *nreq) {
+  int L = p->nmom, R = r->comm.size, me = r->comm.rank;
+  for (int l = 0; l < L; l++) {
+    int64_t d = re_moments_dim(p->mom, l), len = 3 + d + d * d;
+    int o = owner[l], readers = 0;
+    if (o < 0 || (o != me && !all[(int64_t)me * L + l]))
+      continue;
+    for (int q = 0; q < R; q++)
+      readers += q != o && all[(int64_t)q * L + l];
+    if (readers == 0)
+      continue;
+    RE_TRY(re_malloc(len, sizeof(double), &bufs[l]));
+    if (o != me) {
+      if (MPI_Irecv(bufs[l], (int)len, MPI_DOUBLE, o, TAG_EIG, r->comm.comm, &req[(*nreq)++]) != MPI_SUCCESS)
+        return re_err(RE_EMPI, "MPI_Irecv of an eigendecomposition from rank %d failed", o);
+      continue;
+    }
+    eig_pack(eigs[l], d, bufs[l]);
+    for (int q = 0; q < R; q++)
+      if (q != me && all[(int64_t)q * L + l] &&
+          MPI_Isend(bufs[l], (int)(eigs[l] ? len : 1), MPI_DOUBLE, q, TAG_EIG, r->comm.comm, &req[(*nreq)++]) !=
+              MPI_SUCCESS)
+        return re_err(RE_EMPI, "MPI_Isend of an eigendecomposition to rank %d failed", q);
+  }
+  return RE_OK;
+}
+
+/* Collective: the eigendecompositions the finalize hooks will read (eig_layers), each
+ * made once by one of its readers and sent to the others, into eigs. The same bits as
+ * made by the reader (one input block, one LAPACK call). */
+static re_status share_eigs(runner *r, pass *p, re_eig **eigs) {
+  int L = p->nmom, R = r->comm.size, me = r->comm.rank, nreq = 0, *owner = NULL;
+  if (R < 2 || L < 1)
+    return RE_OK;
+  uint8_t *mine = NULL, *all = NULL;
+  double *load = NULL, **bufs = NULL;
+  MPI_Request *req = NULL;
+  re_status st = re_calloc(L, 1, &mine);
+  if (st == RE_OK)
+    st = re_malloc((int64_t)R * L, 1, &all);
+  if (st == RE_OK)
+    st = re_malloc(L, sizeof(int), &owner);
+  if (st == RE_OK)
+    st = re_malloc(R, sizeof(double), &load);
+  if (st == RE_OK)
+    st = re_calloc(L, sizeof(double *), &bufs);
+  if (st == RE_OK)
+    st = re_malloc((int64_t)L * R + 1, sizeof(MPI_Request), &req);
+  for (int a = 0; st == RE_OK && a < p->nan; a++)
+    if (p->an[a].a->kind->eig_layers)
+      p->an[a].a->kind->eig_layers(r, p, &p->an[a], mine);
+  st = re_mpi_agree(r->comm.comm, st);
+  if (st == RE_OK) {
+    MPI_Allgather(mine, L, MPI_UNSIGNED_CHAR, all, L, MPI_UNSIGNED_CHAR, r->comm.comm);
+    st = eig_owners(p, R, all, owner, load);
+    for (int l = 0; st == RE_OK && l < L; l++)
+      if (owner[l] == me && an_eig_of(p->mom, eigs, l) != RE_OK)
+        re_err_clear(); /* sent as not made: each reader makes it and reports why */
+    if (st == RE_OK)
+      st = eig_post(r, p, eigs, all, owner, bufs, req, &nreq);
+    if (MPI_Waitall(nreq, req, MPI_STATUSES_IGNORE) != MPI_SUCCESS && st == RE_OK)
+      st = re_err(RE_EMPI, "exchanging eigendecompositions failed");
+  }
+  for (int l = 0; st == RE_OK && l < L; l++)
+    if (bufs[l] && owner[l] != me)
+      st = eig_unpack(bufs[l], re_moments_dim(p->mom, l), re_moments_n(p->mom), &eigs[l]);
+  for (int l = 0; bufs && l < L; l++)
+    free(bufs[l]);
+  free(bufs);
+  free(req);
+  free(load);
+  free(owner);
+  free(all);
+  free(mine);
+  return re_mpi_agree(r->comm.comm, st);
+}
+
 /* Collective: the metrics of a pass. The co-moment analyses are spread over the
  * ranks; CKA (cheap from its P x P state) and the files are rank 0's. */
 re_status run_pass_finalize(runner *r, pass *p) {
@@ -158,6 +303,8 @@ re_status run_pass_finalize(runner *r, pass *p) {
   st = re_mpi_agree(r->comm.comm, st);
   if (st == RE_OK)
     st = share_pass_moments(r, p);
+  if (st == RE_OK)
+    st = share_eigs(r, p, eigs);
   for (int a = 0; a < p->nan && st == RE_OK; a++) {
     an_run *ar = &p->an[a];
     if (!ar->a->kind->finalize)

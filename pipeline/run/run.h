@@ -264,9 +264,11 @@ int64_t run_work_steps(const pass *p, int size);
 int64_t run_work_done(const pass *p, int size, int64_t step);
 /* The memo slot of global checkpoint ci for the chunks being computed now. */
 int run_work_memo_slot(const pass *p, int ci);
+/* Rows [s0, s1) of global tap t (rows x dim) into out: run_pass_tap_rows. */
+typedef re_status (*run_rows_fn)(runner *r, pass *p, int t, int64_t s0, int64_t s1, float *out);
 /* Step `step` with G > 1: receives posted for this rank's batch, this rank's group's
- * taps of the other members' batches computed and sent (nonblocking). */
-re_status run_work_exchange(runner *r, pass *p, int64_t step);
+ * taps of the other members' batches made by rows() and sent (nonblocking). */
+re_status run_work_exchange(runner *r, pass *p, int64_t step, run_rows_fn rows);
 /* Tap t's rows of this rank's batch of the step (b samples) when another member
  * computed them; *rows NULL: compute them here. */
 re_status run_work_rows(runner *r, pass *p, int t, int64_t b, const float **rows);

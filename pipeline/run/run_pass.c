@@ -245,7 +245,7 @@ static re_status do_batch(runner *r, pass *p, int64_t k, const double **mx, int6
  * any) alone into the tree as a leaf; *b its samples. */
 static re_status do_step(runner *r, pass *p, int64_t step, const double **mx, int64_t *mld, int64_t *b) {
   int64_t k = p->k0 + step;
-  re_status st = run_work_exchange(r, p, step);
+  re_status st = run_work_exchange(r, p, step, run_pass_tap_rows);
   *b = 0;
   if (st == RE_OK && k < p->k1) {
     run_pass_reset(p);

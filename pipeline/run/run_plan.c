@@ -79,7 +79,6 @@ void run_pass_free(runner *r, pass *p) {
       re_net_destroy(&r->plan.nets[m][c]);
   }
   tree_free(&p->tree);
-  run_work_free(p);
   free(p->probe_tap);
   free(p->labels);
   free(p->tap_used);

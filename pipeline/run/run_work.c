@@ -200,18 +200,19 @@ static int member_batch(const pass *p, int i, int64_t step, int64_t *s0, int64_t
   return 1;
 }
 
-/* This rank's group's taps of samples [s0, s0 + b) into buf (b x the group's width). */
-static re_status group_rows(runner *r, pass *p, int64_t s0, int64_t b, float *buf) {
+/* This rank's group's taps of samples [s0, s0 + b) into buf (b x the group's width),
+ * each through rows(). */
+static re_status group_rows(runner *r, pass *p, int64_t s0, int64_t b, run_rows_fn rows, float *buf) {
   const work_layout *w = &p->work;
   for (int t = 0; t < r->plan.ntaps; t++) {
     const tapinfo *tp = &r->plan.taps[t];
     if (p->tap_used[t] && w->group_of[run_ckpt_index(r, tp->model, tp->ckpt)] == w->member)
-      RE_TRY(run_pass_tap_rows(r, p, t, s0, s0 + b, buf + b * w->off[t]));
+      RE_TRY(rows(r, p, t, s0, s0 + b, buf + b * w->off[t]));
   }
   return RE_OK;
 }
 
-re_status run_work_exchange(runner *r, pass *p, int64_t step) {
+re_status run_work_exchange(runner *r, pass *p, int64_t step, run_rows_fn rows) {
   work_layout *w = &p->work;
   int G = w->groups, me = w->member, base_rank = w->team * G;
   if (G == 1)
@@ -231,7 +232,7 @@ re_status run_work_exchange(runner *r, pass *p, int64_t step) {
       continue;
     w->stream = i;
     if (st == RE_OK)
-      st = group_rows(r, p, s0, b, w->send[i]);
+      st = group_rows(r, p, s0, b, rows, w->send[i]);
     w->stream = me;
     /* after a failure the owners still get a message (empty: they fail too), so that
      * no rank waits for one that never comes before the step's agreement */

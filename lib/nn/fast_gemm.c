@@ -12,9 +12,9 @@
 
 #include "kern.h"
 
-#define KC 256         /* reduction block (a multiple of 8) */
+#define KC 768         /* reduction block (a multiple of 8) */
 #define MC_BLOCKED 192 /* rows per task when the reduction is blocked */
-#define L2_BUDGET (192 * 1024)
+#define L2_BUDGET (384 * 1024)
 
 int64_t re_pack_floats(int64_t K, int64_t N) { return (N + RE_NR - 1) / RE_NR * RE_NR * re_pad8(K); }
 

@@ -70,6 +70,9 @@ static re_status send_blocks(runner *r, const re_moments *m, const uint8_t *need
  * read the hooks did not declare shows in the results. Returns the doubles received. */
 static re_status recv_blocks(runner *r, re_moments *m, const uint8_t *need, double *buf, int64_t cap, double *got) {
   int64_t n = re_moments_head_len(m), off, len, used = 0, have = n;
+  double nan[1024];
+  for (int i = 0; i < 1024; i++)
+    nan[i] = NAN;
   RE_TRY(re_mpi_recv_doubles(r->comm.comm, buf, n, cap, 0, TAG_MOMENT_BLOCKS, &have));
   re_moments_set_span(m, 0, n, buf);
   *got = (double)n;
@@ -77,9 +80,6 @@ static re_status recv_blocks(runner *r, re_moments *m, const uint8_t *need, doub
   for (int b = 0; b < re_moments_nblocks(m); b++) {
     re_moments_block_span(m, b, &off, &len);
     if (!need[b]) {
-      double nan[1024];
-      for (int i = 0; i < 1024; i++)
-        nan[i] = NAN;
       for (int64_t e = 0; e < len; e += 1024)
         re_moments_set_span(m, off + e, len - e < 1024 ? len - e : 1024, nan);
       continue;
@@ -151,9 +151,6 @@ static re_status share_pass_moments(runner *r, pass *p) {
 
 /* ---- eigendecompositions made once (the kinds' eig_layers hooks) ---- */
 
-/* The owner of each co-moment layer some rank reads the eigendecomposition of (all:
- * R x L flags): among the ranks reading it the least loaded so far (d^3), the widest
- * layers first; -1: nobody reads it, or too wide for one message (made where read). */
 typedef struct eig_width {
   int64_t d;
   int l;
@@ -164,6 +161,9 @@ static int widest_first(const void *a, const void *b) {
   return x->d != y->d ? (x->d < y->d ? 1 : -1) : (x->l > y->l) - (x->l < y->l);
 }
 
+/* The owner of each co-moment layer some rank reads the eigendecomposition of (all:
+ * R x L flags): among the ranks reading it the least loaded so far (d^3), the widest
+ * layers first; -1: nobody reads it, or too wide for one message (made where read). */
 static re_status eig_owners(const pass *p, int R, const uint8_t *all, int *owner, double *load) {
   int L = p->nmom;
   eig_width *order = NULL;
@@ -213,21 +213,34 @@ static re_status eig_unpack(const double *buf, int64_t d, double n, re_eig **out
   return RE_OK;
 }
 
-/* Post this rank's messages of the exchange: a receive for each layer it reads and
- * another rank makes, a send of each layer it makes to every other reader. */
-static re_status eig_post(runner *r, pass *p, re_eig **eigs, const uint8_t *all, const int *owner, double **bufs,
-                          MPI_Request *req, int *nreq) {
+/* The message buffers of this rank's part of the exchange: one per layer it reads and
+ * another rank makes, or makes and another rank reads. */
+static re_status eig_buffers(const runner *r, const pass *p, const uint8_t *all, const int *owner, double **bufs) {
   int L = p->nmom, R = r->comm.size, me = r->comm.rank;
   for (int l = 0; l < L; l++) {
-    int64_t d = re_moments_dim(p->mom, l), len = 3 + d + d * d;
+    int64_t d = re_moments_dim(p->mom, l);
     int o = owner[l], readers = 0;
     if (o < 0 || (o != me && !all[(int64_t)me * L + l]))
       continue;
     for (int q = 0; q < R; q++)
       readers += q != o && all[(int64_t)q * L + l];
-    if (readers == 0)
+    if (readers > 0)
+      RE_TRY(re_malloc(3 + d + d * d, sizeof(double), &bufs[l]));
+  }
+  return RE_OK;
+}
+
+/* Post this rank's messages of the exchange (buffers from eig_buffers): a receive for
+ * each layer it reads and another rank makes, a send of each layer it makes to every
+ * other reader. */
+static re_status eig_post(runner *r, pass *p, re_eig **eigs, const uint8_t *all, const int *owner, double **bufs,
+                          MPI_Request *req, int *nreq) {
+  int L = p->nmom, R = r->comm.size, me = r->comm.rank;
+  for (int l = 0; l < L; l++) {
+    int64_t d = re_moments_dim(p->mom, l), len = 3 + d + d * d;
+    int o = owner[l];
+    if (!bufs[l])
       continue;
-    RE_TRY(re_malloc(len, sizeof(double), &bufs[l]));
     if (o != me) {
       if (MPI_Irecv(bufs[l], (int)len, MPI_DOUBLE, o, TAG_EIG, r->comm.comm, &req[(*nreq)++]) != MPI_SUCCESS)
         return re_err(RE_EMPI, "MPI_Irecv of an eigendecomposition from rank %d failed", o);
@@ -274,6 +287,9 @@ static re_status share_eigs(runner *r, pass *p, re_eig **eigs) {
     for (int l = 0; st == RE_OK && l < L; l++)
       if (owner[l] == me && an_eig_of(p->mom, eigs, l) != RE_OK)
         re_err_clear(); /* sent as not made: each reader makes it and reports why */
+    if (st == RE_OK)
+      st = eig_buffers(r, p, all, owner, bufs);
+    st = re_mpi_agree(r->comm.comm, st); /* every buffer exists before any message is posted */
     if (st == RE_OK)
       st = eig_post(r, p, eigs, all, owner, bufs, req, &nreq);
     if (MPI_Waitall(nreq, req, MPI_STATUSES_IGNORE) != MPI_SUCCESS && st == RE_OK)

@@ -62,7 +62,7 @@ static int64_t fwd_width(const runner *r, const pass *p) {
 static re_status choose_groups(const runner *r, const pass *p, int64_t nb, int C, int *out) {
   int R = r->comm.size;
   const char *e = getenv("REPEVAL_CKPT_GROUPS");
-  double bytes = 2.0 * 4.0 * (double)p->sb * (double)fwd_width(r, p); /* sent + received per rank */
+  double floats = (double)p->sb * (double)fwd_width(r, p); /* one batch's taps */
   *out = 1;
   if (e && *e && strcmp(e, "auto")) {
     char *end;
@@ -74,13 +74,13 @@ static re_status choose_groups(const runner *r, const pass *p, int64_t nb, int C
     if (g > 1 && (p->streamed || C < g))
       return re_err(RE_EINVAL, "%ld checkpoint groups: the pass has %d forward checkpoints%s", g, C,
                     p->streamed ? ", bound one at a time (they do not all fit in memory)" : "");
-    if (g > 1 && (double)p->sb * (double)fwd_width(r, p) > INT_MAX)
+    if (g > 1 && floats > INT_MAX)
       return re_err(RE_EINVAL, "%ld checkpoint groups: a batch's taps (%.0f floats) exceed one MPI message", g,
-                    (double)p->sb * (double)fwd_width(r, p));
+                    floats);
     *out = (int)g;
     return RE_OK;
   }
-  if (p->streamed || C < 2 || bytes > run_stats_budget() / 8 || (double)p->sb * (double)fwd_width(r, p) > INT_MAX)
+  if (p->streamed || C < 2 || 2 * 4 * floats > run_stats_budget() / 8 || floats > INT_MAX) /* sent + received */
     return RE_OK;
   double best = layout_cost(nb, R, 1, C);
   for (int g = 2; g <= R && g <= C; g++)

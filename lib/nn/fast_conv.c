@@ -218,6 +218,7 @@ static void run_wino(const re_fconv *f, const float *x, int64_t B, const float *
   wg.B = B;
   int64_t ntiles = B * wg.th * wg.tw, T = f->chunk, tasks = (ntiles + T - 1) / T, pt = per_thread(f);
   int64_t npad = f->np * RE_NR, Cp = f->CB * 8;
+  re_tile2_fn tile2 = re_k_tile2();
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t task = 0; task < tasks; task++) {
     int tid = 0;
@@ -228,11 +229,16 @@ static void run_wino(const re_fconv *f, const float *x, int64_t B, const float *
     float *V = work + (int64_t)tid * pt, *M = V + 36 * ns * f->CB * 48;
     re_k_wino_input(&wg, x, t0, nt, V);
     for (int xi = 0; xi < 36; xi++)
-      for (int64_t j = 0; j < f->np; j++) {
+      for (int64_t j = 0; j < f->np; j += 2) {
         const float *u = f->u + (xi * f->np + j) * Cp * RE_NR;
-        for (int64_t s = 0; s < ns; s++)
-          re_k_tile(f->CB, V + (xi * ns + s) * f->CB * 48, 48, u, M + (xi * ns + s) * RE_MR * npad + j * RE_NR, npad,
-                    0);
+        for (int64_t s = 0; s < ns; s++) {
+          const float *v = V + (xi * ns + s) * f->CB * 48;
+          float *m = M + (xi * ns + s) * RE_MR * npad + j * RE_NR;
+          if (j + 1 < f->np)
+            tile2(f->CB, v, 48, u, u + Cp * RE_NR, m, m + RE_NR, npad, 0);
+          else
+            re_k_tile(f->CB, v, 48, u, m, npad, 0);
+        }
       }
     re_k_wino_output(&wg, M, ns * RE_MR * npad, npad, t0, nt, &f->epi, res, y);
   }

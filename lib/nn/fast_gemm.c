@@ -1,7 +1,8 @@
 /* Products with weights packed once per checkpoint (see kern.h): B in panels of 16
  * columns; A packed per call into slivers of 6 rows, by blocks of rows and of the
- * reduction that stay in the L2 cache (Goto & van de Geijn 2008's layering: a B block of
- * KC x 16 stays in L1 while every sliver of the A block passes); one micro-kernel; bias,
+ * reduction that stay in the L2 cache (Goto & van de Geijn 2008's layering: B blocks of
+ * KC x 16 stay near while every sliver of the A block passes); one micro-kernel (two
+ * panels at a time where AVX-512 makes a panel row one vector); bias,
  * residual and activation applied to each finished tile before it is stored. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -60,15 +61,28 @@ static int64_t task_rows(int64_t Kp) {
 
 static int64_t per_thread(const re_pack *b) {
   int64_t mc = task_rows(b->Kp), kc = b->Kp > KC ? KC : b->Kp;
-  int64_t acc = b->Kp > KC ? mc * b->np * RE_NR : RE_MR * RE_NR;
+  int64_t acc = b->Kp > KC ? mc * b->np * RE_NR : 2 * RE_MR * RE_NR;
   return mc * kc + acc + 64;
 }
 
 int64_t re_gemm_op_work(const re_pack *b, int threads) { return (int64_t)threads * per_thread(b); }
 
+/* The finished tile t of sliver s (rows r0 + 6 s ...) and panel j through the epilogue. */
+static void store_tile(const re_gemm_op *op, int64_t r0, int64_t rows, int64_t s, int64_t j, const float *t) {
+  int64_t i = r0 + s * RE_MR;
+  int mr = rows - s * RE_MR < RE_MR ? (int)(rows - s * RE_MR) : RE_MR;
+  int nc = op->nc_max - j * RE_NR < RE_NR ? (int)(op->nc_max - j * RE_NR) : RE_NR;
+  float *dst[RE_MR];
+  const float *rp[RE_MR];
+  int64_t off8 = 8;
+  for (int r = 0; r < mr; r++)
+    op->dst(op, i + r, j, &dst[r], &rp[r], &off8);
+  re_k_store(t, mr, nc, dst, off8, rp[0] ? rp : NULL, op->e->bias ? op->e->bias + j * RE_NR : NULL, op->e);
+}
+
 /* Task `task` of op (row block c = task / groups, panel group task % groups), in the
- * thread's workspace w. */
-static void run_task(const re_gemm_op *op, int64_t task, int64_t groups, float *w) {
+ * thread's workspace w; panels two at a time (re_k_tile2), an odd last one alone. */
+static void run_task(const re_gemm_op *op, int64_t task, int64_t groups, float *w, re_tile2_fn tile2) {
   const re_pack *b = op->b;
   int64_t Kp = b->Kp, mc = task_rows(Kp), nkb = (Kp + KC - 1) / KC, kcmax = Kp > KC ? KC : Kp;
   float *a = w, *acc = (float *)(((uintptr_t)(a + mc * kcmax) + 63) & ~(uintptr_t)63);
@@ -77,23 +91,22 @@ static void run_task(const re_gemm_op *op, int64_t task, int64_t groups, float *
   for (int64_t kb = 0; kb < nkb; kb++) {
     int64_t k0 = kb * KC, kc = Kp - k0 < KC ? Kp - k0 : KC;
     op->pack(op, r0, rows, k0, kc, a);
-    for (int64_t j = j0; j < j1; j++) {
+    for (int64_t j = j0; j < j1; j += 2) {
+      int two = j + 1 < j1;
       const float *bp = b->w + (j * Kp + k0) * RE_NR;
       for (int64_t s = 0; s < ns; s++) {
-        /* one block: the tile goes straight to the epilogue; several: partial sums in acc */
+        /* one block: the tiles go straight to the epilogue; several: partial sums in acc */
         float *t = nkb == 1 ? acc : acc + ((j - j0) * ns + s) * RE_MR * RE_NR;
-        re_k_tile(kc / 8, a + s * kc * RE_MR, 48, bp, t, RE_NR, kb > 0);
+        float *t1 = nkb == 1 ? acc + RE_MR * RE_NR : t + ns * RE_MR * RE_NR;
+        if (two)
+          tile2(kc / 8, a + s * kc * RE_MR, 48, bp, bp + Kp * RE_NR, t, t1, RE_NR, kb > 0);
+        else
+          re_k_tile(kc / 8, a + s * kc * RE_MR, 48, bp, t, RE_NR, kb > 0);
         if (kb < nkb - 1)
           continue;
-        int64_t i = r0 + s * RE_MR;
-        int mr = rows - s * RE_MR < RE_MR ? (int)(rows - s * RE_MR) : RE_MR;
-        int nc = op->nc_max - j * RE_NR < RE_NR ? (int)(op->nc_max - j * RE_NR) : RE_NR;
-        float *dst[RE_MR];
-        const float *rp[RE_MR];
-        int64_t off8 = 8;
-        for (int r = 0; r < mr; r++)
-          op->dst(op, i + r, j, &dst[r], &rp[r], &off8);
-        re_k_store(t, mr, nc, dst, off8, rp[0] ? rp : NULL, op->e->bias ? op->e->bias + j * RE_NR : NULL, op->e);
+        store_tile(op, r0, rows, s, j, t);
+        if (two)
+          store_tile(op, r0, rows, s, j + 1, t1);
       }
     }
   }
@@ -107,9 +120,10 @@ void re_gemm_run(const re_gemm_op *op, float *work, int threads) {
   if (groups > b->np)
     groups = b->np;
   int64_t tasks = nchunks * groups, pt = per_thread(b);
+  re_tile2_fn tile2 = re_k_tile2();
   if (threads <= 1) {
     for (int64_t task = 0; task < tasks; task++)
-      run_task(op, task, groups, work);
+      run_task(op, task, groups, work, tile2);
     return;
   }
 #pragma omp parallel for num_threads(threads) schedule(static)
@@ -118,7 +132,7 @@ void re_gemm_run(const re_gemm_op *op, float *work, int threads) {
 #ifdef _OPENMP
     tid = omp_get_thread_num();
 #endif
-    run_task(op, task, groups, work + (int64_t)tid * pt);
+    run_task(op, task, groups, work + (int64_t)tid * pt, tile2);
   }
 }
 

@@ -22,6 +22,29 @@ int re_kern_fast(void) {
   return ok;
 }
 
+int re_kern_avx512(void) {
+  static int cached = -1;
+  if (cached >= 0)
+    return cached;
+  int ok = 0;
+#ifdef REPEVAL_HAVE_AVX512_KERNELS
+  ok = re_kern_fast() && __builtin_cpu_supports("avx512f");
+#endif
+  const char *e = getenv("REPEVAL_NN_KERNELS"); /* "avx2": the AVX2 micro-kernel only */
+  if (e && !strcmp(e, "avx2"))
+    ok = 0;
+  cached = ok;
+  return ok;
+}
+
+static void tile2_avx2(int64_t kb, const float *a, int64_t as, const float *b0, const float *b1, float *c0,
+                       float *c1, int64_t ldc, int acc) {
+  re_k_tile(kb, a, as, b0, c0, ldc, acc);
+  re_k_tile(kb, a, as, b1, c1, ldc, acc);
+}
+
+re_tile2_fn re_k_tile2(void) { return re_kern_avx512() ? re_k_tile2_avx512 : tile2_avx2; }
+
 int re_kern_threads(void) {
   int t = openblas_get_num_threads();
   return t < 1 ? 1 : t > 256 ? 256 : t;

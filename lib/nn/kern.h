@@ -21,6 +21,9 @@
 /* 1 when the fast path may run: the kernels are built (x86-64), the CPU has AVX2 and FMA,
  * and REPEVAL_NN_KERNELS is not "plain". Read once. */
 int re_kern_fast(void);
+/* 1 when the fast path may use its AVX-512 micro-kernel: built in, the CPU has AVX-512F,
+ * and REPEVAL_NN_KERNELS is not "avx2" (nor "plain"). Read once. */
+int re_kern_avx512(void);
 /* Threads of the fast path's kernels: OpenBLAS's count (OPENBLAS_NUM_THREADS), so that
  * one setting governs the whole process. */
 int re_kern_threads(void);
@@ -32,6 +35,16 @@ static inline int64_t re_pad8(int64_t c) { return (c + 7) / 8 * 8; }
 /* c (6 x 16, row stride ldc) = A sliver (kb blocks of [6][8], consecutive blocks `as`
  * floats apart) x B panel (8 kb rows of 16), plus c's own values when acc. */
 void re_k_tile(int64_t kb, const float *a, int64_t as, const float *b, float *c, int64_t ldc, int acc);
+
+/* Two panels at once: c0 = A x panel b0 and c1 = A x panel b1 (each 6 x 16 with row
+ * stride ldc, as re_k_tile; plus their own values when acc). The same bits as two
+ * re_k_tile calls. */
+typedef void (*re_tile2_fn)(int64_t kb, const float *a, int64_t as, const float *b0, const float *b1, float *c0,
+                            float *c1, int64_t ldc, int acc);
+/* The two-panel kernel to use: AVX-512 (kern_avx512.c) when re_kern_avx512(), else two AVX2 tiles. */
+re_tile2_fn re_k_tile2(void);
+void re_k_tile2_avx512(int64_t kb, const float *a, int64_t as, const float *b0, const float *b1, float *c0,
+                       float *c1, int64_t ldc, int acc);
 
 /* What is done to a tile of results before it is stored: + bias[col], + the residual at
  * the destination's position, then the activation. */

@@ -1,5 +1,6 @@
 /* The bound network: creation (build, bind, buffers), the forward entry points for
  * features and for token ids, and listings of modules and aliases. */
+#include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,7 +166,13 @@ static re_status run_batch(re_net *n, const float *x, int64_t B) {
   act y;
   RE_TRY(re_net_plan(n));
   double t0 = n->profile ? re_net_now() : 0, c0 = n->profile ? re_net_cpu_now() : 0;
+  /* the plan may give a small network fewer threads than OpenBLAS has: its sgemm calls too */
+  int blas_threads = openblas_get_num_threads(), fewer = n->fast && n->threads < blas_threads;
+  if (fewer)
+    openblas_set_num_threads(n->threads);
   re_status st = re_net_run(n, n->root, (act){(float *)x, 0, 0}, &y);
+  if (fewer)
+    openblas_set_num_threads(blas_threads);
   if (n->profile) {
     n->prof_total += re_net_now() - t0;
     n->prof_total_cpu += re_net_cpu_now() - c0;

@@ -93,6 +93,10 @@ re_status re_net_run_transformer(re_net *n, re_mod *m, act x, act *y);
 double re_net_now(void);
 double re_net_cpu_now(void);
 
+/* Multiply-adds x 2 of one sample through module m alone (its children not counted), by
+ * the direct algorithm; 0 for modules without products (profile.c). */
+double re_mod_flops(const re_mod *m);
+
 /* Make the fast path's plan (plan.c): pack weights, fold modules, size the workspace. */
 re_status re_net_plan(re_net *n);
 /* Grow the pool's kernel workspace to at least `floats`. */

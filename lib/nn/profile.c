@@ -46,8 +46,7 @@ void re_net_profile_total(const re_net *n, double *seconds, double *cpu_seconds,
   *batches = n->prof_batches;
 }
 
-/* Multiply-adds x 2 of one sample through m, by the direct algorithm (0: not counted). */
-static double flops_per_sample(const re_mod *m) {
+double re_mod_flops(const re_mod *m) {
   const re_conv_geom *g = &m->geom;
   double in_numel = (double)re_shape_numel(&m->in_shape);
   switch (m->type) {
@@ -109,6 +108,6 @@ void re_net_profile_get(const re_net *n, int64_t i, re_net_profile_entry *out) {
     out->self_seconds = 0;
   if (out->self_cpu_seconds < 0)
     out->self_cpu_seconds = 0;
-  out->gflop = flops_per_sample(m) * (double)n->prof_samples * (n->prof_batches ? (double)out->calls /
+  out->gflop = re_mod_flops(m) * (double)n->prof_samples * (n->prof_batches ? (double)out->calls /
                                                                                      (double)n->prof_batches : 0) * 1e-9;
 }

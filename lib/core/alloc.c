@@ -1,8 +1,11 @@
 /* Overflow-checked size arithmetic and allocation helpers. */
+#define _DEFAULT_SOURCE /* madvise (MADV_HUGEPAGE) */
 #include "repeval/core.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 re_status re_mul_i64(int64_t a, int64_t b, int64_t *out) {
   int64_t r;
@@ -48,6 +51,19 @@ re_status re_malloc(int64_t count, int64_t size, void *out) {
   *p = malloc(bytes);
   if (!*p)
     return re_err(RE_ENOMEM, "cannot allocate %zu bytes", bytes);
+  return RE_OK;
+}
+
+re_status re_malloc_whole(int64_t count, int64_t size, void *out) {
+  RE_TRY(re_malloc(count, size, out));
+#ifdef MADV_HUGEPAGE
+  size_t bytes = (size_t)count * (size_t)size; /* checked by re_malloc */
+  if (bytes >= ((size_t)8 << 20)) {
+    uintptr_t p = (uintptr_t) * (void **)out, a = (p + 4095) & ~(uintptr_t)4095, e = (p + bytes) & ~(uintptr_t)4095;
+    if (e > a)
+      (void)madvise((void *)a, e - a, MADV_HUGEPAGE);
+  }
+#endif
   return RE_OK;
 }
 

@@ -144,7 +144,7 @@ static re_status load_node(tree *t, int k) {
   if (nd->buf)
     return RE_OK;
   double *buf = NULL;
-  RE_TRY(re_malloc(t->len > 0 ? t->len : 1, sizeof(double), &buf));
+  RE_TRY(re_malloc_whole(t->len > 0 ? t->len : 1, sizeof(double), &buf));
   re_status st = slot_io(t, nd->slot, buf, 0);
   if (st != RE_OK) {
     free(buf);
@@ -233,7 +233,7 @@ re_status tree_collapse(tree *t) {
 
 re_status tree_push_leaf(tree *t, int64_t k) {
   double *buf = NULL;
-  RE_TRY(re_malloc(t->len > 0 ? t->len : 1, sizeof(double), &buf));
+  RE_TRY(re_malloc_whole(t->len > 0 ? t->len : 1, sizeof(double), &buf));
   t->acc->serialize(t->acc->ctx, buf);
   /* the previous last node is often this leaf's sibling: join before spilling */
   RE_TRY(append_node(t, k, 0, buf));
@@ -325,7 +325,7 @@ static re_status recv_tree(MPI_Comm comm, tree *t, int src) {
     if (MPI_Recv(pos, 2, MPI_LONG_LONG, src, TAG_TREE_NODE, comm, MPI_STATUS_IGNORE) != MPI_SUCCESS)
       return re_err(RE_EMPI, "MPI_Recv from rank %d failed", src);
     double *buf = NULL;
-    RE_TRY(re_malloc(t->len, sizeof(double), &buf));
+    RE_TRY(re_malloc_whole(t->len, sizeof(double), &buf));
     for (int64_t off = 0; off < t->len; off += (1 << 26)) {
       int n = (int)(t->len - off < (1 << 26) ? t->len - off : (1 << 26));
       if (MPI_Recv(buf + off, n, MPI_DOUBLE, src, TAG_TREE_DATA, comm, MPI_STATUS_IGNORE) != MPI_SUCCESS) {
@@ -484,14 +484,34 @@ static re_status send_owed(MPI_Comm comm, tree *t, sends *q, double *const *chai
 }
 
 /* A copy of node (start, h) of the list, or of `chain` when it is not NULL. */
-static re_status copy_node(tree *t, const double *chain, int64_t start, int h, double *dst) {
+/* The left child of a chain node, for the chain node to own: *below (the chain node of
+ * the height below, taken from the chain) or, when *below is NULL, list node (start, h),
+ * taken from the list. Neither is owed to another rank (a left child's parent starts in
+ * this rank's range) and each child is used once, so nothing is copied. */
+static re_status take_left(tree *t, double **below, int64_t start, int h, double **out) {
   re_status st = RE_OK;
-  if (!chain) {
-    int k = find_node(t, start, h, &st);
-    chain = k >= 0 ? t->nodes[k].buf : NULL;
+  if (*below) {
+    *out = *below;
+    *below = NULL;
+    return RE_OK;
   }
-  if (st == RE_OK)
-    memcpy(dst, chain, sizeof(double) * (size_t)t->len);
+  int k = find_node(t, start, h, &st);
+  if (k < 0)
+    return st;
+  *out = t->nodes[k].buf; /* in memory: find_node loaded it */
+  t->nodes[k].buf = NULL;
+  return RE_OK;
+}
+
+/* A right child to read: the chain node below, or list node (start, h). */
+static re_status right_child(tree *t, const double *below, int64_t start, int h, const double **out) {
+  re_status st = RE_OK;
+  if (below) {
+    *out = below;
+    return RE_OK;
+  }
+  int k = find_node(t, start, h, &st);
+  *out = k >= 0 ? t->nodes[k].buf : NULL;
   return st;
 }
 
@@ -506,7 +526,7 @@ static re_status make_chain(MPI_Comm comm, tree *t, double **chain, const int64_
                             int64_t nb) {
   double *prev = NULL, *rbuf = NULL, *drain = NULL; /* prev: chain[h - 1], NULL for a list node */
   int64_t len = t->len > 0 ? t->len : 1;
-  re_status st = re_malloc(len, sizeof(double), &rbuf);
+  re_status st = re_malloc_whole(len, sizeof(double), &rbuf);
   if (re_malloc(ROOT_CHUNK, sizeof(double), &drain) != RE_OK)
     return st == RE_OK ? re_err(RE_ENOMEM, "reduction: out of memory") : st; /* cannot even drain: fail loudly */
   for (int h = 1; h < 63; h++) {
@@ -517,12 +537,12 @@ static re_status make_chain(MPI_Comm comm, tree *t, double **chain, const int64_
       prev = NULL;
       continue;
     }
-    double *buf = NULL;
-    if (st == RE_OK)
-      st = re_malloc(len, sizeof(double), &buf);
+    double *buf = NULL, *below = prev;
     if (b - 1 < r0) {
       if (st == RE_OK)
-        st = copy_node(t, prev, s, h - 1, buf);
+        st = take_left(t, &below, s, h - 1, &buf);
+      if (prev && !below)
+        chain[h - 1] = NULL; /* now chain[h]'s buffer */
       if (r0 < nb) {
         re_status rs = recv_child(comm, st == RE_OK ? rbuf : NULL, drain, t->len, h - 1, owner_of(hi, size, r0));
         if (st == RE_OK)
@@ -531,12 +551,14 @@ static re_status make_chain(MPI_Comm comm, tree *t, double **chain, const int64_
           st = combine(t->acc, buf, rbuf);
       }
     } else {
+      const double *right = NULL;
+      below = NULL;
       if (st == RE_OK)
-        st = copy_node(t, NULL, s, h - 1, buf);
+        st = take_left(t, &below, s, h - 1, &buf);
       if (st == RE_OK)
-        st = copy_node(t, prev, r0, h - 1, rbuf);
+        st = right_child(t, prev, r0, h - 1, &right);
       if (st == RE_OK)
-        st = combine(t->acc, buf, rbuf);
+        st = combine(t->acc, buf, right);
     }
     if (st != RE_OK) {
       free(buf);

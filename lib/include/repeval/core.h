@@ -93,6 +93,10 @@ re_status re_add_i64(int64_t a, int64_t b, int64_t *out);
 re_status re_calloc(int64_t count, int64_t size, void *out);
 /* Allocate count * size bytes (overflow-checked, not zeroed). */
 re_status re_malloc(int64_t count, int64_t size, void *out);
+/* As re_malloc, for a buffer that will be written whole: one of 8 MiB or more is backed
+ * by transparent huge pages where the kernel offers them (a page fault per 2 MiB, not per
+ * 4 KiB; a hint, nothing changes where it is refused). */
+re_status re_malloc_whole(int64_t count, int64_t size, void *out);
 /* Resize *p to count * size bytes (overflow-checked); *p unchanged on failure. */
 re_status re_realloc(void *p, int64_t count, int64_t size);
 /* Free *p (may be NULL) and set it to NULL. `p` is the address of a pointer. */

@@ -54,16 +54,28 @@ re_status re_malloc(int64_t count, int64_t size, void *out) {
   return RE_OK;
 }
 
+/* Ask for transparent huge pages over the whole pages of a buffer of 8 MiB or more. */
+static void advise_huge(void *p, size_t bytes) {
+#ifdef MADV_HUGEPAGE
+  if (bytes < ((size_t)8 << 20))
+    return;
+  uintptr_t a = ((uintptr_t)p + 4095) & ~(uintptr_t)4095, e = ((uintptr_t)p + bytes) & ~(uintptr_t)4095;
+  if (e > a)
+    (void)madvise((void *)a, e - a, MADV_HUGEPAGE);
+#else
+  (void)p, (void)bytes;
+#endif
+}
+
 re_status re_malloc_whole(int64_t count, int64_t size, void *out) {
   RE_TRY(re_malloc(count, size, out));
-#ifdef MADV_HUGEPAGE
-  size_t bytes = (size_t)count * (size_t)size; /* checked by re_malloc */
-  if (bytes >= ((size_t)8 << 20)) {
-    uintptr_t p = (uintptr_t) * (void **)out, a = (p + 4095) & ~(uintptr_t)4095, e = (p + bytes) & ~(uintptr_t)4095;
-    if (e > a)
-      (void)madvise((void *)a, e - a, MADV_HUGEPAGE);
-  }
-#endif
+  advise_huge(*(void **)out, (size_t)count * (size_t)size); /* the product was checked */
+  return RE_OK;
+}
+
+re_status re_calloc_whole(int64_t count, int64_t size, void *out) {
+  RE_TRY(re_calloc(count, size, out));
+  advise_huge(*(void **)out, (size_t)count * (size_t)size);
   return RE_OK;
 }
 

@@ -156,8 +156,8 @@ re_status re_moments_create(int nlayers, const int64_t *dims, int npairs, const 
   memcpy(m->dims, dims, sizeof(int64_t) * (size_t)nlayers);
   RE_CHECK(normalise_pairs(nlayers, npairs, pairs, &m->blk, &m->nblocks));
   RE_CHECK(layout_len(nlayers, dims, m->nblocks, m->blk, flags, &m->len));
-  RE_CHECK(re_calloc(m->len, sizeof(double), &m->state));
-  RE_CHECK(re_calloc(m->len, sizeof(double), &m->scratch));
+  RE_CHECK(re_calloc_whole(m->len, sizeof(double), &m->state));
+  RE_CHECK(re_calloc_whole(m->len, sizeof(double), &m->scratch));
   RE_CHECK(re_malloc((int64_t)nlayers * nlayers, sizeof(int), &m->blkindex));
   for (int k = 0; k < nlayers * nlayers; k++)
     m->blkindex[k] = -1;

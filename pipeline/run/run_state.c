@@ -118,7 +118,7 @@ static re_status write_state(runner *r, pass *p, const char *path, int kind, con
   h.len = len;
   double *root = NULL;
   if (!t) {
-    RE_TRY(re_malloc(len > 0 ? len : 1, sizeof(double), &root));
+    RE_TRY(re_malloc_whole(len > 0 ? len : 1, sizeof(double), &root));
     run_pass_serialize(p, root);
   }
   re_atomic at;

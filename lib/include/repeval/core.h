@@ -97,6 +97,8 @@ re_status re_malloc(int64_t count, int64_t size, void *out);
  * by transparent huge pages where the kernel offers them (a page fault per 2 MiB, not per
  * 4 KiB; a hint, nothing changes where it is refused). */
 re_status re_malloc_whole(int64_t count, int64_t size, void *out);
+/* re_calloc with re_malloc_whole's huge-page hint. */
+re_status re_calloc_whole(int64_t count, int64_t size, void *out);
 /* Resize *p to count * size bytes (overflow-checked); *p unchanged on failure. */
 re_status re_realloc(void *p, int64_t count, int64_t size);
 /* Free *p (may be NULL) and set it to NULL. `p` is the address of a pointer. */

@@ -6,36 +6,33 @@
 
 #include "kern.h"
 
-int re_kern_fast(void) {
+/* The kernels this process may use: 0 portable, 1 AVX2, 2 AVX2 + the AVX-512 micro-kernel;
+ * from the CPU and REPEVAL_NN_KERNELS ("plain", "avx2"), read once. */
+static int kernel_level(void) {
   static int cached = -1;
   if (cached >= 0)
     return cached;
-  int ok = 0;
+  int level = 0;
 #ifdef REPEVAL_HAVE_AVX2_KERNELS
   __builtin_cpu_init();
-  ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  level = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #endif
-  const char *e = getenv("REPEVAL_NN_KERNELS"); /* "plain": the portable kernels only */
+#ifdef REPEVAL_HAVE_AVX512_KERNELS
+  if (level == 1 && __builtin_cpu_supports("avx512f"))
+    level = 2;
+#endif
+  const char *e = getenv("REPEVAL_NN_KERNELS");
   if (e && !strcmp(e, "plain"))
-    ok = 0;
-  cached = ok;
-  return ok;
+    level = 0;
+  else if (e && !strcmp(e, "avx2") && level > 1)
+    level = 1;
+  cached = level;
+  return level;
 }
 
-int re_kern_avx512(void) {
-  static int cached = -1;
-  if (cached >= 0)
-    return cached;
-  int ok = 0;
-#ifdef REPEVAL_HAVE_AVX512_KERNELS
-  ok = re_kern_fast() && __builtin_cpu_supports("avx512f");
-#endif
-  const char *e = getenv("REPEVAL_NN_KERNELS"); /* "avx2": the AVX2 micro-kernel only */
-  if (e && !strcmp(e, "avx2"))
-    ok = 0;
-  cached = ok;
-  return ok;
-}
+int re_kern_fast(void) { return kernel_level() >= 1; }
+
+int re_kern_avx512(void) { return kernel_level() == 2; }
 
 static void tile2_avx2(int64_t kb, const float *a, int64_t as, const float *b0, const float *b1, float *c0,
                        float *c1, int64_t ldc, int acc) {

@@ -483,14 +483,13 @@ static re_status send_owed(MPI_Comm comm, tree *t, sends *q, double *const *chai
   return RE_OK;
 }
 
-/* A copy of node (start, h) of the list, or of `chain` when it is not NULL. */
 /* The left child of a chain node, for the chain node to own: *below (the chain node of
- * the height below, taken from the chain) or, when *below is NULL, list node (start, h),
+ * the height below, taken from the chain) or, when below is NULL, list node (start, h),
  * taken from the list. Neither is owed to another rank (a left child's parent starts in
  * this rank's range) and each child is used once, so nothing is copied. */
 static re_status take_left(tree *t, double **below, int64_t start, int h, double **out) {
   re_status st = RE_OK;
-  if (*below) {
+  if (below) {
     *out = *below;
     *below = NULL;
     return RE_OK;
@@ -537,12 +536,10 @@ static re_status make_chain(MPI_Comm comm, tree *t, double **chain, const int64_
       prev = NULL;
       continue;
     }
-    double *buf = NULL, *below = prev;
+    double *buf = NULL;
     if (b - 1 < r0) {
-      if (st == RE_OK)
-        st = take_left(t, &below, s, h - 1, &buf);
-      if (prev && !below)
-        chain[h - 1] = NULL; /* now chain[h]'s buffer */
+      if (st == RE_OK) /* prev is chain[h - 1] when not NULL */
+        st = take_left(t, prev ? &chain[h - 1] : NULL, s, h - 1, &buf);
       if (r0 < nb) {
         re_status rs = recv_child(comm, st == RE_OK ? rbuf : NULL, drain, t->len, h - 1, owner_of(hi, size, r0));
         if (st == RE_OK)
@@ -552,9 +549,8 @@ static re_status make_chain(MPI_Comm comm, tree *t, double **chain, const int64_
       }
     } else {
       const double *right = NULL;
-      below = NULL;
       if (st == RE_OK)
-        st = take_left(t, &below, s, h - 1, &buf);
+        st = take_left(t, NULL, s, h - 1, &buf);
       if (st == RE_OK)
         st = right_child(t, prev, r0, h - 1, &right);
       if (st == RE_OK)

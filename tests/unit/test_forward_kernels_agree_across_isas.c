@@ -102,7 +102,7 @@ static void product(int64_t M, int64_t K, int64_t N) {
 
 int main(void) {
   if (!re_kern_fast()) {
-    printf("no AVX2 + FMA on this CPU: the fast kernels are not used here\n");
+    printf("the fast kernels are not in use (no AVX2 + FMA on this CPU, or REPEVAL_NN_KERNELS=plain)\n");
     return 0;
   }
   printf("AVX-512 kernel %s\n", re_kern_avx512() ? "in use" : "not in use (AVX2 tiles)");

@@ -111,7 +111,7 @@ typedef struct proj_ctx {
   double *const *W;
   const int64_t *kd;    /* projected widths (k, at least 1) */
   int64_t per_leaf;     /* statistics batches per leaf */
-  float *rows;          /* one tap's rows of a batch */
+  float *rows;          /* one checkpoint's taps' rows of a batch, tap after tap */
   double *x;            /* the same in float64 */
   double *z;            /* every tap's projections of a batch, tap after tap */
   const double **zp;    /* P: tap q's projections in z */
@@ -124,15 +124,25 @@ typedef struct proj_ctx {
 static re_status add_batch(proj_ctx *c, int64_t kb) {
   pass *p = c->p;
   const an_run *ar = c->ar;
+  const tapinfo *taps = c->r->plan.taps;
   int64_t s0 = kb * p->sb, b = p->n - s0 < p->sb ? p->n - s0 : p->sb, rows = b * p->mom_rps;
-  for (int q = 0; q < ar->P; q++) {
-    int t = ar->taps[q];
-    int64_t d = c->r->plan.taps[t].dim;
-    RE_TRY(run_pass_tap_rows(c->r, p, t, s0, s0 + b, c->rows));
-    for (int64_t e = 0; e < rows * d; e++)
-      c->x[e] = c->rows[e];
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)c->kd[q], (int)d, 1.0, c->x, (int)d,
-                c->W[q], (int)c->kd[q], 0.0, (double *)c->zp[q], (int)c->kd[q]);
+  for (int q0 = 0, q1; q0 < ar->P; q0 = q1) { /* the taps of one checkpoint: its chunks made once */
+    const tapinfo *t0 = &taps[ar->taps[q0]];
+    int nl = c->r->plan.j->models[t0->model].nlayers;
+    for (int l = 0; l < nl; l++)
+      p->want[l] = NULL;
+    float *at = c->rows;
+    for (q1 = q0; q1 < ar->P && taps[ar->taps[q1]].model == t0->model && taps[ar->taps[q1]].ckpt == t0->ckpt; q1++)
+      p->want[taps[ar->taps[q1]].layer] = at, at += rows * taps[ar->taps[q1]].dim;
+    RE_TRY(run_pass_ckpt_rows(c->r, p, t0->model, t0->ckpt, s0, s0 + b, p->want));
+    for (int q = q0; q < q1; q++) {
+      int64_t d = taps[ar->taps[q]].dim;
+      const float *src = p->want[taps[ar->taps[q]].layer];
+      for (int64_t e = 0; e < rows * d; e++)
+        c->x[e] = src[e];
+      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)c->kd[q], (int)d, 1.0, c->x, (int)d,
+                  c->W[q], (int)c->kd[q], 0.0, (double *)c->zp[q], (int)c->kd[q]);
+    }
   }
   re_status st = re_moments_add_batch(c->m, rows, c->zp, c->ld);
   if (st != RE_OK)
@@ -154,10 +164,13 @@ static re_status add_leaf(void *ctx, int64_t j) {
 static re_status ctx_alloc(proj_ctx *c, const int64_t *kd) {
   const pass *p = c->p;
   int P = c->ar->P;
-  int64_t maxd = 1, ktot = 0, rows = p->sb * p->mom_rps;
-  for (int q = 0; q < P; q++) {
-    int64_t d = c->r->plan.taps[c->ar->taps[q]].dim;
-    maxd = d > maxd ? d : maxd;
+  const tapinfo *taps = c->r->plan.taps;
+  int64_t maxd = 1, maxck = 1, ck = 0, ktot = 0, rows = p->sb * p->mom_rps;
+  for (int q = 0; q < P; q++) { /* maxck: the widest checkpoint (its taps' widths summed) */
+    const tapinfo *t = &taps[c->ar->taps[q]], *prev = q > 0 ? &taps[c->ar->taps[q - 1]] : NULL;
+    ck = prev && prev->model == t->model && prev->ckpt == t->ckpt ? ck + t->dim : t->dim;
+    maxck = ck > maxck ? ck : maxck;
+    maxd = t->dim > maxd ? t->dim : maxd;
     ktot += kd[q];
   }
   int32_t *pairs = NULL;
@@ -166,7 +179,7 @@ static re_status ctx_alloc(proj_ctx *c, const int64_t *kd) {
   re_status st = re_moments_create(P, kd, np, pairs, 0, &c->m);
   free(pairs);
   RE_TRY(st);
-  RE_TRY(re_malloc(rows * maxd, sizeof(float), &c->rows));
+  RE_TRY(re_malloc(rows * maxck, sizeof(float), &c->rows));
   RE_TRY(re_malloc(rows * maxd, sizeof(double), &c->x));
   RE_TRY(re_malloc(rows * (ktot > 0 ? ktot : 1), sizeof(double), &c->z));
   RE_TRY(re_calloc(P, sizeof(double *), &c->zp));

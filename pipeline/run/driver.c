@@ -525,10 +525,11 @@ static int report_failure(const runner *r, re_status st) {
 
 /* Collective: the counters and warnings of every rank, for the manifest. */
 static void gather_counts(runner *r) {
-  long long c[3] = {(long long)r->rep.cache_hits, (long long)r->rep.cache_writes, (long long)r->rep.cache_bad},
-            call[3] = {0};
-  MPI_Reduce(c, call, 3, MPI_LONG_LONG, MPI_SUM, 0, r->comm.comm);
-  r->rep.cache_hits = call[0], r->rep.cache_writes = call[1], r->rep.cache_bad = call[2];
+  long long c[4] = {(long long)r->rep.cache_hits, (long long)r->rep.cache_writes, (long long)r->rep.cache_bad,
+                    (long long)r->rep.fwd_chunks},
+            call[4] = {0};
+  MPI_Reduce(c, call, 4, MPI_LONG_LONG, MPI_SUM, 0, r->comm.comm);
+  r->rep.cache_hits = call[0], r->rep.cache_writes = call[1], r->rep.cache_bad = call[2], r->rep.fwd_chunks = call[3];
   double w[2] = {r->rep.t_wait, -r->rep.t_wait}, wmax[2] = {0, 0}, wsum = 0;
   MPI_Reduce(w, wmax, 2, MPI_DOUBLE, MPI_MAX, 0, r->comm.comm); /* max and -min */
   MPI_Reduce(&r->rep.t_wait, &wsum, 1, MPI_DOUBLE, MPI_SUM, 0, r->comm.comm);

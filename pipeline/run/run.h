@@ -77,6 +77,7 @@ typedef struct run_report {
   int64_t pass_samples;  /* samples accumulated by the current pass (all ranks after reduce) */
   int64_t total_samples; /* over all passes, for the manifest */
   int64_t cache_hits, cache_writes, cache_bad;
+  int64_t fwd_chunks;    /* chunks of a checkpoint run through its net (all ranks after gather_counts) */
   int ckpt_groups;       /* the most checkpoint groups of a pass's streaming (run_work.c) */
   double share_mb, state_mb; /* finalize: the most co-moment MB a rank received; the whole state's MB */
 } run_report;
@@ -153,6 +154,7 @@ typedef struct pass {
   int32_t *labels;        /* fwd labels */
   int64_t labelled;       /* the last chunk whose labels are kept, -1: none */
   float **scratch;        /* per layer index: one checkpoint's tap rows of a statistics batch */
+  float **want;           /* per layer index: where run_pass_ckpt_rows puts a layer's rows (NULL: not wanted) */
   int nscratch;
   tree_acc acc;           /* the accumulators as the reduction tree sees them (run_pass_acc_init) */
   tree tree;              /* this rank's complete nodes of the reduction tree */
@@ -247,6 +249,10 @@ void run_act_free(pass *p);
 /* Rows [s0, s1) of global tap t (rows x dim), from the checkpoint's chunks (kept,
  * cached or computed). */
 re_status run_pass_tap_rows(runner *r, pass *p, int t, int64_t s0, int64_t s1, float *out);
+/* Rows [s0, s1) of checkpoint (m, c)'s layers, layer l's (rows x dim) into out[l]
+ * (NULL: not wanted), chunk after chunk: each chunk is made once for all layers (a
+ * range that spans two chunks, tap after tap, would recompute both for every tap). */
+re_status run_pass_ckpt_rows(runner *r, pass *p, int m, int c, int64_t s0, int64_t s1, float *const *out);
 /* Stream this rank's batches through every net into the accumulators. */
 re_status run_pass_stream(runner *r, pass *p);
 /* Collective: reduce the pass's statistics to rank 0 along the canonical tree; in
@@ -264,8 +270,8 @@ int64_t run_work_steps(const pass *p, int size);
 int64_t run_work_done(const pass *p, int size, int64_t step);
 /* The memo slot of global checkpoint ci for the chunks being computed now. */
 int run_work_memo_slot(const pass *p, int ci);
-/* Rows [s0, s1) of global tap t (rows x dim) into out: run_pass_tap_rows. */
-typedef re_status (*run_rows_fn)(runner *r, pass *p, int t, int64_t s0, int64_t s1, float *out);
+/* Rows [s0, s1) of checkpoint (m, c)'s layers into out[l]: run_pass_ckpt_rows. */
+typedef re_status (*run_rows_fn)(runner *r, pass *p, int m, int c, int64_t s0, int64_t s1, float *const *out);
 /* Step `step` with G > 1: receives posted for this rank's batch, this rank's group's
  * taps of the other members' batches made by rows() and sent (nonblocking). */
 re_status run_work_exchange(runner *r, pass *p, int64_t step, run_rows_fn rows);

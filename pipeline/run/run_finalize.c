@@ -368,9 +368,11 @@ static void write_header(FILE *f, const runner *r, double t_total) {
           t_total);
   fprintf(f, "  \"wait_s\": {\"max\": %.3f, \"mean\": %.3f, \"min\": %.3f},\n", r->rep.wait_max, r->rep.wait_mean,
           r->rep.wait_min);
-  /* the streaming stage's layout: teams of G ranks, each member running 1/G of the checkpoints (run/run_work.c) */
+  /* the streaming stage's layout: teams of G ranks, each member running 1/G of the checkpoints (run/run_work.c);
+   * the chunks that went through a net, over all ranks and passes */
   int G = r->rep.ckpt_groups > 0 ? r->rep.ckpt_groups : 1;
-  fprintf(f, "  \"work\": {\"checkpoint_groups\": %d, \"teams\": %d},\n", G, r->comm.size / G);
+  fprintf(f, "  \"work\": {\"checkpoint_groups\": %d, \"teams\": %d, \"forward_chunks\": %lld},\n", G,
+          r->comm.size / G, (long long)r->rep.fwd_chunks);
   /* finalize: the most co-moment MB a rank received from rank 0 (the blocks its finalize reads), and the state */
   fprintf(f, "  \"finalize_share_mb\": {\"received_max\": %.1f, \"state\": %.1f},\n", r->rep.share_mb,
           r->rep.state_mb);

@@ -13,7 +13,9 @@
  * A tap's value for a sample therefore depends only on its chunk, not on the batch
  * or the rank that needed it: cached and computed values are the same bits. Each
  * checkpoint keeps its last chunk (a statistics batch may span two chunks, and the
- * next batch of the rank usually starts in the same chunk). */
+ * next batch of the rank usually starts in the same chunk), and a batch takes a
+ * checkpoint's taps chunk after chunk for all its layers at once
+ * (run_pass_ckpt_rows), so that each chunk runs through the net once. */
 #include <mpi.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +49,7 @@ static re_status chunk_forward(runner *r, pass *p, int m, int c, int64_t g, chun
   int64_t lo, hi;
   chunk_range(p, g, &lo, &hi);
   int t0 = run_tap_first(r, m, c);
+  r->rep.fwd_chunks++;
   for (int64_t s = lo; s < hi; s += p->fwd) {
     int64_t b = hi - s < p->fwd ? hi - s : p->fwd;
     RE_TRY(read_inputs(p, s, b, NULL));
@@ -148,6 +151,23 @@ re_status run_pass_tap_rows(runner *r, pass *p, int t, int64_t s0, int64_t s1, f
   return RE_OK;
 }
 
+re_status run_pass_ckpt_rows(runner *r, pass *p, int m, int c, int64_t s0, int64_t s1, float *const *out) {
+  int t0 = run_tap_first(r, m, c), nl = r->plan.j->models[m].nlayers;
+  for (int64_t g = s0 / p->chunk; g * p->chunk < s1; g++) {
+    RE_TRY(run_pass_chunk(r, p, m, c, g));
+    const chunk_memo *mo = &p->memo[run_work_memo_slot(p, run_ckpt_index(r, m, c))];
+    int64_t lo, hi;
+    chunk_range(p, g, &lo, &hi);
+    int64_t a = s0 > lo ? s0 : lo, b = s1 < hi ? s1 : hi;
+    for (int l = 0; l < nl; l++)
+      if (out[l]) {
+        int64_t row = r->plan.taps[t0 + l].rps * r->plan.taps[t0 + l].dim;
+        memcpy(out[l] + (a - s0) * row, mo->tap[l] + (a - lo) * row, sizeof(float) * (size_t)((b - a) * row));
+      }
+  }
+  return RE_OK;
+}
+
 /* ---- statistics batches ----------------------------------------------------------------- */
 
 /* Feed global tap t's rows of the current batch (rows x dim) to every analysis. */
@@ -211,16 +231,25 @@ static re_status do_batch(runner *r, pass *p, int64_t k, const double **mx, int6
   int t = 0;
   for (int m = 0; m < j->nmodels; m++) {
     const job_model *jm = &j->models[m];
-    for (int c = 0; c < jm->nckpts; c++, t += jm->nlayers)
+    for (int c = 0; c < jm->nckpts; c++, t += jm->nlayers) {
+      int here = 0; /* the checkpoint's taps not computed by another member of the team */
+      for (int l = 0; l < jm->nlayers; l++) {
+        const float *rows = NULL;
+        if (p->tap_used[t + l])
+          RE_TRY(run_work_rows(r, p, t + l, b, &rows));
+        p->want[l] = p->tap_used[t + l] && !rows ? p->scratch[l] : NULL;
+        here |= p->want[l] != NULL;
+      }
+      if (here)
+        RE_TRY(run_pass_ckpt_rows(r, p, m, c, s0, s0 + b, p->want));
       for (int l = 0; l < jm->nlayers; l++) {
         if (!p->tap_used[t + l])
           continue;
-        const float *rows; /* computed by another member of the team, or here */
+        const float *rows;
         RE_TRY(run_work_rows(r, p, t + l, b, &rows));
-        if (!rows)
-          RE_TRY(run_pass_tap_rows(r, p, t + l, s0, s0 + b, p->scratch[l]));
         RE_TRY(feed_tap(r, p, t + l, rows ? rows : p->scratch[l], hsic_ok, mx, mld, b));
       }
+    }
   }
   for (int a = 0; a < p->nan; a++)
     if (p->an[a].h && hsic_ok)
@@ -245,7 +274,7 @@ static re_status do_batch(runner *r, pass *p, int64_t k, const double **mx, int6
  * any) alone into the tree as a leaf; *b its samples. */
 static re_status do_step(runner *r, pass *p, int64_t step, const double **mx, int64_t *mld, int64_t *b) {
   int64_t k = p->k0 + step;
-  re_status st = run_work_exchange(r, p, step, run_pass_tap_rows);
+  re_status st = run_work_exchange(r, p, step, run_pass_ckpt_rows);
   *b = 0;
   if (st == RE_OK && k < p->k1) {
     run_pass_reset(p);

@@ -94,6 +94,7 @@ void run_pass_free(runner *r, pass *p) {
     free(p->memo[k].tap);
   free(p->memo);
   free(p->scratch);
+  free(p->want);
   /* r->plan.taps stays: the probes after the last pass need it */
 }
 
@@ -312,6 +313,7 @@ static re_status alloc_buffers(runner *r, pass *p) {
   }
   p->nscratch = nlay;
   RE_TRY(re_calloc(p->nscratch > 0 ? p->nscratch : 1, sizeof(float *), &p->scratch));
+  RE_TRY(re_calloc(p->nscratch > 0 ? p->nscratch : 1, sizeof(float *), &p->want));
   for (int l = 0; l < nlay; l++) {
     int64_t mx = 1;
     for (int t = 0; t < r->plan.ntaps; t++)

@@ -201,14 +201,22 @@ static int member_batch(const pass *p, int i, int64_t step, int64_t *s0, int64_t
 }
 
 /* This rank's group's taps of samples [s0, s0 + b) into buf (b x the group's width),
- * each through rows(). */
+ * a checkpoint at a time through rows(). */
 static re_status group_rows(runner *r, pass *p, int64_t s0, int64_t b, run_rows_fn rows, float *buf) {
   const work_layout *w = &p->work;
-  for (int t = 0; t < r->plan.ntaps; t++) {
-    const tapinfo *tp = &r->plan.taps[t];
-    if (p->tap_used[t] && w->group_of[run_ckpt_index(r, tp->model, tp->ckpt)] == w->member)
-      RE_TRY(rows(r, p, t, s0, s0 + b, buf + b * w->off[t]));
-  }
+  const job *j = r->plan.j;
+  for (int m = 0, t = 0; m < j->nmodels; m++)
+    for (int c = 0; c < j->models[m].nckpts; c++, t += j->models[m].nlayers) {
+      if (w->group_of[run_ckpt_index(r, m, c)] != w->member)
+        continue;
+      int any = 0;
+      for (int l = 0; l < j->models[m].nlayers; l++) {
+        p->want[l] = p->tap_used[t + l] ? buf + b * w->off[t + l] : NULL;
+        any |= p->want[l] != NULL;
+      }
+      if (any)
+        RE_TRY(rows(r, p, m, c, s0, s0 + b, p->want));
+    }
   return RE_OK;
 }
 

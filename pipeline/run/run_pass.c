@@ -286,11 +286,39 @@ static re_status do_step(runner *r, pass *p, int64_t step, const double **mx, in
   return st != RE_OK ? st : fin;
 }
 
+/* What the ranks agreed after step `step` (all: the OR of their flags; steps done:
+ * step + 1): stop on a failure, save a snapshot, or stop on a signal after saving.
+ * Every rank takes the same decision at the same point of its loop. */
+static re_status agreed(runner *r, pass *p, int all, re_status local, int64_t step, int64_t steps, int64_t samples,
+                        int64_t nb, double *last_save) {
+  if (all & 4)
+    return re_mpi_agree(r->comm.comm, local);
+  if (!(all & 3))
+    return RE_OK;
+  /* a rank that failed a step the others have not heard of yet saves nothing: the
+   * others' snapshots of this step are then a mix that a resume refuses */
+  re_status st =
+      re_mpi_agree(r->comm.comm, local != RE_OK ? local : run_state_save_rank(r, p, &p->tree, step + 1, samples));
+  *last_save = progress_now();
+  if (st == RE_OK && r->comm.rank == 0)
+    run_state_note_progress(r, p, run_work_done(p, r->comm.size, step), nb, (all & 1) ? "interrupted" : "snapshot");
+  if (st == RE_OK && (all & 1))
+    st = re_err(RE_EINTERRUPTED, "interrupted by a signal after batch step %lld of %lld; state saved in %s",
+                (long long)(step + 1), (long long)steps, r->plan.state_dir);
+  return st;
+}
+
 /* Stream this rank's batches through every net into the accumulators. Every rank
  * takes the same number of steps (idle when its range is done); after each step
  * one small allreduce tells every rank whether to save a snapshot (periodically,
  * rank 0's clock) or to stop (a signal reached some rank) or whether some rank
- * failed, so that all ranks stop together and nobody waits in a collective. */
+ * failed, so that all ranks stop together and nobody waits in a collective.
+ * Without a team exchange (one checkpoint group) the allreduce of step s is
+ * nonblocking and completes after step s + 1: a rank may run one step ahead of the
+ * slowest, so steps of unequal work (a chunk made every other batch, a merge of the
+ * reduction tree) do not make the ranks wait for each other in turn; the decision
+ * is then taken by every rank after step s + 1. A rank that failed takes no more
+ * steps but still agrees. */
 re_status run_pass_stream(runner *r, pass *p) {
   job *j = r->plan.j;
   /* --part I/N takes the I-th contiguous range of the batches, then ranks split it */
@@ -321,35 +349,40 @@ re_status run_pass_stream(runner *r, pass *p) {
   snprintf(what, sizeof what, "dataset %s", j->datasets[p->d].name);
   progress_start(&pr, what, nb, r->comm.rank == 0 && !r->plan.quiet);
   double last_save = progress_now();
-  for (int64_t step = step0; st == RE_OK && step < steps; step++) {
-    int64_t b = 0;
-    re_status local = do_step(r, p, step, mx, mld, &b);
-    samples += b;
-    int flag = (local != RE_OK ? 4 : 0) | (run_stop_signal ? 1 : 0), all = 0;
-    if (r->comm.rank == 0 && r->plan.checkpoint_every > 0 && progress_now() - last_save >= r->plan.checkpoint_every)
-      flag |= 2;
+  int lag = p->work.groups <= 1, flag[2] = {0, 0}, all[2] = {0, 0};
+  MPI_Request req[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
+  re_status local = RE_OK;
+  for (int64_t step = step0; st == RE_OK && step < steps + lag; step++) {
+    int cur = (int)(step & 1);
+    if (step < steps) {
+      int64_t b = 0;
+      if (local == RE_OK)
+        local = do_step(r, p, step, mx, mld, &b);
+      samples += b;
+      flag[cur] = (local != RE_OK ? 4 : 0) | (run_stop_signal ? 1 : 0);
+      if (r->comm.rank == 0 && r->plan.checkpoint_every > 0 && progress_now() - last_save >= r->plan.checkpoint_every)
+        flag[cur] |= 2;
+      MPI_Iallreduce(&flag[cur], &all[cur], 1, MPI_INT, MPI_BOR, r->comm.comm, &req[cur]);
+    }
+    int64_t at = step - lag; /* the step whose agreement completes now */
+    if (at < step0)
+      continue;
     double tw = progress_now(); /* the slowest rank's step sets the pace: time waited for it */
-    MPI_Allreduce(&flag, &all, 1, MPI_INT, MPI_BOR, r->comm.comm);
+    MPI_Wait(&req[at & 1], MPI_STATUS_IGNORE);
     r->rep.t_wait += progress_now() - tw;
-    if (all & 4) {
-      st = re_mpi_agree(r->comm.comm, local);
-      break;
+    if (all[at & 1] & 4) { /* the other step's agreement first: every rank posted it */
+      MPI_Wait(&req[cur], MPI_STATUS_IGNORE);
+      r->rep.t_wait += progress_now() - tw;
     }
-    if (all & 3) {
-      st = re_mpi_agree(r->comm.comm, run_state_save_rank(r, p, &p->tree, step + 1, samples));
-      last_save = progress_now();
-      if (st == RE_OK && r->comm.rank == 0)
-        run_state_note_progress(r, p, run_work_done(p, r->comm.size, step), nb,
-                                (all & 1) ? "interrupted" : "snapshot");
-      if (st == RE_OK && (all & 1))
-        st = re_err(RE_EINTERRUPTED, "interrupted by a signal after batch step %lld of %lld; state saved in %s",
-                    (long long)(step + 1), (long long)steps, r->plan.state_dir);
-    }
-    if (r->comm.rank == 0) {
-      int64_t done = run_work_done(p, r->comm.size, step); /* every rank is at the same step */
+    int64_t done_step = step < steps ? step : steps - 1; /* the steps this rank has taken */
+    st = agreed(r, p, all[at & 1], local, done_step, steps, samples, nb, &last_save);
+    if (r->comm.rank == 0 && st == RE_OK) {
+      int64_t done = run_work_done(p, r->comm.size, done_step); /* every rank is at the same step */
       progress_update(&pr, done, done * p->sb);
     }
   }
+  for (int k = 0; k < 2; k++) /* after a stop: the agreement posted last */
+    MPI_Wait(&req[k], MPI_STATUS_IGNORE);
   if (st == RE_OK)
     progress_finish(&pr, (end * p->sb < p->n ? end * p->sb : p->n) - base * p->sb);
   r->rep.samples_seen += samples;

@@ -16,11 +16,12 @@
  * Cost: one state serialization per batch and one merge per internal node (about
  * one per batch), i.e. O(state) extra work per batch beside the O(batch x state)
  * GEMMs. Memory: the list holds up to about 2 log2(batches) nodes; the waiting
- * ones (all but the last) beyond REPEVAL_SPILL_MB (default 64) of them wait in a
+ * ones (all but the last) beyond REPEVAL_SPILL_MB (default 256) of them wait in a
  * spill file, so a rank holds that budget plus at most four states (accumulators,
  * the last node, a new leaf or a loaded sibling, and one more while a received
  * list is collapsed) whatever the number of batches; the spill file holds at
- * most the rest of the list. */
+ * most the rest of the list. A merged node's buffer is kept for the next node
+ * rather than freed (the count of buffers never exceeds the most in use at once). */
 #include "mpi/tree.h"
 
 #include "mpi/mpi_reduce.h"
@@ -45,9 +46,9 @@ static void rank_size(MPI_Comm comm, int *rank, int *size) {
 
 /* ---- node lists ---------------------------------------------------------------- */
 
-/* Memory for waiting nodes (all but the last), in bytes: REPEVAL_SPILL_MB, default 64. */
+/* Memory for waiting nodes (all but the last), in bytes: REPEVAL_SPILL_MB, default 256. */
 static double spill_budget(void) {
-  double mb = 64;
+  double mb = 256;
   const char *e = getenv("REPEVAL_SPILL_MB");
   if (e && *e) {
     char *end;
@@ -74,12 +75,33 @@ void tree_free(tree *t) {
     free(t->nodes[k].buf);
   free(t->nodes);
   free(t->free_slots);
+  free(t->spare);
   if (t->fd >= 0)
     close(t->fd);
   memset(t, 0, sizeof *t);
   t->fd = -1;
   t->acc = acc; /* still usable as an empty list */
   t->len = acc ? acc->len : 0;
+}
+
+/* A state buffer for a node: the spare one, or a new one. A buffer written whole the
+ * first time costs a page fault per page (on a virtual machine, more than copying the
+ * state), so the tree reuses the buffer of a merged node instead of freeing it. */
+static re_status node_buf(tree *t, double **buf) {
+  if (t->spare) {
+    *buf = t->spare;
+    t->spare = NULL;
+    return RE_OK;
+  }
+  return re_malloc_whole(t->len > 0 ? t->len : 1, sizeof(double), buf);
+}
+
+/* A node's buffer no longer needed: kept as the spare (one at most), else freed. */
+static void drop_buf(tree *t, double *buf) {
+  if (!t->spare)
+    t->spare = buf;
+  else
+    free(buf);
 }
 
 static re_status open_spill(tree *t) {
@@ -132,7 +154,7 @@ static re_status spill_node(tree *t, int k) {
     t->free_slots[t->nfree++] = slot;
     return st;
   }
-  free(nd->buf);
+  drop_buf(t, nd->buf);
   nd->buf = NULL;
   nd->slot = slot;
   return RE_OK;
@@ -144,10 +166,10 @@ static re_status load_node(tree *t, int k) {
   if (nd->buf)
     return RE_OK;
   double *buf = NULL;
-  RE_TRY(re_malloc_whole(t->len > 0 ? t->len : 1, sizeof(double), &buf));
+  RE_TRY(node_buf(t, &buf));
   re_status st = slot_io(t, nd->slot, buf, 0);
   if (st != RE_OK) {
-    free(buf);
+    drop_buf(t, buf);
     return st;
   }
   t->free_slots[t->nfree++] = nd->slot;
@@ -219,7 +241,7 @@ re_status tree_collapse(tree *t) {
         RE_TRY(load_node(t, k + 1));
         RE_TRY(combine(t->acc, a->buf, b->buf));
         a->height++;
-        free(b->buf);
+        drop_buf(t, b->buf);
         memmove(b, b + 1, sizeof *b * (size_t)(t->n - k - 2));
         t->n--;
         RE_TRY(spill_over_budget(t));
@@ -233,7 +255,7 @@ re_status tree_collapse(tree *t) {
 
 re_status tree_push_leaf(tree *t, int64_t k) {
   double *buf = NULL;
-  RE_TRY(re_malloc_whole(t->len > 0 ? t->len : 1, sizeof(double), &buf));
+  RE_TRY(node_buf(t, &buf));
   t->acc->serialize(t->acc->ctx, buf);
   /* the previous last node is often this leaf's sibling: join before spilling */
   RE_TRY(append_node(t, k, 0, buf));
@@ -272,7 +294,7 @@ re_status tree_root(tree *t, int64_t nb) {
   for (int k = t->n - 2; k >= 0; k--) {
     RE_TRY(load_node(t, k));
     RE_TRY(combine(t->acc, t->nodes[k].buf, t->nodes[k + 1].buf)); /* N_k: the earlier batches */
-    free(t->nodes[k + 1].buf);
+    drop_buf(t, t->nodes[k + 1].buf);
     t->nodes[k + 1].buf = NULL;
     t->n = k + 1;
   }
@@ -325,11 +347,11 @@ static re_status recv_tree(MPI_Comm comm, tree *t, int src) {
     if (MPI_Recv(pos, 2, MPI_LONG_LONG, src, TAG_TREE_NODE, comm, MPI_STATUS_IGNORE) != MPI_SUCCESS)
       return re_err(RE_EMPI, "MPI_Recv from rank %d failed", src);
     double *buf = NULL;
-    RE_TRY(re_malloc_whole(t->len, sizeof(double), &buf));
+    RE_TRY(node_buf(t, &buf));
     for (int64_t off = 0; off < t->len; off += (1 << 26)) {
       int n = (int)(t->len - off < (1 << 26) ? t->len - off : (1 << 26));
       if (MPI_Recv(buf + off, n, MPI_DOUBLE, src, TAG_TREE_DATA, comm, MPI_STATUS_IGNORE) != MPI_SUCCESS) {
-        free(buf);
+        drop_buf(t, buf);
         return re_err(RE_EMPI, "MPI_Recv from rank %d failed", src);
       }
     }

@@ -3,7 +3,7 @@
  * child merged with its right child. Ranks stream contiguous batch ranges and keep
  * lists of complete nodes; the lists are joined in rank order and rank 0 folds the
  * root. Every merge has the same two operands for any number of ranks or parts, so
- * results are bitwise identical. Waiting nodes beyond REPEVAL_SPILL_MB (default 64)
+ * results are bitwise identical. Waiting nodes beyond REPEVAL_SPILL_MB (default 256)
  * wait in an unlinked spill file in $TMPDIR. */
 #ifndef REPEVAL_MPI_TREE_H
 #define REPEVAL_MPI_TREE_H
@@ -42,6 +42,7 @@ typedef struct tree {
   int64_t nslots; /* slots in the file (each len doubles) */
   int64_t *free_slots;
   int nfree, capfree;
+  double *spare;  /* a merged node's buffer, kept for the next node (NULL: none) */
 } tree;
 
 /* An empty list of nodes of acc's state (acc may be NULL for a list that is only read). */

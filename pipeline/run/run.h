@@ -133,6 +133,7 @@ typedef struct pass {
   int64_t *ids;   /* fwd x seq_len token ids */
   uint8_t *mask;  /* fwd x seq_len attention mask */
   int streamed;   /* checkpoints are bound one at a time (their weights do not all fit) */
+  int reduced_kept; /* rank 0: OUT.state holds this pass's reduced accumulators (saved or loaded by this run) */
   int bound;      /* streamed: the global checkpoint index bound now, -1: none */
   chunk_memo *memo; /* nmemo slots; checkpoint i uses slot i % nmemo */
   int nmemo;
@@ -312,7 +313,8 @@ re_status run_state_load_reduced(runner *r, pass *p, int *found);
 /* Rank 0: load reduced statistics (a stats/ file of an earlier run: the layout must
  * match this job, the fingerprint need not) into the accumulators. */
 re_status run_state_load_stats(runner *r, pass *p, const char *path);
-/* Rank 0: write the reduced accumulators of pass p to `path` (atomically). */
+/* Rank 0: write the reduced accumulators of pass p to `path` (atomically): a hard link
+ * to the reduced state this run saved or loaded (the same bytes), else written. */
 re_status run_state_write_reduced_to(runner *r, pass *p, const char *path);
 /* Rank 0: write OUT.state/progress.json (what `repeval status` shows): the pass, its
  * batches done of total, the event ("snapshot", "interrupted", "resumed"), the

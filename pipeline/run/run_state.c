@@ -293,6 +293,7 @@ re_status run_state_save_reduced(runner *r, pass *p) {
     st = write_state(r, p, path, 2, NULL, -1, r->rep.pass_samples);
   if (st != RE_OK)
     re_err_context(st, "saving the reduced statistics: ");
+  p->reduced_kept = st == RE_OK;
   return st;
 }
 
@@ -328,6 +329,7 @@ re_status run_state_load_reduced(runner *r, pass *p, int *found) {
       st = load_root(r, p, path, 1, 0, &ok);
     if (st != RE_OK)
       ok = 0;
+    p->reduced_kept = ok;
   }
   st = re_mpi_agree(r->comm.comm, st);
   MPI_Bcast(&ok, 1, MPI_INT, 0, r->comm.comm);
@@ -343,6 +345,19 @@ re_status run_state_load_stats(runner *r, pass *p, const char *path) {
 }
 
 re_status run_state_write_reduced_to(runner *r, pass *p, const char *path) {
+  char src[4400], dir[4400];
+  if (p->reduced_kept && state_path(r, p, 2, src, sizeof src) == RE_OK &&
+      re_path_join(dir, sizeof dir, "%s", path) == RE_OK) {
+    char *slash = strrchr(dir, '/');
+    if (slash)
+      *slash = '\0';
+    /* the reduced state's bytes are those write_state would write here (kind 2, the
+     * same header and root): a link saves serializing, checksumming and writing the
+     * state again; the state file is only ever replaced by a rename, never rewritten */
+    if ((!slash || re_mkdir_p(dir) == RE_OK) && link(src, path) == 0)
+      return RE_OK;
+    re_err_clear();
+  }
   return write_state(r, p, path, 2, NULL, -1, r->rep.pass_samples);
 }
 

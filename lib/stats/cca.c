@@ -34,9 +34,13 @@ re_status re_eig_create(const double *C, int64_t d, double n, re_eig **out) {
   RE_CHECK(re_calloc(1, sizeof *e, &e));
   RE_CHECK(re_malloc(d * d, sizeof(double), &A));
   RE_CHECK(re_malloc(d, sizeof(double), &w));
-  for (int64_t k = 0; k < d * d; k++)
-    A[k] = C[k] / (n - 1);
-  lapack_int info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'U', (lapack_int)d, A, (lapack_int)d, w);
+  /* the upper triangle of C / (n - 1), mirrored: row-major A is then its own column-
+   * major transpose, so LAPACK reads it in place (the row-major interface would copy
+   * it twice, and its upper triangle is what the row-major 'U' call reads) */
+  for (int64_t i = 0; i < d; i++)
+    for (int64_t j = i; j < d; j++)
+      A[i * d + j] = A[j * d + i] = C[i * d + j] / (n - 1);
+  lapack_int info = LAPACKE_dsyevd(LAPACK_COL_MAJOR, 'V', 'U', (lapack_int)d, A, (lapack_int)d, w);
   if (info != 0) {
     st = re_err(RE_EUNDEFINED, "dsyevd failed to converge (info %d) on a %lld x %lld covariance", (int)info,
                 (long long)d, (long long)d);
@@ -46,11 +50,11 @@ re_status re_eig_create(const double *C, int64_t d, double n, re_eig **out) {
   e->n = n;
   RE_CHECK(re_malloc(d, sizeof(double), &e->values));
   RE_CHECK(re_malloc(d * d, sizeof(double), &e->vectors));
-  for (int64_t k = 0; k < d; k++) { /* ascending -> descending */
+  for (int64_t k = 0; k < d; k++) { /* ascending -> descending; eigenvector src is column src of A */
     int64_t src = d - 1 - k;
     e->values[k] = w[src] > 0 ? w[src] : 0.0;
     for (int64_t i = 0; i < d; i++)
-      e->vectors[i * d + k] = A[i * d + src];
+      e->vectors[i * d + k] = A[src * d + i];
   }
   e->rank = 0;
   for (int64_t k = 0; k < d; k++)

@@ -4,11 +4,12 @@
  * During each dataset pass the tap outputs that a probe needs, and the labels, go
  * to shards of the embedding cache (the job's `cache:`, or a private one in the
  * state folder), one shard per batch. After the last pass the probe tasks — one
- * per (probe analysis, tap) — are spread over the ranks longest first (estimated
- * cost: rows x features x λ grid) on the least loaded rank; the owner reads the
- * tap's rows of the training, validation and test sets from the shards in global
- * sample order and fits alone, so a probe's result does not depend on the number
- * of ranks. Rows go to rank 0 and into metrics.csv in task order. Memory on the owner: the rows of one task (n x d float32, plus the
+ * per (probe analysis, tap) — form a queue, longest first (estimated cost: rows x
+ * features x λ grid), from which each rank takes the next task whenever it is free
+ * (a shared counter on rank 0, MPI one-sided); the owner reads the tap's rows of
+ * the training, validation and test sets from the shards in global sample order
+ * and fits alone, so a probe's result does not depend on the number of ranks or on
+ * which rank ran it. Rows go to rank 0 and into metrics.csv in task order. Memory on the owner: the rows of one task (n x d float32, plus the
  * solver's float64 copy), released before the next task. */
 #include <math.h>
 #include <mpi.h>
@@ -507,29 +508,72 @@ static re_status task_here(runner *r, ptask *k, int dp) {
   return st;
 }
 
-/* Longest task first on the least loaded rank (lowest rank on ties): the owners. */
-static re_status schedule(const runner *r, ptask *tasks, int n) {
-  ptask **order = NULL;
-  double *load = NULL;
-  re_status st = re_calloc(n, sizeof *order, &order);
-  if (st == RE_OK)
-    st = re_calloc(r->comm.size, sizeof *load, &load);
-  int m = 0;
-  for (int k = 0; st == RE_OK && k < n; k++)
+/* The tasks that are not data-parallel, longest first (ties in task order): the queue
+ * every rank takes from; *m of them. */
+static re_status queue_of(ptask *tasks, int n, ptask ***order, int *m) {
+  *m = 0;
+  RE_TRY(re_calloc(n > 0 ? n : 1, sizeof **order, order));
+  for (int k = 0; k < n; k++)
     if (!tasks[k].dp)
-      order[m++] = &tasks[k];
-  if (st == RE_OK)
-    qsort(order, (size_t)m, sizeof *order, by_cost);
-  for (int k = 0; st == RE_OK && k < m; k++) {
-    int best = 0;
-    for (int q = 1; q < r->comm.size; q++)
-      if (load[q] < load[best])
-        best = q;
-    order[k]->owner = best;
-    load[best] += order[k]->cost;
+      (*order)[(*m)++] = &tasks[k];
+  qsort(*order, (size_t)*m, sizeof **order, by_cost);
+  return RE_OK;
+}
+
+/* Collective: run the queue (m tasks), each rank taking the next task when it is free
+ * from a counter on rank 0 (MPI_Fetch_and_op, passive target: the actual times of
+ * the fits vary by more than any estimate), until it is empty or this rank failed;
+ * then every rank knows each task's owner. *done counts rank 0's progress. */
+static re_status run_queue(runner *r, ptask **order, int m, ptask *tasks, int n, progress *pr, int done0,
+                           re_status *local) {
+  int *base = NULL, one = 1;
+  MPI_Win win = MPI_WIN_NULL;
+  re_status st = RE_OK;
+  if (r->comm.size > 1) {
+    if (MPI_Win_allocate(r->comm.rank == 0 ? (MPI_Aint)sizeof(int) : 0, sizeof(int), MPI_INFO_NULL, r->comm.comm,
+                         &base, &win) != MPI_SUCCESS)
+      st = re_err(RE_EMPI, "probes: cannot create the task counter (MPI_Win_allocate)");
+    if (st == RE_OK && r->comm.rank == 0)
+      *base = 0;
+    MPI_Barrier(r->comm.comm); /* the counter is set before anyone reads it */
+    if (st == RE_OK)
+      MPI_Win_lock_all(0, win);
   }
-  free(order);
-  free(load);
+  int *owner = NULL;
+  if (st == RE_OK)
+    st = re_malloc(n > 0 ? n : 1, sizeof(int), &owner);
+  for (int k = 0; k < n && owner; k++)
+    owner[k] = -1;
+  st = re_mpi_agree(r->comm.comm, st);
+  for (int next = 0, seq = 0; st == RE_OK && *local == RE_OK;) {
+    if (win != MPI_WIN_NULL) {
+      MPI_Fetch_and_op(&one, &next, MPI_INT, 0, 0, MPI_SUM, win);
+      MPI_Win_flush(0, win);
+    } else {
+      next = seq++;
+    }
+    if (next >= m)
+      break;
+    ptask *tk = order[next];
+    *local = task_here(r, tk, 0);
+    tk->failed = *local != RE_OK;
+    owner[tk - tasks] = r->comm.rank;
+    if (r->comm.rank == 0)
+      progress_update(pr, done0 + (int)((double)(next + 1) / m * (n - done0)), 0);
+  }
+  if (win != MPI_WIN_NULL) {
+    MPI_Win_unlock_all(win);
+    MPI_Win_free(&win);
+  }
+  if (st == RE_OK) /* every owner, everywhere (a task nobody ran: -1, after a failure) */
+    MPI_Allreduce(MPI_IN_PLACE, owner, n, MPI_INT, MPI_MAX, r->comm.comm);
+  for (int k = 0; st == RE_OK && k < n; k++)
+    if (!tasks[k].dp) {
+      tasks[k].owner = owner[k] >= 0 ? owner[k] : 0;
+      if (owner[k] < 0) /* not run: rank 0 reports it with the failure that stopped the queue */
+        tasks[k].failed = r->comm.rank == 0;
+    }
+  free(owner);
   return st;
 }
 
@@ -597,7 +641,7 @@ static re_status run_probes(runner *r) {
   }
   progress pr;
   progress_start(&pr, "probes", n, r->comm.rank == 0 && !r->plan.quiet);
-  int done = 0, mine = 0, nund0 = r->rep.nundefined;
+  int done = 0, nund0 = r->rep.nundefined;
   for (int k = 0; k < n; k++) {
     if (!tasks[k].dp)
       continue;
@@ -607,27 +651,14 @@ static re_status run_probes(runner *r) {
     if (r->comm.rank == 0)
       progress_update(&pr, ++done, 0);
   }
-  if (st == RE_OK)
-    st = schedule(r, tasks, n);
-  for (int k = 0; k < n; k++)
-    mine += !tasks[k].dp && tasks[k].owner == r->comm.rank;
   ptask **order = NULL;
-  if (st == RE_OK)
-    st = re_calloc(n, sizeof *order, &order);
   int m = 0;
-  for (int k = 0; st == RE_OK && k < n; k++)
-    if (!tasks[k].dp && tasks[k].owner == r->comm.rank)
-      order[m++] = &tasks[k];
   if (st == RE_OK)
-    qsort(order, (size_t)m, sizeof *order, by_cost);
+    st = queue_of(tasks, n, &order, &m);
+  st = re_mpi_agree(r->comm.comm, st);
   re_status local = st;
-  for (int k = 0; k < m; k++) {
-    if (local == RE_OK)
-      local = task_here(r, order[k], 0);
-    order[k]->failed = local != RE_OK;
-    if (r->comm.rank == 0)
-      progress_update(&pr, done + (int)((double)(k + 1) / mine * (n - done)), 0);
-  }
+  if (st == RE_OK)
+    st = run_queue(r, order, m, tasks, n, &pr, done, &local);
   free(order);
   if (st == RE_OK)
     st = gather_rows(r, tasks, n, local);

@@ -491,6 +491,12 @@ re_status re_moments_merge_serial(re_moments *m, const double *buf, int64_t len)
   return RE_OK;
 }
 
+re_status re_moments_merge_serial_consume(re_moments *m, double *buf, int64_t len) {
+  RE_TRY(check_serial(m, buf, len));
+  merge_state(m, buf + SERIAL_HEADER); /* recentres buf's co-moments in place */
+  return RE_OK;
+}
+
 re_status re_moments_deserialize(re_moments *m, const double *buf, int64_t len) {
   RE_TRY(check_serial(m, buf, len));
   memcpy(m->state, buf + SERIAL_HEADER, sizeof(double) * (size_t)m->len);

@@ -229,6 +229,17 @@ static re_status combine(const tree_acc *a, double *x, const double *y) {
   return RE_OK;
 }
 
+/* combine, when y is not read again (a merged node's right child, a received state):
+ * the accumulator may work in it instead of copying it first. The same bits. */
+static re_status combine_consume(const tree_acc *a, double *x, double *y) {
+  if (!a->merge_consume)
+    return combine(a, x, y);
+  RE_TRY(a->deserialize(a->ctx, x));
+  RE_TRY(a->merge_consume(a->ctx, y));
+  a->serialize(a->ctx, x);
+  return RE_OK;
+}
+
 re_status tree_collapse(tree *t) {
   int changed = 1;
   while (changed) {
@@ -239,7 +250,7 @@ re_status tree_collapse(tree *t) {
       if (a->height == b->height && a->start % (2 * span) == 0 && b->start == a->start + span) {
         RE_TRY(load_node(t, k));
         RE_TRY(load_node(t, k + 1));
-        RE_TRY(combine(t->acc, a->buf, b->buf));
+        RE_TRY(combine_consume(t->acc, a->buf, b->buf));
         a->height++;
         drop_buf(t, b->buf);
         memmove(b, b + 1, sizeof *b * (size_t)(t->n - k - 2));
@@ -293,7 +304,7 @@ re_status tree_root(tree *t, int64_t nb) {
   RE_TRY(load_node(t, t->n - 1));
   for (int k = t->n - 2; k >= 0; k--) {
     RE_TRY(load_node(t, k));
-    RE_TRY(combine(t->acc, t->nodes[k].buf, t->nodes[k + 1].buf)); /* N_k: the earlier batches */
+    RE_TRY(combine_consume(t->acc, t->nodes[k].buf, t->nodes[k + 1].buf)); /* N_k: the earlier batches */
     drop_buf(t, t->nodes[k + 1].buf);
     t->nodes[k + 1].buf = NULL;
     t->n = k + 1;
@@ -567,7 +578,7 @@ static re_status make_chain(MPI_Comm comm, tree *t, double **chain, const int64_
         if (st == RE_OK)
           st = rs;
         if (st == RE_OK)
-          st = combine(t->acc, buf, rbuf);
+          st = combine_consume(t->acc, buf, rbuf);
       }
     } else {
       const double *right = NULL;
@@ -686,7 +697,8 @@ static void mom_ser(void *c, double *b) { re_moments_serialize(c, b); }
 static re_status mom_de(void *c, const double *b) { return re_moments_deserialize(c, b, re_moments_serial_len(c)); }
 static re_status mom_merge(void *c, const double *b) { return re_moments_merge_serial(c, b, re_moments_serial_len(c)); }
 static void mom_reset(void *c) { re_moments_reset(c); }
+static re_status mom_consume(void *c, double *b) { return re_moments_merge_serial_consume(c, b, re_moments_serial_len(c)); }
 
 tree_acc tree_moments_acc(re_moments *m) {
-  return (tree_acc){m, re_moments_serial_len(m), mom_ser, mom_de, mom_merge, mom_reset};
+  return (tree_acc){m, re_moments_serial_len(m), mom_ser, mom_de, mom_merge, mom_reset, mom_consume};
 }

@@ -21,6 +21,7 @@ typedef struct tree_acc {
   re_status (*deserialize)(void *ctx, const double *buf);   /* replace the state */
   re_status (*merge)(void *ctx, const double *buf);         /* state <- state (+) buf (later samples) */
   void (*reset)(void *ctx);                                 /* the empty state */
+  re_status (*merge_consume)(void *ctx, double *buf);       /* merge, buf used up (NULL: merge) */
 } tree_acc;
 
 /* A complete node: the accumulator's state over batches [start, start + 2^height). */

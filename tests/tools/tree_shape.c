@@ -89,7 +89,7 @@ int main(int argc, char **argv) {
   hacc a = {{0, 0}, 2};
   static const int64_t large[] = {37, 1000, 4097, 9000};
   g_acc = &a;
-  tree_acc acc = {&a, 2, ser, deser, merge, reset};
+  tree_acc acc = {&a, 2, ser, deser, merge, reset, NULL};
   for (int c = 0; c < NB + 4 && !bad; c++) {
     int64_t nb = c < NB ? c + 1 : large[c - NB];
     a.len = acc.len = c == NB ? (5 << 19) : 2; /* 2.5 M doubles: chunked messages */

@@ -123,10 +123,26 @@ int main(void) {
   stream(c, 51, N, 9);
   CHECK_OK(re_moments_merge(a, b));
   int64_t len = re_moments_serial_len(c);
-  double *buf = malloc(sizeof(double) * (size_t)len);
+  double *buf = malloc(sizeof(double) * (size_t)len), *pre = malloc(sizeof(double) * (size_t)len),
+         *got = malloc(sizeof(double) * (size_t)len);
   re_moments_serialize(c, buf);
+  re_moments_serialize(a, pre);
   CHECK_OK(re_moments_merge_serial(a, buf, len));
   compare(a, &r, 1e-11);
+  /* merging in the serialized buffer itself gives the same bits (the buffer is used up) */
+  re_moments *d = NULL;
+  CHECK_OK(re_moments_create(L, dims, 3, pairs, RE_MOMENTS_DEBIASED, &d));
+  CHECK_OK(re_moments_deserialize(d, pre, len));
+  re_moments_serialize(c, got);
+  CHECK_OK(re_moments_merge_serial_consume(d, got, len));
+  re_moments_serialize(a, pre);
+  re_moments_serialize(d, got);
+  CHECK(memcmp(pre, got, sizeof(double) * (size_t)len) == 0);
+  got[0] = 1.0;
+  CHECK_FAILS(re_moments_merge_serial_consume(d, got, len), RE_EFORMAT, "layout");
+  re_moments_destroy(&d);
+  free(pre);
+  free(got);
   /* deserialize reproduces bit for bit */
   re_moments_serialize(a, buf);
   re_moments_reset(c);

@@ -533,6 +533,8 @@ void re_moments_set_span(re_moments *m, int64_t off, int64_t len, const double *
   memcpy(m->state + off, in, sizeof(double) * (size_t)len);
 }
 
+double *re_moments_span_data(re_moments *m, int64_t off) { return m->state + off; }
+
 const double *re_moments_block(const re_moments *m, int i, int j, int *transposed) {
   if (i < 0 || j < 0 || i >= m->L || j >= m->L)
     return NULL;

@@ -49,34 +49,29 @@ static int pass_needs(const runner *r, const pass *p, uint8_t *need) {
   return all;
 }
 
-/* Rank 0: the head and the blocks marked in need (nb bytes) of m, in block order, to rank q. */
-static re_status send_blocks(runner *r, const re_moments *m, const uint8_t *need, int q, double *buf, int64_t cap) {
-  int64_t n = re_moments_head_len(m), off, len;
-  re_moments_get_span(m, 0, n, buf);
+/* Rank 0: the head and the blocks marked in need (nb bytes) of m, in block order, to
+ * rank q, each straight from the accumulator's state. */
+static re_status send_blocks(runner *r, re_moments *m, const uint8_t *need, int q) {
+  int64_t off, len;
+  RE_TRY(re_mpi_send_doubles(r->comm.comm, re_moments_span_data(m, 0), re_moments_head_len(m), q, TAG_MOMENT_BLOCKS));
   for (int b = 0; b < re_moments_nblocks(m); b++)
     if (need[b]) {
       re_moments_block_span(m, b, &off, &len);
-      if (n + len > cap) { /* flush: the receiver unpacks in the same order */
-        RE_TRY(re_mpi_send_doubles(r->comm.comm, buf, n, q, TAG_MOMENT_BLOCKS));
-        n = 0;
-      }
-      re_moments_get_span(m, off, len, buf + n);
-      n += len;
+      RE_TRY(re_mpi_send_doubles(r->comm.comm, re_moments_span_data(m, off), len, q, TAG_MOMENT_BLOCKS));
     }
-  return re_mpi_send_doubles(r->comm.comm, buf, n, q, TAG_MOMENT_BLOCKS);
+  return RE_OK;
 }
 
-/* Rank q > 0: what send_blocks sent, into m; the blocks not sent become NaN, so that a
- * read the hooks did not declare shows in the results. Returns the doubles received. */
-static re_status recv_blocks(runner *r, re_moments *m, const uint8_t *need, double *buf, int64_t cap, double *got) {
-  int64_t n = re_moments_head_len(m), off, len, used = 0, have = n;
+/* Rank q > 0: what send_blocks sent, straight into m's state (memory the streaming
+ * already touched: no staging buffer to fault in); the blocks not sent become NaN, so
+ * that a read the hooks did not declare shows in the results. *got: doubles received. */
+static re_status recv_blocks(runner *r, re_moments *m, const uint8_t *need, double *got) {
+  int64_t n = re_moments_head_len(m), off, len, have = 0;
   double nan[1024];
   for (int i = 0; i < 1024; i++)
     nan[i] = NAN;
-  RE_TRY(re_mpi_recv_doubles(r->comm.comm, buf, n, cap, 0, TAG_MOMENT_BLOCKS, &have));
-  re_moments_set_span(m, 0, n, buf);
+  RE_TRY(re_mpi_recv_doubles(r->comm.comm, re_moments_span_data(m, 0), n, n, 0, TAG_MOMENT_BLOCKS, &have));
   *got = (double)n;
-  used = n;
   for (int b = 0; b < re_moments_nblocks(m); b++) {
     re_moments_block_span(m, b, &off, &len);
     if (!need[b]) {
@@ -84,12 +79,7 @@ static re_status recv_blocks(runner *r, re_moments *m, const uint8_t *need, doub
         re_moments_set_span(m, off + e, len - e < 1024 ? len - e : 1024, nan);
       continue;
     }
-    if (used + len > have) { /* the next message */
-      RE_TRY(re_mpi_recv_doubles(r->comm.comm, buf, len, cap, 0, TAG_MOMENT_BLOCKS, &have));
-      used = 0;
-    }
-    re_moments_set_span(m, off, len, buf + used);
-    used += len;
+    RE_TRY(re_mpi_recv_doubles(r->comm.comm, re_moments_span_data(m, off), len, len, 0, TAG_MOMENT_BLOCKS, &have));
     *got += (double)len;
   }
   return RE_OK;
@@ -108,14 +98,7 @@ static re_status share_pass_moments(runner *r, pass *p) {
     return RE_OK;
   int nb = re_moments_nblocks(m), all = 0, every = 0;
   uint8_t *need = NULL, *needs = NULL;
-  double *buf = NULL, got = 0;
-  int64_t cap = re_moments_head_len(m);
-  for (int b = 0; b < nb; b++) {
-    int64_t off, len;
-    re_moments_block_span(m, b, &off, &len);
-    cap = len > cap ? len : cap;
-  }
-  cap = cap > (1 << 22) ? cap : 1 << 22; /* messages of up to 32 MB, or one block */
+  double got = 0;
   re_status st = re_calloc(nb > 0 ? nb : 1, 1, &need);
   if (st == RE_OK)
     all = pass_needs(r, p, need) || r->comm.rank == 0;
@@ -129,15 +112,13 @@ static re_status share_pass_moments(runner *r, pass *p) {
   } else if (st == RE_OK) {
     if (r->comm.rank == 0)
       st = re_malloc((int64_t)nb * r->comm.size + 1, 1, &needs);
-    if (st == RE_OK)
-      st = re_malloc(cap, sizeof(double), &buf);
     st = re_mpi_agree(r->comm.comm, st);
     if (st == RE_OK)
       MPI_Gather(need, nb, MPI_UNSIGNED_CHAR, needs, nb, MPI_UNSIGNED_CHAR, 0, r->comm.comm);
     for (int q = 1; st == RE_OK && r->comm.rank == 0 && q < r->comm.size; q++)
-      st = send_blocks(r, m, needs + (int64_t)q * nb, q, buf, cap);
+      st = send_blocks(r, m, needs + (int64_t)q * nb, q);
     if (st == RE_OK && r->comm.rank > 0)
-      st = recv_blocks(r, m, need, buf, cap, &got);
+      st = recv_blocks(r, m, need, &got);
     got *= 8.0 / 1048576.0;
     MPI_Allreduce(&got, &share_mb, 1, MPI_DOUBLE, MPI_MAX, r->comm.comm);
     st = re_mpi_agree(r->comm.comm, st);
@@ -145,7 +126,6 @@ static re_status share_pass_moments(runner *r, pass *p) {
   r->rep.share_mb = share_mb > r->rep.share_mb ? share_mb : r->rep.share_mb;
   free(need);
   free(needs);
-  free(buf);
   return st;
 }
 

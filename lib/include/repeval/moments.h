@@ -86,6 +86,9 @@ void re_moments_block_span(const re_moments *m, int b, int64_t *off, int64_t *le
 /* Copy len doubles of the state from offset off to out (len doubles), or from in. */
 void re_moments_get_span(const re_moments *m, int64_t off, int64_t len, double *out);
 void re_moments_set_span(re_moments *m, int64_t off, int64_t len, const double *in);
+/* The state's doubles from offset off, in place (sent and received as they are, with no
+ * staging buffer: memory the accumulator already touched). */
+double *re_moments_span_data(re_moments *m, int64_t off);
 
 /* Accessors for finalize-time metrics. */
 double re_moments_n(const re_moments *m);

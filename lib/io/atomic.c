@@ -66,7 +66,9 @@ re_status re_fsync_parent(const char *path) {
   return re_fsync_path(dir);
 }
 
-re_status re_atomic_commit(re_atomic *a) {
+re_status re_atomic_finish(re_atomic *a) {
+  if (!a->f)
+    return RE_OK;
   int bad = 0, e = 0;
   if (fflush(a->f) != 0) {
     bad = 1;
@@ -81,7 +83,18 @@ re_status re_atomic_commit(re_atomic *a) {
     e = errno;
   }
   a->f = NULL;
-  if (!bad && rename(a->tmp, a->path) != 0) {
+  if (bad) {
+    re_status st = re_err(RE_EIO, "%s: cannot write: %s", a->path, strerror(e));
+    re_atomic_abort(a);
+    return st;
+  }
+  return RE_OK;
+}
+
+re_status re_atomic_commit(re_atomic *a) {
+  RE_TRY(re_atomic_finish(a));
+  int bad = 0, e = 0;
+  if (rename(a->tmp, a->path) != 0) {
     bad = 1;
     e = errno;
   }

@@ -431,7 +431,7 @@ static re_status write_json(runner *r, const job_analysis *a, const ig_model *g,
     fprintf(f, "}");
   }
   fprintf(f, "\n  ]\n}\n");
-  return fclose(f) == 0 ? RE_OK : re_err(RE_EIO, "%s: write failed", path);
+  return run_close_file(f, path);
 }
 
 static re_status write_csv(runner *r, const job_analysis *a, const ig_model *g, re_ckpt ***cks) {
@@ -464,7 +464,7 @@ static re_status write_csv(runner *r, const job_analysis *a, const ig_model *g, 
                 sqrt(s->sumsq), s->maxabs, (long long)s->nonfinite, (unsigned long long)s->fnv1a64);
       }
   }
-  return fclose(f) == 0 ? RE_OK : re_err(RE_EIO, "%s: write failed", path);
+  return run_close_file(f, path);
 }
 
 /* ---- after the passes ---------------------------------------------------------------------- */

@@ -1,5 +1,6 @@
 /* repeval run, the report: metrics rows, warnings (rank 0's, and those only one rank
  * saw, gathered), tap tables. */
+#include <errno.h>
 #include <math.h>
 #include <mpi.h>
 #include <stdarg.h>
@@ -133,6 +134,13 @@ re_status run_create_file(const runner *r, FILE **f, char *path, size_t cap, con
   return *f ? RE_OK : re_err(RE_EIO, "%s: cannot write", path);
 }
 
+re_status run_close_file(FILE *f, const char *path) {
+  int bad = ferror(f); /* a write that failed before the last flush */
+  if (fclose(f) != 0 || bad)
+    return re_err(RE_EIO, "%s: write failed: %s", path, strerror(errno ? errno : EIO));
+  return RE_OK;
+}
+
 re_status run_write_taps_csv(const runner *r, const char *file, const int *taps, int P) {
   char path[4400];
   FILE *f;
@@ -149,6 +157,6 @@ re_status run_write_taps_csv(const runner *r, const char *file, const int *taps,
     fprintf(f, ",%s,%lld\n", run_mode_name(r->plan.j->models[r->plan.taps[t].model].layers[r->plan.taps[t].layer].mode),
             (long long)r->plan.taps[t].dim);
   }
-  return fclose(f) == 0 ? RE_OK : re_err(RE_EIO, "%s: write failed", path);
+  return run_close_file(f, path);
 }
 

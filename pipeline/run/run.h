@@ -10,6 +10,7 @@
 
 #include "mpi/comm.h"
 #include "mpi/tree.h"
+#include "repeval/atomic.h"
 #include "repeval/dataset.h"
 #include "repeval/hsic.h"
 #include "repeval/moments.h"
@@ -186,6 +187,8 @@ re_status run_write_taps_csv(const runner *r, const char *file, const int *taps,
 /* Open the output's file named by fmt for writing; its path (cap bytes) is for messages. */
 re_status run_create_file(const runner *r, FILE **f, char *path, size_t cap, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+/* Close a file run_create_file opened: an error names the path and the reason (a full disk). */
+re_status run_close_file(FILE *f, const char *path);
 
 /* ---- taps (taps.c) ---- */
 /* Does the analysis' checkpoint filter select this checkpoint label? */
@@ -297,8 +300,11 @@ void run_pass_acc_init(pass *p);
 /* ---- resume state (run_state.c) ---- */
 /* Compute the job fingerprint and the state folder (<out>.state). */
 re_status run_state_init(runner *r);
-/* Save this rank's node list of pass p with the next step to process. */
-re_status run_state_save_rank(runner *r, pass *p, const tree *t, int64_t next_step, int64_t samples);
+/* Save this rank's node list of pass p with the next step to process: written whole
+ * under a temporary name, put in place by re_atomic_commit(pending) (or discarded by
+ * re_atomic_abort) once every rank has written its own. */
+re_status run_state_save_rank(runner *r, pass *p, const tree *t, int64_t next_step, int64_t samples,
+                              re_atomic *pending);
 /* Collective: resume pass p if every rank has a valid snapshot (else start afresh):
  * fills *t; *next_step / *samples are left unchanged when nothing was loaded. */
 re_status run_state_load_rank(runner *r, pass *p, tree *t, int64_t *next_step, int64_t *samples);

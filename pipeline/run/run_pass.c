@@ -295,10 +295,20 @@ static re_status agreed(runner *r, pass *p, int all, re_status local, int64_t st
     return re_mpi_agree(r->comm.comm, local);
   if (!(all & 3))
     return RE_OK;
-  /* a rank that failed a step the others have not heard of yet saves nothing: the
-   * others' snapshots of this step are then a mix that a resume refuses */
-  re_status st =
-      re_mpi_agree(r->comm.comm, local != RE_OK ? local : run_state_save_rank(r, p, &p->tree, step + 1, samples));
+  /* two phases: every rank writes its snapshot whole under a temporary name, then,
+   * once all have, each puts its own in place; a rank that dies or fails before that
+   * (or failed a step the others have not heard of yet) leaves every rank's previous
+   * snapshot as it was, all of one step */
+  re_atomic pending;
+  memset(&pending, 0, sizeof pending);
+  re_status st = re_mpi_agree(r->comm.comm, local != RE_OK
+                                                ? local
+                                                : run_state_save_rank(r, p, &p->tree, step + 1, samples, &pending));
+  if (st == RE_OK)
+    st = re_atomic_commit(&pending);
+  else
+    re_atomic_abort(&pending);
+  st = re_mpi_agree(r->comm.comm, st);
   *last_save = progress_now();
   if (st == RE_OK && r->comm.rank == 0)
     run_state_note_progress(r, p, run_work_done(p, r->comm.size, step), nb, (all & 1) ? "interrupted" : "snapshot");
@@ -369,13 +379,19 @@ re_status run_pass_stream(runner *r, pass *p) {
       continue;
     double tw = progress_now(); /* the slowest rank's step sets the pace: time waited for it */
     MPI_Wait(&req[at & 1], MPI_STATUS_IGNORE);
-    r->rep.t_wait += progress_now() - tw;
-    if (all[at & 1] & 4) { /* the other step's agreement first: every rank posted it */
+    int flags = all[at & 1];
+    if (flags && at != step && step < steps) {
+      /* before acting (failure, snapshot, stop), the agreement of the step every rank
+       * has just taken: a rank that died during it (kill -9) stops the others here, as
+       * it did at once without the lag, instead of leaving them to save a snapshot of
+       * a step it never finished (a mix of steps, which a resume must discard) */
       MPI_Wait(&req[cur], MPI_STATUS_IGNORE);
-      r->rep.t_wait += progress_now() - tw;
+      flags |= all[cur];
+      all[cur] = 0; /* acted on now, not again after the next step */
     }
+    r->rep.t_wait += progress_now() - tw;
     int64_t done_step = step < steps ? step : steps - 1; /* the steps this rank has taken */
-    st = agreed(r, p, all[at & 1], local, done_step, steps, samples, nb, &last_save);
+    st = agreed(r, p, flags, local, done_step, steps, samples, nb, &last_save);
     if (r->comm.rank == 0 && st == RE_OK) {
       int64_t done = run_work_done(p, r->comm.size, done_step); /* every rank is at the same step */
       progress_update(&pr, done, done * p->sb);

@@ -94,7 +94,7 @@ typedef struct header {
 
 /* Write nodes (t, or the current accumulators as one root node when t is NULL). */
 static re_status write_state(runner *r, pass *p, const char *path, int kind, const tree *t, int64_t next_step,
-                             int64_t samples) {
+                             int64_t samples, re_atomic *pending) {
   int64_t len = run_pass_serial_len(p);
   char dir[4400];
   RE_TRY(re_path_join(dir, sizeof dir, "%s", path));
@@ -149,10 +149,15 @@ static re_status write_state(runner *r, pass *p, const char *path, int kind, con
   free(scratch);
   if (st == RE_OK)
     st = re_atomic_write(&at, &sum, sizeof sum);
-  if (st == RE_OK)
+  if (st == RE_OK && pending) { /* whole on disk, put in place by the caller */
+    st = re_atomic_finish(&at);
+    if (st == RE_OK)
+      *pending = at;
+  } else if (st == RE_OK) {
     st = re_atomic_commit(&at);
-  else
+  } else {
     re_atomic_abort(&at);
+  }
   free(root);
   return st;
 }
@@ -231,11 +236,12 @@ static re_status read_file(runner *r, pass *p, const char *path, int kind, int c
   return RE_OK;
 }
 
-re_status run_state_save_rank(runner *r, pass *p, const tree *t, int64_t next_step, int64_t samples) {
+re_status run_state_save_rank(runner *r, pass *p, const tree *t, int64_t next_step, int64_t samples,
+                              re_atomic *pending) {
   char path[4400];
   re_status st = state_path(r, p, 1, path, sizeof path);
   if (st == RE_OK)
-    st = write_state(r, p, path, 1, t, next_step, samples);
+    st = write_state(r, p, path, 1, t, next_step, samples, pending);
   if (st != RE_OK)
     re_err_context(st, "saving the resume state: ");
   return st;
@@ -290,7 +296,7 @@ re_status run_state_save_reduced(runner *r, pass *p) {
   char path[4400];
   re_status st = state_path(r, p, 2, path, sizeof path);
   if (st == RE_OK)
-    st = write_state(r, p, path, 2, NULL, -1, r->rep.pass_samples);
+    st = write_state(r, p, path, 2, NULL, -1, r->rep.pass_samples, NULL);
   if (st != RE_OK)
     re_err_context(st, "saving the reduced statistics: ");
   p->reduced_kept = st == RE_OK;
@@ -358,11 +364,11 @@ re_status run_state_write_reduced_to(runner *r, pass *p, const char *path) {
       return RE_OK;
     re_err_clear();
   }
-  return write_state(r, p, path, 2, NULL, -1, r->rep.pass_samples);
+  return write_state(r, p, path, 2, NULL, -1, r->rep.pass_samples, NULL);
 }
 
 re_status run_state_write_tree_to(runner *r, pass *p, const tree *t, const char *path) {
-  return write_state(r, p, path, 3, t, -1, r->rep.pass_samples);
+  return write_state(r, p, path, 3, t, -1, r->rep.pass_samples, NULL);
 }
 
 re_status run_state_read_tree_from(runner *r, pass *p, const char *path, tree *t, int64_t *samples) {

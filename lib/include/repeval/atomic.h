@@ -24,8 +24,11 @@ typedef struct re_atomic {
 re_status re_atomic_open(const char *path, re_atomic *a);
 /* Write n bytes; reports short writes (disk full) with the path. */
 re_status re_atomic_write(re_atomic *a, const void *buf, int64_t n);
-/* Flush, fsync, close, rename into place and fsync the folder (no fsync with
- * no_sync). On failure before the rename the temp file is removed. */
+/* Flush, fsync and close: the file is whole on disk under its temporary name, not yet
+ * in place (then re_atomic_commit or re_atomic_abort). On failure the temp file is removed. */
+re_status re_atomic_finish(re_atomic *a);
+/* Flush, fsync, close (unless finished), rename into place and fsync the folder (no
+ * fsync with no_sync). On failure before the rename the temp file is removed. */
 re_status re_atomic_commit(re_atomic *a);
 /* Discard the temporary file (safe after commit or on a zeroed struct). */
 void re_atomic_abort(re_atomic *a);

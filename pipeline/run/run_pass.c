@@ -136,17 +136,23 @@ re_status run_pass_embed(runner *r, pass *p, int64_t s0, int64_t s1) {
   return RE_OK;
 }
 
+/* Global tap t's rows of samples [s0, s1) that chunk g (in its checkpoint's memo)
+ * holds, into out (rows [s0, s1)). */
+static void copy_piece(const runner *r, const pass *p, int t, int64_t g, int64_t s0, int64_t s1, float *out) {
+  const tapinfo *tp = &r->plan.taps[t];
+  int64_t row = tp->rps * tp->dim, lo, hi;
+  chunk_range(p, g, &lo, &hi);
+  int64_t a = s0 > lo ? s0 : lo, b = s1 < hi ? s1 : hi;
+  memcpy(out + (a - s0) * row,
+         p->memo[run_work_memo_slot(p, run_ckpt_index(r, tp->model, tp->ckpt))].tap[tp->layer] + (a - lo) * row,
+         sizeof(float) * (size_t)((b - a) * row));
+}
+
 re_status run_pass_tap_rows(runner *r, pass *p, int t, int64_t s0, int64_t s1, float *out) {
   const tapinfo *tp = &r->plan.taps[t];
-  int64_t row = tp->rps * tp->dim;
   for (int64_t g = s0 / p->chunk; g * p->chunk < s1; g++) {
     RE_TRY(run_pass_chunk(r, p, tp->model, tp->ckpt, g));
-    int64_t lo, hi;
-    chunk_range(p, g, &lo, &hi);
-    int64_t a = s0 > lo ? s0 : lo, b = s1 < hi ? s1 : hi;
-    memcpy(out + (a - s0) * row,
-           p->memo[run_work_memo_slot(p, run_ckpt_index(r, tp->model, tp->ckpt))].tap[tp->layer] + (a - lo) * row,
-           sizeof(float) * (size_t)((b - a) * row));
+    copy_piece(r, p, t, g, s0, s1, out);
   }
   return RE_OK;
 }
@@ -155,15 +161,9 @@ re_status run_pass_ckpt_rows(runner *r, pass *p, int m, int c, int64_t s0, int64
   int t0 = run_tap_first(r, m, c), nl = r->plan.j->models[m].nlayers;
   for (int64_t g = s0 / p->chunk; g * p->chunk < s1; g++) {
     RE_TRY(run_pass_chunk(r, p, m, c, g));
-    const chunk_memo *mo = &p->memo[run_work_memo_slot(p, run_ckpt_index(r, m, c))];
-    int64_t lo, hi;
-    chunk_range(p, g, &lo, &hi);
-    int64_t a = s0 > lo ? s0 : lo, b = s1 < hi ? s1 : hi;
     for (int l = 0; l < nl; l++)
-      if (out[l]) {
-        int64_t row = r->plan.taps[t0 + l].rps * r->plan.taps[t0 + l].dim;
-        memcpy(out[l] + (a - s0) * row, mo->tap[l] + (a - lo) * row, sizeof(float) * (size_t)((b - a) * row));
-      }
+      if (out[l])
+        copy_piece(r, p, t0 + l, g, s0, s1, out[l]);
   }
   return RE_OK;
 }

@@ -93,16 +93,21 @@ typedef struct header {
 } header;
 
 /* Write nodes (t, or the current accumulators as one root node when t is NULL). */
-static re_status write_state(runner *r, pass *p, const char *path, int kind, const tree *t, int64_t next_step,
-                             int64_t samples, re_atomic *pending) {
-  int64_t len = run_pass_serial_len(p);
+/* The folder of a file's path, made if missing. */
+static re_status make_parent(const char *path) {
   char dir[4400];
   RE_TRY(re_path_join(dir, sizeof dir, "%s", path));
   char *slash = strrchr(dir, '/');
-  if (slash) {
-    *slash = '\0';
-    RE_TRY(re_mkdir_p(dir));
-  }
+  if (!slash)
+    return RE_OK;
+  *slash = '\0';
+  return re_mkdir_p(dir);
+}
+
+static re_status write_state(runner *r, pass *p, const char *path, int kind, const tree *t, int64_t next_step,
+                             int64_t samples, re_atomic *pending) {
+  int64_t len = run_pass_serial_len(p);
+  RE_TRY(make_parent(path));
   header h;
   memset(&h, 0, sizeof h);
   memcpy(h.magic, STATE_MAGIC, 8);
@@ -351,19 +356,14 @@ re_status run_state_load_stats(runner *r, pass *p, const char *path) {
 }
 
 re_status run_state_write_reduced_to(runner *r, pass *p, const char *path) {
-  char src[4400], dir[4400];
-  if (p->reduced_kept && state_path(r, p, 2, src, sizeof src) == RE_OK &&
-      re_path_join(dir, sizeof dir, "%s", path) == RE_OK) {
-    char *slash = strrchr(dir, '/');
-    if (slash)
-      *slash = '\0';
-    /* the reduced state's bytes are those write_state would write here (kind 2, the
-     * same header and root): a link saves serializing, checksumming and writing the
-     * state again; the state file is only ever replaced by a rename, never rewritten */
-    if ((!slash || re_mkdir_p(dir) == RE_OK) && link(src, path) == 0)
-      return RE_OK;
-    re_err_clear();
-  }
+  char src[4400];
+  /* the reduced state's bytes are those write_state would write here (kind 2, the
+   * same header and root): a link saves serializing, checksumming and writing the
+   * state again; the state file is only ever replaced by a rename, never rewritten */
+  if (p->reduced_kept && state_path(r, p, 2, src, sizeof src) == RE_OK && make_parent(path) == RE_OK &&
+      link(src, path) == 0)
+    return RE_OK;
+  re_err_clear();
   return write_state(r, p, path, 2, NULL, -1, r->rep.pass_samples, NULL);
 }
 

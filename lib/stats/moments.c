@@ -420,9 +420,8 @@ re_status re_moments_add_batch_weighted(re_moments *m, int64_t b, const double *
   return add_batch(m, b, X, ld, w);
 }
 
-/* m->state <- m->state (+) o, where o is a state of the same layout (modified). */
-static void merge_state(re_moments *m, double *o) {
-  double *s = m->state;
+/* s <- s (+) o, states of m's layout (o modified; m's workspace used). */
+static void merge_state(re_moments *m, double *s, double *o) {
   double na = s[0], nb = o[0], n = na + nb;
   if (nb == 0)
     return;
@@ -461,7 +460,7 @@ re_status re_moments_merge(re_moments *m, const re_moments *other) {
   if (other->len != m->len || other->layout_hash != m->layout_hash)
     return re_err(RE_EINVAL, "moments: cannot merge accumulators of different layouts");
   memcpy(m->scratch, other->state, sizeof(double) * (size_t)m->len);
-  merge_state(m, m->scratch);
+  merge_state(m, m->state, m->scratch);
   return RE_OK;
 }
 
@@ -487,13 +486,14 @@ static re_status check_serial(const re_moments *m, const double *buf, int64_t le
 re_status re_moments_merge_serial(re_moments *m, const double *buf, int64_t len) {
   RE_TRY(check_serial(m, buf, len));
   memcpy(m->scratch, buf + SERIAL_HEADER, sizeof(double) * (size_t)m->len);
-  merge_state(m, m->scratch);
+  merge_state(m, m->state, m->scratch);
   return RE_OK;
 }
 
-re_status re_moments_merge_serial_consume(re_moments *m, double *buf, int64_t len) {
-  RE_TRY(check_serial(m, buf, len));
-  merge_state(m, buf + SERIAL_HEADER); /* recentres buf's co-moments in place */
+re_status re_moments_merge_serial_into(re_moments *m, double *x, double *y, int64_t len) {
+  RE_TRY(check_serial(m, x, len));
+  RE_TRY(check_serial(m, y, len));
+  merge_state(m, x + SERIAL_HEADER, y + SERIAL_HEADER); /* recentres y's co-moments in place */
   return RE_OK;
 }
 

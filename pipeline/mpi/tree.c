@@ -230,14 +230,10 @@ static re_status combine(const tree_acc *a, double *x, const double *y) {
 }
 
 /* combine, when y is not read again (a merged node's right child, a received state):
- * the accumulator may work in it instead of copying it first. The same bits. */
+ * the accumulator may merge the two buffers in place instead of copying x into its
+ * state and back. The same bits. */
 static re_status combine_consume(const tree_acc *a, double *x, double *y) {
-  if (!a->merge_consume)
-    return combine(a, x, y);
-  RE_TRY(a->deserialize(a->ctx, x));
-  RE_TRY(a->merge_consume(a->ctx, y));
-  a->serialize(a->ctx, x);
-  return RE_OK;
+  return a->merge_into ? a->merge_into(a->ctx, x, y) : combine(a, x, y);
 }
 
 re_status tree_collapse(tree *t) {
@@ -697,8 +693,10 @@ static void mom_ser(void *c, double *b) { re_moments_serialize(c, b); }
 static re_status mom_de(void *c, const double *b) { return re_moments_deserialize(c, b, re_moments_serial_len(c)); }
 static re_status mom_merge(void *c, const double *b) { return re_moments_merge_serial(c, b, re_moments_serial_len(c)); }
 static void mom_reset(void *c) { re_moments_reset(c); }
-static re_status mom_consume(void *c, double *b) { return re_moments_merge_serial_consume(c, b, re_moments_serial_len(c)); }
+static re_status mom_into(void *c, double *x, double *y) {
+  return re_moments_merge_serial_into(c, x, y, re_moments_serial_len(c));
+}
 
 tree_acc tree_moments_acc(re_moments *m) {
-  return (tree_acc){m, re_moments_serial_len(m), mom_ser, mom_de, mom_merge, mom_reset, mom_consume};
+  return (tree_acc){m, re_moments_serial_len(m), mom_ser, mom_de, mom_merge, mom_reset, mom_into};
 }

@@ -21,7 +21,9 @@ typedef struct tree_acc {
   re_status (*deserialize)(void *ctx, const double *buf);   /* replace the state */
   re_status (*merge)(void *ctx, const double *buf);         /* state <- state (+) buf (later samples) */
   void (*reset)(void *ctx);                                 /* the empty state */
-  re_status (*merge_consume)(void *ctx, double *buf);       /* merge, buf used up (NULL: merge) */
+  /* x <- x (+) y for two states in their buffers, y used up, the state scratch
+   * (NULL: deserialize x, merge y, serialize into x) */
+  re_status (*merge_into)(void *ctx, double *x, double *y);
 } tree_acc;
 
 /* A complete node: the accumulator's state over batches [start, start + 2^height). */

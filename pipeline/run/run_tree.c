@@ -35,9 +35,8 @@ void run_pass_serialize(const pass *p, double *buf) {
     re_moments_serialize(p->mom, buf);
 }
 
-/* The accumulators from a flat buffer: replaced by it, or (merge) merged with it;
- * with `work` (the same buffer, writable) the co-moments are merged in it. */
-static re_status read_serial(pass *p, const double *buf, int merge, double *work) {
+/* The accumulators from a flat buffer: replaced by it, or (merge) merged with it. */
+static re_status read_serial(pass *p, const double *buf, int merge) {
   for (int a = 0; a < p->nan; a++)
     if (p->an[a].h) {
       int64_t len = re_hsic_serial_len(p->an[a].h);
@@ -51,18 +50,40 @@ static re_status read_serial(pass *p, const double *buf, int merge, double *work
     }
   if (p->mom) {
     int64_t len = re_moments_serial_len(p->mom);
-    if (merge && work)
-      RE_TRY(re_moments_merge_serial_consume(p->mom, work + (buf - work), len));
-    else
-      RE_TRY(merge ? re_moments_merge_serial(p->mom, buf, len) : re_moments_deserialize(p->mom, buf, len));
+    RE_TRY(merge ? re_moments_merge_serial(p->mom, buf, len) : re_moments_deserialize(p->mom, buf, len));
   }
   return RE_OK;
 }
 
-re_status run_pass_deserialize(pass *p, const double *buf) { return read_serial(p, buf, 0, NULL); }
+re_status run_pass_deserialize(pass *p, const double *buf) { return read_serial(p, buf, 0); }
 
 /* accumulators <- accumulators (+) buf (buf holds later samples) */
-re_status run_pass_merge_serial(pass *p, const double *buf) { return read_serial(p, buf, 1, NULL); }
+re_status run_pass_merge_serial(pass *p, const double *buf) { return read_serial(p, buf, 1); }
+
+/* x <- x (+) y, flat buffers (y used up): the small accumulators through their state,
+ * the co-moments (nearly all of it) in place, neither copied. */
+static re_status merge_into(pass *p, double *x, double *y) {
+  for (int a = 0; a < p->nan; a++)
+    if (p->an[a].h) {
+      int64_t len = re_hsic_serial_len(p->an[a].h);
+      RE_TRY(re_hsic_deserialize(p->an[a].h, x, len));
+      RE_TRY(re_hsic_merge_serial(p->an[a].h, y, len));
+      re_hsic_serialize(p->an[a].h, x);
+      x += len;
+      y += len;
+    }
+  for (int a = 0; a < p->nan; a++)
+    if (p->an[a].ux) {
+      RE_TRY(unc_moments_deserialize(p->an[a].ux, x));
+      RE_TRY(unc_moments_merge_serial(p->an[a].ux, y));
+      unc_moments_serialize(p->an[a].ux, x);
+      x += unc_moments_serial_len(p->an[a].ux);
+      y += unc_moments_serial_len(p->an[a].ux);
+    }
+  if (p->mom)
+    RE_TRY(re_moments_merge_serial_into(p->mom, x, y, re_moments_serial_len(p->mom)));
+  return RE_OK;
+}
 
 void run_pass_reset(pass *p) {
   for (int a = 0; a < p->nan; a++)
@@ -80,8 +101,8 @@ static void acc_serialize(void *ctx, double *buf) { run_pass_serialize(ctx, buf)
 static re_status acc_deserialize(void *ctx, const double *buf) { return run_pass_deserialize(ctx, buf); }
 static re_status acc_merge(void *ctx, const double *buf) { return run_pass_merge_serial(ctx, buf); }
 static void acc_reset(void *ctx) { run_pass_reset(ctx); }
-static re_status acc_consume(void *ctx, double *buf) { return read_serial(ctx, buf, 1, buf); }
+static re_status acc_into(void *ctx, double *x, double *y) { return merge_into(ctx, x, y); }
 
 void run_pass_acc_init(pass *p) {
-  p->acc = (tree_acc){p, run_pass_serial_len(p), acc_serialize, acc_deserialize, acc_merge, acc_reset, acc_consume};
+  p->acc = (tree_acc){p, run_pass_serial_len(p), acc_serialize, acc_deserialize, acc_merge, acc_reset, acc_into};
 }

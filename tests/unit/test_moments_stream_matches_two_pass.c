@@ -129,17 +129,24 @@ int main(void) {
   re_moments_serialize(a, pre);
   CHECK_OK(re_moments_merge_serial(a, buf, len));
   compare(a, &r, 1e-11);
-  /* merging in the serialized buffer itself gives the same bits (the buffer is used up) */
+  /* merging the two serialized buffers in place gives the same bits (y is used up)
+   * and leaves the accumulator's own state as it was */
   re_moments *d = NULL;
   CHECK_OK(re_moments_create(L, dims, 3, pairs, RE_MOMENTS_DEBIASED, &d));
-  CHECK_OK(re_moments_deserialize(d, pre, len));
+  double *dstate = malloc(sizeof(double) * (size_t)len), *dafter = malloc(sizeof(double) * (size_t)len);
+  stream(d, 0, 7, 7);
+  re_moments_serialize(d, dstate);
   re_moments_serialize(c, got);
-  CHECK_OK(re_moments_merge_serial_consume(d, got, len));
-  re_moments_serialize(a, pre);
-  re_moments_serialize(d, got);
+  CHECK_OK(re_moments_merge_serial_into(d, pre, got, len));
+  re_moments_serialize(d, dafter);
+  CHECK(memcmp(dstate, dafter, sizeof(double) * (size_t)len) == 0);
+  re_moments_serialize(a, got);
   CHECK(memcmp(pre, got, sizeof(double) * (size_t)len) == 0);
   got[0] = 1.0;
-  CHECK_FAILS(re_moments_merge_serial_consume(d, got, len), RE_EFORMAT, "layout");
+  CHECK_FAILS(re_moments_merge_serial_into(d, pre, got, len), RE_EFORMAT, "layout");
+  CHECK_FAILS(re_moments_merge_serial_into(d, got, pre, len), RE_EFORMAT, "layout");
+  free(dstate);
+  free(dafter);
   re_moments_destroy(&d);
   free(pre);
   free(got);

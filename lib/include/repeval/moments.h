@@ -69,9 +69,10 @@ int64_t re_moments_serial_len(const re_moments *m);
 void re_moments_serialize(const re_moments *m, double *buf);
 /* Merge a serialized state produced by an accumulator of the same layout. */
 re_status re_moments_merge_serial(re_moments *m, const double *buf, int64_t len);
-/* The same, working in buf (its contents are undefined afterwards): no copy of the
- * state into the accumulator's scratch. The same bits as re_moments_merge_serial. */
-re_status re_moments_merge_serial_consume(re_moments *m, double *buf, int64_t len);
+/* x <- x (+) y for two serialized states of m's layout (y holds later samples; its
+ * contents are undefined afterwards), in place: m's own state is neither read nor
+ * changed and nothing is copied. The same bits as deserialize x, merge y, serialize. */
+re_status re_moments_merge_serial_into(re_moments *m, double *x, double *y, int64_t len);
 /* Replace the state by a serialized one of the same layout. */
 re_status re_moments_deserialize(re_moments *m, const double *buf, int64_t len);
 

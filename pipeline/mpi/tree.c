@@ -266,6 +266,11 @@ re_status tree_push_leaf(tree *t, int64_t k) {
   t->acc->serialize(t->acc->ctx, buf);
   /* the previous last node is often this leaf's sibling: join before spilling */
   RE_TRY(append_node(t, k, 0, buf));
+  for (int i = t->n - 1; i > 0 && t->nodes[i - 1].start > k; i--) { /* leaves taken backwards: kept in order */
+    tree_node x = t->nodes[i];
+    t->nodes[i] = t->nodes[i - 1];
+    t->nodes[i - 1] = x;
+  }
   RE_TRY(tree_collapse(t));
   return spill_over_budget(t);
 }

@@ -58,7 +58,8 @@ re_status tree_append(tree *t, int64_t start, int height, double *buf);
 re_status tree_node_data(const tree *t, int k, double *scratch, const double **data);
 /* Join adjacent siblings until none is left. */
 re_status tree_collapse(tree *t);
-/* The accumulator's state as leaf k (the state of batch k alone), joined with its siblings. */
+/* The accumulator's state as leaf k (the state of batch k alone), in batch order (a rank
+ * taking its batches backwards adds each before the others), joined with its siblings. */
 re_status tree_push_leaf(tree *t, int64_t k);
 /* Collective: every rank's list into rank 0's, in rank order (= batch order).
  * MPI_COMM_NULL: one process without MPI (nothing to do). */

@@ -116,6 +116,14 @@ typedef struct work_layout {
   float **send, **recv; /* per member: this rank's group for member i's batch; group i's for this rank's batch */
   MPI_Request *req;    /* 2 G: sends, then receives */
   int *got;            /* per group: its message for this step's batch has arrived */
+  /* claimed batches (G = 1, run_work_claims_begin): ranks 2i and 2i + 1 share their
+   * ranges [lo, hi), one taking batches from the front, the other from the back */
+  MPI_Win claim_win;   /* MPI_WIN_NULL: the rank's fixed range [k0, k1) */
+  int64_t *claim_count; /* on the pair's first rank: batches of the pair claimed so far */
+  int claim_host;      /* the pair's first rank */
+  int claim_back;      /* this rank takes batches from the back (hi down) */
+  int claim_out;       /* the pair's batches are all claimed */
+  int64_t claim_lo, claim_hi, claim_done; /* the pair's range; batches this rank took */
 } work_layout;
 
 typedef struct pass {
@@ -284,6 +292,14 @@ re_status run_work_exchange(runner *r, pass *p, int64_t step, run_rows_fn rows);
 re_status run_work_rows(runner *r, pass *p, int t, int64_t b, const float **rows);
 /* End of a step: wait for its messages (every step, also after a failure). */
 re_status run_work_finish(pass *p);
+/* Collective (after a resume's nodes are in t): with `dynamic` (and G = 1, two ranks or
+ * more) the ranks take their batches by claims (run_work_claim) instead of the fixed
+ * ranges; else nothing. */
+re_status run_work_claims_begin(runner *r, pass *p, const tree *t, int dynamic);
+/* The next batch of this rank's pair, k (absolute); 0: none left. */
+int run_work_claim(pass *p, int64_t *k);
+/* Collective: the claims are over; p->k0, p->k1 become the batches this rank took. */
+void run_work_claims_end(pass *p);
 /* Free the layout's tables and buffers (idempotent). */
 void run_work_free(pass *p);
 

@@ -148,9 +148,17 @@ static void copy_piece(const runner *r, const pass *p, int t, int64_t g, int64_t
          sizeof(float) * (size_t)((b - a) * row));
 }
 
+/* The i-th of the chunks holding samples [s0, s1): in order, or backwards on a rank
+ * that takes its batches from the back (the chunk it shares with its previous batch,
+ * the one kept, then comes first). */
+static int64_t nth_chunk(const pass *p, int64_t s0, int64_t s1, int64_t i) {
+  return p->work.claim_back ? (s1 - 1) / p->chunk - i : s0 / p->chunk + i;
+}
+
 re_status run_pass_tap_rows(runner *r, pass *p, int t, int64_t s0, int64_t s1, float *out) {
   const tapinfo *tp = &r->plan.taps[t];
-  for (int64_t g = s0 / p->chunk; g * p->chunk < s1; g++) {
+  for (int64_t i = 0, n = (s1 - 1) / p->chunk - s0 / p->chunk + 1; i < n; i++) {
+    int64_t g = nth_chunk(p, s0, s1, i);
     RE_TRY(run_pass_chunk(r, p, tp->model, tp->ckpt, g));
     copy_piece(r, p, t, g, s0, s1, out);
   }
@@ -159,7 +167,8 @@ re_status run_pass_tap_rows(runner *r, pass *p, int t, int64_t s0, int64_t s1, f
 
 re_status run_pass_ckpt_rows(runner *r, pass *p, int m, int c, int64_t s0, int64_t s1, float *const *out) {
   int t0 = run_tap_first(r, m, c), nl = r->plan.j->models[m].nlayers;
-  for (int64_t g = s0 / p->chunk; g * p->chunk < s1; g++) {
+  for (int64_t i = 0, n = (s1 - 1) / p->chunk - s0 / p->chunk + 1; i < n; i++) {
+    int64_t g = nth_chunk(p, s0, s1, i);
     RE_TRY(run_pass_chunk(r, p, m, c, g));
     for (int l = 0; l < nl; l++)
       if (out[l])
@@ -270,13 +279,13 @@ static re_status do_batch(runner *r, pass *p, int64_t k, const double **mx, int6
   return RE_OK;
 }
 
-/* Step `step` of this rank: its part of the team's exchange, then its own batch (if
- * any) alone into the tree as a leaf; *b its samples. */
-static re_status do_step(runner *r, pass *p, int64_t step, const double **mx, int64_t *mld, int64_t *b) {
-  int64_t k = p->k0 + step;
+/* Step `step` of this rank: its part of the team's exchange, then its own batch k (if
+ * any: k >= 0) alone into the tree as a leaf; *b its samples. */
+static re_status do_step(runner *r, pass *p, int64_t step, int64_t k, const double **mx, int64_t *mld,
+                         int64_t *b) {
   re_status st = run_work_exchange(r, p, step, run_pass_ckpt_rows);
   *b = 0;
-  if (st == RE_OK && k < p->k1) {
+  if (st == RE_OK && k >= 0) {
     run_pass_reset(p);
     st = do_batch(r, p, k, mx, mld, b);
     if (st == RE_OK)
@@ -359,17 +368,33 @@ re_status run_pass_stream(runner *r, pass *p) {
   snprintf(what, sizeof what, "dataset %s", j->datasets[p->d].name);
   progress_start(&pr, what, nb, r->comm.rank == 0 && !r->plan.quiet);
   double last_save = progress_now();
-  int lag = p->work.groups <= 1, flag[2] = {0, 0}, all[2] = {0, 0};
-  MPI_Request req[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
+  /* claimed batches (run_work.c) where every rank runs every checkpoint and the
+   * checkpoints are not streamed through the cache (that embeds a fixed range first);
+   * the agreement then lags two steps, so that the faster rank of a pair can take up
+   * to two batches more before it waits */
+  int dyn = p->work.groups <= 1 && !p->streamed && r->comm.size > 1 && st == RE_OK;
+  if (st == RE_OK)
+    st = run_work_claims_begin(r, p, &p->tree, dyn);
+  int64_t told = steps; /* the steps named in messages: those of the fixed ranges */
+  if (dyn) /* at most the part's batches, then one step that finds none left */
+    steps = step0 + nb + 1;
+  int lag = p->work.groups > 1 ? 0 : dyn ? 2 : 1, ring = lag + 1, flag[3] = {0, 0, 0}, all[3] = {0, 0, 0};
+  MPI_Request req[3] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL, MPI_REQUEST_NULL};
   re_status local = RE_OK;
-  for (int64_t step = step0; st == RE_OK && step < steps + lag; step++) {
-    int cur = (int)(step & 1);
+  for (int64_t step = step0, over = 0; st == RE_OK && !over && step < steps + lag; step++) {
+    int cur = (int)(step % ring);
     if (step < steps) {
-      int64_t b = 0;
-      if (local == RE_OK)
-        local = do_step(r, p, step, mx, mld, &b);
+      int64_t b = 0, k = -1;
+      int took = 0;
+      if (local == RE_OK) {
+        if (dyn)
+          took = !run_stop_signal && run_work_claim(p, &k); /* a signal: no new batch */
+        else if (p->k0 + step < p->k1)
+          k = p->k0 + step;
+        local = do_step(r, p, step, k, mx, mld, &b);
+      }
       samples += b;
-      flag[cur] = (local != RE_OK ? 4 : 0) | (run_stop_signal ? 1 : 0);
+      flag[cur] = (local != RE_OK ? 4 : 0) | (run_stop_signal ? 1 : 0) | (took ? 8 : 0);
       if (r->comm.rank == 0 && r->plan.checkpoint_every > 0 && progress_now() - last_save >= r->plan.checkpoint_every)
         flag[cur] |= 2;
       MPI_Iallreduce(&flag[cur], &all[cur], 1, MPI_INT, MPI_BOR, r->comm.comm, &req[cur]);
@@ -378,27 +403,30 @@ re_status run_pass_stream(runner *r, pass *p) {
     if (at < step0)
       continue;
     double tw = progress_now(); /* the slowest rank's step sets the pace: time waited for it */
-    MPI_Wait(&req[at & 1], MPI_STATUS_IGNORE);
-    int flags = all[at & 1];
-    if (flags && at != step && step < steps) {
-      /* before acting (failure, snapshot, stop), the agreement of the step every rank
-       * has just taken: a rank that died during it (kill -9) stops the others here, as
+    MPI_Wait(&req[at % ring], MPI_STATUS_IGNORE);
+    int flags = all[at % ring] & 7;
+    over = dyn && !(all[at % ring] & 8); /* no rank took a batch: all are taken */
+    if (flags)
+      /* before acting (failure, snapshot, stop), the agreements of the steps every rank
+       * has taken since: a rank that died during one (kill -9) stops the others here, as
        * it did at once without the lag, instead of leaving them to save a snapshot of
        * a step it never finished (a mix of steps, which a resume must discard) */
-      MPI_Wait(&req[cur], MPI_STATUS_IGNORE);
-      flags |= all[cur];
-      all[cur] = 0; /* acted on now, not again after the next step */
-    }
+      for (int64_t s = at + 1; s <= step && s < steps; s++) {
+        MPI_Wait(&req[s % ring], MPI_STATUS_IGNORE);
+        flags |= all[s % ring] & 7;
+        all[s % ring] &= ~7; /* acted on now, not again later */
+      }
     r->rep.t_wait += progress_now() - tw;
     int64_t done_step = step < steps ? step : steps - 1; /* the steps this rank has taken */
-    st = agreed(r, p, flags, local, done_step, steps, samples, nb, &last_save);
+    st = agreed(r, p, flags, local, done_step, told, samples, nb, &last_save);
     if (r->comm.rank == 0 && st == RE_OK) {
       int64_t done = run_work_done(p, r->comm.size, done_step); /* every rank is at the same step */
       progress_update(&pr, done, done * p->sb);
     }
   }
-  for (int k = 0; k < 2; k++) /* after a stop: the agreement posted last */
+  for (int k = 0; k < ring; k++) /* after a stop: the agreements posted last */
     MPI_Wait(&req[k], MPI_STATUS_IGNORE);
+  run_work_claims_end(p);
   if (st == RE_OK)
     progress_finish(&pr, (end * p->sb < p->n ? end * p->sb : p->n) - base * p->sb);
   r->rep.samples_seen += samples;

@@ -125,7 +125,8 @@ static re_status open_pass_dataset(runner *r, pass *p) {
 }
 
 /* The pass's sizes: the statistics batch its analyses need (they must agree; else the
- * forward batch), the cache granularity (chunk) and the forward batch. */
+ * forward batch, or a chunk when only probes read the pass: no statistics, and no chunk
+ * made by two ranks), the cache granularity (chunk) and the forward batch. */
 static re_status pass_batch(runner *r, pass *p) {
   job *j = r->plan.j;
   const char *ds = j->datasets[p->d].name;
@@ -135,6 +136,11 @@ static re_status pass_batch(runner *r, pass *p) {
   p->chunk = (j->cache_chunk + p->fwd - 1) / p->fwd * p->fwd;
   p->sb = j->forward_batch;
   const job_analysis *first = NULL;
+  int stats = 0;
+  for (int k = 0; k < j->nanalyses; k++)
+    stats |= !j->analyses[k].kind->after_passes && an_uses_dataset(&j->analyses[k], ds);
+  if (!stats)
+    p->sb = p->chunk;
   for (int k = 0; k < j->nanalyses; k++) {
     const job_analysis *a = &j->analyses[k];
     int64_t b = a->kind->stats_batch && an_uses_dataset(a, ds) ? a->kind->stats_batch(a) : 0;

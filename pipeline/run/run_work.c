@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mpi/mpi_reduce.h"
 #include "mpi/tags.h"
 #include "run/run.h"
 
@@ -136,6 +137,8 @@ static re_status layout_groups(runner *r, pass *p, int G) {
 re_status run_work_plan(runner *r, pass *p, int64_t base, int64_t nb) {
   work_layout *w = &p->work;
   int C = 0, G;
+  w->claim_win = MPI_WIN_NULL;
+  w->claim_back = 0;
   for (int m = 0; m < r->plan.j->nmodels; m++)
     C += r->plan.j->models[m].activations ? 0 : r->plan.j->models[m].nckpts;
   RE_TRY(choose_groups(r, p, nb, C, &G));
@@ -299,4 +302,112 @@ void run_work_free(pass *p) {
   free(w->off);
   free(w->width);
   memset(w, 0, sizeof *w);
+}
+
+/* ---- claimed batches --------------------------------------------------------------
+ *
+ * With fixed ranges every rank takes one batch per step and the per-step agreement
+ * keeps the ranks within a step of each other, so a rank on a slower core (or with
+ * the more expensive batches: a chunk computed at its boundary) makes the others wait
+ * at every step. Claimed batches let the faster rank of a pair take more: ranks 2i and
+ * 2i + 1 share the union of their fixed ranges, 2i taking batches from its front and
+ * 2i + 1 from its back, each claim a MPI_Fetch_and_op on a counter of rank 2i
+ * (passive target). Each rank's batches stay contiguous, so the reduction tree and
+ * its bits are those of any other split; the ranges are known after the stream. */
+
+/* Nodes t covers [first, end) without a gap; 0: they do not (or t is empty: *n = 0). */
+static int covered(const tree *t, int64_t *first, int64_t *end) {
+  *first = *end = 0;
+  for (int k = 0; k < t->n; k++) {
+    int64_t s = t->nodes[k].start, e = s + ((int64_t)1 << t->nodes[k].height);
+    if (k > 0 && s != *end)
+      return 0;
+    if (k == 0)
+      *first = s;
+    *end = e;
+  }
+  return 1;
+}
+
+re_status run_work_claims_begin(runner *r, pass *p, const tree *t, int dynamic) {
+  work_layout *w = &p->work;
+  w->claim_win = MPI_WIN_NULL;
+  w->claim_count = NULL;
+  w->claim_back = w->claim_out = 0;
+  w->claim_done = 0;
+  int size = r->comm.size, me = r->comm.rank;
+  if (!dynamic || w->groups != 1 || size < 2) /* the same on every rank */
+    return RE_OK;
+  int host = me & ~1;
+  int64_t a0, a1, b0, b1;
+  rank_range(p, host, &a0, &a1);
+  if (host + 1 < size)
+    rank_range(p, host + 1, &b0, &b1);
+  else
+    b1 = a1;
+  w->claim_host = host;
+  w->claim_back = me != host;
+  w->claim_lo = w->base + a0;
+  w->claim_hi = w->base + b1;
+  /* a resumed rank's nodes: from the front of the pair's range, or up to its back */
+  int64_t first, end;
+  int fits = covered(t, &first, &end);
+  if (fits && t->n > 0)
+    fits = w->claim_back ? end == w->claim_hi : first == w->claim_lo;
+  w->claim_done = t->n > 0 ? end - first : 0;
+  int all = 0;
+  MPI_Allreduce(&fits, &all, 1, MPI_INT, MPI_MIN, r->comm.comm);
+  if (!all)
+    return re_err(RE_EFORMAT, "dataset %s: the saved states do not cover the ranks' batches as this run takes "
+                              "them (rerun with --fresh)",
+                  r->plan.j->datasets[p->d].name);
+  int64_t *done = NULL;
+  re_status st = re_malloc(size, sizeof(int64_t), &done);
+  st = re_mpi_agree(r->comm.comm, st);
+  if (st != RE_OK) {
+    free(done);
+    return st;
+  }
+  MPI_Allgather(&w->claim_done, 1, MPI_INT64_T, done, 1, MPI_INT64_T, r->comm.comm);
+  int64_t before = done[host] + (host + 1 < size ? done[host + 1] : 0);
+  free(done);
+  if (MPI_Win_allocate(me == host ? (MPI_Aint)sizeof(int64_t) : 0, sizeof(int64_t), MPI_INFO_NULL, r->comm.comm,
+                       &w->claim_count, &w->claim_win) != MPI_SUCCESS) {
+    w->claim_win = MPI_WIN_NULL;
+    st = re_err(RE_EMPI, "cannot create the batch counters (MPI_Win_allocate)");
+  }
+  if (st == RE_OK && me == host)
+    *w->claim_count = before;
+  MPI_Barrier(r->comm.comm); /* every counter is set before anyone claims */
+  if (st == RE_OK)
+    MPI_Win_lock_all(0, w->claim_win);
+  return re_mpi_agree(r->comm.comm, st);
+}
+
+int run_work_claim(pass *p, int64_t *k) {
+  work_layout *w = &p->work;
+  if (w->claim_out)
+    return 0;
+  int64_t one = 1, got = 0;
+  MPI_Fetch_and_op(&one, &got, MPI_INT64_T, w->claim_host, 0, MPI_SUM, w->claim_win);
+  MPI_Win_flush(w->claim_host, w->claim_win);
+  if (got >= w->claim_hi - w->claim_lo) {
+    w->claim_out = 1;
+    return 0;
+  }
+  *k = w->claim_back ? w->claim_hi - 1 - w->claim_done : w->claim_lo + w->claim_done;
+  w->claim_done++;
+  return 1;
+}
+
+void run_work_claims_end(pass *p) {
+  work_layout *w = &p->work;
+  if (w->claim_win == MPI_WIN_NULL)
+    return;
+  MPI_Win_unlock_all(w->claim_win);
+  MPI_Win_free(&w->claim_win);
+  w->claim_win = MPI_WIN_NULL;
+  p->k0 = w->claim_back ? w->claim_hi - w->claim_done : w->claim_lo;
+  p->k1 = w->claim_back ? w->claim_hi : w->claim_lo + w->claim_done;
+  w->claim_back = 0;
 }

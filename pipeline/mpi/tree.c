@@ -558,10 +558,11 @@ static re_status right_child(tree *t, const double *below, int64_t start, int h,
 static re_status make_chain(MPI_Comm comm, tree *t, double **chain, const int64_t *hi, int size, int64_t a, int64_t b,
                             int64_t nb) {
   double *prev = NULL, *rbuf = NULL, *drain = NULL; /* prev: chain[h - 1], NULL for a list node */
-  int64_t len = t->len > 0 ? t->len : 1;
-  re_status st = re_malloc_whole(len, sizeof(double), &rbuf);
-  if (re_malloc(ROOT_CHUNK, sizeof(double), &drain) != RE_OK)
+  re_status st = node_buf(t, &rbuf); /* the spare of the stream's merges: its pages are in */
+  if (re_malloc(ROOT_CHUNK, sizeof(double), &drain) != RE_OK) {
+    drop_buf(t, rbuf);
     return st == RE_OK ? re_err(RE_ENOMEM, "reduction: out of memory") : st; /* cannot even drain: fail loudly */
+  }
   for (int h = 1; h < 63; h++) {
     int64_t span = (int64_t)1 << h, half = span / 2, s = (b - 1) / span * span, r0 = s + half;
     if (s < a || half >= nb)
@@ -596,7 +597,7 @@ static re_status make_chain(MPI_Comm comm, tree *t, double **chain, const int64_
     }
     chain[h] = prev = buf;
   }
-  free(rbuf);
+  drop_buf(t, rbuf);
   free(drain);
   return st;
 }

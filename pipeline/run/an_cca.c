@@ -445,22 +445,6 @@ static void eig_layers(const runner *r, const pass *p, const an_run *ar, uint8_t
     need[p->mom_of[ar->taps[it.i]]] = need[p->mom_of[ar->taps[it.l]]] = 1;
 }
 
-/* The exact route's pairs of this rank, in d^3: a PWCCA of two 784-wide taps takes about
- * three times one's eigendecomposition, SVCCA a tenth of that (measured in
- * bench/run --only scaling). */
-static double finalize_work(const runner *r, const pass *p, const an_run *ar) {
-  const cca_opts *o = ar->a->opts;
-  double w = (o->methods & CCA_PWCCA ? 1.5 : 0) + (o->methods & CCA_CCA ? 1.0 : 0) +
-             (o->methods & CCA_SVCCA ? 0.15 : 0) + (o->methods & (CCA_PROCRUSTES | CCA_LINREG) ? 0.5 : 0), sum = 0;
-  an_pair_it it;
-  for (an_pairs_block(r, ar, &it); !o->two_pass && an_pairs_next(ar, &it);) {
-    double a = (double)re_moments_dim(p->mom, p->mom_of[ar->taps[it.i]]),
-           b = (double)re_moments_dim(p->mom, p->mom_of[ar->taps[it.l]]);
-    sum += w * (a * a * a + b * b * b);
-  }
-  return sum;
-}
-
 static void manifest(FILE *f, const job_analysis *a) {
   const cca_opts *o = a->opts;
   an_manifest_dataset(f, a);
@@ -497,6 +481,5 @@ const an_kind an_cca = {
     .finalize = finalize,
     .moment_blocks = moment_blocks,
     .eig_layers = eig_layers,
-    .finalize_work = finalize_work,
     .manifest = manifest,
 };

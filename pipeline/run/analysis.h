@@ -49,10 +49,6 @@ struct an_kind {
    * need[layer] = 1; each is then made once, by one of the ranks reading it, and sent
    * to the others before the finalize hooks run. NULL: none declared (made where read) */
   void (*eig_layers)(const runner *r, const pass *p, const an_run *ar, uint8_t *need);
-  /* this rank's finalize work besides those eigendecompositions, in d x d
-   * eigendecompositions (d^3): the eigendecompositions go to the ranks with less of it.
-   * NULL: none worth counting */
-  double (*finalize_work)(const runner *r, const pass *p, const an_run *ar);
   /* collective, once after every pass, for all the job's analyses of this kind (probes fit then) */
   re_status (*after_passes)(runner *r);
   /* after_passes reads the checkpoints, not cached rows: it runs in finalize without a cache */

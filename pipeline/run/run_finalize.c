@@ -142,9 +142,8 @@ static int widest_first(const void *a, const void *b) {
 }
 
 /* The owner of each co-moment layer some rank reads the eigendecomposition of (all:
- * R x L flags): among the ranks reading it the least loaded so far (d^3, from each
- * rank's other finalize work in load), the widest layers first; -1: nobody reads it,
- * or too wide for one message (made where read). */
+ * R x L flags): among the ranks reading it the least loaded so far (d^3), the widest
+ * layers first; -1: nobody reads it, or too wide for one message (made where read). */
 static re_status eig_owners(const pass *p, int R, const uint8_t *all, int *owner, double *load) {
   int L = p->nmom;
   eig_width *order = NULL;
@@ -152,6 +151,8 @@ static re_status eig_owners(const pass *p, int R, const uint8_t *all, int *owner
   for (int l = 0; l < L; l++)
     order[l] = (eig_width){re_moments_dim(p->mom, l), l};
   qsort(order, (size_t)L, sizeof *order, widest_first);
+  for (int q = 0; q < R; q++)
+    load[q] = 0;
   for (int k = 0; k < L; k++) {
     int l = order[k].l, best = -1;
     int64_t d = order[k].d;
@@ -256,17 +257,12 @@ static re_status share_eigs(runner *r, pass *p, re_eig **eigs) {
     st = re_calloc(L, sizeof(double *), &bufs);
   if (st == RE_OK)
     st = re_malloc((int64_t)L * R + 1, sizeof(MPI_Request), &req);
-  double work = 0;
-  for (int a = 0; st == RE_OK && a < p->nan; a++) {
+  for (int a = 0; st == RE_OK && a < p->nan; a++)
     if (p->an[a].a->kind->eig_layers)
       p->an[a].a->kind->eig_layers(r, p, &p->an[a], mine);
-    if (p->an[a].a->kind->finalize_work)
-      work += p->an[a].a->kind->finalize_work(r, p, &p->an[a]);
-  }
   st = re_mpi_agree(r->comm.comm, st);
   if (st == RE_OK) {
     MPI_Allgather(mine, L, MPI_UNSIGNED_CHAR, all, L, MPI_UNSIGNED_CHAR, r->comm.comm);
-    MPI_Allgather(&work, 1, MPI_DOUBLE, load, 1, MPI_DOUBLE, r->comm.comm);
     st = eig_owners(p, R, all, owner, load);
     for (int l = 0; st == RE_OK && l < L; l++)
       if (owner[l] == me && an_eig_of(p->mom, eigs, l) != RE_OK)

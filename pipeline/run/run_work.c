@@ -315,7 +315,7 @@ void run_work_free(pass *p) {
  * (passive target). Each rank's batches stay contiguous, so the reduction tree and
  * its bits are those of any other split; the ranges are known after the stream. */
 
-/* Nodes t covers [first, end) without a gap; 0: they do not (or t is empty: *n = 0). */
+/* Nodes t covers [first, end) without a gap (empty: [0, 0)); 0: they leave a gap. */
 static int covered(const tree *t, int64_t *first, int64_t *end) {
   *first = *end = 0;
   for (int k = 0; k < t->n; k++) {

@@ -474,8 +474,8 @@ typedef struct ptask {
   const job_analysis *an;
   int t, owner, dp, failed;
   double cost;
-  char *rows;
-  size_t len;
+  char *rows, *warns; /* its metrics rows and its warnings (run_warn's lines) */
+  size_t len, wlen;
 } ptask;
 
 /* Relative cost of a task, to balance the ranks: the solver's work grows with the
@@ -496,15 +496,24 @@ static int by_cost(const void *x, const void *y) {
   return a < b ? -1 : a > b;
 }
 
-/* Run one task here, its rows into the task (not into the metrics). */
+/* Run one task here, its rows and warnings into the task (not into the metrics and the
+ * manifest: rank 0 adds them in task order, wherever the task ran). */
 static re_status task_here(runner *r, ptask *k, int dp) {
-  FILE *keep = r->rep.metrics, *f = open_memstream(&k->rows, &k->len);
-  if (!f)
+  FILE *keep = r->rep.metrics, *f = open_memstream(&k->rows, &k->len), *w = open_memstream(&k->warns, &k->wlen);
+  if (!f || !w) {
+    if (f)
+      fclose(f);
+    if (w)
+      fclose(w);
     return re_err(RE_ENOMEM, "probe rows");
+  }
   r->rep.metrics = f;
+  r->rep.task_warn = w;
   re_status st = probe_task(r, k->an, k->t, dp);
   fclose(f);
+  fclose(w);
   r->rep.metrics = keep;
+  r->rep.task_warn = NULL;
   return st;
 }
 
@@ -577,41 +586,59 @@ static re_status run_queue(runner *r, ptask **order, int m, ptask *tasks, int n,
   return st;
 }
 
-/* Rank 0 gets every task's rows, in task order; an owner's failure reaches it as -1. */
+/* One buffer of a task (its rows or its warnings) from its owner to rank 0: the length
+ * (-1: the task failed) then the bytes. 1 when the task failed (both ends), -1 on rank 0
+ * when the bytes could not be kept (no memory; received and dropped), else 0. */
+static int ship(runner *r, int owner, int failed, char **buf, size_t *len) {
+  if (r->comm.rank == owner) {
+    long long n = failed ? -1 : (long long)*len;
+    MPI_Send(&n, 1, MPI_LONG_LONG, 0, TAG_PROBE_ROWS_LEN, r->comm.comm);
+    if (n > 0)
+      MPI_Send(*buf, (int)n, MPI_CHAR, 0, TAG_PROBE_ROWS, r->comm.comm);
+    return n < 0; /* a failed task sends nothing more */
+  }
+  if (r->comm.rank != 0)
+    return 0;
+  long long n = 0;
+  MPI_Recv(&n, 1, MPI_LONG_LONG, owner, TAG_PROBE_ROWS_LEN, r->comm.comm, MPI_STATUS_IGNORE);
+  if (n < 0 || n >= (1LL << 30))
+    return 1;
+  free(*buf);
+  *buf = NULL;
+  *len = 0;
+  if (n > 0 && re_malloc(n, 1, buf) == RE_OK) {
+    MPI_Recv(*buf, (int)n, MPI_CHAR, owner, TAG_PROBE_ROWS, r->comm.comm, MPI_STATUS_IGNORE);
+    *len = (size_t)n;
+    return 0;
+  }
+  char c[4096]; /* no memory for them: receive to drop */
+  for (long long got = 0; got < n; got += (long long)sizeof c) {
+    int part = (int)(n - got < (long long)sizeof c ? n - got : (long long)sizeof c);
+    MPI_Recv(c, part, MPI_CHAR, owner, TAG_PROBE_ROWS, r->comm.comm, MPI_STATUS_IGNORE);
+  }
+  return n > 0 ? -1 : 0;
+}
+
+/* Rank 0 gets every task's rows and warnings, in task order; an owner's failure
+ * reaches it as -1. */
 static re_status gather_rows(runner *r, ptask *tasks, int n, re_status st) {
   for (int k = 0; k < n; k++) {
     ptask *tk = &tasks[k];
     if (tk->dp || tk->owner == 0)
       continue;
-    if (r->comm.rank == tk->owner) {
-      long long len = tk->failed ? -1 : (long long)tk->len;
-      MPI_Send(&len, 1, MPI_LONG_LONG, 0, TAG_PROBE_ROWS_LEN, r->comm.comm);
-      if (len > 0)
-        MPI_Send(tk->rows, (int)len, MPI_CHAR, 0, TAG_PROBE_ROWS, r->comm.comm);
-    } else if (r->comm.rank == 0) {
-      long long len = 0;
-      MPI_Recv(&len, 1, MPI_LONG_LONG, tk->owner, TAG_PROBE_ROWS_LEN, r->comm.comm, MPI_STATUS_IGNORE);
-      if (len < 0 || len >= (1LL << 30)) {
-        tk->failed = 1;
-        if (st == RE_OK)
-          st = re_err(RE_EMPI, "probe task %d failed on rank %d (see its message)", k, tk->owner);
-        continue;
-      }
-      free(tk->rows);
-      tk->rows = NULL;
-      tk->len = 0;
-      if (len > 0 && re_malloc(len, 1, &tk->rows) == RE_OK) {
-        MPI_Recv(tk->rows, (int)len, MPI_CHAR, tk->owner, TAG_PROBE_ROWS, r->comm.comm, MPI_STATUS_IGNORE);
-        tk->len = (size_t)len;
-      } else if (len > 0) { /* no memory for them: receive to drop, and fail */
-        char c[4096];
-        for (long long got = 0; got < len; got += (long long)sizeof c) {
-          int part = (int)(len - got < (long long)sizeof c ? len - got : (long long)sizeof c);
-          MPI_Recv(c, part, MPI_CHAR, tk->owner, TAG_PROBE_ROWS, r->comm.comm, MPI_STATUS_IGNORE);
-        }
-        if (st == RE_OK)
-          st = re_err(RE_ENOMEM, "probe rows of task %d", k);
-      }
+    int got = ship(r, tk->owner, tk->failed, &tk->rows, &tk->len);
+    if (got == 0)
+      got = ship(r, tk->owner, tk->failed, &tk->warns, &tk->wlen);
+    if (r->comm.rank != 0)
+      continue;
+    if (got > 0) {
+      tk->failed = 1;
+      if (st == RE_OK)
+        st = re_err(RE_EMPI, "probe task %d failed on rank %d (see its message)", k, tk->owner);
+    } else if (got < 0) {
+      tk->failed = 1;
+      if (st == RE_OK)
+        st = re_err(RE_ENOMEM, "probe rows of task %d", k);
     }
   }
   return st;
@@ -632,7 +659,7 @@ static re_status run_probes(runner *r) {
         st = re_realloc(&tasks, n + 1, sizeof *tasks);
         if (st == RE_OK)
           tasks[n++] = (ptask){&j->analyses[a], t, 0, data_parallel(r, &j->analyses[a], t), 0,
-                               task_cost(r, &j->analyses[a], t), NULL, 0};
+                               task_cost(r, &j->analyses[a], t), NULL, NULL, 0, 0};
       }
   st = re_mpi_agree(r->comm.comm, st);
   if (st != RE_OK || n == 0) {
@@ -662,13 +689,17 @@ static re_status run_probes(runner *r) {
   free(order);
   if (st == RE_OK)
     st = gather_rows(r, tasks, n, local);
-  if (r->comm.rank == 0 && r->rep.metrics)
-    for (int k = 0; k < n; k++)
-      if (tasks[k].rows && !tasks[k].failed)
-        fwrite(tasks[k].rows, 1, tasks[k].len, r->rep.metrics);
   progress_finish(&pr, 0);
-  for (int k = 0; k < n; k++)
+  for (int k = 0; k < n && r->comm.rank == 0; k++)
+    if (!tasks[k].failed) {
+      if (tasks[k].rows && r->rep.metrics)
+        fwrite(tasks[k].rows, 1, tasks[k].len, r->rep.metrics);
+      run_warn_replay(r, tasks[k].warns, tasks[k].warns ? tasks[k].wlen : 0);
+    }
+  for (int k = 0; k < n; k++) {
     free(tasks[k].rows);
+    free(tasks[k].warns);
+  }
   free(tasks);
   /* rows marked undefined on other ranks count in the manifest too */
   int und = r->rep.nundefined - nund0, all = 0;

@@ -1,5 +1,5 @@
-/* repeval run, the report: metrics rows, warnings (rank 0's, and those only one rank
- * saw, gathered), tap tables. */
+/* repeval run, the report: metrics rows, warnings (rank 0's, those only one rank saw,
+ * gathered, and those a task captured), tap tables. */
 #include <errno.h>
 #include <math.h>
 #include <mpi.h>
@@ -24,9 +24,29 @@ void run_warn(runner *r, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  if (r->comm.rank == 0) {
+  if (r->rep.task_warn) {
+    for (char *c = msg; *c; c++)
+      if (*c == '\n')
+        *c = ' ';
+    fprintf(r->rep.task_warn, "%s\n", msg);
+  } else if (r->comm.rank == 0) {
     re_log(RE_LOG_WARN, "%s", msg);
     keep_warning(r, msg);
+  }
+}
+
+void run_warn_replay(runner *r, const char *lines, size_t len) {
+  char msg[512];
+  for (size_t at = 0; at < len;) {
+    size_t end = at;
+    while (end < len && lines[end] != '\n')
+      end++;
+    size_t n = end - at < sizeof msg - 1 ? end - at : sizeof msg - 1;
+    memcpy(msg, lines + at, n);
+    msg[n] = '\0';
+    re_log(RE_LOG_WARN, "%s", msg);
+    keep_warning(r, msg);
+    at = end + 1;
   }
 }
 

@@ -69,6 +69,7 @@ typedef struct run_report {
   char warnings[RUN_MAX_WARNINGS][512]; /* the first ones, for the manifest */
   int nwarnings, nundefined;
   int nlocal; /* ranks > 0: local warnings in warnings[], for run_gather_warnings */
+  FILE *task_warn; /* set: run_warn writes here, one line each, on any rank (a probe task's) */
   double t_load, t_embed, t_reduce, t_final, t_probe;
   double t_wait; /* of t_embed: this rank waiting for the others (the per-step agreement) */
   double wait_max, wait_mean, wait_min; /* t_wait over the ranks (rank 0, after gather_counts) */
@@ -175,8 +176,11 @@ typedef struct pass {
 } pass;
 
 /* ---- report (report.c) ---- */
-/* Record a warning (logged on rank 0, kept for the manifest). */
+/* Record a warning (logged on rank 0, kept for the manifest); while rep.task_warn is
+ * set, written there as one line instead, on whichever rank (see run_warn_replay). */
 void run_warn(runner *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Rank 0: log and keep the warnings a task captured (lines of run_warn's task_warn, len bytes). */
+void run_warn_replay(runner *r, const char *lines, size_t len);
 /* Record a warning about something only this rank saw (a damaged cache shard or
  * snapshot): logged on every rank ("rank N: ..."), gathered for the manifest by
  * run_gather_warnings. */

@@ -3,9 +3,11 @@ contiguous share of each split, loss and gradient summed across ranks in rank
 order) against the same probes fitted by one rank per task: the same selected
 lambda and test accuracy, the refit objective to 1e-10 relative and the held-out
 losses to 1e-8 (solver tolerance 1e-10); `parallel: auto` switches to data-parallel when a task's rows exceed
-REPEVAL_PROBE_TASK_MB."""
+REPEVAL_PROBE_TASK_MB. The warnings of probe tasks that ran on other ranks reach the
+manifest too, in task order: the same list as one rank's."""
 import argparse
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -17,11 +19,11 @@ from common import MPIEXEC, REPEVAL, Suite, demo_job, tmpdir  # noqa: E402
 os.environ["OPENBLAS_NUM_THREADS"] = "1"
 
 
-def job(out, parallel):
+def job(out, parallel, max_iter=5000):
     return demo_job("dp", 500, "seed{0,1}/epoch_05.*", ["conv2:mean", "fc1"], f"""
 analyses:
   probe: {{train: train, test: test, lambdas: [1e-3, 1e-1], parallel: {parallel}, tol: 1e-10, ftol: 0,
-           max_iter: 5000}}
+           max_iter: {max_iter}}}
 batch: 100
 output: {{dir: {out}}}
 """, train=(50000, 900))
@@ -82,6 +84,21 @@ def main():
             params = {r["param"] for r in csv.DictReader(open(os.path.join(d, "auto", "metrics.csv")))}
             dp = any("data-parallel" in p for p in params)
             s.check(dp == (k > 1), f"auto is data-parallel exactly with several ranks ({dp}, {k} ranks)")
+        # every refit stops at max_iter: one warning per task, wherever it ran
+        warned = {}
+        for ranks in (1, k):
+            out = os.path.join(d, f"warn{ranks}")
+            jp = out + ".yaml"
+            with open(jp, "w") as f:
+                f.write(job(out, "tasks", max_iter=2))
+            rc, err = run(ranks, jp)
+            if s.check(rc == 0, f"max_iter 2 at {ranks} ranks: {err}"):
+                warned[ranks] = json.load(open(os.path.join(out, "manifest.json")))["warnings"]
+                s.check(err.count("stopped by max_iter") == 4, f"{ranks} ranks: 4 warnings logged: {err}")
+        if len(warned) == 2:
+            s.check(len(warned[1]) == 4 and all("stopped by max_iter" in w for w in warned[1]),
+                    f"one warning per probe task at 1 rank: {warned[1]}")
+            s.check(warned[k] == warned[1], f"{k} ranks warn as 1 rank: {warned[k]} vs {warned[1]}")
     s.finish()
 
 

@@ -535,32 +535,18 @@ static re_status queue_of(ptask *tasks, int n, ptask ***order, int *m) {
  * then every rank knows each task's owner. *done counts rank 0's progress. */
 static re_status run_queue(runner *r, ptask **order, int m, ptask *tasks, int n, progress *pr, int done0,
                            re_status *local) {
-  int *base = NULL, one = 1;
-  MPI_Win win = MPI_WIN_NULL;
-  re_status st = RE_OK;
-  if (r->comm.size > 1) {
-    if (MPI_Win_allocate(r->comm.rank == 0 ? (MPI_Aint)sizeof(int) : 0, sizeof(int), MPI_INFO_NULL, r->comm.comm,
-                         &base, &win) != MPI_SUCCESS)
-      st = re_err(RE_EMPI, "probes: cannot create the task counter (MPI_Win_allocate)");
-    if (st == RE_OK && r->comm.rank == 0)
-      *base = 0;
-    MPI_Barrier(r->comm.comm); /* the counter is set before anyone reads it */
-    if (st == RE_OK)
-      MPI_Win_lock_all(0, win);
-  }
+  mpi_counter q = {MPI_WIN_NULL, NULL};
+  re_status st = r->comm.size > 1 ? mpi_counter_create(r->comm.comm, r->comm.rank == 0, 0, &q) : RE_OK;
+  if (st != RE_OK)
+    re_err_context(st, "probes, the task queue: ");
   int *owner = NULL;
   if (st == RE_OK)
     st = re_malloc(n > 0 ? n : 1, sizeof(int), &owner);
   for (int k = 0; k < n && owner; k++)
     owner[k] = -1;
   st = re_mpi_agree(r->comm.comm, st);
-  for (int next = 0, seq = 0; st == RE_OK && *local == RE_OK;) {
-    if (win != MPI_WIN_NULL) {
-      MPI_Fetch_and_op(&one, &next, MPI_INT, 0, 0, MPI_SUM, win);
-      MPI_Win_flush(0, win);
-    } else {
-      next = seq++;
-    }
+  for (int64_t next = 0, seq = 0; st == RE_OK && *local == RE_OK;) {
+    next = q.win != MPI_WIN_NULL ? mpi_counter_next(&q, 0) : seq++;
     if (next >= m)
       break;
     ptask *tk = order[next];
@@ -570,10 +556,7 @@ static re_status run_queue(runner *r, ptask **order, int m, ptask *tasks, int n,
     if (r->comm.rank == 0)
       progress_update(pr, done0 + (int)((double)(next + 1) / m * (n - done0)), 0);
   }
-  if (win != MPI_WIN_NULL) {
-    MPI_Win_unlock_all(win);
-    MPI_Win_free(&win);
-  }
+  mpi_counter_free(&q);
   if (st == RE_OK) /* every owner, everywhere (a task nobody ran: -1, after a failure) */
     MPI_Allreduce(MPI_IN_PLACE, owner, n, MPI_INT, MPI_MAX, r->comm.comm);
   for (int k = 0; st == RE_OK && k < n; k++)

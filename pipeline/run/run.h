@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include "mpi/comm.h"
+#include "mpi/counter.h"
 #include "mpi/tree.h"
 #include "repeval/atomic.h"
 #include "repeval/dataset.h"
@@ -119,8 +120,8 @@ typedef struct work_layout {
   int *got;            /* per group: its message for this step's batch has arrived */
   /* claimed batches (G = 1, run_work_claims_begin): ranks 2i and 2i + 1 share their
    * ranges [lo, hi), one taking batches from the front, the other from the back */
-  MPI_Win claim_win;   /* MPI_WIN_NULL: the rank's fixed range [k0, k1) */
-  int64_t *claim_count; /* on the pair's first rank: batches of the pair claimed so far */
+  mpi_counter claim;   /* on the pair's first rank: its batches claimed so far; no window: the
+                        * rank's fixed range [k0, k1) */
   int claim_host;      /* the pair's first rank */
   int claim_back;      /* this rank takes batches from the back (hi down) */
   int claim_out;       /* the pair's batches are all claimed */

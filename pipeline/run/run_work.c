@@ -137,7 +137,7 @@ static re_status layout_groups(runner *r, pass *p, int G) {
 re_status run_work_plan(runner *r, pass *p, int64_t base, int64_t nb) {
   work_layout *w = &p->work;
   int C = 0, G;
-  w->claim_win = MPI_WIN_NULL;
+  w->claim = (mpi_counter){MPI_WIN_NULL, NULL};
   w->claim_back = 0;
   for (int m = 0; m < r->plan.j->nmodels; m++)
     C += r->plan.j->models[m].activations ? 0 : r->plan.j->models[m].nckpts;
@@ -331,8 +331,7 @@ static int covered(const tree *t, int64_t *first, int64_t *end) {
 
 re_status run_work_claims_begin(runner *r, pass *p, const tree *t, int dynamic) {
   work_layout *w = &p->work;
-  w->claim_win = MPI_WIN_NULL;
-  w->claim_count = NULL;
+  w->claim = (mpi_counter){MPI_WIN_NULL, NULL};
   w->claim_back = w->claim_out = 0;
   w->claim_done = 0;
   int size = r->comm.size, me = r->comm.rank;
@@ -371,27 +370,17 @@ re_status run_work_claims_begin(runner *r, pass *p, const tree *t, int dynamic) 
   MPI_Allgather(&w->claim_done, 1, MPI_INT64_T, done, 1, MPI_INT64_T, r->comm.comm);
   int64_t before = done[host] + (host + 1 < size ? done[host + 1] : 0);
   free(done);
-  if (MPI_Win_allocate(me == host ? (MPI_Aint)sizeof(int64_t) : 0, sizeof(int64_t), MPI_INFO_NULL, r->comm.comm,
-                       &w->claim_count, &w->claim_win) != MPI_SUCCESS) {
-    w->claim_win = MPI_WIN_NULL;
-    st = re_err(RE_EMPI, "cannot create the batch counters (MPI_Win_allocate)");
-  }
-  if (st == RE_OK && me == host)
-    *w->claim_count = before;
-  MPI_Barrier(r->comm.comm); /* every counter is set before anyone claims */
-  if (st == RE_OK)
-    MPI_Win_lock_all(0, w->claim_win);
-  return re_mpi_agree(r->comm.comm, st);
+  st = mpi_counter_create(r->comm.comm, me == host, before, &w->claim);
+  if (st != RE_OK)
+    re_err_context(st, "the batch counters: ");
+  return st;
 }
 
 int run_work_claim(pass *p, int64_t *k) {
   work_layout *w = &p->work;
   if (w->claim_out)
     return 0;
-  int64_t one = 1, got = 0;
-  MPI_Fetch_and_op(&one, &got, MPI_INT64_T, w->claim_host, 0, MPI_SUM, w->claim_win);
-  MPI_Win_flush(w->claim_host, w->claim_win);
-  if (got >= w->claim_hi - w->claim_lo) {
+  if (mpi_counter_next(&w->claim, w->claim_host) >= w->claim_hi - w->claim_lo) {
     w->claim_out = 1;
     return 0;
   }
@@ -402,11 +391,9 @@ int run_work_claim(pass *p, int64_t *k) {
 
 void run_work_claims_end(pass *p) {
   work_layout *w = &p->work;
-  if (w->claim_win == MPI_WIN_NULL)
+  if (w->claim.win == MPI_WIN_NULL)
     return;
-  MPI_Win_unlock_all(w->claim_win);
-  MPI_Win_free(&w->claim_win);
-  w->claim_win = MPI_WIN_NULL;
+  mpi_counter_free(&w->claim);
   p->k0 = w->claim_back ? w->claim_hi - w->claim_done : w->claim_lo;
   p->k1 = w->claim_back ? w->claim_hi : w->claim_lo + w->claim_done;
   w->claim_back = 0;

@@ -497,6 +497,18 @@ re_status re_moments_merge_serial_into(re_moments *m, double *x, double *y, int6
   return RE_OK;
 }
 
+re_status re_moments_merge_state_into(re_moments *m, double *x, int64_t len) {
+  RE_TRY(check_serial(m, x, len));
+  merge_state(m, x + SERIAL_HEADER, m->state); /* recentres the state's co-moments in place */
+  return RE_OK;
+}
+
+re_status re_moments_merge_serial_consume(re_moments *m, double *y, int64_t len) {
+  RE_TRY(check_serial(m, y, len));
+  merge_state(m, m->state, y + SERIAL_HEADER); /* recentres y's co-moments in place */
+  return RE_OK;
+}
+
 re_status re_moments_deserialize(re_moments *m, const double *buf, int64_t len) {
   RE_TRY(check_serial(m, buf, len));
   memcpy(m->state, buf + SERIAL_HEADER, sizeof(double) * (size_t)m->len);

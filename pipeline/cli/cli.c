@@ -13,7 +13,7 @@ static re_status hsic_de(void *c, const double *b) { return re_hsic_deserialize(
 static re_status hsic_merge(void *c, const double *b) { return re_hsic_merge_serial(c, b, re_hsic_serial_len(c)); }
 static void hsic_reset(void *c) { re_hsic_reset(c); }
 
-tree_acc re_cli_hsic_acc(re_hsic *h) { return (tree_acc){h, re_hsic_serial_len(h), hsic_ser, hsic_de, hsic_merge, hsic_reset, NULL}; }
+tree_acc re_cli_hsic_acc(re_hsic *h) { return (tree_acc){h, re_hsic_serial_len(h), hsic_ser, hsic_de, hsic_merge, hsic_reset, NULL, NULL, NULL}; }
 
 MPI_Comm re_cli_comm(int sharded) { return sharded ? MPI_COMM_WORLD : MPI_COMM_NULL; }
 

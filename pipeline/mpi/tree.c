@@ -261,15 +261,36 @@ re_status tree_collapse(tree *t) {
 }
 
 re_status tree_push_leaf(tree *t, int64_t k) {
+  int i = t->n; /* where leaf k goes: leaves taken backwards are kept in order */
+  while (i > 0 && t->nodes[i - 1].start > k)
+    i--;
+  tree_node *prev = i > 0 ? &t->nodes[i - 1] : NULL, *next = i < t->n ? &t->nodes[i] : NULL;
+  int joins_prev = prev && k % 2 == 1 && prev->start == k - 1 && prev->height == 0 && prev->buf,
+      joins_next = next && k % 2 == 0 && next->start == k + 1 && next->height == 0 && next->buf;
+  if (t->acc->merge_state_into && t->acc->merge_consume && (joins_prev || joins_next)) {
+    /* the leaf's sibling is here: their parent in the sibling's buffer, the leaf never
+     * copied into one of its own (one state buffer fewer) */
+    if (joins_prev) {
+      RE_TRY(t->acc->merge_state_into(t->acc->ctx, prev->buf));
+      prev->height = 1;
+    } else {
+      RE_TRY(t->acc->merge_consume(t->acc->ctx, next->buf));
+      t->acc->serialize(t->acc->ctx, next->buf);
+      next->start = k;
+      next->height = 1;
+    }
+    RE_TRY(tree_collapse(t));
+    return spill_over_budget(t);
+  }
   double *buf = NULL;
   RE_TRY(node_buf(t, &buf));
   t->acc->serialize(t->acc->ctx, buf);
   /* the previous last node is often this leaf's sibling: join before spilling */
   RE_TRY(append_node(t, k, 0, buf));
-  for (int i = t->n - 1; i > 0 && t->nodes[i - 1].start > k; i--) { /* leaves taken backwards: kept in order */
-    tree_node x = t->nodes[i];
-    t->nodes[i] = t->nodes[i - 1];
-    t->nodes[i - 1] = x;
+  for (int q = t->n - 1; q > i; q--) { /* into its place */
+    tree_node x = t->nodes[q];
+    t->nodes[q] = t->nodes[q - 1];
+    t->nodes[q - 1] = x;
   }
   RE_TRY(tree_collapse(t));
   return spill_over_budget(t);
@@ -702,7 +723,10 @@ static void mom_reset(void *c) { re_moments_reset(c); }
 static re_status mom_into(void *c, double *x, double *y) {
   return re_moments_merge_serial_into(c, x, y, re_moments_serial_len(c));
 }
+static re_status mom_state_into(void *c, double *x) { return re_moments_merge_state_into(c, x, re_moments_serial_len(c)); }
+static re_status mom_consume(void *c, double *y) { return re_moments_merge_serial_consume(c, y, re_moments_serial_len(c)); }
 
 tree_acc tree_moments_acc(re_moments *m) {
-  return (tree_acc){m, re_moments_serial_len(m), mom_ser, mom_de, mom_merge, mom_reset, mom_into};
+  return (tree_acc){m, re_moments_serial_len(m), mom_ser, mom_de, mom_merge, mom_reset, mom_into, mom_state_into,
+                    mom_consume};
 }

@@ -24,6 +24,12 @@ typedef struct tree_acc {
   /* x <- x (+) y for two states in their buffers, y used up, the state scratch
    * (NULL: deserialize x, merge y, serialize into x) */
   re_status (*merge_into)(void *ctx, double *x, double *y);
+  /* x <- x (+) the state (later samples), the state used up (reset before its next batch);
+   * with merge_consume, a leaf joins its sibling without a buffer of its own (NULL: it
+   * gets one). The same bits as serialize, then merge_into */
+  re_status (*merge_state_into)(void *ctx, double *x);
+  /* state <- state (+) y (later samples), y used up: the same bits as merge */
+  re_status (*merge_consume)(void *ctx, double *y);
 } tree_acc;
 
 /* A complete node: the accumulator's state over batches [start, start + 2^height). */

@@ -7,7 +7,9 @@
  * same shape. For every number of batches 1..NB, and a few large ones, the root of
  * tree_reduce_root over the ranges of tree_rank_range must equal the root that one
  * process builds alone (tree_push_leaf for every batch, then tree_root), and no rank
- * may receive more than ceil(log2(ranks)) + 8 states. One case uses a state of
+ * may receive more than ceil(log2(ranks)) + 8 states. Leaves that join their sibling
+ * from the accumulator's state (merge_state_into, merge_consume), taken in order or
+ * backwards, give that root too. One case uses a state of
  * 2.5 M doubles to exercise the chunked messages. Prints "ok" on rank 0 or the
  * first failure. */
 #include <mpi.h>
@@ -53,6 +55,23 @@ static re_status merge(void *ctx, const double *buf) {
   return RE_OK;
 }
 static void reset(void *ctx) { ((hacc *)ctx)->h[0] = ((hacc *)ctx)->h[1] = 0; }
+/* The hooks that let a leaf join its sibling without a buffer: x <- x (+) state, and
+ * state <- state (+) y, through the same mix. */
+static re_status state_into(void *ctx, double *x) {
+  hacc *a = ctx;
+  double *y = malloc(sizeof(double) * (size_t)a->len);
+  if (!y)
+    return re_err(RE_ENOMEM, "state_into");
+  ser(a, y); /* the state (later samples) */
+  re_status st = deser(a, x);
+  if (st == RE_OK)
+    st = merge(a, y);
+  if (st == RE_OK)
+    ser(a, x);
+  free(y);
+  return st;
+}
+static re_status consume(void *ctx, double *y) { return merge(ctx, y); }
 
 static hacc *g_acc;
 static re_status add(void *ctx, int64_t k) {
@@ -61,11 +80,12 @@ static re_status add(void *ctx, int64_t k) {
   return RE_OK;
 }
 
-/* The root one process builds alone. */
-static int alone(hacc *a, const tree_acc *acc, int64_t nb, uint64_t out[2]) {
+/* The root one process builds alone, taking the batches in order or backwards. */
+static int alone(hacc *a, const tree_acc *acc, int64_t nb, int backwards, uint64_t out[2]) {
   tree t;
   tree_init(&t, acc);
-  for (int64_t k = 0; k < nb; k++) {
+  for (int64_t i = 0; i < nb; i++) {
+    int64_t k = backwards ? nb - 1 - i : i;
     add(NULL, k);
     if (tree_push_leaf(&t, k) != RE_OK)
       return 1;
@@ -89,14 +109,22 @@ int main(int argc, char **argv) {
   hacc a = {{0, 0}, 2};
   static const int64_t large[] = {37, 1000, 4097, 9000};
   g_acc = &a;
-  tree_acc acc = {&a, 2, ser, deser, merge, reset, NULL};
+  tree_acc plain = {&a, 2, ser, deser, merge, reset, NULL, NULL, NULL},
+           joins = {&a, 2, ser, deser, merge, reset, NULL, state_into, consume};
   for (int c = 0; c < NB + 4 && !bad; c++) {
     int64_t nb = c < NB ? c + 1 : large[c - NB];
-    a.len = acc.len = c == NB ? (5 << 19) : 2; /* 2.5 M doubles: chunked messages */
+    tree_acc acc = c % 2 ? joins : plain; /* the ranks' trees with and without the join hooks */
+    a.len = plain.len = joins.len = acc.len = c == NB ? (5 << 19) : 2; /* 2.5 M doubles: chunked messages */
     {
-      uint64_t want[2] = {0, 0};
-      if (rank == 0 && alone(&a, &acc, nb, want))
+      uint64_t want[2] = {0, 0}, got[2] = {0, 0};
+      if (rank == 0 && alone(&a, &plain, nb, 0, want))
         bad = 1;
+      /* leaves joining their siblings from the accumulator, in order and backwards: the same root */
+      for (int back = 0; back < 2 && rank == 0 && !bad; back++)
+        if (alone(&a, &joins, nb, back, got) || memcmp(got, want, 16)) {
+          printf("nb %lld: the root of leaves joined %s differs\n", (long long)nb, back ? "backwards" : "in order");
+          bad = 1;
+        }
       /* stream this rank's range, then count merges during the cross-rank part only */
       int64_t k0, k1;
       tree_rank_range(nb, rank, size, &k0, &k1);

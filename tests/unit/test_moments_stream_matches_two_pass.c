@@ -129,6 +129,34 @@ int main(void) {
   re_moments_serialize(a, pre);
   CHECK_OK(re_moments_merge_serial(a, buf, len));
   compare(a, &r, 1e-11);
+  /* x <- x (+) an accumulator's own state, and state <- state (+) y used up: the same
+   * bits as merge_serial, neither copying its operand */
+  {
+    double *x = malloc(sizeof(double) * (size_t)len), *y = malloc(sizeof(double) * (size_t)len),
+           *want = malloc(sizeof(double) * (size_t)len), *have = malloc(sizeof(double) * (size_t)len);
+    re_moments *e = NULL;
+    CHECK_OK(re_moments_create(L, dims, 3, pairs, RE_MOMENTS_DEBIASED, &e));
+    re_moments_serialize(a, want); /* a (+) c */
+    memcpy(x, pre, sizeof(double) * (size_t)len);
+    CHECK_OK(re_moments_deserialize(e, buf, len)); /* e = c */
+    CHECK_OK(re_moments_merge_state_into(e, x, len));
+    CHECK(memcmp(x, want, sizeof(double) * (size_t)len) == 0);
+    CHECK_OK(re_moments_deserialize(e, pre, len)); /* e = a before the merge */
+    memcpy(y, buf, sizeof(double) * (size_t)len);
+    CHECK_OK(re_moments_merge_serial_consume(e, y, len));
+    re_moments_serialize(e, have);
+    CHECK(memcmp(have, want, sizeof(double) * (size_t)len) == 0);
+    x[0] = 1.0;
+    y[0] = 1.0;
+    CHECK_FAILS(re_moments_merge_state_into(e, x, len), RE_EFORMAT, "layout");
+    CHECK_FAILS(re_moments_merge_serial_consume(e, y, len), RE_EFORMAT, "layout");
+    CHECK_FAILS(re_moments_merge_state_into(e, want, len - 1), RE_EFORMAT, "expected");
+    re_moments_destroy(&e);
+    free(x);
+    free(y);
+    free(want);
+    free(have);
+  }
   /* merging the two serialized buffers in place gives the same bits (y is used up)
    * and leaves the accumulator's own state as it was */
   re_moments *d = NULL;

@@ -73,6 +73,13 @@ re_status re_moments_merge_serial(re_moments *m, const double *buf, int64_t len)
  * contents are undefined afterwards), in place: m's own state is neither read nor
  * changed and nothing is copied. The same bits as deserialize x, merge y, serialize. */
 re_status re_moments_merge_serial_into(re_moments *m, double *x, double *y, int64_t len);
+/* x <- x (+) m's state, x serialized in m's layout (m holds later samples; its state is
+ * undefined afterwards: reset it before adding batches). The same bits as
+ * merge_serial_into(x, serialized m), without the copy. */
+re_status re_moments_merge_state_into(re_moments *m, double *x, int64_t len);
+/* m <- m (+) y, y serialized in m's layout (later samples; its contents are undefined
+ * afterwards). The same bits as merge_serial, without its scratch copy. */
+re_status re_moments_merge_serial_consume(re_moments *m, double *y, int64_t len);
 /* Replace the state by a serialized one of the same layout. */
 re_status re_moments_deserialize(re_moments *m, const double *buf, int64_t len);
 

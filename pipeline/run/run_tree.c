@@ -105,14 +105,14 @@ static re_status merge_into(pass *p, double *x, double *y) {
  * place, the small ones through a copy of their state. */
 static re_status merge_state_into(pass *p, double *x) {
   int64_t s = small_len(p);
-  if (p->mom)
-    RE_TRY(re_moments_merge_state_into(p->mom, x + s, re_moments_serial_len(p->mom)));
-  if (s == 0)
-    return RE_OK;
-  double *ys = NULL;
-  RE_TRY(re_malloc(s, sizeof(double), &ys));
-  serialize_small(p, ys);
-  re_status st = merge_small_into(p, x, ys);
+  double *ys = NULL; /* the small accumulators' state, before x is touched */
+  if (s > 0) {
+    RE_TRY(re_malloc(s, sizeof(double), &ys));
+    serialize_small(p, ys);
+  }
+  re_status st = p->mom ? re_moments_merge_state_into(p->mom, x + s, re_moments_serial_len(p->mom)) : RE_OK;
+  if (st == RE_OK && s > 0)
+    st = merge_small_into(p, x, ys);
   free(ys);
   return st;
 }

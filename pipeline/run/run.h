@@ -113,6 +113,9 @@ typedef struct work_layout {
   int *group_of;       /* per global checkpoint: its group; -1: exports, read by the owner */
   int *slot;           /* per global checkpoint: its first memo slot (G > 1: one per member served) */
   int stream;          /* the member whose batch the chunks being computed serve */
+  int rows_only;       /* no statistics on the pass (rows kept for later: probes, k-NN, RSA): with
+                        * G > 1 each member computes its group's chunks, which store their rows,
+                        * and nothing is exchanged */
   int64_t *off;        /* per global tap: floats per sample before its rows in its group's message */
   int64_t *width;      /* per group: floats per sample of its message */
   float **send, **recv; /* per member: this rank's group for member i's batch; group i's for this rank's batch */
@@ -290,11 +293,14 @@ int run_work_memo_slot(const pass *p, int ci);
 /* Rows [s0, s1) of checkpoint (m, c)'s layers into out[l]: run_pass_ckpt_rows. */
 typedef re_status (*run_rows_fn)(runner *r, pass *p, int m, int c, int64_t s0, int64_t s1, float *const *out);
 /* Step `step` with G > 1: receives posted for this rank's batch, this rank's group's
- * taps of the other members' batches made by rows() and sent (nonblocking). */
+ * taps of the other members' batches made by rows() and sent (nonblocking); on a pass
+ * without statistics only made (their chunks store the rows). */
 re_status run_work_exchange(runner *r, pass *p, int64_t step, run_rows_fn rows);
 /* Tap t's rows of this rank's batch of the step (b samples) when another member
  * computed them; *rows NULL: compute them here. */
 re_status run_work_rows(runner *r, pass *p, int t, int64_t b, const float **rows);
+/* Tap t is another member's on a pass without statistics (rows_only): not made here. */
+int run_work_elsewhere(const runner *r, const pass *p, int t);
 /* End of a step: wait for its messages (every step, also after a failure). */
 re_status run_work_finish(pass *p);
 /* Collective (after a resume's nodes are in t): with `dynamic` (and G = 1, two ranks or

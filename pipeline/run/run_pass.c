@@ -244,15 +244,16 @@ static re_status do_batch(runner *r, pass *p, int64_t k, const double **mx, int6
       int here = 0; /* the checkpoint's taps not computed by another member of the team */
       for (int l = 0; l < jm->nlayers; l++) {
         const float *rows = NULL;
-        if (p->tap_used[t + l])
+        int used = p->tap_used[t + l] && !run_work_elsewhere(r, p, t + l);
+        if (used)
           RE_TRY(run_work_rows(r, p, t + l, b, &rows));
-        p->want[l] = p->tap_used[t + l] && !rows ? p->scratch[l] : NULL;
+        p->want[l] = used && !rows ? p->scratch[l] : NULL;
         here |= p->want[l] != NULL;
       }
       if (here)
         RE_TRY(run_pass_ckpt_rows(r, p, m, c, s0, s0 + b, p->want));
       for (int l = 0; l < jm->nlayers; l++) {
-        if (!p->tap_used[t + l])
+        if (!p->tap_used[t + l] || run_work_elsewhere(r, p, t + l))
           continue;
         const float *rows;
         RE_TRY(run_work_rows(r, p, t + l, b, &rows));

@@ -118,7 +118,7 @@ static re_status layout_groups(runner *r, pass *p, int G) {
       w->width[g] += tp->rps * tp->dim;
     }
   }
-  if (G == 1)
+  if (G == 1 || w->rows_only)
     return RE_OK;
   RE_TRY(re_calloc(G, sizeof(float *), &w->send));
   RE_TRY(re_calloc(G, sizeof(float *), &w->recv));
@@ -147,6 +147,10 @@ re_status run_work_plan(runner *r, pass *p, int64_t base, int64_t nb) {
   w->team = r->comm.rank / G;
   w->member = r->comm.rank % G;
   w->stream = w->member;
+  int stats = p->mom != NULL;
+  for (int a = 0; a < p->nan; a++)
+    stats |= p->an[a].h != NULL || p->an[a].ux != NULL;
+  w->rows_only = !stats;
   w->base = base;
   w->nb = nb;
   int64_t k0, k1;
@@ -204,7 +208,7 @@ static int member_batch(const pass *p, int i, int64_t step, int64_t *s0, int64_t
 }
 
 /* This rank's group's taps of samples [s0, s0 + b) into buf (b x the group's width),
- * a checkpoint at a time through rows(). */
+ * a checkpoint at a time through rows(); buf NULL: only made. */
 static re_status group_rows(runner *r, pass *p, int64_t s0, int64_t b, run_rows_fn rows, float *buf) {
   const work_layout *w = &p->work;
   const job *j = r->plan.j;
@@ -214,8 +218,8 @@ static re_status group_rows(runner *r, pass *p, int64_t s0, int64_t b, run_rows_
         continue;
       int any = 0;
       for (int l = 0; l < j->models[m].nlayers; l++) {
-        p->want[l] = p->tap_used[t + l] ? buf + b * w->off[t + l] : NULL;
-        any |= p->want[l] != NULL;
+        p->want[l] = p->tap_used[t + l] && buf ? buf + b * w->off[t + l] : NULL;
+        any |= p->tap_used[t + l];
       }
       if (any)
         RE_TRY(rows(r, p, m, c, s0, s0 + b, p->want));
@@ -229,6 +233,16 @@ re_status run_work_exchange(runner *r, pass *p, int64_t step, run_rows_fn rows) 
   if (G == 1)
     return RE_OK;
   int64_t s0, b;
+  if (w->rows_only) { /* the chunks store their rows: nobody needs them sent */
+    re_status st = RE_OK;
+    for (int i = 0; i < G && st == RE_OK; i++)
+      if (i != me && member_batch(p, i, step, &s0, &b)) {
+        w->stream = i;
+        st = group_rows(r, p, s0, b, rows, NULL);
+        w->stream = me;
+      }
+    return st;
+  }
   if (member_batch(p, me, step, &s0, &b))
     for (int i = 0; i < G; i++) {
       w->got[i] = 0;
@@ -277,9 +291,17 @@ re_status run_work_rows(runner *r, pass *p, int t, int64_t b, const float **rows
   return RE_OK;
 }
 
+int run_work_elsewhere(const runner *r, const pass *p, int t) {
+  const work_layout *w = &p->work;
+  if (!w->rows_only || w->groups <= 1)
+    return 0;
+  int g = w->group_of[run_ckpt_index(r, r->plan.taps[t].model, r->plan.taps[t].ckpt)];
+  return g >= 0 && g != w->member;
+}
+
 re_status run_work_finish(pass *p) {
   work_layout *w = &p->work;
-  if (w->groups <= 1)
+  if (w->groups <= 1 || w->rows_only)
     return RE_OK;
   /* receives this rank did not use (it failed before reading them) are completed too */
   if (MPI_Waitall(2 * w->groups, w->req, MPI_STATUSES_IGNORE) != MPI_SUCCESS)

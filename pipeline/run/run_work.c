@@ -33,15 +33,17 @@ static void member_range(int64_t nb, int teams, int groups, int team, int member
   *k1 = t0 + b;
 }
 
-/* Forward work of the busiest member with G groups over nb batches and C forward
- * checkpoints: its group's checkpoints times its team's batches. */
-static double layout_cost(int64_t nb, int R, int G, int C) {
+/* Forward work of the busiest member with G groups over the pass's batches [base,
+ * base + nb) and C forward checkpoints: its group's checkpoints times its team's
+ * samples. */
+static double layout_cost(const pass *p, int64_t base, int64_t nb, int R, int G, int C) {
   int teams = R / G;
   int64_t most = 0;
   for (int t = 0; t < teams; t++) {
     int64_t t0, t1;
     tree_rank_range(nb, t, teams, &t0, &t1);
-    most = t1 - t0 > most ? t1 - t0 : most;
+    int64_t s0 = (base + t0) * p->sb, s1 = (base + t1) * p->sb < p->n ? (base + t1) * p->sb : p->n;
+    most = s1 - s0 > most ? s1 - s0 : most;
   }
   return (double)((C + G - 1) / G) * (double)most;
 }
@@ -59,8 +61,9 @@ static int64_t fwd_width(const runner *r, const pass *p) {
 
 /* The number of groups: REPEVAL_CKPT_GROUPS when set (it must divide the ranks), else
  * the divisor of the ranks with the least forward work per member, when it saves at
- * least 10 % over G = 1 and the exchanged taps fit an eighth of the statistics budget. */
-static re_status choose_groups(const runner *r, const pass *p, int64_t nb, int C, int *out) {
+ * least 10 % over G = 1 and the exchanged taps fit an eighth of the statistics budget
+ * (a pass without statistics exchanges nothing). */
+static re_status choose_groups(const runner *r, const pass *p, int64_t base, int64_t nb, int C, int *out) {
   int R = r->comm.size;
   const char *e = getenv("REPEVAL_CKPT_GROUPS");
   double floats = (double)p->sb * (double)fwd_width(r, p); /* one batch's taps */
@@ -75,18 +78,19 @@ static re_status choose_groups(const runner *r, const pass *p, int64_t nb, int C
     if (g > 1 && (p->streamed || C < g))
       return re_err(RE_EINVAL, "%ld checkpoint groups: the pass has %d forward checkpoints%s", g, C,
                     p->streamed ? ", bound one at a time (they do not all fit in memory)" : "");
-    if (g > 1 && floats > INT_MAX)
+    if (g > 1 && floats > INT_MAX && !p->work.rows_only)
       return re_err(RE_EINVAL, "%ld checkpoint groups: a batch's taps (%.0f floats) exceed one MPI message", g,
                     floats);
     *out = (int)g;
     return RE_OK;
   }
-  if (p->streamed || C < 2 || 2 * 4 * floats > run_stats_budget() / 8 || floats > INT_MAX) /* sent + received */
+  if (p->streamed || C < 2 ||
+      (!p->work.rows_only && (2 * 4 * floats > run_stats_budget() / 8 || floats > INT_MAX))) /* sent + received */
     return RE_OK;
-  double best = layout_cost(nb, R, 1, C);
+  double best = layout_cost(p, base, nb, R, 1, C);
   for (int g = 2; g <= R && g <= C; g++)
-    if (R % g == 0 && layout_cost(nb, R, g, C) < 0.9 * best) {
-      best = layout_cost(nb, R, g, C);
+    if (R % g == 0 && layout_cost(p, base, nb, R, g, C) < 0.9 * best) {
+      best = layout_cost(p, base, nb, R, g, C);
       *out = g;
     }
   return RE_OK;
@@ -141,16 +145,16 @@ re_status run_work_plan(runner *r, pass *p, int64_t base, int64_t nb) {
   w->claim_back = 0;
   for (int m = 0; m < r->plan.j->nmodels; m++)
     C += r->plan.j->models[m].activations ? 0 : r->plan.j->models[m].nckpts;
-  RE_TRY(choose_groups(r, p, nb, C, &G));
+  int stats = p->mom != NULL;
+  for (int a = 0; a < p->nan; a++)
+    stats |= p->an[a].h != NULL || p->an[a].ux != NULL;
+  w->rows_only = !stats;
+  RE_TRY(choose_groups(r, p, base, nb, C, &G));
   w->groups = G;
   w->teams = r->comm.size / G;
   w->team = r->comm.rank / G;
   w->member = r->comm.rank % G;
   w->stream = w->member;
-  int stats = p->mom != NULL;
-  for (int a = 0; a < p->nan; a++)
-    stats |= p->an[a].h != NULL || p->an[a].ux != NULL;
-  w->rows_only = !stats;
   w->base = base;
   w->nb = nb;
   int64_t k0, k1;

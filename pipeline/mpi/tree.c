@@ -558,7 +558,7 @@ static re_status take_left(tree *t, double **below, int64_t start, int h, double
 }
 
 /* A right child to read: the chain node below, or list node (start, h). */
-static re_status right_child(tree *t, const double *below, int64_t start, int h, const double **out) {
+static re_status right_child(tree *t, double *below, int64_t start, int h, double **out) {
   re_status st = RE_OK;
   if (below) {
     *out = below;
@@ -604,13 +604,13 @@ static re_status make_chain(MPI_Comm comm, tree *t, double **chain, const int64_
           st = combine_consume(t->acc, buf, rbuf);
       }
     } else {
-      const double *right = NULL;
+      double *right = NULL; /* read here only: its parent is made here, so no earlier rank is owed it */
       if (st == RE_OK)
         st = take_left(t, NULL, s, h - 1, &buf);
       if (st == RE_OK)
         st = right_child(t, prev, r0, h - 1, &right);
       if (st == RE_OK)
-        st = combine(t->acc, buf, right);
+        st = combine_consume(t->acc, buf, right);
     }
     if (st != RE_OK) {
       free(buf);

@@ -6,7 +6,6 @@
 
 re_status mpi_counter_create(MPI_Comm comm, int host, int64_t start, mpi_counter *c) {
   c->win = MPI_WIN_NULL;
-  c->base = NULL;
   re_status st = RE_OK;
   MPI_Win win = MPI_WIN_NULL;
   int64_t *base = NULL;
@@ -21,7 +20,6 @@ re_status mpi_counter_create(MPI_Comm comm, int host, int64_t start, mpi_counter
     return st;
   MPI_Win_lock_all(0, win);
   c->win = win;
-  c->base = host ? base : NULL;
   return RE_OK;
 }
 
@@ -38,5 +36,4 @@ void mpi_counter_free(mpi_counter *c) {
   MPI_Win_unlock_all(c->win);
   MPI_Win_free(&c->win);
   c->win = MPI_WIN_NULL;
-  c->base = NULL;
 }

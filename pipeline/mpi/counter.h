@@ -11,8 +11,7 @@
 #include "repeval/core.h"
 
 typedef struct mpi_counter {
-  MPI_Win win;   /* MPI_WIN_NULL: none (not created, or freed) */
-  int64_t *base; /* this rank's counter, when it hosts one */
+  MPI_Win win; /* MPI_WIN_NULL: none (not created, or freed) */
 } mpi_counter;
 
 /* Collective over comm: every rank with host != 0 holds a counter starting at `start`;

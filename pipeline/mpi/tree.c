@@ -267,30 +267,28 @@ re_status tree_push_leaf(tree *t, int64_t k) {
   tree_node *prev = i > 0 ? &t->nodes[i - 1] : NULL, *next = i < t->n ? &t->nodes[i] : NULL;
   int joins_prev = prev && k % 2 == 1 && prev->start == k - 1 && prev->height == 0 && prev->buf,
       joins_next = next && k % 2 == 0 && next->start == k + 1 && next->height == 0 && next->buf;
-  if (t->acc->merge_state_into && t->acc->merge_consume && (joins_prev || joins_next)) {
-    /* the leaf's sibling is here: their parent in the sibling's buffer, the leaf never
-     * copied into one of its own (one state buffer fewer) */
-    if (joins_prev) {
-      RE_TRY(t->acc->merge_state_into(t->acc->ctx, prev->buf));
-      prev->height = 1;
-    } else {
-      RE_TRY(t->acc->merge_consume(t->acc->ctx, next->buf));
-      t->acc->serialize(t->acc->ctx, next->buf);
-      next->start = k;
-      next->height = 1;
+  int joins = t->acc->merge_state_into && t->acc->merge_consume;
+  /* the leaf's sibling is here: their parent in the sibling's buffer, the leaf never
+   * copied into one of its own (one state buffer fewer) */
+  if (joins && joins_prev) {
+    RE_TRY(t->acc->merge_state_into(t->acc->ctx, prev->buf));
+    prev->height = 1;
+  } else if (joins && joins_next) {
+    RE_TRY(t->acc->merge_consume(t->acc->ctx, next->buf));
+    t->acc->serialize(t->acc->ctx, next->buf);
+    next->start = k;
+    next->height = 1;
+  } else {
+    double *buf = NULL;
+    RE_TRY(node_buf(t, &buf));
+    t->acc->serialize(t->acc->ctx, buf);
+    /* the previous last node is often this leaf's sibling: join before spilling */
+    RE_TRY(append_node(t, k, 0, buf));
+    for (int q = t->n - 1; q > i; q--) { /* into its place */
+      tree_node x = t->nodes[q];
+      t->nodes[q] = t->nodes[q - 1];
+      t->nodes[q - 1] = x;
     }
-    RE_TRY(tree_collapse(t));
-    return spill_over_budget(t);
-  }
-  double *buf = NULL;
-  RE_TRY(node_buf(t, &buf));
-  t->acc->serialize(t->acc->ctx, buf);
-  /* the previous last node is often this leaf's sibling: join before spilling */
-  RE_TRY(append_node(t, k, 0, buf));
-  for (int q = t->n - 1; q > i; q--) { /* into its place */
-    tree_node x = t->nodes[q];
-    t->nodes[q] = t->nodes[q - 1];
-    t->nodes[q - 1] = x;
   }
   RE_TRY(tree_collapse(t));
   return spill_over_budget(t);

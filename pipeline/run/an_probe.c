@@ -535,7 +535,7 @@ static re_status queue_of(ptask *tasks, int n, ptask ***order, int *m) {
  * then every rank knows each task's owner. *done counts rank 0's progress. */
 static re_status run_queue(runner *r, ptask **order, int m, ptask *tasks, int n, progress *pr, int done0,
                            re_status *local) {
-  mpi_counter q = {MPI_WIN_NULL, NULL};
+  mpi_counter q = {MPI_WIN_NULL};
   re_status st = r->comm.size > 1 ? mpi_counter_create(r->comm.comm, r->comm.rank == 0, 0, &q) : RE_OK;
   if (st != RE_OK)
     re_err_context(st, "probes, the task queue: ");

@@ -141,7 +141,7 @@ static re_status layout_groups(runner *r, pass *p, int G) {
 re_status run_work_plan(runner *r, pass *p, int64_t base, int64_t nb) {
   work_layout *w = &p->work;
   int C = 0, G;
-  w->claim = (mpi_counter){MPI_WIN_NULL, NULL};
+  w->claim = (mpi_counter){MPI_WIN_NULL};
   w->claim_back = 0;
   for (int m = 0; m < r->plan.j->nmodels; m++)
     C += r->plan.j->models[m].activations ? 0 : r->plan.j->models[m].nckpts;
@@ -357,7 +357,7 @@ static int covered(const tree *t, int64_t *first, int64_t *end) {
 
 re_status run_work_claims_begin(runner *r, pass *p, const tree *t, int dynamic) {
   work_layout *w = &p->work;
-  w->claim = (mpi_counter){MPI_WIN_NULL, NULL};
+  w->claim = (mpi_counter){MPI_WIN_NULL};
   w->claim_back = w->claim_out = 0;
   w->claim_done = 0;
   int size = r->comm.size, me = r->comm.rank;

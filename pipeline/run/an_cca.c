@@ -1,6 +1,7 @@
 /* The cca analysis: CCA (mean rho, mean rho^2), SVCCA, PWCCA, orthogonal Procrustes
  * and linear-regression R^2 between pairs of taps, from the pass's co-moments
- * (docs/metrics.md). The pairs are spread over the ranks in contiguous blocks. With
+ * (docs/metrics.md). The pairs are spread over the ranks in shares that read few taps
+ * (run/pair_share.h); their rows reach metrics.csv in pair order. With
  * `uncertainty:`, the same metrics of every bootstrap replicate and permutation-null
  * accumulator (run/unc.h), shared with every rank, give each value its columns. */
 #include <math.h>
@@ -224,8 +225,8 @@ static re_status pair_values(const cca_opts *o, unsigned methods, int projected,
   return RE_OK;
 }
 
-/* The metrics of this rank's pairs [lo, hi) (in wanted-pair order) in every replicate
- * of one kind: out[(u * NMETRIC + m) * count + k] for replicate k of pair u. Replicate
+/* The metrics of this rank's pairs (its share, in pair order) in every replicate of one
+ * kind: out[(u * NMETRIC + m) * count + k] for replicate k of its pair u (it.k). Replicate
  * by replicate, each tap's eigendecomposition made once. */
 static re_status replicate_values(const an_run *ar, const cca_opts *o, int nulls, const an_pair_it *block,
                                   double *out) {
@@ -237,7 +238,7 @@ static re_status replicate_values(const an_run *ar, const cca_opts *o, int nulls
     const re_moments *m = nulls ? unc_moments_null(x, k) : unc_moments_boot(x, k);
     for (an_pair_it it = *block; st == RE_OK && an_pairs_next(ar, &it);) {
       int i = it.i, j = it.l, a = i, c = j, tr;
-      int64_t u = it.u - it.lo;
+      int64_t u = it.k;
       if (nulls)
         unc_moments_null_layers(x, i, j, &a, &c);
       double v[NMETRIC];
@@ -274,7 +275,7 @@ static re_status write_directions(runner *r, pass *p, an_run *ar, re_eig **eigs)
   static const char *const names[] = {"x_coef", "y_coef", "x_loadings", "y_loadings"};
   re_status st = RE_OK;
   an_pair_it it;
-  for (an_pairs_all(&it); st == RE_OK && an_pairs_next(ar, &it);) {
+  for (an_pairs_all(ar, &it); st == RE_OK && an_pairs_next(ar, &it);) {
     int i = it.i, l = it.l, la, lb, tr;
     st = an_eig_pair(p, eigs, ar, i, l, &la, &lb);
     re_cca_directions dir;
@@ -306,12 +307,12 @@ static re_status write_directions(runner *r, pass *p, an_run *ar, re_eig **eigs)
   return st;
 }
 
-/* This rank's replicate values of its block of pairs (exact route with uncertainty):
+/* This rank's replicate values of its share of the pairs (exact route with uncertainty):
  * *bv, *nv allocated. Collective. */
 static re_status replicates(runner *r, an_run *ar, const cca_opts *o, const an_pair_it *block, double **bv,
                             double **nv) {
   int nb = unc_moments_nboot(ar->ux), nn = unc_moments_nnull(ar->ux);
-  int64_t units = block->hi - block->lo;
+  int64_t units = block->n;
   re_status st = re_malloc(units * NMETRIC * (nb > 0 ? nb : 1), sizeof(double), bv);
   if (st == RE_OK)
     st = re_malloc(units * NMETRIC * (nn > 0 ? nn : 1), sizeof(double), nv);
@@ -325,15 +326,18 @@ static re_status replicates(runner *r, an_run *ar, const cca_opts *o, const an_p
   return re_mpi_agree(r->comm.comm, st);
 }
 
-/* Rows of this rank's block of pairs. */
+/* Rows of this rank's share of the pairs. */
 static re_status pair_rows(runner *r, an_run *ar, const cca_src *src, const char *param, const an_pair_it *block,
-                           const double *bv, const double *nv) {
+                           const double *bv, const double *nv, rows_sink *sink) {
   const job_analysis *a = ar->a;
   const cca_opts *o = a->opts;
   int nb = unc_moments_nboot(ar->ux), nn = unc_moments_nnull(ar->ux);
   re_status st = RE_OK;
   for (an_pair_it it = *block; st == RE_OK && an_pairs_next(ar, &it);) {
-    int64_t u = it.u - it.lo; /* in this rank's block */
+    int64_t u = it.k; /* in this rank's share */
+    st = an_rows_pair(sink, &it);
+    if (st != RE_OK)
+      break;
     int la = src_layer(src, ar, it.i), lb = src_layer(src, ar, it.l), tr;
     st = an_eig_of(src->m, src->eigs, la);
     if (st == RE_OK)
@@ -402,15 +406,15 @@ static re_status finalize(runner *r, pass *p, an_run *ar, re_eig **eigs) {
     src = (cca_src){pr.m, NULL, peigs, o->methods & (CCA_SVCCA | CCA_PWCCA), 1};
   }
   an_pair_it block;
-  an_pairs_block(r, ar, &block);
+  an_pairs_share(r, ar, &block);
   double *bv = NULL, *nv = NULL;
   if (st == RE_OK && ar->ux)
     st = replicates(r, ar, o, &block, &bv, &nv);
   rows_sink sink;
   if (st == RE_OK) {
-    st = an_rows_begin(r, &sink);
+    st = an_rows_begin_pairs(r, &sink, ar);
     if (st == RE_OK)
-      st = pair_rows(r, ar, &src, param, &block, bv, nv);
+      st = pair_rows(r, ar, &src, param, &block, bv, nv, &sink);
     st = an_rows_end(r, &sink, st);
   }
   free(bv);
@@ -433,7 +437,7 @@ static void moment_blocks(const runner *r, const pass *p, const an_run *ar, uint
     return;
   }
   an_pair_it it;
-  for (an_pairs_block(r, ar, &it); an_pairs_next(ar, &it);)
+  for (an_pairs_share(r, ar, &it); an_pairs_next(ar, &it);)
     an_need_blocks(p, ar->taps[it.i], ar->taps[it.l], need);
 }
 
@@ -441,7 +445,7 @@ static void moment_blocks(const runner *r, const pass *p, const an_run *ar, uint
 static void eig_layers(const runner *r, const pass *p, const an_run *ar, uint8_t *need) {
   const cca_opts *o = ar->a->opts;
   an_pair_it it;
-  for (an_pairs_block(r, ar, &it); !o->two_pass && an_pairs_next(ar, &it);)
+  for (an_pairs_share(r, ar, &it); !o->two_pass && an_pairs_next(ar, &it);)
     need[p->mom_of[ar->taps[it.i]]] = need[p->mom_of[ar->taps[it.l]]] = 1;
 }
 
@@ -475,6 +479,7 @@ const an_kind an_cca = {
     .keys = keys,
     .pairs = AN_PAIRS,
     .default_pairs = PAIRS_SAME_LAYER,
+    .pair_cost_width = 1,
     .opts_size = sizeof(cca_opts),
     .parse = parse,
     .setup = setup,

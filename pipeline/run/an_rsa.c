@@ -4,7 +4,8 @@
  * (rsatoolbox's definitions; docs/metrics.md).
  *
  * The taps' rows (and the labels) are kept in the cache shards during the pass. The
- * pairs are spread over the ranks in contiguous blocks; a rank computes the RDMs of
+ * pairs are spread over the ranks in shares that read few taps (run/pair_share.h),
+ * by their number; a rank computes the RDMs of
  * its pairs' taps from the stored rows and keeps as many as fit in
  * REPEVAL_MAX_STATS_MB (least recently used first out), so a value depends only on the
  * two taps' rows. Rows reach rank 0 in pair order; the P x P matrices by a sum in
@@ -252,15 +253,15 @@ static void work_free(rsa_work *w) {
   free(w->V);
 }
 
-/* The rows of this rank's block of pairs, and their values in w->V. */
-static re_status pair_rows(runner *r, pass *p, an_run *ar, rsa_work *w) {
+/* The rows of this rank's share of the pairs, and their values in w->V. */
+static re_status pair_rows(runner *r, pass *p, an_run *ar, rsa_work *w, rows_sink *sink) {
   const job_analysis *a = ar->a;
   const rsa_opts *o = a->opts;
   int P = ar->P, nm = o->nm;
   an_pair_it it;
-  an_pairs_block(r, ar, &it);
+  an_pairs_share(r, ar, &it);
   progress pr;
-  progress_start(&pr, "RDM pairs", it.hi - it.lo, r->comm.rank == 0 && !r->plan.quiet);
+  progress_start(&pr, "RDM pairs", it.n, r->comm.rank == 0 && !r->plan.quiet);
   int64_t clock = 0;
   char param[160];
   snprintf(param, sizeof param, "distance=%s over=%s", re_rdm_metric_name(o->distance),
@@ -269,7 +270,9 @@ static re_status pair_rows(runner *r, pass *p, an_run *ar, rsa_work *w) {
   while (st == RE_OK && an_pairs_next(ar, &it)) {
     int i = it.i, l = it.l;
     slot *si = NULL, *sl = NULL;
-    st = get_slot(r, p, ar, w->slots, w->ns, i, w->labels, ++clock, &si);
+    st = an_rows_pair(sink, &it);
+    if (st == RE_OK)
+      st = get_slot(r, p, ar, w->slots, w->ns, i, w->labels, ++clock, &si);
     if (st == RE_OK) /* i's slot is the most recent: never the one evicted for l */
       st = get_slot(r, p, ar, w->slots, w->ns, l, w->labels, ++clock, &sl);
     for (int m = 0; m < nm && st == RE_OK; m++) {
@@ -293,7 +296,7 @@ static re_status pair_rows(runner *r, pass *p, an_run *ar, rsa_work *w) {
       w->V[at + (int64_t)i * P + l] = w->V[at + (int64_t)l * P + i] = 1;
     }
     if (r->comm.rank == 0)
-      progress_update(&pr, it.u - it.lo + 1, 0);
+      progress_update(&pr, it.k + 1, 0);
   }
   progress_finish(&pr, 0);
   return st;
@@ -321,7 +324,7 @@ static re_status write_matrices(runner *r, pass *p, an_run *ar, double *all, con
   return st;
 }
 
-/* Collective: rows of this rank's contiguous block of pairs (in pair order on rank 0);
+/* Collective: rows of this rank's share of the pairs (in pair order on rank 0);
  * the matrices from a sum in which each entry has one non-zero term. */
 static re_status finalize(runner *r, pass *p, an_run *ar, re_eig **eigs) {
   (void)eigs;
@@ -333,9 +336,9 @@ static re_status finalize(runner *r, pass *p, an_run *ar, re_eig **eigs) {
   re_status st = re_mpi_agree(r->comm.comm, work_create(r, p, ar, &w));
   if (st == RE_OK) {
     rows_sink sink;
-    st = an_rows_begin(r, &sink);
+    st = an_rows_begin_pairs(r, &sink, ar);
     if (st == RE_OK)
-      st = pair_rows(r, p, ar, &w);
+      st = pair_rows(r, p, ar, &w, &sink);
     st = re_mpi_agree(r->comm.comm, an_rows_end(r, &sink, st));
   }
   int64_t len = 2 * (int64_t)o->nm * ar->P * ar->P;

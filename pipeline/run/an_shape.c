@@ -1,8 +1,9 @@
 /* The shape analysis: generalized shape metrics between pairs of taps (Williams et
  * al. 2021, as netrep computes them; docs/metrics.md): the partial-whitening family
  * at each requested alpha, angular and Euclidean, and optionally the permutation
- * metric, from the pass's co-moments. The pairs are spread over the ranks in
- * contiguous blocks; the alignment maps are written by rank 0 on request. */
+ * metric, from the pass's co-moments. The pairs are spread over the ranks in shares
+ * that read few taps (run/pair_share.h); their rows reach metrics.csv in pair order;
+ * the alignment maps are written by rank 0 on request. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +53,7 @@ static re_status write_transforms(runner *r, pass *p, an_run *ar, re_eig **eigs)
   const shape_opts *o = ar->a->opts;
   re_status st = RE_OK;
   an_pair_it it;
-  for (an_pairs_all(&it); st == RE_OK && an_pairs_next(ar, &it);) {
+  for (an_pairs_all(ar, &it); st == RE_OK && an_pairs_next(ar, &it);) {
     int i = it.i, l = it.l, la, lb, tr;
     st = an_eig_pair(p, eigs, ar, i, l, &la, &lb);
     if (st == RE_EUNDEFINED) { /* fewer than 2 samples: the rows say so */
@@ -121,9 +122,12 @@ static re_status finalize(runner *r, pass *p, an_run *ar, re_eig **eigs) {
   const job_analysis *a = ar->a;
   const shape_opts *o = a->opts;
   rows_sink sink;
-  re_status st = an_rows_begin(r, &sink);
+  re_status st = an_rows_begin_pairs(r, &sink, ar);
   an_pair_it it;
-  for (an_pairs_block(r, ar, &it); st == RE_OK && an_pairs_next(ar, &it);) {
+  for (an_pairs_share(r, ar, &it); st == RE_OK && an_pairs_next(ar, &it);) {
+    st = an_rows_pair(&sink, &it);
+    if (st != RE_OK)
+      break;
     int ta = ar->taps[it.i], tb = ar->taps[it.l], la, lb, tr;
     const char *why = NULL;
     st = an_eig_pair(p, eigs, ar, it.i, it.l, &la, &lb);
@@ -161,6 +165,7 @@ const an_kind an_shape = {
     .keys = keys,
     .pairs = AN_PAIRS,
     .default_pairs = PAIRS_SAME_LAYER,
+    .pair_cost_width = 1,
     .opts_size = sizeof(shape_opts),
     .parse = parse,
     .setup = setup,

@@ -204,29 +204,60 @@ void an_block(const runner *r, int64_t n, int64_t *lo, int64_t *hi) {
   *hi = n * (r->comm.rank + 1) / r->comm.size;
 }
 
-void an_pairs_all(an_pair_it *it) { *it = (an_pair_it){0, 0, -1, 0, INT64_MAX}; }
+void an_pairs_all(const an_run *ar, an_pair_it *it) {
+  *it = (an_pair_it){0, 0, -1, -1, ar->share.npairs, 0, UINT64_MAX};
+}
 
-void an_pairs_block(const runner *r, const an_run *ar, an_pair_it *it) {
-  int64_t n = 0;
-  for (int i = 0; i < ar->P; i++)
-    for (int l = i + 1; l < ar->P; l++)
-      n += run_pair_wanted(ar, i, l);
-  an_pairs_all(it);
-  an_block(r, n, &it->lo, &it->hi);
+void an_pairs_share(const runner *r, const an_run *ar, an_pair_it *it) {
+  an_pairs_all(ar, it);
+  if (!ar->share.key) /* not split (a kind without pairs) */
+    return;
+  int q = r->comm.rank < ar->share.R ? r->comm.rank : ar->share.R - 1;
+  it->n = ar->share.count[q];
+  it->klo = ar->share.key[q], it->khi = ar->share.key[q + 1];
 }
 
 int an_pairs_next(const an_run *ar, an_pair_it *it) {
-  while (it->u + 1 < it->hi) {
-    if (++it->l >= ar->P) { /* the next row: l runs from i + 1 */
-      it->l = ++it->i;
-      if (it->i >= ar->P)
-        return 0;
-      continue;
+  const pair_share *s = &ar->share;
+  while (++it->u < s->npairs) {
+    if (s->prow) {
+      it->i = s->prow[2 * it->u], it->l = s->prow[2 * it->u + 1];
+    } else if (++it->l >= ar->P) { /* the next row: l runs from i + 1 */
+      it->i++;
+      it->l = it->i + 1;
     }
-    if (run_pair_wanted(ar, it->i, it->l) && ++it->u >= it->lo)
-      return 1;
+    if (it->klo != 0 || it->khi != UINT64_MAX) {
+      uint64_t key = pair_share_key(it->i, it->l);
+      if (key < it->klo || key >= it->khi)
+        continue;
+    }
+    it->k++;
+    return 1;
   }
   return 0;
+}
+
+/* The estimated cost of a pair for the shares: the products of its whitening and its
+ * cross block, d_i d_l (d_i + d_l), and a fixed part for its rows. */
+static double width_cost(void *ctx, int i, int l) {
+  const void *const *c = ctx;
+  const runner *r = c[0];
+  const an_run *ar = c[1];
+  double a = (double)r->plan.taps[ar->taps[i]].dim, b = (double)r->plan.taps[ar->taps[l]].dim;
+  return a * b * (a + b) + 1e4;
+}
+
+re_status an_plan_pairs(const runner *r, an_run *ar) {
+  const void *ctx[2] = {r, ar};
+  pair_share_free(&ar->share);
+  int split = ar->a->kind->pairs == AN_PAIRS; /* the others (CKA) only look pairs up */
+  if (!split && !ar->pairs)
+    return RE_OK;
+  re_status st = pair_share_make(ar->P, ar->pairs, ar->pairs ? ar->npairs : 0, split ? r->comm.size : 1,
+                                 ar->a->kind->pair_cost_width ? width_cost : NULL, (void *)ctx, &ar->share);
+  if (st != RE_OK)
+    re_err_context(st, "analysis '%s': ", ar->a->name);
+  return st;
 }
 
 int an_tap_paired(const an_run *ar, int q) {
@@ -255,6 +286,73 @@ re_status an_rows_begin(runner *r, rows_sink *k) {
   return RE_OK;
 }
 
+re_status an_rows_begin_pairs(runner *r, rows_sink *k, const an_run *ar) {
+  RE_TRY(an_rows_begin(r, k));
+  k->ar = ar;
+  return RE_OK;
+}
+
+re_status an_rows_pair(rows_sink *k, const an_pair_it *it) {
+  if (!k->f) /* one rank: its rows are every pair's, in order */
+    return RE_OK;
+  if (k->nmark == k->cap) {
+    int64_t cap = k->cap ? 2 * k->cap : 64;
+    RE_TRY(re_realloc(&k->mark, cap, 2 * sizeof(int64_t)));
+    k->cap = cap;
+  }
+  long at = ftell(k->f);
+  if (at < 0)
+    return re_err(RE_EIO, "finalize: the rows' buffer has no position");
+  k->mark[2 * k->nmark] = it->u, k->mark[2 * k->nmark + 1] = at, k->nmark++;
+  return RE_OK;
+}
+
+/* n bytes to or from rank `peer`, in messages of 1 MiB: received into NULL, they are
+ * dropped (rank 0 without memory for them still takes every message). */
+#define ROWS_PIECE (1 << 20)
+static void send_bytes(const runner *r, const void *buf, int64_t n, int peer, int tag) {
+  for (int64_t off = 0; off < n; off += ROWS_PIECE)
+    MPI_Send((const char *)buf + off, (int)(n - off < ROWS_PIECE ? n - off : ROWS_PIECE), MPI_CHAR, peer, tag,
+             r->comm.comm);
+}
+
+static void recv_bytes(const runner *r, void *buf, int64_t n, int peer, int tag) {
+  static char drain[ROWS_PIECE];
+  for (int64_t off = 0; off < n; off += ROWS_PIECE)
+    MPI_Recv(buf ? (char *)buf + off : drain, (int)(n - off < ROWS_PIECE ? n - off : ROWS_PIECE), MPI_CHAR, peer,
+             tag, r->comm.comm, MPI_STATUS_IGNORE);
+}
+
+/* One rank's rows on rank 0: the text and the marks of its pairs (an_rows_pair). */
+typedef struct rank_rows {
+  char *buf;
+  int64_t len, nmark, next;
+  int64_t *mark;
+} rank_rows;
+
+/* Rank 0: every rank's rows into metrics, those of pairs in row-major pair order (the
+ * text before a rank's first mark first, in rank order). */
+static re_status write_pair_rows(runner *r, const an_run *ar, rank_rows *rr) {
+  int R = r->comm.size;
+  for (int q = 0; q < R; q++)
+    fwrite(rr[q].buf, 1, (size_t)(ar && rr[q].nmark ? rr[q].mark[1] : rr[q].len), r->rep.metrics);
+  if (!ar)
+    return RE_OK;
+  an_pair_it it;
+  for (an_pairs_all(ar, &it); an_pairs_next(ar, &it);) {
+    rank_rows *o = &rr[pair_share_owner(&ar->share, it.i, it.l)];
+    if (o->next >= o->nmark || o->mark[2 * o->next] != it.u)
+      continue; /* the pair has no rows */
+    int64_t from = o->mark[2 * o->next + 1], to = ++o->next < o->nmark ? o->mark[2 * o->next + 1] : o->len;
+    fwrite(o->buf + from, 1, (size_t)(to - from), r->rep.metrics);
+  }
+  for (int q = 0; q < R; q++)
+    if (rr[q].next != rr[q].nmark)
+      return re_err(RE_EINVAL, "finalize: rank %d's rows of %lld pairs are not in the order of its share (%lld placed)",
+                    q, (long long)rr[q].nmark, (long long)rr[q].next);
+  return RE_OK;
+}
+
 re_status an_rows_end(runner *r, rows_sink *k, re_status body) {
   if (r->comm.size < 2)
     return body;
@@ -262,34 +360,46 @@ re_status an_rows_end(runner *r, rows_sink *k, re_status body) {
     fclose(k->f);
   r->rep.metrics = k->keep;
   re_status st = RE_OK;
-  long long hdr[2] = {(long long)k->len, r->rep.nundefined - k->nund0};
+  int R = r->comm.size;
+  long long hdr[3] = {(long long)k->len, r->rep.nundefined - k->nund0, k->nmark};
   if (r->comm.rank != 0) {
     r->rep.nundefined = k->nund0;
-    MPI_Send(hdr, 2, MPI_LONG_LONG, 0, TAG_ROWS_HEADER, r->comm.comm);
-    for (long long off = 0; off < hdr[0]; off += (1 << 30)) {
-      int n = (int)(hdr[0] - off < (1 << 30) ? hdr[0] - off : (1 << 30));
-      MPI_Send(k->buf + off, n, MPI_CHAR, 0, TAG_ROWS_DATA, r->comm.comm);
-    }
+    MPI_Send(hdr, 3, MPI_LONG_LONG, 0, TAG_ROWS_HEADER, r->comm.comm);
+    send_bytes(r, k->buf, (int64_t)k->len, 0, TAG_ROWS_DATA);
+    send_bytes(r, k->mark, 16 * k->nmark, 0, TAG_ROWS_DATA);
   } else {
-    fwrite(k->buf, 1, k->len, r->rep.metrics);
-    for (int src = 1; src < r->comm.size; src++) {
-      MPI_Recv(hdr, 2, MPI_LONG_LONG, src, TAG_ROWS_HEADER, r->comm.comm, MPI_STATUS_IGNORE);
-      r->rep.nundefined += (int)hdr[1];
-      char *b = malloc(hdr[0] > 0 ? (size_t)hdr[0] : 1);
-      if (!b)
-        st = re_err(RE_ENOMEM, "finalize: no memory for rank %d's rows", src);
-      for (long long off = 0; off < hdr[0]; off += (1 << 30)) {
-        int n = (int)(hdr[0] - off < (1 << 30) ? hdr[0] - off : (1 << 30));
-        static char sink[1 << 16]; /* without memory the rows are received, then dropped */
-        MPI_Recv(b ? b + off : sink, b ? n : 0, MPI_CHAR, src, TAG_ROWS_DATA, r->comm.comm, MPI_STATUS_IGNORE);
+    rank_rows *rr = calloc((size_t)R, sizeof *rr);
+    if (!rr)
+      st = re_err(RE_ENOMEM, "finalize: no memory for the ranks' rows");
+    for (int src = 0; src < R; src++) {
+      rank_rows me = {k->buf, (int64_t)k->len, k->nmark, 0, k->mark}, got = {0};
+      if (src > 0) {
+        MPI_Recv(hdr, 3, MPI_LONG_LONG, src, TAG_ROWS_HEADER, r->comm.comm, MPI_STATUS_IGNORE);
+        r->rep.nundefined += (int)hdr[1];
+        got.len = hdr[0], got.nmark = hdr[2];
+        got.buf = malloc(got.len > 0 ? (size_t)got.len : 1);
+        got.mark = malloc(got.nmark > 0 ? 16 * (size_t)got.nmark : 1);
+        if ((!got.buf || !got.mark) && st == RE_OK)
+          st = re_err(RE_ENOMEM, "finalize: no memory for rank %d's rows", src);
+        if (!got.buf || !got.mark)
+          free(got.buf), free(got.mark), got.buf = NULL, got.mark = NULL, got.len = got.nmark = 0;
+        recv_bytes(r, got.buf, hdr[0], src, TAG_ROWS_DATA);
+        recv_bytes(r, got.mark, 16 * hdr[2], src, TAG_ROWS_DATA);
       }
-      if (b)
-        fwrite(b, 1, (size_t)hdr[0], r->rep.metrics);
-      free(b);
+      if (rr)
+        rr[src] = src ? got : me;
+      else if (src)
+        free(got.buf), free(got.mark);
     }
+    if (st == RE_OK)
+      st = write_pair_rows(r, k->ar, rr);
+    for (int q = 1; rr && q < R; q++)
+      free(rr[q].buf), free(rr[q].mark);
+    free(rr);
   }
   free(k->buf);
-  k->buf = NULL;
+  free(k->mark);
+  k->buf = NULL, k->mark = NULL;
   return body != RE_OK ? body : st;
 }
 

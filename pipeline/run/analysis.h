@@ -55,6 +55,9 @@ struct an_kind {
   int after_passes_reads_checkpoints;
   /* its settings in manifest.json, after "name" and "type": ", \"key\": value" ... */
   void (*manifest)(FILE *f, const job_analysis *a);
+  /* its pairs' cost grows with the taps' widths (eigendecompositions and cross blocks):
+   * the shares of the ranks are cut by d_i d_l (d_i + d_l), else by the number of pairs */
+  int pair_cost_width;
   /* its setup keeps tap rows for later (an_keep_rows): set up before the kinds that
    * compute chunks in their setup, as the kinds with after_passes are */
   int keeps_rows;
@@ -90,30 +93,44 @@ void an_need_blocks(const pass *p, int t, int u, uint8_t *need);
 /* Collective helpers of the finalize hooks. */
 /* This rank's contiguous block [lo, hi) of n units, in rank order. */
 void an_block(const runner *r, int64_t n, int64_t *lo, int64_t *hi);
-/* The wanted pairs (i < l) of an analysis' taps in order, it.u their index: every one
- * (an_pairs_all) or this rank's contiguous block [lo, hi) of them (an_pairs_block).
- * for (an_pairs_block(r, ar, &it); an_pairs_next(ar, &it);) ...; a copy of an
+/* Split the analysis' wanted pairs over the ranks (ar->share, run/pair_share.h): shares
+ * that read few taps, of about equal cost (the kind's pair_cost_width); for a kind
+ * without shares (CKA) only its list in order. Setup, not collective. */
+re_status an_plan_pairs(const runner *r, an_run *ar);
+/* The wanted pairs (i < l) of an analysis' taps in row-major order: every one
+ * (an_pairs_all) or this rank's share (an_pairs_share). it.u: the pair's index among all
+ * wanted pairs, it.k: among those iterated, it.n: how many those are.
+ * for (an_pairs_share(r, ar, &it); an_pairs_next(ar, &it);) ...; a copy of an
  * iterator not yet stepped goes over the same pairs again. */
 typedef struct an_pair_it {
   int i, l;
-  int64_t u, lo, hi;
+  int64_t u, k, n;
+  uint64_t klo, khi; /* the share's Morton keys, [klo, khi) */
 } an_pair_it;
-void an_pairs_all(an_pair_it *it);
-void an_pairs_block(const runner *r, const an_run *ar, an_pair_it *it);
-/* Step to the next pair (it->i, it->l, it->u); 0 when there is none. */
+void an_pairs_all(const an_run *ar, an_pair_it *it);
+void an_pairs_share(const runner *r, const an_run *ar, an_pair_it *it);
+/* Step to the next pair (it->i, it->l, it->u, it->k); 0 when there is none. */
 int an_pairs_next(const an_run *ar, an_pair_it *it);
 /* Is local tap q in some wanted pair? */
 int an_tap_paired(const an_run *ar, int q);
 /* <type>_<name>_taps.csv: the table of the analysis' taps (rank 0). */
 re_status an_write_taps(runner *r, const an_run *ar);
-/* Rows written between rows_begin and rows_end by every rank reach rank 0's metrics in rank order. */
+/* Rows written between rows_begin and rows_end by every rank reach rank 0's metrics in
+ * rank order; with rows_begin_pairs, each pair's rows (an_rows_pair before them) in
+ * row-major pair order, whichever rank's share holds it. */
 typedef struct rows_sink {
   FILE *keep, *f;
   char *buf;
   size_t len;
   int nund0;
+  const an_run *ar;     /* rows per pair of ar (an_rows_begin_pairs), or NULL */
+  int64_t *mark;        /* per pair: its index u and the offset of its first row */
+  int64_t nmark, cap;
 } rows_sink;
 re_status an_rows_begin(runner *r, rows_sink *k);
+re_status an_rows_begin_pairs(runner *r, rows_sink *k, const an_run *ar);
+/* The rows written next are pair it's (a pair of this rank's share, in iterator order). */
+re_status an_rows_pair(rows_sink *k, const an_pair_it *it);
 /* The rows gathered; returns `body` (the status of what wrote them) when it failed, else its own. */
 re_status an_rows_end(runner *r, rows_sink *k, re_status body);
 /* Rank 0's co-moments to every rank (chunks of 2^26 doubles). */

@@ -18,7 +18,7 @@ re_status cca_proj_pairs(const an_run *ar, int32_t **pairs, int *npairs) {
   int32_t *pr = NULL;
   RE_TRY(re_malloc(cap > 0 ? 2 * cap : 2, sizeof(int32_t), &pr));
   an_pair_it it;
-  for (an_pairs_all(&it); an_pairs_next(ar, &it); n++)
+  for (an_pairs_all(ar, &it); an_pairs_next(ar, &it); n++)
     pr[2 * n] = it.i, pr[2 * n + 1] = it.l;
   *pairs = pr;
   *npairs = n;

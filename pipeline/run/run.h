@@ -17,6 +17,7 @@
 #include "repeval/moments.h"
 #include "repeval/nn.h"
 #include "run/job_types.h"
+#include "run/pair_share.h"
 
 #define RUN_DEFAULT_BUDGET_MB 8192
 #define RUN_MAX_WARNINGS 64
@@ -36,6 +37,7 @@ typedef struct an_run {
   re_hsic *h;    /* minibatch estimators' own accumulator (NULL: none) */
   struct unc_moments *ux; /* exact estimators' replicate accumulators (run/unc.h; NULL: none) */
   int uses_mom;  /* it asked for blocks of the pass's co-moments (run_pass_use_moments) */
+  pair_share share; /* its wanted pairs and each rank's share of them (kinds with pairs) */
 } an_run;
 
 /* What a run does, fixed once it is set up (job, models, taps, mode, paths). */
@@ -83,6 +85,7 @@ typedef struct run_report {
   int64_t fwd_chunks;    /* chunks of a checkpoint run through its net (all ranks after gather_counts) */
   int ckpt_groups;       /* the most checkpoint groups of a pass's streaming (run_work.c) */
   double share_mb, state_mb; /* finalize: the most co-moment MB a rank received; the whole state's MB */
+  double eig_mb;             /* finalize: the most MB of eigendecompositions a rank received */
 } run_report;
 
 /* A run: its plan, its communicator (a duplicate of MPI_COMM_WORLD) and its report. */

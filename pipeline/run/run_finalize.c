@@ -275,9 +275,15 @@ static re_status share_eigs(runner *r, pass *p, re_eig **eigs) {
     if (MPI_Waitall(nreq, req, MPI_STATUSES_IGNORE) != MPI_SUCCESS && st == RE_OK)
       st = re_err(RE_EMPI, "exchanging eigendecompositions failed");
   }
+  double got = 0, most = 0;
   for (int l = 0; st == RE_OK && l < L; l++)
-    if (bufs[l] && owner[l] != me)
-      st = eig_unpack(bufs[l], re_moments_dim(p->mom, l), re_moments_n(p->mom), &eigs[l]);
+    if (bufs[l] && owner[l] != me) {
+      int64_t d = re_moments_dim(p->mom, l);
+      got += 8.0 * (double)(3 + d + d * d) / 1048576.0;
+      st = eig_unpack(bufs[l], d, re_moments_n(p->mom), &eigs[l]);
+    }
+  MPI_Allreduce(&got, &most, 1, MPI_DOUBLE, MPI_MAX, r->comm.comm);
+  r->rep.eig_mb = most > r->rep.eig_mb ? most : r->rep.eig_mb;
   for (int l = 0; bufs && l < L; l++)
     free(bufs[l]);
   free(bufs);
@@ -353,9 +359,10 @@ static void write_header(FILE *f, const runner *r, double t_total) {
   int G = r->rep.ckpt_groups > 0 ? r->rep.ckpt_groups : 1;
   fprintf(f, "  \"work\": {\"checkpoint_groups\": %d, \"teams\": %d, \"forward_chunks\": %lld},\n", G,
           r->comm.size / G, (long long)r->rep.fwd_chunks);
-  /* finalize: the most co-moment MB a rank received from rank 0 (the blocks its finalize reads), and the state */
-  fprintf(f, "  \"finalize_share_mb\": {\"received_max\": %.1f, \"state\": %.1f},\n", r->rep.share_mb,
-          r->rep.state_mb);
+  /* finalize: the most co-moment MB a rank received from rank 0 (the blocks its finalize reads), the state, and
+   * the most MB of eigendecompositions a rank received from the ranks that made them */
+  fprintf(f, "  \"finalize_share_mb\": {\"received_max\": %.1f, \"state\": %.1f, \"eig_received_max\": %.1f},\n",
+          r->rep.share_mb, r->rep.state_mb, r->rep.eig_mb);
 }
 
 /* One entry of "inputs": its kind, the nkv pairs of key and value kv, the file's path,

@@ -62,6 +62,7 @@ void run_pass_free(runner *r, pass *p) {
   for (int k = 0; k < p->nan; k++) {
     free(p->an[k].taps);
     free(p->an[k].pairs);
+    pair_share_free(&p->an[k].share);
     re_hsic_destroy(&p->an[k].h);
     unc_moments_destroy(&p->an[k].ux);
   }
@@ -345,7 +346,10 @@ static re_status select_taps(runner *r, an_run *ar) {
   if (ar->P == 0)
     return re_cfg_error(a->src, RE_EINVAL, "%s '%s': its 'checkpoints' and 'layers' select no tap",
                         a->kind->after_passes ? a->kind->type : "analysis", a->name);
-  return a->kind->pairs != AN_NO_PAIRS ? make_pairs(r, a, ar->taps, ar->P, &ar->pairs, &ar->npairs) : RE_OK;
+  if (a->kind->pairs == AN_NO_PAIRS)
+    return RE_OK;
+  RE_TRY(make_pairs(r, a, ar->taps, ar->P, &ar->pairs, &ar->npairs));
+  return an_plan_pairs(r, ar); /* the shares, and the list in order for run_pair_wanted */
 }
 
 re_status run_pass_use_moments(runner *r, pass *p, an_run *ar, int diag_only) {

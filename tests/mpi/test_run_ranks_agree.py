@@ -79,6 +79,8 @@ def main():
         sh = man["finalize_share_mb"]
         s.check(sh["state"] > 0 and (sh["received_max"] == 0 if k == 1 else 0 < sh["received_max"] < sh["state"]),
                 f"co-moments received by a rank in finalize: {sh}")
+        s.check(sh["eig_received_max"] == 0 if k == 1 else sh["eig_received_max"] >= 0,
+                f"eigendecompositions received by a rank in finalize: {sh}")
         x = os.path.join(d, "x")
         os.makedirs(x)
         rc = subprocess.run(["tar", "--zstd", "-xf", os.path.join(o, "results.tar.zst"), "-C", x]).returncode

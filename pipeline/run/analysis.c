@@ -334,8 +334,11 @@ typedef struct rank_rows {
  * text before a rank's first mark first, in rank order). */
 static re_status write_pair_rows(runner *r, const an_run *ar, rank_rows *rr) {
   int R = r->comm.size;
-  for (int q = 0; q < R; q++)
-    fwrite(rr[q].buf, 1, (size_t)(ar && rr[q].nmark ? rr[q].mark[1] : rr[q].len), r->rep.metrics);
+  for (int q = 0; q < R; q++) {
+    int64_t head = ar && rr[q].nmark ? rr[q].mark[1] : rr[q].len;
+    if (head > 0)
+      fwrite(rr[q].buf, 1, (size_t)head, r->rep.metrics);
+  }
   if (!ar)
     return RE_OK;
   an_pair_it it;
@@ -344,6 +347,9 @@ static re_status write_pair_rows(runner *r, const an_run *ar, rank_rows *rr) {
     if (o->next >= o->nmark || o->mark[2 * o->next] != it.u)
       continue; /* the pair has no rows */
     int64_t from = o->mark[2 * o->next + 1], to = ++o->next < o->nmark ? o->mark[2 * o->next + 1] : o->len;
+    if (from < 0 || to < from || to > o->len)
+      return re_err(RE_EINVAL, "finalize: the rows of pair %lld lie outside their rank's %lld bytes", (long long)it.u,
+                    (long long)o->len);
     fwrite(o->buf + from, 1, (size_t)(to - from), r->rep.metrics);
   }
   for (int q = 0; q < R; q++)

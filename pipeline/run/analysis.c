@@ -239,22 +239,26 @@ int an_pairs_next(const an_run *ar, an_pair_it *it) {
 
 /* The estimated cost of a pair for the shares: the products of its whitening and its
  * cross block, d_i d_l (d_i + d_l), and a fixed part for its rows. */
+typedef struct cost_ctx {
+  const runner *r;
+  const an_run *ar;
+} cost_ctx;
+
 static double width_cost(void *ctx, int i, int l) {
-  const void *const *c = ctx;
-  const runner *r = c[0];
-  const an_run *ar = c[1];
-  double a = (double)r->plan.taps[ar->taps[i]].dim, b = (double)r->plan.taps[ar->taps[l]].dim;
+  const cost_ctx *c = ctx;
+  const tapinfo *t = c->r->plan.taps;
+  double a = (double)t[c->ar->taps[i]].dim, b = (double)t[c->ar->taps[l]].dim;
   return a * b * (a + b) + 1e4;
 }
 
 re_status an_plan_pairs(const runner *r, an_run *ar) {
-  const void *ctx[2] = {r, ar};
+  cost_ctx ctx = {r, ar};
   pair_share_free(&ar->share);
   int split = ar->a->kind->pairs == AN_PAIRS; /* the others (CKA) only look pairs up */
   if (!split && !ar->pairs)
     return RE_OK;
   re_status st = pair_share_make(ar->P, ar->pairs, ar->pairs ? ar->npairs : 0, split ? r->comm.size : 1,
-                                 ar->a->kind->pair_cost_width ? width_cost : NULL, (void *)ctx, &ar->share);
+                                 ar->a->kind->pair_cost_width ? width_cost : NULL, &ctx, &ar->share);
   if (st != RE_OK)
     re_err_context(st, "analysis '%s': ", ar->a->name);
   return st;

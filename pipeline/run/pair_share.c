@@ -146,6 +146,15 @@ re_status pair_share_make(int P, const int32_t *pairs, int64_t npairs, int R, pa
   return st;
 }
 
+int pair_share_has(const pair_share *s, int i, int l) {
+  if (i == l)
+    return 0;
+  if (!s->prow)
+    return 1;
+  int32_t want[2] = {i < l ? i : l, i < l ? l : i};
+  return bsearch(want, s->prow, (size_t)s->npairs, 2 * sizeof(int32_t), row_major) != NULL;
+}
+
 int pair_share_owner(const pair_share *s, int i, int l) {
   uint64_t k = pair_share_key(i, l);
   int lo = 0, hi = s->R; /* the last q with key[q] <= k: key[lo] <= k < key[hi] */

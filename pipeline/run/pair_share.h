@@ -32,6 +32,8 @@ uint64_t pair_share_key(int i, int l);
  * order; NULL: every i < l), cost NULL: 1 per pair. */
 re_status pair_share_make(int P, const int32_t *pairs, int64_t npairs, int R, pair_cost_fn cost, void *ctx,
                           pair_share *s);
+/* Is pair (i, l), either order, wanted? (a binary search of the listed pairs; all when none are listed) */
+int pair_share_has(const pair_share *s, int i, int l);
 /* The rank whose share holds pair (i, l) (i < l). */
 int pair_share_owner(const pair_share *s, int i, int l);
 void pair_share_free(pair_share *s);

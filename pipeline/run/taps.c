@@ -38,20 +38,9 @@ int run_pair_wanted(const an_run *ar, int p, int q) {
     return 1;
   if (p == q)
     return 0;
-  int32_t i = p < q ? p : q, l = p < q ? q : p;
-  const int32_t *w = ar->share.prow;
-  if (w) { /* the list in row-major order (an_plan_pairs): a binary search */
-    int64_t lo = 0, hi = ar->share.npairs;
-    while (lo < hi) {
-      int64_t mid = lo + (hi - lo) / 2;
-      if (w[2 * mid] < i || (w[2 * mid] == i && w[2 * mid + 1] < l))
-        lo = mid + 1;
-      else
-        hi = mid;
-    }
-    return lo < ar->share.npairs && w[2 * lo] == i && w[2 * lo + 1] == l;
-  }
-  for (int k = 0; k < ar->npairs; k++)
+  if (ar->share.prow) /* the list in row-major order (an_plan_pairs) */
+    return pair_share_has(&ar->share, p, q);
+  for (int k = 0; k < ar->npairs; k++) /* a list set after the plan (integrity's) */
     if ((ar->pairs[2 * k] == p && ar->pairs[2 * k + 1] == q) || (ar->pairs[2 * k] == q && ar->pairs[2 * k + 1] == p))
       return 1;
   return 0;

@@ -35,6 +35,7 @@ static void check_shares(int P, const int32_t *pairs, int64_t npairs, int R, pai
       int wanted = !pairs;
       for (int64_t k = 0; pairs && k < npairs; k++)
         wanted |= (pairs[2 * k] == i && pairs[2 * k + 1] == l) || (pairs[2 * k] == l && pairs[2 * k + 1] == i);
+      CHECK(pair_share_has(&s, i, l) == wanted && pair_share_has(&s, l, i) == wanted);
       if (!wanted)
         continue;
       int q = pair_share_owner(&s, i, l), inside = 0;
